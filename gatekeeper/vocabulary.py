@@ -1,0 +1,120 @@
+"""The words of the domain, shared by the engine, the server and the devices.
+
+Values are stable: they are stored in the database and sent to devices.
+"""
+
+from enum import StrEnum
+
+
+class PersonRole(StrEnum):
+    """A person's role in a community."""
+
+    OWNER = "owner"
+    RESIDENT = "resident"
+    TENANT = "tenant"
+    WORKER = "worker"
+    ELDER = "elder"
+    CHILD = "child"
+
+
+class AccessPointKind(StrEnum):
+    DOOR = "door"
+    GATE = "gate"
+    BARRIER = "barrier"
+
+
+class Zone(StrEnum):
+    """Where an access point or reader sits."""
+
+    PERIMETER = "perimeter"
+    BUILDING = "building"
+    KINDERGARTEN = "kindergarten"
+    PATROL_CHECKPOINT = "patrol_checkpoint"
+
+
+class DeviceKind(StrEnum):
+    DOOR = "door"
+    BARRIER = "barrier"
+    RFID_READER = "rfid_reader"
+    PANIC_BUTTON = "panic_button"
+
+
+# Doors and barriers act for one access point; readers and panic buttons watch a zone.
+DEVICE_KINDS_WITH_ACCESS_POINT = frozenset({DeviceKind.DOOR, DeviceKind.BARRIER})
+
+
+class CredentialType(StrEnum):
+    FACE = "face"
+    QR = "qr"
+    PLATE = "plate"
+    CARD = "card"
+    TAG = "tag"
+    REMOTE = "remote"
+
+
+class Decision(StrEnum):
+    GRANT = "grant"
+    DENY = "deny"
+
+
+class Reason(StrEnum):
+    """Machine-readable reason of a decision (PROTOCOL.md section 2)."""
+
+    # grants
+    RESIDENT = "resident"
+    TENANT = "tenant"
+    WORKER = "worker"
+    VISITOR_PASS = "visitor_pass"
+    RESIDENT_VEHICLE = "resident_vehicle"
+    VISITOR_VEHICLE = "visitor_vehicle"
+    CARD = "card"
+    REMOTE_OPEN = "remote_open"
+    # denials
+    UNKNOWN_FACE = "unknown_face"
+    NO_FACE = "no_face"
+    MULTIPLE_FACES = "multiple_faces"
+    SPOOF_SUSPECTED = "spoof_suspected"
+    LEASE_EXPIRED = "lease_expired"
+    LEASE_NOT_STARTED = "lease_not_started"
+    OUTSIDE_SCHEDULE = "outside_schedule"
+    NOT_AUTHORIZED_HERE = "not_authorized_here"
+    PASS_EXPIRED = "pass_expired"
+    PASS_USED_UP = "pass_used_up"
+    PASS_REVOKED = "pass_revoked"
+    PASS_INVALID = "pass_invalid"
+    UNKNOWN_PLATE = "unknown_plate"
+    PLATE_BLOCKED = "plate_blocked"
+    UNKNOWN_CARD = "unknown_card"
+    CARD_DISABLED = "card_disabled"
+    PERSON_SUSPENDED = "person_suspended"
+    WATCHLIST = "watchlist"
+
+
+class AlertType(StrEnum):
+    STRANGER = "stranger"
+    WATCHLIST_HIT = "watchlist_hit"
+    ELDER_WANDERING = "elder_wandering"
+    CHILD_WANDERING = "child_wandering"
+    ELDER_INACTIVE = "elder_inactive"
+    PANIC = "panic"
+    DOOR_FORCED = "door_forced"
+    DOOR_HELD_OPEN = "door_held_open"
+    TAMPER = "tamper"
+    DEVICE_OFFLINE = "device_offline"
+    SPOOF_ATTEMPT = "spoof_attempt"
+    PLATE_BLOCKED = "plate_blocked"
+    OVERSTAY = "overstay"
+    PATROL_MISSED = "patrol_missed"
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"

@@ -1,0 +1,36 @@
+"""Names fixed by the device protocol (shared/PROTOCOL.md section 3)."""
+
+from enum import StrEnum
+
+
+class Command(StrEnum):
+    """What the server can tell a device to do."""
+
+    OPEN = "open"
+    LOCK = "lock"
+    UNLOCK_HOLD = "unlock_hold"
+    DISPLAY = "display"
+    REBOOT = "reboot"
+
+
+class CommandStatus(StrEnum):
+    """A command's outcome as the server records it."""
+
+    SENT = "sent"
+    ACKED = "acked"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class EventType(StrEnum):
+    """Event types a device publishes on its ``evt`` topic."""
+
+    DOOR_OPENED = "door_opened"
+    DOOR_CLOSED = "door_closed"
+    DOOR_FORCED = "door_forced"
+    DOOR_HELD_OPEN = "door_held_open"
+    EXIT_REQUEST = "exit_request"
+    TAMPER = "tamper"
+    PANIC = "panic"
+    TAG_READ = "tag_read"
+    HEARTBEAT = "heartbeat"

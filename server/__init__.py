@@ -1,0 +1,86 @@
+"""The Flask server: management API, device endpoints, pages, worker and CLI."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Mapping
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from server.settings import Settings
+
+# Two images (frame and depth) of up to 8 MiB each, plus form fields.
+MAX_CONTENT_LENGTH = 20 * 1024 * 1024
+
+
+def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
+    """Build the app from the environment; ``overrides`` replace environment variables."""
+    environ = {**os.environ, **(overrides or {})}
+    settings = Settings.from_env(environ)
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.config.from_mapping(_flask_config(settings))
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+    from server import auth, cli, problems, web
+    from server.api import init_app as init_api
+    from server.extensions import csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True,
+                     compare_type=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    auth.init_app(app)
+    init_api(app)
+    web.init_app(app)
+    problems.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def _flask_config(settings: Settings) -> dict[str, object]:
+    return {
+        "SETTINGS": settings,
+        "SECRET_KEY": settings.secret_key,
+        "TESTING": settings.env == "test",
+        "SQLALCHEMY_DATABASE_URI": settings.database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": settings.is_production,
+        "REMEMBER_COOKIE_SECURE": settings.is_production,
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "RATELIMIT_STORAGE_URI": settings.ratelimit_storage_uri,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "API_TITLE": "Gatekeeper",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.1.0",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/assets/",
+    }
+
+
+def _migrations_dir() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "migrations")
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    """SQLite: enforce foreign keys, let readers and a writer overlap, wait on locks."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()

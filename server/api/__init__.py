@@ -1,0 +1,75 @@
+"""The JSON API under ``/api/v1``, documented by OpenAPI at ``/api/v1/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import swagger_ui_bundle
+from flask import Flask, g, request, send_from_directory
+from flask_smorest import Api, Blueprint
+from werkzeug.exceptions import UnsupportedMediaType
+
+from server.api.schemas import ProblemSchema
+from server.auth import authenticate_api_request
+from server.extensions import csrf
+from server.scope import Scope
+
+API_PREFIX = "/api/v1"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class GatekeeperApi(Api):
+    """flask-smorest's Api; errors are left to ``server.problems`` (RFC 9457)."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_error_handlers(self) -> None:
+        """``server.problems`` registers the handlers for the whole app."""
+
+
+api = GatekeeperApi(spec_kwargs={
+    "info": {"description": "Management API of the Gatekeeper access-control server. "
+                            "Device endpoints follow PROTOCOL.md."},
+})
+
+
+def scope() -> Scope:
+    """The caller's scope, built once per request."""
+    if "scope" not in g:
+        g.scope = Scope(g.principal)
+    return g.scope
+
+
+def authenticated_blueprint(name: str, description: str) -> Blueprint:
+    """A blueprint whose every route needs a signed-in user (token or session)."""
+    blueprint = Blueprint(name, __name__, url_prefix=API_PREFIX, description=description)
+    blueprint.before_request(_require_user)
+    return blueprint
+
+
+def _require_user() -> None:
+    authenticate_api_request()
+    if request.method in _BODY_METHODS and request.content_length and not request.is_json:
+        raise UnsupportedMediaType("Send the body as application/json.")
+
+
+def init_app(app: Flask) -> None:
+    from server.api import accounts, auth, devices, structure
+
+    api.init_app(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer",
+                       "description": "Token from POST /api/v1/auth/token"})
+    api.spec.options["security"] = [{"bearerAuth": []}]
+    for module in (auth, structure, devices, accounts):
+        csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
+        api.register_blueprint(module.blp)
+    _serve_docs_assets(app)
+
+
+def _serve_docs_assets(app: Flask) -> None:
+    """Swagger UI's files from the installed package: the docs page needs no CDN."""
+
+    @app.get(f"{API_PREFIX}/docs/assets/<path:filename>")
+    def docs_assets(filename: str) -> Any:
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)

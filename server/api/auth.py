@@ -1,0 +1,38 @@
+"""Bearer tokens for API clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint
+
+from server import audit
+from server.api.schemas import TokenRequestSchema, TokenSchema
+from server.auth import authenticate_user, issue_token
+from server.errors import Unauthorized
+from server.extensions import db, limiter
+from server.models import utcnow
+
+blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign in for API clients")
+
+
+def login_rate_limit() -> str:
+    return current_app.config["SETTINGS"].login_rate_limit
+
+
+@blp.post("/auth/token")
+@limiter.limit(login_rate_limit)
+@blp.arguments(TokenRequestSchema)
+@blp.response(201, TokenSchema)
+@blp.doc(security=[])
+def create_token(credentials: dict[str, Any]) -> dict[str, Any]:
+    """Exchange a username and password for a bearer token."""
+    user = authenticate_user(credentials["username"], credentials["password"])
+    if user is None:
+        raise Unauthorized("Wrong username or password, or the account is disabled.")
+    token, expires_at = issue_token(user)
+    user.last_login_at = utcnow()
+    audit.record(user, "auth.token", community_id=None, target=user)
+    db.session.commit()
+    return {"token": token, "expires_at": expires_at}

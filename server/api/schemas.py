@@ -1,0 +1,196 @@
+"""Request and response shapes of the management API (they also make the OpenAPI document).
+
+Request schemas reject unknown fields (marshmallow's default ``RAISE``): a caller
+cannot slip in ``community_id``, ``role`` or any field it may not set.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
+from server.community_settings import CommunitySettingsSchema
+from server.models import UserRole
+from server.settings import is_time_zone
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+def _name(max_length: int = 80) -> fields.Str:
+    return fields.Str(required=True, validate=validate.Length(min=1, max=max_length))
+
+
+def _time_zone(value: str) -> None:
+    if not is_time_zone(value):
+        raise ma.ValidationError("Not an IANA time zone (e.g. Asia/Shanghai).")
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem document."""
+
+    type = fields.Str()
+    title = fields.Str()
+    status = fields.Int()
+    detail = fields.Str()
+    instance = fields.Str()
+    errors = fields.Dict(metadata={"description": "Field -> messages, for validation errors."})
+
+
+# Auth ----------------------------------------------------------------------------------------
+
+class TokenRequestSchema(ma.Schema):
+    username = fields.Str(required=True, validate=validate.Length(min=1, max=64))
+    password = fields.Str(required=True, validate=validate.Length(min=1, max=256),
+                          load_only=True)
+
+
+class TokenSchema(ma.Schema):
+    token = fields.Str()
+    expires_at = fields.AwareDateTime()
+
+
+# Communities and structure --------------------------------------------------------------------
+
+class CommunitySchema(ma.Schema):
+    id = fields.Str(dump_only=True)
+    name = _name(120)
+    timezone = fields.Str(validate=_time_zone, metadata={"example": "Asia/Shanghai"})
+    settings = fields.Nested(CommunitySettingsSchema)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class CommunityPatchSchema(ma.Schema):
+    name = fields.Str(validate=validate.Length(min=1, max=120))
+    timezone = fields.Str(validate=_time_zone)
+    settings = fields.Nested(CommunitySettingsSchema)
+
+
+class BuildingSchema(ma.Schema):
+    id = fields.Str(dump_only=True)
+    community_id = fields.Str(dump_only=True)
+    name = _name()
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class BuildingPatchSchema(ma.Schema):
+    name = fields.Str(validate=validate.Length(min=1, max=80))
+
+
+class UnitSchema(ma.Schema):
+    id = fields.Str(dump_only=True)
+    community_id = fields.Str(dump_only=True)
+    building_id = fields.Str(required=True)
+    number = _name(40)
+    floor = fields.Int(allow_none=True, validate=validate.Range(min=-10, max=300))
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class UnitPatchSchema(ma.Schema):
+    number = fields.Str(validate=validate.Length(min=1, max=40))
+    floor = fields.Int(allow_none=True, validate=validate.Range(min=-10, max=300))
+
+
+class ScheduleWindowSchema(ma.Schema):
+    """A weekly window in the community's time zone; ``end`` before ``start`` crosses midnight."""
+
+    days = fields.List(fields.Int(validate=validate.Range(min=1, max=7)), required=True,
+                       validate=validate.Length(min=1, max=7),
+                       metadata={"description": "ISO weekdays, 1 = Monday ... 7 = Sunday"})
+    start = fields.Str(required=True, validate=validate.Regexp(_HHMM),
+                       metadata={"example": "07:00"})
+    end = fields.Str(required=True, validate=validate.Regexp(_HHMM),
+                     metadata={"example": "22:00"})
+
+    @ma.validates_schema
+    def _not_empty(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("start") == data.get("end"):
+            raise ma.ValidationError("start and end must differ.", "end")
+
+
+class _AccessPointFields(ma.Schema):
+    zone = fields.Enum(Zone, by_value=True)
+    building_id = fields.Str(allow_none=True)
+    open_ms = fields.Int(validate=validate.Range(min=500, max=60_000))
+    requires_depth = fields.Bool()
+    schedule = fields.List(fields.Nested(ScheduleWindowSchema), allow_none=True,
+                           validate=validate.Length(max=28),
+                           metadata={"description": "null: no schedule of its own"})
+
+
+class AccessPointSchema(_AccessPointFields):
+    id = fields.Str(dump_only=True)
+    community_id = fields.Str(dump_only=True)
+    name = _name()
+    kind = fields.Enum(AccessPointKind, by_value=True, required=True)
+    zone = fields.Enum(Zone, by_value=True, required=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class AccessPointPatchSchema(_AccessPointFields):
+    name = fields.Str(validate=validate.Length(min=1, max=80))
+
+
+# Devices -------------------------------------------------------------------------------------
+
+class DeviceSchema(ma.Schema):
+    id = fields.Str(dump_only=True)
+    community_id = fields.Str(dump_only=True)
+    name = _name()
+    kind = fields.Enum(DeviceKind, by_value=True, required=True)
+    access_point_id = fields.Str(allow_none=True)
+    zone = fields.Enum(Zone, by_value=True, allow_none=True)
+    disabled = fields.Bool(dump_only=True)
+    online = fields.Bool(dump_only=True)
+    last_seen_at = fields.AwareDateTime(dump_only=True)
+    firmware = fields.Str(dump_only=True)
+    secret_rotated_at = fields.AwareDateTime(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class DevicePatchSchema(ma.Schema):
+    name = fields.Str(validate=validate.Length(min=1, max=80))
+    disabled = fields.Bool()
+    access_point_id = fields.Str(allow_none=True)
+    zone = fields.Enum(Zone, by_value=True, allow_none=True)
+
+
+class MqttAccountSchema(ma.Schema):
+    username = fields.Str()
+    topic_prefix = fields.Str()
+
+
+class DeviceSecretSchema(DeviceSchema):
+    """A device with its secret: answered once, on provisioning or rotation."""
+
+    secret = fields.Str(metadata={"description": "Shown once; the server keeps only a hash."})
+    mqtt = fields.Nested(MqttAccountSchema)
+
+
+# Users ---------------------------------------------------------------------------------------
+
+class UserSchema(ma.Schema):
+    id = fields.Str(dump_only=True)
+    username = fields.Str(required=True, validate=[validate.Length(min=3, max=64),
+                                                   validate.Regexp(r"^[A-Za-z0-9_.@-]+$")])
+    password = fields.Str(required=True, load_only=True, validate=validate.Length(min=10, max=256))
+    role = fields.Enum(UserRole, by_value=True, required=True)
+    display_name = fields.Str(allow_none=True, validate=validate.Length(max=80))
+    community_ids = fields.List(fields.Str(), load_default=list,
+                                metadata={"description": "staff: communities run; "
+                                                         "officer: communities covered"})
+    unit_id = fields.Str(allow_none=True, metadata={"description": "residents: their unit"})
+    person_id = fields.Str(allow_none=True, metadata={"description": "residents: who they are"})
+    disabled = fields.Bool(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+    last_login_at = fields.AwareDateTime(dump_only=True)
+
+
+class UserPatchSchema(ma.Schema):
+    display_name = fields.Str(allow_none=True, validate=validate.Length(max=80))
+    password = fields.Str(load_only=True, validate=validate.Length(min=10, max=256))
+    disabled = fields.Bool()
+    community_ids = fields.List(fields.Str())

@@ -1,0 +1,101 @@
+"""Command-line entry points: ``flask seed``, ``flask create-user``, ``flask worker``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from server.errors import DomainError
+from server.extensions import db
+from server.models import User, UserRole
+
+SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(seed)
+    app.cli.add_command(create_user)
+    app.cli.add_command(worker)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.command("seed")
+@click.option("--file", "seed_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=SEEDS_DIR / "demo.json", show_default=True, help="Seed file to load.")
+def seed(seed_file: Path) -> None:
+    """Load the demo community (safe to run again: existing rows are kept)."""
+    from server.seeding import SeedError, load_seed
+
+    if current_app.config["SETTINGS"].is_production:
+        _fail("refusing to load demo data with GK_ENV=production")
+    try:
+        summary = load_seed(seed_file)
+    except SeedError as error:
+        db.session.rollback()
+        _fail(str(error))
+    except (OperationalError, ProgrammingError) as error:
+        db.session.rollback()
+        _fail(f"the database is not ready ({error.orig}); run 'flask db upgrade' first")
+    db.session.commit()
+    added = ", ".join(f"{count} {kind}" for kind, count in summary.items())
+    click.echo(f"Seeded {seed_file.name}: {added or 'nothing new'} added.")
+
+
+@click.command("create-user")
+@click.option("--username", required=True, help="Login name.")
+@click.option("--role", required=True, type=click.Choice([r.value for r in UserRole]),
+              help="admin, staff, resident or officer.")
+@click.option("--community", "communities", multiple=True,
+              help="Community id (staff: runs it; officer: covers it). Repeatable.")
+@click.option("--unit", "unit_id", help="Unit id, for residents.")
+@click.option("--display-name", help="Name shown on pages.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input (for automation).")
+def create_user(username: str, role: str, communities: tuple[str, ...], unit_id: str | None,
+                display_name: str | None, password_stdin: bool) -> None:
+    """Create a user account; prompts for the password unless --password-stdin."""
+    from server.scope import Scope
+    from server.services.accounts import create_user as create
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    system = User(username="cli", role=UserRole.ADMIN, password_hash="!")
+    data = {"username": username, "password": password, "role": UserRole(role),
+            "community_ids": list(communities), "unit_id": unit_id,
+            "display_name": display_name}
+    from server.api.schemas import UserSchema
+
+    errors = UserSchema().validate({**data, "role": role}, partial=False)
+    if errors:
+        _fail("; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in errors.items()))
+    try:
+        user = create(Scope(system), data)
+    except DomainError as error:
+        db.session.rollback()
+        details = getattr(error, "extensions", {}).get("errors", {})
+        _fail(error.detail + "".join(f" {k}: {' '.join(v)}" for k, v in details.items()))
+    except (OperationalError, ProgrammingError) as error:
+        db.session.rollback()
+        _fail(f"the database is not ready ({error.orig}); run 'flask db upgrade' first")
+    db.session.commit()
+    click.echo(f"Created {user.role.value} {user.username} ({user.id})")
+
+
+@click.command("worker")
+@click.option("--run-seconds", type=float, default=None,
+              help="Stop after this many seconds (for tests and smoke checks).")
+def worker(run_seconds: float | None) -> None:
+    """Run the worker: MQTT consumer and scheduler (exactly one per deployment)."""
+    from server.worker import Worker
+
+    Worker(current_app._get_current_object()).run(run_seconds)  # type: ignore[attr-defined]

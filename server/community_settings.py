@@ -1,0 +1,68 @@
+"""Per-community tunables, stored as JSON on the community and read through defaults."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import validate
+
+
+@dataclass(frozen=True)
+class CommunitySettings:
+    """What a community can tune; every field has a safe default."""
+
+    # 1:N face matching: best distance must be under the tolerance and beat the
+    # next different person by the margin (values chosen in the face issue).
+    face_tolerance: float = 0.5
+    face_margin: float = 0.06
+    # Visitor passes: default validity and the longest a resident may give.
+    pass_default_hours: int = 24
+    pass_max_days: int = 7
+    # Keep face crops of access events (off: templates only), and for how long.
+    keep_snapshots: bool = False
+    snapshot_retention_days: int = 30
+    # Keep enrolment photos next to the templates (off by default).
+    keep_enrolment_photos: bool = False
+    # Residents and tenants stay pending until a person-ID match succeeds.
+    require_id_match: bool = False
+    # Let barrier cameras' near-miss plates match (unique and low confidence only).
+    fuzzy_plates: bool = False
+
+
+DEFAULTS = CommunitySettings()
+
+
+class CommunitySettingsSchema(ma.Schema):
+    face_tolerance = ma.fields.Float(validate=validate.Range(min=0.2, max=0.7))
+    face_margin = ma.fields.Float(validate=validate.Range(min=0.0, max=0.3))
+    pass_default_hours = ma.fields.Int(validate=validate.Range(min=1, max=24 * 31))
+    pass_max_days = ma.fields.Int(validate=validate.Range(min=1, max=366))
+    keep_snapshots = ma.fields.Bool()
+    snapshot_retention_days = ma.fields.Int(validate=validate.Range(min=1, max=3650))
+    keep_enrolment_photos = ma.fields.Bool()
+    require_id_match = ma.fields.Bool()
+    fuzzy_plates = ma.fields.Bool()
+
+    @ma.validates_schema
+    def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        hours = data.get("pass_default_hours", DEFAULTS.pass_default_hours)
+        days = data.get("pass_max_days", DEFAULTS.pass_max_days)
+        if hours > days * 24:
+            raise ma.ValidationError("must not exceed pass_max_days.", "pass_default_hours")
+
+
+def effective(stored: dict[str, Any] | None) -> CommunitySettings:
+    """The stored overrides laid over the defaults (unknown keys are ignored)."""
+    names = {f.name for f in fields(CommunitySettings)}
+    return CommunitySettings(**{k: v for k, v in (stored or {}).items() if k in names})
+
+
+def merged(stored: dict[str, Any] | None, changes: dict[str, Any]) -> dict[str, Any]:
+    """Full settings after applying ``changes``; validated as a whole."""
+    result = {**asdict(effective(stored)), **changes}
+    errors = CommunitySettingsSchema().validate(result)
+    if errors:
+        raise ma.ValidationError(errors)
+    return result

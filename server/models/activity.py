@@ -1,0 +1,185 @@
+"""What happens: visitor passes, access and device events, commands, alerts, the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, ForeignKey, Index, LargeBinary, String, Table, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gatekeeper.vocabulary import (
+    AlertStatus,
+    AlertType,
+    CredentialType,
+    Decision,
+    Severity,
+)
+from hardware.protocol import Command, CommandStatus
+from server.models.base import (
+    Base,
+    CommunityOwned,
+    IdMixin,
+    TimestampMixin,
+    enum_column,
+    utcnow,
+)
+
+pass_access_points = Table(
+    "pass_access_points",
+    Base.metadata,
+    Column("pass_id", ForeignKey("visitor_passes.id", ondelete="CASCADE"), primary_key=True),
+    Column("access_point_id", ForeignKey("access_points.id", ondelete="CASCADE"),
+           primary_key=True),
+)
+
+
+class VisitorPass(IdMixin, CommunityOwned, TimestampMixin, Base):
+    """A guest's pass for one unit: a time window, a use count and the doors it opens."""
+
+    __tablename__ = "visitor_passes"
+    ID_PREFIX = "pas"
+
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), index=True)
+    issued_by_user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    issued_by_person_id: Mapped[str | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    guest_name: Mapped[str] = mapped_column(String(80))
+    plate: Mapped[str | None] = mapped_column(String(16))
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime]
+    max_uses: Mapped[int] = mapped_column(default=1)
+    uses: Mapped[int] = mapped_column(default=0)
+    revoked_at: Mapped[datetime | None]
+    # SHA-256 of the share link's own secret; the link itself is shown once.
+    share_secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+    access_points: Mapped[list[Any]] = relationship("AccessPoint", secondary=pass_access_points)
+
+
+class AccessEvent(IdMixin, CommunityOwned, Base):
+    """One verification at an access point, granted or denied."""
+
+    __tablename__ = "access_events"
+    __table_args__ = (Index("ix_access_events_community_id_occurred_at", "community_id",
+                            "occurred_at"),)
+    ID_PREFIX = "evt"
+
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    access_point_id: Mapped[str | None] = mapped_column(
+        ForeignKey("access_points.id", ondelete="SET NULL"), index=True)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"),
+                                                  index=True)
+    credential_type: Mapped[CredentialType] = enum_column(CredentialType)
+    direction: Mapped[str | None] = mapped_column(String(3))
+    decision: Mapped[Decision] = enum_column(Decision)
+    reason: Mapped[str] = mapped_column(String(40))
+    rule: Mapped[str | None] = mapped_column(String(80))
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"),
+                                                  index=True)
+    pass_id: Mapped[str | None] = mapped_column(
+        ForeignKey("visitor_passes.id", ondelete="SET NULL"), index=True)
+    # Distances, liveness, fuzzy-match flags ...: what explains the decision.
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Unknown faces keep their (encrypted) template so strangers can be clustered.
+    template_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    snapshot_path: Mapped[str | None] = mapped_column(String(255))
+
+
+class DeviceEvent(IdMixin, CommunityOwned, Base):
+    """An event a device published on ``evt``; ingested once per (device, seq)."""
+
+    __tablename__ = "device_events"
+    __table_args__ = (UniqueConstraint("device_id", "seq"),)
+    ID_PREFIX = "dve"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    type: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class DeviceCommand(IdMixin, CommunityOwned, Base):
+    """A command published to a device, and what became of it."""
+
+    __tablename__ = "device_commands"
+    ID_PREFIX = "cmd"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"),
+                                           index=True)
+    access_point_id: Mapped[str | None] = mapped_column(
+        ForeignKey("access_points.id", ondelete="SET NULL"))
+    event_id: Mapped[str | None] = mapped_column(
+        ForeignKey("access_events.id", ondelete="SET NULL"))
+    issued_by_user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    command: Mapped[Command] = enum_column(Command)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    status: Mapped[CommandStatus] = enum_column(CommandStatus, default=CommandStatus.SENT)
+    status_at: Mapped[datetime | None]
+    detail: Mapped[str | None] = mapped_column(String(255))
+
+
+class Alert(IdMixin, CommunityOwned, TimestampMixin, Base):
+    """Something an officer must know about; moves open -> acknowledged -> resolved."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_community_id_status", "community_id", "status"),)
+    ID_PREFIX = "alr"
+
+    type: Mapped[AlertType] = enum_column(AlertType)
+    severity: Mapped[Severity] = enum_column(Severity)
+    status: Mapped[AlertStatus] = enum_column(AlertStatus, default=AlertStatus.OPEN)
+    access_point_id: Mapped[str | None] = mapped_column(
+        ForeignKey("access_points.id", ondelete="SET NULL"))
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
+    summary: Mapped[str] = mapped_column(String(255))
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Rules update the open alert with the same key instead of raising a duplicate.
+    dedup_key: Mapped[str | None] = mapped_column(String(120), index=True)
+    escalated_at: Mapped[datetime | None]
+
+    history: Mapped[list[AlertHistory]] = relationship(
+        back_populates="alert", order_by="AlertHistory.at", passive_deletes=True)
+
+
+class AlertHistory(IdMixin, CommunityOwned, Base):
+    """One step in an alert's life: who did what, when, with what note."""
+
+    __tablename__ = "alert_history"
+    ID_PREFIX = "alh"
+
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"),
+                                          index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    status: Mapped[AlertStatus] = enum_column(AlertStatus)
+    by_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(String(500))
+
+    alert: Mapped[Alert] = relationship(back_populates="history")
+
+
+class AuditEntry(IdMixin, Base):
+    """A staff or officer action. ``community_id`` is empty for server-wide actions."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_community_id_at", "community_id", "at"),)
+    ID_PREFIX = "aud"
+
+    community_id: Mapped[str | None] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(60))
+    target_type: Mapped[str | None] = mapped_column(String(40))
+    target_id: Mapped[str | None] = mapped_column(String(40))
+    # Never secrets, ID numbers or templates: the audit log is read widely.
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,159 @@
+"""People, their roles and units, leases, consent and credentials."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, ForeignKey, LargeBinary, String, Table, UniqueConstraint
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
+
+from gatekeeper.vocabulary import PersonRole
+from server.models.base import Base, CommunityOwned, IdMixin, TimestampMixin, enum_column
+
+
+class PersonStatus(StrEnum):
+    PENDING = "pending"  # enrolled, not yet activated (e.g. awaiting a person-ID match)
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    MOVED_OUT = "moved_out"
+
+
+guardianships = Table(
+    "guardianships",
+    Base.metadata,
+    Column("person_id", ForeignKey("people.id", ondelete="CASCADE"), primary_key=True),
+    Column("guardian_id", ForeignKey("people.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Person(IdMixin, CommunityOwned, TimestampMixin, Base):
+    """Someone the community knows: a resident, tenant, worker, elder or child."""
+
+    __tablename__ = "people"
+    ID_PREFIX = "per"
+
+    name: Mapped[str] = mapped_column(String(80))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    id_document_type: Mapped[str | None] = mapped_column(String(32))
+    # Encrypted with DATA_KEY; only the masked form is ever shown.
+    id_document_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_document_masked: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[PersonStatus] = enum_column(PersonStatus, default=PersonStatus.ACTIVE)
+    valid_from: Mapped[datetime | None]
+    valid_until: Mapped[datetime | None]
+    lives_alone: Mapped[bool] = mapped_column(default=False)
+    wander_risk: Mapped[bool] = mapped_column(default=False)
+    moved_out_at: Mapped[datetime | None]
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="person",
+                                                         passive_deletes=True)
+    guardians: Mapped[list[Person]] = relationship(
+        secondary=guardianships,
+        primaryjoin=lambda: Person.id == guardianships.c.person_id,
+        secondaryjoin=lambda: Person.id == guardianships.c.guardian_id,
+    )
+
+
+class Membership(IdMixin, CommunityOwned, TimestampMixin, Base):
+    """A person's role in the community, and the unit it attaches to (none for workers)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("person_id", "unit_id", "role"),)
+    ID_PREFIX = "mem"
+
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"),
+                                           index=True)
+    unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"),
+                                                index=True)
+    role: Mapped[PersonRole] = enum_column(PersonRole)
+    valid_from: Mapped[datetime | None]
+    valid_until: Mapped[datetime | None]
+
+    person: Mapped[Person] = relationship(back_populates="memberships")
+
+
+class Lease(IdMixin, CommunityOwned, TimestampMixin, Base):
+    """A tenant's lease: their access exists only between ``starts_at`` and ``ends_at``."""
+
+    __tablename__ = "leases"
+    ID_PREFIX = "lse"
+
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"),
+                                           index=True)
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    ended_early_at: Mapped[datetime | None]
+    # Set when the lease-end job has carried out the cascade, so it runs once.
+    closed_at: Mapped[datetime | None]
+
+
+class Consent(IdMixin, CommunityOwned, Base):
+    """A person's consent to a use of their data (e.g. face recognition), with who recorded it."""
+
+    __tablename__ = "consents"
+    ID_PREFIX = "cns"
+
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"),
+                                           index=True)
+    purpose: Mapped[str] = mapped_column(String(40))
+    recorded_by_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    granted_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+
+
+class CredentialMixin(IdMixin, CommunityOwned, TimestampMixin):
+    """What every credential has: an owner, a validity window and an on/off switch."""
+
+    @declared_attr
+    def person_id(cls) -> Mapped[str]:  # noqa: N805 - declared_attr receives the class
+        return mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+
+    valid_from: Mapped[datetime | None]
+    valid_until: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
+
+
+class FaceTemplate(CredentialMixin, Base):
+    """A 128-d face descriptor, encrypted at rest; never the photo unless a setting says so."""
+
+    __tablename__ = "face_templates"
+    ID_PREFIX = "fce"
+
+    template_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    model: Mapped[str] = mapped_column(String(40))
+    quality: Mapped[dict[str, Any] | None]
+
+
+class Card(CredentialMixin, Base):
+    """An IC card, by its UID (upper-case hex)."""
+
+    __tablename__ = "cards"
+    __table_args__ = (UniqueConstraint("community_id", "uid"),)
+    ID_PREFIX = "crd"
+
+    uid: Mapped[str] = mapped_column(String(32))
+
+
+class Vehicle(CredentialMixin, Base):
+    """A registered car, by its normalised plate."""
+
+    __tablename__ = "vehicles"
+    __table_args__ = (UniqueConstraint("community_id", "plate"),)
+    ID_PREFIX = "veh"
+
+    plate: Mapped[str] = mapped_column(String(16))
+    color: Mapped[str | None] = mapped_column(String(16))
+
+
+class RfidTag(CredentialMixin, Base):
+    """An RFID tag worn by an elder or a child (EPC in upper-case hex)."""
+
+    __tablename__ = "rfid_tags"
+    __table_args__ = (UniqueConstraint("community_id", "epc"),)
+    ID_PREFIX = "tag"
+
+    epc: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,129 @@
+"""What each caller may see and change: the one place scope is enforced.
+
+Views never filter by community themselves: they ask ``Scope`` for a query or a
+row. Anything outside the caller's scope does not exist for them (404); things
+they may see but not change answer 403.
+
+- admin: everything.
+- staff: everything in the communities they run.
+- officer: reads in the communities they cover (alerts and watchlist come later).
+- resident: their own community, building and unit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, false, or_, select, true
+
+from server.errors import Forbidden, NotFound
+from server.extensions import db
+from server.models import (
+    AccessPoint,
+    Building,
+    Community,
+    Device,
+    Unit,
+    User,
+    UserRole,
+    user_communities,
+)
+
+M = TypeVar("M")
+
+# Who may change rows of each model (within their visible scope).
+_WRITERS: dict[type, frozenset[UserRole]] = {
+    Community: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+    Building: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+    Unit: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+    AccessPoint: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+    Device: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+    User: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+}
+
+
+class Scope:
+    """The slice of the data one user may see."""
+
+    def __init__(self, user: User):
+        self.user = user
+        self.role = user.role
+        if self.role is UserRole.RESIDENT:
+            unit = user.unit
+            self.community_ids = frozenset({unit.community_id} if unit else ())
+        else:
+            self.community_ids = frozenset(c.id for c in user.communities)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is UserRole.ADMIN
+
+    # Reading ------------------------------------------------------------------------------
+
+    def visible(self, model: type) -> ColumnElement[bool]:
+        """A WHERE clause limiting ``model`` to what this user may see."""
+        if self.is_admin:
+            return true()
+        if model is User:
+            return self._visible_users()
+        if model is Community:
+            return Community.id.in_(self.community_ids)
+        community_id = getattr(model, "community_id", None)
+        if community_id is None:
+            return false()
+        in_communities = community_id.in_(self.community_ids)
+        if self.role is UserRole.RESIDENT:
+            return in_communities & self._resident_rows(model)
+        return in_communities
+
+    def _resident_rows(self, model: type) -> ColumnElement[bool]:
+        unit = self.user.unit
+        if unit is None:
+            return false()
+        if model is Unit:
+            return Unit.id == unit.id
+        if model is Building:
+            return Building.id == unit.building_id
+        return false()
+
+    def _visible_users(self) -> ColumnElement[bool]:
+        if self.role is not UserRole.STAFF:
+            return User.id == self.user.id
+        same_community = select(user_communities.c.user_id).where(
+            user_communities.c.community_id.in_(self.community_ids))
+        resident_here = select(Unit.id).where(Unit.community_id.in_(self.community_ids))
+        return or_(User.id.in_(same_community), User.unit_id.in_(resident_here))
+
+    def query(self, model: type[M]) -> Select[tuple[M]]:
+        """``SELECT model`` limited to this user's scope."""
+        return select(model).where(self.visible(model))
+
+    def get(self, model: type[M], ident: Any) -> M:
+        """The row with this id, or ``NotFound`` when it is missing or out of scope."""
+        row = db.session.scalar(self.query(model).where(model.id == ident))  # type: ignore[attr-defined]
+        if row is None:
+            raise NotFound(f"No {_label(model)} with id {ident!r}.")
+        return row
+
+    # Changing -----------------------------------------------------------------------------
+
+    def can_write(self, model: type) -> bool:
+        return self.role in _WRITERS.get(model, frozenset())
+
+    def require_write(self, model: type) -> None:
+        if not self.can_write(model):
+            raise Forbidden(f"A {self.role.value} account cannot change {_label(model)}s.")
+
+    def writable(self, model: type[M], ident: Any) -> M:
+        """The row, visible and changeable by this user (404 if invisible, 403 if read-only)."""
+        row = self.get(model, ident)
+        self.require_write(model)
+        return row
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden("Only an administrator can do this.")
+
+
+def _label(model: type) -> str:
+    return {AccessPoint: "access point"}.get(model, model.__name__.lower())

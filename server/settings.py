@@ -1,0 +1,253 @@
+"""Configuration: environment variables parsed once into a typed, frozen object.
+
+Every variable the server reads is declared in ``VARIABLES`` (the README's
+configuration table is written from it); nothing else in the code base looks at
+``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENVIRONMENTS = ("development", "test", "production")
+
+
+class SettingsError(Exception):
+    """One or more environment variables are missing or invalid."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, default (as text) and meaning."""
+
+    name: str
+    default: str | None
+    help: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("GK_ENV", "development", "`development`, `test` or `production`. Production requires "
+             "`SECRET_KEY` and `DATA_KEY` to be set and marks cookies `Secure`."),
+    Variable("INSTANCE_DIR", "./instance", "Folder for local state: the SQLite file, generated dev "
+             "keys, the local broker's files."),
+    Variable("DATABASE_URL", "sqlite:///<INSTANCE_DIR>/gatekeeper.db",
+             "SQLAlchemy URL; `postgresql+psycopg://user:pass@host/db` in production."),
+    Variable("SECRET_KEY", "generated into `<INSTANCE_DIR>/secret_key`",
+             "Signs session cookies and CSRF tokens. At least 32 characters."),
+    Variable("DATA_KEY", "generated into `<INSTANCE_DIR>/data_key`",
+             "Key that encrypts biometric templates and ID documents at rest (urlsafe base64 of "
+             "32 bytes); keep it outside the database."),
+    Variable("MQTT_URL", "mqtt://127.0.0.1:1883",
+             "Broker the worker connects to, `mqtt://user:password@host:port` (`mqtts://` for "
+             "TLS). When unset, `make run` starts a local Mosquitto."),
+    Variable("MQTT_CLIENT_ID", "gatekeeper-worker", "MQTT client id of the worker (persistent session)."),
+    Variable("TOKEN_TTL_HOURS", "12", "Lifetime of API bearer tokens from `POST /api/v1/auth/token`."),
+    Variable("LOGIN_RATE_LIMIT", "10 per minute",
+             "Login attempts (page and token endpoint) allowed per client address."),
+    Variable("RATELIMIT_STORAGE_URI", "memory://",
+             "Where rate-limit counters live; use `redis://...` with several web workers."),
+    Variable("WORKER_HEARTBEAT_SECONDS", "30", "Interval of the worker's heartbeat job."),
+    Variable("DEFAULT_TIMEZONE", "Asia/Shanghai", "Time zone given to new communities."),
+    Variable("LOG_LEVEL", "INFO", "Python logging level."),
+)
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The server's configuration, read once at start."""
+
+    env: str
+    instance_dir: Path
+    database_url: str
+    secret_key: str
+    data_key: str
+    mqtt_url: str
+    mqtt_client_id: str
+    token_ttl_hours: int
+    login_rate_limit: str
+    ratelimit_storage_uri: str
+    worker_heartbeat_seconds: int
+    default_timezone: str
+    log_level: str
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse and validate ``environ`` (default: ``os.environ``); raise ``SettingsError``."""
+        env = dict(os.environ if environ is None else environ)
+        parser = _Parser(env)
+        gk_env = parser.choice("GK_ENV", ENVIRONMENTS)
+        production = gk_env == "production"
+        instance_dir = Path(env.get("INSTANCE_DIR") or "instance").resolve()
+        database_url = parser.text("DATABASE_URL", f"sqlite:///{instance_dir / 'gatekeeper.db'}")
+        if database_url.startswith("postgresql://"):  # the driver we ship is psycopg 3
+            database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+        parser.check("DATABASE_URL", _valid_database_url(database_url),
+                     "must be a sqlite:/// or postgresql:// URL")
+        values: dict[str, Any] = {
+            "env": gk_env,
+            "instance_dir": instance_dir,
+            "database_url": database_url,
+            "secret_key": parser.key("SECRET_KEY", instance_dir, production, _new_secret_key,
+                                     _check_secret_key),
+            "data_key": parser.key("DATA_KEY", instance_dir, production, _new_data_key,
+                                   _check_data_key),
+            "mqtt_url": parser.text("MQTT_URL", "mqtt://127.0.0.1:1883"),
+            "mqtt_client_id": parser.text("MQTT_CLIENT_ID", "gatekeeper-worker"),
+            "token_ttl_hours": parser.integer("TOKEN_TTL_HOURS", 12, low=1, high=24 * 30),
+            "login_rate_limit": parser.text("LOGIN_RATE_LIMIT", "10 per minute"),
+            "ratelimit_storage_uri": parser.text("RATELIMIT_STORAGE_URI", "memory://"),
+            "worker_heartbeat_seconds": parser.integer("WORKER_HEARTBEAT_SECONDS", 30, low=1,
+                                                       high=3600),
+            "default_timezone": parser.text("DEFAULT_TIMEZONE", "Asia/Shanghai"),
+            "log_level": parser.choice("LOG_LEVEL", _LOG_LEVELS, default="INFO",
+                                       transform=str.upper),
+        }
+        parser.check("MQTT_URL", _valid_mqtt_url(values["mqtt_url"]),
+                     "must look like mqtt://[user:password@]host[:port]")
+        parser.check("DEFAULT_TIMEZONE", is_time_zone(values["default_timezone"]),
+                     "must be an IANA time zone such as Asia/Shanghai")
+        parser.check("LOGIN_RATE_LIMIT", _valid_rate_limit(values["login_rate_limit"]),
+                     "must look like '10 per minute'")
+        if parser.problems:
+            raise SettingsError(parser.problems)
+        assert {f.name for f in fields(cls)} == set(values)
+        return cls(**values)
+
+
+def is_time_zone(name: str) -> bool:
+    """True when ``name`` is an IANA time zone this machine knows."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+class _Parser:
+    """Reads variables and collects every problem, so one run reports them all."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.problems: list[str] = []
+
+    def _raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def text(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def check(self, name: str, ok: bool, message: str) -> None:
+        if not ok and not any(p.startswith(name + ":") for p in self.problems):
+            self.problems.append(f"{name}: {message} (got {self.env.get(name, '')!r})")
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str | None = None,
+               transform: Callable[[str], str] = str.lower) -> str:
+        default = default or allowed[0]
+        raw = self._raw(name)
+        value = transform(raw) if raw else default
+        if value not in allowed:
+            self.problems.append(f"{name}: must be one of {', '.join(allowed)} (got {raw!r})")
+            return default
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name}: must be a whole number (got {raw!r})")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name}: must be between {low} and {high} (got {value})")
+            return default
+        return value
+
+    def key(self, name: str, instance_dir: Path, required: bool, generate: Callable[[], str],
+            validate: Callable[[str], bool]) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            if required:
+                self.problems.append(f"{name}: is required when GK_ENV=production")
+                return ""
+            raw = _instance_key(instance_dir / name.lower(), generate)
+        if not validate(raw):
+            self.problems.append(f"{name}: is too short or malformed")
+        return raw
+
+
+def _instance_key(path: Path, generate: Callable[[], str]) -> str:
+    """Read a development key from ``path``, creating it (mode 0600) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = generate()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def _new_secret_key() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def _new_data_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def _check_secret_key(value: str) -> bool:
+    return len(value) >= 32
+
+
+def _check_data_key(value: str) -> bool:
+    import base64
+    import binascii
+
+    try:
+        return len(base64.urlsafe_b64decode(value.encode())) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _valid_database_url(url: str) -> bool:
+    return url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://"))
+
+
+def _valid_mqtt_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return parts.scheme in ("mqtt", "mqtts") and bool(parts.hostname) and (port is None or port > 0)
+
+
+def _valid_rate_limit(value: str) -> bool:
+    from limits import parse_many
+
+    try:
+        return bool(parse_many(value))
+    except ValueError:
+        return False

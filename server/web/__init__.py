@@ -1,0 +1,160 @@
+"""Server-rendered pages: sign-in and each role's home. Usable on a phone."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from server import audit
+from server.auth import authenticate_user
+from server.extensions import db, limiter
+from server.models import (
+    AccessPoint,
+    Alert,
+    Building,
+    Community,
+    Device,
+    ServiceHeartbeat,
+    Unit,
+    User,
+    UserRole,
+    utcnow,
+)
+from server.problems import PROBLEM_TYPES, problem_type_page
+from server.scope import Scope
+
+bp = Blueprint("web", __name__)
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+
+
+def _login_rate_limit() -> str:
+    return current_app.config["SETTINGS"].login_rate_limit
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: never redirect to another site after sign-in."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("web.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_rate_limit, methods=["POST"])
+def login() -> Any:
+    if current_user.is_authenticated:
+        return redirect(url_for("web.home"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        user = authenticate_user(form.username.data or "", form.password.data or "")
+        if user is not None:
+            login_user(user)
+            user.last_login_at = utcnow()
+            audit.record(user, "auth.login", community_id=None, target=user)
+            db.session.commit()
+            return redirect(_safe_next(request.args.get("next")))
+        flash("Wrong username or password.", "error")
+        status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("login.html", form=form), status
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    logout_user()
+    return redirect(url_for("web.login"))
+
+
+@bp.get("/")
+@login_required
+def home() -> str:
+    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
+    scope = Scope(user)
+    communities = list(db.session.scalars(scope.query(Community).order_by(Community.name)))
+    context: dict[str, Any] = {"user": user, "communities": communities}
+    if user.role in (UserRole.ADMIN, UserRole.STAFF):
+        context["counts"] = _structure_counts(scope)
+        context["devices"] = list(db.session.scalars(
+            scope.query(Device).order_by(Device.community_id, Device.name).limit(200)))
+    if user.role is UserRole.ADMIN:
+        context["worker"] = db.session.get(ServiceHeartbeat, "worker")
+    if user.role is UserRole.OFFICER:
+        context["open_alerts"] = dict(db.session.execute(
+            select(Alert.community_id, func.count()).where(
+                scope.visible(Alert), Alert.status != "resolved").group_by(Alert.community_id)
+        ).all())
+    if user.role is UserRole.RESIDENT and user.unit is not None:
+        context["unit"] = user.unit
+        context["building"] = db.session.get(Building, user.unit.building_id)
+    return render_template(f"home_{user.role.value}.html", **context)
+
+
+def _structure_counts(scope: Scope) -> dict[str, dict[str, int]]:
+    """Per community: how many buildings, units, access points and devices."""
+    counts: dict[str, dict[str, int]] = {}
+    for label, model in (("buildings", Building), ("units", Unit),
+                         ("access_points", AccessPoint), ("devices", Device)):
+        rows = db.session.execute(
+            select(model.community_id, func.count()).where(scope.visible(model))
+            .group_by(model.community_id))
+        for community_id, count in rows:
+            counts.setdefault(community_id, {})[label] = count
+    return counts
+
+
+@bp.get("/problems/<slug>")
+def problem_type(slug: str) -> str:
+    """Human-readable page behind each problem document's ``type``."""
+    if slug not in PROBLEM_TYPES:
+        abort(404)
+    title, description = problem_type_page(slug)
+    return render_template("problem_type.html", title=title, description=description)
+
+
+@bp.get("/healthz")
+def healthz() -> dict[str, Any]:
+    """Liveness for load balancers: the database answers; the worker's last heartbeat."""
+    db.session.execute(select(1))
+    beat = db.session.get(ServiceHeartbeat, "worker")
+    return {"status": "ok", "worker": {
+        "beat_at": beat.beat_at.isoformat() if beat else None,
+        "mqtt_connected": beat.mqtt_connected if beat else False,
+    }}
+
+
+def local_time(value: datetime | None, zone: str = "Asia/Shanghai") -> str:
+    """A UTC timestamp shown in a community's time zone."""
+    if value is None:
+        return "—"
+    return value.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.add_template_filter(local_time, "local_time")
+    app.context_processor(lambda: {"now": utcnow()})
