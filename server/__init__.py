@@ -7,11 +7,12 @@ import os
 import sqlite3
 from collections.abc import Mapping
 
+import click
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from server.settings import Settings
+from server.settings import Settings, SettingsError
 
 # Two images (frame and depth) of up to 8 MiB each, plus form fields.
 MAX_CONTENT_LENGTH = 20 * 1024 * 1024
@@ -20,7 +21,12 @@ MAX_CONTENT_LENGTH = 20 * 1024 * 1024
 def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     """Build the app from the environment; ``overrides`` replace environment variables."""
     environ = {**os.environ, **(overrides or {})}
-    settings = Settings.from_env(environ)
+    try:
+        settings = Settings.from_env(environ)
+    except SettingsError as error:
+        if click.get_current_context(silent=True) is not None:
+            raise click.ClickException(str(error)) from None  # a message, not a traceback
+        raise
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     app.config.from_mapping(_flask_config(settings))
     logging.basicConfig(level=settings.log_level,

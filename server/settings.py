@@ -90,7 +90,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Parse and validate ``environ`` (default: ``os.environ``); raise ``SettingsError``."""
-        env = dict(os.environ if environ is None else environ)
+        env = os.environ if environ is None else environ
         parser = _Parser(env)
         gk_env = parser.choice("GK_ENV", ENVIRONMENTS)
         production = gk_env == "production"
@@ -143,7 +143,7 @@ def is_time_zone(name: str) -> bool:
 class _Parser:
     """Reads variables and collects every problem, so one run reports them all."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: Mapping[str, str]):
         self.env = env
         self.problems: list[str] = []
 

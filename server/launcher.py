@@ -1,0 +1,393 @@
+"""Start everything ``make run`` needs, and stop it all again on Ctrl-C or SIGTERM.
+
+``python -m server.launcher`` starts, as child processes:
+
+- a local Mosquitto broker, when ``MQTT_URL`` is unset or empty (its config and
+  persistence live in ``<INSTANCE_DIR>/mosquitto/``);
+- the web server: gunicorn with ``server:create_app()`` on ``GK_BIND``;
+- the worker: ``flask --app server worker``.
+
+It waits for ``/healthz``, prints where to log in and the demo accounts, and then
+watches the children: if one exits, the others are stopped and the launcher exits
+non-zero. Each child runs in its own process group, so a Ctrl-C in the terminal
+reaches only the launcher, which then stops the children in order (web and worker
+first, the broker last) and kills whatever is left after ``STOP_TIMEOUT_S``.
+
+The launcher reads three variables of its own (they configure processes, not the
+server, so they are not in ``server.settings.VARIABLES``): ``GK_BIND`` (gunicorn's
+bind address), ``PORT`` (the port when ``GK_BIND`` is unset) and ``MQTT_URL``
+(whether to start a broker). Everything else is validated by ``Settings``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+MQTT_HOST = "127.0.0.1"
+MQTT_PORT = 1883
+HEALTH_TIMEOUT_S = 30.0
+BROKER_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+POLL_INTERVAL_S = 0.25
+DEMO_SEED = Path(__file__).resolve().parent.parent / "seeds" / "demo.json"
+
+# Linux prctl(2) option: signal the child when the parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+class LaunchError(Exception):
+    """Something the launcher needs is missing or did not start."""
+
+
+@dataclass(frozen=True)
+class Child:
+    """A started child process and the name used in log messages."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+@dataclass(frozen=True)
+class LocalBroker:
+    """A Mosquitto started by the launcher: the URL clients use, and its process."""
+
+    url: str
+    child: Child
+    config_path: Path
+
+
+def web_bind(environ: Mapping[str, str]) -> tuple[str, int]:
+    """Gunicorn's ``host:port`` from ``GK_BIND``, else ``127.0.0.1:$PORT`` (default 8000)."""
+    bind = environ.get("GK_BIND", "").strip()
+    if not bind:
+        port = environ.get("PORT", "").strip() or str(DEFAULT_PORT)
+        bind = f"{DEFAULT_HOST}:{port}"
+    host, sep, port_text = bind.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise LaunchError(f"GK_BIND/PORT must give host:port, got {bind!r}")
+    return host.strip("[]") or "0.0.0.0", int(port_text)  # noqa: S104 (gunicorn's own default)
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL to reach a server bound to ``host:port`` from this machine."""
+    if host in ("0.0.0.0", "::"):  # noqa: S104 (a wildcard bind is reached on loopback)
+        host = DEFAULT_HOST
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (connections in TIME_WAIT do not count)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str) -> int:
+    """A port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def mosquitto_executable() -> str:
+    """Path of the ``mosquitto`` program (Debian puts it in /usr/sbin, often not on PATH)."""
+    found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+    if found is None:
+        raise LaunchError(
+            "mosquitto is not installed: run 'make run' (it installs the Debian "
+            "package mosquitto) or set MQTT_URL to an existing broker"
+        )
+    return found
+
+
+def mosquitto_config(folder: Path, port: int) -> str:
+    """Text of a Mosquitto config for a loopback-only development broker."""
+    # Run as whoever started us, so the broker can write its persistence file in our
+    # folder (as root, Mosquitto would otherwise switch to the 'mosquitto' user).
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    return "\n".join(
+        [
+            "# Generated by server.launcher on every start; edits are overwritten.",
+            f"listener {port} {MQTT_HOST}",
+            # TODO: a password file and ACL generated from provisioned devices replace
+            # anonymous access; until then only loopback clients can reach this broker.
+            "allow_anonymous true",
+            f"user {user}",
+            "persistence true",
+            f"persistence_location {folder}/",
+            "log_dest stdout",
+            "",
+        ]
+    )
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: own process group, and SIGTERM when the launcher dies."""
+    os.setpgid(0, 0)
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_child(name: str, command: Sequence[str], environ: Mapping[str, str]) -> Child:
+    """Start ``command`` in its own process group; its output goes to ours."""
+    _LOGGER.info("starting %s: %s", name, " ".join(command))
+    # preexec_fn is safe here: the launcher starts no threads before its children.
+    process = subprocess.Popen(  # noqa: S603 (the argv is built by this module)
+        list(command), env=dict(environ), stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+    )
+    return Child(name, process)
+
+
+def _signal_group(child: Child, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.process.pid, signum)
+
+
+def stop_children(children: Sequence[Child], timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM every running child's process group, wait up to ``timeout``, then SIGKILL."""
+    running = [c for c in children if c.process.poll() is None]
+    for child in running:
+        _LOGGER.info("stopping %s (pid %s)", child.name, child.process.pid)
+        _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in running:
+        try:
+            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _LOGGER.warning("%s did not stop within %.0f s; killing it", child.name, timeout)
+            _signal_group(child, signal.SIGKILL)
+            child.process.wait()
+    for child in children:  # a group may outlive its leader (a gunicorn worker, say)
+        _signal_group(child, signal.SIGKILL)
+
+
+def _wait_for_port(host: str, port: int, child: Child, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise LaunchError(f"{child.name} exited with status {child.process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            return
+        time.sleep(POLL_INTERVAL_S)
+    raise LaunchError(f"{child.name} did not open {host}:{port} within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def local_broker(
+    instance_dir: Path, environ: Mapping[str, str] | None = None, timeout: float = BROKER_TIMEOUT_S
+) -> Iterator[LocalBroker]:
+    """Run Mosquitto on 127.0.0.1 (port 1883, else a free one) for the ``with`` block."""
+    folder = instance_dir / "mosquitto"
+    folder.mkdir(parents=True, exist_ok=True)
+    port = MQTT_PORT
+    if not port_is_free(MQTT_HOST, port):
+        port = free_port(MQTT_HOST)
+        _LOGGER.warning(
+            "%s:%s is taken (a system Mosquitto?); the local broker uses port %s",
+            MQTT_HOST,
+            MQTT_PORT,
+            port,
+        )
+    config_path = folder / "mosquitto.conf"
+    config_path.write_text(mosquitto_config(folder, port))
+    child = start_child(
+        "mosquitto",
+        [mosquitto_executable(), "-c", str(config_path)],
+        environ if environ is not None else os.environ,
+    )
+    try:
+        _wait_for_port(MQTT_HOST, port, child, timeout)
+        yield LocalBroker(f"mqtt://{MQTT_HOST}:{port}", child, config_path)
+    finally:
+        stop_children([child])
+
+
+def web_command(host: str, port: int) -> list[str]:
+    """Gunicorn from this interpreter's environment, serving the app factory."""
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        bind,
+        "--workers",
+        "2",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "8",
+        "server:create_app()",
+    ]
+
+
+def worker_command() -> list[str]:
+    """The worker (MQTT consumer and scheduler) from this interpreter's environment."""
+    return [sys.executable, "-m", "flask", "--app", "server", "worker"]
+
+
+def wait_until_healthy(
+    base_url: str,
+    children: Sequence[Child],
+    stop: threading.Event,
+    timeout: float = HEALTH_TIMEOUT_S,
+) -> bool:
+    """Poll ``/healthz`` until it answers 200 (True) or ``stop`` is set (False).
+
+    Raise ``LaunchError`` when a child exits or ``timeout`` passes first.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stop.is_set():
+            return False
+        for child in children:
+            if child.process.poll() is not None:
+                raise LaunchError(f"{child.name} exited with status {child.process.returncode}")
+        if _answers(base_url + "/healthz"):
+            return True
+        time.sleep(POLL_INTERVAL_S)
+    raise LaunchError(f"{base_url}/healthz did not answer within {timeout:.0f} s")
+
+
+def _answers(url: str) -> bool:
+    """True when ``url`` answers 200 within two seconds."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own http URL)
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def demo_accounts(seed_file: Path = DEMO_SEED) -> list[dict[str, str]]:
+    """The seed file's users (username, password, role); empty when it cannot be read."""
+    try:
+        users = json.loads(seed_file.read_text(encoding="utf-8")).get("users", [])
+    except (OSError, ValueError, AttributeError) as error:
+        _LOGGER.warning("cannot read demo accounts from %s: %s", seed_file, error)
+        return []
+    return [
+        {key: str(user.get(key, "")) for key in ("username", "password", "role")}
+        for user in users
+        if isinstance(user, dict)
+    ]
+
+
+def banner(base_url: str, mqtt_url: str, accounts: Sequence[Mapping[str, str]]) -> str:
+    """The text shown once everything answers."""
+    lines = [
+        "",
+        "Gatekeeper is running.",
+        f"  Log in:    {base_url}/login",
+        f"  API docs:  {base_url}/api/v1/docs  (spec: {base_url}/api/v1/openapi.json)",
+        f"  Broker:    {mqtt_url}",
+    ]
+    if accounts:
+        width = max(len(a["username"]) for a in accounts)
+        lines.append("  Demo accounts (from seeds/demo.json):")
+        lines += [f"    {a['username']:<{width}}  {a['password']}  ({a['role']})" for a in accounts]
+    lines += ["Press Ctrl-C to stop.", ""]
+    return "\n".join(lines)
+
+
+def supervise(children: Sequence[Child], stop: threading.Event) -> int:
+    """Wait for ``stop`` (exit 0) or for any child to exit (exit 1)."""
+    while not stop.wait(POLL_INTERVAL_S):
+        for child in children:
+            if child.process.poll() is not None:
+                _LOGGER.error(
+                    "%s exited with status %s; stopping the rest",
+                    child.name,
+                    child.process.returncode,
+                )
+                return 1
+    _LOGGER.info("stop requested")
+    return 0
+
+
+def _check_settings(environ: Mapping[str, str]) -> Path:
+    """Validate the server's configuration once (and create dev keys before the workers do)."""
+    from server.settings import Settings, SettingsError
+
+    try:
+        return Settings.from_env(environ).instance_dir
+    except SettingsError as error:
+        raise LaunchError(str(error)) from error
+
+
+def run(environ: Mapping[str, str], stop: threading.Event) -> int:
+    """Start broker (if needed), web server and worker; supervise until ``stop`` or a failure."""
+    env = dict(environ)
+    host, port = web_bind(env)
+    base_url = local_url(host, port)
+    if not port_is_free(host, port):
+        raise LaunchError(f"{host}:{port} is taken; set GK_BIND or PORT to another address")
+    instance_dir = _check_settings(env)
+    with contextlib.ExitStack() as stack:
+        if not env.get("MQTT_URL", "").strip():
+            broker = stack.enter_context(local_broker(instance_dir, env))
+            env["MQTT_URL"] = broker.url
+            watched = [broker.child]
+            _LOGGER.info("local broker at %s (config %s)", broker.url, broker.config_path)
+        else:
+            watched = []
+        children: list[Child] = []
+        stack.callback(stop_children, children)  # runs before the broker stops
+        children.append(start_child("web", web_command(host, port), env))
+        children.append(start_child("worker", worker_command(), env))
+        if not wait_until_healthy(base_url, [*children, *watched], stop):
+            _LOGGER.info("stop requested while starting")
+            return 0
+        print(banner(base_url, env["MQTT_URL"], demo_accounts()), flush=True)
+        return supervise([*children, *watched], stop)
+
+
+def main() -> int:
+    """Entry point of ``python -m server.launcher``."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s launcher: %(message)s"
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        _LOGGER.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        return run(os.environ, stop)
+    except LaunchError as error:
+        _LOGGER.error("%s", error)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Fixtures: a real database (SQLite or PostgreSQL, per GK_TEST_DATABASE), the app, clients.
+
+The schema is built by running the migrations, once per session; every test then
+starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from server import create_app
+from server.extensions import db, limiter
+from tests.support.postgres import PostgresCluster
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_report_header() -> str:
+    return f"database backend: {test_backend()}"
+
+
+def test_backend() -> str:
+    backend = os.environ.get("GK_TEST_DATABASE", "sqlite")
+    if backend not in BACKENDS:
+        raise pytest.UsageError(f"GK_TEST_DATABASE must be one of {BACKENDS}, not {backend!r}")
+    return backend
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="gk-test-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def new_database(request: pytest.FixtureRequest, workdir: Path):
+    """A factory of empty databases on the backend under test: ``new_database(name) -> URL``."""
+    if test_backend() == "postgresql":
+        cluster = request.getfixturevalue("postgres")
+        return cluster.create_database
+    return lambda name: f"sqlite:///{workdir / name}.db"
+
+
+def app_environment(workdir: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a test app (also used to start second processes)."""
+    return {
+        "GK_ENV": "test",
+        "INSTANCE_DIR": str(workdir / "instance"),
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key-" + "x" * 32,
+        "DATA_KEY": TEST_DATA_KEY,
+        "MQTT_URL": "mqtt://127.0.0.1:1",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+TEST_DATA_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session")
+def database_url(new_database) -> str:
+    return new_database("gatekeeper_test")
+
+
+@pytest.fixture(scope="session")
+def app(workdir: Path, database_url: str) -> Iterator[Flask]:
+    from flask_migrate import upgrade
+
+    app = create_app(app_environment(workdir, database_url))
+    with app.app_context():
+        upgrade()
+    yield app
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Empty every table and forget rate-limit counters after each test that used the app."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app: Flask = request.getfixturevalue("app")
+    with app.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+            else:
+                for table in tables:
+                    connection.execute(text(f"DELETE FROM {table}"))
+        limiter.reset()
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[None]:
+    """An application context for tests that use the models directly."""
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

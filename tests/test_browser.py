@@ -1,0 +1,79 @@
+"""Pages in a real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from server.models import UserRole
+from tests import factories
+from tests.factories import PASSWORD
+from tests.support.live_server import LiveServer
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        raise RuntimeError("Debian's chromium is missing: apt-get install chromium "
+                           "chromium-driver (make test installs it)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[LiveServer]:
+    server = LiveServer(app)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_staff_signs_in_and_sees_home(browser: Browser, live_server: LiveServer, ctx) -> None:
+    w = factories.world()
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    page.goto(live_server.url + "/")
+    expect(page).to_have_url(live_server.url + "/login?next=%2F")
+    page.fill("#username", w.staff_a.username)
+    page.fill("#password", "wrong-password")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
+
+    page.fill("#username", w.staff_a.username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(live_server.url + "/")
+    expect(page.get_by_role("heading", name="Property office")).to_be_visible()
+    expect(page.get_by_role("heading", name="Community A")).to_be_visible()
+    expect(page.get_by_text(w.device_a.name)).to_be_visible()
+    assert "Community B" not in page.content()
+    # Nothing wider than the phone's screen but the device table's own scroller.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    page.click("text=Sign out")
+    expect(page).to_have_url(live_server.url + "/login")
+    page.close()
+
+
+def test_resident_home_in_browser(browser: Browser, live_server: LiveServer, ctx) -> None:
+    w = factories.world()
+    page = browser.new_page()
+    page.goto(live_server.url + "/login")
+    page.fill("#username", w.resident_a.username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_text("A1 · 101")).to_be_visible()
+    page.close()
+    assert w.resident_a.role is UserRole.RESIDENT
