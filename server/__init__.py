@@ -68,7 +68,7 @@ def _flask_config(settings: Settings) -> dict[str, object]:
         "RATELIMIT_HEADERS_ENABLED": True,
         "API_TITLE": "Gatekeeper",
         "API_VERSION": "v1",
-        "OPENAPI_VERSION": "3.1.0",
+        "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",

@@ -77,3 +77,13 @@ def test_resident_home_in_browser(browser: Browser, live_server: LiveServer, ctx
     expect(page.get_by_text("A1 · 101")).to_be_visible()
     page.close()
     assert w.resident_a.role is UserRole.RESIDENT
+
+
+def test_api_docs_render_without_internet(browser: Browser, live_server: LiveServer) -> None:
+    page = browser.new_page()
+    failed: list[str] = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.goto(live_server.url + "/api/v1/docs")
+    expect(page.get_by_text("/api/v1/communities/{cid}/devices").first).to_be_visible()
+    assert failed == []
+    page.close()
