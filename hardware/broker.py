@@ -10,10 +10,10 @@ import secrets
 PBKDF2_ITERATIONS = 101
 
 
-def mosquitto_password_hash(password: str, *, salt: bytes | None = None,
-                            iterations: int = PBKDF2_ITERATIONS) -> str:
+def mosquitto_password_hash(
+    password: str, *, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS
+) -> str:
     """A password-file hash Mosquitto 2 accepts: ``$7$iterations$salt$hash`` (base64)."""
     salt = salt if salt is not None else secrets.token_bytes(12)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return (f"$7${iterations}${base64.b64encode(salt).decode()}"
-            f"${base64.b64encode(digest).decode()}")
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"

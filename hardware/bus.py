@@ -38,21 +38,27 @@ class BrokerAddress:
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError(f"not an MQTT URL: {url!r}")
         tls = parts.scheme == "mqtts"
-        return cls(host=parts.hostname, port=parts.port or (8883 if tls else 1883),
-                   username=unquote(parts.username) if parts.username else None,
-                   password=unquote(parts.password) if parts.password else None, tls=tls)
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (8883 if tls else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=tls,
+        )
 
 
 class MqttBus:
     """One paho client: subscriptions renewed on every (re)connect, QoS 1 by default."""
 
-    def __init__(self, address: BrokerAddress, client_id: str, *,
-                 will: tuple[str, bytes] | None = None):
+    def __init__(
+        self, address: BrokerAddress, client_id: str, *, will: tuple[str, bytes] | None = None
+    ):
         self.address = address
         self._handlers: list[tuple[str, Handler]] = []
         self._connected = threading.Event()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=mqtt.MQTTv5)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
         if address.username:
             client.username_pw_set(address.username, address.password)
         if address.tls:
@@ -79,8 +85,13 @@ class MqttBus:
         """Connect in the background; paho retries with backoff until it succeeds."""
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
-        self._client.connect_async(self.address.host, self.address.port, keepalive=30,
-                                   clean_start=False, properties=properties)
+        self._client.connect_async(
+            self.address.host,
+            self.address.port,
+            keepalive=30,
+            clean_start=False,
+            properties=properties,
+        )
         self._client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
@@ -91,36 +102,47 @@ class MqttBus:
         self._client.loop_stop()
         self._connected.clear()
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
-                expiry_s: int | None = None) -> mqtt.MQTTMessageInfo:
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        expiry_s: int | None = None,
+    ) -> mqtt.MQTTMessageInfo:
         """Queue a message; with ``expiry_s`` the broker drops it if undelivered by then."""
         properties = None
         if expiry_s is not None:
             properties = Properties(PacketTypes.PUBLISH)
             properties.MessageExpiryInterval = expiry_s
-        return self._client.publish(topic, payload, qos=qos, retain=retain,
-                                    properties=properties)
+        return self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
 
     # paho callbacks (network thread) ------------------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
-                    reason_code: Any, _properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
+    ) -> None:
         if reason_code.is_failure:
-            _LOGGER.warning("broker %s:%s refused the connection: %s", self.address.host,
-                            self.address.port, reason_code)
+            _LOGGER.warning(
+                "broker %s:%s refused the connection: %s",
+                self.address.host,
+                self.address.port,
+                reason_code,
+            )
             return
         _LOGGER.info("connected to broker %s:%s", self.address.host, self.address.port)
         for topic_filter, _handler in self._handlers:
             client.subscribe(topic_filter, qos=1)
         self._connected.set()
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
-                       reason_code: Any, _properties: Any) -> None:
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
+    ) -> None:
         self._connected.clear()
         _LOGGER.info("disconnected from broker: %s", reason_code)
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any,
-                    message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         for topic_filter, handler in self._handlers:
             if mqtt.topic_matches_sub(topic_filter, message.topic):
                 try:

@@ -10,12 +10,14 @@ from flask import current_app
 from server.models.base import UTCDateTime
 
 config = context.config
-fileConfig(config.config_file_name)
+# Keep the app's loggers: an in-process upgrade must not silence them.
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 db = current_app.extensions["migrate"].db
 config.set_main_option(
-    "sqlalchemy.url", db.engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    "sqlalchemy.url", db.engine.url.render_as_string(hide_password=False).replace("%", "%%")
+)
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> Any:
@@ -36,8 +38,9 @@ def _options() -> dict[str, Any]:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True,
-                      **_options())
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"), literal_binds=True, **_options()
+    )
     with context.begin_transaction():
         context.run_migrations()
 

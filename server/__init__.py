@@ -29,8 +29,9 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         raise
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     app.config.from_mapping(_flask_config(settings))
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     from server import auth, cli, problems, web
@@ -38,8 +39,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from server.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True,
-                     compare_type=True)
+    migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -77,8 +77,7 @@ def _flask_config(settings: Settings) -> dict[str, object]:
 
 
 def _migrations_dir() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "migrations")
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
 
 
 @event.listens_for(Engine, "connect")

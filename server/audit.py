@@ -10,8 +10,14 @@ from server.extensions import db
 from server.models import AuditEntry, User
 
 
-def record(actor: User | None, action: str, *, community_id: str | None,
-           target: Any = None, details: dict[str, Any] | None = None) -> AuditEntry:
+def record(
+    actor: User | None,
+    action: str,
+    *,
+    community_id: str | None,
+    target: Any = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
     """Add an audit entry to the session (committed with the change it describes).
 
     ``details`` must never hold secrets, ID numbers or biometric data.

@@ -17,15 +17,16 @@ from server.errors import Forbidden, Unauthorized
 from server.extensions import csrf, db, login_manager
 from server.models import ApiToken, Device, User, utcnow
 
-TOKEN_PREFIX = "gkt_"
+TOKEN_PREFIX = "gkt_"  # noqa: S105 - a prefix that makes leaked tokens easy to spot
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def init_app(app: Flask) -> None:
     # Argon2id with the library's defaults; tests use cheap parameters to stay fast.
     if app.config["SETTINGS"].env == "test":
-        app.extensions["password_hasher"] = PasswordHasher(time_cost=1, memory_cost=1024,
-                                                           parallelism=1)
+        app.extensions["password_hasher"] = PasswordHasher(
+            time_cost=1, memory_cost=1024, parallelism=1
+        )
     else:
         app.extensions["password_hasher"] = PasswordHasher()
     login_manager.login_view = "web.login"
@@ -105,11 +106,17 @@ def authenticate_api_request() -> User:
     A session-authenticated change must carry the CSRF token (``X-CSRFToken``);
     bearer-token requests cannot be forged by another site, so they need none.
     """
+    for name in ("principal", "scope", "bearer_token"):  # never trust a previous request's
+        g.pop(name, None)
     raw = _bearer(request.headers.get("Authorization"))
     if raw is not None:
         record = _token_record(raw)
-        if (record is None or record.revoked_at is not None or record.expires_at <= utcnow()
-                or record.user.disabled):
+        if (
+            record is None
+            or record.revoked_at is not None
+            or record.expires_at <= utcnow()
+            or record.user.disabled
+        ):
             raise Unauthorized("The token is unknown, expired or revoked.")
         g.principal = record.user
         g.bearer_token = raw
@@ -119,8 +126,9 @@ def authenticate_api_request() -> User:
             csrf.protect()
         g.principal = current_user._get_current_object()
         return g.principal
-    raise Unauthorized("Sign in, or send 'Authorization: Bearer <token>' from POST "
-                       "/api/v1/auth/token.")
+    raise Unauthorized(
+        "Sign in, or send 'Authorization: Bearer <token>' from POST /api/v1/auth/token."
+    )
 
 
 def current_principal() -> User:
@@ -134,6 +142,7 @@ def current_principal() -> User:
 
 
 # Devices -------------------------------------------------------------------------------------
+
 
 def new_device_secret() -> str:
     """A fresh device secret: 256 random bits, URL-safe, without dots."""

@@ -28,8 +28,14 @@ def _fail(message: str) -> None:
 
 
 @click.command("seed")
-@click.option("--file", "seed_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=SEEDS_DIR / "demo.json", show_default=True, help="Seed file to load.")
+@click.option(
+    "--file",
+    "seed_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=SEEDS_DIR / "demo.json",
+    show_default=True,
+    help="Seed file to load.",
+)
 def seed(seed_file: Path) -> None:
     """Load the demo community (safe to run again: existing rows are kept)."""
     from server.seeding import SeedError, load_seed
@@ -51,16 +57,31 @@ def seed(seed_file: Path) -> None:
 
 @click.command("create-user")
 @click.option("--username", required=True, help="Login name.")
-@click.option("--role", required=True, type=click.Choice([r.value for r in UserRole]),
-              help="admin, staff, resident or officer.")
-@click.option("--community", "communities", multiple=True,
-              help="Community id (staff: runs it; officer: covers it). Repeatable.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice([r.value for r in UserRole]),
+    help="admin, staff, resident or officer.",
+)
+@click.option(
+    "--community",
+    "communities",
+    multiple=True,
+    help="Community id (staff: runs it; officer: covers it). Repeatable.",
+)
 @click.option("--unit", "unit_id", help="Unit id, for residents.")
 @click.option("--display-name", help="Name shown on pages.")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the password from standard input (for automation).")
-def create_user(username: str, role: str, communities: tuple[str, ...], unit_id: str | None,
-                display_name: str | None, password_stdin: bool) -> None:
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (for automation)."
+)
+def create_user(
+    username: str,
+    role: str,
+    communities: tuple[str, ...],
+    unit_id: str | None,
+    display_name: str | None,
+    password_stdin: bool,
+) -> None:
     """Create a user account; prompts for the password unless --password-stdin."""
     from server.scope import Scope
     from server.services.accounts import create_user as create
@@ -69,10 +90,16 @@ def create_user(username: str, role: str, communities: tuple[str, ...], unit_id:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    system = User(username="cli", role=UserRole.ADMIN, password_hash="!")
-    data = {"username": username, "password": password, "role": UserRole(role),
-            "community_ids": list(communities), "unit_id": unit_id,
-            "display_name": display_name}
+    # The command line acts as an administrator; this account is never stored.
+    system = User(username="cli", role=UserRole.ADMIN, password_hash="!")  # noqa: S106
+    data = {
+        "username": username,
+        "password": password,
+        "role": UserRole(role),
+        "community_ids": list(communities),
+        "unit_id": unit_id,
+        "display_name": display_name,
+    }
     from server.api.schemas import UserSchema
 
     errors = UserSchema().validate({**data, "role": role}, partial=False)
@@ -92,8 +119,12 @@ def create_user(username: str, role: str, communities: tuple[str, ...], unit_id:
 
 
 @click.command("worker")
-@click.option("--run-seconds", type=float, default=None,
-              help="Stop after this many seconds (for tests and smoke checks).")
+@click.option(
+    "--run-seconds",
+    type=float,
+    default=None,
+    help="Stop after this many seconds (for tests and smoke checks).",
+)
 def worker(run_seconds: float | None) -> None:
     """Run the worker: MQTT consumer and scheduler (exactly one per deployment)."""
     from server.worker import Worker

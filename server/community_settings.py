@@ -8,6 +8,8 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
+from server.fields import JsonBool
+
 
 @dataclass(frozen=True)
 class CommunitySettings:
@@ -39,16 +41,19 @@ class CommunitySettingsSchema(ma.Schema):
     face_margin = ma.fields.Float(validate=validate.Range(min=0.0, max=0.3))
     pass_default_hours = ma.fields.Int(validate=validate.Range(min=1, max=24 * 31))
     pass_max_days = ma.fields.Int(validate=validate.Range(min=1, max=366))
-    keep_snapshots = ma.fields.Bool()
+    keep_snapshots = JsonBool()
     snapshot_retention_days = ma.fields.Int(validate=validate.Range(min=1, max=3650))
-    keep_enrolment_photos = ma.fields.Bool()
-    require_id_match = ma.fields.Bool()
-    fuzzy_plates = ma.fields.Bool()
+    keep_enrolment_photos = JsonBool()
+    require_id_match = JsonBool()
+    fuzzy_plates = JsonBool()
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        hours = data.get("pass_default_hours", DEFAULTS.pass_default_hours)
-        days = data.get("pass_max_days", DEFAULTS.pass_max_days)
+        # Only with both values: a partial change is checked by ``merged`` against the
+        # community's stored settings, not against the defaults.
+        if "pass_default_hours" not in data or "pass_max_days" not in data:
+            return
+        hours, days = data["pass_default_hours"], data["pass_max_days"]
         if hours > days * 24:
             raise ma.ValidationError("must not exceed pass_max_days.", "pass_default_hours")
 

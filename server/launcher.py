@@ -310,9 +310,13 @@ def banner(base_url: str, mqtt_url: str, accounts: Sequence[Mapping[str, str]]) 
         f"  Broker:    {mqtt_url}",
     ]
     if accounts:
-        width = max(len(a["username"]) for a in accounts)
+        name_width = max(len(a["username"]) for a in accounts)
+        password_width = max(len(a["password"]) for a in accounts)
         lines.append("  Demo accounts (from seeds/demo.json):")
-        lines += [f"    {a['username']:<{width}}  {a['password']}  ({a['role']})" for a in accounts]
+        lines += [
+            f"    {a['username']:<{name_width}}  {a['password']:<{password_width}}  {a['role']}"
+            for a in accounts
+        ]
     lines += ["Press Ctrl-C to stop.", ""]
     return "\n".join(lines)
 

@@ -90,7 +90,8 @@ class Scope:
         if self.role is not UserRole.STAFF:
             return User.id == self.user.id
         same_community = select(user_communities.c.user_id).where(
-            user_communities.c.community_id.in_(self.community_ids))
+            user_communities.c.community_id.in_(self.community_ids)
+        )
         resident_here = select(Unit.id).where(Unit.community_id.in_(self.community_ids))
         return or_(User.id.in_(same_community), User.unit_id.in_(resident_here))
 
@@ -112,7 +113,8 @@ class Scope:
 
     def require_write(self, model: type) -> None:
         if not self.can_write(model):
-            raise Forbidden(f"A {self.role.value} account cannot change {_label(model)}s.")
+            article = "An" if self.role.value[0] in "aeiou" else "A"
+            raise Forbidden(f"{article} {self.role.value} account cannot change {_plural(model)}.")
 
     def writable(self, model: type[M], ident: Any) -> M:
         """The row, visible and changeable by this user (404 if invisible, 403 if read-only)."""
@@ -127,3 +129,7 @@ class Scope:
 
 def _label(model: type) -> str:
     return {AccessPoint: "access point"}.get(model, model.__name__.lower())
+
+
+def _plural(model: type) -> str:
+    return {Community: "communities"}.get(model, _label(model) + "s")

@@ -54,8 +54,7 @@ class _Loader:
     def __init__(self) -> None:
         self.added: Counter[str] = Counter()
 
-    def _get_or_add(self, model: type, label: str, match: dict[str, Any],
-                    **values: Any) -> Any:
+    def _get_or_add(self, model: type, label: str, match: dict[str, Any], **values: Any) -> Any:
         row = db.session.scalar(select(model).filter_by(**match))
         if row is None:
             row = model(**match, **values)
@@ -71,48 +70,72 @@ class _Loader:
         return community
 
     def _unit(self, community: Community, building: str, number: str) -> Unit:
-        unit = db.session.scalar(select(Unit).join(Building).where(
-            Building.community_id == community.id, Building.name == building,
-            Unit.number == number))
+        unit = db.session.scalar(
+            select(Unit)
+            .join(Building)
+            .where(
+                Building.community_id == community.id,
+                Building.name == building,
+                Unit.number == number,
+            )
+        )
         if unit is None:
             raise SeedError(f"unknown unit {building}/{number} in {community.name}")
         return unit
 
     def community(self, spec: dict[str, Any]) -> None:
-        community = self._get_or_add(Community, "communities", {"name": spec["name"]},
-                                     timezone=spec.get("timezone", "Asia/Shanghai"), settings={})
+        community = self._get_or_add(
+            Community,
+            "communities",
+            {"name": spec["name"]},
+            timezone=spec.get("timezone", "Asia/Shanghai"),
+            settings={},
+        )
         buildings = {}
         for b in spec.get("buildings", []):
-            building = self._get_or_add(Building, "buildings",
-                                        {"community_id": community.id, "name": b["name"]})
+            building = self._get_or_add(
+                Building, "buildings", {"community_id": community.id, "name": b["name"]}
+            )
             buildings[b["name"]] = building
             for u in b.get("units", []):
-                self._get_or_add(Unit, "units", {"building_id": building.id,
-                                                  "number": u["number"]},
-                                 community_id=community.id, floor=u.get("floor"))
+                self._get_or_add(
+                    Unit,
+                    "units",
+                    {"building_id": building.id, "number": u["number"]},
+                    community_id=community.id,
+                    floor=u.get("floor"),
+                )
         points = {}
         for p in spec.get("access_points", []):
             building = buildings[p["building"]] if p.get("building") else None
             points[p["name"]] = self._get_or_add(
-                AccessPoint, "access points", {"community_id": community.id, "name": p["name"]},
-                kind=AccessPointKind(p["kind"]), zone=Zone(p["zone"]),
+                AccessPoint,
+                "access points",
+                {"community_id": community.id, "name": p["name"]},
+                kind=AccessPointKind(p["kind"]),
+                zone=Zone(p["zone"]),
                 building_id=building.id if building else None,
-                open_ms=p.get("open_ms", 5000), requires_depth=p.get("requires_depth", False))
+                open_ms=p.get("open_ms", 5000),
+                requires_depth=p.get("requires_depth", False),
+            )
         for d in spec.get("devices", []):
             self._device(community, d, points)
         for person in spec.get("people", []):
             self._person(community, person)
 
-    def _device(self, community: Community, spec: dict[str, Any],
-                points: dict[str, AccessPoint]) -> None:
+    def _device(
+        self, community: Community, spec: dict[str, Any], points: dict[str, AccessPoint]
+    ) -> None:
         match = {"community_id": community.id, "name": spec["name"]}
         if db.session.scalar(select(Device).filter_by(**match)) is not None:
             return
         point = points[spec["access_point"]] if spec.get("access_point") else None
-        device = Device(**match, kind=DeviceKind(spec["kind"]),
-                        access_point_id=point.id if point else None,
-                        zone=Zone(spec["zone"]) if spec.get("zone") else
-                        (point.zone if point else None))
+        device = Device(
+            **match,
+            kind=DeviceKind(spec["kind"]),
+            access_point_id=point.id if point else None,
+            zone=Zone(spec["zone"]) if spec.get("zone") else (point.zone if point else None),
+        )
         set_secret(device, spec.get("secret"))
         db.session.add(device)
         self.added["devices"] += 1
@@ -120,36 +143,52 @@ class _Loader:
     def _person(self, community: Community, spec: dict[str, Any]) -> None:
         role = PersonRole(spec["role"])
         person = self._get_or_add(
-            Person, "people", {"community_id": community.id, "name": spec["name"]},
-            phone=spec.get("phone"), lives_alone=spec.get("lives_alone", False),
-            wander_risk=spec.get("wander_risk", False))
+            Person,
+            "people",
+            {"community_id": community.id, "name": spec["name"]},
+            phone=spec.get("phone"),
+            lives_alone=spec.get("lives_alone", False),
+            wander_risk=spec.get("wander_risk", False),
+        )
         unit = self._unit(community, spec["building"], spec["unit"]) if spec.get("unit") else None
-        self._get_or_add(Membership, "memberships",
-                         {"person_id": person.id, "unit_id": unit.id if unit else None,
-                          "role": role}, community_id=community.id)
+        self._get_or_add(
+            Membership,
+            "memberships",
+            {"person_id": person.id, "unit_id": unit.id if unit else None, "role": role},
+            community_id=community.id,
+        )
         lease = spec.get("lease")
         if lease and unit is not None:
             now = utcnow().replace(microsecond=0)
             if db.session.scalar(select(Lease).filter_by(person_id=person.id)) is None:
-                db.session.add(Lease(community_id=community.id, person_id=person.id,
-                                     unit_id=unit.id,
-                                     starts_at=now + timedelta(days=lease["starts_in_days"]),
-                                     ends_at=now + timedelta(days=lease["ends_in_days"])))
+                db.session.add(
+                    Lease(
+                        community_id=community.id,
+                        person_id=person.id,
+                        unit_id=unit.id,
+                        starts_at=now + timedelta(days=lease["starts_in_days"]),
+                        ends_at=now + timedelta(days=lease["ends_in_days"]),
+                    )
+                )
                 self.added["leases"] += 1
 
     def user(self, spec: dict[str, Any]) -> None:
         if db.session.scalar(select(User).filter_by(username=spec["username"])) is not None:
             return
-        user = User(username=spec["username"], role=UserRole(spec["role"]),
-                    display_name=spec.get("display_name"),
-                    password_hash=hash_password(spec["password"]))
+        user = User(
+            username=spec["username"],
+            role=UserRole(spec["role"]),
+            display_name=spec.get("display_name"),
+            password_hash=hash_password(spec["password"]),
+        )
         user.communities = [self._community(name) for name in spec.get("communities", [])]
         if spec.get("unit"):
             community = self._community(spec["community"])
             user.unit_id = self._unit(community, spec["building"], spec["unit"]).id
             if spec.get("person"):
-                person = db.session.scalar(select(Person).filter_by(
-                    community_id=community.id, name=spec["person"]))
+                person = db.session.scalar(
+                    select(Person).filter_by(community_id=community.id, name=spec["person"])
+                )
                 if person is None:
                     raise SeedError(f"unknown person {spec['person']!r}")
                 user.person_id = person.id

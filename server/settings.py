@@ -11,7 +11,7 @@ import os
 import secrets
 import zoneinfo
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,26 +37,55 @@ class Variable:
 
 
 VARIABLES: tuple[Variable, ...] = (
-    Variable("GK_ENV", "development", "`development`, `test` or `production`. Production requires "
-             "`SECRET_KEY` and `DATA_KEY` to be set and marks cookies `Secure`."),
-    Variable("INSTANCE_DIR", "./instance", "Folder for local state: the SQLite file, generated dev "
-             "keys, the local broker's files."),
-    Variable("DATABASE_URL", "sqlite:///<INSTANCE_DIR>/gatekeeper.db",
-             "SQLAlchemy URL; `postgresql+psycopg://user:pass@host/db` in production."),
-    Variable("SECRET_KEY", "generated into `<INSTANCE_DIR>/secret_key`",
-             "Signs session cookies and CSRF tokens. At least 32 characters."),
-    Variable("DATA_KEY", "generated into `<INSTANCE_DIR>/data_key`",
-             "Key that encrypts biometric templates and ID documents at rest (urlsafe base64 of "
-             "32 bytes); keep it outside the database."),
-    Variable("MQTT_URL", "mqtt://127.0.0.1:1883",
-             "Broker the worker connects to, `mqtt://user:password@host:port` (`mqtts://` for "
-             "TLS). When unset, `make run` starts a local Mosquitto."),
-    Variable("MQTT_CLIENT_ID", "gatekeeper-worker", "MQTT client id of the worker (persistent session)."),
-    Variable("TOKEN_TTL_HOURS", "12", "Lifetime of API bearer tokens from `POST /api/v1/auth/token`."),
-    Variable("LOGIN_RATE_LIMIT", "10 per minute",
-             "Login attempts (page and token endpoint) allowed per client address."),
-    Variable("RATELIMIT_STORAGE_URI", "memory://",
-             "Where rate-limit counters live; use `redis://...` with several web workers."),
+    Variable(
+        "GK_ENV",
+        "development",
+        "`development`, `test` or `production`. Production requires "
+        "`SECRET_KEY` and `DATA_KEY` to be set and marks cookies `Secure`.",
+    ),
+    Variable(
+        "INSTANCE_DIR",
+        "./instance",
+        "Folder for local state: the SQLite file, generated dev keys, the local broker's files.",
+    ),
+    Variable(
+        "DATABASE_URL",
+        "sqlite:///<INSTANCE_DIR>/gatekeeper.db",
+        "SQLAlchemy URL; `postgresql+psycopg://user:pass@host/db` in production.",
+    ),
+    Variable(
+        "SECRET_KEY",
+        "generated into `<INSTANCE_DIR>/secret_key`",
+        "Signs session cookies and CSRF tokens. At least 32 characters.",
+    ),
+    Variable(
+        "DATA_KEY",
+        "generated into `<INSTANCE_DIR>/data_key`",
+        "Key that encrypts biometric templates and ID documents at rest (urlsafe base64 of "
+        "32 bytes); keep it outside the database.",
+    ),
+    Variable(
+        "MQTT_URL",
+        "mqtt://127.0.0.1:1883",
+        "Broker the worker connects to, `mqtt://user:password@host:port` (`mqtts://` for "
+        "TLS). When unset, `make run` starts a local Mosquitto.",
+    ),
+    Variable(
+        "MQTT_CLIENT_ID", "gatekeeper-worker", "MQTT client id of the worker (persistent session)."
+    ),
+    Variable(
+        "TOKEN_TTL_HOURS", "12", "Lifetime of API bearer tokens from `POST /api/v1/auth/token`."
+    ),
+    Variable(
+        "LOGIN_RATE_LIMIT",
+        "10 per minute",
+        "Login attempts (page and token endpoint) allowed per client address.",
+    ),
+    Variable(
+        "RATELIMIT_STORAGE_URI",
+        "memory://",
+        "Where rate-limit counters live; use `redis://...` with several web workers.",
+    ),
     Variable("WORKER_HEARTBEAT_SECONDS", "30", "Interval of the worker's heartbeat job."),
     Variable("DEFAULT_TIMEZONE", "Asia/Shanghai", "Time zone given to new communities."),
     Variable("LOG_LEVEL", "INFO", "Python logging level."),
@@ -98,36 +127,51 @@ class Settings:
         database_url = parser.text("DATABASE_URL", f"sqlite:///{instance_dir / 'gatekeeper.db'}")
         if database_url.startswith("postgresql://"):  # the driver we ship is psycopg 3
             database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
-        parser.check("DATABASE_URL", _valid_database_url(database_url),
-                     "must be a sqlite:/// or postgresql:// URL")
+        parser.check(
+            "DATABASE_URL",
+            _valid_database_url(database_url),
+            "must be a sqlite:/// or postgresql:// URL",
+        )
         values: dict[str, Any] = {
             "env": gk_env,
             "instance_dir": instance_dir,
             "database_url": database_url,
-            "secret_key": parser.key("SECRET_KEY", instance_dir, production, _new_secret_key,
-                                     _check_secret_key),
-            "data_key": parser.key("DATA_KEY", instance_dir, production, _new_data_key,
-                                   _check_data_key),
+            "secret_key": parser.key(
+                "SECRET_KEY", instance_dir, production, _new_secret_key, _check_secret_key
+            ),
+            "data_key": parser.key(
+                "DATA_KEY", instance_dir, production, _new_data_key, _check_data_key
+            ),
             "mqtt_url": parser.text("MQTT_URL", "mqtt://127.0.0.1:1883"),
             "mqtt_client_id": parser.text("MQTT_CLIENT_ID", "gatekeeper-worker"),
             "token_ttl_hours": parser.integer("TOKEN_TTL_HOURS", 12, low=1, high=24 * 30),
             "login_rate_limit": parser.text("LOGIN_RATE_LIMIT", "10 per minute"),
             "ratelimit_storage_uri": parser.text("RATELIMIT_STORAGE_URI", "memory://"),
-            "worker_heartbeat_seconds": parser.integer("WORKER_HEARTBEAT_SECONDS", 30, low=1,
-                                                       high=3600),
+            "worker_heartbeat_seconds": parser.integer(
+                "WORKER_HEARTBEAT_SECONDS", 30, low=1, high=3600
+            ),
             "default_timezone": parser.text("DEFAULT_TIMEZONE", "Asia/Shanghai"),
-            "log_level": parser.choice("LOG_LEVEL", _LOG_LEVELS, default="INFO",
-                                       transform=str.upper),
+            "log_level": parser.choice(
+                "LOG_LEVEL", _LOG_LEVELS, default="INFO", transform=str.upper
+            ),
         }
-        parser.check("MQTT_URL", _valid_mqtt_url(values["mqtt_url"]),
-                     "must look like mqtt://[user:password@]host[:port]")
-        parser.check("DEFAULT_TIMEZONE", is_time_zone(values["default_timezone"]),
-                     "must be an IANA time zone such as Asia/Shanghai")
-        parser.check("LOGIN_RATE_LIMIT", _valid_rate_limit(values["login_rate_limit"]),
-                     "must look like '10 per minute'")
+        parser.check(
+            "MQTT_URL",
+            _valid_mqtt_url(values["mqtt_url"]),
+            "must look like mqtt://[user:password@]host[:port]",
+        )
+        parser.check(
+            "DEFAULT_TIMEZONE",
+            is_time_zone(values["default_timezone"]),
+            "must be an IANA time zone such as Asia/Shanghai",
+        )
+        parser.check(
+            "LOGIN_RATE_LIMIT",
+            _valid_rate_limit(values["login_rate_limit"]),
+            "must look like '10 per minute'",
+        )
         if parser.problems:
             raise SettingsError(parser.problems)
-        assert {f.name for f in fields(cls)} == set(values)
         return cls(**values)
 
 
@@ -158,8 +202,13 @@ class _Parser:
         if not ok and not any(p.startswith(name + ":") for p in self.problems):
             self.problems.append(f"{name}: {message} (got {self.env.get(name, '')!r})")
 
-    def choice(self, name: str, allowed: tuple[str, ...], default: str | None = None,
-               transform: Callable[[str], str] = str.lower) -> str:
+    def choice(
+        self,
+        name: str,
+        allowed: tuple[str, ...],
+        default: str | None = None,
+        transform: Callable[[str], str] = str.lower,
+    ) -> str:
         default = default or allowed[0]
         raw = self._raw(name)
         value = transform(raw) if raw else default
@@ -182,8 +231,14 @@ class _Parser:
             return default
         return value
 
-    def key(self, name: str, instance_dir: Path, required: bool, generate: Callable[[], str],
-            validate: Callable[[str], bool]) -> str:
+    def key(
+        self,
+        name: str,
+        instance_dir: Path,
+        required: bool,
+        generate: Callable[[], str],
+        validate: Callable[[str], bool],
+    ) -> str:
         raw = self._raw(name)
         if raw is None:
             if required:

@@ -28,8 +28,9 @@ class Worker:
         self.app = app
         self.settings = app.config["SETTINGS"]
         self.started_at = utcnow()
-        self.bus = MqttBus(BrokerAddress.from_url(self.settings.mqtt_url),
-                           client_id=self.settings.mqtt_client_id)
+        self.bus = MqttBus(
+            BrokerAddress.from_url(self.settings.mqtt_url), client_id=self.settings.mqtt_client_id
+        )
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self._stop = threading.Event()
 
@@ -56,13 +57,17 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
-        _LOGGER.info("worker starting; broker %s:%s", self.bus.address.host,
-                     self.bus.address.port)
+        _LOGGER.info("worker starting; broker %s:%s", self.bus.address.host, self.bus.address.port)
         self.bus.start()
-        self.scheduler.add_job(self.heartbeat, "interval", id="heartbeat",
-                               seconds=self.settings.worker_heartbeat_seconds,
-                               next_run_time=datetime.now(UTC), coalesce=True,
-                               max_instances=1)
+        self.scheduler.add_job(
+            self.heartbeat,
+            "interval",
+            id="heartbeat",
+            seconds=self.settings.worker_heartbeat_seconds,
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+        )
         self.scheduler.start()
         try:
             self._stop.wait(run_seconds)

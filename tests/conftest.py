@@ -105,7 +105,8 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
                 connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
             else:
                 for table in tables:
-                    connection.execute(text(f"DELETE FROM {table}"))
+                    # Table names come from our own metadata, not from input.
+                    connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
         limiter.reset()
 
 

@@ -32,8 +32,9 @@ def _save(row: Any) -> Any:
 
 
 def community(name: str | None = None, **values: Any) -> Community:
-    return _save(Community(name=name or f"Community {_n()}", timezone="Asia/Shanghai",
-                           settings={}, **values))
+    return _save(
+        Community(name=name or f"Community {_n()}", timezone="Asia/Shanghai", settings={}, **values)
+    )
 
 
 def building(of: Community, name: str | None = None) -> Building:
@@ -41,31 +42,57 @@ def building(of: Community, name: str | None = None) -> Building:
 
 
 def unit(of: Building, number: str | None = None) -> Unit:
-    return _save(Unit(community_id=of.community_id, building_id=of.id,
-                      number=number or str(100 + _n())))
+    return _save(
+        Unit(community_id=of.community_id, building_id=of.id, number=number or str(100 + _n()))
+    )
 
 
-def access_point(of: Community, *, kind: AccessPointKind = AccessPointKind.DOOR,
-                 zone: Zone = Zone.BUILDING, building_of: Building | None = None,
-                 **values: Any) -> AccessPoint:
-    return _save(AccessPoint(community_id=of.id, name=values.pop("name", f"Door {_n()}"),
-                             kind=kind, zone=zone,
-                             building_id=building_of.id if building_of else None, **values))
+def access_point(
+    of: Community,
+    *,
+    kind: AccessPointKind = AccessPointKind.DOOR,
+    zone: Zone = Zone.BUILDING,
+    building_of: Building | None = None,
+    **values: Any,
+) -> AccessPoint:
+    return _save(
+        AccessPoint(
+            community_id=of.id,
+            name=values.pop("name", f"Door {_n()}"),
+            kind=kind,
+            zone=zone,
+            building_id=building_of.id if building_of else None,
+            **values,
+        )
+    )
 
 
-def device(at: AccessPoint, *, kind: DeviceKind = DeviceKind.DOOR,
-           secret: str | None = None) -> tuple[Device, str]:
-    row = Device(community_id=at.community_id, name=f"Device {_n()}", kind=kind,
-                 access_point_id=at.id, zone=at.zone)
+def device(
+    at: AccessPoint, *, kind: DeviceKind = DeviceKind.DOOR, secret: str | None = None
+) -> tuple[Device, str]:
+    row = Device(
+        community_id=at.community_id,
+        name=f"Device {_n()}",
+        kind=kind,
+        access_point_id=at.id,
+        zone=at.zone,
+    )
     plain = set_secret(row, secret)
     _save(row)
     return row, plain
 
 
-def user(role: UserRole, *, communities: list[Community] = (), unit_of: Unit | None = None,
-         username: str | None = None, password: str = PASSWORD) -> User:
-    row = User(username=username or f"{role.value}{_n()}", role=role,
-               password_hash=hash_password(password))
+def user(
+    role: UserRole,
+    *,
+    communities: list[Community] = (),
+    unit_of: Unit | None = None,
+    username: str | None = None,
+    password: str = PASSWORD,
+) -> User:
+    row = User(
+        username=username or f"{role.value}{_n()}", role=role, password_hash=hash_password(password)
+    )
     row.communities = list(communities)
     if unit_of is not None:
         row.unit_id = unit_of.id
@@ -101,8 +128,16 @@ def world() -> World:
     door_a = access_point(a, name="A door", building_of=building_a)
     door_b = access_point(b, name="B door", building_of=building_b)
     return World(
-        a=a, b=b, building_a=building_a, building_b=building_b, unit_a=unit_a, unit_b=unit_b,
-        door_a=door_a, door_b=door_b, device_a=device(door_a)[0], device_b=device(door_b)[0],
+        a=a,
+        b=b,
+        building_a=building_a,
+        building_b=building_b,
+        unit_a=unit_a,
+        unit_b=unit_b,
+        door_a=door_a,
+        door_b=door_b,
+        device_a=device(door_a)[0],
+        device_b=device(door_b)[0],
         admin=user(UserRole.ADMIN, username="admin"),
         staff_a=user(UserRole.STAFF, communities=[a], username="staff_a"),
         staff_b=user(UserRole.STAFF, communities=[b], username="staff_b"),
@@ -116,8 +151,9 @@ class Api:
     """A test client that sends a bearer token and JSON."""
 
     def __init__(self, client: FlaskClient, username: str, password: str = PASSWORD):
-        answer = client.post("/api/v1/auth/token",
-                             json={"username": username, "password": password})
+        answer = client.post(
+            "/api/v1/auth/token", json={"username": username, "password": password}
+        )
         assert answer.status_code == 201, answer.json
         self.client = client
         self.headers = {"Authorization": f"Bearer {answer.json['token']}"}

@@ -13,8 +13,9 @@ from tests.conftest import app_environment
 
 def test_factory_builds_independent_apps(workdir: Path) -> None:
     first = create_app(app_environment(workdir, "sqlite:///" + str(workdir / "one.db")))
-    second = create_app(app_environment(workdir, "sqlite:///" + str(workdir / "two.db"),
-                                        TOKEN_TTL_HOURS="3"))
+    second = create_app(
+        app_environment(workdir, "sqlite:///" + str(workdir / "two.db"), TOKEN_TTL_HOURS="3")
+    )
     assert first is not second
     assert first.config["SETTINGS"].token_ttl_hours == 12
     assert second.config["SETTINGS"].token_ttl_hours == 3
@@ -40,11 +41,14 @@ def test_importing_starts_nothing() -> None:
     import subprocess
     import sys
 
-    code = ("import threading, server, server.models, server.worker, server.api, hardware.bus, "
-            "gatekeeper.vocabulary; "
-            "assert threading.active_count() == 1, threading.enumerate(); print('ok')")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    code = (
+        "import threading, server, server.models, server.worker, server.api, hardware.bus, "
+        "gatekeeper.vocabulary; "
+        "assert threading.active_count() == 1, threading.enumerate(); print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.strip() == "ok", result.stderr
 
 

@@ -13,15 +13,24 @@ from tests import factories
 from tests.factories import PASSWORD
 from tests.support.live_server import LiveServer
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        raise RuntimeError("Debian's chromium is missing: apt-get install chromium "
-                           "chromium-driver (make test installs it)")
+        raise RuntimeError(
+            "Debian's chromium is missing: apt-get install chromium "
+            "chromium-driver (make test installs it)"
+        )
     return path
 
 

@@ -15,8 +15,10 @@ from tests import factories
 
 
 def _counts() -> dict[str, int]:
-    return {model.__name__: db.session.scalar(select(func.count()).select_from(model))
-            for model in (Community, Building, Unit, AccessPoint, Device, User)}
+    return {
+        model.__name__: db.session.scalar(select(func.count()).select_from(model))
+        for model in (Community, Building, Unit, AccessPoint, Device, User)
+    }
 
 
 def test_seed_loads_demo_community_and_is_idempotent(app, ctx) -> None:
@@ -24,8 +26,14 @@ def test_seed_loads_demo_community_and_is_idempotent(app, ctx) -> None:
     first = runner.invoke(args=["seed"])
     assert first.exit_code == 0, first.output
     counts = _counts()
-    assert counts == {"Community": 1, "Building": 2, "Unit": 8, "AccessPoint": 4, "Device": 8,
-                      "User": 5}
+    assert counts == {
+        "Community": 1,
+        "Building": 2,
+        "Unit": 8,
+        "AccessPoint": 4,
+        "Device": 8,
+        "User": 5,
+    }
     second = runner.invoke(args=["seed"])
     assert second.exit_code == 0, second.output
     assert "nothing new added" in second.output
@@ -43,8 +51,11 @@ def test_seed_loads_demo_community_and_is_idempotent(app, ctx) -> None:
 
 def test_seed_reports_a_broken_file(app, ctx, tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
-    broken.write_text('{"users": [{"username": "x", "role": "staff", "password": "p' + 'x' * 10
-                      + '", "communities": ["Nowhere"]}]}')
+    broken.write_text(
+        '{"users": [{"username": "x", "role": "staff", "password": "p'
+        + "x" * 10
+        + '", "communities": ["Nowhere"]}]}'
+    )
     result = app.test_cli_runner().invoke(args=["seed", "--file", str(broken)])
     assert result.exit_code == 1
     assert "unknown community 'Nowhere'" in result.output
@@ -54,8 +65,18 @@ def test_seed_reports_a_broken_file(app, ctx, tmp_path: Path) -> None:
 def test_create_user_from_stdin(app, ctx) -> None:
     community = factories.community()
     result = app.test_cli_runner().invoke(
-        args=["create-user", "--username", "ops", "--role", "staff", "--community",
-              community.id, "--password-stdin"], input="a-long-password\n")
+        args=[
+            "create-user",
+            "--username",
+            "ops",
+            "--role",
+            "staff",
+            "--community",
+            community.id,
+            "--password-stdin",
+        ],
+        input="a-long-password\n",
+    )
     assert result.exit_code == 0, result.output
     assert "Created staff ops" in result.output
     user = authenticate_user("ops", "a-long-password")
@@ -65,7 +86,8 @@ def test_create_user_from_stdin(app, ctx) -> None:
 def test_create_user_prompts_without_flag(app, ctx) -> None:
     result = app.test_cli_runner().invoke(
         args=["create-user", "--username", "root2", "--role", "admin"],
-        input="a-long-password\na-long-password\n")
+        input="a-long-password\na-long-password\n",
+    )
     assert result.exit_code == 0, result.output
     assert authenticate_user("root2", "a-long-password").role is UserRole.ADMIN
 
@@ -73,10 +95,16 @@ def test_create_user_prompts_without_flag(app, ctx) -> None:
 def test_create_user_errors_are_messages(app, ctx) -> None:
     runner = app.test_cli_runner()
     cases = [
-        (["--username", "user1", "--role", "staff"], "a-long-password\n",
-         "needs at least one community"),
-        (["--username", "user2", "--role", "staff", "--community", "com_missing"],
-         "a-long-password\n", "No community with id 'com_missing'"),
+        (
+            ["--username", "user1", "--role", "staff"],
+            "a-long-password\n",
+            "needs at least one community",
+        ),
+        (
+            ["--username", "user2", "--role", "staff", "--community", "com_missing"],
+            "a-long-password\n",
+            "No community with id 'com_missing'",
+        ),
         (["--username", "user3", "--role", "admin"], "short\n", "password: Length must be"),
         (["--username", "user4", "--role", "wizard"], "a-long-password\n", "Invalid value"),
         (["--username", "user5", "--role", "resident"], "a-long-password\n", "needs a unit"),
@@ -93,6 +121,7 @@ def test_create_user_duplicate_username(app, ctx) -> None:
     factories.user(UserRole.ADMIN, username="taken")
     result = app.test_cli_runner().invoke(
         args=["create-user", "--username", "taken", "--role", "admin", "--password-stdin"],
-        input="a-long-password\n")
+        input="a-long-password\n",
+    )
     assert result.exit_code == 1
     assert "username 'taken' is taken" in result.output

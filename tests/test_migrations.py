@@ -53,9 +53,16 @@ def test_downgrade_to_base_and_up_again(workdir: Path, new_database) -> None:
 
 def test_every_community_owned_table_has_community_id() -> None:
     """Isolation and the future shard key: rows that belong to a community say which."""
-    global_tables = {"communities", "users", "user_communities", "api_tokens",
-                     "service_heartbeats", "guardianships", "pass_access_points",
-                     "audit_log"}
+    global_tables = {
+        "communities",
+        "users",
+        "user_communities",
+        "api_tokens",
+        "service_heartbeats",
+        "guardianships",
+        "pass_access_points",
+        "audit_log",
+    }
     for name, table in Base.metadata.tables.items():
         if name in global_tables:
             continue

@@ -34,9 +34,13 @@ def test_document_matches_the_routes(app, client) -> None:
     """Every /api/v1 route the app serves appears in the document (it cannot drift)."""
     spec = client.get("/api/v1/openapi.json").json
     documented = {path.replace("{", "<").replace("}", ">") for path in spec["paths"]}
-    served = {rule.rule for rule in app.url_map.iter_rules()
-              if rule.rule.startswith("/api/v1/") and "docs" not in rule.rule
-              and not rule.rule.endswith("openapi.json")}
+    served = {
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/v1/")
+        and "docs" not in rule.rule
+        and not rule.rule.endswith("openapi.json")
+    }
     assert served == documented
 
 

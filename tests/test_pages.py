@@ -11,15 +11,18 @@ from tests.factories import PASSWORD
 
 def _csrf(html: str) -> str:
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        r'name="csrf_token" value="([^"]+)"', html)
+        r'name="csrf_token" value="([^"]+)"', html
+    )
     assert match, "no CSRF token on the page"
     return match.group(1)
 
 
 def _login(client, username: str, password: str = PASSWORD, next_url: str = ""):
     page = client.get("/login")
-    return client.post("/login" + next_url, data={
-        "username": username, "password": password, "csrf_token": _csrf(page.text)})
+    return client.post(
+        "/login" + next_url,
+        data={"username": username, "password": password, "csrf_token": _csrf(page.text)},
+    )
 
 
 def test_home_needs_sign_in(client) -> None:

@@ -31,20 +31,23 @@ def test_production_requires_keys(tmp_path: Path) -> None:
     assert not (tmp_path / "secret_key").exists()
 
 
-@pytest.mark.parametrize(("name", "value", "expected"), [
-    ("GK_ENV", "staging", "GK_ENV: must be one of development, test, production"),
-    ("DATABASE_URL", "mysql://x", "DATABASE_URL: must be a sqlite:/// or postgresql:// URL"),
-    ("MQTT_URL", "http://broker", "MQTT_URL: must look like mqtt://"),
-    ("MQTT_URL", "mqtt://host:notaport", "MQTT_URL: must look like mqtt://"),
-    ("TOKEN_TTL_HOURS", "soon", "TOKEN_TTL_HOURS: must be a whole number"),
-    ("TOKEN_TTL_HOURS", "0", "TOKEN_TTL_HOURS: must be between 1 and 720"),
-    ("WORKER_HEARTBEAT_SECONDS", "-5", "WORKER_HEARTBEAT_SECONDS: must be between 1 and 3600"),
-    ("DEFAULT_TIMEZONE", "Mars/Olympus", "DEFAULT_TIMEZONE: must be an IANA time zone"),
-    ("LOGIN_RATE_LIMIT", "lots", "LOGIN_RATE_LIMIT: must look like '10 per minute'"),
-    ("LOG_LEVEL", "chatty", "LOG_LEVEL: must be one of DEBUG"),
-    ("SECRET_KEY", "short", "SECRET_KEY: is too short or malformed"),
-    ("DATA_KEY", "not-base64-of-32-bytes", "DATA_KEY: is too short or malformed"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("GK_ENV", "staging", "GK_ENV: must be one of development, test, production"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL: must be a sqlite:/// or postgresql:// URL"),
+        ("MQTT_URL", "http://broker", "MQTT_URL: must look like mqtt://"),
+        ("MQTT_URL", "mqtt://host:notaport", "MQTT_URL: must look like mqtt://"),
+        ("TOKEN_TTL_HOURS", "soon", "TOKEN_TTL_HOURS: must be a whole number"),
+        ("TOKEN_TTL_HOURS", "0", "TOKEN_TTL_HOURS: must be between 1 and 720"),
+        ("WORKER_HEARTBEAT_SECONDS", "-5", "WORKER_HEARTBEAT_SECONDS: must be between 1 and 3600"),
+        ("DEFAULT_TIMEZONE", "Mars/Olympus", "DEFAULT_TIMEZONE: must be an IANA time zone"),
+        ("LOGIN_RATE_LIMIT", "lots", "LOGIN_RATE_LIMIT: must look like '10 per minute'"),
+        ("LOG_LEVEL", "chatty", "LOG_LEVEL: must be one of DEBUG"),
+        ("SECRET_KEY", "short", "SECRET_KEY: is too short or malformed"),
+        ("DATA_KEY", "not-base64-of-32-bytes", "DATA_KEY: is too short or malformed"),
+    ],
+)
 def test_invalid_variable_is_named(tmp_path: Path, name: str, value: str, expected: str) -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({"INSTANCE_DIR": str(tmp_path), name: value})
@@ -53,14 +56,16 @@ def test_invalid_variable_is_named(tmp_path: Path, name: str, value: str, expect
 
 def test_all_problems_reported_together(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as caught:
-        Settings.from_env({"INSTANCE_DIR": str(tmp_path), "TOKEN_TTL_HOURS": "x",
-                           "MQTT_URL": "nope"})
+        Settings.from_env(
+            {"INSTANCE_DIR": str(tmp_path), "TOKEN_TTL_HOURS": "x", "MQTT_URL": "nope"}
+        )
     assert len(caught.value.problems) == 2
 
 
 def test_postgresql_url_uses_psycopg3(tmp_path: Path) -> None:
-    settings = Settings.from_env({"INSTANCE_DIR": str(tmp_path),
-                                  "DATABASE_URL": "postgresql://u:p@db/gk"})
+    settings = Settings.from_env(
+        {"INSTANCE_DIR": str(tmp_path), "DATABASE_URL": "postgresql://u:p@db/gk"}
+    )
     assert settings.database_url == "postgresql+psycopg://u:p@db/gk"
 
 
@@ -91,10 +96,15 @@ def test_cli_shows_settings_error_without_traceback(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    env = {**os.environ, "INSTANCE_DIR": str(tmp_path), "TOKEN_TTL_HOURS": "never",
-           "FLASK_APP": "server"}
-    result = subprocess.run([sys.executable, "-m", "flask", "seed"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "INSTANCE_DIR": str(tmp_path),
+        "TOKEN_TTL_HOURS": "never",
+        "FLASK_APP": "server",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "seed"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     assert "TOKEN_TTL_HOURS: must be a whole number" in result.stderr
     assert "Traceback" not in result.stderr

@@ -34,11 +34,18 @@ def _heartbeat(app) -> ServiceHeartbeat | None:
 
 
 def _worker(workdir: Path, database_url: str, mqtt_url: str, seconds: float):
-    env = {**os.environ, **app_environment(workdir, database_url, MQTT_URL=mqtt_url,
-                                           WORKER_HEARTBEAT_SECONDS="1"), "FLASK_APP": "server"}
-    return subprocess.Popen([sys.executable, "-m", "flask", "worker", "--run-seconds",
-                             str(seconds)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        **app_environment(workdir, database_url, MQTT_URL=mqtt_url, WORKER_HEARTBEAT_SECONDS="1"),
+        "FLASK_APP": "server",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "worker", "--run-seconds", str(seconds)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_worker_connects_and_beats(app, workdir: Path, database_url: str, broker: Broker) -> None:
@@ -64,8 +71,9 @@ def test_worker_connects_and_beats(app, workdir: Path, database_url: str, broker
     assert final is not None and final.mqtt_connected is False  # its last word on SIGTERM
 
 
-def test_worker_without_broker_keeps_running_and_says_so(app, workdir: Path,
-                                                          database_url: str) -> None:
+def test_worker_without_broker_keeps_running_and_says_so(
+    app, workdir: Path, database_url: str
+) -> None:
     from tests.support.net import free_port
 
     process = _worker(workdir, database_url, f"mqtt://127.0.0.1:{free_port()}", seconds=2)

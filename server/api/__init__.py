@@ -7,6 +7,7 @@ from typing import Any
 import swagger_ui_bundle
 from flask import Flask, g, request, send_from_directory
 from flask_smorest import Api, Blueprint
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import UnsupportedMediaType
 
 from server.api.schemas import ProblemSchema
@@ -27,10 +28,14 @@ class GatekeeperApi(Api):
         """``server.problems`` registers the handlers for the whole app."""
 
 
-api = GatekeeperApi(spec_kwargs={
-    "info": {"description": "Management API of the Gatekeeper access-control server. "
-                            "Device endpoints follow PROTOCOL.md."},
-})
+api = GatekeeperApi(
+    spec_kwargs={
+        "info": {
+            "description": "Management API of the Gatekeeper access-control server. "
+            "Device endpoints follow PROTOCOL.md."
+        },
+    }
+)
 
 
 def scope() -> Scope:
@@ -40,15 +45,44 @@ def scope() -> Scope:
     return g.scope
 
 
+class _JsonParser(FlaskParser):
+    """webargs' parser; a body that Python's ``json`` cannot load answers 400, not 500.
+
+    ``json.loads`` raises ``RecursionError`` on deeply nested arrays and ``ValueError`` on
+    integers longer than ``sys.get_int_max_str_digits()``; webargs catches neither.
+    """
+
+    def load_json(self, req: Any, schema: Any) -> Any:
+        try:
+            return super().load_json(req, schema)
+        except (ValueError, RecursionError) as error:
+            return self._handle_invalid_json_error(error, req)  # type: ignore[arg-type]
+
+
+class _Blueprint(Blueprint):
+    ARGUMENTS_PARSER = _JsonParser()
+
+
+def public_blueprint(name: str, description: str) -> Blueprint:
+    """A blueprint of routes open without signing in (bodies are still JSON only)."""
+    blueprint = _Blueprint(name, __name__, url_prefix=API_PREFIX, description=description)
+    blueprint.before_request(_require_json_body)
+    return blueprint
+
+
 def authenticated_blueprint(name: str, description: str) -> Blueprint:
     """A blueprint whose every route needs a signed-in user (token or session)."""
-    blueprint = Blueprint(name, __name__, url_prefix=API_PREFIX, description=description)
+    blueprint = _Blueprint(name, __name__, url_prefix=API_PREFIX, description=description)
     blueprint.before_request(_require_user)
     return blueprint
 
 
 def _require_user() -> None:
     authenticate_api_request()
+    _require_json_body()
+
+
+def _require_json_body() -> None:
     if request.method in _BODY_METHODS and request.content_length and not request.is_json:
         raise UnsupportedMediaType("Send the body as application/json.")
 
@@ -58,8 +92,9 @@ def init_app(app: Flask) -> None:
 
     api.init_app(app)
     api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer",
-                       "description": "Token from POST /api/v1/auth/token"})
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer", "description": "Token from POST /api/v1/auth/token"},
+    )
     api.spec.options["security"] = [{"bearerAuth": []}]
     for module in (auth, structure, devices, accounts):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request

@@ -20,10 +20,16 @@ blp = authenticated_blueprint("accounts", "User accounts")
 
 def user_answer(user: User) -> dict[str, Any]:
     return {
-        "id": user.id, "username": user.username, "role": user.role,
-        "display_name": user.display_name, "community_ids": [c.id for c in user.communities],
-        "unit_id": user.unit_id, "person_id": user.person_id, "disabled": user.disabled,
-        "created_at": user.created_at, "last_login_at": user.last_login_at,
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "display_name": user.display_name,
+        "community_ids": [c.id for c in user.communities],
+        "unit_id": user.unit_id,
+        "person_id": user.person_id,
+        "disabled": user.disabled,
+        "created_at": user.created_at,
+        "last_login_at": user.last_login_at,
     }
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Blueprint
 
 from server import audit
+from server.api import public_blueprint
 from server.api.schemas import TokenRequestSchema, TokenSchema
 from server.auth import authenticate_user, issue_token
 from server.errors import Unauthorized
 from server.extensions import db, limiter
 from server.models import utcnow
 
-blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign in for API clients")
+blp = public_blueprint("auth", "Sign in for API clients")
 
 
 def login_rate_limit() -> str:

@@ -11,8 +11,9 @@ from server.models import Community, Device
 from server.pagination import paginated
 from server.services import devices
 
-blp = authenticated_blueprint("devices", "Door terminals, barrier cameras, RFID readers, "
-                                         "panic buttons")
+blp = authenticated_blueprint(
+    "devices", "Door terminals, barrier cameras, RFID readers, panic buttons"
+)
 
 
 @blp.get("/communities/<cid>/devices")

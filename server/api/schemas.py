@@ -14,6 +14,7 @@ from marshmallow import fields, validate
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
 from server.community_settings import CommunitySettingsSchema
+from server.fields import JsonBool
 from server.models import UserRole
 from server.settings import is_time_zone
 
@@ -42,10 +43,10 @@ class ProblemSchema(ma.Schema):
 
 # Auth ----------------------------------------------------------------------------------------
 
+
 class TokenRequestSchema(ma.Schema):
     username = fields.Str(required=True, validate=validate.Length(min=1, max=64))
-    password = fields.Str(required=True, validate=validate.Length(min=1, max=256),
-                          load_only=True)
+    password = fields.Str(required=True, validate=validate.Length(min=1, max=256), load_only=True)
 
 
 class TokenSchema(ma.Schema):
@@ -54,6 +55,7 @@ class TokenSchema(ma.Schema):
 
 
 # Communities and structure --------------------------------------------------------------------
+
 
 class CommunitySchema(ma.Schema):
     id = fields.Str(dump_only=True)
@@ -97,13 +99,16 @@ class UnitPatchSchema(ma.Schema):
 class ScheduleWindowSchema(ma.Schema):
     """A weekly window in the community's time zone; ``end`` before ``start`` crosses midnight."""
 
-    days = fields.List(fields.Int(validate=validate.Range(min=1, max=7)), required=True,
-                       validate=validate.Length(min=1, max=7),
-                       metadata={"description": "ISO weekdays, 1 = Monday ... 7 = Sunday"})
-    start = fields.Str(required=True, validate=validate.Regexp(_HHMM),
-                       metadata={"example": "07:00"})
-    end = fields.Str(required=True, validate=validate.Regexp(_HHMM),
-                     metadata={"example": "22:00"})
+    days = fields.List(
+        fields.Int(validate=validate.Range(min=1, max=7)),
+        required=True,
+        validate=validate.Length(min=1, max=7),
+        metadata={"description": "ISO weekdays, 1 = Monday ... 7 = Sunday"},
+    )
+    start = fields.Str(
+        required=True, validate=validate.Regexp(_HHMM), metadata={"example": "07:00"}
+    )
+    end = fields.Str(required=True, validate=validate.Regexp(_HHMM), metadata={"example": "22:00"})
 
     @ma.validates_schema
     def _not_empty(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -115,10 +120,13 @@ class _AccessPointFields(ma.Schema):
     zone = fields.Enum(Zone, by_value=True)
     building_id = fields.Str(allow_none=True)
     open_ms = fields.Int(validate=validate.Range(min=500, max=60_000))
-    requires_depth = fields.Bool()
-    schedule = fields.List(fields.Nested(ScheduleWindowSchema), allow_none=True,
-                           validate=validate.Length(max=28),
-                           metadata={"description": "null: no schedule of its own"})
+    requires_depth = JsonBool()
+    schedule = fields.List(
+        fields.Nested(ScheduleWindowSchema),
+        allow_none=True,
+        validate=validate.Length(max=28),
+        metadata={"description": "null: no schedule of its own"},
+    )
 
 
 class AccessPointSchema(_AccessPointFields):
@@ -135,6 +143,7 @@ class AccessPointPatchSchema(_AccessPointFields):
 
 
 # Devices -------------------------------------------------------------------------------------
+
 
 class DeviceSchema(ma.Schema):
     id = fields.Str(dump_only=True)
@@ -153,7 +162,7 @@ class DeviceSchema(ma.Schema):
 
 class DevicePatchSchema(ma.Schema):
     name = fields.Str(validate=validate.Length(min=1, max=80))
-    disabled = fields.Bool()
+    disabled = JsonBool()
     access_point_id = fields.Str(allow_none=True)
     zone = fields.Enum(Zone, by_value=True, allow_none=True)
 
@@ -172,16 +181,21 @@ class DeviceSecretSchema(DeviceSchema):
 
 # Users ---------------------------------------------------------------------------------------
 
+
 class UserSchema(ma.Schema):
     id = fields.Str(dump_only=True)
-    username = fields.Str(required=True, validate=[validate.Length(min=3, max=64),
-                                                   validate.Regexp(r"^[A-Za-z0-9_.@-]+$")])
+    username = fields.Str(
+        required=True,
+        validate=[validate.Length(min=3, max=64), validate.Regexp(r"^[A-Za-z0-9_.@-]+$")],
+    )
     password = fields.Str(required=True, load_only=True, validate=validate.Length(min=10, max=256))
     role = fields.Enum(UserRole, by_value=True, required=True)
     display_name = fields.Str(allow_none=True, validate=validate.Length(max=80))
-    community_ids = fields.List(fields.Str(), load_default=list,
-                                metadata={"description": "staff: communities run; "
-                                                         "officer: communities covered"})
+    community_ids = fields.List(
+        fields.Str(),
+        load_default=list,
+        metadata={"description": "staff: communities run; officer: communities covered"},
+    )
     unit_id = fields.Str(allow_none=True, metadata={"description": "residents: their unit"})
     person_id = fields.Str(allow_none=True, metadata={"description": "residents: who they are"})
     disabled = fields.Bool(dump_only=True)
@@ -192,5 +206,5 @@ class UserSchema(ma.Schema):
 class UserPatchSchema(ma.Schema):
     display_name = fields.Str(allow_none=True, validate=validate.Length(max=80))
     password = fields.Str(load_only=True, validate=validate.Length(min=10, max=256))
-    disabled = fields.Bool()
+    disabled = JsonBool()
     community_ids = fields.List(fields.Str())

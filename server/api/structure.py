@@ -29,9 +29,13 @@ blp = authenticated_blueprint("structure", "Communities, buildings, units and ac
 def community_answer(community: Community) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return {"id": community.id, "name": community.name, "timezone": community.timezone,
-            "settings": asdict(effective(community.settings)),
-            "created_at": community.created_at}
+    return {
+        "id": community.id,
+        "name": community.name,
+        "timezone": community.timezone,
+        "settings": asdict(effective(community.settings)),
+        "created_at": community.created_at,
+    }
 
 
 @blp.get("/communities")
@@ -48,8 +52,9 @@ def list_communities(pagination_parameters: Any) -> Any:
 @blp.response(201, CommunitySchema)
 def create_community(data: dict[str, Any]) -> Any:
     """Create a community (administrators only)."""
-    community = structure.create_community(scope(), data,
-                                           current_app.config["SETTINGS"].default_timezone)
+    community = structure.create_community(
+        scope(), data, current_app.config["SETTINGS"].default_timezone
+    )
     db.session.commit()
     return community_answer(community)
 
@@ -71,6 +76,7 @@ def update_community(changes: dict[str, Any], cid: str) -> Any:
 
 
 # Buildings -----------------------------------------------------------------------------------
+
 
 @blp.get("/communities/<cid>/buildings")
 @blp.response(200, BuildingSchema(many=True))
@@ -107,6 +113,7 @@ def update_building(changes: dict[str, Any], bid: str) -> Any:
 
 # Units ---------------------------------------------------------------------------------------
 
+
 @blp.get("/communities/<cid>/units")
 @blp.response(200, UnitSchema(many=True))
 @blp.paginate()
@@ -141,6 +148,7 @@ def update_unit(changes: dict[str, Any], uid: str) -> Any:
 
 
 # Access points -------------------------------------------------------------------------------
+
 
 @blp.get("/communities/<cid>/access-points")
 @blp.response(200, AccessPointSchema(many=True))

@@ -23,8 +23,12 @@ user_communities = Table(
     "user_communities",
     Base.metadata,
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("community_id", ForeignKey("communities.id", ondelete="CASCADE"), primary_key=True,
-           index=True),
+    Column(
+        "community_id",
+        ForeignKey("communities.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
 )
 
 
@@ -40,14 +44,16 @@ class User(IdMixin, TimestampMixin, Base):
     display_name: Mapped[str | None] = mapped_column(String(80))
     # Residents: the person they are and the unit they act for.
     person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
-    unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"),
-                                                index=True)
+    unit_id: Mapped[str | None] = mapped_column(
+        ForeignKey("units.id", ondelete="SET NULL"), index=True
+    )
     disabled_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
 
     # Staff: the communities they run; officers: the communities they cover.
-    communities: Mapped[list[Community]] = relationship(secondary=user_communities,
-                                                        order_by=Community.name)
+    communities: Mapped[list[Community]] = relationship(
+        secondary=user_communities, order_by=Community.name
+    )
     unit: Mapped[Unit | None] = relationship()
 
     @property

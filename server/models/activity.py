@@ -29,8 +29,7 @@ pass_access_points = Table(
     "pass_access_points",
     Base.metadata,
     Column("pass_id", ForeignKey("visitor_passes.id", ondelete="CASCADE"), primary_key=True),
-    Column("access_point_id", ForeignKey("access_points.id", ondelete="CASCADE"),
-           primary_key=True),
+    Column("access_point_id", ForeignKey("access_points.id", ondelete="CASCADE"), primary_key=True),
 )
 
 
@@ -42,9 +41,11 @@ class VisitorPass(IdMixin, CommunityOwned, TimestampMixin, Base):
 
     unit_id: Mapped[str] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), index=True)
     issued_by_user_id: Mapped[str | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"))
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
     issued_by_person_id: Mapped[str | None] = mapped_column(
-        ForeignKey("people.id", ondelete="SET NULL"), index=True)
+        ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
     guest_name: Mapped[str] = mapped_column(String(80))
     plate: Mapped[str | None] = mapped_column(String(16))
     valid_from: Mapped[datetime]
@@ -62,24 +63,29 @@ class AccessEvent(IdMixin, CommunityOwned, Base):
     """One verification at an access point, granted or denied."""
 
     __tablename__ = "access_events"
-    __table_args__ = (Index("ix_access_events_community_id_occurred_at", "community_id",
-                            "occurred_at"),)
+    __table_args__ = (
+        Index("ix_access_events_community_id_occurred_at", "community_id", "occurred_at"),
+    )
     ID_PREFIX = "evt"
 
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     access_point_id: Mapped[str | None] = mapped_column(
-        ForeignKey("access_points.id", ondelete="SET NULL"), index=True)
-    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"),
-                                                  index=True)
+        ForeignKey("access_points.id", ondelete="SET NULL"), index=True
+    )
+    device_id: Mapped[str | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="SET NULL"), index=True
+    )
     credential_type: Mapped[CredentialType] = enum_column(CredentialType)
     direction: Mapped[str | None] = mapped_column(String(3))
     decision: Mapped[Decision] = enum_column(Decision)
     reason: Mapped[str] = mapped_column(String(40))
     rule: Mapped[str | None] = mapped_column(String(80))
-    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"),
-                                                  index=True)
+    person_id: Mapped[str | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
     pass_id: Mapped[str | None] = mapped_column(
-        ForeignKey("visitor_passes.id", ondelete="SET NULL"), index=True)
+        ForeignKey("visitor_passes.id", ondelete="SET NULL"), index=True
+    )
     # Distances, liveness, fuzzy-match flags ...: what explains the decision.
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Unknown faces keep their (encrypted) template so strangers can be clustered.
@@ -108,14 +114,16 @@ class DeviceCommand(IdMixin, CommunityOwned, Base):
     __tablename__ = "device_commands"
     ID_PREFIX = "cmd"
 
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"),
-                                           index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
     access_point_id: Mapped[str | None] = mapped_column(
-        ForeignKey("access_points.id", ondelete="SET NULL"))
+        ForeignKey("access_points.id", ondelete="SET NULL")
+    )
     event_id: Mapped[str | None] = mapped_column(
-        ForeignKey("access_events.id", ondelete="SET NULL"))
+        ForeignKey("access_events.id", ondelete="SET NULL")
+    )
     issued_by_user_id: Mapped[str | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"))
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
     command: Mapped[Command] = enum_column(Command)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -136,7 +144,8 @@ class Alert(IdMixin, CommunityOwned, TimestampMixin, Base):
     severity: Mapped[Severity] = enum_column(Severity)
     status: Mapped[AlertStatus] = enum_column(AlertStatus, default=AlertStatus.OPEN)
     access_point_id: Mapped[str | None] = mapped_column(
-        ForeignKey("access_points.id", ondelete="SET NULL"))
+        ForeignKey("access_points.id", ondelete="SET NULL")
+    )
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
     summary: Mapped[str] = mapped_column(String(255))
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -145,7 +154,8 @@ class Alert(IdMixin, CommunityOwned, TimestampMixin, Base):
     escalated_at: Mapped[datetime | None]
 
     history: Mapped[list[AlertHistory]] = relationship(
-        back_populates="alert", order_by="AlertHistory.at", passive_deletes=True)
+        back_populates="alert", order_by="AlertHistory.at", passive_deletes=True
+    )
 
 
 class AlertHistory(IdMixin, CommunityOwned, Base):
@@ -154,8 +164,7 @@ class AlertHistory(IdMixin, CommunityOwned, Base):
     __tablename__ = "alert_history"
     ID_PREFIX = "alh"
 
-    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"),
-                                          index=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
     action: Mapped[str] = mapped_column(String(32))
     status: Mapped[AlertStatus] = enum_column(AlertStatus)
     by_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -173,7 +182,8 @@ class AuditEntry(IdMixin, Base):
     ID_PREFIX = "aud"
 
     community_id: Mapped[str | None] = mapped_column(
-        ForeignKey("communities.id", ondelete="CASCADE"))
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     actor: Mapped[str] = mapped_column(String(80))

@@ -56,8 +56,14 @@ class UTCDateTime(TypeDecorator[datetime]):
 def enum_column(enum_type: type[enum.Enum], **kwargs: Any) -> Any:
     """A column holding a ``StrEnum`` by value, checked by the database."""
     return mapped_column(
-        Enum(enum_type, values_callable=lambda e: [m.value for m in e], native_enum=False,
-             create_constraint=True, length=32, name=enum_type.__name__.lower()),
+        Enum(
+            enum_type,
+            values_callable=lambda e: [m.value for m in e],
+            native_enum=False,
+            create_constraint=True,
+            length=32,
+            name=enum_type.__name__.lower(),
+        ),
         **kwargs,
     )
 
@@ -98,5 +104,6 @@ class CommunityOwned:
 
     @declared_attr
     def community_id(cls) -> Mapped[str]:  # noqa: N805
-        return mapped_column(String(40), ForeignKey("communities.id", ondelete="CASCADE"),
-                             index=True)
+        return mapped_column(
+            String(40), ForeignKey("communities.id", ondelete="CASCADE"), index=True
+        )

@@ -23,8 +23,9 @@ class Community(IdMixin, TimestampMixin, Base):
     # Tunables (face tolerance, pass limits, retention ...); see server.community_settings.
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-    buildings: Mapped[list[Building]] = relationship(back_populates="community",
-                                                     passive_deletes=True)
+    buildings: Mapped[list[Building]] = relationship(
+        back_populates="community", passive_deletes=True
+    )
 
 
 class Building(IdMixin, CommunityOwned, TimestampMixin, Base):
@@ -45,8 +46,9 @@ class Unit(IdMixin, CommunityOwned, TimestampMixin, Base):
     __table_args__ = (UniqueConstraint("building_id", "number"),)
     ID_PREFIX = "unt"
 
-    building_id: Mapped[str] = mapped_column(ForeignKey("buildings.id", ondelete="CASCADE"),
-                                             index=True)
+    building_id: Mapped[str] = mapped_column(
+        ForeignKey("buildings.id", ondelete="CASCADE"), index=True
+    )
     number: Mapped[str] = mapped_column(String(40))
     floor: Mapped[int | None]
 
@@ -64,7 +66,8 @@ class AccessPoint(IdMixin, CommunityOwned, TimestampMixin, Base):
     kind: Mapped[AccessPointKind] = enum_column(AccessPointKind)
     zone: Mapped[Zone] = enum_column(Zone)
     building_id: Mapped[str | None] = mapped_column(
-        ForeignKey("buildings.id", ondelete="SET NULL"), index=True)
+        ForeignKey("buildings.id", ondelete="SET NULL"), index=True
+    )
     open_ms: Mapped[int] = mapped_column(default=5000)
     requires_depth: Mapped[bool] = mapped_column(default=False)
     # Weekly windows in the community's zone: [{"days": [1..7], "start": "HH:MM", "end": "HH:MM"}];
@@ -83,7 +86,8 @@ class Device(IdMixin, CommunityOwned, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(80))
     kind: Mapped[DeviceKind] = enum_column(DeviceKind)
     access_point_id: Mapped[str | None] = mapped_column(
-        ForeignKey("access_points.id", ondelete="RESTRICT"), index=True)
+        ForeignKey("access_points.id", ondelete="RESTRICT"), index=True
+    )
     zone: Mapped[Zone | None] = enum_column(Zone, nullable=True)
     # SHA-256 of the secret for HTTP; the secret is 256 random bits, so a slow hash adds
     # nothing but latency on the verify path.

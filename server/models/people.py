@@ -47,8 +47,9 @@ class Person(IdMixin, CommunityOwned, TimestampMixin, Base):
     wander_risk: Mapped[bool] = mapped_column(default=False)
     moved_out_at: Mapped[datetime | None]
 
-    memberships: Mapped[list[Membership]] = relationship(back_populates="person",
-                                                         passive_deletes=True)
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="person", passive_deletes=True
+    )
     guardians: Mapped[list[Person]] = relationship(
         secondary=guardianships,
         primaryjoin=lambda: Person.id == guardianships.c.person_id,
@@ -63,10 +64,10 @@ class Membership(IdMixin, CommunityOwned, TimestampMixin, Base):
     __table_args__ = (UniqueConstraint("person_id", "unit_id", "role"),)
     ID_PREFIX = "mem"
 
-    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"),
-                                           index=True)
-    unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"),
-                                                index=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[str | None] = mapped_column(
+        ForeignKey("units.id", ondelete="CASCADE"), index=True
+    )
     role: Mapped[PersonRole] = enum_column(PersonRole)
     valid_from: Mapped[datetime | None]
     valid_until: Mapped[datetime | None]
@@ -80,8 +81,7 @@ class Lease(IdMixin, CommunityOwned, TimestampMixin, Base):
     __tablename__ = "leases"
     ID_PREFIX = "lse"
 
-    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"),
-                                           index=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     unit_id: Mapped[str] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), index=True)
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime] = mapped_column(index=True)
@@ -96,11 +96,9 @@ class Consent(IdMixin, CommunityOwned, Base):
     __tablename__ = "consents"
     ID_PREFIX = "cns"
 
-    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"),
-                                           index=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(40))
-    recorded_by_id: Mapped[str | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"))
+    recorded_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     granted_at: Mapped[datetime]
     withdrawn_at: Mapped[datetime | None]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from server import audit
 from server.auth import hash_password
 from server.errors import Conflict, Forbidden, Invalid
 from server.extensions import db
-from server.models import Community, Person, Unit, User, UserRole, utcnow
+from server.models import ApiToken, Community, Person, Unit, User, UserRole, utcnow
 from server.scope import Scope
 
 _COMMUNITY_ROLES = {UserRole.STAFF, UserRole.OFFICER}
@@ -20,8 +20,10 @@ def _communities(ids: list[str]) -> list[Community]:
     found = list(db.session.scalars(select(Community).where(Community.id.in_(ids))))
     missing = sorted(set(ids) - {c.id for c in found})
     if missing:
-        raise Invalid("Unknown communities.", errors={"community_ids": [
-            f"No community with id {m!r}." for m in missing]})
+        raise Invalid(
+            "Unknown communities.",
+            errors={"community_ids": [f"No community with id {m!r}." for m in missing]},
+        )
     return found
 
 
@@ -31,8 +33,12 @@ def create_user(scope: Scope, data: dict[str, Any]) -> User:
     role: UserRole = data["role"]
     if not scope.is_admin and role is not UserRole.RESIDENT:
         raise Forbidden("Staff can create resident accounts only.")
-    user = User(username=data["username"], role=role, display_name=data.get("display_name"),
-                password_hash=hash_password(data["password"]))
+    user = User(
+        username=data["username"],
+        role=role,
+        display_name=data.get("display_name"),
+        password_hash=hash_password(data["password"]),
+    )
     errors: dict[str, list[str]] = {}
     if role in _COMMUNITY_ROLES:
         if not data.get("community_ids"):
@@ -52,14 +58,23 @@ def create_user(scope: Scope, data: dict[str, Any]) -> User:
     db.session.add(user)
     db.session.flush()
     community_id = user.unit.community_id if user.unit else None
-    audit.record(scope.user, "user.create", community_id=community_id, target=user,
-                 details={"username": user.username, "role": role.value,
-                          "community_ids": [c.id for c in user.communities]})
+    audit.record(
+        scope.user,
+        "user.create",
+        community_id=community_id,
+        target=user,
+        details={
+            "username": user.username,
+            "role": role.value,
+            "community_ids": [c.id for c in user.communities],
+        },
+    )
     return user
 
 
-def _bind_resident(scope: Scope, user: User, data: dict[str, Any],
-                   errors: dict[str, list[str]]) -> None:
+def _bind_resident(
+    scope: Scope, user: User, data: dict[str, Any], errors: dict[str, list[str]]
+) -> None:
     unit_id = data.get("unit_id")
     unit = db.session.scalar(scope.query(Unit).where(Unit.id == unit_id)) if unit_id else None
     if unit is None:
@@ -67,12 +82,23 @@ def _bind_resident(scope: Scope, user: User, data: dict[str, Any],
         return
     user.unit = unit
     if data.get("person_id"):
-        person = db.session.scalar(select(Person).where(
-            Person.id == data["person_id"], Person.community_id == unit.community_id))
+        person = db.session.scalar(
+            select(Person).where(
+                Person.id == data["person_id"], Person.community_id == unit.community_id
+            )
+        )
         if person is None:
             errors["person_id"] = ["No such person in the unit's community."]
         else:
             user.person_id = person.id
+
+
+def _revoke_tokens(user: User) -> None:
+    db.session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 def update_user(scope: Scope, user_id: str, changes: dict[str, Any]) -> User:
@@ -88,20 +114,27 @@ def update_user(scope: Scope, user_id: str, changes: dict[str, Any]) -> User:
     if "community_ids" in changes:
         scope.require_admin()
         if user.role not in _COMMUNITY_ROLES or not changes["community_ids"]:
-            raise Invalid("Only staff and officers have communities, at least one.",
-                          errors={"community_ids": ["Not applicable or empty."]})
+            raise Invalid(
+                "Only staff and officers have communities, at least one.",
+                errors={"community_ids": ["Not applicable or empty."]},
+            )
         user.communities = _communities(changes["community_ids"])
         details["community_ids"] = [c.id for c in user.communities]
     if "display_name" in changes:
         user.display_name = details["display_name"] = changes["display_name"]
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
-        details["password"] = "changed"
+        details["password_changed"] = True
+        _revoke_tokens(user)  # a changed password signs out every API client
     if "disabled" in changes:
         user.disabled_at = utcnow() if changes["disabled"] else None
         details["disabled"] = changes["disabled"]
     if details:
-        audit.record(scope.user, "user.update",
-                     community_id=user.unit.community_id if user.unit else None,
-                     target=user, details=details)
+        audit.record(
+            scope.user,
+            "user.update",
+            community_id=user.unit.community_id if user.unit else None,
+            target=user,
+            details=details,
+        )
     return user

@@ -34,13 +34,28 @@ class ProvisionedDevice:
     def as_answer(self) -> dict[str, Any]:
         device = self.device
         return {
-            **{c: getattr(device, c) for c in ("id", "community_id", "name", "kind",
-                                               "access_point_id", "zone", "disabled", "online",
-                                               "last_seen_at", "firmware", "secret_rotated_at",
-                                               "created_at")},
+            **{
+                c: getattr(device, c)
+                for c in (
+                    "id",
+                    "community_id",
+                    "name",
+                    "kind",
+                    "access_point_id",
+                    "zone",
+                    "disabled",
+                    "online",
+                    "last_seen_at",
+                    "firmware",
+                    "secret_rotated_at",
+                    "created_at",
+                )
+            },
             "secret": self.secret,
-            "mqtt": {"username": device.id,
-                     "topic_prefix": device_prefix(device.community_id, device.id)},
+            "mqtt": {
+                "username": device.id,
+                "topic_prefix": device_prefix(device.community_id, device.id),
+            },
         }
 
 
@@ -52,13 +67,17 @@ def set_secret(device: Device, secret: str | None = None) -> str:
     return secret
 
 
-def _check_binding(scope: Scope, community_id: str, kind: DeviceKind,
-                   access_point_id: str | None, zone: Any) -> AccessPoint | None:
+def _check_binding(
+    scope: Scope, community_id: str, kind: DeviceKind, access_point_id: str | None, zone: Any
+) -> AccessPoint | None:
     errors: dict[str, list[str]] = {}
     point = None
     if access_point_id:
-        point = db.session.scalar(scope.query(AccessPoint).where(
-            AccessPoint.id == access_point_id, AccessPoint.community_id == community_id))
+        point = db.session.scalar(
+            scope.query(AccessPoint).where(
+                AccessPoint.id == access_point_id, AccessPoint.community_id == community_id
+            )
+        )
         if point is None:
             errors["access_point_id"] = ["No such access point in this community."]
         elif point.kind not in _SERVES[kind]:
@@ -76,17 +95,28 @@ def provision(scope: Scope, community_id: str, data: dict[str, Any]) -> Provisio
     community = scope.get(Community, community_id)
     scope.require_write(Device)
     kind = data["kind"]
-    point = _check_binding(scope, community.id, kind, data.get("access_point_id"),
-                           data.get("zone"))
-    device = Device(community_id=community.id, name=data["name"], kind=kind,
-                    access_point_id=point.id if point else None,
-                    zone=data.get("zone") or (point.zone if point else None))
+    point = _check_binding(scope, community.id, kind, data.get("access_point_id"), data.get("zone"))
+    device = Device(
+        community_id=community.id,
+        name=data["name"],
+        kind=kind,
+        access_point_id=point.id if point else None,
+        zone=data.get("zone") or (point.zone if point else None),
+    )
     secret = set_secret(device)
     db.session.add(device)
     db.session.flush()
-    audit.record(scope.user, "device.provision", community_id=community.id, target=device,
-                 details={"name": device.name, "kind": kind.value,
-                          "access_point_id": device.access_point_id})
+    audit.record(
+        scope.user,
+        "device.provision",
+        community_id=community.id,
+        target=device,
+        details={
+            "name": device.name,
+            "kind": kind.value,
+            "access_point_id": device.access_point_id,
+        },
+    )
     return ProvisionedDevice(device, secret)
 
 
@@ -95,8 +125,9 @@ def rotate_secret(scope: Scope, device_id: str) -> ProvisionedDevice:
     device = scope.writable(Device, device_id)
     secret = set_secret(device)
     device.secret_rotated_at = utcnow()
-    audit.record(scope.user, "device.rotate_secret", community_id=device.community_id,
-                 target=device)
+    audit.record(
+        scope.user, "device.rotate_secret", community_id=device.community_id, target=device
+    )
     return ProvisionedDevice(device, secret)
 
 
@@ -109,14 +140,20 @@ def update(scope: Scope, device_id: str, changes: dict[str, Any]) -> Device:
         point = _check_binding(scope, device.community_id, device.kind, access_point_id, zone)
         device.access_point_id = point.id if point else None
         device.zone = zone or (point.zone if point else None)
-        details.update(access_point_id=device.access_point_id,
-                       zone=device.zone.value if device.zone else None)
+        details.update(
+            access_point_id=device.access_point_id, zone=device.zone.value if device.zone else None
+        )
     if "name" in changes and changes["name"] != device.name:
         device.name = details["name"] = changes["name"]
     if "disabled" in changes and changes["disabled"] != device.disabled:
         device.disabled_at = utcnow() if changes["disabled"] else None
         details["disabled"] = changes["disabled"]
     if details:
-        audit.record(scope.user, "device.update", community_id=device.community_id,
-                     target=device, details=details)
+        audit.record(
+            scope.user,
+            "device.update",
+            community_id=device.community_id,
+            target=device,
+            details=details,
+        )
     return device

@@ -99,15 +99,21 @@ def home() -> str:
     context: dict[str, Any] = {"user": user, "communities": communities}
     if user.role in (UserRole.ADMIN, UserRole.STAFF):
         context["counts"] = _structure_counts(scope)
-        context["devices"] = list(db.session.scalars(
-            scope.query(Device).order_by(Device.community_id, Device.name).limit(200)))
+        context["devices"] = list(
+            db.session.scalars(
+                scope.query(Device).order_by(Device.community_id, Device.name).limit(200)
+            )
+        )
     if user.role is UserRole.ADMIN:
         context["worker"] = db.session.get(ServiceHeartbeat, "worker")
     if user.role is UserRole.OFFICER:
-        context["open_alerts"] = dict(db.session.execute(
-            select(Alert.community_id, func.count()).where(
-                scope.visible(Alert), Alert.status != "resolved").group_by(Alert.community_id)
-        ).all())
+        context["open_alerts"] = dict(
+            db.session.execute(
+                select(Alert.community_id, func.count())
+                .where(scope.visible(Alert), Alert.status != "resolved")
+                .group_by(Alert.community_id)
+            ).all()
+        )
     if user.role is UserRole.RESIDENT and user.unit is not None:
         context["unit"] = user.unit
         context["building"] = db.session.get(Building, user.unit.building_id)
@@ -117,11 +123,17 @@ def home() -> str:
 def _structure_counts(scope: Scope) -> dict[str, dict[str, int]]:
     """Per community: how many buildings, units, access points and devices."""
     counts: dict[str, dict[str, int]] = {}
-    for label, model in (("buildings", Building), ("units", Unit),
-                         ("access_points", AccessPoint), ("devices", Device)):
+    for label, model in (
+        ("buildings", Building),
+        ("units", Unit),
+        ("access_points", AccessPoint),
+        ("devices", Device),
+    ):
         rows = db.session.execute(
-            select(model.community_id, func.count()).where(scope.visible(model))
-            .group_by(model.community_id))
+            select(model.community_id, func.count())
+            .where(scope.visible(model))
+            .group_by(model.community_id)
+        )
         for community_id, count in rows:
             counts.setdefault(community_id, {})[label] = count
     return counts
@@ -141,10 +153,13 @@ def healthz() -> dict[str, Any]:
     """Liveness for load balancers: the database answers; the worker's last heartbeat."""
     db.session.execute(select(1))
     beat = db.session.get(ServiceHeartbeat, "worker")
-    return {"status": "ok", "worker": {
-        "beat_at": beat.beat_at.isoformat() if beat else None,
-        "mqtt_connected": beat.mqtt_connected if beat else False,
-    }}
+    return {
+        "status": "ok",
+        "worker": {
+            "beat_at": beat.beat_at.isoformat() if beat else None,
+            "mqtt_connected": beat.mqtt_connected if beat else False,
+        },
+    }
 
 
 def local_time(value: datetime | None, zone: str = "Asia/Shanghai") -> str:

@@ -26,10 +26,15 @@ class Broker:
 
     def start(self) -> None:
         config = self.root / "mosquitto.conf"
-        config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                          f"persistence true\npersistence_location {self.root}/\n")
-        self.process = subprocess.Popen([self.executable, "-c", str(config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {self.root}/\n"
+        )
+        self.process = subprocess.Popen(
+            [self.executable, "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_port(self.port)
 
     def stop(self) -> None:

@@ -16,15 +16,18 @@ def pg_bin() -> Path:
     """The folder with initdb and pg_ctl (PG_BIN, else the newest /usr/lib/postgresql/*/bin)."""
     if os.environ.get("PG_BIN"):
         return Path(os.environ["PG_BIN"])
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parent.parent.name))
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name)
+    )
     if found:
         return Path(found[-1]).parent
     on_path = shutil.which("initdb")
     if on_path:
         return Path(on_path).parent
-    raise RuntimeError("PostgreSQL server binaries not found: apt-get install postgresql "
-                       "(make test does this) or set PG_BIN")
+    raise RuntimeError(
+        "PostgreSQL server binaries not found: apt-get install postgresql "
+        "(make test does this) or set PG_BIN"
+    )
 
 
 class PostgresCluster:
@@ -44,12 +47,31 @@ class PostgresCluster:
     def start(self) -> None:
         if self._as:
             shutil.chown(self.root, "postgres")
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-                  "--auth=trust", "--encoding=UTF8", "--no-sync")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-w",
-                  "-l", str(self.root / "log"), "start")
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        )
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(self.root / "log"),
+            "start",
+        )
         wait_for_port(self.port)
 
     def url(self, database: str) -> str:
@@ -58,8 +80,9 @@ class PostgresCluster:
     def create_database(self, name: str) -> str:
         import psycopg
 
-        with psycopg.connect(self.url("postgres").replace("+psycopg", ""),
-                             autocommit=True) as connection:
+        with psycopg.connect(
+            self.url("postgres").replace("+psycopg", ""), autocommit=True
+        ) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

@@ -1,0 +1,238 @@
+"""Payloads of PROTOCOL.md section 3: typed values, encoded to and decoded from JSON.
+
+Decoding validates: a bad payload raises ``PayloadError`` with a short reason, which
+consumers log and count; it never takes a consumer down. Unknown fields are
+ignored (the protocol's forward-compatibility rule).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from hardware.protocol import Command, EventType
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_HEX = re.compile(r"^[0-9A-Fa-f]{2,64}$")
+
+
+class PayloadError(ValueError):
+    """A payload that does not follow the protocol; ``reason`` is short and loggable."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def format_ts(value: datetime) -> str:
+    """ISO 8601 with an explicit offset and milliseconds (``2026-11-21T00:30:05.120+00:00``)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.isoformat(timespec="milliseconds")
+
+
+def parse_ts(value: Any, name: str = "ts") -> datetime:
+    """An aware datetime from an ISO 8601 string with offset; naive times are refused."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise PayloadError(f"{name} must be an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise PayloadError(f"{name} is not ISO 8601") from error
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise PayloadError(f"{name} has no UTC offset")
+    return parsed.astimezone(UTC)
+
+
+def _load(payload: bytes) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("payload too large")
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise PayloadError("not UTF-8 JSON") from error
+    if not isinstance(data, dict):
+        raise PayloadError("payload is not a JSON object")
+    return data
+
+
+def _dump(data: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {k: v for k, v in data.items() if v is not None}, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
+
+
+def _identifier(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not _ID.match(value):
+        raise PayloadError(f"{name} missing or malformed")
+    return value
+
+
+def _optional_int(data: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise PayloadError(f"{name} must be an integer in [{low}, {high}]")
+    return value
+
+
+def _optional_text(data: dict[str, Any], name: str, limit: int) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise PayloadError(f"{name} must be a string of at most {limit} characters")
+    return value
+
+
+@dataclass(frozen=True)
+class CommandMessage:
+    """Server -> device on ``cmd``."""
+
+    cmd_id: str
+    cmd: Command
+    issued_at: datetime
+    expires_at: datetime
+    event_id: str | None = None
+    open_ms: int | None = None
+    text: str | None = None
+
+    def encode(self) -> bytes:
+        return _dump(
+            {
+                "cmd_id": self.cmd_id,
+                "cmd": self.cmd.value,
+                "event_id": self.event_id,
+                "open_ms": self.open_ms,
+                "text": self.text,
+                "issued_at": format_ts(self.issued_at),
+                "expires_at": format_ts(self.expires_at),
+            }
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> CommandMessage:
+        data = _load(payload)
+        try:
+            cmd = Command(data.get("cmd"))
+        except ValueError as error:
+            raise PayloadError("unknown cmd") from error
+        return cls(
+            cmd_id=_identifier(data, "cmd_id"),
+            cmd=cmd,
+            issued_at=parse_ts(data.get("issued_at"), "issued_at"),
+            expires_at=parse_ts(data.get("expires_at"), "expires_at"),
+            event_id=_optional_text(data, "event_id", 64),
+            open_ms=_optional_int(data, "open_ms", 0, 3_600_000),
+            text=_optional_text(data, "text", 500),
+        )
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+
+@dataclass(frozen=True)
+class AckMessage:
+    """Device -> server on ``ack``: the outcome of one command."""
+
+    cmd_id: str
+    ok: bool
+    ts: datetime
+    detail: str = ""
+
+    def encode(self) -> bytes:
+        return _dump(
+            {"cmd_id": self.cmd_id, "ok": self.ok, "detail": self.detail, "ts": format_ts(self.ts)}
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> AckMessage:
+        data = _load(payload)
+        if not isinstance(data.get("ok"), bool):
+            raise PayloadError("ok must be true or false")
+        return cls(
+            cmd_id=_identifier(data, "cmd_id"),
+            ok=data["ok"],
+            ts=parse_ts(data.get("ts")),
+            detail=_optional_text(data, "detail", 255) or "",
+        )
+
+
+# Extra fields each event type may carry, with their bounds.
+_EVENT_FIELDS: dict[EventType, tuple[str, ...]] = {
+    EventType.DOOR_HELD_OPEN: ("open_ms",),
+    EventType.TAG_READ: ("tag", "rssi"),
+}
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    """Device -> server on ``evt``; ``seq`` increases per device."""
+
+    type: EventType
+    seq: int
+    ts: datetime
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return _dump(
+            {"type": self.type.value, "seq": self.seq, "ts": format_ts(self.ts), **self.fields}
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> EventMessage:
+        data = _load(payload)
+        try:
+            kind = EventType(data.get("type"))
+        except ValueError as error:
+            raise PayloadError("unknown event type") from error
+        seq = _optional_int(data, "seq", 0, 2**63 - 1)
+        if seq is None:
+            raise PayloadError("seq missing")
+        extra: dict[str, Any] = {}
+        wanted = _EVENT_FIELDS.get(kind, ())
+        if "open_ms" in wanted:
+            extra["open_ms"] = _optional_int(data, "open_ms", 0, 86_400_000)
+        if "tag" in wanted:
+            tag = data.get("tag")
+            if not isinstance(tag, str) or not _HEX.match(tag):
+                raise PayloadError("tag must be hex")
+            extra["tag"] = tag.upper()
+            extra["rssi"] = _optional_int(data, "rssi", -150, 50)
+        return cls(
+            type=kind,
+            seq=seq,
+            ts=parse_ts(data.get("ts")),
+            fields={k: v for k, v in extra.items() if v is not None},
+        )
+
+
+@dataclass(frozen=True)
+class StatusMessage:
+    """Device -> server on ``status`` (retained); the last will is ``{"online": false}``."""
+
+    online: bool
+    ts: datetime | None = None
+    fw: str | None = None
+
+    def encode(self) -> bytes:
+        return _dump(
+            {"online": self.online, "fw": self.fw, "ts": format_ts(self.ts) if self.ts else None}
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> StatusMessage:
+        data = _load(payload)
+        if not isinstance(data.get("online"), bool):
+            raise PayloadError("online must be true or false")
+        ts = parse_ts(data["ts"]) if data.get("ts") is not None else None
+        return cls(online=data["online"], ts=ts, fw=_optional_text(data, "fw", 40))
+
+
+OFFLINE_WILL = StatusMessage(online=False).encode()
