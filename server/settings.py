@@ -74,6 +74,29 @@ VARIABLES: tuple[Variable, ...] = (
         "MQTT_CLIENT_ID", "gatekeeper-worker", "MQTT client id of the worker (persistent session)."
     ),
     Variable(
+        "MQTT_BROKER_DIR",
+        "(unset)",
+        "Folder where the server writes Mosquitto's password file and ACL (`passwd`, `acl`) "
+        "from the provisioned devices. Unset: the server leaves the broker's files alone.",
+    ),
+    Variable(
+        "MQTT_BROKER_PIDFILE",
+        "(unset)",
+        "Mosquitto's pid file; after rewriting the files the server sends it SIGHUP, so "
+        "device changes apply without a restart.",
+    ),
+    Variable("DEVICE_HEARTBEAT_SECONDS", "60", "Heartbeat interval devices are expected to keep."),
+    Variable(
+        "DEVICE_OFFLINE_AFTER_MISSES",
+        "3",
+        "Missed heartbeats after which the worker marks a device offline and raises an alert.",
+    ),
+    Variable(
+        "COMMAND_TTL_SECONDS",
+        "10",
+        "How long a command stays valid (`expires_at - issued_at`); doors drop it after that.",
+    ),
+    Variable(
         "TOKEN_TTL_HOURS", "12", "Lifetime of API bearer tokens from `POST /api/v1/auth/token`."
     ),
     Variable(
@@ -105,6 +128,11 @@ class Settings:
     data_key: str
     mqtt_url: str
     mqtt_client_id: str
+    mqtt_broker_dir: Path | None
+    mqtt_broker_pidfile: Path | None
+    device_heartbeat_seconds: int
+    device_offline_after_misses: int
+    command_ttl_seconds: int
     token_ttl_hours: int
     login_rate_limit: str
     ratelimit_storage_uri: str
@@ -144,6 +172,15 @@ class Settings:
             ),
             "mqtt_url": parser.text("MQTT_URL", "mqtt://127.0.0.1:1883"),
             "mqtt_client_id": parser.text("MQTT_CLIENT_ID", "gatekeeper-worker"),
+            "mqtt_broker_dir": parser.path("MQTT_BROKER_DIR"),
+            "mqtt_broker_pidfile": parser.path("MQTT_BROKER_PIDFILE"),
+            "device_heartbeat_seconds": parser.integer(
+                "DEVICE_HEARTBEAT_SECONDS", 60, low=1, high=3600
+            ),
+            "device_offline_after_misses": parser.integer(
+                "DEVICE_OFFLINE_AFTER_MISSES", 3, low=1, high=100
+            ),
+            "command_ttl_seconds": parser.integer("COMMAND_TTL_SECONDS", 10, low=1, high=3600),
             "token_ttl_hours": parser.integer("TOKEN_TTL_HOURS", 12, low=1, high=24 * 30),
             "login_rate_limit": parser.text("LOGIN_RATE_LIMIT", "10 per minute"),
             "ratelimit_storage_uri": parser.text("RATELIMIT_STORAGE_URI", "memory://"),
@@ -197,6 +234,10 @@ class _Parser:
 
     def text(self, name: str, default: str) -> str:
         return self._raw(name) or default
+
+    def path(self, name: str) -> Path | None:
+        raw = self._raw(name)
+        return Path(raw).resolve() if raw else None
 
     def check(self, name: str, ok: bool, message: str) -> None:
         if not ok and not any(p.startswith(name + ":") for p in self.problems):
