@@ -34,7 +34,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-    from server import auth, cli, problems, web
+    from server import auth, cli, messaging, problems, web
     from server.api import init_app as init_api
     from server.extensions import csrf, db, limiter, login_manager, migrate
 
@@ -44,6 +44,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     auth.init_app(app)
+    messaging.init_app(app)
     init_api(app)
     web.init_app(app)
     problems.init_app(app)

@@ -7,22 +7,28 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
 from hardware.bus import BrokerAddress, MqttBus
+from hardware.topics import SERVER_SUBSCRIPTIONS
+from server import ingest, messaging
 from server.extensions import db
 from server.models import ServiceHeartbeat, utcnow
+from server.services import commands
 
 _LOGGER = logging.getLogger(__name__)
 
 WORKER_NAME = "worker"
+# How often unanswered commands are marked expired.
+COMMAND_EXPIRY_CHECK_S = 5
 
 
 class Worker:
-    """Connects to the broker, schedules jobs, and reports a heartbeat until stopped."""
+    """Consumes device messages, runs scheduled jobs, and reports a heartbeat until stopped."""
 
     def __init__(self, app: Flask):
         self.app = app
@@ -31,6 +37,7 @@ class Worker:
         self.bus = MqttBus(
             BrokerAddress.from_url(self.settings.mqtt_url), client_id=self.settings.mqtt_client_id
         )
+        self.ingest = ingest.DeviceIngest(app)
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self._stop = threading.Event()
 
@@ -49,8 +56,37 @@ class Worker:
             db.session.commit()
         _LOGGER.debug("heartbeat (broker connected: %s)", self.bus.connected)
 
+    def detect_offline_devices(self) -> None:
+        self._in_transaction(
+            lambda: ingest.detect_offline(
+                self.settings.device_heartbeat_seconds, self.settings.device_offline_after_misses
+            )
+        )
+
+    def expire_commands(self) -> None:
+        self._in_transaction(commands.expire_overdue)
+
+    def _in_transaction(self, job: Callable[[], object]) -> None:
+        with self.app.app_context():
+            try:
+                job()
+                db.session.commit()
+            finally:
+                db.session.remove()
+
     def stop(self, *_args: object) -> None:
         self._stop.set()
+
+    def _schedule(self, job: Callable[[], None], seconds: float) -> None:
+        self.scheduler.add_job(
+            job,
+            "interval",
+            id=job.__name__,
+            seconds=seconds,
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+        )
 
     def run(self, run_seconds: float | None = None) -> None:
         """Run until SIGINT/SIGTERM, or for ``run_seconds``."""
@@ -58,16 +94,16 @@ class Worker:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
         _LOGGER.info("worker starting; broker %s:%s", self.bus.address.host, self.bus.address.port)
+        for topic_filter in SERVER_SUBSCRIPTIONS:
+            self.bus.subscribe(topic_filter, self.ingest.handle)
+        messaging.use_bus(self.app, self.bus)  # jobs that command devices publish through us
         self.bus.start()
-        self.scheduler.add_job(
-            self.heartbeat,
-            "interval",
-            id="heartbeat",
-            seconds=self.settings.worker_heartbeat_seconds,
-            next_run_time=datetime.now(UTC),
-            coalesce=True,
-            max_instances=1,
+        self._schedule(self.heartbeat, self.settings.worker_heartbeat_seconds)
+        # Check several times per allowed silence so an absence is caught promptly.
+        self._schedule(
+            self.detect_offline_devices, max(1.0, self.settings.device_heartbeat_seconds / 2)
         )
+        self._schedule(self.expire_commands, COMMAND_EXPIRY_CHECK_S)
         self.scheduler.start()
         try:
             self._stop.wait(run_seconds)
@@ -75,4 +111,4 @@ class Worker:
             self.scheduler.shutdown(wait=True)
             self.bus.stop()
             self.heartbeat()  # the last word: stopped, and no longer connected
-            _LOGGER.info("worker stopped")
+            _LOGGER.info("worker stopped; ingest counts: %s", dict(self.ingest.stats))

@@ -13,6 +13,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
+from hardware.protocol import Command, CommandStatus
 from server.community_settings import CommunitySettingsSchema
 from server.fields import JsonBool
 from server.models import UserRole
@@ -203,8 +204,56 @@ class UserSchema(ma.Schema):
     last_login_at = fields.AwareDateTime(dump_only=True)
 
 
+class MqttCredentialsSchema(ma.Schema):
+    """An officer's broker login: answered once; the server keeps only a hash."""
+
+    username = fields.Str()
+    password = fields.Str(metadata={"description": "Shown once."})
+    topics = fields.List(fields.Str(), metadata={"example": ["gk/v1/com_01JD.../alerts"]})
+
+
 class UserPatchSchema(ma.Schema):
     display_name = fields.Str(allow_none=True, validate=validate.Length(max=80))
     password = fields.Str(load_only=True, validate=validate.Length(min=10, max=256))
     disabled = JsonBool()
     community_ids = fields.List(fields.Str())
+
+
+# Commands and device events -------------------------------------------------------------------
+
+
+class AccessPointCommandSchema(ma.Schema):
+    command = fields.Enum(
+        Command,
+        by_value=True,
+        required=True,
+        metadata={"description": "open, lock or unlock_hold"},
+    )
+
+
+class DeviceCommandRequestSchema(ma.Schema):
+    command = fields.Enum(Command, by_value=True, required=True)
+    text = fields.Str(validate=validate.Length(min=1, max=200), metadata={"description": "display"})
+
+
+class CommandSchema(ma.Schema):
+    id = fields.Str(metadata={"description": "the cmd_id sent to the device"})
+    device_id = fields.Str()
+    access_point_id = fields.Str(allow_none=True)
+    command = fields.Enum(Command, by_value=True)
+    status = fields.Enum(CommandStatus, by_value=True)
+    issued_at = fields.AwareDateTime()
+    expires_at = fields.AwareDateTime()
+    status_at = fields.AwareDateTime(allow_none=True)
+    detail = fields.Str(allow_none=True)
+    issued_by_user_id = fields.Str(allow_none=True)
+
+
+class DeviceEventSchema(ma.Schema):
+    id = fields.Str()
+    device_id = fields.Str()
+    seq = fields.Int()
+    type = fields.Str()
+    occurred_at = fields.AwareDateTime()
+    received_at = fields.AwareDateTime()
+    payload = fields.Dict()

@@ -170,6 +170,8 @@ def local_time(value: datetime | None, zone: str = "Asia/Shanghai") -> str:
 
 
 def init_app(app: Flask) -> None:
+    from server.web import devices  # noqa: F401 - registers the device console's routes
+
     app.register_blueprint(bp)
     app.add_template_filter(local_time, "local_time")
     app.context_processor(lambda: {"now": utcnow()})

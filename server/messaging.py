@@ -1,0 +1,99 @@
+"""MQTT publishing from the server: messages leave only after the database commit.
+
+Services queue messages on the SQLAlchemy session (``queue_message``); when the
+session commits, they are handed to the process's MQTT client; when it rolls back
+they are dropped. So a door never opens for an event that was not stored.
+
+Each process has one lazily started client (``publisher``): web workers start it on
+their first publish; the worker process installs its own bus (``use_bus``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from hardware.bus import BrokerAddress, MqttBus
+
+_LOGGER = logging.getLogger(__name__)
+_OUTBOX = "mqtt_outbox"
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    topic: str
+    payload: bytes
+    expiry_s: int | None = None
+    retain: bool = False
+
+
+class Publisher:
+    """Owns one MQTT client for this process and publishes outgoing messages (QoS 1)."""
+
+    def __init__(self, bus: MqttBus, *, owned: bool):
+        self.bus = bus
+        self._owned = owned
+
+    def publish(self, message: OutgoingMessage) -> None:
+        self.bus.publish(
+            message.topic, message.payload, qos=1, retain=message.retain, expiry_s=message.expiry_s
+        )
+
+    def stop(self) -> None:
+        if self._owned:
+            self.bus.stop()
+
+
+def publisher(app: Flask | None = None) -> Publisher:
+    """This process's publisher, started on first use (never at import or app creation)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    existing = app.extensions.get("mqtt_publisher")
+    if existing is not None:
+        return existing
+    with _lock:
+        existing = app.extensions.get("mqtt_publisher")
+        if existing is None:
+            settings = app.config["SETTINGS"]
+            client_id = f"gatekeeper-web-{socket.gethostname()}-{os.getpid()}"
+            bus = MqttBus(BrokerAddress.from_url(settings.mqtt_url), client_id=client_id)
+            bus.start()
+            existing = app.extensions["mqtt_publisher"] = Publisher(bus, owned=True)
+        return existing
+
+
+def use_bus(app: Flask, bus: MqttBus) -> None:
+    """Publish through ``bus`` (the worker's own connection) instead of a client of our own."""
+    app.extensions["mqtt_publisher"] = Publisher(bus, owned=False)
+
+
+def queue_message(session: Session, message: OutgoingMessage) -> None:
+    """Publish ``message`` once ``session`` commits; forget it if it rolls back."""
+    session.info.setdefault(_OUTBOX, []).append(message)
+
+
+def _flush_outbox(session: Session) -> None:
+    messages = session.info.pop(_OUTBOX, None)
+    if not messages:
+        return
+    sender = publisher()
+    for message in messages:
+        sender.publish(message)
+
+
+def _drop_outbox(session: Session) -> None:
+    session.info.pop(_OUTBOX, None)
+
+
+def init_app(app: Flask) -> None:
+    """Hook the outbox to every session's commit and rollback (once per process)."""
+    if not event.contains(Session, "after_commit", _flush_outbox):
+        event.listen(Session, "after_commit", _flush_outbox)
+        event.listen(Session, "after_rollback", _drop_outbox)

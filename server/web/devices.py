@@ -1,0 +1,86 @@
+"""The staff device console: live state of every device, recent traffic, open/lock buttons."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from hardware.protocol import Command
+from server.errors import DomainError
+from server.extensions import db
+from server.models import AccessPoint, Community, Device, DeviceCommand, DeviceEvent
+from server.scope import Scope
+from server.services import commands
+from server.web import bp
+
+RECENT = 15
+
+
+def _scope() -> Scope:
+    return Scope(current_user._get_current_object())  # type: ignore[attr-defined]
+
+
+@bp.get("/communities/<cid>/devices")
+@login_required
+def device_console(cid: str) -> str:
+    scope = _scope()
+    community = scope.get(Community, cid)
+    points = list(
+        db.session.scalars(
+            scope.query(AccessPoint)
+            .where(AccessPoint.community_id == community.id)
+            .order_by(AccessPoint.name)
+        )
+    )
+    devices = list(
+        db.session.scalars(
+            scope.query(Device).where(Device.community_id == community.id).order_by(Device.name)
+        )
+    )
+    names = {d.id: d.name for d in devices}
+    recent_commands = list(
+        db.session.scalars(
+            scope.query(DeviceCommand)
+            .where(DeviceCommand.community_id == community.id)
+            .order_by(DeviceCommand.issued_at.desc())
+            .limit(RECENT)
+        )
+    )
+    recent_events = list(
+        db.session.scalars(
+            scope.query(DeviceEvent)
+            .where(DeviceEvent.community_id == community.id)
+            .order_by(DeviceEvent.received_at.desc())
+            .limit(RECENT)
+        )
+    )
+    return render_template(
+        "devices.html",
+        community=community,
+        points=points,
+        devices=devices,
+        names=names,
+        commands=recent_commands,
+        events=recent_events,
+        can_command=scope.can_write(AccessPoint),
+        point_commands=[Command.OPEN, Command.LOCK, Command.UNLOCK_HOLD],
+    )
+
+
+@bp.post("/access-points/<apid>/command")
+@login_required
+def command_access_point(apid: str) -> Response:
+    scope = _scope()
+    point = scope.get(AccessPoint, apid)
+    try:
+        command = Command(request.form.get("command", ""))
+        rows = commands.command_access_point(scope, point.id, command)
+        db.session.commit()
+        flash(f"{command.value} sent to {point.name} ({len(rows)} device(s)).", "info")
+    except ValueError:
+        flash("Unknown command.", "error")
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.detail, "error")
+    return redirect(url_for("web.device_console", cid=point.community_id))

@@ -1,0 +1,304 @@
+"""Commands, device events, status and acks, against the real database (no broker here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from gatekeeper.vocabulary import AlertStatus, AlertType, DeviceKind, Severity, Zone
+from hardware.messages import AckMessage, CommandMessage, EventMessage, StatusMessage
+from hardware.protocol import Command, CommandStatus, EventType
+from hardware.topics import device_topic
+from server.extensions import db
+from server.ingest import DeviceIngest, detect_offline
+from server.messaging import OutgoingMessage, Publisher, queue_message
+from server.models import Alert, AuditEntry, Community, Device, DeviceCommand, DeviceEvent, utcnow
+from server.services import commands
+from tests import factories
+from tests.factories import Api
+
+
+class Recorder(Publisher):
+    """Stands in for the MQTT client: keeps what would have been published."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+
+    def publish(self, message: OutgoingMessage) -> None:
+        self.sent.append(message)
+
+
+@pytest.fixture
+def published(app) -> Iterator[list[OutgoingMessage]]:
+    recorder = Recorder()
+    app.extensions["mqtt_publisher"] = recorder
+    yield recorder.sent
+    app.extensions.pop("mqtt_publisher", None)
+
+
+@pytest.fixture
+def w(app):
+    with app.app_context():
+        world = factories.world()
+        ids = {name: getattr(world, name).id for name in vars(world)}
+        db.session.remove()
+    return type("Ids", (), ids)
+
+
+def test_open_is_stored_then_published(app, client, w, published) -> None:
+    answer = Api(client, "staff_a").post(f"/access-points/{w.door_a}/commands", {"command": "open"})
+    assert answer.status_code == 202, answer.json
+    [command] = answer.json
+    assert command["status"] == "sent" and command["device_id"] == w.device_a
+    [message] = published
+    assert message.topic == device_topic(w.a, w.device_a, "cmd")
+    decoded = CommandMessage.decode(message.payload)
+    assert decoded.cmd is Command.OPEN and decoded.cmd_id == command["id"]
+    assert decoded.open_ms == 5000
+    assert decoded.expires_at - decoded.issued_at == timedelta(seconds=10)
+    assert message.expiry_s == 10 and message.retain is False
+    with app.app_context():
+        row = db.session.get(DeviceCommand, command["id"])
+        assert row.issued_by_user_id == w.staff_a
+        audit = db.session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "access_point.open")
+        )
+        assert audit.target_id == w.door_a and audit.details == {"commands": [row.id]}
+
+
+def test_nothing_is_published_when_the_transaction_rolls_back(app, w, published) -> None:
+    with app.app_context():
+        device = db.session.get(Device, w.device_a)
+        commands.issue(device, Command.OPEN)
+        db.session.rollback()
+        assert db.session.scalar(select(func.count()).select_from(DeviceCommand)) == 0
+        queue_message(db.session, OutgoingMessage("gk/v1/x/y/cmd", b"{}"))
+        db.session.commit()
+    assert [m.topic for m in published] == ["gk/v1/x/y/cmd"]
+
+
+def test_command_scope_and_rules(app, client, w, published) -> None:
+    staff_b = Api(client, "staff_b")
+    assert staff_b.post(f"/access-points/{w.door_a}/open").status_code == 404
+    assert Api(client, "officer_a").post(f"/access-points/{w.door_a}/open").status_code == 403
+    assert Api(client, "resident_b").post(f"/access-points/{w.door_a}/open").status_code == 404
+    staff_a = Api(client, "staff_a")
+    bad = staff_a.post(f"/access-points/{w.door_a}/commands", {"command": "reboot"})
+    assert bad.status_code == 422
+    assert (
+        staff_a.post(f"/access-points/{w.door_a}/commands", {"command": "explode"}).status_code
+        == 422
+    )
+    assert staff_a.patch(f"/devices/{w.device_a}", {"disabled": True}).status_code == 200
+    answer = staff_a.post(f"/access-points/{w.door_a}/open")
+    assert answer.status_code == 409
+    assert "No enabled door or barrier" in answer.json["detail"]
+    assert staff_a.post(f"/devices/{w.device_a}/commands", {"command": "reboot"}).status_code == 409
+    assert published == []
+
+
+def test_device_commands_display_and_history(app, client, w, published) -> None:
+    staff = Api(client, "staff_a")
+    assert staff.post(f"/devices/{w.device_a}/commands", {"command": "display"}).status_code == 422
+    shown = staff.post(
+        f"/devices/{w.device_a}/commands", {"command": "display", "text": "欢迎回家"}
+    )
+    assert shown.status_code == 202
+    assert CommandMessage.decode(published[0].payload).text == "欢迎回家"
+    staff.post(f"/access-points/{w.door_a}/commands", {"command": "unlock_hold"})
+    history = staff.get(f"/devices/{w.device_a}/commands")
+    assert [c["command"] for c in history.json] == ["unlock_hold", "display"]
+    assert staff.get(f"/commands/{shown.json['id']}").json["status"] == "sent"
+    assert Api(client, "staff_b").get(f"/commands/{shown.json['id']}").status_code == 404
+
+
+def _ingest(app, device_id: str, community_id: str, suffix: str, payload: bytes) -> DeviceIngest:
+    ingest = DeviceIngest(app)
+    ingest.handle(device_topic(community_id, device_id, suffix), payload)
+    return ingest
+
+
+def test_acks_decide_the_outcome(app, w, published) -> None:
+    with app.app_context():
+        device = db.session.get(Device, w.device_a)
+        ids = [commands.issue(device, Command.OPEN).id for _ in range(3)]
+        db.session.commit()
+    ingest = DeviceIngest(app)
+    topic = device_topic(w.a, w.device_a, "ack")
+    now = utcnow()
+    ingest.handle(topic, AckMessage(ids[0], True, now).encode())
+    ingest.handle(topic, AckMessage(ids[1], False, now, "expired").encode())
+    ingest.handle(topic, AckMessage(ids[2], False, now, "relay fault").encode())
+    ingest.handle(topic, AckMessage("cmd_unknown", True, now).encode())
+    # Another device cannot ack this one's commands.
+    ingest.handle(device_topic(w.b, w.device_b, "ack"), AckMessage(ids[2], True, now).encode())
+    with app.app_context():
+        statuses = [db.session.get(DeviceCommand, i).status for i in ids]
+        assert statuses == [CommandStatus.ACKED, CommandStatus.EXPIRED, CommandStatus.FAILED]
+        assert db.session.get(DeviceCommand, ids[2]).detail == "relay fault"
+    assert ingest.stats["ack"] == 3 and ingest.stats["ack_unknown_command"] == 2
+
+
+def test_unanswered_commands_expire(app, w, published) -> None:
+    with app.app_context():
+        device = db.session.get(Device, w.device_a)
+        old = commands.issue(device, Command.OPEN)
+        fresh = commands.issue(device, Command.OPEN)
+        old.expires_at = utcnow() - timedelta(seconds=30)
+        db.session.commit()
+        assert commands.expire_overdue() == 1
+        db.session.commit()
+        assert db.session.get(DeviceCommand, old.id).status is CommandStatus.EXPIRED
+        assert db.session.get(DeviceCommand, fresh.id).status is CommandStatus.SENT
+
+
+def test_events_are_stored_once_per_seq(app, w) -> None:
+    ingest = DeviceIngest(app)
+    topic = device_topic(w.a, w.device_a, "evt")
+    opened = EventMessage(EventType.DOOR_OPENED, 7, utcnow()).encode()
+    for _ in range(3):
+        ingest.handle(topic, opened)
+    ingest.handle(topic, EventMessage(EventType.DOOR_CLOSED, 8, utcnow()).encode())
+    ingest.handle(topic, EventMessage(EventType.HEARTBEAT, 9, utcnow()).encode())
+    with app.app_context():
+        rows = list(db.session.scalars(select(DeviceEvent).order_by(DeviceEvent.seq)))
+        assert [(r.seq, r.type) for r in rows] == [(7, "door_opened"), (8, "door_closed")]
+        device = db.session.get(Device, w.device_a)
+        assert device.online is True and device.last_seen_at is not None
+    assert ingest.stats["event"] == 2
+    assert ingest.stats["duplicate_event"] == 2
+    assert ingest.stats["heartbeat"] == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "alert_type", "severity"),
+    [
+        (EventType.PANIC, AlertType.PANIC, Severity.CRITICAL),
+        (EventType.DOOR_FORCED, AlertType.DOOR_FORCED, Severity.HIGH),
+        (EventType.TAMPER, AlertType.TAMPER, Severity.HIGH),
+        (EventType.DOOR_HELD_OPEN, AlertType.DOOR_HELD_OPEN, Severity.MEDIUM),
+    ],
+)
+def test_alarm_events_raise_one_alert(app, w, event, alert_type, severity) -> None:
+    ingest = DeviceIngest(app)
+    topic = device_topic(w.a, w.device_a, "evt")
+    fields = {"open_ms": 95000} if event is EventType.DOOR_HELD_OPEN else {}
+    ingest.handle(topic, EventMessage(event, 1, utcnow(), fields).encode())
+    ingest.handle(topic, EventMessage(event, 2, utcnow(), fields).encode())
+    with app.app_context():
+        [alert] = db.session.scalars(select(Alert))
+        assert (alert.type, alert.severity, alert.status) == (
+            alert_type,
+            severity,
+            AlertStatus.OPEN,
+        )
+        assert alert.community_id == w.a and alert.access_point_id == w.door_a
+        assert len(alert.evidence["device_event_ids"]) == 2  # updated, not duplicated
+        assert [h.action for h in alert.history] == ["raised"]
+
+
+def test_status_and_last_will(app, w) -> None:
+    topic = device_topic(w.a, w.device_a, "status")
+    _ingest(app, w.device_a, w.a, "status", StatusMessage(True, utcnow(), "1.4.2").encode())
+    with app.app_context():
+        device = db.session.get(Device, w.device_a)
+        assert (device.online, device.firmware) == (True, "1.4.2")
+    DeviceIngest(app).handle(topic, b'{"online": false}')
+    with app.app_context():
+        assert db.session.get(Device, w.device_a).online is False
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"[]",
+        b'{"type": "door_opened"}',
+        b'{"type": "teleport", "seq": 1, "ts": "2026-11-21T08:00:00+08:00"}',
+        b'{"type": "door_opened", "seq": 1, "ts": "2026-11-21T08:00:00"}',
+        b'{"type": "tag_read", "seq": 1, "tag": "xyz", "ts": "2026-11-21T08:00:00Z"}',
+        b"\xff\xfe",
+        b'{"type": "door_opened", "seq": -1, "ts": "2026-11-21T08:00:00Z"}',
+    ],
+)
+def test_bad_event_payloads_are_counted(app, w, payload) -> None:
+    ingest = _ingest(app, w.device_a, w.a, "evt", payload)
+    assert ingest.stats["bad_payload"] == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(DeviceEvent)) == 0
+
+
+def test_messages_from_unknown_or_misplaced_devices_are_ignored(app, w) -> None:
+    ingest = DeviceIngest(app)
+    event = EventMessage(EventType.PANIC, 1, utcnow()).encode()
+    ingest.handle(device_topic(w.a, "dev_nobody", "evt"), event)
+    ingest.handle(device_topic(w.b, w.device_a, "evt"), event)  # right device, wrong community
+    ingest.handle("gk/v1/too/short", event)
+    assert ingest.stats["unknown_device"] == 2 and ingest.stats["ignored"] == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Alert)) == 0
+
+
+def test_offline_after_missed_heartbeats_once_per_absence(app, w) -> None:
+    with app.app_context():
+        device = db.session.get(Device, w.device_a)
+        point = factories.access_point(db.session.get(Community, w.a), zone=Zone.PERIMETER)
+        reader, _ = factories.device(point, kind=DeviceKind.RFID_READER)
+        device.online, device.last_seen_at = True, utcnow() - timedelta(seconds=200)
+        reader.online, reader.last_seen_at = True, utcnow() - timedelta(seconds=100)
+        db.session.commit()
+        assert detect_offline(heartbeat_s=60, misses=3) == 1
+        db.session.commit()
+        assert detect_offline(heartbeat_s=60, misses=3) == 0  # same absence: no new alert
+        [alert] = db.session.scalars(select(Alert))
+        assert alert.type is AlertType.DEVICE_OFFLINE and alert.device_id == device.id
+        alert.status = AlertStatus.RESOLVED
+        db.session.commit()
+        assert detect_offline(heartbeat_s=60, misses=3) == 0  # resolved, still the same one
+        assert db.session.get(Device, w.device_a).online is False
+        assert db.session.get(Device, reader.id).online is True
+        device.last_seen_at = utcnow() - timedelta(seconds=190)  # back, then silent again
+        db.session.commit()
+        assert detect_offline(heartbeat_s=60, misses=3) == 1
+
+
+def _page_login(client, username: str) -> str:
+    import re
+
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
+    client.post(
+        "/login", data={"username": username, "password": factories.PASSWORD, "csrf_token": token}
+    )
+    return token
+
+
+def test_device_console_page_sends_commands(app, client, w, published) -> None:
+    token = _page_login(client, "staff_a")
+    page = client.get(f"/communities/{w.a}/devices")
+    assert page.status_code == 200
+    assert "A door" in page.text and 'value="open"' in page.text
+    answer = client.post(
+        f"/access-points/{w.door_a}/command", data={"command": "lock", "csrf_token": token}
+    )
+    assert answer.status_code == 302
+    assert CommandMessage.decode(published[0].payload).cmd is Command.LOCK
+    page = client.get(f"/communities/{w.a}/devices")
+    assert "lock sent to A door (1 device(s))." in page.text
+    assert (
+        client.post(f"/access-points/{w.door_a}/command", data={"command": "open"}).status_code
+        == 400
+    )  # no CSRF token
+    assert client.get(f"/communities/{w.b}/devices").status_code == 404
+    assert len(published) == 1
+
+
+def test_officer_sees_console_without_buttons(app, client, w, published) -> None:
+    token = _page_login(client, "officer_a")
+    page = client.get(f"/communities/{w.a}/devices")
+    assert page.status_code == 200 and 'value="open"' not in page.text
+    client.post(f"/access-points/{w.door_a}/command", data={"command": "open", "csrf_token": token})
+    assert published == []
