@@ -133,13 +133,15 @@ def test_acks_decide_the_outcome(app, w, published) -> None:
     ingest.handle(topic, AckMessage(ids[1], False, now, "expired").encode())
     ingest.handle(topic, AckMessage(ids[2], False, now, "relay fault").encode())
     ingest.handle(topic, AckMessage("cmd_unknown", True, now).encode())
+    # QoS 1 redelivered the first command: the door answers "duplicate"; acked stays acked.
+    ingest.handle(topic, AckMessage(ids[0], False, now, "duplicate").encode())
     # Another device cannot ack this one's commands.
     ingest.handle(device_topic(w.b, w.device_b, "ack"), AckMessage(ids[2], True, now).encode())
     with app.app_context():
         statuses = [db.session.get(DeviceCommand, i).status for i in ids]
         assert statuses == [CommandStatus.ACKED, CommandStatus.EXPIRED, CommandStatus.FAILED]
         assert db.session.get(DeviceCommand, ids[2]).detail == "relay fault"
-    assert ingest.stats["ack"] == 3 and ingest.stats["ack_unknown_command"] == 2
+    assert ingest.stats["ack"] == 4 and ingest.stats["ack_unknown_command"] == 2
 
 
 def test_unanswered_commands_expire(app, w, published) -> None:

@@ -23,6 +23,7 @@ ACCESS_POINT_COMMANDS = frozenset({Command.OPEN, Command.LOCK, Command.UNLOCK_HO
 DEVICE_COMMANDS = frozenset(Command)
 # A device that answers "expired" dropped the command because it came too late.
 _EXPIRED_DETAIL = "expired"
+_DUPLICATE_DETAIL = "duplicate"
 # An ack may be on its way when a command expires; give it a moment before giving up.
 _ACK_GRACE = timedelta(seconds=5)
 
@@ -151,6 +152,8 @@ def record_ack(device: Device, ack: AckMessage) -> DeviceCommand | None:
     row = db.session.get(DeviceCommand, ack.cmd_id)
     if row is None or row.device_id != device.id:
         return None
+    if row.status is CommandStatus.ACKED or ack.detail == _DUPLICATE_DETAIL:
+        return row  # a redelivery (QoS 1) answered "duplicate": the first answer stands
     if ack.ok:
         row.status = CommandStatus.ACKED  # the device acted: that outranks our own expiry
     elif ack.detail == _EXPIRED_DETAIL:
