@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from gatekeeper.vocabulary import AlertType, Severity
 from hardware.messages import AckMessage, EventMessage, PayloadError, StatusMessage
@@ -62,6 +62,10 @@ class DeviceIngest:
             except IntegrityError:
                 db.session.rollback()  # a concurrent consumer stored the same (device, seq)
                 self.stats["duplicate_event"] += 1
+            except DataError as error:  # valid JSON the database cannot hold
+                db.session.rollback()
+                self.stats["bad_payload"] += 1
+                _LOGGER.warning("unstorable payload on %s: %s", topic, error.orig)
             finally:
                 db.session.remove()
 

@@ -357,7 +357,7 @@ def upgrade():
 
     op.create_table('device_events',
     sa.Column('device_id', sa.String(length=40), nullable=False),
-    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('type', sa.String(length=32), nullable=False),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),

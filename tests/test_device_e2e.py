@@ -1,0 +1,237 @@
+"""End to end over a real Mosquitto: the API, the worker, and simulated devices."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from gatekeeper.vocabulary import AlertType, DeviceKind, Zone
+from hardware.protocol import Command, CommandStatus, EventType
+from hardware.simulate.actuators import Door
+from hardware.simulate.device import DeviceIdentity
+from hardware.simulate.sensors import PanicButton
+from server import create_app
+from server.extensions import db
+from server.models import Alert, Device, DeviceCommand, DeviceEvent
+from server.worker import Worker
+from tests import factories
+from tests.conftest import app_environment
+from tests.factories import Api
+from tests.support.mosquitto import Broker
+
+WAIT_S = 15
+
+
+def eventually(check: Callable[[], object], timeout: float = WAIT_S) -> object:
+    """Poll ``check`` until it returns something truthy (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    broker = Broker()
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def live_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> Iterator[Flask]:
+    """A second app on the same database whose MQTT settings point at the test broker."""
+    live = create_app(
+        app_environment(
+            workdir,
+            database_url,
+            MQTT_URL=broker.url,
+            MQTT_CLIENT_ID="gatekeeper-worker-e2e",
+            DEVICE_HEARTBEAT_SECONDS="1",
+            DEVICE_OFFLINE_AFTER_MISSES="2",
+        )
+    )
+    yield live
+    publisher = live.extensions.pop("mqtt_publisher", None)
+    if publisher is not None:
+        publisher.stop()
+
+
+@pytest.fixture
+def worker(live_app: Flask) -> Iterator[Worker]:
+    worker = Worker(live_app)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    assert worker.bus.wait_connected(WAIT_S)
+    yield worker
+    worker.stop()
+    thread.join(timeout=30)
+
+
+@dataclass
+class Site:
+    community_id: str
+    door_point_id: str
+    door: Door
+    button: PanicButton
+
+
+@pytest.fixture
+def site(live_app: Flask, broker: Broker) -> Iterator[Site]:
+    with live_app.app_context():
+        world = factories.world()
+        door_device = db.session.get(Device, world.device_a.id)
+        secret = "door-secret-for-e2e"
+        from server.services.devices import set_secret
+
+        set_secret(door_device, secret)
+        panic_point = factories.access_point(world.a, zone=Zone.PERIMETER, name="Gate")
+        button, button_secret = factories.device(panic_point, kind=DeviceKind.PANIC_BUTTON)
+        db.session.commit()
+        ids = (world.a.id, world.door_a.id, door_device.id, button.id)
+    community_id, point_id, door_id, button_id = ids
+    door = Door(DeviceIdentity(door_id, secret, community_id), broker.url, heartbeat_s=0.5)
+    panic = PanicButton(
+        DeviceIdentity(button_id, button_secret, community_id), broker.url, heartbeat_s=0.5
+    )
+    for device in (door, panic):
+        device.start()
+        assert device.wait_ready(WAIT_S)
+    yield Site(community_id, point_id, door, panic)
+    for device in (door, panic):
+        device.stop()
+
+
+def _query(app: Flask, statement):
+    with app.app_context():
+        try:
+            return db.session.execute(statement).all()
+        finally:
+            db.session.remove()
+
+
+def test_staff_open_reaches_the_door_and_is_acked(live_app, worker, site: Site) -> None:
+    staff = Api(live_app.test_client(), "staff_a")
+    answer = staff.post(f"/access-points/{site.door_point_id}/open")
+    assert answer.status_code == 202, answer.json
+    command_id = answer.json[0]["id"]
+    action = site.door.wait_for_action(Command.OPEN, WAIT_S, cmd_id=command_id)
+    assert action is not None, "the door never opened"
+    status = eventually(lambda: staff.get(f"/commands/{command_id}").json["status"] == "acked")
+    assert status, staff.get(f"/commands/{command_id}").json
+    # The door reported its state on its own: online, firmware.
+    device = staff.get(f"/devices/{site.door.device_id}").json
+    assert device["online"] is True and device["firmware"] == site.door.fw
+
+
+def test_panic_and_forced_door_become_alerts(live_app, worker, site: Site) -> None:
+    site.button.press()
+    site.door.door_forced()
+
+    def alert_types() -> set[str]:
+        rows = _query(live_app, select(Alert.type))
+        return {row[0].value for row in rows}
+
+    assert eventually(lambda: {"panic", "door_forced"} <= alert_types()), alert_types()
+
+
+def test_killed_device_goes_offline_and_alerts(live_app, worker, site: Site) -> None:
+    assert eventually(
+        lambda: _query(live_app, select(Device.online).where(Device.id == site.button.device_id))[
+            0
+        ][0]
+    )
+    site.button.kill()  # no clean disconnect: the broker publishes the last will
+
+    def offline_alert() -> bool:
+        rows = _query(live_app, select(Alert.type, Alert.device_id))
+        return (AlertType.DEVICE_OFFLINE, site.button.device_id) in rows
+
+    assert eventually(offline_alert), _query(live_app, select(Alert.type))
+    assert (
+        _query(live_app, select(Device.online).where(Device.id == site.button.device_id))[0][0]
+        is False
+    )
+    # The door keeps beating and stays online.
+    assert (
+        _query(live_app, select(Device.online).where(Device.id == site.door.device_id))[0][0]
+        is True
+    )
+
+
+def test_broker_restart_loses_no_event_and_stores_none_twice(
+    live_app, worker, site: Site, broker: Broker
+) -> None:
+    sent = [site.door.emit(EventType.EXIT_REQUEST).seq for _ in range(20)]
+    broker.restart()
+    sent += [site.door.emit(EventType.EXIT_REQUEST).seq for _ in range(20)]
+    assert site.door.wait_ready(WAIT_S) and worker.bus.wait_connected(WAIT_S)
+    sent += [site.door.emit(EventType.EXIT_REQUEST).seq for _ in range(20)]
+
+    def stored() -> list[int]:
+        rows = _query(
+            live_app,
+            select(DeviceEvent.seq).where(
+                DeviceEvent.device_id == site.door.device_id, DeviceEvent.type == "exit_request"
+            ),
+        )
+        return sorted(row[0] for row in rows)
+
+    assert eventually(lambda: stored() == sorted(sent), timeout=30), (len(stored()), len(sent))
+    counted = _query(
+        live_app,
+        select(func.count())
+        .select_from(DeviceEvent)
+        .where(DeviceEvent.device_id == site.door.device_id),
+    )[0][0]
+    assert counted == len(set(sent))
+    # And commands still flow after the restart.
+    staff = Api(live_app.test_client(), "staff_a")
+    command_id = staff.post(f"/access-points/{site.door_point_id}/open").json[0]["id"]
+    assert site.door.wait_for_action(Command.OPEN, WAIT_S, cmd_id=command_id) is not None
+
+
+def test_expired_command_is_dropped_and_recorded(live_app, worker, site: Site) -> None:
+    """A command the door receives too late is not obeyed, and the server records it."""
+    from hardware.messages import CommandMessage
+    from hardware.topics import device_topic
+    from server.messaging import OutgoingMessage, publisher
+    from server.models import utcnow
+
+    issued = utcnow() - timedelta(seconds=30)  # as if stuck in a slow network for 30 s
+    with live_app.app_context():
+        row = DeviceCommand(
+            community_id=site.community_id,
+            device_id=site.door.device_id,
+            command=Command.OPEN,
+            issued_at=issued,
+            expires_at=issued + timedelta(seconds=10),
+        )
+        db.session.add(row)
+        db.session.commit()
+        command_id = row.id
+        late = CommandMessage(command_id, Command.OPEN, issued, row.expires_at)
+    publisher(live_app).publish(
+        OutgoingMessage(device_topic(site.community_id, site.door.device_id, "cmd"), late.encode())
+    )
+    ack = site.door.wait_for_ack(command_id, WAIT_S)
+    assert ack is not None and ack.ok is False and ack.detail == "expired"
+    assert site.door.wait_for_action(Command.OPEN, 0.5, cmd_id=command_id) is None
+
+    def recorded() -> bool:
+        status = _query(
+            live_app, select(DeviceCommand.status).where(DeviceCommand.id == command_id)
+        )[0][0]
+        return status is CommandStatus.EXPIRED
+
+    assert eventually(recorded)
