@@ -9,6 +9,7 @@ import click
 from flask import Flask, current_app
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from server import broker_sync
 from server.errors import DomainError
 from server.extensions import db
 from server.models import User, UserRole
@@ -20,6 +21,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(seed)
     app.cli.add_command(create_user)
     app.cli.add_command(worker)
+    app.cli.add_command(broker_sync.broker_files)  # flask broker-files
 
 
 def _fail(message: str) -> None:

@@ -7,8 +7,9 @@ from typing import Any
 from flask import g
 
 from server.api import authenticated_blueprint, scope
-from server.api.schemas import UserPatchSchema, UserSchema
+from server.api.schemas import MqttCredentialsSchema, UserPatchSchema, UserSchema
 from server.auth import revoke_token
+from server.broker_sync import issue_officer_credentials, sync_broker
 from server.errors import Invalid
 from server.extensions import db
 from server.models import User
@@ -82,4 +83,20 @@ def update_user(changes: dict[str, Any], user_id: str) -> Any:
     """Change the display name or password, disable, or (admins) change communities."""
     user = accounts.update_user(scope(), user_id, changes)
     db.session.commit()
+    if user.mqtt_password_hash:  # an officer's broker account follows disabling and communities
+        sync_broker()
     return user_answer(user)
+
+
+@blp.post("/users/<user_id>/mqtt-credentials")
+@blp.response(200, MqttCredentialsSchema)
+def issue_mqtt_credentials(user_id: str) -> Any:
+    """New MQTT credentials for an officer, shown once; the previous password stops working.
+
+    For the officer themself or an administrator. The officer's broker account may read
+    ``gk/v1/{community_id}/alerts`` of each community they cover.
+    """
+    credentials = issue_officer_credentials(scope(), user_id)
+    db.session.commit()
+    sync_broker()
+    return credentials.as_answer()

@@ -6,6 +6,7 @@ from typing import Any
 
 from server.api import authenticated_blueprint, scope
 from server.api.schemas import DevicePatchSchema, DeviceSchema, DeviceSecretSchema
+from server.broker_sync import sync_broker
 from server.extensions import db
 from server.models import Community, Device
 from server.pagination import paginated
@@ -33,6 +34,7 @@ def provision_device(data: dict[str, Any], cid: str) -> Any:
     """Provision a device. The answer carries its secret, which is never shown again."""
     provisioned = devices.provision(scope(), cid, data)
     db.session.commit()
+    sync_broker()  # the broker accepts the new device at once
     return provisioned.as_answer()
 
 
@@ -49,6 +51,7 @@ def update_device(changes: dict[str, Any], device_id: str) -> Any:
     """Rename, rebind, or disable (``disabled: true``) a device."""
     device = devices.update(scope(), device_id, changes)
     db.session.commit()
+    sync_broker()  # disabling removes the broker account and cuts the live connection
     return device
 
 
@@ -58,4 +61,5 @@ def rotate_device_secret(device_id: str) -> Any:
     """A new secret, shown once; the old one stops working at once."""
     provisioned = devices.rotate_secret(scope(), device_id)
     db.session.commit()
+    sync_broker()  # the broker drops connections made with the old secret
     return provisioned.as_answer()

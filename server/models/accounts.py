@@ -49,6 +49,8 @@ class User(IdMixin, TimestampMixin, Base):
     )
     disabled_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # Officers: their MQTT password in Mosquitto's password-file format (server.broker_sync).
+    mqtt_password_hash: Mapped[str | None] = mapped_column(String(255))
 
     # Staff: the communities they run; officers: the communities they cover.
     communities: Mapped[list[Community]] = relationship(

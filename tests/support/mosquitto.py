@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from hardware.broker import BrokerAccount, mosquitto_config, write_broker_files
+from hardware.broker import MAX_QUEUED_MESSAGES, BrokerAccount, mosquitto_config, write_broker_files
 from tests.support.net import free_port, wait_for_port
 
 
@@ -63,6 +63,7 @@ class Broker:
             config.write_text(
                 f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {user}\n"
                 f"persistence true\npersistence_location {self.root}/\n"
+                f"max_queued_messages {MAX_QUEUED_MESSAGES}\n"
             )
             self.process = subprocess.Popen(
                 [self.executable, "-c", str(config)],
