@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(seed)
     app.cli.add_command(create_user)
     app.cli.add_command(worker)
+    app.cli.add_command(demo_fleet)
     app.cli.add_command(broker_sync.broker_files)  # flask broker-files
 
 
@@ -132,3 +133,41 @@ def worker(run_seconds: float | None) -> None:
     from server.worker import Worker
 
     Worker(current_app._get_current_object()).run(run_seconds)  # type: ignore[attr-defined]
+
+
+@click.command("demo-fleet")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the fleet file (JSON, mode 0600: it holds device secrets).",
+)
+@click.option(
+    "--file",
+    "seed_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=SEEDS_DIR / "demo.json",
+    show_default=True,
+    help="Seed file.",
+)
+def demo_fleet(out: Path, seed_file: Path) -> None:
+    """Write the simulator fleet file for the seeded demo devices (make run uses it)."""
+    import json
+    import os
+
+    from server.seeding import SeedError
+    from server.seeding import demo_fleet as fleet_of
+
+    try:
+        fleet = fleet_of(seed_file)
+    except SeedError as error:
+        _fail(str(error))
+    except (OperationalError, ProgrammingError) as error:
+        _fail(f"the database is not ready ({error.orig}); run 'flask db upgrade' first")
+    if not fleet:
+        _fail("no seeded device with its demo secret; run 'flask seed' first")
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(fleet, handle, ensure_ascii=False, indent=2)
+    click.echo(f"Wrote {len(fleet)} simulated devices to {out}")

@@ -46,6 +46,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 from hardware.broker import mosquitto_config
 
@@ -302,6 +303,50 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "flask", "--app", "server", "worker"]
 
 
+def simulators_command(
+    environ: Mapping[str, str], instance_dir: Path, base_url: str
+) -> list[str] | None:
+    """One simulated device per seeded device, or None when GK_SIMULATORS=0 or none apply."""
+    if environ.get("GK_SIMULATORS", "1").strip() == "0":
+        return None
+    fleet_file = instance_dir / "demo_fleet.json"
+    command = [
+        sys.executable,
+        "-m",
+        "flask",
+        "--app",
+        "server",
+        "demo-fleet",
+        "--out",
+        str(fleet_file),
+    ]
+    result = subprocess.run(  # noqa: S603 (the argv is built here)
+        command,
+        env=dict(environ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        _LOGGER.warning("no simulated devices: %s", (result.stderr or result.stdout).strip())
+        return None
+    _LOGGER.info("%s", result.stdout.strip())
+    broker = urlsplit(environ["MQTT_URL"])  # devices sign in with their own accounts
+    return [
+        sys.executable,
+        "-m",
+        "hardware.simulate",
+        "fleet",
+        "--file",
+        str(fleet_file),
+        "--broker",
+        f"mqtt://{broker.hostname}:{broker.port or 1883}",
+        "--api",
+        base_url,
+    ]
+
+
 def wait_until_healthy(
     base_url: str,
     children: Sequence[Child],
@@ -419,6 +464,9 @@ def run(environ: Mapping[str, str], stop: threading.Event) -> int:
         if not wait_until_healthy(base_url, [*children, *watched], stop):
             _LOGGER.info("stop requested while starting")
             return 0
+        fleet = simulators_command(env, instance_dir, base_url)
+        if fleet is not None:
+            children.append(start_child("devices", fleet, env))
         print(banner(base_url, without_password(env["MQTT_URL"]), demo_accounts()), flush=True)
         return supervise([*children, *watched], stop)
 

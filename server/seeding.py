@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
-from server.auth import hash_password
+from server.auth import device_secret_hash, hash_password
 from server.extensions import db
 from server.models import (
     AccessPoint,
@@ -194,3 +194,42 @@ class _Loader:
                 user.person_id = person.id
         db.session.add(user)
         self.added["users"] += 1
+
+
+def demo_fleet(path: Path) -> list[dict[str, str]]:
+    """The seed file's devices as a simulator fleet: ids from the database, demo secrets.
+
+    A device whose secret was rotated since seeding is left out: its demo secret no
+    longer opens the broker.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise SeedError(f"cannot read {path}: {error}") from error
+    fleet = []
+    for spec in data.get("communities", []):
+        community = db.session.scalar(select(Community).filter_by(name=spec["name"]))
+        if community is None:
+            continue
+        for device_spec in spec.get("devices", []):
+            secret = device_spec.get("secret")
+            device = db.session.scalar(
+                select(Device).filter_by(community_id=community.id, name=device_spec["name"])
+            )
+            if (
+                secret is None
+                or device is None
+                or device.disabled
+                or device.secret_hash != device_secret_hash(secret)
+            ):
+                continue
+            fleet.append(
+                {
+                    "kind": device.kind.value,
+                    "device_id": device.id,
+                    "secret": secret,
+                    "community_id": community.id,
+                    "name": device.name,
+                }
+            )
+    return fleet
