@@ -125,3 +125,29 @@ def test_create_user_duplicate_username(app, ctx) -> None:
     )
     assert result.exit_code == 1
     assert "username 'taken' is taken" in result.output
+
+
+def test_demo_fleet_lists_seeded_devices_with_their_secrets(app, ctx, tmp_path: Path) -> None:
+    from server.services.devices import set_secret
+
+    runner = app.test_cli_runner()
+    out = tmp_path / "fleet.json"
+    empty = runner.invoke(args=["demo-fleet", "--out", str(out)])
+    assert empty.exit_code == 1 and "run 'flask seed' first" in empty.output
+    assert runner.invoke(args=["seed"]).exit_code == 0
+    rotated = db.session.scalar(select(Device).where(Device.name == "一键报警柱"))
+    set_secret(rotated)  # its demo secret no longer works: leave it out
+    db.session.commit()
+    result = runner.invoke(args=["demo-fleet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    fleet = json.loads(out.read_text())
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert len(fleet) == 7 and rotated.id not in {d["device_id"] for d in fleet}
+    demo = {
+        d["name"]: d["secret"]
+        for d in json.loads((SEEDS_DIR / "demo.json").read_text())["communities"][0]["devices"]
+    }
+    for entry in fleet:
+        device = db.session.get(Device, entry["device_id"])
+        assert entry["secret"] == demo[device.name]
+        assert entry["kind"] == device.kind.value and entry["community_id"] == device.community_id
