@@ -1,13 +1,21 @@
-"""A message bus over paho-mqtt 2.x: MQTT 5, persistent session, reconnects by itself."""
+"""A message bus over paho-mqtt 2.x: MQTT 5, persistent session, reconnects by itself.
+
+``MqttBus`` is the real client; ``hardware.memory.MemoryBus`` is its in-memory twin
+for unit tests. Both satisfy the ``Bus`` protocol below (what the server uses) and
+``DeviceBus`` (the extra hooks the device simulators use).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -17,9 +25,51 @@ from paho.mqtt.properties import Properties
 _LOGGER = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
+ConnectHook = Callable[[], None]
 
 # Keep the broker-side session (subscriptions and queued QoS 1 messages) for a day.
 SESSION_EXPIRY_S = 24 * 3600
+# How long an early PUBACK (one that beats ``publish()`` returning) is remembered.
+_EARLY_ACK_TTL_S = 30.0
+
+
+@runtime_checkable
+class Bus(Protocol):
+    """What the server needs from a message bus; ``MqttBus`` and ``MemoryBus`` both fit."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def subscribe(self, topic_filter: str, handler: Handler) -> None: ...
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        expiry_s: int | None = None,
+    ) -> object: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def wait_connected(self, timeout: float) -> bool: ...
+
+    def wait_subscribed(self, timeout: float) -> bool: ...
+
+
+@runtime_checkable
+class DeviceBus(Bus, Protocol):
+    """What a (simulated) device needs on top of ``Bus``."""
+
+    def add_connect_hook(self, hook: ConnectHook) -> None: ...
+
+    def flush(self, timeout: float) -> bool: ...
+
+    def kill(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -34,13 +84,18 @@ class BrokerAddress:
 
     @classmethod
     def from_url(cls, url: str) -> BrokerAddress:
+        """Parse a broker URL; a malformed one raises ``ValueError`` with a readable message."""
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError(f"not an MQTT URL: {url!r}")
         tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port
+        except ValueError as error:
+            raise ValueError(f"bad port in MQTT URL {url!r}: {error}") from None
         return cls(
             host=parts.hostname,
-            port=parts.port or (8883 if tls else 1883),
+            port=port or (8883 if tls else 1883),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             tls=tls,
@@ -48,14 +103,47 @@ class BrokerAddress:
 
 
 class MqttBus:
-    """One paho client: subscriptions renewed on every (re)connect, QoS 1 by default."""
+    """One paho client: subscriptions renewed on every (re)connect, QoS 1 by default.
+
+    The session is persistent (``clean_start=False`` with a session expiry), so QoS 1
+    messages published while this client is away are delivered when it comes back
+    with the same ``client_id``. Handlers and connect hooks run on paho's network
+    thread; an exception in one is logged and never stops the client.
+
+    Incoming QoS 1 messages are acknowledged (PUBACK) after the handlers ran: a crash
+    mid-handling means redelivery (at least once, for consumers that dedupe, like the
+    server on device and ``seq``). With ``ack_first=True`` the PUBACK leaves before the
+    handlers run (at most once, for devices: a door must rather miss an unlock than
+    repeat one after a power cut, and anything a handler publishes, such as the
+    command's ack, then reaches the broker after the PUBACK).
+    """
 
     def __init__(
-        self, address: BrokerAddress, client_id: str, *, will: tuple[str, bytes] | None = None
+        self,
+        address: BrokerAddress,
+        client_id: str,
+        *,
+        will: tuple[str, bytes] | None = None,
+        clean_start: bool = False,
+        session_expiry_s: int = SESSION_EXPIRY_S,
+        keepalive_s: int = 30,
+        ack_first: bool = False,
     ):
         self.address = address
+        self._ack_first = ack_first
+        self.client_id = client_id
+        self._clean_start = clean_start
+        self._session_expiry_s = session_expiry_s
+        self._keepalive_s = keepalive_s
         self._handlers: list[tuple[str, Handler]] = []
+        self._connect_hooks: list[ConnectHook] = []
         self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._lock = threading.Lock()
+        self._pending_subscribes: set[int] = set()
+        self._acks = threading.Condition()
+        self._pending_publishes: set[int] = set()
+        self._early_acks: dict[int, float] = {}
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
@@ -65,42 +153,88 @@ class MqttBus:
             client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         if will is not None:
             client.will_set(will[0], will[1], qos=1, retain=True)
+        if ack_first:
+            client.manual_ack_set(True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
         self._client = client
 
     @property
     def connected(self) -> bool:
+        """Whether the client holds a connection right now."""
         return self._connected.is_set()
 
     def subscribe(self, topic_filter: str, handler: Handler) -> None:
         """Call ``handler(topic, payload)`` for messages matching ``topic_filter``."""
-        self._handlers.append((topic_filter, handler))
-        if self.connected:
-            self._client.subscribe(topic_filter, qos=1)
+        with self._lock:
+            self._handlers.append((topic_filter, handler))
+            if self.connected:
+                self._subscribe_locked(topic_filter)
+
+    def add_connect_hook(self, hook: ConnectHook) -> None:
+        """Call ``hook()`` after every successful (re)connect, once subscriptions are renewed."""
+        with self._lock:
+            self._connect_hooks.append(hook)
 
     def start(self) -> None:
         """Connect in the background; paho retries with backoff until it succeeds."""
         properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.SessionExpiryInterval = self._session_expiry_s
         self._client.connect_async(
             self.address.host,
             self.address.port,
-            keepalive=30,
-            clean_start=False,
+            keepalive=self._keepalive_s,
+            clean_start=self._clean_start,
             properties=properties,
         )
         self._client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
+        """Wait until connected; False after ``timeout`` seconds."""
         return self._connected.wait(timeout)
 
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Wait until connected and every subscription has been acknowledged by the broker."""
+        deadline = time.monotonic() + timeout
+        if not self._connected.wait(timeout):
+            return False
+        return self._subscribed.wait(max(0.0, deadline - time.monotonic()))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every QoS 1/2 message published so far is acknowledged by the broker."""
+        deadline = time.monotonic() + timeout
+        with self._acks:
+            while self._pending_publishes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._acks.wait(remaining)
+        return True
+
     def stop(self) -> None:
+        """Disconnect cleanly: the broker keeps the session and does not publish the will."""
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
+        self._subscribed.clear()
+
+    def kill(self) -> None:
+        """Drop the connection without a DISCONNECT, as a power cut would.
+
+        The broker sees the TCP connection close and publishes the last will. The
+        network thread is stopped so paho does not reconnect; ``start()`` connects again.
+        """
+        sock = self._client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed: the effect we want
+                sock.shutdown(socket.SHUT_RDWR)
+        self._client.loop_stop()
+        self._connected.clear()
+        self._subscribed.clear()
 
     def publish(
         self,
@@ -111,17 +245,33 @@ class MqttBus:
         retain: bool = False,
         expiry_s: int | None = None,
     ) -> mqtt.MQTTMessageInfo:
-        """Queue a message; with ``expiry_s`` the broker drops it if undelivered by then."""
+        """Queue a message; with ``expiry_s`` the broker drops it if undelivered by then.
+
+        QoS 1/2 messages published while disconnected are kept by paho and sent on
+        reconnect.
+        """
         properties = None
         if expiry_s is not None:
             properties = Properties(PacketTypes.PUBLISH)
             properties.MessageExpiryInterval = expiry_s
-        return self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        if qos > 0:
+            with self._acks:
+                # The PUBACK can beat us here; _on_publish then left a note.
+                if self._early_acks.pop(info.mid, None) is None:
+                    self._pending_publishes.add(info.mid)
+        return info
 
     # paho callbacks (network thread) ------------------------------------------------------
 
+    def _subscribe_locked(self, topic_filter: str) -> None:
+        result, mid = self._client.subscribe(topic_filter, qos=1)
+        if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._pending_subscribes.add(mid)
+            self._subscribed.clear()
+
     def _on_connect(
-        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason_code: Any, _properties: Any
     ) -> None:
         if reason_code.is_failure:
             _LOGGER.warning(
@@ -131,19 +281,68 @@ class MqttBus:
                 reason_code,
             )
             return
-        _LOGGER.info("connected to broker %s:%s", self.address.host, self.address.port)
-        for topic_filter, _handler in self._handlers:
-            client.subscribe(topic_filter, qos=1)
+        _LOGGER.info(
+            "connected to broker %s:%s as %s (session present: %s)",
+            self.address.host,
+            self.address.port,
+            self.client_id,
+            getattr(flags, "session_present", None),
+        )
+        with self._lock:
+            self._pending_subscribes.clear()
+            for topic_filter, _handler in self._handlers:
+                self._subscribe_locked(topic_filter)
+            if not self._pending_subscribes:
+                self._subscribed.set()
+            hooks = tuple(self._connect_hooks)
         self._connected.set()
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:  # a hook must never stop the client
+                _LOGGER.exception("connect hook %r failed", hook)
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
     ) -> None:
         self._connected.clear()
+        self._subscribed.clear()
         _LOGGER.info("disconnected from broker: %s", reason_code)
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        for topic_filter, handler in self._handlers:
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reason_codes: Any, _properties: Any
+    ) -> None:
+        for code in reason_codes:
+            if code.is_failure:
+                _LOGGER.warning("broker refused a subscription of %s: %s", self.client_id, code)
+        with self._lock:
+            self._pending_subscribes.discard(mid)
+            if not self._pending_subscribes:
+                self._subscribed.set()
+
+    def _on_publish(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reason_code: Any, _properties: Any
+    ) -> None:
+        if getattr(reason_code, "is_failure", False):
+            _LOGGER.warning("broker refused a message from %s: %s", self.client_id, reason_code)
+        with self._acks:
+            if mid in self._pending_publishes:
+                self._pending_publishes.discard(mid)
+                if not self._pending_publishes:
+                    self._acks.notify_all()
+            else:
+                now = time.monotonic()
+                self._early_acks = {
+                    m: at for m, at in self._early_acks.items() if now - at < _EARLY_ACK_TTL_S
+                }
+                self._early_acks[mid] = now
+
+    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self._ack_first:
+            client.ack(message.mid, message.qos)
+        with self._lock:
+            handlers = tuple(self._handlers)
+        for topic_filter, handler in handlers:
             if mqtt.topic_matches_sub(topic_filter, message.topic):
                 try:
                     handler(message.topic, message.payload)

@@ -1,0 +1,5 @@
+"""Entry point of ``python -m hardware.simulate``."""
+
+from hardware.simulate.cli import main
+
+raise SystemExit(main())
