@@ -30,15 +30,18 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-@click.command("seed")
-@click.option(
+_seed_file_option = click.option(
     "--file",
     "seed_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=SEEDS_DIR / "demo.json",
     show_default=True,
-    help="Seed file to load.",
+    help="Seed file (JSON).",
 )
+
+
+@click.command("seed")
+@_seed_file_option
 def seed(seed_file: Path) -> None:
     """Load the demo community (safe to run again: existing rows are kept)."""
     from server.seeding import SeedError, load_seed
@@ -143,14 +146,7 @@ def worker(run_seconds: float | None) -> None:
     required=True,
     help="Where to write the fleet file (JSON, mode 0600: it holds device secrets).",
 )
-@click.option(
-    "--file",
-    "seed_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=SEEDS_DIR / "demo.json",
-    show_default=True,
-    help="Seed file.",
-)
+@_seed_file_option
 def demo_fleet(out: Path, seed_file: Path) -> None:
     """Write the simulator fleet file for the seeded demo devices (make run uses it)."""
     import json

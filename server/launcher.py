@@ -165,19 +165,27 @@ def server_password(folder: Path) -> str:
     return password
 
 
-def write_broker_files(environ: Mapping[str, str]) -> None:
-    """Run ``flask broker-files`` so the broker's password file and ACL match the database."""
-    command = [sys.executable, "-m", "flask", "--app", "server", "broker-files", "--no-reload"]
-    result = subprocess.run(  # noqa: S603 (the argv is built here)
-        command,
+def flask_command(environ: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``flask --app server ARGS`` in this interpreter's environment; capture its output."""
+    return subprocess.run(  # noqa: S603 (the argv is built here)
+        [sys.executable, "-m", "flask", "--app", "server", *args],
         env=dict(environ),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def _output(result: subprocess.CompletedProcess[str]) -> str:
+    return (result.stderr or result.stdout).strip()
+
+
+def write_broker_files(environ: Mapping[str, str]) -> None:
+    """Run ``flask broker-files`` so the broker's password file and ACL match the database."""
+    result = flask_command(environ, "broker-files", "--no-reload")
     if result.returncode != 0:
-        raise LaunchError(f"flask broker-files failed: {(result.stderr or result.stdout).strip()}")
+        raise LaunchError(f"flask broker-files failed: {_output(result)}")
     _LOGGER.info("%s", result.stdout.strip())
 
 
@@ -310,26 +318,9 @@ def simulators_command(
     if environ.get("GK_SIMULATORS", "1").strip() == "0":
         return None
     fleet_file = instance_dir / "demo_fleet.json"
-    command = [
-        sys.executable,
-        "-m",
-        "flask",
-        "--app",
-        "server",
-        "demo-fleet",
-        "--out",
-        str(fleet_file),
-    ]
-    result = subprocess.run(  # noqa: S603 (the argv is built here)
-        command,
-        env=dict(environ),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = flask_command(environ, "demo-fleet", "--out", str(fleet_file))
     if result.returncode != 0:
-        _LOGGER.warning("no simulated devices: %s", (result.stderr or result.stdout).strip())
+        _LOGGER.warning("no simulated devices: %s", _output(result))
         return None
     _LOGGER.info("%s", result.stdout.strip())
     broker = urlsplit(environ["MQTT_URL"])  # devices sign in with their own accounts
