@@ -61,6 +61,7 @@ def test_every_community_owned_table_has_community_id() -> None:
         "service_heartbeats",
         "guardianships",
         "pass_access_points",
+        "worker_permit_access_points",
         "audit_log",
     }
     for name, table in Base.metadata.tables.items():

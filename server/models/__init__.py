@@ -17,13 +17,17 @@ from server.models.people import (
     Card,
     Consent,
     FaceTemplate,
+    IdCheck,
     Lease,
     Membership,
     Person,
     PersonStatus,
     RfidTag,
     Vehicle,
+    WorkerPermit,
+    WorkerTag,
     guardianships,
+    worker_permit_access_points,
 )
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "DeviceCommand",
     "DeviceEvent",
     "FaceTemplate",
+    "IdCheck",
     "Lease",
     "Membership",
     "Person",
@@ -53,8 +58,11 @@ __all__ = [
     "UserRole",
     "Vehicle",
     "VisitorPass",
+    "WorkerPermit",
+    "WorkerTag",
     "guardianships",
     "pass_access_points",
     "user_communities",
     "utcnow",
+    "worker_permit_access_points",
 ]

@@ -10,7 +10,7 @@ from sqlalchemy import Column, ForeignKey, LargeBinary, String, Table, UniqueCon
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from gatekeeper.vocabulary import PersonRole
-from server.models.base import Base, CommunityOwned, IdMixin, TimestampMixin, enum_column
+from server.models.base import Base, CommunityOwned, IdMixin, TimestampMixin, enum_column, utcnow
 
 
 class PersonStatus(StrEnum):
@@ -124,6 +124,9 @@ class FaceTemplate(CredentialMixin, Base):
     template_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     model: Mapped[str] = mapped_column(String(40))
     quality: Mapped[dict[str, Any] | None]
+    consent_id: Mapped[str | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
+    # The enrolment photo (encrypted), kept only when the community's setting says so.
+    photo_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Card(CredentialMixin, Base):
@@ -155,3 +158,61 @@ class RfidTag(CredentialMixin, Base):
     ID_PREFIX = "tag"
 
     epc: Mapped[str] = mapped_column(String(64))
+
+
+class WorkerTag(StrEnum):
+    CLEANER = "cleaner"
+    PLUMBER = "plumber"
+    GARDENER = "gardener"
+    REPAIR = "repair"
+    DELIVERY = "delivery"
+    OTHER = "other"
+
+
+worker_permit_access_points = Table(
+    "worker_permit_access_points",
+    Base.metadata,
+    Column("permit_id", ForeignKey("worker_permits.id", ondelete="CASCADE"), primary_key=True),
+    Column("access_point_id", ForeignKey("access_points.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class WorkerPermit(IdMixin, CommunityOwned, TimestampMixin, Base):
+    """What a temporary worker may use: which access points, on which weekly schedule, when."""
+
+    __tablename__ = "worker_permits"
+    ID_PREFIX = "wkp"
+
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), unique=True)
+    tag: Mapped[WorkerTag] = enum_column(WorkerTag)
+    # Who vouches for the worker: a staff account or a resident.
+    sponsor_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    sponsor_person_id: Mapped[str | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL")
+    )
+    # Weekly windows in the community's zone, as on access points; null: any time.
+    schedule: Mapped[list[Any] | None]
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime]
+
+    access_points: Mapped[list[Any]] = relationship(
+        "AccessPoint", secondary=worker_permit_access_points
+    )
+
+
+class IdCheck(IdMixin, CommunityOwned, Base):
+    """A person-ID match: the ID card's chip photo against a live photo, with its distance."""
+
+    __tablename__ = "id_checks"
+    ID_PREFIX = "idc"
+
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    match: Mapped[bool]
+    distance: Mapped[float | None]
+    tolerance: Mapped[float]
+    # Why no distance could be computed (e.g. no face on the ID photo).
+    reason: Mapped[str | None] = mapped_column(String(40))
+    checked_by_user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
