@@ -21,11 +21,21 @@ from server.extensions import db
 from server.models import (
     AccessPoint,
     Building,
+    Card,
     Community,
+    Consent,
     Device,
+    FaceTemplate,
+    IdCheck,
+    Lease,
+    Membership,
+    Person,
+    RfidTag,
     Unit,
     User,
     UserRole,
+    Vehicle,
+    WorkerPermit,
     user_communities,
 )
 
@@ -40,6 +50,25 @@ _WRITERS: dict[type, frozenset[UserRole]] = {
     Device: frozenset({UserRole.ADMIN, UserRole.STAFF}),
     User: frozenset({UserRole.ADMIN, UserRole.STAFF}),
 }
+_STAFF = frozenset({UserRole.ADMIN, UserRole.STAFF})
+# Personal data only the property office sees: people, their documents and credentials.
+# Officers and residents get 404 for these (residents will see their own unit's share
+# through dedicated views, never these tables directly).
+_PERSONAL: frozenset[type] = frozenset(
+    {
+        Person,
+        Membership,
+        Lease,
+        Consent,
+        FaceTemplate,
+        Card,
+        Vehicle,
+        RfidTag,
+        IdCheck,
+        WorkerPermit,
+    }
+)
+_WRITERS.update(dict.fromkeys(_PERSONAL, _STAFF))
 
 
 class Scope:
@@ -69,7 +98,7 @@ class Scope:
         if model is Community:
             return Community.id.in_(self.community_ids)
         community_id = getattr(model, "community_id", None)
-        if community_id is None:
+        if community_id is None or (model in _PERSONAL and self.role not in _STAFF):
             return false()
         in_communities = community_id.in_(self.community_ids)
         if self.role is UserRole.RESIDENT:

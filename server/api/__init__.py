@@ -88,7 +88,7 @@ def _require_json_body() -> None:
 
 
 def init_app(app: Flask) -> None:
-    from server.api import accounts, auth, commands, devices, structure
+    from server.api import accounts, auth, commands, devices, people, structure
 
     api.init_app(app)
     api.spec.components.security_scheme(
@@ -96,7 +96,7 @@ def init_app(app: Flask) -> None:
         {"type": "http", "scheme": "bearer", "description": "Token from POST /api/v1/auth/token"},
     )
     api.spec.options["security"] = [{"bearerAuth": []}]
-    for module in (auth, structure, devices, commands, accounts):
+    for module in (auth, structure, devices, commands, people, accounts):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)
     _serve_docs_assets(app)

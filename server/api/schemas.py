@@ -12,11 +12,11 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
+from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from hardware.protocol import Command, CommandStatus
 from server.community_settings import CommunitySettingsSchema
 from server.fields import JsonBool
-from server.models import UserRole
+from server.models import PersonStatus, UserRole, WorkerTag
 from server.settings import is_time_zone
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
@@ -257,3 +257,173 @@ class DeviceEventSchema(ma.Schema):
     occurred_at = fields.AwareDateTime()
     received_at = fields.AwareDateTime()
     payload = fields.Dict()
+
+
+# People and credentials ------------------------------------------------------------------------
+
+
+class IdDocumentSchema(ma.Schema):
+    type = fields.Str(
+        required=True,
+        validate=validate.OneOf(
+            [
+                "resident_id",
+                "passport",
+                "hk_macau_permit",
+                "taiwan_permit",
+                "foreigner_permanent_residence",
+            ]
+        ),
+    )
+    number = fields.Str(required=True, load_only=True, validate=validate.Length(min=1, max=40))
+
+
+class LeaseInputSchema(ma.Schema):
+    unit_id = fields.Str(metadata={"description": "default: the tenant's unit"})
+    starts_at = fields.AwareDateTime(required=True)
+    ends_at = fields.AwareDateTime(required=True)
+
+
+class WorkerPermitInputSchema(ma.Schema):
+    tag = fields.Enum(WorkerTag, by_value=True, required=True)
+    sponsor_person_id = fields.Str(
+        allow_none=True, metadata={"description": "a resident vouching; default: you (staff)"}
+    )
+    access_point_ids = fields.List(fields.Str(), required=True, validate=validate.Length(min=1))
+    schedule = fields.List(fields.Nested(ScheduleWindowSchema), allow_none=True)
+    valid_from = fields.AwareDateTime(required=True)
+    valid_until = fields.AwareDateTime(required=True)
+
+
+class WorkerPermitSchema(WorkerPermitInputSchema):
+    id = fields.Str(dump_only=True)
+    person_id = fields.Str(dump_only=True)
+    sponsor_user_id = fields.Str(dump_only=True, allow_none=True)
+    access_point_ids = fields.Method("_point_ids", dump_only=True)
+
+    def _point_ids(self, permit: Any) -> list[str]:
+        return [p.id for p in permit.access_points]
+
+
+class WorkerPermitPatchSchema(ma.Schema):
+    tag = fields.Enum(WorkerTag, by_value=True)
+    access_point_ids = fields.List(fields.Str(), validate=validate.Length(min=1))
+    schedule = fields.List(fields.Nested(ScheduleWindowSchema), allow_none=True)
+    valid_from = fields.AwareDateTime()
+    valid_until = fields.AwareDateTime()
+
+
+class MembershipSchema(ma.Schema):
+    role = fields.Enum(PersonRole, by_value=True)
+    unit_id = fields.Str(allow_none=True)
+
+
+class LeaseSchema(ma.Schema):
+    id = fields.Str()
+    person_id = fields.Str()
+    unit_id = fields.Str()
+    starts_at = fields.AwareDateTime()
+    ends_at = fields.AwareDateTime()
+    ended_early_at = fields.AwareDateTime(allow_none=True)
+    closed_at = fields.AwareDateTime(allow_none=True)
+
+
+class LeasePatchSchema(ma.Schema):
+    ends_at = fields.AwareDateTime(metadata={"description": "renew (later) or shorten"})
+    end_now = JsonBool(metadata={"description": "end the lease now"})
+
+
+class PersonSchema(ma.Schema):
+    id = fields.Str(dump_only=True)
+    community_id = fields.Str(dump_only=True)
+    name = _name()
+    role = fields.Enum(PersonRole, by_value=True, required=True, load_only=True)
+    unit_id = fields.Str(load_only=True, allow_none=True)
+    phone = fields.Str(allow_none=True, validate=validate.Regexp(r"^\+?[0-9 -]{5,20}$"))
+    id_document = fields.Nested(IdDocumentSchema, allow_none=True, load_only=True)
+    id_document_type = fields.Str(dump_only=True)
+    id_document_masked = fields.Str(dump_only=True)
+    status = fields.Enum(PersonStatus, by_value=True, dump_only=True)
+    valid_from = fields.AwareDateTime(allow_none=True)
+    valid_until = fields.AwareDateTime(allow_none=True)
+    lives_alone = JsonBool()
+    wander_risk = JsonBool()
+    guardian_ids = fields.List(fields.Str())
+    lease = fields.Nested(LeaseInputSchema, load_only=True)
+    worker = fields.Nested(WorkerPermitInputSchema, load_only=True)
+    memberships = fields.List(fields.Nested(MembershipSchema), dump_only=True)
+    moved_out_at = fields.AwareDateTime(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class PersonPatchSchema(ma.Schema):
+    name = fields.Str(validate=validate.Length(min=1, max=80))
+    phone = fields.Str(allow_none=True, validate=validate.Regexp(r"^\+?[0-9 -]{5,20}$"))
+    id_document = fields.Nested(IdDocumentSchema, allow_none=True)
+    status = fields.Enum(PersonStatus, by_value=True)
+    valid_from = fields.AwareDateTime(allow_none=True)
+    valid_until = fields.AwareDateTime(allow_none=True)
+    lives_alone = JsonBool()
+    wander_risk = JsonBool()
+    guardian_ids = fields.List(fields.Str())
+
+
+class PersonQuerySchema(ma.Schema):
+    q = fields.Str(validate=validate.Length(max=80), metadata={"description": "name or phone"})
+    role = fields.Enum(PersonRole, by_value=True)
+    status = fields.Enum(PersonStatus, by_value=True)
+    unit_id = fields.Str()
+
+
+class _CredentialFields(ma.Schema):
+    id = fields.Str(dump_only=True)
+    person_id = fields.Str(dump_only=True)
+    valid_from = fields.AwareDateTime(allow_none=True)
+    valid_until = fields.AwareDateTime(allow_none=True)
+    disabled = fields.Method("_disabled", dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+    def _disabled(self, row: Any) -> bool:
+        return row.disabled_at is not None
+
+
+class CardSchema(_CredentialFields):
+    uid = fields.Str(
+        required=True,
+        validate=validate.Regexp(r"^[0-9A-Fa-f]{8,32}$", error="Hex, 8 to 32 digits."),
+    )
+
+
+class VehicleSchema(_CredentialFields):
+    plate = fields.Str(required=True, validate=validate.Length(min=2, max=20))
+    color = fields.Str(
+        allow_none=True, validate=validate.OneOf(["blue", "yellow", "green", "white", "black"])
+    )
+
+
+class RfidTagSchema(_CredentialFields):
+    epc = fields.Str(
+        required=True,
+        validate=validate.Regexp(r"^[0-9A-Fa-f]{8,64}$", error="Hex, 8 to 64 digits."),
+    )
+
+
+class CredentialPatchSchema(ma.Schema):
+    disabled = JsonBool()
+    valid_from = fields.AwareDateTime(allow_none=True)
+    valid_until = fields.AwareDateTime(allow_none=True)
+
+
+class ConsentRequestSchema(ma.Schema):
+    purpose = fields.Str(
+        load_default="face_recognition", validate=validate.OneOf(["face_recognition"])
+    )
+
+
+class ConsentSchema(ma.Schema):
+    id = fields.Str()
+    person_id = fields.Str()
+    purpose = fields.Str()
+    recorded_by_id = fields.Str(allow_none=True)
+    granted_at = fields.AwareDateTime()
+    withdrawn_at = fields.AwareDateTime(allow_none=True)
