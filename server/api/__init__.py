@@ -88,15 +88,23 @@ def _require_json_body() -> None:
 
 
 def init_app(app: Flask) -> None:
-    from server.api import accounts, auth, commands, devices, people, structure
+    from server.api import accounts, auth, commands, devices, people, structure, verify
 
     api.init_app(app)
     api.spec.components.security_scheme(
         "bearerAuth",
         {"type": "http", "scheme": "bearer", "description": "Token from POST /api/v1/auth/token"},
     )
+    api.spec.components.security_scheme(
+        "deviceAuth",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Devices: <device_id>.<secret> (PROTOCOL.md section 1)",
+        },
+    )
     api.spec.options["security"] = [{"bearerAuth": []}]
-    for module in (auth, structure, devices, commands, people, accounts):
+    for module in (auth, verify, structure, devices, commands, people, accounts):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)
     _serve_docs_assets(app)

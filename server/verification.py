@@ -1,0 +1,181 @@
+"""The verify path shared by every credential: subject -> policy -> event -> open command.
+
+Each credential endpoint finds who is presenting (or no one), then calls ``decide``
+here, which asks ``gatekeeper.policy`` at this instant, stores the access event,
+queues ``open`` for the requesting device on a grant (published after the commit),
+and returns the decision body of PROTOCOL.md section 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from gatekeeper import policy
+from gatekeeper.schedule import WeeklySchedule
+from gatekeeper.vocabulary import CredentialType, Decision, PersonRole, Reason
+from hardware.protocol import Command
+from server.extensions import db
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    Community,
+    Device,
+    Lease,
+    Membership,
+    Person,
+    Unit,
+    WorkerPermit,
+    utcnow,
+)
+from server.services import commands
+
+# What terminals show for each role (PROTOCOL.md: subject.kind).
+_SUBJECT_KIND = {
+    PersonRole.OWNER: "resident",
+    PersonRole.RESIDENT: "resident",
+    PersonRole.ELDER: "resident",
+    PersonRole.CHILD: "resident",
+    PersonRole.TENANT: "tenant",
+    PersonRole.WORKER: "worker",
+}
+
+
+def mask_name(name: str) -> str:
+    """A name a terminal may show: ``王小明`` -> ``王*明``, ``李华`` -> ``李*``."""
+    name = name.strip()
+    if len(name) <= 1:
+        return "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def point_view(point: AccessPoint, community: Community) -> policy.AccessPointView:
+    return policy.AccessPointView(
+        id=point.id,
+        kind=point.kind,
+        zone=point.zone,
+        building_id=point.building_id,
+        schedule=WeeklySchedule.from_json(point.schedule) if point.schedule else None,
+        time_zone=community.timezone,
+    )
+
+
+def subject_of(person: Person, credential: policy.CredentialView | None) -> policy.Subject:
+    """Everything the policy needs about ``person``, read in three small queries."""
+    memberships = db.session.execute(
+        select(Membership.role, Unit.building_id, Membership.valid_from, Membership.valid_until)
+        .outerjoin(Unit, Unit.id == Membership.unit_id)
+        .where(Membership.person_id == person.id)
+    ).all()
+    leases = db.session.execute(
+        select(Unit.building_id, Lease.starts_at, Lease.ends_at)
+        .join(Unit, Unit.id == Lease.unit_id)
+        .where(Lease.person_id == person.id)
+    ).all()
+    permit_row = db.session.scalar(select(WorkerPermit).where(WorkerPermit.person_id == person.id))
+    permit = None
+    if permit_row is not None:
+        permit = policy.WorkerPermit(
+            access_point_ids=frozenset(p.id for p in permit_row.access_points),
+            schedule=WeeklySchedule.from_json(permit_row.schedule) if permit_row.schedule else None,
+            valid_from=permit_row.valid_from,
+            valid_until=permit_row.valid_until,
+        )
+    return policy.Subject(
+        person_id=person.id,
+        status=policy.PersonStatus(person.status.value),
+        valid_from=person.valid_from,
+        valid_until=person.valid_until,
+        memberships=tuple(
+            policy.Membership(
+                role=m.role,
+                building_id=m.building_id,
+                valid_from=m.valid_from,
+                valid_until=m.valid_until,
+            )
+            for m in memberships
+            if m.role is not PersonRole.TENANT
+        ),
+        leases=tuple(policy.LeaseWindow(building, start, end) for building, start, end in leases),
+        worker_permit=permit,
+        credential=credential,
+    )
+
+
+@dataclass(frozen=True)
+class Presented:
+    """What was presented at the door: the credential type, the person (if known), details."""
+
+    credential_type: CredentialType
+    person: Person | None = None
+    credential: policy.CredentialView | None = None
+    unknown_reason: Reason | None = None  # why nobody was found (unknown_card ...)
+    details: dict[str, Any] | None = None
+
+
+def decide(
+    device: Device,
+    presented: Presented,
+    *,
+    direction: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """Decide, store the event, queue ``open`` on a grant; the caller commits."""
+    at = at or utcnow()
+    point = db.session.get(AccessPoint, device.access_point_id)
+    community = db.session.get(Community, device.community_id)
+    person = presented.person
+    if person is None:
+        decision = policy.AccessDecision(
+            Decision.DENY,
+            presented.unknown_reason or Reason.NOT_AUTHORIZED_HERE,
+            policy.Rule.NO_ROLE,
+        )
+        rule = "credential.unknown"
+    else:
+        decision = policy.decide_access(
+            subject_of(person, presented.credential), point_view(point, community), at
+        )
+        rule = decision.rule.value
+    details = dict(presented.details or {})
+    if decision.detail:
+        details["detail"] = decision.detail
+    event = AccessEvent(
+        community_id=device.community_id,
+        occurred_at=at,
+        access_point_id=point.id,
+        device_id=device.id,
+        credential_type=presented.credential_type,
+        direction=direction,
+        decision=decision.decision,
+        reason=decision.reason.value,
+        rule=rule,
+        person_id=person.id if person else None,
+        details=details,
+    )
+    db.session.add(event)
+    db.session.flush()
+    granted = decision.decision is Decision.GRANT
+    if granted:
+        commands.issue(device, Command.OPEN, event_id=event.id, open_ms=point.open_ms)
+    answer: dict[str, Any] = {
+        "decision": decision.decision.value,
+        "reason": decision.reason.value,
+        "event_id": event.id,
+    }
+    if person is not None:
+        answer["subject"] = {"kind": _subject_kind(person), "display_name": mask_name(person.name)}
+    if granted:
+        answer["open_ms"] = point.open_ms
+    return answer
+
+
+def _subject_kind(person: Person) -> str:
+    roles = db.session.scalars(select(Membership.role).where(Membership.person_id == person.id))
+    kinds = [_SUBJECT_KIND[role] for role in roles]
+    return kinds[0] if kinds else "unknown"
