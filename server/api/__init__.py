@@ -70,16 +70,19 @@ def public_blueprint(name: str, description: str) -> Blueprint:
     return blueprint
 
 
-def authenticated_blueprint(name: str, description: str) -> Blueprint:
-    """A blueprint whose every route needs a signed-in user (token or session)."""
+def authenticated_blueprint(name: str, description: str, *, uploads: bool = False) -> Blueprint:
+    """A blueprint whose every route needs a signed-in user (token or session).
+
+    Bodies are JSON, or ``multipart/form-data`` for a blueprint of ``uploads``.
+    """
     blueprint = _Blueprint(name, __name__, url_prefix=API_PREFIX, description=description)
     blueprint.before_request(_require_user)
+    blueprint.before_request(_require_multipart_body if uploads else _require_json_body)
     return blueprint
 
 
 def _require_user() -> None:
-    authenticate_api_request()
-    _require_json_body()
+    authenticate_api_request()  # a before_request hook must return None to go on
 
 
 def _require_json_body() -> None:
@@ -87,8 +90,13 @@ def _require_json_body() -> None:
         raise UnsupportedMediaType("Send the body as application/json.")
 
 
+def _require_multipart_body() -> None:
+    if request.method in _BODY_METHODS and request.mimetype != "multipart/form-data":
+        raise UnsupportedMediaType("Send the files as multipart/form-data.")
+
+
 def init_app(app: Flask) -> None:
-    from server.api import accounts, auth, commands, devices, people, structure, verify
+    from server.api import accounts, auth, commands, devices, faces, people, structure, verify
 
     api.init_app(app)
     api.spec.components.security_scheme(
@@ -104,7 +112,7 @@ def init_app(app: Flask) -> None:
         },
     )
     api.spec.options["security"] = [{"bearerAuth": []}]
-    for module in (auth, verify, structure, devices, commands, people, accounts):
+    for module in (auth, verify, structure, devices, commands, people, faces, accounts):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)
     _serve_docs_assets(app)
