@@ -18,13 +18,15 @@ from hardware.topics import SERVER_SUBSCRIPTIONS
 from server import ingest, messaging
 from server.extensions import db
 from server.models import ServiceHeartbeat, utcnow
-from server.services import commands
+from server.services import commands, people
 
 _LOGGER = logging.getLogger(__name__)
 
 WORKER_NAME = "worker"
 # How often unanswered commands are marked expired.
 COMMAND_EXPIRY_CHECK_S = 5
+# How often ended leases are closed (credentials disabled, passes revoked, faces erased).
+LEASE_CHECK_S = 60
 
 
 class Worker:
@@ -66,6 +68,10 @@ class Worker:
     def expire_commands(self) -> None:
         self._in_transaction(commands.expire_overdue)
 
+    def close_leases(self) -> None:
+        """The lease-end cascade (access already ended: the policy checks leases itself)."""
+        self._in_transaction(people.close_ended_leases)
+
     def _in_transaction(self, job: Callable[[], object]) -> None:
         with self.app.app_context():
             try:
@@ -104,6 +110,7 @@ class Worker:
             self.detect_offline_devices, max(1.0, self.settings.device_heartbeat_seconds / 2)
         )
         self._schedule(self.expire_commands, COMMAND_EXPIRY_CHECK_S)
+        self._schedule(self.close_leases, LEASE_CHECK_S)
         self.scheduler.start()
         try:
             self._stop.wait(run_seconds)

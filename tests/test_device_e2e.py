@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -235,3 +235,72 @@ def test_expired_command_is_dropped_and_recorded(live_app, worker, site: Site) -
         return status is CommandStatus.EXPIRED
 
     assert eventually(recorded)
+
+
+@pytest.fixture
+def http_server(live_app: Flask) -> Iterator[str]:
+    from tests.support.live_server import LiveServer
+
+    server = LiveServer(live_app)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def test_card_at_a_simulated_door_follows_the_tenant_lease(
+    live_app, worker, site: Site, http_server: str
+) -> None:
+    """A tenant's card opens the door inside the lease; after staff end it, it does not."""
+    from gatekeeper.vocabulary import PersonRole
+    from hardware.simulate.verify import VerifyClient
+    from server.models import Card, Lease, Membership, Person, Unit, utcnow
+
+    with live_app.app_context():
+        unit = db.session.scalar(select(Unit).where(Unit.community_id == site.community_id))
+        tenant = Person(community_id=site.community_id, name="张伟")
+        db.session.add(tenant)
+        db.session.flush()
+        now = utcnow()
+        lease = Lease(
+            community_id=site.community_id,
+            person_id=tenant.id,
+            unit_id=unit.id,
+            starts_at=now - timedelta(days=1),
+            ends_at=now + timedelta(days=30),
+        )
+        db.session.add_all(
+            [
+                Membership(
+                    community_id=site.community_id,
+                    person_id=tenant.id,
+                    unit_id=unit.id,
+                    role=PersonRole.TENANT,
+                ),
+                Card(community_id=site.community_id, person_id=tenant.id, uid="04D4E5F6"),
+                lease,
+            ]
+        )
+        db.session.commit()
+        lease_id, tenant_id = lease.id, tenant.id
+    site.door.api = VerifyClient(http_server, site.door.device_id, site.door.identity.secret)
+
+    granted = site.door.present_card("04d4e5f6")
+    assert (granted["decision"], granted["reason"]) == ("grant", "tenant")
+    assert granted["subject"]["display_name"] == "张*"
+    action = site.door.wait_for(lambda: len(site.door.actions) == 1, WAIT_S)
+    assert action, "the door did not open for the tenant"
+
+    staff = Api(live_app.test_client(), "staff_a")
+    assert staff.patch(f"/leases/{lease_id}", {"end_now": True}).status_code == 200
+    denied = site.door.present_card("04D4E5F6")
+    assert (denied["decision"], denied["reason"]) == ("deny", "lease_expired")
+    # The cascade is the worker's scheduled job; run it as the scheduler would.
+    worker.scheduler.get_job("close_leases").modify(next_run_time=datetime.now(UTC))
+
+    def card_disabled() -> bool:
+        rows = _query(live_app, select(Card.disabled_at).where(Card.person_id == tenant_id))
+        return rows[0][0] is not None
+
+    assert eventually(card_disabled)
+    assert site.door.wait_for(lambda: len(site.door.actions) > 1, 1.0) is False
+    assert [a.cmd for a in site.door.actions] == [Command.OPEN]
