@@ -10,20 +10,26 @@ from typing import Any
 
 from sqlalchemy import select
 
+from gatekeeper.plates import normalise_plate
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from server.auth import device_secret_hash, hash_password
 from server.extensions import db
 from server.models import (
     AccessPoint,
     Building,
+    Card,
     Community,
     Device,
     Lease,
     Membership,
     Person,
+    RfidTag,
     Unit,
     User,
     UserRole,
+    Vehicle,
+    WorkerPermit,
+    WorkerTag,
     utcnow,
 )
 from server.services.devices import set_secret
@@ -171,6 +177,43 @@ class _Loader:
                     )
                 )
                 self.added["leases"] += 1
+        for uid in spec.get("cards", []):
+            self._get_or_add(
+                Card, "cards", {"community_id": community.id, "uid": uid}, person_id=person.id
+            )
+        for epc in spec.get("tags", []):
+            self._get_or_add(
+                RfidTag, "tags", {"community_id": community.id, "epc": epc}, person_id=person.id
+            )
+        for plate in spec.get("vehicles", []):
+            self._get_or_add(
+                Vehicle,
+                "vehicles",
+                {"community_id": community.id, "plate": normalise_plate(plate)},
+                person_id=person.id,
+            )
+        worker = spec.get("worker")
+        if (
+            worker
+            and db.session.scalar(select(WorkerPermit.id).filter_by(person_id=person.id)) is None
+        ):
+            now = utcnow().replace(microsecond=0)
+            permit = WorkerPermit(
+                community_id=community.id,
+                person_id=person.id,
+                tag=WorkerTag(worker["tag"]),
+                schedule=worker.get("schedule"),
+                valid_from=now,
+                valid_until=now + timedelta(days=worker["days"]),
+            )
+            permit.access_points = [
+                db.session.scalar(
+                    select(AccessPoint).filter_by(community_id=community.id, name=name)
+                )
+                for name in worker["access_points"]
+            ]
+            db.session.add(permit)
+            self.added["worker permits"] += 1
 
     def user(self, spec: dict[str, Any]) -> None:
         if db.session.scalar(select(User).filter_by(username=spec["username"])) is not None:

@@ -45,6 +45,14 @@ def test_seed_loads_demo_community_and_is_idempotent(app, ctx) -> None:
         assert user is not None and user.role.value == spec["role"]
     staff = db.session.scalar(select(User).where(User.username == "staff"))
     assert [c.name for c in staff.communities] == ["阳光花园 Sunny Garden"]
+    from server.models import Card, Lease, RfidTag, Vehicle, WorkerPermit
+
+    assert db.session.scalar(select(func.count()).select_from(Card)) == 3
+    assert db.session.scalar(select(func.count()).select_from(RfidTag)) == 2
+    assert {v.plate for v in db.session.scalars(select(Vehicle))} == {"浙A12345", "浙AD12345"}
+    assert db.session.scalar(select(func.count()).select_from(Lease)) == 1
+    permit = db.session.scalar(select(WorkerPermit))
+    assert permit.tag.value == "repair" and len(permit.access_points) == 2
     kinds = sorted(d.kind.value for d in db.session.scalars(select(Device)))
     assert kinds.count("rfid_reader") == 3 and "panic_button" in kinds and "barrier" in kinds
 
