@@ -23,18 +23,10 @@ from gatekeeper.vocabulary import (
     CredentialType,
     Decision,
     PersonRole,
+    PersonStatus,
     Reason,
     Zone,
 )
-
-
-class PersonStatus(StrEnum):
-    """A person's standing in the community (the server stores the same values)."""
-
-    ACTIVE = "active"
-    PENDING = "pending"  # enrolled, not yet activated (e.g. awaiting a person-ID match)
-    SUSPENDED = "suspended"
-    MOVED_OUT = "moved_out"
 
 
 class Rule(StrEnum):

@@ -17,6 +17,15 @@ class PersonRole(StrEnum):
     CHILD = "child"
 
 
+class PersonStatus(StrEnum):
+    """A person's standing in the community."""
+
+    ACTIVE = "active"
+    PENDING = "pending"  # enrolled, not yet activated (e.g. awaiting a person-ID match)
+    SUSPENDED = "suspended"
+    MOVED_OUT = "moved_out"
+
+
 class AccessPointKind(StrEnum):
     DOOR = "door"
     GATE = "gate"

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gatekeeper import policy
-from gatekeeper.schedule import WeeklySchedule
+from gatekeeper.schedule import schedule_from_json
 from gatekeeper.vocabulary import CredentialType, Decision, PersonRole, Reason
 from hardware.protocol import Command
 from server.extensions import db
@@ -60,7 +60,7 @@ def point_view(point: AccessPoint, community: Community) -> policy.AccessPointVi
         kind=point.kind,
         zone=point.zone,
         building_id=point.building_id,
-        schedule=WeeklySchedule.from_json(point.schedule) if point.schedule else None,
+        schedule=schedule_from_json(point.schedule),
         time_zone=community.timezone,
     )
 
@@ -82,13 +82,13 @@ def subject_of(person: Person, credential: policy.CredentialView | None) -> poli
     if permit_row is not None:
         permit = policy.WorkerPermit(
             access_point_ids=frozenset(p.id for p in permit_row.access_points),
-            schedule=WeeklySchedule.from_json(permit_row.schedule) if permit_row.schedule else None,
+            schedule=schedule_from_json(permit_row.schedule),
             valid_from=permit_row.valid_from,
             valid_until=permit_row.valid_until,
         )
     return policy.Subject(
         person_id=person.id,
-        status=policy.PersonStatus(person.status.value),
+        status=person.status,
         valid_from=person.valid_from,
         valid_until=person.valid_until,
         memberships=tuple(

@@ -9,16 +9,8 @@ from typing import Any
 from sqlalchemy import Column, ForeignKey, LargeBinary, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
-from gatekeeper.vocabulary import PersonRole
+from gatekeeper.vocabulary import PersonRole, PersonStatus
 from server.models.base import Base, CommunityOwned, IdMixin, TimestampMixin, enum_column, utcnow
-
-
-class PersonStatus(StrEnum):
-    PENDING = "pending"  # enrolled, not yet activated (e.g. awaiting a person-ID match)
-    ACTIVE = "active"
-    SUSPENDED = "suspended"
-    MOVED_OUT = "moved_out"
-
 
 guardianships = Table(
     "guardianships",
