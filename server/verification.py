@@ -65,8 +65,11 @@ def point_view(point: AccessPoint, community: Community) -> policy.AccessPointVi
     )
 
 
-def subject_of(person: Person, credential: policy.CredentialView | None) -> policy.Subject:
-    """Everything the policy needs about ``person``, read in three small queries."""
+def subject_of(
+    person: Person, credential: policy.CredentialView | None
+) -> tuple[policy.Subject, str]:
+    """What the policy needs about ``person`` (three small queries), and the kind a terminal
+    shows (``resident``, ``tenant``, ``worker``)."""
     memberships = db.session.execute(
         select(Membership.role, Unit.building_id, Membership.valid_from, Membership.valid_until)
         .outerjoin(Unit, Unit.id == Membership.unit_id)
@@ -86,7 +89,7 @@ def subject_of(person: Person, credential: policy.CredentialView | None) -> poli
             valid_from=permit_row.valid_from,
             valid_until=permit_row.valid_until,
         )
-    return policy.Subject(
+    subject = policy.Subject(
         person_id=person.id,
         status=person.status,
         valid_from=person.valid_from,
@@ -105,6 +108,8 @@ def subject_of(person: Person, credential: policy.CredentialView | None) -> poli
         worker_permit=permit,
         credential=credential,
     )
+    kinds = [_SUBJECT_KIND[m.role] for m in memberships]
+    return subject, kinds[0] if kinds else "unknown"
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ def decide(
     point = db.session.get(AccessPoint, device.access_point_id)
     community = db.session.get(Community, device.community_id)
     person = presented.person
+    kind = None
     if person is None:
         decision = policy.AccessDecision(
             Decision.DENY,
@@ -138,9 +144,8 @@ def decide(
         )
         rule = "credential.unknown"
     else:
-        decision = policy.decide_access(
-            subject_of(person, presented.credential), point_view(point, community), at
-        )
+        subject, kind = subject_of(person, presented.credential)
+        decision = policy.decide_access(subject, point_view(point, community), at)
         rule = decision.rule.value
     details = dict(presented.details or {})
     if decision.detail:
@@ -169,13 +174,7 @@ def decide(
         "event_id": event.id,
     }
     if person is not None:
-        answer["subject"] = {"kind": _subject_kind(person), "display_name": mask_name(person.name)}
+        answer["subject"] = {"kind": kind, "display_name": mask_name(person.name)}
     if granted:
         answer["open_ms"] = point.open_ms
     return answer
-
-
-def _subject_kind(person: Person) -> str:
-    roles = db.session.scalars(select(Membership.role).where(Membership.person_id == person.id))
-    kinds = [_SUBJECT_KIND[role] for role in roles]
-    return kinds[0] if kinds else "unknown"
