@@ -17,7 +17,10 @@ from server.models import (
     Lease,
     Person,
     PersonStatus,
+    RfidTag,
     User,
+    Vehicle,
+    VisitorPass,
     utcnow,
 )
 from server.services.people import close_ended_leases
@@ -217,13 +220,24 @@ def test_lease_end_cascade(app, client, w) -> None:
                 community_id=w.a, person_id=tenant["id"], template_encrypted=b"x", model="dlib"
             )
         )
+        guest_pass = VisitorPass(
+            community_id=w.a,
+            unit_id=w.unit_a,
+            issued_by_person_id=tenant["id"],
+            guest_name="客人",
+            valid_from=now,
+            valid_until=now + timedelta(days=5),
+        )
+        db.session.add(guest_pass)
         db.session.commit()
         assert close_ended_leases(now) == []  # not yet
         ended = close_ended_leases(now + timedelta(days=2))
         db.session.commit()
         assert len(ended) == 1
-        for model in (Card,):
-            assert all(r.disabled_at for r in db.session.scalars(select(model)))
+        for model in (Card, Vehicle, RfidTag):
+            rows = list(db.session.scalars(select(model)))
+            assert rows and all(r.disabled_at for r in rows), model
+        assert db.session.get(VisitorPass, guest_pass.id).revoked_at is not None
         assert db.session.scalar(select(FaceTemplate.id)) is None
         entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "lease.ended"))
         assert entry.details["templates_erased"] == 1
