@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(demo_fleet)
     app.cli.add_command(broker_sync.broker_files)  # flask broker-files
+    app.cli.add_command(enrol_csv)  # flask enrol-csv
 
 
 def _fail(message: str) -> None:
@@ -167,3 +168,54 @@ def demo_fleet(out: Path, seed_file: Path) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(fleet, handle, ensure_ascii=False, indent=2)
     click.echo(f"Wrote {len(fleet)} simulated devices to {out}")
+
+
+@click.command("enrol-csv")
+@click.option("--community", "community_id", required=True, help="Community id (com_...).")
+@click.option(
+    "--photos",
+    "photos_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder holding the files named in the photo column.",
+)
+@click.option(
+    "--consent/--no-consent",
+    default=False,
+    show_default=True,
+    help="The people in the file consented to face recognition: record it and store photos.",
+)
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def enrol_csv(community_id: str, photos_dir: Path | None, consent: bool, csv_file: Path) -> None:
+    """Enrol people from CSV_FILE, each row in its own transaction.
+
+    \b
+    Columns: name,role,building,unit,phone,id_type,id_number,lease_start,lease_end,photo
+    Lease times are local to the community: 2026-12-01T09:00, or a date (as lease_end,
+    a date is the lease's last day). Photos are stored only with --consent.
+    More in server/bulk.py.
+
+    Exit status: 0 every row enrolled; 1 some rows failed (each listed with its line and
+    why; the others are stored); 2 unusable input (no such file, community or column).
+    """
+    from server.bulk import BulkEnrolment, UnusableInput, read_csv
+    from server.scope import Scope
+
+    # The command line acts as an administrator; this account is never stored.
+    system = User(username="cli", role=UserRole.ADMIN, password_hash="!")  # noqa: S106
+    try:
+        rows = read_csv(csv_file)
+        enrolment = BulkEnrolment(Scope(system), community_id, photos_dir, consent)
+    except UnusableInput as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    except (OperationalError, ProgrammingError) as error:
+        db.session.rollback()
+        click.echo(
+            f"error: the database is not ready ({error.orig}); run 'flask db upgrade'", err=True
+        )
+        sys.exit(2)
+    with click.progressbar(rows, label=f"Enrolling {len(rows)} rows", file=sys.stderr) as progress:
+        summary = enrolment.run(progress)
+    for line in summary.lines():
+        click.echo(line)
+    sys.exit(0 if summary.ok else 1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import zoneinfo
-from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -27,6 +25,7 @@ from wtforms.validators import DataRequired, Length
 from server import audit
 from server.auth import authenticate_user
 from server.extensions import db, limiter
+from server.localtime import local_time
 from server.models import (
     AccessPoint,
     Alert,
@@ -162,15 +161,8 @@ def healthz() -> dict[str, Any]:
     }
 
 
-def local_time(value: datetime | None, zone: str = "Asia/Shanghai") -> str:
-    """A UTC timestamp shown in a community's time zone."""
-    if value is None:
-        return "—"
-    return value.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
-
-
 def init_app(app: Flask) -> None:
-    from server.web import devices  # noqa: F401 - registers the device console's routes
+    from server.web import devices, people  # noqa: F401 - they register their routes on bp
 
     app.register_blueprint(bp)
     app.add_template_filter(local_time, "local_time")

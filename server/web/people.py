@@ -1,0 +1,959 @@
+"""Staff pages for people: the list, a person's page with every action, the enrolment form.
+
+Times are shown and entered in the community's time zone: a ``datetime-local`` input is a
+wall-clock time there, turned into an aware UTC datetime before any service sees it. Each
+action is a CSRF-protected POST that calls the service, commits, flashes and redirects
+back; only the enrolment form re-renders itself (422) with the messages next to the fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import marshmallow as ma
+from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, or_, select
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from gatekeeper.faces import FaceQualityReason
+from gatekeeper.identity import DocumentType
+from gatekeeper.plates import normalise_plate
+from gatekeeper.vocabulary import PersonRole
+from server.api.schemas import (
+    CardSchema,
+    PersonSchema,
+    RfidTagSchema,
+    VehicleSchema,
+    WorkerPermitPatchSchema,
+)
+from server.errors import DomainError, NotFound
+from server.extensions import db
+from server.localtime import local_to_utc
+from server.models import (
+    AccessPoint,
+    Building,
+    Card,
+    Community,
+    Consent,
+    FaceTemplate,
+    IdCheck,
+    Lease,
+    Membership,
+    Person,
+    PersonStatus,
+    RfidTag,
+    Unit,
+    User,
+    Vehicle,
+    WorkerPermit,
+    WorkerTag,
+    guardianships,
+    utcnow,
+)
+from server.scope import Scope
+from server.services import faces, people
+from server.web import bp
+from server.wording import PHONE_FORMAT, face_measurement_lines, face_reason_words
+
+PAGE_SIZE = 50
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+DOCUMENT_LABELS: dict[str, str] = {
+    DocumentType.RESIDENT_ID: "Resident ID card",
+    DocumentType.PASSPORT: "Passport",
+    DocumentType.HK_MACAU_PERMIT: "Hong Kong/Macau permit",
+    DocumentType.TAIWAN_PERMIT: "Taiwan permit",
+    DocumentType.FOREIGNER_PERMANENT_RESIDENCE: "Permanent residence card",
+}
+# kind in the URL -> model, input schema, key field, normalisation (as the API does it)
+_CREDENTIALS: dict[str, tuple[type, type[ma.Schema], str, Callable[[str], str]]] = {
+    "cards": (Card, CardSchema, "uid", str.upper),
+    "vehicles": (Vehicle, VehicleSchema, "plate", normalise_plate),
+    "tags": (RfidTag, RfidTagSchema, "epc", str.upper),
+}
+# The quality verdict of the last upload, shown once on the person page (like a flash).
+_FACE_RESULT = "person_face_result"
+
+# Service and schema error keys -> the enrolment form's inputs.
+_FORM_FIELD = {
+    "name": "name",
+    "role": "role",
+    "unit_id": "unit_id",
+    "phone": "phone",
+    "lives_alone": "lives_alone",
+    "wander_risk": "wander_risk",
+    "id_document": "id_number",
+    "id_document.type": "id_type",
+    "id_document.number": "id_number",
+    "lease": "lease_ends_at",
+    "lease.unit_id": "unit_id",
+    "lease.starts_at": "lease_starts_at",
+    "lease.ends_at": "lease_ends_at",
+    "worker": "worker_tag",
+    "worker.tag": "worker_tag",
+    "worker.access_point_ids": "worker_access_point_ids",
+    "worker.valid_from": "worker_valid_from",
+    "worker.valid_until": "worker_valid_until",
+}
+FIELD_LABELS = {
+    "form": "Enrolment",
+    "name": "Name",
+    "role": "Role",
+    "unit_id": "Unit",
+    "phone": "Phone",
+    "id_type": "Document type",
+    "id_number": "Document number",
+    "lease_starts_at": "Lease start",
+    "lease_ends_at": "Lease end",
+    "worker_tag": "Kind of work",
+    "worker_access_point_ids": "Access points",
+    "worker_schedule": "Schedule",
+    "worker_valid_from": "Permit from",
+    "worker_valid_until": "Permit until",
+    "photo": "Face photo",
+}
+_FRIENDLY = {"phone": PHONE_FORMAT[0].upper() + PHONE_FORMAT[1:] + "."}
+
+
+def _scope() -> Scope:
+    return Scope(current_user._get_current_object())  # type: ignore[attr-defined]
+
+
+def _staff_scope() -> Scope:
+    """People are the property office's: officers and residents find no such page."""
+    scope = _scope()
+    if not scope.can_write(Person):
+        raise NotFound("No such page.")
+    return scope
+
+
+def _zone(community: Community) -> ZoneInfo:
+    return ZoneInfo(community.timezone)
+
+
+def _local_input(value: datetime | None, zone: ZoneInfo) -> str:
+    """A UTC datetime as a ``datetime-local`` value in the community's zone."""
+    return value.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+
+def _read_local(
+    form: MultiDict[str, str], name: str, zone: ZoneInfo, errors: dict[str, list[str]]
+) -> datetime | None:
+    """A ``datetime-local`` input as aware UTC; a message in ``errors`` when it is not one."""
+    text = form.get(name, "").strip()
+    if not text:
+        errors.setdefault(name, []).append("Enter a date and time.")
+        return None
+    try:
+        naive = datetime.fromisoformat(text)
+    except ValueError:
+        errors.setdefault(name, []).append("Enter a date and time like 2026-12-01 09:00.")
+        return None
+    try:
+        return local_to_utc(naive.replace(tzinfo=None), zone)
+    except ValueError as error:
+        errors.setdefault(name, []).append(f"{error}.")
+        return None
+
+
+def _schedule_from_form(
+    form: MultiDict[str, str], prefix: str, errors: dict[str, list[str]]
+) -> list[dict[str, Any]] | None:
+    """One weekly window from day checkboxes and two time inputs; None: any time."""
+    days = form.getlist(prefix + "days")
+    start = form.get(prefix + "start", "").strip()[:5]
+    end = form.get(prefix + "end", "").strip()[:5]
+    if not days and not start and not end:
+        return None
+    if not days or not start or not end:
+        errors.setdefault(prefix + "schedule", []).append(
+            "Give the days, a start and an end time (or none of them for any time)."
+        )
+        return None
+    try:
+        numbers = sorted({int(day) for day in days})
+    except ValueError:
+        errors.setdefault(prefix + "schedule", []).append("Days are 1 (Monday) to 7 (Sunday).")
+        return None
+    # A time input cannot say 24:00; an end at midnight means the end of the day.
+    return [{"days": numbers, "start": start, "end": "24:00" if end == "00:00" else end}]
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Marshmallow's nested messages (or a service's ``errors``) as dotted keys."""
+    if isinstance(messages, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            name = "" if key == "_schema" else str(key)
+            dotted = f"{prefix}.{name}" if prefix and name else prefix or name
+            for field, texts in _flatten(value, dotted).items():
+                out.setdefault(field, []).extend(texts)
+        return out
+    if isinstance(messages, list | tuple):
+        out = {}
+        for item in messages:
+            for field, texts in _flatten(item, prefix).items():
+                out.setdefault(field, []).extend(texts)
+        return out
+    return {prefix: [str(messages)]}
+
+
+def _error_text(error: DomainError) -> str:
+    """A service error in one line: the detail, then any field messages it does not repeat."""
+    parts = [error.detail]
+    for field, texts in _flatten(error.extensions.get("errors") or {}).items():
+        for text in texts:
+            if text not in error.detail:
+                parts.append(f"{field}: {text}" if field else text)
+    return " ".join(parts)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _lease_state(lease: Lease, now: datetime, zone: ZoneInfo) -> dict[str, str]:
+    """Where a lease stands, in calendar days of the community's zone."""
+    today = now.astimezone(zone).date()
+    if lease.ends_at <= now:
+        return {"state": "off", "text": "ended early" if lease.ended_early_at else "ended"}
+    if now < lease.starts_at:
+        days = (lease.starts_at.astimezone(zone).date() - today).days
+        text = "starts today" if days == 0 else f"starts in {_plural(days, 'day')}"
+        return {"state": "", "text": text}
+    days = (lease.ends_at.astimezone(zone).date() - today).days
+    return {"state": "on", "text": "ends today" if days == 0 else f"{_plural(days, 'day')} left"}
+
+
+@bp.app_template_filter("weekly_schedule")
+def weekly_schedule(schedule: list[dict[str, Any]] | None) -> str:
+    """A stored weekly schedule in words: ``Mon-Fri 08:00-18:00; Sat 22:00-06:00 (next day)``."""
+    if not schedule:
+        return "Any time"
+    parts = []
+    for window in schedule:
+        start, end = window["start"], window["end"]
+        overnight = " (next day)" if end != "24:00" and end < start else ""
+        parts.append(f"{_describe_days(window['days'])} {start}-{end}{overnight}")
+    return "; ".join(parts)
+
+
+def _describe_days(days: Iterable[int]) -> str:
+    chosen = sorted(set(days))
+    if chosen == list(range(1, 8)):
+        return "Every day"
+    runs: list[list[int]] = []
+    for day in chosen:
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    words = []
+    for run in runs:
+        if len(run) >= 3:
+            words.append(f"{WEEKDAYS[run[0] - 1]}-{WEEKDAYS[run[-1] - 1]}")
+        else:
+            words.extend(WEEKDAYS[day - 1] for day in run)
+    return ", ".join(words)
+
+
+def _buildings_with_units(scope: Scope, community: Community) -> list[tuple[Building, list[Unit]]]:
+    buildings = list(
+        db.session.scalars(
+            scope.query(Building)
+            .where(Building.community_id == community.id)
+            .order_by(Building.name)
+        )
+    )
+    units = list(
+        db.session.scalars(
+            scope.query(Unit).where(Unit.community_id == community.id).order_by(Unit.number)
+        )
+    )
+    return [(b, [u for u in units if u.building_id == b.id]) for b in buildings]
+
+
+def _access_points(scope: Scope, community_id: str) -> list[AccessPoint]:
+    return list(
+        db.session.scalars(
+            scope.query(AccessPoint)
+            .where(AccessPoint.community_id == community_id)
+            .order_by(AccessPoint.name)
+        )
+    )
+
+
+def _memberships(person_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each person's roles with the unit (building and number) they attach to."""
+    rows = db.session.execute(
+        select(Membership, Unit, Building)
+        .outerjoin(Unit, Unit.id == Membership.unit_id)
+        .outerjoin(Building, Building.id == Unit.building_id)
+        .where(Membership.person_id.in_(person_ids))
+        .order_by(Membership.created_at)
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for membership, unit, building in rows:
+        place = f"{building.name} · {unit.number}" if unit is not None else None
+        out.setdefault(membership.person_id, []).append(
+            {
+                "role": membership.role.value,
+                "place": place,
+                "unit": unit,
+                "until": membership.valid_until,
+            }
+        )
+    return out
+
+
+def _user_names(ids: Iterable[str | None]) -> dict[str, str]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    users = db.session.scalars(select(User).where(User.id.in_(wanted)))
+    return {u.id: u.display_name or u.username for u in users}
+
+
+# The list -------------------------------------------------------------------------------------
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@bp.get("/communities/<cid>/people")
+@login_required
+def people_list(cid: str) -> str:
+    scope = _staff_scope()
+    community = scope.get(Community, cid)
+    zone = _zone(community)
+    args = request.args
+    filters = {k: args.get(k, "").strip() for k in ("q", "role", "status", "building", "unit")}
+    query = scope.query(Person).where(Person.community_id == community.id)
+    if filters["q"]:
+        pattern = f"%{_escape_like(filters['q'])}%"
+        query = query.where(
+            or_(Person.name.ilike(pattern, escape="\\"), Person.phone.ilike(pattern, escape="\\"))
+        )
+    if filters["status"] in set(PersonStatus):
+        query = query.where(Person.status == PersonStatus(filters["status"]))
+    members = select(Membership.person_id)
+    if filters["role"] in set(PersonRole):
+        members = members.where(Membership.role == PersonRole(filters["role"]))
+    if filters["unit"]:
+        members = members.where(Membership.unit_id == filters["unit"])
+    if filters["building"]:
+        members = members.where(
+            Membership.unit_id.in_(select(Unit.id).where(Unit.building_id == filters["building"]))
+        )
+    if members.whereclause is not None:
+        query = query.where(Person.id.in_(members))
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    try:
+        page = max(1, int(args.get("page", "1")))
+    except ValueError:
+        page = 1
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(page, pages)
+    rows = list(
+        db.session.scalars(
+            query.order_by(Person.name, Person.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+        )
+    )
+    ids = [p.id for p in rows]
+    now = utcnow()
+    leases: dict[str, dict[str, str]] = {}
+    for lease in db.session.scalars(
+        select(Lease).where(Lease.person_id.in_(ids)).order_by(Lease.ends_at)
+    ):
+        leases[lease.person_id] = _lease_state(lease, now, zone)  # the latest-ending one wins
+    credentials: dict[str, list[str]] = {}
+    for word, model in (("card", Card), ("vehicle", Vehicle), ("tag", RfidTag)):
+        counted = db.session.execute(
+            select(model.person_id, func.count())
+            .where(model.person_id.in_(ids), model.disabled_at.is_(None))
+            .group_by(model.person_id)
+        )
+        for person_id, count in counted:
+            credentials.setdefault(person_id, []).append(_plural(count, word))
+    face_counts = dict(
+        db.session.execute(
+            select(FaceTemplate.person_id, func.count())
+            .where(FaceTemplate.person_id.in_(ids))
+            .group_by(FaceTemplate.person_id)
+        ).all()
+    )
+    for person_id, count in face_counts.items():
+        credentials.setdefault(person_id, []).append(_plural(count, "face"))
+    link_args = {k: v for k, v in filters.items() if v}
+    return render_template(
+        "people.html",
+        community=community,
+        people=rows,
+        memberships=_memberships(ids),
+        leases=leases,
+        credentials=credentials,
+        filters=filters,
+        roles=list(PersonRole),
+        statuses=list(PersonStatus),
+        buildings=_buildings_with_units(scope, community),
+        page=page,
+        pages=pages,
+        total=total,
+        link_args=link_args,
+    )
+
+
+# The person page -------------------------------------------------------------------------------
+
+
+@bp.get("/people/<pid>")
+@login_required
+def person_page(pid: str) -> str:
+    scope = _scope()
+    person = scope.get(Person, pid)
+    community = db.session.get(Community, person.community_id)
+    zone = _zone(community)
+    now = utcnow()
+
+    def of_person(model: type, order: Any) -> list[Any]:
+        return list(
+            db.session.scalars(
+                scope.query(model).where(model.person_id == person.id).order_by(order)  # type: ignore[attr-defined]
+            )
+        )
+
+    consents = of_person(Consent, Consent.granted_at.desc())
+    face_rows = of_person(FaceTemplate, FaceTemplate.created_at)
+    checks = of_person(IdCheck, IdCheck.checked_at.desc())[:5]
+    leases = of_person(Lease, Lease.starts_at)
+    permit = db.session.scalar(scope.query(WorkerPermit).where(WorkerPermit.person_id == person.id))
+    memberships = _memberships([person.id]).get(person.id, [])
+    roles = {m["role"] for m in memberships}
+    wards = list(
+        db.session.scalars(
+            scope.query(Person)
+            .where(
+                Person.id.in_(
+                    select(guardianships.c.person_id).where(
+                        guardianships.c.guardian_id == person.id
+                    )
+                )
+            )
+            .order_by(Person.name)
+        )
+    )
+    guardian_choices = list(
+        db.session.scalars(
+            scope.query(Person)
+            .where(
+                Person.community_id == person.community_id,
+                Person.id != person.id,
+                Person.status != PersonStatus.MOVED_OUT,
+            )
+            .order_by(Person.name)
+            .limit(500)
+        )
+    )
+    names = _user_names(
+        [c.recorded_by_id for c in consents]
+        + [c.checked_by_user_id for c in checks]
+        + [permit.sponsor_user_id if permit else None]
+    )
+    sponsor_person = (
+        db.session.get(Person, permit.sponsor_person_id)
+        if permit and permit.sponsor_person_id
+        else None
+    )
+    face_result = session.pop(_FACE_RESULT, None)
+    if face_result and face_result.get("person_id") != person.id:
+        face_result = None
+    window = (permit.schedule or [None])[0] if permit else None
+    buildings = _buildings_with_units(scope, community)
+    return render_template(
+        "person.html",
+        community=community,
+        person=person,
+        zone=zone,
+        now=now,
+        editable=person.status is not PersonStatus.MOVED_OUT,
+        memberships=memberships,
+        is_tenant="tenant" in roles,
+        document_label=DOCUMENT_LABELS.get(person.id_document_type or "", person.id_document_type),
+        consents=consents,
+        face_consent=next(
+            (c for c in consents if c.purpose == people.FACE_PURPOSE and c.withdrawn_at is None),
+            None,
+        ),
+        faces=face_rows,
+        max_faces=faces.MAX_FACES_PER_PERSON,
+        face_quality=face_measurement_lines,
+        face_result=face_result,
+        checks=checks,
+        credentials={
+            "cards": of_person(Card, Card.created_at),
+            "vehicles": of_person(Vehicle, Vehicle.created_at),
+            "tags": of_person(RfidTag, RfidTag.created_at),
+        },
+        leases=[(lease, _lease_state(lease, now, zone)) for lease in leases],
+        buildings=buildings,
+        unit_labels={u.id: f"{b.name} · {u.number}" for b, units in buildings for u in units},
+        tenant_unit_id=next(
+            (m["unit"].id for m in memberships if m["role"] == "tenant" and m["unit"]), None
+        ),
+        permit=permit,
+        permit_window=window,
+        sponsor_person=sponsor_person,
+        access_points=_access_points(scope, person.community_id),
+        worker_tags=list(WorkerTag),
+        weekdays=WEEKDAYS,
+        guardians=person.guardians,
+        guardian_choices=[p for p in guardian_choices if p not in person.guardians],
+        wards=wards,
+        names=names,
+        local_input=lambda value: _local_input(value, zone),
+    )
+
+
+def _back(person_id: str, anchor: str | None = None) -> Response:
+    return redirect(url_for("web.person_page", pid=person_id, _anchor=anchor))
+
+
+def _attempt(action: Callable[[], str | None]) -> bool:
+    """Run one service action and commit; its message flashed, or the error's."""
+    try:
+        message = action()
+        db.session.commit()
+    except NotFound:
+        db.session.rollback()
+        raise
+    except DomainError as error:
+        db.session.rollback()
+        flash(_error_text(error), "error")
+        return False
+    if message:
+        flash(message, "info")
+    return True
+
+
+def _upload(name: str) -> bytes | None:
+    upload = request.files.get(name)
+    if upload is None or not upload.filename:
+        return None
+    return upload.read()
+
+
+def _flash_form_errors(errors: dict[str, list[str]]) -> None:
+    for field, texts in errors.items():
+        flash(
+            f"{field.replace('_', ' ')}: {' '.join(texts)}" if field else " ".join(texts), "error"
+        )
+
+
+@bp.post("/people/<pid>/status")
+@login_required
+def person_set_status(pid: str) -> Response:
+    scope = _scope()
+    person = scope.get(Person, pid)
+    try:
+        status = PersonStatus(request.form.get("status", ""))
+    except ValueError:
+        abort(400)
+    _attempt(
+        lambda: (
+            people.update_person(scope, person.id, {"status": status})
+            and f"{person.name} is now {status.value}."
+        )
+    )
+    return _back(person.id)
+
+
+@bp.post("/people/<pid>/move-out")
+@login_required
+def person_move_out(pid: str) -> Response:
+    scope = _scope()
+    person = scope.get(Person, pid)
+    _attempt(
+        lambda: (
+            people.move_out(scope, person.id)
+            and f"{person.name} has moved out: faces erased, credentials disabled, leases ended."
+        )
+    )
+    return _back(person.id)
+
+
+@bp.post("/people/<pid>/consent")
+@login_required
+def person_record_consent(pid: str) -> Response:
+    scope = _scope()
+    person = scope.get(Person, pid)
+    _attempt(
+        lambda: (
+            people.record_consent(scope, person.id, people.FACE_PURPOSE)
+            and "Consent to face recognition recorded."
+        )
+    )
+    return _back(person.id, "consent")
+
+
+@bp.post("/people/<pid>/consent/withdraw")
+@login_required
+def person_withdraw_consent(pid: str) -> Response:
+    scope = _scope()
+    person = scope.get(Person, pid)
+
+    def withdraw() -> str:
+        erased = people.withdraw_consent(scope, person.id, people.FACE_PURPOSE)
+        return f"Consent withdrawn; {_plural(erased, 'face photo')} erased."
+
+    _attempt(withdraw)
+    return _back(person.id, "consent")
+
+
+def _enrol_photo(scope: Scope, person: Person, image: bytes) -> None:
+    """Check and store a face photo; the verdict (or the reason) is shown on the person page."""
+    try:
+        template = faces.enrol_face(scope, person.id, image)
+        db.session.commit()
+    except NotFound:
+        db.session.rollback()
+        raise
+    except DomainError as error:
+        db.session.rollback()
+        reason = error.extensions.get("reason")
+        if reason in set(FaceQualityReason):
+            session[_FACE_RESULT] = {
+                "person_id": person.id,
+                "ok": False,
+                "reason": reason,
+                "words": face_reason_words(reason),
+                "measurements": face_measurement_lines(error.extensions.get("measurements")),
+            }
+        else:
+            flash(f"Photo not stored: {_error_text(error)}", "error")
+        return
+    session[_FACE_RESULT] = {
+        "person_id": person.id,
+        "ok": True,
+        "measurements": face_measurement_lines(template.quality),
+    }
+
+
+@bp.post("/people/<pid>/faces")
+@login_required
+def person_upload_face(pid: str) -> Response:
+    scope = _scope()
+    person = scope.get(Person, pid)
+    image = _upload("photo")
+    if image is None:
+        flash("Choose a photo to upload.", "error")
+    else:
+        _enrol_photo(scope, person, image)
+    return _back(person.id, "faces")
+
+
+@bp.post("/faces/<fid>/delete")
+@login_required
+def person_delete_face(fid: str) -> Response:
+    scope = _scope()
+    face = scope.get(FaceTemplate, fid)
+    person_id = face.person_id
+    _attempt(lambda: faces.delete_face(scope, face.id) or "Face photo deleted.")
+    return _back(person_id, "faces")
+
+
+@bp.post("/people/<pid>/id-check")
+@login_required
+def person_id_check(pid: str) -> Response:
+    scope = _scope()
+    person = scope.get(Person, pid)
+    id_photo, live_photo = _upload("id_photo"), _upload("live_photo")
+    if id_photo is None or live_photo is None:
+        flash("Choose both photos: the ID card's chip photo and a live photo.", "error")
+        return _back(person.id, "id-check")
+
+    def check() -> str:
+        result = faces.id_check(scope, person.id, id_photo, live_photo)
+        if result.distance is None:
+            photo, _, reason = (result.reason or ":").partition(":")
+            return (
+                f"No match: the {photo.replace('_', ' ')} cannot be used "
+                f"({face_reason_words(reason)})."
+            )
+        verdict = "Match" if result.match else "No match"
+        return (
+            f"{verdict}: distance {result.distance:.2f} (tolerance {result.tolerance:.2f}). "
+            f"Status: {person.status.value}."
+        )
+
+    _attempt(check)
+    return _back(person.id, "id-check")
+
+
+@bp.post("/people/<pid>/credentials/<kind>")
+@login_required
+def person_add_credential(pid: str, kind: str) -> Response:
+    if kind not in _CREDENTIALS:
+        abort(404)
+    model, schema, key, normalise = _CREDENTIALS[kind]
+    scope = _scope()
+    person = scope.get(Person, pid)
+    payload = {key: request.form.get(key, "").strip()}
+    if model is Vehicle and request.form.get("color"):
+        payload["color"] = request.form["color"]
+    try:
+        data = schema().load(payload)
+    except ma.ValidationError as error:
+        _flash_form_errors(_flatten(error.messages))
+        return _back(person.id, "credentials")
+    data[key] = normalise(data[key])
+    _attempt(
+        lambda: (
+            people.add_credential(scope, person.id, model, data)
+            and f"{kind[:-1].capitalize()} {data[key]} added."
+        )
+    )
+    return _back(person.id, "credentials")
+
+
+@bp.post("/credentials/<kind>/<crid>")
+@login_required
+def person_switch_credential(kind: str, crid: str) -> Response:
+    if kind not in _CREDENTIALS:
+        abort(404)
+    model, _schema, key, _normalise = _CREDENTIALS[kind]
+    scope = _scope()
+    row = scope.get(model, crid)
+    disabled = request.form.get("disabled") == "1"
+    _attempt(
+        lambda: (
+            people.update_credential(scope, model, row.id, {"disabled": disabled})
+            and f"{kind[:-1].capitalize()} {getattr(row, key)} "
+            f"{'disabled' if disabled else 'enabled'}."
+        )
+    )
+    return _back(row.person_id, "credentials")
+
+
+@bp.post("/people/<pid>/leases")
+@login_required
+def person_new_lease(pid: str) -> Response:
+    scope = _scope()
+    person = scope.get(Person, pid)
+    zone = _zone(db.session.get(Community, person.community_id))
+    errors: dict[str, list[str]] = {}
+    starts = _read_local(request.form, "starts_at", zone, errors)
+    ends = _read_local(request.form, "ends_at", zone, errors)
+    if not request.form.get("unit_id"):
+        errors["unit"] = ["Choose the unit."]
+    if errors:
+        _flash_form_errors(errors)
+        return _back(person.id, "leases")
+    data = {"unit_id": request.form["unit_id"], "starts_at": starts, "ends_at": ends}
+    _attempt(lambda: people.create_lease(scope, person.id, data) and "Lease added.")
+    return _back(person.id, "leases")
+
+
+@bp.post("/leases/<lid>/end")
+@login_required
+def lease_end_now(lid: str) -> Response:
+    scope = _scope()
+    lease = scope.get(Lease, lid)
+    _attempt(lambda: people.update_lease(scope, lease.id, {"end_now": True}) and "Lease ended now.")
+    return _back(lease.person_id, "leases")
+
+
+@bp.post("/leases/<lid>/renew")
+@login_required
+def lease_renew(lid: str) -> Response:
+    scope = _scope()
+    lease = scope.get(Lease, lid)
+    community = db.session.get(Community, lease.community_id)
+    errors: dict[str, list[str]] = {}
+    ends = _read_local(request.form, "ends_at", _zone(community), errors)
+    if ends is None:
+        _flash_form_errors(errors)
+        return _back(lease.person_id, "leases")
+
+    def renew() -> str:
+        changed = people.update_lease(scope, lease.id, {"ends_at": ends})
+        return (
+            f"Lease now ends {_local_input(changed.ends_at, _zone(community)).replace('T', ' ')}."
+        )
+
+    _attempt(renew)
+    return _back(lease.person_id, "leases")
+
+
+@bp.post("/worker-permits/<wid>")
+@login_required
+def worker_permit_edit(wid: str) -> Response:
+    scope = _scope()
+    permit = scope.get(WorkerPermit, wid)
+    zone = _zone(db.session.get(Community, permit.community_id))
+    form = request.form
+    errors: dict[str, list[str]] = {}
+    payload: dict[str, Any] = {
+        "tag": form.get("tag", ""),
+        "access_point_ids": form.getlist("access_point_ids"),
+        "schedule": _schedule_from_form(form, "", errors),
+    }
+    if not payload["access_point_ids"]:
+        errors["access points"] = ["Choose at least one access point."]
+    for field in ("valid_from", "valid_until"):
+        value = _read_local(form, field, zone, errors)
+        if value is not None:
+            payload[field] = value.isoformat()
+    if not errors:
+        try:
+            changes = WorkerPermitPatchSchema().load(payload)
+        except ma.ValidationError as error:
+            errors = _flatten(error.messages)
+    if errors:
+        _flash_form_errors(errors)
+        return _back(permit.person_id, "permit")
+    _attempt(lambda: people.update_permit(scope, permit.id, changes) and "Permit saved.")
+    return _back(permit.person_id, "permit")
+
+
+@bp.post("/people/<pid>/guardians")
+@login_required
+def person_guardians(pid: str) -> Response:
+    scope = _scope()
+    person = scope.get(Person, pid)
+    current = [g.id for g in person.guardians]
+    if request.form.get("add"):
+        wanted = [*current, request.form["add"]]
+    else:
+        wanted = [g for g in current if g != request.form.get("remove")]
+    _attempt(
+        lambda: (
+            people.update_person(scope, person.id, {"guardian_ids": wanted}) and "Guardians saved."
+        )
+    )
+    return _back(person.id, "guardians")
+
+
+# Enrolment -------------------------------------------------------------------------------------
+
+
+def _enrolment_data(
+    form: MultiDict[str, str], zone: ZoneInfo, errors: dict[str, list[str]]
+) -> dict[str, Any] | None:
+    """The enrolment form as ``create_person``'s input; messages in ``errors`` when it is not."""
+    role = form.get("role", "")
+    payload: dict[str, Any] = {"name": form.get("name", "").strip(), "role": role}
+    if not payload["name"]:
+        errors.setdefault("name", []).append("Enter the person's name.")
+    if role not in set(PersonRole):
+        errors.setdefault("role", []).append("Choose a role.")
+    if role != PersonRole.WORKER and form.get("unit_id"):
+        payload["unit_id"] = form["unit_id"]
+    if form.get("phone", "").strip():
+        payload["phone"] = form["phone"].strip()
+    id_type, id_number = form.get("id_type", ""), form.get("id_number", "").strip()
+    if id_number and not id_type:
+        errors.setdefault("id_type", []).append("Choose the document type.")
+    elif id_type and not id_number:
+        errors.setdefault("id_number", []).append("Enter the number, or choose no document.")
+    elif id_type:
+        payload["id_document"] = {"type": id_type, "number": id_number}
+    payload["lives_alone"] = "lives_alone" in form
+    payload["wander_risk"] = "wander_risk" in form
+    if role == PersonRole.TENANT:
+        lease = {}
+        for key in ("starts_at", "ends_at"):
+            value = _read_local(form, f"lease_{key}", zone, errors)
+            if value is not None:
+                lease[key] = value.isoformat()
+        payload["lease"] = lease
+    if role == PersonRole.WORKER:
+        worker: dict[str, Any] = {
+            "tag": form.get("worker_tag", ""),
+            "access_point_ids": form.getlist("worker_access_point_ids"),
+            "schedule": _schedule_from_form(form, "worker_", errors),
+        }
+        if not worker["access_point_ids"]:
+            errors.setdefault("worker_access_point_ids", []).append(
+                "Choose at least one access point."
+            )
+        for key in ("valid_from", "valid_until"):
+            value = _read_local(form, f"worker_{key}", zone, errors)
+            if value is not None:
+                worker[key] = value.isoformat()
+        payload["worker"] = worker
+    try:
+        return PersonSchema().load(payload)
+    except ma.ValidationError as error:
+        _merge_errors(errors, error.messages)
+        return None
+
+
+def _merge_errors(errors: dict[str, list[str]], messages: Any) -> None:
+    """Schema or service messages onto the form's inputs, unless an input has its own already."""
+    for key, texts in _flatten(messages).items():
+        field = "worker_schedule" if key.startswith("worker.schedule") else _FORM_FIELD.get(key)
+        field = field or "form"
+        if field in errors and field != "form":
+            continue
+        errors.setdefault(field, []).extend(
+            [_FRIENDLY[field]] if field in _FRIENDLY else [t for t in texts if t]
+        )
+
+
+def _enrol_page(
+    community: Community, scope: Scope, values: MultiDict[str, str], errors: dict[str, list[str]]
+) -> str:
+    return render_template(
+        "person_new.html",
+        community=community,
+        values=values,
+        errors=errors,
+        labels=FIELD_LABELS,
+        roles=list(PersonRole),
+        buildings=_buildings_with_units(scope, community),
+        access_points=_access_points(scope, community.id),
+        worker_tags=list(WorkerTag),
+        documents=DOCUMENT_LABELS,
+        weekdays=WEEKDAYS,
+    )
+
+
+@bp.route("/communities/<cid>/people/new", methods=["GET", "POST"])
+@login_required
+def person_enrol(cid: str) -> Any:
+    scope = _staff_scope()
+    community = scope.get(Community, cid)
+    if request.method == "GET":
+        return _enrol_page(community, scope, MultiDict({"role": "resident"}), {})
+    form = request.form
+    errors: dict[str, list[str]] = {}
+    data = _enrolment_data(form, _zone(community), errors)
+    consent = "face_consent" in form
+    person = None
+    if data is not None and not errors:
+        try:
+            person = people.create_person(scope, community.id, data)
+            if consent:
+                people.record_consent(scope, person.id, people.FACE_PURPOSE)
+            db.session.commit()
+        except DomainError as error:
+            db.session.rollback()  # nothing half-stored
+            person = None
+            _merge_errors(errors, error.extensions.get("errors") or {"": [error.detail]})
+    if person is None:
+        return _enrol_page(community, scope, form, errors or {"form": ["Check the form."]}), 422
+    flash(f"{person.name} enrolled.", "info")
+    photo = _upload("photo")
+    if photo is not None and consent:
+        _enrol_photo(scope, person, photo)
+    elif photo is not None:
+        flash(
+            "The photo was not stored: the person's consent to face recognition was not recorded.",
+            "error",
+        )
+    return redirect(url_for("web.person_page", pid=person.id))

@@ -1,0 +1,115 @@
+"""The enrolment page in a real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image, ImageFilter
+from playwright.sync_api import Browser, expect, sync_playwright
+from sqlalchemy import select
+
+from server.extensions import db
+from server.models import FaceTemplate, Person
+from tests import factories
+from tests.factories import PASSWORD
+from tests.fetch_test_data import test_image as photo_path
+from tests.support.live_server import LiveServer
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        raise RuntimeError(
+            "Debian's chromium is missing: apt-get install chromium "
+            "chromium-driver (make test installs it)"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[LiveServer]:
+    server = LiveServer(app)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _blurred_jpeg() -> bytes:
+    image = Image.open(photo_path("obama.jpg")).filter(ImageFilter.GaussianBlur(6))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def test_enrol_with_a_photo_then_a_refused_upload(
+    browser: Browser, live_server: LiveServer, ctx
+) -> None:
+    w = factories.world()
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    page.goto(live_server.url + "/login")
+    page.fill("#username", w.staff_a.username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.get_by_role("link", name="People").click()
+    expect(page.get_by_role("heading", name="People · Community A")).to_be_visible()
+    page.get_by_role("link", name="Enrol a person").click()
+
+    # Only the parts the chosen role needs are shown.
+    expect(page.get_by_label("Starts")).to_be_hidden()
+    page.get_by_label("Role").select_option("tenant")
+    expect(page.get_by_label("Starts")).to_be_visible()
+    page.get_by_label("Role").select_option("resident")
+    expect(page.get_by_label("Starts")).to_be_hidden()
+
+    page.get_by_label("Name").fill("Barack")
+    page.get_by_label("Unit").select_option(label="A1 · 101")
+    page.get_by_label("Phone").fill("13800000001")
+    page.get_by_label("The person consents to face recognition").check()
+    page.get_by_label("Face photo").set_input_files(str(photo_path("obama.jpg")))
+    page.get_by_role("button", name="Enrol").click()
+
+    expect(page.get_by_role("heading", name="Barack")).to_be_visible()
+    expect(page.get_by_text("Barack enrolled.")).to_be_visible()
+    result = page.locator("#face-result")
+    expect(result).to_contain_text("Photo accepted.")
+    expect(result).to_contain_text("eye distance")
+    expect(page.get_by_role("heading", name="Faces (1 of 5)")).to_be_visible()
+    expect(page.locator("#faces tbody tr")).to_have_count(1)
+    expect(page.get_by_text("resident · A1 · 101")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    page.get_by_label("Add a face photo").set_input_files(
+        files=[{"name": "blurred.jpg", "mimeType": "image/jpeg", "buffer": _blurred_jpeg()}]
+    )
+    page.get_by_role("button", name="Upload and check").click()
+    expect(result).to_contain_text("Photo refused: The photo is too blurry.")
+    expect(result).to_contain_text("Nothing was stored")
+    expect(result).to_contain_text("sharpness")
+    expect(page.get_by_role("heading", name="Faces (1 of 5)")).to_be_visible()
+    page.close()
+
+    db.session.remove()
+    person = db.session.scalar(select(Person))
+    assert person.name == "Barack" and person.phone == "13800000001"
+    assert len(list(db.session.scalars(select(FaceTemplate)))) == 1
