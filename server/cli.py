@@ -1,4 +1,9 @@
-"""Command-line entry points: ``flask seed``, ``flask create-user``, ``flask worker``."""
+"""Command-line entry points (``flask --app server COMMAND``).
+
+``seed``, ``create-user``, ``worker``, ``broker-files`` (server/broker_sync.py),
+``demo-fleet`` and ``enrol-csv`` (server/bulk.py). Errors are one-line messages with a
+non-zero exit status, never tracebacks.
+"""
 
 from __future__ import annotations
 
