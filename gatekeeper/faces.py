@@ -673,3 +673,54 @@ def _template_of(result: EnrolmentResult) -> np.ndarray:
     if result.template is None:
         raise TemplateError(f"no template: {result.reason}")
     return result.template
+
+
+# --- the door: one probe face per frame --------------------------------------------------------
+
+#: Door frames are searched with cheap settings first and finer ones only when nothing was
+#: found: (longest side of the detection copy, HOG upsampling). On a 720p frame the first finds
+#: faces of about 320 px and up (someone at the terminal, ~20 ms), the second 160 px (~45 ms),
+#: the last 56 px (~150 ms, see docs/faces.md).
+DOOR_DETECT_PASSES = ((320, 0), (320, 1), (DETECT_MAX_SIDE, 1))
+#: Several faces: the largest is the one at the door only when its box is clearly larger.
+DOMINANT_AREA_RATIO = 1.6
+
+
+@dataclass(frozen=True, eq=False)
+class Probe:
+    """The face presented at a door: its landmarks and template, or why there is none."""
+
+    reason: FaceQualityReason | None  # None, NO_FACE or MULTIPLE_FACES
+    face_count: int
+    face: AlignedFace | None = None
+    template: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def dominant_face(faces: list[DetectedFace]) -> DetectedFace | None:
+    """The largest face when it is clearly larger than the next (faces sorted largest first)."""
+    if not faces:
+        return None
+    if len(faces) > 1 and faces[0].box.area < DOMINANT_AREA_RATIO * faces[1].box.area:
+        return None
+    return faces[0]
+
+
+def probe_face(image_rgb: np.ndarray) -> Probe:
+    """Find the one face at the door, align it (5 points) and describe it at full resolution."""
+    face_engine = engine()
+    faces: list[DetectedFace] = []
+    for max_side, upsample in DOOR_DETECT_PASSES:
+        faces = face_engine.detect(image_rgb, max_side=max_side, upsample=upsample)
+        if faces:
+            break
+    if not faces:
+        return Probe(FaceQualityReason.NO_FACE, 0)
+    chosen = dominant_face(faces)
+    if chosen is None:
+        return Probe(FaceQualityReason.MULTIPLE_FACES, len(faces))
+    face = face_engine.align(image_rgb, chosen.box)
+    return Probe(None, len(faces), face, face_engine.describe(image_rgb, face))

@@ -16,6 +16,8 @@ from server.models.community import AccessPoint, Building, Community, Device, Un
 from server.models.people import (
     Card,
     Consent,
+    FaceGallery,
+    FaceGalleryChange,
     FaceTemplate,
     IdCheck,
     Lease,
@@ -45,6 +47,8 @@ __all__ = [
     "Device",
     "DeviceCommand",
     "DeviceEvent",
+    "FaceGallery",
+    "FaceGalleryChange",
     "FaceTemplate",
     "IdCheck",
     "Lease",

@@ -208,3 +208,29 @@ class IdCheck(IdMixin, CommunityOwned, Base):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FaceGallery(Base):
+    """A community's gallery version: bumped with every template added or removed."""
+
+    __tablename__ = "face_galleries"
+
+    community_id: Mapped[str] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(default=0)
+
+
+class FaceGalleryChange(Base):
+    """One change to a community's gallery, so every process can catch up without a reload."""
+
+    __tablename__ = "face_gallery_changes"
+    __table_args__ = (UniqueConstraint("community_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[str] = mapped_column(ForeignKey("communities.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    template_id: Mapped[str] = mapped_column(String(40))
+    person_id: Mapped[str] = mapped_column(String(40))
+    op: Mapped[str] = mapped_column(String(8))  # "add" or "remove"
+    at: Mapped[datetime] = mapped_column(default=utcnow)

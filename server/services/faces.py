@@ -11,6 +11,7 @@ from gatekeeper import faces
 from server import audit, community_settings, crypto
 from server.errors import Conflict, DomainError, Invalid
 from server.extensions import db
+from server.galleries import record_change
 from server.models import Community, FaceTemplate, IdCheck, Person, PersonStatus
 from server.scope import Scope
 from server.services.people import FACE_PURPOSE, active_consent
@@ -85,6 +86,7 @@ def enrol_face(scope: Scope, person_id: str, image: bytes) -> FaceTemplate:
     )
     db.session.add(template)
     db.session.flush()
+    record_change(person.community_id, template.id, person.id, "add")
     audit.record(
         scope.user,
         "face.enrol",
@@ -104,6 +106,7 @@ def delete_face(scope: Scope, face_id: str) -> None:
         target=template,
         details={"person_id": template.person_id},
     )
+    record_change(template.community_id, template.id, template.person_id, "remove")
     db.session.delete(template)
 
 

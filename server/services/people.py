@@ -13,6 +13,7 @@ from gatekeeper.vocabulary import PersonRole
 from server import audit, community_settings, crypto
 from server.errors import Conflict, Invalid
 from server.extensions import db
+from server.galleries import record_change
 from server.models import (
     AccessPoint,
     Card,
@@ -194,6 +195,7 @@ def erase_biometrics(person: Person) -> int:
         db.session.scalars(select(FaceTemplate).where(FaceTemplate.person_id == person.id))
     )
     for template in templates:
+        record_change(template.community_id, template.id, template.person_id, "remove")
         db.session.delete(template)
     return len(templates)
 
