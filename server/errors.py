@@ -55,3 +55,11 @@ class Invalid(DomainError):
         if errors:
             extensions["errors"] = errors
         super().__init__(detail, **extensions)
+
+
+class PayloadTooLarge(DomainError):
+    """An upload over the size limits (bytes or pixels)."""
+
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"

@@ -120,7 +120,10 @@ class Presented:
     person: Person | None = None
     credential: policy.CredentialView | None = None
     unknown_reason: Reason | None = None  # why nobody was found (unknown_card ...)
+    unknown_rule: str = "credential.unknown"  # the rule name stored with that denial
     details: dict[str, Any] | None = None
+    # An unknown face's template (encrypted), kept on the event to cluster strangers.
+    template_encrypted: bytes | None = None
 
 
 def decide(
@@ -142,7 +145,7 @@ def decide(
             presented.unknown_reason or Reason.NOT_AUTHORIZED_HERE,
             policy.Rule.NO_ROLE,
         )
-        rule = "credential.unknown"
+        rule = presented.unknown_rule
     else:
         subject, kind = subject_of(person, presented.credential)
         decision = policy.decide_access(subject, point_view(point, community), at)
@@ -162,6 +165,7 @@ def decide(
         rule=rule,
         person_id=person.id if person else None,
         details=details,
+        template_encrypted=presented.template_encrypted,
     )
     db.session.add(event)
     db.session.flush()

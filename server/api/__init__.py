@@ -63,11 +63,18 @@ class _Blueprint(Blueprint):
     ARGUMENTS_PARSER = _JsonParser()
 
 
-def public_blueprint(name: str, description: str) -> Blueprint:
-    """A blueprint of routes open without signing in (bodies are still JSON only)."""
+def public_blueprint(name: str, description: str, *, json_only: bool = True) -> Blueprint:
+    """A blueprint of routes open without signing in (JSON bodies unless told otherwise)."""
     blueprint = _Blueprint(name, __name__, url_prefix=API_PREFIX, description=description)
-    blueprint.before_request(_require_json_body)
+    if json_only:
+        blueprint.before_request(_require_json_body)
     return blueprint
+
+
+def require_body(*mimetypes: str) -> None:
+    """415 unless the request body has one of ``mimetypes`` (for mixed blueprints)."""
+    if request.mimetype not in mimetypes:
+        raise UnsupportedMediaType(f"Send the body as {' or '.join(mimetypes)}.")
 
 
 def authenticated_blueprint(name: str, description: str, *, uploads: bool = False) -> Blueprint:

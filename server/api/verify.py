@@ -10,19 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from flask import g, request
 from marshmallow import fields, validate
 from sqlalchemy import select
 
-from gatekeeper import policy
+from gatekeeper import faces, policy
 from gatekeeper.vocabulary import CredentialType, Reason
-from server.api import public_blueprint
+from server.api import public_blueprint, require_body
 from server.auth import authenticate_device
-from server.errors import Forbidden
+from server.errors import Forbidden, Invalid
 from server.extensions import db
-from server.models import Card, Device, Person
+from server.face_verification import verify_face as verify_face_frame
+from server.models import Card, Person
+from server.services.faces import image_problem
 from server.verification import Presented, decide
 
-blp = public_blueprint("verify", "Device verification (PROTOCOL.md section 2)")
+blp = public_blueprint("verify", "Device verification (PROTOCOL.md section 2)", json_only=False)
 
 
 class CardRequestSchema(ma.Schema):
@@ -44,13 +47,22 @@ class DecisionSchema(ma.Schema):
     liveness = fields.Dict()
 
 
-def _device() -> Device:
-    from flask import request
+# The body each endpoint reads (PROTOCOL.md section 2).
+_BODIES = {
+    "verify.verify_card": ("application/json",),
+    "verify.verify_face": ("multipart/form-data",),
+}
 
+
+@blp.before_request
+def _authenticate_device() -> None:
+    """Who is calling and what they send, before any body is parsed (401/403, then 415)."""
     device = authenticate_device(request.headers.get("Authorization"))
     if device.access_point_id is None:
         raise Forbidden("This device serves no access point: it cannot verify credentials.")
-    return device
+    g.device = device
+    if request.endpoint in _BODIES:
+        require_body(*_BODIES[request.endpoint])
 
 
 @blp.post("/verify/card")
@@ -59,7 +71,7 @@ def _device() -> Device:
 @blp.doc(security=[{"deviceAuth": []}])
 def verify_card(data: dict[str, Any]) -> Any:
     """An IC card presented at the device's door; an ``open`` command follows a grant."""
-    device = _device()
+    device = g.device
     uid = data["uid"].upper()
     card = db.session.scalar(
         select(Card).where(Card.community_id == device.community_id, Card.uid == uid)
@@ -82,4 +94,56 @@ def verify_card(data: dict[str, Any]) -> Any:
         )
     answer = decide(device, presented)
     db.session.commit()  # the open command is published after this
+    return answer
+
+
+class FaceFormSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    direction = fields.Str(validate=validate.OneOf(["in", "out"]))
+
+
+class FaceFilesSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    image = fields.Raw(
+        required=True,
+        metadata={"type": "string", "format": "binary", "description": "JPEG or PNG, colour"},
+    )
+    depth = fields.Raw(
+        metadata={
+            "type": "string",
+            "format": "binary",
+            "description": "16-bit PNG, millimetres, 0 = no reading",
+        }
+    )
+
+
+def _upload(name: str) -> bytes | None:
+    upload = request.files.get(name)
+    return upload.read() if upload is not None else None
+
+
+@blp.post("/verify/face")
+@blp.arguments(FaceFormSchema, location="form")
+@blp.arguments(FaceFilesSchema, location="files")
+@blp.response(200, DecisionSchema)
+@blp.doc(security=[{"deviceAuth": []}])
+def verify_face(form: dict[str, Any], _files: dict[str, Any]) -> Any:
+    """A face at the device's door (multipart ``image``, optional ``depth`` and ``direction``).
+
+    The answer carries ``liveness``; an ``open`` command follows a grant.
+    """
+    device = g.device
+    image_bytes = _upload("image")
+    if image_bytes is None:
+        raise Invalid("Upload the frame as 'image'.", errors={"image": ["Missing file."]})
+    try:
+        image = faces.load_image(image_bytes)
+    except faces.ImageError as error:
+        raise image_problem(error, "image") from error
+    answer = verify_face_frame(device, image, _upload("depth"), form.get("direction"))
+    db.session.commit()
     return answer

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from gatekeeper import faces
 from server import audit, community_settings, crypto
-from server.errors import Conflict, DomainError, Invalid
+from server.errors import Conflict, DomainError, Invalid, PayloadTooLarge
 from server.extensions import db
 from server.galleries import record_change
 from server.models import Community, FaceTemplate, IdCheck, Person, PersonStatus
@@ -20,13 +20,7 @@ MAX_FACES_PER_PERSON = 5
 MODEL_NAME = "dlib_resnet_v1/5pt"
 
 
-class PayloadTooLarge(DomainError):
-    status = 413
-    slug = "payload-too-large"
-    title = "Payload too large"
-
-
-def _image_problem(error: faces.ImageError, field: str) -> DomainError:
+def image_problem(error: faces.ImageError, field: str) -> DomainError:
     if error.reason in (faces.ImageProblem.TOO_MANY_BYTES, faces.ImageProblem.TOO_MANY_PIXELS):
         return PayloadTooLarge(f"{field}: {error.detail}", reason=error.reason.value)
     return Invalid(
@@ -66,7 +60,7 @@ def enrol_face(scope: Scope, person_id: str, image: bytes) -> FaceTemplate:
     try:
         result = faces.assess_enrolment_photo(image)
     except faces.ImageError as error:
-        raise _image_problem(error, "image") from error
+        raise image_problem(error, "image") from error
     if not result.ok:
         raise Invalid(
             f"Photo rejected: {result.reason.value}.",
@@ -117,7 +111,7 @@ def id_check(scope: Scope, person_id: str, id_photo: bytes, live_photo: bytes) -
         result = faces.match_id_photo(id_photo, live_photo)
     except faces.ImageError as error:
         field = error.photo.value if error.photo else "image"
-        raise _image_problem(error, field) from error
+        raise image_problem(error, field) from error
     check = IdCheck(
         community_id=person.community_id,
         person_id=person.id,

@@ -1,0 +1,337 @@
+"""POST /api/v1/verify/face with real photos composed into door-camera frames."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from gatekeeper import faces as engine
+from gatekeeper.vocabulary import PersonRole
+from server import create_app, crypto, snapshots
+from server.extensions import db
+from server.galleries import record_change
+from server.messaging import OutgoingMessage, Publisher
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    Community,
+    Device,
+    FaceTemplate,
+    Lease,
+    Membership,
+    Person,
+    utcnow,
+)
+from server.services.devices import set_secret
+from tests import factories
+from tests.conftest import app_environment
+from tests.fetch_test_data import test_image as photo_path
+
+SECRET = "face-door-secret"
+
+
+def frame(
+    *names: str, size: tuple[int, int] = (1280, 720), face_height: int = 560, fmt: str = "JPEG"
+) -> bytes:
+    """A door-camera frame: the photos scaled and pasted side by side on a grey wall."""
+    canvas = Image.new("RGB", size, (110, 115, 120))
+    x = (size[0] - len(names) * face_height * 4 // 5) // 2
+    for name in names:
+        photo = Image.open(photo_path(name)).convert("RGB")
+        photo = photo.resize((photo.width * face_height // photo.height, face_height))
+        canvas.paste(photo, (max(0, x), (size[1] - face_height) // 2))
+        x += photo.width
+    buffer = io.BytesIO()
+    canvas.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+class Recorder(Publisher):
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+
+    def publish(self, message: OutgoingMessage) -> None:
+        self.sent.append(message)
+
+
+@pytest.fixture
+def published(app) -> Iterator[list[OutgoingMessage]]:
+    recorder = Recorder()
+    app.extensions["mqtt_publisher"] = recorder
+    yield recorder.sent
+    app.extensions.pop("mqtt_publisher", None)
+
+
+def enrol(community_id: str, person_id: str, photo: str) -> str:
+    """Store a template the way enrolment does (quality-checked, encrypted, gallery change)."""
+    result = engine.assess_enrolment_photo(photo_path(photo).read_bytes())
+    assert result.ok, result.reason
+    row = FaceTemplate(
+        community_id=community_id,
+        person_id=person_id,
+        model="test",
+        template_encrypted=crypto.encrypt(engine.template_to_bytes(result.template)),
+    )
+    db.session.add(row)
+    db.session.flush()
+    record_change(community_id, row.id, person_id, "add")
+    return row.id
+
+
+@pytest.fixture
+def site(app):
+    with app.app_context():
+        w = factories.world()
+        door = db.session.get(Device, w.device_a.id)
+        set_secret(door, SECRET)
+        db.session.get(AccessPoint, w.door_a.id).requires_depth = False
+        obama = Person(community_id=w.a.id, name="奥巴马")
+        db.session.add(obama)
+        db.session.flush()
+        db.session.add(
+            Membership(
+                community_id=w.a.id,
+                person_id=obama.id,
+                unit_id=w.unit_a.id,
+                role=PersonRole.RESIDENT,
+            )
+        )
+        template_id = enrol(w.a.id, obama.id, "obama.jpg")
+        db.session.commit()
+        ids = {
+            "a": w.a.id,
+            "door": door.id,
+            "point": w.door_a.id,
+            "obama": obama.id,
+            "unit": w.unit_a.id,
+            "template": template_id,
+        }
+        db.session.remove()
+    return ids
+
+
+def verify(
+    client, site, image: bytes | None, *, depth: bytes | None = None, direction: str | None = None
+):
+    data: dict[str, object] = {}
+    if image is not None:
+        data["image"] = (io.BytesIO(image), "frame.jpg")
+    if depth is not None:
+        data["depth"] = (io.BytesIO(depth), "depth.png")
+    if direction:
+        data["direction"] = direction
+    return client.post(
+        "/api/v1/verify/face",
+        data=data,
+        content_type="multipart/form-data",
+        headers={"Authorization": f"Bearer {site['door']}.{SECRET}"},
+    )
+
+
+@pytest.mark.parametrize("photo", ["obama2.jpg", "obama3.jpg"])
+def test_enrolled_resident_is_let_in(app, client, site, published, photo) -> None:
+    answer = verify(client, site, frame(photo), direction="in")
+    assert answer.status_code == 200, answer.json
+    body = answer.json
+    assert (body["decision"], body["reason"]) == ("grant", "resident")
+    assert body["subject"] == {"kind": "resident", "display_name": "奥*马"}
+    assert body["liveness"]["checked"] is False and body["liveness"]["method"] == "2d"
+    assert len(published) == 1
+    with app.app_context():
+        event = db.session.get(AccessEvent, body["event_id"])
+        assert event.person_id == site["obama"] and event.direction == "in"
+        assert event.details["distance"] < event.details["tolerance"]
+        assert event.template_encrypted is None and event.snapshot_path is None
+
+
+def test_unknown_face_keeps_its_template_for_strangers(app, client, site, published) -> None:
+    body = verify(client, site, frame("biden.jpg")).json
+    assert (body["decision"], body["reason"]) == ("deny", "unknown_face")
+    assert "subject" not in body and published == []
+    with app.app_context():
+        event = db.session.get(AccessEvent, body["event_id"])
+        template = engine.template_from_bytes(crypto.decrypt(event.template_encrypted))
+        assert template.shape == (128,)
+        assert event.details["match"] == "too_far" and event.rule == "face.too_far"
+
+
+def test_no_face_and_two_faces(app, client, site, published) -> None:
+    empty = io.BytesIO()
+    Image.new("RGB", (1280, 720), (90, 90, 90)).save(empty, "JPEG")
+    assert verify(client, site, empty.getvalue()).json["reason"] == "no_face"
+    two = verify(client, site, frame("obama2.jpg", "obama2.jpg")).json  # two alike faces
+    assert two["reason"] == "multiple_faces"
+    assert published == []
+
+
+def test_tenant_after_the_lease(app, client, site, published) -> None:
+    with app.app_context():
+        membership = db.session.scalar(
+            select(Membership).where(Membership.person_id == site["obama"])
+        )
+        membership.role = PersonRole.TENANT
+        now = utcnow()
+        db.session.add(
+            Lease(
+                community_id=site["a"],
+                person_id=site["obama"],
+                unit_id=site["unit"],
+                starts_at=now - timedelta(days=30),
+                ends_at=now - timedelta(seconds=1),
+            )
+        )
+        db.session.commit()
+    assert verify(client, site, frame("obama2.jpg")).json["reason"] == "lease_expired"
+    assert published == []
+
+
+def test_door_requiring_depth_refuses_a_2d_frame(app, client, site, published) -> None:
+    with app.app_context():
+        db.session.get(AccessPoint, site["point"]).requires_depth = True
+        db.session.commit()
+    body = verify(client, site, frame("obama2.jpg")).json
+    assert (body["decision"], body["reason"]) == ("deny", "spoof_suspected")
+    assert body["liveness"]["live"] is False
+    assert "depth missing" in body["liveness"]["detail"]
+
+
+def test_bad_frames_are_problems(app, client, site, published) -> None:
+    assert verify(client, site, None).status_code == 422
+    assert verify(client, site, b"definitely not a jpeg").status_code == 422
+    assert verify(client, site, frame("obama2.jpg")[:5000]).status_code == 422  # truncated
+    assert verify(client, site, b"\xff" * (9 * 1024 * 1024)).status_code == 413
+    bomb = io.BytesIO()
+    Image.new("L", (5000, 100)).save(bomb, "PNG")
+    assert verify(client, site, bomb.getvalue()).status_code == 413
+    assert verify(client, site, frame("obama2.jpg"), direction="sideways").status_code == 422
+    assert (
+        client.post(
+            "/api/v1/verify/face",
+            json={"image": "x"},
+            headers={"Authorization": f"Bearer {site['door']}.{SECRET}"},
+        ).status_code
+        == 415
+    )
+    with app.app_context():
+        assert db.session.scalar(select(AccessEvent.id)) is None
+
+
+def test_snapshots_kept_only_when_asked_and_erased_after_retention(
+    app, client, site, published
+) -> None:
+    with app.app_context():
+        community = db.session.get(Community, site["a"])
+        community.settings = {"keep_snapshots": True, "snapshot_retention_days": 3}
+        db.session.commit()
+    body = verify(client, site, frame("obama2.jpg")).json
+    with app.app_context():
+        event = db.session.get(AccessEvent, body["event_id"])
+        crop = Image.open(io.BytesIO(snapshots.load(event)))
+        assert crop.width < 1280 and crop.height < 720  # the face, not the frame
+        assert b"JFIF" not in (snapshots._root() / event.snapshot_path).read_bytes()
+        assert snapshots.erase_expired() == 0
+        event.occurred_at = utcnow() - timedelta(days=4)
+        db.session.commit()
+        path = snapshots._root() / event.snapshot_path
+        assert snapshots.erase_expired() == 1
+        db.session.commit()
+        assert not path.exists() and db.session.get(AccessEvent, event.id).snapshot_path is None
+
+
+def test_a_second_process_sees_new_and_removed_faces(
+    app, client, site, published, workdir: Path, database_url: str
+) -> None:
+    """Two apps on one database stand for two web workers: no restart between changes."""
+    other = create_app(app_environment(workdir, database_url))
+    other.extensions["mqtt_publisher"] = Recorder()
+    other_client = other.test_client()
+    assert verify(other_client, site, frame("biden.jpg")).json["reason"] == "unknown_face"
+    with app.app_context():
+        biden = Person(community_id=site["a"], name="拜登")
+        db.session.add(biden)
+        db.session.flush()
+        db.session.add(
+            Membership(
+                community_id=site["a"],
+                person_id=biden.id,
+                unit_id=site["unit"],
+                role=PersonRole.RESIDENT,
+            )
+        )
+        biden_row = enrol(site["a"], biden.id, "biden.jpg")
+        db.session.commit()
+        biden_id = biden.id
+    granted = verify(other_client, site, frame("biden.jpg")).json
+    assert (granted["reason"], granted["subject"]["display_name"]) == ("resident", "拜*")
+    with app.app_context():
+        db.session.delete(db.session.get(FaceTemplate, biden_row))
+        record_change(site["a"], biden_row, biden_id, "remove")
+        db.session.commit()
+    assert verify(other_client, site, frame("biden.jpg")).json["reason"] == "unknown_face"
+
+
+def _depth_for(image_jpeg: bytes, kind: str, seed: int = 11, size=(640, 360)) -> bytes:
+    """A depth map aligned with the frame's face: a live head or an attack (gatekeeper model)."""
+    import numpy as np
+
+    from gatekeeper import depthmaps, liveness
+
+    rgb = engine.load_image(image_jpeg)
+    probe = engine.probe_face(rgb)
+    scene = depthmaps.Scene(
+        liveness.face_landmarks(rgb, probe.face.box), (rgb.shape[1], rgb.shape[0]), size
+    )
+    rng = np.random.default_rng(seed)
+    render = {
+        "live": lambda: depthmaps.live_face(scene, 500, rng),
+        "flat": lambda: depthmaps.flat_photo(scene, 500, rng),
+        "tilted": lambda: depthmaps.flat_photo(scene, 500, rng, tilt_y_deg=35),
+        "bent": lambda: depthmaps.bent_photo(scene, 500, rng, radius_mm=120),
+        "screen": lambda: depthmaps.screen(scene, 450, rng),
+    }[kind]
+    return depthmaps.to_png16(render())
+
+
+def test_live_depth_passes_and_attacks_fail(app, client, site, published) -> None:
+    with app.app_context():
+        db.session.get(AccessPoint, site["point"]).requires_depth = True
+        db.session.commit()
+    image = frame("obama2.jpg")
+    live = verify(client, site, image, depth=_depth_for(image, "live")).json
+    assert (live["decision"], live["reason"]) == ("grant", "resident"), live
+    assert live["liveness"]["checked"] is True and live["liveness"]["method"] == "depth"
+    assert live["liveness"]["live"] is True and live["liveness"]["score"] >= 0.5
+    for attack in ("flat", "tilted", "bent", "screen"):
+        body = verify(client, site, image, depth=_depth_for(image, attack)).json
+        assert (body["decision"], body["reason"]) == ("deny", "spoof_suspected"), (attack, body)
+        assert body["liveness"]["live"] is False
+    assert len(published) == 1  # only the live face opened the door
+    with app.app_context():
+        spoof = db.session.scalar(
+            select(AccessEvent).where(AccessEvent.reason == "spoof_suspected")
+        )
+        assert spoof.details["liveness"]["checked"] is True and spoof.person_id is None
+
+
+def test_garbage_depth_is_a_problem_not_a_crash(app, client, site, published) -> None:
+    image = frame("obama2.jpg")
+    eight_bit = io.BytesIO()
+    Image.new("L", (640, 360)).save(eight_bit, "PNG")
+    wrong_aspect = io.BytesIO()
+    Image.new("I;16", (640, 480)).save(wrong_aspect, "PNG")
+    zeros = io.BytesIO()
+    Image.new("I;16", (640, 360)).save(zeros, "PNG")
+    for depth in (eight_bit.getvalue(), wrong_aspect.getvalue(), b"garbage", b""):
+        answer = verify(client, site, image, depth=depth)
+        assert answer.status_code in (413, 422), answer.json
+        assert answer.mimetype == "application/problem+json"
+    all_zero = verify(client, site, image, depth=zeros.getvalue())
+    assert all_zero.status_code == 200
+    assert all_zero.json["reason"] == "spoof_suspected"
+    assert all_zero.json["liveness"]["live"] is False
