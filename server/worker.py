@@ -15,7 +15,7 @@ from flask import Flask
 
 from hardware.bus import BrokerAddress, MqttBus
 from hardware.topics import SERVER_SUBSCRIPTIONS
-from server import ingest, messaging
+from server import ingest, messaging, snapshots
 from server.extensions import db
 from server.models import ServiceHeartbeat, utcnow
 from server.services import commands, people
@@ -27,6 +27,8 @@ WORKER_NAME = "worker"
 COMMAND_EXPIRY_CHECK_S = 5
 # How often ended leases are closed (credentials disabled, passes revoked, faces erased).
 LEASE_CHECK_S = 60
+# How often kept face crops are checked against their retention.
+SNAPSHOT_RETENTION_CHECK_S = 3600
 
 
 class Worker:
@@ -67,6 +69,10 @@ class Worker:
 
     def expire_commands(self) -> None:
         self._in_transaction(commands.expire_overdue)
+
+    def erase_expired_snapshots(self) -> None:
+        """Face crops past their community's retention days are deleted."""
+        self._in_transaction(snapshots.erase_expired)
 
     def close_leases(self) -> None:
         """The lease-end cascade (access already ended: the policy checks leases itself)."""
@@ -111,6 +117,7 @@ class Worker:
         )
         self._schedule(self.expire_commands, COMMAND_EXPIRY_CHECK_S)
         self._schedule(self.close_leases, LEASE_CHECK_S)
+        self._schedule(self.erase_expired_snapshots, SNAPSHOT_RETENTION_CHECK_S)
         self.scheduler.start()
         try:
             self._stop.wait(run_seconds)

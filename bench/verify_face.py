@@ -1,0 +1,319 @@
+"""Benchmark: face verification at the door, end to end and stage by stage, in one process.
+
+On the same 720p frames (real photos composed into a door-camera scene, with a live
+depth map) it measures:
+
+- the endpoint end to end: HTTP over loopback into the real app (device auth, frame
+  decode, face engine, depth liveness, 1:N search in a gallery of ``--gallery``
+  templates, policy, event stored, open command queued), with one and two clients;
+- the naive path: ``face_recognition.face_encodings`` + ``compare_faces`` against the
+  same gallery;
+- the bare face engine (``gatekeeper.faces.probe_face`` + gallery search, no HTTP, no
+  database) and the bare descriptor on an already aligned face.
+
+    .venv/bin/python -m bench.verify_face [--gallery 100000] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+from cryptography.fernet import Fernet
+from flask_migrate import upgrade
+from gatekeeper.depthmaps import live_face, to_png16
+from PIL import Image
+from sqlalchemy import insert
+
+from gatekeeper import faces
+from gatekeeper.liveness import landmarks_for
+from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
+from server import create_app, crypto
+from server.extensions import db
+from server.galleries import galleries, record_change
+from server.messaging import OutgoingMessage, Publisher
+from server.models import (
+    AccessPoint,
+    Building,
+    Community,
+    Device,
+    FaceTemplate,
+    Membership,
+    Person,
+    Unit,
+)
+from server.services.devices import set_secret
+from tests.fetch_test_data import test_image as photo_path
+from tests.support.live_server import LiveServer
+
+PROBES = ("obama2.jpg", "obama3.jpg")
+
+
+class NullPublisher(Publisher):
+    """Commands are counted, not sent: the broker is not what this measures."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def publish(self, message: OutgoingMessage) -> None:
+        self.count += 1
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def line(name: str, ms: list[float]) -> str:
+    return (
+        f"{name:<38} P50 {percentile(ms, 50):7.1f} ms   P99 {percentile(ms, 99):7.1f} ms"
+        f"   mean {statistics.fmean(ms):7.1f} ms   n={len(ms)}"
+    )
+
+
+def door_frame(name: str) -> tuple[bytes, np.ndarray]:
+    """A 1280x720 JPEG with the photo on a wall, and the RGB array the server will see."""
+    canvas = Image.new("RGB", (1280, 720), (110, 115, 120))
+    photo = Image.open(photo_path(name)).convert("RGB")
+    photo = photo.resize((photo.width * 600 // photo.height, 600))
+    canvas.paste(photo, ((1280 - photo.width) // 2, 60))
+    buffer = io.BytesIO()
+    canvas.save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    return data, faces.load_image(data)
+
+
+def multipart(fields: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, (filename, content, mimetype) in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: {mimetype}\r\n\r\n'.encode()
+        )
+        parts.append(content + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def build_site(app, gallery_size: int) -> tuple[str, str, str, np.ndarray]:
+    """A community with a door and ``gallery_size`` templates.
+
+    Returns the device id and secret, the community id, and the gallery's vectors.
+    """
+    rng = np.random.default_rng(2026)
+    with app.app_context():
+        upgrade()
+        community = Community(name="Bench", timezone="Asia/Shanghai", settings={})
+        db.session.add(community)
+        db.session.flush()
+        building = Building(community_id=community.id, name="1")
+        db.session.add(building)
+        db.session.flush()
+        unit = Unit(community_id=community.id, building_id=building.id, number="101")
+        point = AccessPoint(
+            community_id=community.id,
+            name="Door",
+            kind=AccessPointKind.DOOR,
+            zone=Zone.BUILDING,
+            building_id=building.id,
+            requires_depth=True,
+        )
+        db.session.add_all([unit, point])
+        db.session.flush()
+        device = Device(
+            community_id=community.id,
+            name="Terminal",
+            kind=DeviceKind.DOOR,
+            access_point_id=point.id,
+            zone=Zone.BUILDING,
+        )
+        secret = set_secret(device)
+        obama = Person(community_id=community.id, name="Obama")
+        db.session.add_all([device, obama])
+        db.session.flush()
+        db.session.add(
+            Membership(
+                community_id=community.id,
+                person_id=obama.id,
+                unit_id=unit.id,
+                role=PersonRole.RESIDENT,
+            )
+        )
+        enrolled = faces.assess_enrolment_photo(photo_path("obama.jpg").read_bytes())
+        template = FaceTemplate(
+            community_id=community.id,
+            person_id=obama.id,
+            model="bench",
+            template_encrypted=crypto.encrypt(faces.template_to_bytes(enrolled.template)),
+        )
+        db.session.add(template)
+        db.session.flush()
+        record_change(community.id, template.id, obama.id, "add")
+        filler = rng.normal(size=(gallery_size - 1, 128)).astype(np.float32)
+        filler /= np.linalg.norm(filler, axis=1, keepdims=True)
+        filler *= 0.9  # real descriptors have norms near 0.9; keep the scale comparable
+        people = [
+            {
+                "id": f"per_bench{i:06d}",
+                "community_id": community.id,
+                "name": f"P{i}",
+                "status": "active",
+                "lives_alone": False,
+                "wander_risk": False,
+            }
+            for i in range(gallery_size - 1)
+        ]
+        db.session.execute(insert(Person), people)
+        db.session.execute(
+            insert(FaceTemplate),
+            [
+                {
+                    "id": f"fce_bench{i:06d}",
+                    "community_id": community.id,
+                    "person_id": people[i]["id"],
+                    "model": "random",
+                    "template_encrypted": crypto.encrypt(faces.template_to_bytes(vector)),
+                }
+                for i, vector in enumerate(filler)
+            ],
+        )
+        db.session.commit()
+        started = time.perf_counter()
+        loaded = len(galleries(app).gallery(community.id))
+        print(f"gallery of {loaded} templates loaded in {time.perf_counter() - started:.1f} s")
+        known = np.vstack([enrolled.template[None, :], filler])
+        return device.id, secret, community.id, known
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gallery", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="gk-bench-face-"))
+    app = create_app(
+        {
+            "GK_ENV": "test",
+            "INSTANCE_DIR": str(workdir),
+            "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+            "SECRET_KEY": "b" * 40,
+            "DATA_KEY": Fernet.generate_key().decode(),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    publisher = app.extensions["mqtt_publisher"] = NullPublisher()
+    device_id, secret, community_id, known = build_site(app, args.gallery)
+
+    frames = {}
+    for name in PROBES:
+        jpeg, rgb = door_frame(name)
+        probe = faces.probe_face(rgb)
+        depth = to_png16(
+            live_face(landmarks_for(rgb, probe.face.box), (640, 360), 500, np.random.default_rng(7))
+        )
+        frames[name] = (jpeg, rgb, depth)
+
+    server = LiveServer(app)
+    server.start()
+    url = f"{server.url}/api/v1/verify/face"
+    headers = {"Authorization": f"Bearer {device_id}.{secret}"}
+
+    def call(name: str) -> float:
+        jpeg, _rgb, depth = frames[name]
+        body, content_type = multipart(
+            {"image": ("frame.jpg", jpeg, "image/jpeg"), "depth": ("depth.png", depth, "image/png")}
+        )
+        request = urllib.request.Request(  # noqa: S310 (a loopback http URL built here)
+            url, data=body, method="POST", headers={**headers, "Content-Type": content_type}
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (loopback)
+            decision = answer.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        if b'"grant"' not in decision:
+            raise SystemExit(f"expected a grant, got {decision!r}")
+        return elapsed
+
+    names = [PROBES[i % len(PROBES)] for i in range(args.requests)]
+    for name in PROBES:  # warm up: models loaded, gallery in memory
+        call(name)
+    end_to_end = [call(name) for name in names]
+
+    two_clients: list[float] = []
+    lock = threading.Lock()
+
+    def client(share: list[str]) -> None:
+        for name in share:
+            elapsed = call(name)
+            with lock:
+                two_clients.append(elapsed)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(names[i::2],)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    throughput = len(two_clients) / (time.perf_counter() - started)
+    server.stop()
+
+    with app.app_context():
+        gallery = galleries(app).gallery(community_id)
+    settings_tolerance, settings_margin = 0.5, 0.06
+
+    engine_ms = []
+    for name in names:
+        _jpeg, rgb, _depth = frames[name]
+        started = time.perf_counter()
+        probe = faces.probe_face(rgb)
+        match = gallery.search(probe.template, tolerance=settings_tolerance, margin=settings_margin)
+        engine_ms.append((time.perf_counter() - started) * 1000)
+        if match.person_id is None:
+            raise SystemExit("the bare engine did not recognise the probe")
+
+    descriptor_ms = []
+    face_engine = faces.engine()
+    for name in names:
+        _jpeg, rgb, _depth = frames[name]
+        aligned = faces.probe_face(rgb).face
+        started = time.perf_counter()
+        face_engine.describe(rgb, aligned)
+        descriptor_ms.append((time.perf_counter() - started) * 1000)
+
+    import face_recognition
+
+    naive_ms = []
+    for name in names[: max(20, args.requests // 10)]:
+        _jpeg, rgb, _depth = frames[name]
+        started = time.perf_counter()
+        encodings = face_recognition.face_encodings(rgb)
+        face_recognition.compare_faces(list(known), encodings[0], tolerance=0.6)
+        naive_ms.append((time.perf_counter() - started) * 1000)
+
+    print(
+        f"{args.requests} requests per series, 720p JPEG + 640x360 depth, "
+        f"gallery {len(gallery)}, {publisher.count} open commands queued"
+    )
+    print(line("endpoint end to end (1 client)", end_to_end))
+    print(line("endpoint end to end (2 clients)", two_clients))
+    print(f"{'throughput with 2 clients':<38} {throughput:7.1f} requests/s")
+    print(line("bare engine (probe + 1:N search)", engine_ms))
+    print(line("bare descriptor on an aligned face", descriptor_ms))
+    print(line("naive face_recognition + compare", naive_ms))
+    p50 = percentile(end_to_end, 50)
+    print(f"{'naive / end to end (P50)':<38} {percentile(naive_ms, 50) / p50:7.1f}x")
+    print(f"{'end to end / bare engine (P50)':<38} {p50 / percentile(engine_ms, 50):7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
