@@ -15,10 +15,10 @@ face-aligned millimetres (weak perspective, exact enough at these distances).
 The live head (:func:`live_face`), in millimetres behind the head's front, over face-aligned
 coordinates ``X`` (along the outer eye corners) and ``Y`` (down):
 
-- a super-ellipsoid skull: half-width from the jaw-line landmarks 0 and 16 (x 1.0-1.1), half-
-  heights from the nasion-to-chin distance (x 1.0-1.25 above, x 1.5-1.9 below, so the chin stays
-  forward), depth semi-axis 85-105 mm, exponent 2.0-2.6 across (a front flatter than an
-  ellipse);
+- a super-ellipsoid skull: half-width from the jaw-line landmarks 0 and 16 (x 1.0-1.1), centred
+  15 % of the nasion-to-chin distance below the nasion, half-heights from that distance (x
+  1.0-1.25 above, x 1.5-1.9 below, so the chin stays forward), depth semi-axis 85-105 mm,
+  exponent 2.0-2.6 across (a front flatter than an ellipse);
 - a nose ridge from the nasion (landmark 27; 4-9 mm proud of the skull) to the tip (30; 16-28 mm
   proud), falling to the subnasale (33; 2-4 mm), 6-9 mm wide (sigma) at the bridge widening to
   11-15 mm at the nostrils;
@@ -31,8 +31,9 @@ The attacks, with the face's landmarks where the photo's or screen's face is:
 - :func:`flat_photo`: a plane through the nose point, tilted about the horizontal and vertical
   axes, extending 1.2-2 face half-widths to each side, 40-120 mm above the brows and 20-100 mm
   below the chin;
-- :func:`bent_photo`: the same sheet bent into a cylinder of a given radius around a vertical or
-  horizontal axis through the face's centre, convex (towards the camera) or concave;
+- :func:`bent_photo`: the same sheet bent into a cylinder of a given radius whose axis (vertical
+  or horizontal) lies that radius behind the nose point (convex: the middle nearest the camera,
+  like a face) or in front of it (concave); the paper ends a third of the way round;
 - :func:`screen`: a flat, possibly tilted phone or tablet screen around the face with a bezel
   4-12 mm wide standing 1-5 mm proud, and extra drop-outs on the glass;
 - :func:`folded_photo` (beyond the issue's list): a photo folded along a vertical or horizontal

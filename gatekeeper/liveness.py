@@ -151,10 +151,12 @@ class DepthThresholds:
     #: Cheeks behind the nose tip (live: about 20 mm or more; passes from 8 mm, up to 90 mm).
     cheek_low: Ramp = Ramp(3.0, 13.0)
     cheek_high: Ramp = Ramp(100.0, 80.0)
-    #: Temples (jaw-line ends at eye level) not in front of the eye/mouth-corner plane.
+    #: Temples (jaw-line ends at eye level) not in front of the eye/mouth-corner plane
+    #: (passes from 0 mm behind it).
     temple_low: Ramp = Ramp(-4.0, 4.0)
-    #: Nose tip above the mean of two points opposite each other on a ring around it, in the
-    #: direction where that is least (8 directions): a fold or cylinder through the nose has ~0.
+    #: Nose tip above the mean of two points opposite each other on a ring about 27 mm around
+    #: it, in the direction where that is least (of 16): a fold or a cylinder through the nose
+    #: has ~0 along its axis (passes from 4 mm).
     peak_low: Ramp = Ramp(1.0, 7.0)
     #: Depth span of the face region (5th to 95th percentile of the grid cells; live: 20-200 mm,
     #: passes from 15 mm, up to 200 mm).
@@ -165,7 +167,7 @@ class DepthThresholds:
     plane_rms_low: Ramp = Ramp(1.5, 4.5)
     #: Nose tip in front of the smooth (quadric) surface fitted to the face region without the
     #: nose: any plane or cylinder, bent either way, fits itself and leaves no nose (passes from
-    #: 7 mm).
+    #: 5 mm).
     nose_above_sheet_low: Ramp = Ramp(2.0, 8.0)
     #: A sheet that fails is "curved" (not "flat") when its plane residual is at least this many
     #: mm and at least twice the quadric residual.
