@@ -304,3 +304,49 @@ def test_card_at_a_simulated_door_follows_the_tenant_lease(
     assert eventually(card_disabled)
     assert site.door.wait_for(lambda: len(site.door.actions) > 1, 1.0) is False
     assert [a.cmd for a in site.door.actions] == [Command.OPEN]
+
+
+def test_face_terminal_opens_for_a_live_enrolled_face(
+    live_app, worker, site: Site, http_server: str, tmp_path
+) -> None:
+    """Frame + depth from a simulated face terminal: door opens, event stored; a photo does not."""
+    from gatekeeper.vocabulary import PersonRole
+    from hardware.simulate.verify import VerifyClient
+    from server.models import AccessEvent, AccessPoint, Membership, Person, Unit
+    from tests.test_verify_face import _depth_for, enrol, frame
+
+    with live_app.app_context():
+        point = db.session.get(AccessPoint, site.door_point_id)
+        point.requires_depth = True
+        unit = db.session.scalar(select(Unit).where(Unit.building_id == point.building_id))
+        resident = Person(community_id=site.community_id, name="奥巴马")
+        db.session.add(resident)
+        db.session.flush()
+        db.session.add(
+            Membership(
+                community_id=site.community_id,
+                person_id=resident.id,
+                unit_id=unit.id,
+                role=PersonRole.RESIDENT,
+            )
+        )
+        enrol(site.community_id, resident.id, "obama.jpg")
+        db.session.commit()
+    image = frame("obama2.jpg")
+    (tmp_path / "frame.jpg").write_bytes(image)
+    (tmp_path / "live.png").write_bytes(_depth_for(image, "live"))
+    (tmp_path / "flat.png").write_bytes(_depth_for(image, "flat"))
+    site.door.api = VerifyClient(http_server, site.door.device_id, site.door.identity.secret)
+
+    spoof = site.door.present_face(tmp_path / "frame.jpg", tmp_path / "flat.png")
+    assert (spoof["decision"], spoof["reason"]) == ("deny", "spoof_suspected")
+    live = site.door.present_face(tmp_path / "frame.jpg", tmp_path / "live.png", "in")
+    assert (live["decision"], live["reason"]) == ("grant", "resident"), live
+    assert live["liveness"]["method"] == "depth" and live["liveness"]["live"] is True
+    assert site.door.wait_for(lambda: len(site.door.actions) == 1, WAIT_S)
+    assert site.door.actions[0].cmd is Command.OPEN
+    events = _query(
+        live_app,
+        select(AccessEvent.reason, AccessEvent.direction).order_by(AccessEvent.occurred_at),
+    )
+    assert [tuple(e) for e in events] == [("spoof_suspected", None), ("resident", "in")]
