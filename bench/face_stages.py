@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from bench.stats import percentile
 from gatekeeper import faces
 from tests.fetch_test_data import test_image
 
@@ -33,11 +34,6 @@ PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 
 def person(name: str) -> str:
     return "biden" if name.startswith("biden") else "obama"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def jpeg(image: Image.Image | np.ndarray, quality: int = 92) -> bytes:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from bench.stats import percentile
 from gatekeeper import depthmaps, faces, liveness
 from gatekeeper.depthmaps import BendAxis, Scene
 from gatekeeper.liveness import Landmarks, LivenessResult
@@ -48,11 +49,6 @@ CHECKS = {
 }
 
 Render = Callable[[Scene, float, np.random.Generator], np.ndarray]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def p50_p99(ms: list[float]) -> str:

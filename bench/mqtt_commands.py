@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
+from bench.stats import percentile
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
 from hardware.bus import BrokerAddress, MqttBus
 from hardware.messages import CommandMessage
@@ -41,11 +42,6 @@ from server.services import commands
 from server.services.devices import set_secret
 from server.worker import Worker
 from tests.support.mosquitto import Broker
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def summary(name: str, latencies_ms: list[float]) -> str:

@@ -33,6 +33,7 @@ from flask_migrate import upgrade
 from PIL import Image
 from sqlalchemy import insert
 
+from bench.stats import percentile
 from gatekeeper import depthmaps, faces, liveness
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from server import create_app, crypto
@@ -64,11 +65,6 @@ class NullPublisher(Publisher):
 
     def publish(self, message: OutgoingMessage) -> None:
         self.count += 1
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def line(name: str, ms: list[float]) -> str:

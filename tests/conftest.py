@@ -7,6 +7,7 @@ starts from empty tables.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +16,13 @@ import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import text
 
 from server import create_app
 from server.extensions import db, limiter
+from server.messaging import OutgoingMessage, Publisher
+from tests.support.live_server import LiveServer
 from tests.support.postgres import PostgresCluster
 
 BACKENDS = ("sqlite", "postgresql")
@@ -121,3 +125,66 @@ def ctx(app: Flask) -> Iterator[None]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# MQTT ------------------------------------------------------------------------------------------
+
+
+class Recorder(Publisher):
+    """Stands in for the MQTT client: keeps what would have been published."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+
+    def publish(self, message: OutgoingMessage) -> None:
+        self.sent.append(message)
+
+
+@pytest.fixture
+def published(app: Flask) -> Iterator[list[OutgoingMessage]]:
+    """What the app would publish to the broker in this test (nothing is sent)."""
+    recorder = Recorder()
+    app.extensions["mqtt_publisher"] = recorder
+    yield recorder.sent
+    app.extensions.pop("mqtt_publisher", None)
+
+
+# Browser ---------------------------------------------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        raise RuntimeError(
+            "Debian's chromium is missing: apt-get install chromium "
+            "chromium-driver (make test installs it)"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (its own download is not used)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The test app over real HTTP on a loopback port."""
+    server = LiveServer(app)
+    server.start()
+    yield server
+    server.stop()

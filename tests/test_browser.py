@@ -2,52 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from server.models import UserRole
 from tests import factories
 from tests.factories import PASSWORD
 from tests.support.live_server import LiveServer
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        raise RuntimeError(
-            "Debian's chromium is missing: apt-get install chromium "
-            "chromium-driver (make test installs it)"
-        )
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def live_server(app) -> Iterator[LiveServer]:
-    server = LiveServer(app)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_staff_signs_in_and_sees_home(browser: Browser, live_server: LiveServer, ctx) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,29 +13,11 @@ from hardware.protocol import Command, CommandStatus, EventType
 from hardware.topics import device_topic
 from server.extensions import db
 from server.ingest import DeviceIngest, detect_offline
-from server.messaging import OutgoingMessage, Publisher, queue_message
+from server.messaging import OutgoingMessage, queue_message
 from server.models import Alert, AuditEntry, Community, Device, DeviceCommand, DeviceEvent, utcnow
 from server.services import commands
 from tests import factories
 from tests.factories import Api
-
-
-class Recorder(Publisher):
-    """Stands in for the MQTT client: keeps what would have been published."""
-
-    def __init__(self) -> None:
-        self.sent: list[OutgoingMessage] = []
-
-    def publish(self, message: OutgoingMessage) -> None:
-        self.sent.append(message)
-
-
-@pytest.fixture
-def published(app) -> Iterator[list[OutgoingMessage]]:
-    recorder = Recorder()
-    app.extensions["mqtt_publisher"] = recorder
-    yield recorder.sent
-    app.extensions.pop("mqtt_publisher", None)
 
 
 @pytest.fixture

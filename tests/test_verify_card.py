@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -13,28 +12,11 @@ from gatekeeper.vocabulary import DeviceKind, PersonRole, Zone
 from hardware.messages import CommandMessage
 from hardware.protocol import Command
 from server.extensions import db
-from server.messaging import OutgoingMessage, Publisher
 from server.models import AccessEvent, Card, Community, Device, Lease, Membership, Person
 from server.services.devices import set_secret
 from tests import factories
 
 SECRET = "door-secret-for-card-tests"
-
-
-class Recorder(Publisher):
-    def __init__(self) -> None:
-        self.sent: list[OutgoingMessage] = []
-
-    def publish(self, message: OutgoingMessage) -> None:
-        self.sent.append(message)
-
-
-@pytest.fixture
-def published(app) -> Iterator[list[OutgoingMessage]]:
-    recorder = Recorder()
-    app.extensions["mqtt_publisher"] = recorder
-    yield recorder.sent
-    app.extensions.pop("mqtt_publisher", None)
 
 
 @pytest.fixture

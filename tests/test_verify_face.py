@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from gatekeeper.vocabulary import PersonRole
 from server import create_app, crypto, snapshots
 from server.extensions import db
 from server.galleries import record_change
-from server.messaging import OutgoingMessage, Publisher
 from server.models import (
     AccessEvent,
     AccessPoint,
@@ -30,7 +28,7 @@ from server.models import (
 )
 from server.services.devices import set_secret
 from tests import factories
-from tests.conftest import app_environment
+from tests.conftest import Recorder, app_environment
 from tests.fetch_test_data import test_image as photo_path
 
 SECRET = "face-door-secret"
@@ -50,22 +48,6 @@ def frame(
     buffer = io.BytesIO()
     canvas.save(buffer, fmt)
     return buffer.getvalue()
-
-
-class Recorder(Publisher):
-    def __init__(self) -> None:
-        self.sent: list[OutgoingMessage] = []
-
-    def publish(self, message: OutgoingMessage) -> None:
-        self.sent.append(message)
-
-
-@pytest.fixture
-def published(app) -> Iterator[list[OutgoingMessage]]:
-    recorder = Recorder()
-    app.extensions["mqtt_publisher"] = recorder
-    yield recorder.sent
-    app.extensions.pop("mqtt_publisher", None)
 
 
 def enrol(community_id: str, person_id: str, photo: str) -> str:
