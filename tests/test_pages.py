@@ -110,3 +110,45 @@ def test_login_page_is_rate_limited(client, ctx) -> None:
     statuses = [_login(client, "boss", "wrong-password").status_code for _ in range(11)]
     assert statuses[:10] == [401] * 10
     assert statuses[10] == 429
+
+
+def test_staff_home_tells_of_ended_leases(client, ctx) -> None:
+    """The lease-end job's cascade reaches staff: the home page lists the tenants."""
+    from datetime import timedelta
+
+    from gatekeeper.vocabulary import PersonRole
+    from server.extensions import db
+    from server.models import Lease, Membership, Person, utcnow
+    from server.services.people import close_ended_leases
+
+    w = factories.world()
+    tenant = Person(community_id=w.a.id, name="张伟")
+    db.session.add(tenant)
+    db.session.flush()
+    now = utcnow()
+    db.session.add_all(
+        [
+            Membership(
+                community_id=w.a.id,
+                person_id=tenant.id,
+                unit_id=w.unit_a.id,
+                role=PersonRole.TENANT,
+            ),
+            Lease(
+                community_id=w.a.id,
+                person_id=tenant.id,
+                unit_id=w.unit_a.id,
+                starts_at=now - timedelta(days=30),
+                ends_at=now - timedelta(hours=1),
+            ),
+        ]
+    )
+    db.session.commit()
+    close_ended_leases()
+    db.session.commit()
+    _login(client, "staff_a")
+    page = client.get("/").text
+    assert "Leases ended this week" in page and "张伟" in page
+    client.post("/logout", data={"csrf_token": _csrf(page)})
+    _login(client, "staff_b")
+    assert "张伟" not in client.get("/").text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import (
@@ -29,9 +30,11 @@ from server.localtime import local_time
 from server.models import (
     AccessPoint,
     Alert,
+    AuditEntry,
     Building,
     Community,
     Device,
+    Person,
     ServiceHeartbeat,
     Unit,
     User,
@@ -103,6 +106,7 @@ def home() -> str:
                 scope.query(Device).order_by(Device.community_id, Device.name).limit(200)
             )
         )
+        context["lease_ends"] = _recent_lease_ends(scope)
     if user.role is UserRole.ADMIN:
         context["worker"] = db.session.get(ServiceHeartbeat, "worker")
     if user.role is UserRole.OFFICER:
@@ -117,6 +121,34 @@ def home() -> str:
         context["unit"] = user.unit
         context["building"] = db.session.get(Building, user.unit.building_id)
     return render_template(f"home_{user.role.value}.html", **context)
+
+
+def _recent_lease_ends(scope: Scope) -> list[dict[str, Any]]:
+    """Leases the scheduler closed in the last week: what staff must follow up (keys, cards)."""
+    since = utcnow() - timedelta(days=7)
+    entries = db.session.scalars(
+        select(AuditEntry)
+        .where(
+            AuditEntry.action == "lease.ended",
+            AuditEntry.at >= since,
+            AuditEntry.community_id.in_(select(Community.id).where(scope.visible(Community))),
+        )
+        .order_by(AuditEntry.at.desc())
+        .limit(50)
+    )
+    rows = []
+    for entry in entries:
+        person = db.session.get(Person, entry.details.get("person_id"))
+        rows.append(
+            {
+                "at": entry.at,
+                "community_id": entry.community_id,
+                "person": person,
+                "erased": entry.details.get("templates_erased", 0),
+                "revoked": entry.details.get("passes_revoked", 0),
+            }
+        )
+    return rows
 
 
 def _structure_counts(scope: Scope) -> dict[str, dict[str, int]]:
