@@ -14,6 +14,11 @@ from sqlalchemy.engine import Engine
 
 from server.settings import Settings, SettingsError
 
+# One BLAS thread per process unless told otherwise: numpy's and dlib's OpenBLAS pools both
+# spin while idle, and on two cores that made a face check 2-3 times slower
+# (bench/verify_face.py). Set before numpy or dlib load, which happens later, on first use.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 # Two images (frame and depth) of up to 8 MiB each, plus form fields.
 MAX_CONTENT_LENGTH = 20 * 1024 * 1024
 

@@ -56,3 +56,25 @@ def test_healthz(client, app: Flask) -> None:
     answer = client.get("/healthz")
     assert answer.status_code == 200
     assert answer.json == {"status": "ok", "worker": {"beat_at": None, "mqtt_connected": False}}
+
+
+def test_server_defaults_to_one_blas_thread() -> None:
+    """Set before numpy or dlib load OpenBLAS; an explicit setting is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, server; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    default = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert default.stdout.strip() == "1", default.stderr
+    chosen = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "OPENBLAS_NUM_THREADS": "2"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert chosen.stdout.strip() == "2"
