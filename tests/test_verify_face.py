@@ -317,3 +317,32 @@ def test_garbage_depth_is_a_problem_not_a_crash(app, client, site, published) ->
     assert all_zero.status_code == 200
     assert all_zero.json["reason"] == "spoof_suspected"
     assert all_zero.json["liveness"]["live"] is False
+
+
+def _reencoded(image: Image.Image, **save: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, **save)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("variant", ["exif_rotated", "darker", "smaller", "png_alpha", "grey"])
+def test_what_real_door_cameras_send(app, client, site, published, variant) -> None:
+    """Frames as cameras send them still find the resident."""
+    from PIL import ImageEnhance
+
+    base = Image.open(io.BytesIO(frame("obama2.jpg")))
+    if variant == "exif_rotated":
+        # The sensor is mounted sideways: pixels rotated, the EXIF Orientation tag says so.
+        exif = Image.Exif()
+        exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+        data = _reencoded(base.rotate(90, expand=True), format="JPEG", exif=exif)
+    elif variant == "darker":
+        data = _reencoded(ImageEnhance.Brightness(base).enhance(0.45), format="JPEG")
+    elif variant == "smaller":
+        data = frame("obama2.jpg", face_height=380)
+    elif variant == "png_alpha":
+        data = _reencoded(base.convert("RGBA"), format="PNG")
+    else:
+        data = _reencoded(base.convert("L"), format="JPEG")
+    body = verify(client, site, data).json
+    assert (body["decision"], body["reason"]) == ("grant", "resident"), (variant, body)
