@@ -313,7 +313,7 @@ def test_face_terminal_opens_for_a_live_enrolled_face(
     from gatekeeper.vocabulary import PersonRole
     from hardware.simulate.verify import VerifyClient
     from server.models import AccessEvent, AccessPoint, Membership, Person, Unit
-    from tests.test_verify_face import _depth_for, enrol, frame
+    from tests.support.faces import depth_for, enrol, frame
 
     with live_app.app_context():
         point = db.session.get(AccessPoint, site.door_point_id)
@@ -334,8 +334,8 @@ def test_face_terminal_opens_for_a_live_enrolled_face(
         db.session.commit()
     image = frame("obama2.jpg")
     (tmp_path / "frame.jpg").write_bytes(image)
-    (tmp_path / "live.png").write_bytes(_depth_for(image, "live"))
-    (tmp_path / "flat.png").write_bytes(_depth_for(image, "flat"))
+    (tmp_path / "live.png").write_bytes(depth_for(image, "live"))
+    (tmp_path / "flat.png").write_bytes(depth_for(image, "flat"))
     site.door.api = VerifyClient(http_server, site.door.device_id, site.door.identity.secret)
 
     spoof = site.door.present_face(tmp_path / "frame.jpg", tmp_path / "flat.png")

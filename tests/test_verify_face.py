@@ -29,41 +29,9 @@ from server.models import (
 from server.services.devices import set_secret
 from tests import factories
 from tests.conftest import Recorder, app_environment
-from tests.fetch_test_data import test_image as photo_path
+from tests.support.faces import depth_for, enrol, frame
 
 SECRET = "face-door-secret"
-
-
-def frame(
-    *names: str, size: tuple[int, int] = (1280, 720), face_height: int = 560, fmt: str = "JPEG"
-) -> bytes:
-    """A door-camera frame: the photos scaled and pasted side by side on a grey wall."""
-    canvas = Image.new("RGB", size, (110, 115, 120))
-    x = (size[0] - len(names) * face_height * 4 // 5) // 2
-    for name in names:
-        photo = Image.open(photo_path(name)).convert("RGB")
-        photo = photo.resize((photo.width * face_height // photo.height, face_height))
-        canvas.paste(photo, (max(0, x), (size[1] - face_height) // 2))
-        x += photo.width
-    buffer = io.BytesIO()
-    canvas.save(buffer, fmt)
-    return buffer.getvalue()
-
-
-def enrol(community_id: str, person_id: str, photo: str) -> str:
-    """Store a template the way enrolment does (quality-checked, encrypted, gallery change)."""
-    result = engine.assess_enrolment_photo(photo_path(photo).read_bytes())
-    assert result.ok, result.reason
-    row = FaceTemplate(
-        community_id=community_id,
-        person_id=person_id,
-        model="test",
-        template_encrypted=crypto.encrypt(engine.template_to_bytes(result.template)),
-    )
-    db.session.add(row)
-    db.session.flush()
-    record_change(community_id, row.id, person_id, "add")
-    return row.id
 
 
 @pytest.fixture
@@ -258,39 +226,17 @@ def test_a_second_process_sees_new_and_removed_faces(
     assert verify(other_client, site, frame("biden.jpg")).json["reason"] == "unknown_face"
 
 
-def _depth_for(image_jpeg: bytes, kind: str, seed: int = 11, size=(640, 360)) -> bytes:
-    """A depth map aligned with the frame's face: a live head or an attack (gatekeeper model)."""
-    import numpy as np
-
-    from gatekeeper import depthmaps, liveness
-
-    rgb = engine.load_image(image_jpeg)
-    probe = engine.probe_face(rgb)
-    scene = depthmaps.Scene(
-        liveness.face_landmarks(rgb, probe.face.box), (rgb.shape[1], rgb.shape[0]), size
-    )
-    rng = np.random.default_rng(seed)
-    render = {
-        "live": lambda: depthmaps.live_face(scene, 500, rng),
-        "flat": lambda: depthmaps.flat_photo(scene, 500, rng),
-        "tilted": lambda: depthmaps.flat_photo(scene, 500, rng, tilt_y_deg=35),
-        "bent": lambda: depthmaps.bent_photo(scene, 500, rng, radius_mm=120),
-        "screen": lambda: depthmaps.screen(scene, 450, rng),
-    }[kind]
-    return depthmaps.to_png16(render())
-
-
 def test_live_depth_passes_and_attacks_fail(app, client, site, published) -> None:
     with app.app_context():
         db.session.get(AccessPoint, site["point"]).requires_depth = True
         db.session.commit()
     image = frame("obama2.jpg")
-    live = verify(client, site, image, depth=_depth_for(image, "live")).json
+    live = verify(client, site, image, depth=depth_for(image, "live")).json
     assert (live["decision"], live["reason"]) == ("grant", "resident"), live
     assert live["liveness"]["checked"] is True and live["liveness"]["method"] == "depth"
     assert live["liveness"]["live"] is True and live["liveness"]["score"] >= 0.5
     for attack in ("flat", "tilted", "bent", "screen"):
-        body = verify(client, site, image, depth=_depth_for(image, attack)).json
+        body = verify(client, site, image, depth=depth_for(image, attack)).json
         assert (body["decision"], body["reason"]) == ("deny", "spoof_suspected"), (attack, body)
         assert body["liveness"]["live"] is False
     assert len(published) == 1  # only the live face opened the door
