@@ -44,7 +44,10 @@ def verify_face(
         return answer
 
     liveness = check_liveness(image, probe.face, depth_png, requires_depth=point.requires_depth)
-    details: dict[str, Any] = {"liveness": liveness.as_json()}
+    # The event keeps the measurements behind the verdict; the terminal gets the summary.
+    details: dict[str, Any] = {
+        "liveness": {**liveness.as_json(), "measurements": liveness.measurements or {}}
+    }
     if not liveness.passed:
         presented = Presented(
             CredentialType.FACE,

@@ -245,6 +245,7 @@ def test_live_depth_passes_and_attacks_fail(app, client, site, published) -> Non
             select(AccessEvent).where(AccessEvent.reason == "spoof_suspected")
         )
         assert spoof.details["liveness"]["checked"] is True and spoof.person_id is None
+        assert spoof.details["liveness"]["measurements"]  # the numbers behind the refusal
 
 
 def test_garbage_depth_is_a_problem_not_a_crash(app, client, site, published) -> None:
