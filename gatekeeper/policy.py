@@ -56,6 +56,13 @@ class Rule(StrEnum):
     WORKER_SCHEDULE = "worker.schedule"
     POINT_SCHEDULE = "point.schedule"
     NO_ROLE = "subject.no_role"
+    PASS_VALID = "pass.valid"
+    PASS_REVOKED = "pass.revoked"
+    PASS_ISSUER_GONE = "pass.issuer_gone"
+    PASS_NOT_YET_VALID = "pass.not_yet_valid"
+    PASS_EXPIRED = "pass.expired"
+    PASS_NOT_LISTED = "pass.not_listed"
+    PASS_USED_UP = "pass.used_up"
 
 
 # Roles that live in a unit and pass as residents (grant reason ``resident``).
@@ -457,3 +464,88 @@ def decide_access(subject: Subject, point: AccessPointView, at: datetime) -> Acc
         Rule.NO_ROLE,
         "no resident membership, lease or worker permit",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PassView:
+    """A visitor pass as the policy needs it.
+
+    ``issuer`` is the resident who issued it (``None`` when staff did): a pass lives only
+    while its issuer still lives here, so a tenant's passes die with the lease.
+    """
+
+    access_point_ids: frozenset[str]
+    valid_from: datetime
+    valid_until: datetime
+    max_uses: int
+    uses: int = 0
+    revoked: bool = False
+    issuer: Subject | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.access_point_ids, str):
+            raise TypeError("access_point_ids is a collection of ids, not one string")
+        object.__setattr__(self, "access_point_ids", frozenset(self.access_point_ids))
+        require_aware(self.valid_from, "pass valid_from")
+        require_aware(self.valid_until, "pass valid_until")
+
+
+def _issuer_gone(issuer: Subject, at: datetime) -> str | None:
+    """Why the issuer no longer gives guests access, or ``None`` while they do."""
+    if issuer.status is not PersonStatus.ACTIVE:
+        return f"the issuing resident is {issuer.status}"
+    if not _within(at, issuer.valid_from, issuer.valid_until):
+        return "the issuing resident's access has ended"
+    lives_here = any(
+        m.role in RESIDENT_ROLES and _within(at, m.valid_from, m.valid_until)
+        for m in issuer.memberships
+    )
+    if lives_here or any(lease.covers(at) for lease in issuer.leases):
+        return None
+    return "the issuing resident's lease or membership has ended"
+
+
+def decide_pass(visitor_pass: PassView, point: AccessPointView, at: datetime) -> AccessDecision:
+    """Decide whether a visitor pass opens ``point`` at ``at``.
+
+    In order: revoked; the issuer gone (moved out, lease over); the window (not yet valid
+    reads ``pass_invalid``, after it ``pass_expired``); the point not on the pass; no uses
+    left; the point's own schedule. Counting the use is the caller's (atomic) job.
+    """
+    require_aware(at, "at")
+    clock = _Clock(at, zone_info(point.time_zone))
+    if visitor_pass.revoked:
+        return _deny(Reason.PASS_REVOKED, Rule.PASS_REVOKED, "the pass was revoked")
+    if visitor_pass.issuer is not None:
+        gone = _issuer_gone(visitor_pass.issuer, at)
+        if gone is not None:
+            return _deny(Reason.PASS_REVOKED, Rule.PASS_ISSUER_GONE, gone)
+    if at < visitor_pass.valid_from:
+        return _deny(
+            Reason.PASS_INVALID,
+            Rule.PASS_NOT_YET_VALID,
+            f"the pass is valid from {clock.local(visitor_pass.valid_from)}",
+        )
+    if at >= visitor_pass.valid_until:
+        return _deny(
+            Reason.PASS_EXPIRED,
+            Rule.PASS_EXPIRED,
+            f"the pass expired at {clock.local(visitor_pass.valid_until)}",
+        )
+    if point.id not in visitor_pass.access_point_ids:
+        return _deny(
+            Reason.NOT_AUTHORIZED_HERE, Rule.PASS_NOT_LISTED, "this door is not on the pass"
+        )
+    if visitor_pass.uses >= visitor_pass.max_uses:
+        return _deny(
+            Reason.PASS_USED_UP,
+            Rule.PASS_USED_UP,
+            f"all {visitor_pass.max_uses} use(s) of the pass are spent",
+        )
+    if point.schedule is not None and not point.schedule.contains(at, clock.zone):
+        return _deny(
+            Reason.OUTSIDE_SCHEDULE,
+            Rule.POINT_SCHEDULE,
+            f"the access point is closed at {clock.local(at)}",
+        )
+    return _grant(Reason.VISITOR_PASS, Rule.PASS_VALID)

@@ -6,8 +6,11 @@ they may see but not change answer 403.
 
 - admin: everything.
 - staff: everything in the communities they run.
-- officer: reads in the communities they cover (alerts and watchlist come later).
-- resident: their own community, building and unit.
+- officer: reads in the communities they cover (alerts and watchlist come later), but
+  not visitor passes.
+- resident: their own community, building and unit; the access points of their building
+  and the shared ones; their unit's visitor passes (which they issue and revoke) and
+  the access events of their household and their guests.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy import ColumnElement, Select, false, or_, select, true
 from server.errors import Forbidden, NotFound
 from server.extensions import db
 from server.models import (
+    AccessEvent,
     AccessPoint,
     Building,
     Card,
@@ -35,6 +39,7 @@ from server.models import (
     User,
     UserRole,
     Vehicle,
+    VisitorPass,
     WorkerPermit,
     user_communities,
 )
@@ -69,6 +74,9 @@ _PERSONAL: frozenset[type] = frozenset(
     }
 )
 _WRITERS.update(dict.fromkeys(_PERSONAL, _STAFF))
+# Residents issue and revoke their own unit's visitor passes; officers never see them.
+_WRITERS[VisitorPass] = frozenset({UserRole.ADMIN, UserRole.STAFF, UserRole.RESIDENT})
+_HIDDEN_FROM_OFFICERS: frozenset[type] = frozenset({VisitorPass})
 
 
 class Scope:
@@ -100,6 +108,8 @@ class Scope:
         community_id = getattr(model, "community_id", None)
         if community_id is None or (model in _PERSONAL and self.role not in _STAFF):
             return false()
+        if model in _HIDDEN_FROM_OFFICERS and self.role is UserRole.OFFICER:
+            return false()
         in_communities = community_id.in_(self.community_ids)
         if self.role is UserRole.RESIDENT:
             return in_communities & self._resident_rows(model)
@@ -113,6 +123,19 @@ class Scope:
             return Unit.id == unit.id
         if model is Building:
             return Building.id == unit.building_id
+        if model is AccessPoint:  # the doors they use: their building's and the shared ones
+            return (AccessPoint.building_id == unit.building_id) | AccessPoint.building_id.is_(None)
+        if model is VisitorPass:
+            return VisitorPass.unit_id == unit.id
+        if model is AccessEvent:  # their household's events and their guests'
+            household = select(Membership.person_id).where(Membership.unit_id == unit.id)
+            tenants = select(Lease.person_id).where(Lease.unit_id == unit.id)
+            guests = select(VisitorPass.id).where(VisitorPass.unit_id == unit.id)
+            return (
+                AccessEvent.person_id.in_(household)
+                | AccessEvent.person_id.in_(tenants)
+                | AccessEvent.pass_id.in_(guests)
+            )
         return false()
 
     def _visible_users(self) -> ColumnElement[bool]:

@@ -105,6 +105,22 @@ VARIABLES: tuple[Variable, ...] = (
         "Login attempts (page and token endpoint) allowed per client address.",
     ),
     Variable(
+        "PASS_RATE_LIMIT",
+        "30 per hour",
+        "Visitor passes one account may issue (`POST /api/v1/passes` and the portal).",
+    ),
+    Variable(
+        "REMOTE_OPEN_RATE_LIMIT",
+        "10 per minute",
+        "Remote opens one account may send (`POST /api/v1/access-points/{id}/open`).",
+    ),
+    Variable(
+        "PASS_KEY_ROTATION_DAYS",
+        "30",
+        "Days a pass-signing key signs before the worker makes a new one; old keys keep "
+        "verifying until every token they signed has expired.",
+    ),
+    Variable(
         "RATELIMIT_STORAGE_URI",
         "memory://",
         "Where rate-limit counters live; use `redis://...` with several web workers.",
@@ -135,6 +151,9 @@ class Settings:
     command_ttl_seconds: int
     token_ttl_hours: int
     login_rate_limit: str
+    pass_rate_limit: str
+    remote_open_rate_limit: str
+    pass_key_rotation_days: int
     ratelimit_storage_uri: str
     worker_heartbeat_seconds: int
     default_timezone: str
@@ -183,6 +202,9 @@ class Settings:
             "command_ttl_seconds": parser.integer("COMMAND_TTL_SECONDS", 10, low=1, high=3600),
             "token_ttl_hours": parser.integer("TOKEN_TTL_HOURS", 12, low=1, high=24 * 30),
             "login_rate_limit": parser.text("LOGIN_RATE_LIMIT", "10 per minute"),
+            "pass_rate_limit": parser.text("PASS_RATE_LIMIT", "30 per hour"),
+            "remote_open_rate_limit": parser.text("REMOTE_OPEN_RATE_LIMIT", "10 per minute"),
+            "pass_key_rotation_days": parser.integer("PASS_KEY_ROTATION_DAYS", 30, low=1, high=365),
             "ratelimit_storage_uri": parser.text("RATELIMIT_STORAGE_URI", "memory://"),
             "worker_heartbeat_seconds": parser.integer(
                 "WORKER_HEARTBEAT_SECONDS", 30, low=1, high=3600
@@ -202,11 +224,12 @@ class Settings:
             is_time_zone(values["default_timezone"]),
             "must be an IANA time zone such as Asia/Shanghai",
         )
-        parser.check(
-            "LOGIN_RATE_LIMIT",
-            _valid_rate_limit(values["login_rate_limit"]),
-            "must look like '10 per minute'",
-        )
+        for name in ("LOGIN_RATE_LIMIT", "PASS_RATE_LIMIT", "REMOTE_OPEN_RATE_LIMIT"):
+            parser.check(
+                name,
+                _valid_rate_limit(values[name.lower()]),
+                "must look like '10 per minute'",
+            )
         if parser.problems:
             raise SettingsError(parser.problems)
         return cls(**values)

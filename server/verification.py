@@ -28,6 +28,7 @@ from server.models import (
     Membership,
     Person,
     Unit,
+    VisitorPass,
     WorkerPermit,
     utcnow,
 )
@@ -124,6 +125,9 @@ class Presented:
     details: dict[str, Any] | None = None
     # An unknown face's template (encrypted), kept on the event to cluster strangers.
     template_encrypted: bytes | None = None
+    # A visitor pass, with the decision its own rules already made (server.pass_verification).
+    visitor_pass: VisitorPass | None = None
+    verdict: policy.AccessDecision | None = None
 
 
 def decide(
@@ -139,7 +143,10 @@ def decide(
     community = db.session.get(Community, device.community_id)
     person = presented.person
     kind = None
-    if person is None:
+    if presented.verdict is not None:
+        decision = presented.verdict
+        rule = decision.rule.value
+    elif person is None:
         decision = policy.AccessDecision(
             Decision.DENY,
             presented.unknown_reason or Reason.NOT_AUTHORIZED_HERE,
@@ -164,6 +171,7 @@ def decide(
         reason=decision.reason.value,
         rule=rule,
         person_id=person.id if person else None,
+        pass_id=presented.visitor_pass.id if presented.visitor_pass else None,
         details=details,
         template_encrypted=presented.template_encrypted,
     )
@@ -179,6 +187,11 @@ def decide(
     }
     if person is not None:
         answer["subject"] = {"kind": kind, "display_name": mask_name(person.name)}
+    elif presented.visitor_pass is not None:
+        answer["subject"] = {
+            "kind": "visitor",
+            "display_name": mask_name(presented.visitor_pass.guest_name),
+        }
     if granted:
         answer["open_ms"] = point.open_ms
     return answer

@@ -103,7 +103,17 @@ def _require_multipart_body() -> None:
 
 
 def init_app(app: Flask) -> None:
-    from server.api import accounts, auth, commands, devices, faces, people, structure, verify
+    from server.api import (
+        accounts,
+        auth,
+        commands,
+        devices,
+        faces,
+        passes,
+        people,
+        structure,
+        verify,
+    )
 
     api.init_app(app)
     api.spec.components.security_scheme(
@@ -119,7 +129,7 @@ def init_app(app: Flask) -> None:
         },
     )
     api.spec.options["security"] = [{"bearerAuth": []}]
-    for module in (auth, verify, structure, devices, commands, people, faces, accounts):
+    for module in (auth, verify, structure, devices, commands, people, faces, accounts, passes):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)
     _serve_docs_assets(app)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hardware.protocol import Command
+from server import ratelimits
 from server.api import authenticated_blueprint, scope
 from server.api.schemas import (
     AccessPointCommandSchema,
@@ -17,7 +17,7 @@ from server.api.schemas import (
 from server.extensions import db
 from server.models import Device, DeviceCommand, DeviceEvent
 from server.pagination import paginated
-from server.services import commands
+from server.services import commands, remote
 
 blp = authenticated_blueprint("commands", "Commands to devices and their outcome; device events")
 
@@ -36,10 +36,13 @@ def command_access_point(data: dict[str, Any], apid: str) -> Any:
 
 
 @blp.post("/access-points/<apid>/open")
+@ratelimits.remote_opens
 @blp.response(202, CommandSchema(many=True))
 def open_access_point(apid: str) -> Any:
-    """Open an access point remotely (logged)."""
-    rows = commands.command_access_point(scope(), apid, Command.OPEN)
+    """Open an access point remotely: staff any they run, residents the doors their policy
+    allows now (letting in a courier). Rate-limited per account, audited, and recorded as an
+    access event (``remote_open``)."""
+    rows = remote.open_access_point(scope(), apid)
     db.session.commit()
     return rows
 

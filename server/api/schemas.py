@@ -427,3 +427,87 @@ class ConsentSchema(ma.Schema):
     recorded_by_id = fields.Str(allow_none=True)
     granted_at = fields.AwareDateTime()
     withdrawn_at = fields.AwareDateTime(allow_none=True)
+
+
+# Visitor passes ------------------------------------------------------------------------------
+
+
+class PassInputSchema(ma.Schema):
+    unit_id = fields.Str(metadata={"description": "staff: required; residents: their own unit"})
+    guest_name = _name()
+    valid_from = fields.AwareDateTime(metadata={"description": "default: now"})
+    valid_until = fields.AwareDateTime(
+        metadata={"description": "default: the community's pass_default_hours after valid_from"}
+    )
+    max_uses = fields.Int(validate=validate.Range(min=1, max=50), load_default=1)
+    access_point_ids = fields.List(
+        fields.Str(),
+        metadata={"description": "default: the unit's building door(s) and the perimeter gates"},
+    )
+    plate = fields.Str(
+        validate=validate.Length(min=2, max=16),
+        allow_none=True,
+        metadata={"description": "the guest's car (honoured by barriers)"},
+    )
+
+
+class PassQuerySchema(ma.Schema):
+    status = fields.Str(
+        validate=validate.OneOf(["upcoming", "active", "used", "expired", "revoked"])
+    )
+    unit_id = fields.Str()
+
+
+class NamedRefSchema(ma.Schema):
+    id = fields.Str()
+    name = fields.Str()
+
+
+class PassSchema(ma.Schema):
+    id = fields.Str()
+    community_id = fields.Str()
+    unit_id = fields.Str()
+    guest_name = fields.Str()
+    plate = fields.Str(allow_none=True)
+    valid_from = fields.AwareDateTime()
+    valid_until = fields.AwareDateTime()
+    max_uses = fields.Int()
+    uses = fields.Int()
+    status = fields.Str(metadata={"description": "upcoming, active, used, expired or revoked"})
+    revoked_at = fields.AwareDateTime(allow_none=True)
+    created_at = fields.AwareDateTime()
+    issued_by_user_id = fields.Str(allow_none=True)
+    access_points = fields.List(fields.Nested(NamedRefSchema))
+    token = fields.Str(metadata={"description": "the signed QR token (no personal data)"})
+    qr_png_url = fields.Str()
+    qr_svg_url = fields.Str()
+    share_url = fields.Str(metadata={"description": "the guest's page; no login needed"})
+
+
+class AccessEventSchema(ma.Schema):
+    id = fields.Str()
+    occurred_at = fields.AwareDateTime()
+    access_point = fields.Nested(NamedRefSchema, allow_none=True)
+    device_id = fields.Str(allow_none=True)
+    credential_type = fields.Str()
+    direction = fields.Str(allow_none=True)
+    decision = fields.Str()
+    reason = fields.Str()
+    rule = fields.Str(allow_none=True)
+    person_id = fields.Str(allow_none=True)
+    pass_id = fields.Str(allow_none=True)
+    detail = fields.Str(allow_none=True)
+
+
+class EventQuerySchema(ma.Schema):
+    pass_id = fields.Str()
+    access_point_id = fields.Str()
+    decision = fields.Str(validate=validate.OneOf(["grant", "deny"]))
+    since = fields.AwareDateTime()
+    until = fields.AwareDateTime()
+
+
+class ResidentCodeSchema(ma.Schema):
+    token = fields.Str(metadata={"description": "the current code; verify with /verify/qr"})
+    valid_until = fields.AwareDateTime(metadata={"description": "when the next code takes over"})
+    step_s = fields.Int()

@@ -13,8 +13,9 @@ import marshmallow as ma
 from flask import g, request
 from marshmallow import fields, validate
 from sqlalchemy import select
+from werkzeug.exceptions import BadRequest
 
-from gatekeeper import faces, policy
+from gatekeeper import faces, passtokens, policy
 from gatekeeper.vocabulary import CredentialType, Reason
 from server.api import public_blueprint, require_body
 from server.auth import authenticate_device
@@ -22,6 +23,7 @@ from server.errors import Forbidden, Invalid
 from server.extensions import db
 from server.face_verification import verify_face as verify_face_frame
 from server.models import Card, Person
+from server.pass_verification import verify_codes
 from server.services.faces import image_problem
 from server.verification import Presented, decide
 
@@ -51,6 +53,7 @@ class DecisionSchema(ma.Schema):
 _BODIES = {
     "verify.verify_card": ("application/json",),
     "verify.verify_face": ("multipart/form-data",),
+    "verify.verify_qr": ("application/json", "multipart/form-data"),
 }
 
 
@@ -147,3 +150,83 @@ def verify_face(form: dict[str, Any], _files: dict[str, Any]) -> Any:
     answer = verify_face_frame(device, image, _upload("depth"), form.get("direction"))
     db.session.commit()
     return answer
+
+
+class QrTokenSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    token = fields.Str(
+        required=True,
+        validate=validate.Length(min=1, max=passtokens.MAX_TOKEN_CHARS),
+        metadata={"description": "the text of the QR code, as the terminal decoded it"},
+    )
+    direction = fields.Str(validate=validate.OneOf(["in", "out"]))
+
+
+_QR_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": QrTokenSchema},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {
+                    "image": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "a camera frame (JPEG or PNG) holding the code",
+                    },
+                    "direction": {"type": "string", "enum": ["in", "out"]},
+                },
+            }
+        },
+    },
+}
+
+
+@blp.post("/verify/qr")
+@blp.response(200, DecisionSchema)
+@blp.doc(security=[{"deviceAuth": []}], requestBody=_QR_BODY)
+def verify_qr() -> Any:
+    """A QR code at the device's door: a visitor pass or a resident's rotating code.
+
+    JSON ``{"token": ...}`` when the terminal decoded the code itself, or a multipart
+    camera frame ``image`` (several codes in a frame: the one that verifies is used). A
+    frame without a readable code is a ``pass_invalid`` denial with a detail.
+    """
+    device = g.device
+    if request.mimetype == "application/json":
+        data = _load(QrTokenSchema(), _json_body())
+        answer = verify_codes(device, [data["token"]], direction=data.get("direction"))
+    else:
+        form = _load(FaceFormSchema(), request.form.to_dict())
+        image_bytes = _upload("image")
+        if image_bytes is None:
+            raise Invalid("Upload the frame as 'image'.", errors={"image": ["Missing file."]})
+        from gatekeeper import qrcodes  # TEMP until the module lands
+
+        try:
+            texts = qrcodes.decode_frame(image_bytes)
+        except faces.ImageError as error:
+            raise image_problem(error, "image") from error
+        answer = verify_codes(device, texts, direction=form.get("direction"), source="frame")
+    db.session.commit()
+    return answer
+
+
+def _json_body() -> Any:
+    try:
+        return request.get_json()
+    except RecursionError as error:  # werkzeug turns ValueError into 400 itself
+        raise BadRequest("The JSON body nests too deeply.") from error
+
+
+def _load(schema: ma.Schema, payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise Invalid("The body must be a JSON object.")
+    try:
+        return schema.load(payload)
+    except ma.ValidationError as error:
+        raise Invalid("The request has invalid fields.", errors=error.messages) from error

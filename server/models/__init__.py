@@ -8,6 +8,7 @@ from server.models.activity import (
     AuditEntry,
     DeviceCommand,
     DeviceEvent,
+    SigningKey,
     VisitorPass,
     pass_access_points,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "PersonStatus",
     "RfidTag",
     "ServiceHeartbeat",
+    "SigningKey",
     "Unit",
     "User",
     "UserRole",

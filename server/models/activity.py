@@ -55,6 +55,8 @@ class VisitorPass(IdMixin, CommunityOwned, TimestampMixin, Base):
     issued_by_person_id: Mapped[str | None] = mapped_column(
         ForeignKey("people.id", ondelete="SET NULL"), index=True
     )
+    # The token's serial (16 hex digits, random): what a QR code names instead of this row.
+    serial: Mapped[str] = mapped_column(String(16), unique=True)
     guest_name: Mapped[str] = mapped_column(String(80))
     plate: Mapped[str | None] = mapped_column(String(16))
     valid_from: Mapped[datetime]
@@ -66,6 +68,22 @@ class VisitorPass(IdMixin, CommunityOwned, TimestampMixin, Base):
     share_secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     access_points: Mapped[list[Any]] = relationship("AccessPoint", secondary=pass_access_points)
+
+
+class SigningKey(Base):
+    """An Ed25519 key that signs QR tokens; its public half is published to doors by id."""
+
+    __tablename__ = "signing_keys"
+
+    key_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    # Encrypted with DATA_KEY.
+    private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # New tokens are signed with the newest key until this instant ...
+    signs_until: Mapped[datetime]
+    # ... and tokens it signed are accepted until this one (then it is deleted).
+    verifies_until: Mapped[datetime]
 
 
 class AccessEvent(IdMixin, CommunityOwned, Base):

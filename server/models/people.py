@@ -38,6 +38,8 @@ class Person(IdMixin, CommunityOwned, TimestampMixin, Base):
     lives_alone: Mapped[bool] = mapped_column(default=False)
     wander_risk: Mapped[bool] = mapped_column(default=False)
     moved_out_at: Mapped[datetime | None]
+    # Serial of the person's rotating "scan to open" code (16 hex digits), made on first use.
+    code_serial: Mapped[str | None] = mapped_column(String(16), unique=True)
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="person", passive_deletes=True
