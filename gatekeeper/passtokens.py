@@ -18,7 +18,7 @@ bytes  field  meaning
 64     sig    Ed25519 signature over every byte above
 =====  =====  ==========================================================================
 
-A pass for two doors is 97 bytes, 156 characters: a version 8 QR code at error correction
+A pass for two doors is 97 bytes, 156 characters: a version 7 QR code at error correction
 M. Nothing secret or personal is inside: a serial, a window, tags. Anyone can read the claims;
 only the holder of the private key can make them, so a door that knows the public keys
 (published with their ids) checks a token without the server.

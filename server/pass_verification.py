@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gatekeeper import passtokens, policy
 from gatekeeper.vocabulary import CredentialType, Decision, Reason
@@ -105,7 +106,7 @@ def _pass_presented(
 
 def _spend_use(visitor_pass: VisitorPass) -> bool:
     """Count one use if one is left: one conditional UPDATE, atomic on SQLite and PostgreSQL."""
-    result = db.session.execute(
+    uses = db.session.scalar(
         update(VisitorPass)
         .where(
             VisitorPass.id == visitor_pass.id,
@@ -113,11 +114,12 @@ def _spend_use(visitor_pass: VisitorPass) -> bool:
             VisitorPass.uses < VisitorPass.max_uses,
         )
         .values(uses=VisitorPass.uses + 1)
+        .returning(VisitorPass.uses)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if uses is None:
         return False
-    db.session.refresh(visitor_pass, ["uses"])
+    set_committed_value(visitor_pass, "uses", uses)
     return True
 
 

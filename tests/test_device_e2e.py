@@ -350,3 +350,58 @@ def test_face_terminal_opens_for_a_live_enrolled_face(
         select(AccessEvent.reason, AccessEvent.direction).order_by(AccessEvent.occurred_at),
     )
     assert [tuple(e) for e in events] == [("spoof_suspected", None), ("resident", "in")]
+
+
+def test_a_guest_scans_a_pass_at_a_simulated_door(
+    live_app, worker, site: Site, http_server: str, tmp_path
+) -> None:
+    """The resident shares a pass; the guest's phone is filmed by the door camera; the door
+    opens over MQTT and acks; the resident sees the use; a second scan is refused."""
+    from gatekeeper.vocabulary import PersonRole
+    from hardware.simulate.verify import VerifyClient
+    from server.models import Membership, Person, Unit, User
+    from tests.support.qrframes import frame_with_codes
+
+    with live_app.app_context():
+        unit = db.session.scalar(select(Unit).where(Unit.community_id == site.community_id))
+        owner = Person(community_id=site.community_id, name="王小明")
+        db.session.add(owner)
+        db.session.flush()
+        db.session.add(
+            Membership(
+                community_id=site.community_id,
+                person_id=owner.id,
+                unit_id=unit.id,
+                role=PersonRole.OWNER,
+            )
+        )
+        db.session.scalar(select(User).where(User.username == "resident_a")).person_id = owner.id
+        db.session.commit()
+    resident = Api(live_app.test_client(), "resident_a")
+    visitor_pass = resident.post("/passes", json={"guest_name": "李四"}).json
+    png = resident.get(f"/passes/{visitor_pass['id']}/qr.png").data
+    frame = tmp_path / "door-camera.jpg"
+    frame.write_bytes(frame_with_codes([png], width=180, angle=15.0, tilt=0.1, seed=7))
+    site.door.api = VerifyClient(http_server, site.door.device_id, site.door.identity.secret)
+
+    granted = site.door.present_qr_image(frame)
+    assert (granted["decision"], granted["reason"]) == ("grant", "visitor_pass")
+    assert granted["subject"] == {"kind": "visitor", "display_name": "李*"}
+    action = site.door.wait_for_action(Command.OPEN, WAIT_S)
+    assert action is not None, "the door did not open for the guest"
+
+    def acked() -> bool:
+        rows = _query(
+            live_app,
+            select(DeviceCommand.status).where(DeviceCommand.event_id == granted["event_id"]),
+        )
+        return bool(rows) and rows[0][0] is CommandStatus.ACKED
+
+    assert eventually(acked)
+    [use] = resident.get(f"/passes/{visitor_pass['id']}/uses").json
+    assert use["id"] == granted["event_id"] and use["decision"] == "grant"
+    assert resident.get(f"/passes/{visitor_pass['id']}").json["status"] == "used"
+
+    again = site.door.present_qr_token(visitor_pass["token"])
+    assert (again["decision"], again["reason"]) == ("deny", "pass_used_up")
+    assert site.door.wait_for(lambda: len(site.door.actions) > 1, 1.0) is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from datetime import UTC, datetime, timedelta
 
@@ -163,10 +164,9 @@ def test_revoked_pass_is_listed_and_denied(client, site, frozen) -> None:
     assert (answer.json["decision"], answer.json["reason"]) == ("deny", "pass_revoked")
 
 
-def test_issuing_is_rate_limited_per_account(app, client, site, frozen) -> None:
-    app.config["SETTINGS"] = app.config["SETTINGS"].__class__(
-        **{**app.config["SETTINGS"].__dict__, "pass_rate_limit": "3 per hour"}
-    )
+def test_issuing_is_rate_limited_per_account(app, client, site, frozen, monkeypatch) -> None:
+    settings = dataclasses.replace(app.config["SETTINGS"], pass_rate_limit="3 per hour")
+    monkeypatch.setitem(app.config, "SETTINGS", settings)
     resident = Api(client, "resident_a")
     codes = [resident.post("/passes", json={"guest_name": "x"}).status_code for _ in range(4)]
     assert codes == [201, 201, 201, 429]

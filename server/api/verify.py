@@ -15,7 +15,7 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 
-from gatekeeper import faces, passtokens, policy
+from gatekeeper import faces, passtokens, policy, qrcodes
 from gatekeeper.vocabulary import CredentialType, Reason
 from server.api import public_blueprint, require_body
 from server.auth import authenticate_device
@@ -205,8 +205,6 @@ def verify_qr() -> Any:
         image_bytes = _upload("image")
         if image_bytes is None:
             raise Invalid("Upload the frame as 'image'.", errors={"image": ["Missing file."]})
-        from gatekeeper import qrcodes  # TEMP until the module lands
-
         try:
             texts = qrcodes.decode_frame(image_bytes)
         except faces.ImageError as error:

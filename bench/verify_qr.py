@@ -1,0 +1,245 @@
+"""Benchmark: QR verification at the door through the real app and database, in one process.
+
+- **token**: ``POST /api/v1/verify/qr`` with ``{"token": ...}`` over loopback HTTP into the
+  real app (device auth, signature, pass lookup among ``--passes`` passes, policy, the
+  atomic use count, event stored, open command queued); baselines: ``POST /verify/card``
+  on the same server (the same path with a card instead of a token), and the bare
+  signature check;
+- **frame**: the same endpoint with a 1280x720 JPEG camera frame holding a pass's QR code
+  (angles, sizes and blur vary); baseline: decoding the same frames with
+  ``gatekeeper.qrcodes`` alone.
+
+    .venv/bin/python -m bench.verify_qr [--passes 10000] [--requests 300]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
+import json
+import logging
+import secrets
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from flask_migrate import upgrade
+from sqlalchemy import insert
+
+from bench.stats import percentile
+from bench.verify_face import NullPublisher, line, multipart
+from gatekeeper import passtokens, qrcodes
+from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
+from server import create_app, passkeys, qrimages
+from server.extensions import db
+from server.models import (
+    AccessPoint,
+    Building,
+    Card,
+    Community,
+    Device,
+    Membership,
+    Person,
+    Unit,
+    VisitorPass,
+    pass_access_points,
+    utcnow,
+)
+from server.services.devices import set_secret
+from server.services.passes import token_for
+from tests.support.live_server import LiveServer
+from tests.support.qrframes import frame_with_codes
+
+CARD_UID = "04A1B2C3D4"
+
+
+def build_site(app, pass_count: int) -> tuple[str, list[str]]:
+    """A community with a door, a resident's card and ``pass_count`` passes for that door.
+
+    Returns the device credential and the passes' tokens.
+    """
+    with app.app_context():
+        upgrade()
+        community = Community(name="Bench", timezone="Asia/Shanghai", settings={})
+        db.session.add(community)
+        db.session.flush()
+        building = Building(community_id=community.id, name="1")
+        db.session.add(building)
+        db.session.flush()
+        unit = Unit(community_id=community.id, building_id=building.id, number="101")
+        point = AccessPoint(
+            community_id=community.id,
+            name="Door",
+            kind=AccessPointKind.DOOR,
+            zone=Zone.BUILDING,
+            building_id=building.id,
+        )
+        resident = Person(community_id=community.id, name="王小明")
+        db.session.add_all([unit, point, resident])
+        db.session.flush()
+        device = Device(
+            community_id=community.id,
+            name="Door terminal",
+            kind=DeviceKind.DOOR,
+            access_point_id=point.id,
+            zone=Zone.BUILDING,
+        )
+        secret = set_secret(device)
+        db.session.add_all(
+            [
+                device,
+                Membership(
+                    community_id=community.id,
+                    person_id=resident.id,
+                    unit_id=unit.id,
+                    role=PersonRole.OWNER,
+                ),
+                Card(community_id=community.id, person_id=resident.id, uid=CARD_UID),
+            ]
+        )
+        now = utcnow().replace(microsecond=0)
+        rows = [
+            {
+                "id": f"pas_bench{i:06d}",
+                "community_id": community.id,
+                "unit_id": unit.id,
+                "serial": secrets.token_hex(8),
+                "guest_name": f"Guest {i}",
+                "valid_from": now - timedelta(minutes=1),
+                "valid_until": now + timedelta(days=1),
+                "max_uses": 255,
+                "uses": 0,
+            }
+            for i in range(pass_count)
+        ]
+        db.session.execute(insert(VisitorPass), rows)
+        db.session.execute(
+            insert(pass_access_points),
+            [{"pass_id": row["id"], "access_point_id": point.id} for row in rows],
+        )
+        db.session.commit()
+        step = max(1, pass_count // 500)
+        tokens = [token_for(db.session.get(VisitorPass, row["id"])) for row in rows[::step]]
+        return f"{device.id}.{secret}", tokens
+
+
+def frames_for(tokens: list[str], count: int) -> list[bytes]:
+    """``count`` 720p camera frames, each holding one pass's code at its own pose."""
+    poses = [(0.0, 0.0, 240, 0.0), (20.0, 0.1, 180, 0.0), (-35.0, 0.0, 160, 0.6), (90.0, 0, 200, 0)]
+    frames = []
+    for index in range(count):
+        angle, tilt, width, blur = poses[index % len(poses)]
+        png = qrimages.png(tokens[index % len(tokens)])
+        frames.append(
+            frame_with_codes([png], width=width, angle=angle, tilt=tilt, blur=blur, seed=index)
+        )
+    return frames
+
+
+def timed(call: Callable[[], bytes], expect: bytes) -> float:
+    started = time.perf_counter()
+    body = call()
+    elapsed = (time.perf_counter() - started) * 1000
+    if expect not in body:
+        raise SystemExit(f"expected {expect!r} in {body[:200]!r}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--passes", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--frames", type=int, default=100)
+    args = parser.parse_args()
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    workdir = Path(tempfile.mkdtemp(prefix="gk-bench-qr-"))
+    app = create_app(
+        {
+            "GK_ENV": "test",
+            "INSTANCE_DIR": str(workdir),
+            "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+            "SECRET_KEY": "b" * 40,
+            "DATA_KEY": Fernet.generate_key().decode(),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    publisher = app.extensions["mqtt_publisher"] = NullPublisher()
+    credential, tokens = build_site(app, args.passes)
+    frames = frames_for(tokens, args.frames)
+    print(f"{args.passes} passes; {len(tokens)} distinct tokens; {len(frames)} 720p frames")
+
+    server = LiveServer(app)
+    server.start()
+    headers = {"Authorization": f"Bearer {credential}"}
+
+    def post(path: str, body: bytes, content_type: str) -> Callable[[], bytes]:
+        def call() -> bytes:
+            request = urllib.request.Request(  # noqa: S310 (a loopback http URL built here)
+                f"{server.url}/api/v1/verify/{path}",
+                data=body,
+                method="POST",
+                headers={**headers, "Content-Type": content_type},
+            )
+            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+                return answer.read()
+
+        return call
+
+    def token_call(index: int) -> Callable[[], bytes]:
+        body = json.dumps({"token": tokens[index % len(tokens)]}).encode()
+        return post("qr", body, "application/json")
+
+    def frame_call(index: int) -> Callable[[], bytes]:
+        body, content_type = multipart({"image": ("frame.jpg", frames[index], "image/jpeg")})
+        return post("qr", body, content_type)
+
+    card = post("card", json.dumps({"uid": CARD_UID}).encode(), "application/json")
+    for index in range(20):  # warm up: connections, caches, the key ring
+        timed(token_call(index), b'"grant"')
+        timed(card, b'"grant"')
+
+    token_ms, card_ms = [], []
+    for index in range(args.requests):  # interleaved, so drift hits both alike
+        token_ms.append(timed(token_call(index), b'"visitor_pass"'))
+        card_ms.append(timed(card, b'"grant"'))
+    frame_ms = [timed(frame_call(index), b'"visitor_pass"') for index in range(len(frames))]
+
+    with app.app_context():
+        keys = {key.key_id: key.public_key for key in passkeys.public_keys()}
+    signature_ms = []
+    for index in range(args.requests):
+        started = time.perf_counter()
+        passtokens.verify(tokens[index % len(tokens)], keys)
+        signature_ms.append((time.perf_counter() - started) * 1000)
+    decode_ms = []
+    for frame in frames:
+        started = time.perf_counter()
+        if not qrcodes.decode_frame(frame):
+            raise SystemExit("the bare decoder missed a frame the endpoint read")
+        decode_ms.append((time.perf_counter() - started) * 1000)
+    server.stop()
+
+    print(line("token: POST /verify/qr (end to end)", token_ms))
+    print(line("baseline: POST /verify/card", card_ms))
+    print(line("baseline: Ed25519 signature only", signature_ms))
+    print(line("frame: POST /verify/qr 720p (end to end)", frame_ms))
+    print(line("baseline: decode the frame only", decode_ms))
+    print(
+        f"ratios (P50): token / card {percentile(token_ms, 50) / percentile(card_ms, 50):.2f}x, "
+        f"frame / bare decode {percentile(frame_ms, 50) / percentile(decode_ms, 50):.2f}x"
+    )
+    print(
+        f"targets: token P99 <= 5 ms, frame P99 <= 30 ms; open commands queued: {publisher.count}"
+    )
+
+
+if __name__ == "__main__":
+    main()
