@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gatekeeper.vocabulary import Zone
 from server.extensions import db
 from server.models import Building, Unit, User
 from tests import factories
@@ -234,12 +235,26 @@ def test_resident_sees_only_their_community_building_and_unit(
         assert_problem(api.get(path), 404)
 
 
-def test_resident_lists_no_devices_or_access_points(client: FlaskClient, world: WorldIds) -> None:
-    """``Scope.visible`` gives residents no devices or access points: empty lists, 404 each."""
+def test_resident_sees_their_doors_but_no_devices(
+    app: Flask, client: FlaskClient, world: WorldIds, more_of_a: dict[str, str]
+) -> None:
+    """Residents see the doors they use (their building's, the shared gates) and no device."""
+    with in_app(app):
+        community = db.session.get(Building, world.building_a).community
+        gate = factories.access_point(community, name="Gate", zone=Zone.PERIMETER)
+        other = factories.access_point(
+            community,
+            name="A2 door",
+            building_of=db.session.get(Building, more_of_a["building_a2"]),
+        )
+        gate_id, other_id = gate.id, other.id
     api = Api(client, "resident_a")
-    assert ids_of(api.get(f"/communities/{world.a}/access-points")) == []
+    assert sorted(ids_of(api.get(f"/communities/{world.a}/access-points"))) == sorted(
+        [world.door_a, gate_id]
+    )
+    assert api.get(f"/access-points/{world.door_a}").status_code == 200
+    assert_problem(api.get(f"/access-points/{other_id}"), 404)
     assert ids_of(api.get(f"/communities/{world.a}/devices")) == []
-    assert_problem(api.get(f"/access-points/{world.door_a}"), 404)
     assert_problem(api.get(f"/devices/{world.device_a}"), 404)
 
 
@@ -253,11 +268,9 @@ def test_resident_of_a_finds_nothing_of_b(
     assert snapshot(app) == before
 
 
-# Writes on what a resident can see: the community, their building and unit.
-RESIDENT_VISIBLE_WRITES = [
-    case for case in A_WRITES if "{door_a}" not in case[1] and "{device_a}" not in case[1]
-]
-# Writes on what they cannot see in their own community.
+# Writes on what a resident can see: the community, their building, unit and doors.
+RESIDENT_VISIBLE_WRITES = [case for case in A_WRITES if "{device_a}" not in case[1]]
+# Writes on what they cannot see in their own community: devices.
 RESIDENT_HIDDEN_WRITES = [case for case in A_WRITES if case not in RESIDENT_VISIBLE_WRITES]
 
 
@@ -273,7 +286,7 @@ def test_resident_cannot_change_what_they_see(
 
 
 @pytest.mark.parametrize("case", RESIDENT_HIDDEN_WRITES, ids=_case_id)
-def test_resident_cannot_reach_doors_and_devices(
+def test_resident_cannot_reach_devices(
     app: Flask, client: FlaskClient, world: WorldIds, case: tuple[str, str, Any]
 ) -> None:
     api = Api(client, "resident_a")
