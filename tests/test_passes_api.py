@@ -103,6 +103,10 @@ def test_limits_on_window_uses_and_doors(client, site, frozen) -> None:
         "/passes", json={"guest_name": "x", "access_point_ids": [site.other_door]}
     )
     assert foreign_door.status_code == 422 and "access_point_ids" in foreign_door.json["errors"]
+    bad_plate = resident.post("/passes", json={"guest_name": "x", "plate": "浙O12345"})
+    assert bad_plate.status_code == 422 and bad_plate.json["reason"] == "forbidden_letter"
+    car = resident.post("/passes", json={"guest_name": "x", "plate": "浙a·12345"})
+    assert car.status_code == 201 and car.json["plate"] == "浙A12345"
     week = resident.post(
         "/passes",
         json={"guest_name": "x", "valid_until": "2026-11-28T08:30:00+00:00", "max_uses": 5},

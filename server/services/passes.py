@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 
 from gatekeeper import passtokens
-from gatekeeper.plates import normalise_plate
+from gatekeeper.plates import PlateError, validate_plate
 from gatekeeper.vocabulary import AccessPointKind, PersonRole, Zone
 from server import audit, community_settings, passkeys
 from server.errors import Conflict, Invalid, NotFound
@@ -270,7 +270,14 @@ def create(scope: Scope, data: dict[str, Any], now: datetime | None = None) -> V
         valid_until = lives_until  # a tenant's pass never outlives the lease
 
     max_uses = data.get("max_uses", 1)
-    plate = data.get("plate")
+    plate = None
+    if data.get("plate"):
+        try:
+            plate = validate_plate(data["plate"]).text
+        except PlateError as error:
+            raise Invalid(
+                error.detail, errors={"plate": [error.detail]}, reason=error.problem
+            ) from error
     row = VisitorPass(
         community_id=unit.community_id,
         unit_id=unit.id,
@@ -278,7 +285,7 @@ def create(scope: Scope, data: dict[str, Any], now: datetime | None = None) -> V
         issued_by_person_id=issuer.id if issuer else None,
         serial=secrets.token_hex(passtokens.SERIAL_BYTES),
         guest_name=data["guest_name"].strip(),
-        plate=normalise_plate(plate) if plate else None,
+        plate=plate,
         valid_from=valid_from.replace(microsecond=0),
         valid_until=valid_until.replace(microsecond=0),
         max_uses=max_uses,
