@@ -64,7 +64,7 @@ class VisitorPass(IdMixin, CommunityOwned, TimestampMixin, Base):
     max_uses: Mapped[int] = mapped_column(default=1)
     uses: Mapped[int] = mapped_column(default=0)
     revoked_at: Mapped[datetime | None]
-    # SHA-256 of the share link's own secret; the link itself is shown once.
+    # SHA-256 of the share link's secret (an HMAC of the pass, so the link can be shown again).
     share_secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     access_points: Mapped[list[Any]] = relationship("AccessPoint", secondary=pass_access_points)

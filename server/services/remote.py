@@ -26,6 +26,7 @@ from server.models import (
 from server.scope import Scope
 from server.services import commands
 from server.verification import point_view, subject_of
+from server.wording import reason_words
 
 
 def _resident_may_open(scope: Scope, point: AccessPoint) -> Person:
@@ -38,7 +39,8 @@ def _resident_may_open(scope: Scope, point: AccessPoint) -> Person:
     decision = policy.decide_access(subject, point_view(point, community), utcnow())
     if not decision.granted:
         raise Forbidden(
-            f"You cannot open {point.name!r} now ({decision.reason.value}: {decision.detail})."
+            f"You cannot open {point.name!r} now: {reason_words(decision.reason)}.",
+            reason=decision.reason.value,
         )
     return person
 

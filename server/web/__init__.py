@@ -1,4 +1,7 @@
-"""Server-rendered pages: sign-in and each role's home. Usable on a phone."""
+"""Server-rendered pages: sign-in, each role's home, the resident portal, the guest's pass page.
+
+Usable on a phone. The page modules register their routes on ``bp``.
+"""
 
 from __future__ import annotations
 
@@ -194,7 +197,7 @@ def healthz() -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
-    from server.web import devices, guest, people  # noqa: F401 - they register routes on bp
+    from server.web import devices, guest, people, portal  # noqa: F401 - they register routes on bp
 
     app.register_blueprint(bp)
     app.add_template_filter(local_time, "local_time")

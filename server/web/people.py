@@ -33,7 +33,6 @@ from server.api.schemas import (
 )
 from server.errors import DomainError, NotFound
 from server.extensions import db
-from server.localtime import local_to_utc
 from server.models import (
     AccessPoint,
     Building,
@@ -58,6 +57,7 @@ from server.models import (
 from server.scope import Scope
 from server.services import faces, people
 from server.web import bp
+from server.web.forms import flatten_messages, read_local
 from server.wording import PHONE_FORMAT, face_measurement_lines, face_reason_words
 
 PAGE_SIZE = 50
@@ -140,26 +140,6 @@ def _local_input(value: datetime | None, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if value else ""
 
 
-def _read_local(
-    form: MultiDict[str, str], name: str, zone: ZoneInfo, errors: dict[str, list[str]]
-) -> datetime | None:
-    """A ``datetime-local`` input as aware UTC; a message in ``errors`` when it is not one."""
-    text = form.get(name, "").strip()
-    if not text:
-        errors.setdefault(name, []).append("Enter a date and time.")
-        return None
-    try:
-        naive = datetime.fromisoformat(text)
-    except ValueError:
-        errors.setdefault(name, []).append("Enter a date and time like 2026-12-01 09:00.")
-        return None
-    try:
-        return local_to_utc(naive.replace(tzinfo=None), zone)
-    except ValueError as error:
-        errors.setdefault(name, []).append(f"{error}.")
-        return None
-
-
 def _schedule_from_form(
     form: MultiDict[str, str], prefix: str, errors: dict[str, list[str]]
 ) -> list[dict[str, Any]] | None:
@@ -183,29 +163,10 @@ def _schedule_from_form(
     return [{"days": numbers, "start": start, "end": "24:00" if end == "00:00" else end}]
 
 
-def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Marshmallow's nested messages (or a service's ``errors``) as dotted keys."""
-    if isinstance(messages, dict):
-        out: dict[str, list[str]] = {}
-        for key, value in messages.items():
-            name = "" if key == "_schema" else str(key)
-            dotted = f"{prefix}.{name}" if prefix and name else prefix or name
-            for field, texts in _flatten(value, dotted).items():
-                out.setdefault(field, []).extend(texts)
-        return out
-    if isinstance(messages, list | tuple):
-        out = {}
-        for item in messages:
-            for field, texts in _flatten(item, prefix).items():
-                out.setdefault(field, []).extend(texts)
-        return out
-    return {prefix: [str(messages)]}
-
-
 def _error_text(error: DomainError) -> str:
     """A service error in one line: the detail, then any field messages it does not repeat."""
     parts = [error.detail]
-    for field, texts in _flatten(error.extensions.get("errors") or {}).items():
+    for field, texts in flatten_messages(error.extensions.get("errors") or {}).items():
         for text in texts:
             if text not in error.detail:
                 parts.append(f"{field}: {text}" if field else text)
@@ -708,7 +669,7 @@ def person_add_credential(pid: str, kind: str) -> Response:
     try:
         data = schema().load(payload)
     except ma.ValidationError as error:
-        _flash_form_errors(_flatten(error.messages))
+        _flash_form_errors(flatten_messages(error.messages))
         return _back(person.id, "credentials")
     data[key] = normalise(data[key])
     _attempt(
@@ -746,8 +707,8 @@ def person_new_lease(pid: str) -> Response:
     person = scope.get(Person, pid)
     zone = _zone(db.session.get(Community, person.community_id))
     errors: dict[str, list[str]] = {}
-    starts = _read_local(request.form, "starts_at", zone, errors)
-    ends = _read_local(request.form, "ends_at", zone, errors)
+    starts = read_local(request.form, "starts_at", zone, errors)
+    ends = read_local(request.form, "ends_at", zone, errors)
     if not request.form.get("unit_id"):
         errors["unit"] = ["Choose the unit."]
     if errors:
@@ -774,7 +735,7 @@ def lease_renew(lid: str) -> Response:
     lease = scope.get(Lease, lid)
     community = db.session.get(Community, lease.community_id)
     errors: dict[str, list[str]] = {}
-    ends = _read_local(request.form, "ends_at", _zone(community), errors)
+    ends = read_local(request.form, "ends_at", _zone(community), errors)
     if ends is None:
         _flash_form_errors(errors)
         return _back(lease.person_id, "leases")
@@ -805,14 +766,14 @@ def worker_permit_edit(wid: str) -> Response:
     if not payload["access_point_ids"]:
         errors["access points"] = ["Choose at least one access point."]
     for field in ("valid_from", "valid_until"):
-        value = _read_local(form, field, zone, errors)
+        value = read_local(form, field, zone, errors)
         if value is not None:
             payload[field] = value.isoformat()
     if not errors:
         try:
             changes = WorkerPermitPatchSchema().load(payload)
         except ma.ValidationError as error:
-            errors = _flatten(error.messages)
+            errors = flatten_messages(error.messages)
     if errors:
         _flash_form_errors(errors)
         return _back(permit.person_id, "permit")
@@ -867,7 +828,7 @@ def _enrolment_data(
     if role == PersonRole.TENANT:
         lease = {}
         for key in ("starts_at", "ends_at"):
-            value = _read_local(form, f"lease_{key}", zone, errors)
+            value = read_local(form, f"lease_{key}", zone, errors)
             if value is not None:
                 lease[key] = value.isoformat()
         payload["lease"] = lease
@@ -882,7 +843,7 @@ def _enrolment_data(
                 "Choose at least one access point."
             )
         for key in ("valid_from", "valid_until"):
-            value = _read_local(form, f"worker_{key}", zone, errors)
+            value = read_local(form, f"worker_{key}", zone, errors)
             if value is not None:
                 worker[key] = value.isoformat()
         payload["worker"] = worker
@@ -895,7 +856,7 @@ def _enrolment_data(
 
 def _merge_errors(errors: dict[str, list[str]], messages: Any) -> None:
     """Schema or service messages onto the form's inputs, unless an input has its own already."""
-    for key, texts in _flatten(messages).items():
+    for key, texts in flatten_messages(messages).items():
         field = "worker_schedule" if key.startswith("worker.schedule") else _FORM_FIELD.get(key)
         field = field or "form"
         if field in errors and field != "form":

@@ -1,0 +1,473 @@
+"""The resident portal: phone-sized pages for guests' passes, the rotating code, doors, history.
+
+Only residents use these pages; every other role finds no such page (404), as residents
+find no staff pages. Each page acts for the resident's own unit through ``Scope`` and the
+services (``passes``, ``remote``); a service's refusal is shown on the page with its own
+status code (422, 409, 403), never as a server error. Issuing passes and opening doors
+share their per-account budgets with the API (``server.ratelimits``).
+
+Times are shown and entered in the community's time zone, like the staff pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import marshmallow as ma
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, or_, select
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from gatekeeper.vocabulary import Decision
+from server import community_settings, pass_verification, ratelimits
+from server.api.schemas import PassInputSchema
+from server.errors import Conflict, DomainError, NotFound
+from server.extensions import db
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    Building,
+    Community,
+    Person,
+    Unit,
+    User,
+    UserRole,
+    VisitorPass,
+    utcnow,
+)
+from server.scope import Scope
+from server.services import commands, passes, remote
+from server.services.passes import PassStatus
+from server.web import bp
+from server.web.forms import flatten_messages, read_local
+from server.wording import CREDENTIAL_WORDS, reason_words
+
+LIST_SIZE = 50
+HISTORY_SIZE = 50
+USE_CHOICES = (1, 2, 5)
+# A pass "until tonight" ends at this local time; offered while at least this much is left.
+_TONIGHT_ENDS = time(23, 59)
+_TONIGHT_AT_LEAST = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A preset length of a pass: a fixed span, or (``span`` None) until tonight."""
+
+    key: str
+    label: str
+    span: timedelta | None
+
+
+DURATIONS = (
+    Duration("2h", "2 hours", timedelta(hours=2)),
+    Duration("tonight", "Until tonight", None),
+    Duration("24h", "24 hours", timedelta(hours=24)),
+    Duration("3d", "3 days", timedelta(days=3)),
+    Duration("7d", "7 days", timedelta(days=7)),
+)
+DEFAULT_DURATION = "24h"
+
+# The pass list's tabs: which statuses each shows.
+TABS: dict[str, tuple[str, tuple[PassStatus, ...]]] = {
+    "current": ("Active", (PassStatus.ACTIVE, PassStatus.UPCOMING)),
+    "used": ("Used", (PassStatus.USED,)),
+    "ended": ("Expired", (PassStatus.EXPIRED, PassStatus.REVOKED)),
+}
+STATUS_WORDS = {
+    PassStatus.ACTIVE: "active",
+    PassStatus.UPCOMING: "starts later",
+    PassStatus.USED: "used",
+    PassStatus.EXPIRED: "expired",
+    PassStatus.REVOKED: "revoked",
+}
+
+# Schema and service error keys -> the form's inputs.
+_FORM_FIELD = {
+    "guest_name": "guest_name",
+    "valid_from": "starts_at",
+    "valid_until": "duration",
+    "max_uses": "max_uses",
+    "access_point_ids": "access_point_ids",
+    "plate": "plate",
+}
+FIELD_LABELS = {
+    "form": "Pass",
+    "guest_name": "Guest's name",
+    "starts_at": "Starts",
+    "duration": "How long",
+    "max_uses": "Uses",
+    "access_point_ids": "Doors",
+    "plate": "Car plate",
+}
+
+
+@dataclass(frozen=True)
+class Resident:
+    """The signed-in resident and where they live."""
+
+    user: User
+    scope: Scope
+    unit: Unit
+    building: Building
+    community: Community
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.community.timezone)
+
+
+def _resident() -> Resident:
+    """The resident behind this request; other roles find no such page (404)."""
+    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
+    if user.role is not UserRole.RESIDENT:
+        raise NotFound("No such page.")
+    unit = user.unit
+    if unit is None:
+        raise Conflict("Your account is not linked to a unit yet; ask the property office.")
+    return Resident(
+        user=user,
+        scope=Scope(user),
+        unit=unit,
+        building=db.session.get(Building, unit.building_id),
+        community=db.session.get(Community, unit.community_id),
+    )
+
+
+# --- passes ---------------------------------------------------------------------------------
+
+
+def _in_statuses(statuses: Iterable[PassStatus], now: datetime) -> Any:
+    return or_(*(passes.status_condition(status, now) for status in statuses))
+
+
+@bp.get("/my/passes")
+@login_required
+def portal_passes() -> str:
+    resident = _resident()
+    now = utcnow()
+    tab = request.args.get("show", "current")
+    if tab not in TABS:
+        tab = "current"
+    counts = {
+        key: db.session.scalar(
+            select(func.count()).select_from(
+                resident.scope.query(VisitorPass)
+                .where(_in_statuses(statuses, now))
+                .order_by(None)
+                .subquery()
+            )
+        )
+        or 0
+        for key, (_label, statuses) in TABS.items()
+    }
+    rows = list(
+        db.session.scalars(
+            resident.scope.query(VisitorPass)
+            .where(_in_statuses(TABS[tab][1], now))
+            .order_by(VisitorPass.created_at.desc(), VisitorPass.id.desc())
+            .limit(LIST_SIZE)
+        )
+    )
+    return render_template(
+        "portal_passes.html",
+        resident=resident,
+        tabs=TABS,
+        tab=tab,
+        counts=counts,
+        rows=[(row, passes.status_of(row, now)) for row in rows],
+        status_words=STATUS_WORDS,
+        more=counts[tab] > len(rows),
+    )
+
+
+def _durations(resident: Resident, now: datetime) -> list[Duration]:
+    """The presets this community allows (at most ``pass_max_days``) and that make sense now."""
+    max_days = community_settings.effective(resident.community.settings).pass_max_days
+    offered = []
+    for preset in DURATIONS:
+        if preset.span is None:
+            if _tonight(now, resident.zone) - now < _TONIGHT_AT_LEAST:
+                continue
+        elif preset.span > timedelta(days=max_days):
+            continue
+        offered.append(preset)
+    return offered
+
+
+def _tonight(start: datetime, zone: ZoneInfo) -> datetime:
+    """The end of ``start``'s day in the community's zone."""
+    local = start.astimezone(zone)
+    return datetime.combine(local.date(), _TONIGHT_ENDS, tzinfo=zone).astimezone(start.tzinfo)
+
+
+def _pass_input(
+    form: MultiDict[str, str], resident: Resident, now: datetime, errors: dict[str, list[str]]
+) -> dict[str, Any] | None:
+    """The form as ``passes.create``'s input; messages in ``errors`` when it is not one."""
+    payload: dict[str, Any] = {
+        "guest_name": form.get("guest_name", "").strip(),
+        "access_point_ids": form.getlist("access_point_ids"),
+    }
+    if not payload["guest_name"]:
+        errors.setdefault("guest_name", []).append("Enter your guest's name.")
+    starts = None
+    if form.get("starts_at", "").strip():
+        starts = read_local(form, "starts_at", resident.zone, errors)
+        if starts is not None:
+            payload["valid_from"] = starts.isoformat()
+    presets = {preset.key: preset for preset in _durations(resident, now)}
+    chosen = presets.get(form.get("duration", ""))
+    if chosen is None:
+        errors.setdefault("duration", []).append("Choose how long the pass lasts.")
+    else:
+        start = starts or now
+        until = _tonight(start, resident.zone) if chosen.span is None else start + chosen.span
+        payload["valid_until"] = until.isoformat()
+    try:
+        uses = int(form.get("max_uses", ""))
+    except ValueError:
+        uses = 0
+    if uses not in USE_CHOICES:
+        errors.setdefault("max_uses", []).append("Choose how many times the pass opens.")
+    payload["max_uses"] = uses
+    if not payload["access_point_ids"]:
+        errors.setdefault("access_point_ids", []).append("Choose at least one door.")
+    plate = form.get("plate", "").strip()
+    if plate:
+        payload["plate"] = plate
+    try:
+        data = PassInputSchema().load(payload)
+    except ma.ValidationError as error:
+        _merge_errors(errors, error.messages)
+        return None
+    return None if errors else data
+
+
+def _merge_errors(errors: dict[str, list[str]], messages: Any) -> None:
+    """Schema or service messages onto the form's inputs, unless an input has its own already."""
+    for key, texts in flatten_messages(messages).items():
+        field = _FORM_FIELD.get(key.partition(".")[0], "form")
+        if field in errors and field != "form":
+            continue
+        errors.setdefault(field, []).extend(t for t in texts if t)
+
+
+def _pass_form(
+    resident: Resident, now: datetime, values: MultiDict[str, str], errors: dict[str, list[str]]
+) -> str:
+    settings = community_settings.effective(resident.community.settings)
+    return render_template(
+        "portal_pass_new.html",
+        resident=resident,
+        values=values,
+        errors=errors,
+        labels=FIELD_LABELS,
+        durations=_durations(resident, now),
+        tonight=_tonight(now, resident.zone),
+        max_days=settings.pass_max_days,
+        use_choices=USE_CHOICES,
+        doors=passes.allowed_access_points(resident.unit),
+    )
+
+
+@bp.route("/my/passes/new", methods=["GET", "POST"])
+@login_required
+@ratelimits.issuing_passes
+def portal_pass_new() -> Any:
+    resident = _resident()
+    now = utcnow()
+    if request.method == "GET":
+        defaults = MultiDict(
+            [("duration", DEFAULT_DURATION), ("max_uses", "1")]
+            + [("access_point_ids", p.id) for p in passes.default_access_points(resident.unit)]
+        )
+        return _pass_form(resident, now, defaults, {})
+    errors: dict[str, list[str]] = {}
+    data = _pass_input(request.form, resident, now, errors)
+    status = 422
+    if data is not None:
+        try:
+            row = passes.create(resident.scope, data, now=now)
+            db.session.commit()
+        except DomainError as error:
+            db.session.rollback()  # nothing half-stored
+            status = error.status
+            _merge_errors(errors, error.extensions.get("errors") or {"": [error.detail]})
+        else:
+            flash(f"Pass for {row.guest_name} created: share the link or show the QR code.", "info")
+            return redirect(url_for("web.portal_pass", pass_id=row.id), 303)
+    return _pass_form(resident, now, request.form, errors or {"form": ["Check the form."]}), status
+
+
+@bp.get("/my/passes/<pass_id>")
+@login_required
+def portal_pass(pass_id: str) -> str:
+    resident = _resident()
+    row = resident.scope.get(VisitorPass, pass_id)
+    status = passes.status_of(row)
+    uses = passes.uses_of(row, limit=LIST_SIZE)
+    return render_template(
+        "portal_pass.html",
+        resident=resident,
+        visitor_pass=row,
+        status=status,
+        status_words=STATUS_WORDS,
+        usable=status in (PassStatus.ACTIVE, PassStatus.UPCOMING),
+        share_url=url_for("web.shared_pass", secret=passes.share_secret(row), _external=True),
+        doors=sorted(point.name for point in row.access_points),
+        uses=uses,
+        point_names=_point_names(event.access_point_id for event in uses),
+        reason_words=reason_words,
+    )
+
+
+@bp.post("/my/passes/<pass_id>/revoke")
+@login_required
+def portal_pass_revoke(pass_id: str) -> Response:
+    resident = _resident()
+    row = passes.revoke(resident.scope, pass_id)
+    db.session.commit()
+    flash(f"Pass for {row.guest_name} revoked: its code no longer opens any door.", "info")
+    return redirect(url_for("web.portal_pass", pass_id=row.id), 303)
+
+
+# --- the rotating code ---------------------------------------------------------------------
+
+
+@bp.get("/my/code")
+@login_required
+def portal_code() -> Any:
+    resident = _resident()
+    person = db.session.get(Person, resident.user.person_id) if resident.user.person_id else None
+    if person is None:
+        raise Conflict("Your account is not linked to a resident yet; ask the property office.")
+    now = utcnow()
+    _token, valid_until = pass_verification.resident_code(person, now)
+    db.session.commit()  # a first code serial or signing key may have been made
+    return (
+        render_template(
+            "portal_code.html",
+            resident=resident,
+            server_now_ms=int(now.timestamp() * 1000),
+            valid_until_ms=int(valid_until.timestamp() * 1000),
+            step_s=pass_verification.RESIDENT_CODE_STEP_S,
+        ),
+        200,
+        {"Cache-Control": "no-store"},
+    )
+
+
+# --- doors ----------------------------------------------------------------------------------
+
+
+def _doors_page(resident: Resident, status: int = 200) -> tuple[str, int]:
+    points = list(db.session.scalars(resident.scope.query(AccessPoint).order_by(AccessPoint.name)))
+    return render_template(
+        "portal_doors.html",
+        resident=resident,
+        doors=[(point, bool(commands.actuators(point))) for point in points],
+    ), status
+
+
+@bp.get("/my/doors")
+@login_required
+def portal_doors() -> tuple[str, int]:
+    return _doors_page(_resident())
+
+
+@bp.post("/my/doors/<apid>/open")
+@login_required
+@ratelimits.remote_opens
+def portal_door_open(apid: str) -> Any:
+    resident = _resident()
+    point = resident.scope.get(AccessPoint, apid)
+    try:
+        remote.open_access_point(resident.scope, point.id)
+        db.session.commit()
+    except NotFound:
+        db.session.rollback()
+        raise
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.detail, "error")
+        return _doors_page(resident, error.status)
+    flash(f"{point.name} is opening.", "info")
+    return redirect(url_for("web.portal_doors"), 303)
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+def _names(id_column: Any, name_column: Any, ids: Iterable[str | None]) -> dict[str, str]:
+    """Id -> name for the given ids (one query; none for no ids)."""
+    wanted = {ident for ident in ids if ident}
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(id_column, name_column).where(id_column.in_(wanted)))
+    return {ident: name for ident, name in rows}
+
+
+def _point_names(ids: Iterable[str | None]) -> dict[str, str]:
+    return _names(AccessPoint.id, AccessPoint.name, ids)
+
+
+def _who(events: list[AccessEvent], scope: Scope) -> dict[str, str]:
+    """Event id -> who it was: a household member's name, or the guest of a pass."""
+    # The events are the household's and their guests' (the scope's), so these names are
+    # the resident's to read even though the people table itself is staff-only.
+    people = _names(Person.id, Person.name, (e.person_id for e in events))
+    pass_ids = {e.pass_id for e in events if e.pass_id}
+    guests = {
+        row.id: row.guest_name
+        for row in db.session.scalars(scope.query(VisitorPass).where(VisitorPass.id.in_(pass_ids)))
+    }
+    who = {}
+    for event in events:
+        if event.pass_id in guests:
+            who[event.id] = f"Guest: {guests[event.pass_id]}"
+        else:
+            who[event.id] = people.get(event.person_id or "", "Someone")
+    return who
+
+
+@bp.get("/my/history")
+@login_required
+def portal_history() -> str:
+    resident = _resident()
+    statement = resident.scope.query(AccessEvent)
+    before = request.args.get("before")
+    if before:
+        last = resident.scope.get(AccessEvent, before)
+        statement = statement.where(
+            or_(
+                AccessEvent.occurred_at < last.occurred_at,
+                (AccessEvent.occurred_at == last.occurred_at) & (AccessEvent.id < last.id),
+            )
+        )
+    events = list(
+        db.session.scalars(
+            statement.order_by(AccessEvent.occurred_at.desc(), AccessEvent.id.desc()).limit(
+                HISTORY_SIZE + 1
+            )
+        )
+    )
+    more = len(events) > HISTORY_SIZE
+    events = events[:HISTORY_SIZE]
+    return render_template(
+        "portal_history.html",
+        resident=resident,
+        events=events,
+        who=_who(events, resident.scope),
+        point_names=_point_names(event.access_point_id for event in events),
+        reason_words=reason_words,
+        credential_words=CREDENTIAL_WORDS,
+        granted=Decision.GRANT,
+        older=events[-1].id if more else None,
+    )
