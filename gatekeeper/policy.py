@@ -63,6 +63,8 @@ class Rule(StrEnum):
     PASS_EXPIRED = "pass.expired"
     PASS_NOT_LISTED = "pass.not_listed"
     PASS_USED_UP = "pass.used_up"
+    PASS_OFFLINE = "pass.offline"  # a door admitted the pass offline and uploaded the use
+    VEHICLE_EXIT = "vehicle.exit"  # a known car leaving: always let out
 
 
 # Roles that live in a unit and pass as residents (grant reason ``resident``).

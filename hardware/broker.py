@@ -7,10 +7,12 @@ text and files: no database, no Flask, so the launcher and tests can use it too.
 
 Accounts (PROTOCOL.md sections 1, 3 and 4):
 
-- a device (username = device id) reads only ``gk/v1/{community}/{device}/cmd`` and
-  writes only its own ``ack``, ``evt`` and ``status``;
+- a device (username = device id) reads only ``gk/v1/{community}/{device}/cmd`` and its
+  community's retained key set ``gk/v1/{community}/keys``, and writes only its own
+  ``ack``, ``evt`` and ``status``;
 - the server reads every device's ``ack``, ``evt`` and ``status``, writes every
-  device's ``cmd``, and reads and writes every community's ``alerts``;
+  device's ``cmd`` and every community's ``keys``, and reads and writes every
+  community's ``alerts``;
 - an officer reads ``gk/v1/{community}/alerts`` of each community they cover.
 
 A disabled device is simply absent from both files.
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from hardware.topics import DEVICE_SUFFIXES, ROOT, alerts_topic, device_topic
+from hardware.topics import DEVICE_SUFFIXES, ROOT, alerts_topic, device_topic, keys_topic
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -125,11 +127,16 @@ class BrokerAccount:
         if self.kind is AccountKind.DEVICE:
             community_id = self.community_id or ""  # never empty: checked in __post_init__
             own = [device_topic(community_id, self.username, s) for s in DEVICE_SUFFIXES]
-            return [(Access.READ, own[0])] + [(Access.WRITE, topic) for topic in own[1:]]
+            return [
+                (Access.READ, own[0]),
+                (Access.READ, keys_topic(community_id)),
+                *((Access.WRITE, topic) for topic in own[1:]),
+            ]
         if self.kind is AccountKind.SERVER:
             return [
                 *((Access.READ, f"{ROOT}/+/+/{suffix}") for suffix in DEVICE_SUFFIXES[1:]),
                 (Access.WRITE, f"{ROOT}/+/+/cmd"),
+                (Access.WRITE, f"{ROOT}/+/keys"),
                 (Access.READWRITE, f"{ROOT}/+/alerts"),
             ]
         return [(Access.READ, alerts_topic(c)) for c in self.community_ids]

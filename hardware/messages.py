@@ -7,17 +7,25 @@ ignored (the protocol's forward-compatibility rule).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gatekeeper.passtokens import MAX_TOKEN_CHARS, TAG_BYTES
 from hardware.protocol import Command, EventType
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _HEX = re.compile(r"^[0-9A-Fa-f]{2,64}$")
+DIRECTIONS = ("in", "out")
+# The one signature algorithm of QR tokens (gatekeeper.passtokens); a key set may one day
+# list others, which a door that does not know them skips.
+KEY_ALGORITHM = "Ed25519"
+PUBLIC_KEY_BYTES = 32
 
 
 class PayloadError(ValueError):
@@ -168,6 +176,7 @@ class AckMessage:
 _EVENT_FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.DOOR_HELD_OPEN: ("open_ms",),
     EventType.TAG_READ: ("tag", "rssi"),
+    EventType.PASS_USED: ("token", "direction"),
 }
 
 
@@ -205,6 +214,17 @@ class EventMessage:
                 raise PayloadError("tag must be hex")
             extra["tag"] = tag.upper()
             extra["rssi"] = _optional_int(data, "rssi", -150, 50)
+        if "token" in wanted:
+            # Only bounded here: the server checks the code itself and records a bad one.
+            token = data.get("token")
+            if not isinstance(token, str) or not 0 < len(token.strip()) <= MAX_TOKEN_CHARS:
+                raise PayloadError(f"token must be a code of 1 to {MAX_TOKEN_CHARS} characters")
+            extra["token"] = token.strip()
+        if "direction" in wanted:
+            direction = data.get("direction")
+            if direction is not None and direction not in DIRECTIONS:
+                raise PayloadError("direction must be in or out")
+            extra["direction"] = direction
         return cls(
             type=kind,
             seq=seq,
@@ -236,3 +256,96 @@ class StatusMessage:
 
 
 OFFLINE_WILL = StatusMessage(online=False).encode()
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _from_b64url(value: Any, name: str) -> bytes:
+    if not isinstance(value, str) or len(value) > 64:
+        raise PayloadError(f"{name} must be base64url")
+    text = value.rstrip("=")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise PayloadError(f"{name} must be base64url") from error
+
+
+@dataclass(frozen=True)
+class PublishedKey:
+    """One public key of a key set: the id tokens name it by, and until when it counts."""
+
+    key_id: int
+    public_key: bytes
+    signs_until: datetime
+    verifies_until: datetime
+
+    def encode(self) -> dict[str, Any]:
+        return {
+            "kid": self.key_id,
+            "alg": KEY_ALGORITHM,
+            "public_key": _b64url(self.public_key),
+            "signs_until": format_ts(self.signs_until),
+            "verifies_until": format_ts(self.verifies_until),
+        }
+
+    @classmethod
+    def decode(cls, data: Any) -> PublishedKey:
+        if not isinstance(data, dict):
+            raise PayloadError("a key is not a JSON object")
+        key_id = _optional_int(data, "kid", 0, 0xFFFF)
+        if key_id is None:
+            raise PayloadError("kid missing")
+        public_key = _from_b64url(data.get("public_key"), "public_key")
+        if len(public_key) != PUBLIC_KEY_BYTES:
+            raise PayloadError(f"public_key must be {PUBLIC_KEY_BYTES} bytes")
+        return cls(
+            key_id=key_id,
+            public_key=public_key,
+            signs_until=parse_ts(data.get("signs_until"), "signs_until"),
+            verifies_until=parse_ts(data.get("verifies_until"), "verifies_until"),
+        )
+
+
+@dataclass(frozen=True)
+class KeySetMessage:
+    """Server -> devices on ``gk/v1/{community}/keys`` (retained): the keys QR codes are signed
+    with, and the community tag this community's codes carry. Doors check codes offline with it.
+    """
+
+    community_tag: bytes
+    keys: tuple[PublishedKey, ...]
+    ts: datetime
+
+    def encode(self) -> bytes:
+        return _dump(
+            {
+                "keys": [key.encode() for key in self.keys],
+                "community_tag": self.community_tag.hex(),
+                "ts": format_ts(self.ts),
+            }
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> KeySetMessage:
+        data = _load(payload)
+        tag = data.get("community_tag")
+        if not isinstance(tag, str) or len(tag) != 2 * TAG_BYTES or not _HEX.match(tag):
+            raise PayloadError(f"community_tag must be {TAG_BYTES} bytes in hex")
+        keys = data.get("keys")
+        if not isinstance(keys, list):
+            raise PayloadError("keys must be a list")
+        return cls(
+            community_tag=bytes.fromhex(tag),
+            keys=tuple(
+                PublishedKey.decode(key)
+                for key in keys
+                if not isinstance(key, dict) or key.get("alg") == KEY_ALGORITHM
+            ),
+            ts=parse_ts(data.get("ts")),
+        )
+
+    def verifying_keys(self, at: datetime) -> dict[int, bytes]:
+        """Raw public keys by id that still verify at ``at`` (``passtokens.verify`` takes these)."""
+        return {key.key_id: key.public_key for key in self.keys if at < key.verifies_until}

@@ -34,3 +34,5 @@ class EventType(StrEnum):
     PANIC = "panic"
     TAG_READ = "tag_read"
     HEARTBEAT = "heartbeat"
+    # A QR pass the door admitted offline, uploaded for the server to count (docs/devices.md).
+    PASS_USED = "pass_used"  # noqa: S105 (an event name)

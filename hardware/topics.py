@@ -1,4 +1,9 @@
-"""The topic scheme of PROTOCOL.md section 3; the only module that spells topics."""
+"""The topic scheme of PROTOCOL.md section 3; the only module that spells topics.
+
+Per device: ``gk/v1/{community}/{device}/cmd|ack|evt|status``. Per community, written
+only by the server: ``gk/v1/{community}/alerts`` (officers read it) and
+``gk/v1/{community}/keys`` (the retained public key set its doors verify QR codes with).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,13 @@ def alerts_topic(community_id: str) -> str:
     return f"{ROOT}/{community_id}/alerts"
 
 
-# What the server subscribes to: every device's uplink topics.
+def keys_topic(community_id: str) -> str:
+    """The community's retained key set: the public keys that sign its QR codes."""
+    return f"{ROOT}/{community_id}/keys"
+
+
+# What the server subscribes to: every device's uplink topics. Community topics (``alerts``,
+# ``keys``) have one level less, so these filters never match them.
 SERVER_SUBSCRIPTIONS = tuple(f"{ROOT}/+/+/{suffix}" for suffix in ("ack", "evt", "status"))
 
 

@@ -29,8 +29,10 @@ class CommunitySettings:
     keep_enrolment_photos: bool = False
     # Residents and tenants stay pending until a person-ID match succeeds.
     require_id_match: bool = False
-    # Let barrier cameras' near-miss plates match (unique and low confidence only).
+    # Let barrier cameras' near-miss plates match (unique and low confidence only) ...
     fuzzy_plates: bool = False
+    # ... when the camera's own confidence is below this.
+    fuzzy_plate_max_confidence: float = 0.9
 
 
 DEFAULTS = CommunitySettings()
@@ -46,6 +48,7 @@ class CommunitySettingsSchema(ma.Schema):
     keep_enrolment_photos = JsonBool()
     require_id_match = JsonBool()
     fuzzy_plates = JsonBool()
+    fuzzy_plate_max_confidence = ma.fields.Float(validate=validate.Range(min=0.0, max=1.0))
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

@@ -1,5 +1,9 @@
 """The worker's MQTT consumer: device events, status and acks into the database.
 
+Events are stored once per device and ``seq``; some do more: alarm events raise alerts,
+and ``pass_used`` (a visitor pass a door admitted offline) becomes an access event that
+counts a use of the pass (``server.services.offline_passes``).
+
 Every message is handled in its own transaction. A bad payload is logged and
 counted, never raised: one broken device must not stop the consumer.
 """
@@ -20,7 +24,7 @@ from hardware.protocol import EventType
 from hardware.topics import DeviceTopic, parse_device_topic
 from server.extensions import db
 from server.models import Alert, Device, DeviceEvent, utcnow
-from server.services import commands
+from server.services import commands, offline_passes
 from server.services.alerts import raise_alert
 
 _LOGGER = logging.getLogger(__name__)
@@ -125,6 +129,9 @@ class DeviceIngest:
         db.session.add(row)
         db.session.flush()
         self.stats["event"] += 1
+        if message.type is EventType.PASS_USED:  # a pass the door admitted offline
+            access = offline_passes.record_offline_use(device, row)
+            self.stats[f"pass_used_{access.decision.value}"] += 1
         if message.type in EVENT_ALERTS:
             alert_type, severity, summary = EVENT_ALERTS[message.type]
             raise_alert(

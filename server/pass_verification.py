@@ -72,6 +72,22 @@ def _pass_presented(
     )
     if visitor_pass is None:
         return _invalid("no such pass (deleted?)", "pass.unknown", serial=serial)
+    verdict = pass_verdict(visitor_pass, device, at, spend=direction != "out")
+    return Presented(
+        CredentialType.QR,
+        visitor_pass=visitor_pass,
+        verdict=verdict,
+        details={"key_id": claims.key_id},
+    )
+
+
+def pass_verdict(
+    visitor_pass: VisitorPass, device: Device, at: datetime, *, spend: bool
+) -> policy.AccessDecision:
+    """``decide_pass`` for the pass at the device's point; a grant spends a use if ``spend``.
+
+    Shared by QR codes and barrier plates.
+    """
     point = db.session.get(AccessPoint, device.access_point_id)
     community = db.session.get(Community, device.community_id)
     issuer = None
@@ -89,19 +105,14 @@ def _pass_presented(
         issuer=issuer,
     )
     verdict = policy.decide_pass(view, point_view(point, community), at)
-    if verdict.granted and direction != "out" and not _spend_use(visitor_pass):
-        verdict = policy.AccessDecision(
+    if verdict.granted and spend and not _spend_use(visitor_pass):
+        return policy.AccessDecision(
             Decision.DENY,
             Reason.PASS_USED_UP,
             policy.Rule.PASS_USED_UP,
             "the last use was spent at another door a moment ago",
         )
-    return Presented(
-        CredentialType.QR,
-        visitor_pass=visitor_pass,
-        verdict=verdict,
-        details={"key_id": claims.key_id},
-    )
+    return verdict
 
 
 def _spend_use(visitor_pass: VisitorPass) -> bool:

@@ -28,9 +28,7 @@ from server.models import SigningKey, utcnow
 # The longest a pass can last (the upper bound of the community setting pass_max_days).
 MAX_PASS_DAYS = 366
 _KEY_ID_SPACE = 0x10000
-_RELOAD_ON = frozenset(
-    {passtokens.TokenProblem.UNKNOWN_KEY, passtokens.TokenProblem.BAD_SIGNATURE}
-)
+_RELOAD_ON = frozenset({passtokens.TokenProblem.UNKNOWN_KEY, passtokens.TokenProblem.BAD_SIGNATURE})
 
 
 @dataclass(frozen=True)

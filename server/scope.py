@@ -24,6 +24,7 @@ from server.extensions import db
 from server.models import (
     AccessEvent,
     AccessPoint,
+    BlockedPlate,
     Building,
     Card,
     Community,
@@ -77,6 +78,7 @@ _WRITERS.update(dict.fromkeys(_PERSONAL, _STAFF))
 # Residents issue and revoke their own unit's visitor passes; officers never see them.
 _WRITERS[VisitorPass] = frozenset({UserRole.ADMIN, UserRole.STAFF, UserRole.RESIDENT})
 _HIDDEN_FROM_OFFICERS: frozenset[type] = frozenset({VisitorPass})
+_WRITERS[BlockedPlate] = _STAFF
 
 
 class Scope:

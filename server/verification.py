@@ -8,7 +8,7 @@ and returns the decision body of PROTOCOL.md section 2.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -128,6 +128,8 @@ class Presented:
     # A visitor pass, with the decision its own rules already made (server.pass_verification).
     visitor_pass: VisitorPass | None = None
     verdict: policy.AccessDecision | None = None
+    # Cars: a person's grant reads ``resident_vehicle`` rather than ``resident``/``tenant``.
+    grant_reasons: dict[Reason, Reason] | None = None
 
 
 def decide(
@@ -157,6 +159,9 @@ def decide(
         subject, kind = subject_of(person, presented.credential)
         decision = policy.decide_access(subject, point_view(point, community), at)
         rule = decision.rule.value
+        if decision.granted and presented.grant_reasons:
+            reason = presented.grant_reasons.get(decision.reason, decision.reason)
+            decision = replace(decision, reason=reason)
     details = dict(presented.details or {})
     if decision.detail:
         details["detail"] = decision.detail

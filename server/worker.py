@@ -15,10 +15,10 @@ from flask import Flask
 
 from hardware.bus import BrokerAddress, MqttBus
 from hardware.topics import SERVER_SUBSCRIPTIONS
-from server import ingest, messaging, snapshots
+from server import ingest, messaging, passkeys, snapshots
 from server.extensions import db
 from server.models import ServiceHeartbeat, utcnow
-from server.services import commands, people
+from server.services import commands, keyset, people, vehicles
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -29,6 +29,10 @@ COMMAND_EXPIRY_CHECK_S = 5
 LEASE_CHECK_S = 60
 # How often kept face crops are checked against their retention.
 SNAPSHOT_RETENTION_CHECK_S = 3600
+# How often the pass-signing keys are checked for rotation.
+KEY_ROTATION_CHECK_S = 3600
+# How often visitor cars still inside after their pass are looked for.
+OVERSTAY_CHECK_S = 60
 
 
 class Worker:
@@ -44,6 +48,7 @@ class Worker:
         self.ingest = ingest.DeviceIngest(app)
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self._stop = threading.Event()
+        self._keys_published = False
 
     def heartbeat(self) -> None:
         """Record that the worker is alive and whether the broker is reachable."""
@@ -77,6 +82,24 @@ class Worker:
     def close_leases(self) -> None:
         """The lease-end cascade (access already ended: the policy checks leases itself)."""
         self._in_transaction(people.close_ended_leases)
+
+    def flag_overstays(self) -> None:
+        """One ``overstay`` alert per visitor car still inside after its pass ended."""
+        self._in_transaction(vehicles.flag_overstays)
+
+    def rotate_pass_keys(self) -> None:
+        """Rotate the pass-signing keys when due; publish the key sets when they changed.
+
+        The first run publishes in any case, so a broker that lost its retained messages
+        (or a fresh one) holds every community's key set again.
+        """
+
+        def job() -> None:
+            if passkeys.rotate() or not self._keys_published:
+                keyset.publish_key_set()
+
+        self._in_transaction(job)
+        self._keys_published = True
 
     def _in_transaction(self, job: Callable[[], object]) -> None:
         with self.app.app_context():
@@ -118,6 +141,8 @@ class Worker:
         self._schedule(self.expire_commands, COMMAND_EXPIRY_CHECK_S)
         self._schedule(self.close_leases, LEASE_CHECK_S)
         self._schedule(self.erase_expired_snapshots, SNAPSHOT_RETENTION_CHECK_S)
+        self._schedule(self.rotate_pass_keys, KEY_ROTATION_CHECK_S)
+        self._schedule(self.flag_overstays, OVERSTAY_CHECK_S)
         self.scheduler.start()
         try:
             self._stop.wait(run_seconds)

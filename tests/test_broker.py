@@ -40,7 +40,7 @@ from hardware.broker import (
     render_password_file,
     write_broker_files,
 )
-from hardware.topics import alerts_topic, device_topic
+from hardware.topics import alerts_topic, device_topic, keys_topic
 from server import create_app, launcher
 from server.broker_sync import accounts_from_db, sync_broker
 from server.extensions import db
@@ -71,6 +71,7 @@ def test_device_acl_is_exactly_its_own_topics() -> None:
     assert block == [
         "user dev_1",
         "topic read gk/v1/com_a/dev_1/cmd",
+        "topic read gk/v1/com_a/keys",
         "topic write gk/v1/com_a/dev_1/ack",
         "topic write gk/v1/com_a/dev_1/evt",
         "topic write gk/v1/com_a/dev_1/status",
@@ -92,6 +93,7 @@ def test_server_and_officer_acl() -> None:
         "topic read gk/v1/+/+/evt",
         "topic read gk/v1/+/+/status",
         "topic write gk/v1/+/+/cmd",
+        "topic write gk/v1/+/keys",
         "topic readwrite gk/v1/+/alerts",
     ]
     officer_block = acl[acl.index("user officer_a") :].strip().splitlines()
@@ -413,6 +415,47 @@ def test_a_device_cannot_read_or_write_another_devices_topics(
     # The forged command was acknowledged (so routed) before this one was sent.
     server.publish(_topic(other, "cmd"), b"sentinel")
     assert victim.receive_until(_topic(other, "cmd")) == [(_topic(other, "cmd"), b"sentinel")]
+
+
+def test_devices_read_only_their_own_communitys_key_set(
+    world: WorldIds, api_client: FlaskClient, server: Probe, probes: Any
+) -> None:
+    mine = _provision(Api(api_client, "staff_a"), world)
+    neighbour = _provision(Api(api_client, "staff_a"), world)
+    elsewhere = _provision(Api(api_client, "staff_b"), world, "b")
+    keys_a, keys_b = keys_topic(world.a), keys_topic(world.b)
+    # Retained, as the worker publishes them: doors that connect later still get them.
+    server.client.publish(keys_b, b"keys of b", qos=1, retain=True).wait_for_publish(WAIT_S)
+    server.client.publish(keys_a, b"keys of a", qos=1, retain=True).wait_for_publish(WAIT_S)
+
+    door = probes(mine["id"], mine["secret"])
+    assert not door.connect().is_failure
+    door.subscribe(keys_b, "gk/v1/#")
+    door.subscribe(keys_a)  # its retained copy comes after anything the first ones let in
+    assert {m for m in door.receive_until(keys_a)} == {(keys_a, b"keys of a")}
+    other = probes(elsewhere["id"], elsewhere["secret"])
+    assert not other.connect().is_failure
+    other.subscribe(keys_b)
+    assert other.receive_until(keys_b) == [(keys_b, b"keys of b")]
+
+    # Live updates reach the right community only; devices cannot publish a key set.
+    server.publish(keys_b, b"new keys of b")
+    forger = probes(neighbour["id"], neighbour["secret"])
+    assert not forger.connect().is_failure
+    forger.publish(keys_a, b"forged keys")
+    server.publish(keys_a, b"sentinel")
+    heard = door.receive_until(keys_a, b"sentinel")
+    # (Its overlapping subscriptions may still deliver the retained copy a second time.)
+    assert set(heard) <= {(keys_a, b"keys of a"), (keys_a, b"sentinel")}, heard
+
+    # Officers do not read key sets.
+    answer = Api(api_client, "officer_a").post(f"/users/{world.officer_a}/mqtt-credentials")
+    assert answer.status_code == 200, answer.json
+    officer = probes(answer.json["username"], answer.json["password"])
+    assert not officer.connect().is_failure
+    officer.subscribe(keys_a, alerts_topic(world.a))
+    server.publish(alerts_topic(world.a), b"sentinel")
+    assert officer.receive_until(alerts_topic(world.a)) == [(alerts_topic(world.a), b"sentinel")]
 
 
 def test_rotating_the_secret_retires_the_old_one(

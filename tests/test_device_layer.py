@@ -1,21 +1,48 @@
-"""Commands, device events, status and acks, against the real database (no broker here)."""
+"""Commands, device events, status and acks, against the real database (no broker here).
+
+Also the offline uses of visitor passes that doors upload as ``pass_used`` events.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
+import secrets
+from datetime import datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from gatekeeper.vocabulary import AlertStatus, AlertType, DeviceKind, Severity, Zone
+from gatekeeper import passtokens
+from gatekeeper.vocabulary import (
+    AlertStatus,
+    AlertType,
+    CredentialType,
+    Decision,
+    DeviceKind,
+    Severity,
+    Zone,
+)
 from hardware.messages import AckMessage, CommandMessage, EventMessage, StatusMessage
 from hardware.protocol import Command, CommandStatus, EventType
 from hardware.topics import device_topic
+from server import passkeys
 from server.extensions import db
 from server.ingest import DeviceIngest, detect_offline
 from server.messaging import OutgoingMessage, queue_message
-from server.models import Alert, AuditEntry, Community, Device, DeviceCommand, DeviceEvent, utcnow
-from server.services import commands
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    Alert,
+    AuditEntry,
+    Community,
+    Device,
+    DeviceCommand,
+    DeviceEvent,
+    VisitorPass,
+    utcnow,
+)
+from server.services import commands, passes
 from tests import factories
 from tests.factories import Api
 
@@ -285,3 +312,145 @@ def test_officer_sees_console_without_buttons(app, client, w, published) -> None
     assert page.status_code == 200 and 'value="open"' not in page.text
     client.post(f"/access-points/{w.door_a}/command", data={"command": "open", "csrf_token": token})
     assert published == []
+
+
+# Offline pass uses (pass_used) -------------------------------------------------------------
+
+
+def _visitor_pass(
+    app, w, *, community: str = "a", point_id: str | None = None, **values
+) -> tuple[str, str]:
+    """A pass for a door of community ``a`` (or ``b``), valid now: its id and its QR token."""
+    now = utcnow()
+    with app.app_context():
+        point = db.session.get(AccessPoint, point_id or getattr(w, f"door_{community}"))
+        row = VisitorPass(
+            community_id=getattr(w, community),
+            unit_id=getattr(w, f"unit_{community}"),
+            serial=secrets.token_hex(8),
+            guest_name="李四",
+            valid_from=values.pop("valid_from", now - timedelta(hours=1)),
+            valid_until=values.pop("valid_until", now + timedelta(hours=1)),
+            max_uses=values.pop("max_uses", 1),
+            access_points=[point],
+            **values,
+        )
+        db.session.add(row)
+        db.session.commit()
+        return row.id, passes.token_for(row)
+
+
+def _upload(ingest: DeviceIngest, w, seq: int, token: str, **fields) -> datetime:
+    """Device a uploads an offline use made about a minute ago (``seq`` seconds later for a
+    larger ``seq``, so uses sort by ``seq``); the use's time."""
+    at = (utcnow() - timedelta(minutes=1)).replace(microsecond=0) + timedelta(seconds=seq)
+    event = EventMessage(EventType.PASS_USED, seq, at, {"token": token, **fields})
+    ingest.handle(device_topic(w.a, w.device_a, "evt"), event.encode())
+    return at
+
+
+def _access_events(app) -> list[AccessEvent]:
+    with app.app_context():
+        rows = list(db.session.scalars(select(AccessEvent).order_by(AccessEvent.occurred_at)))
+        db.session.expunge_all()
+        return rows
+
+
+def test_an_offline_use_is_stored_once_linked_and_counted(app, w) -> None:
+    pass_id, token = _visitor_pass(app, w, max_uses=2)
+    ingest = DeviceIngest(app)
+    at = _upload(ingest, w, 10, token, direction="in")
+    _upload(ingest, w, 10, token, direction="in")  # QoS 1 redelivery: counted once
+    [event] = _access_events(app)
+    assert (event.decision, event.reason, event.rule) == (
+        Decision.GRANT,
+        "visitor_pass",
+        "pass.offline",
+    )
+    assert event.credential_type is CredentialType.QR and event.pass_id == pass_id
+    assert (event.access_point_id, event.device_id) == (w.door_a, w.device_a)
+    assert event.occurred_at == at and event.direction == "in"
+    with app.app_context():
+        stored = db.session.scalar(select(DeviceEvent).where(DeviceEvent.seq == 10))
+        assert stored.type == "pass_used" and stored.payload["token"] == token
+        assert db.session.get(VisitorPass, pass_id).uses == 1
+    assert event.details == {
+        "offline": True,
+        "device_event_id": stored.id,
+        "serial": passtokens.parse(token)[0].serial.hex(),
+        "uses": 1,
+    }
+    assert ingest.stats["pass_used_grant"] == 1 and ingest.stats["duplicate_event"] == 1
+
+
+def test_offline_over_use_is_counted_and_flagged(app, w) -> None:
+    """Two offline doors may each admit a single-use pass: both uses count, one is flagged."""
+    pass_id, token = _visitor_pass(app, w, max_uses=1)
+    ingest = DeviceIngest(app)
+    _upload(ingest, w, 1, token)
+    _upload(ingest, w, 2, token)
+    first, second = _access_events(app)
+    assert first.decision is second.decision is Decision.GRANT
+    assert "over_used" not in first.details
+    assert second.details["over_used"] is True and second.details["uses"] == 2
+    with app.app_context():
+        assert db.session.get(VisitorPass, pass_id).uses == 2
+
+
+def test_offline_uses_say_what_the_server_would_have_refused(app, w) -> None:
+    now = utcnow()
+    with app.app_context():
+        other_point = factories.access_point(db.session.get(Community, w.a), name="Other").id
+    tokens = [
+        _visitor_pass(app, w, revoked_at=now - timedelta(hours=2))[1],
+        _visitor_pass(
+            app, w, valid_from=now - timedelta(hours=3), valid_until=now - timedelta(hours=2)
+        )[1],
+        _visitor_pass(app, w, point_id=other_point)[1],
+    ]
+    ingest = DeviceIngest(app)
+    for seq, token in enumerate(tokens, start=1):
+        _upload(ingest, w, seq, token)
+    flags = [
+        {k for k, v in e.details.items() if v is True} - {"offline"} for e in _access_events(app)
+    ]
+    assert flags == [{"revoked"}, {"outside_window"}, {"not_listed"}]
+    assert all(e.decision is Decision.GRANT for e in _access_events(app))  # the door opened
+
+
+def test_offline_uses_of_bad_codes_are_stored_as_denials(app, w) -> None:
+    pass_id, token = _visitor_pass(app, w)
+    _b_pass, token_of_b = _visitor_pass(app, w, community="b")
+    claims, _signed, _signature = passtokens.parse(token)
+    forged = passtokens.sign(claims, Ed25519PrivateKey.generate())
+    unknown = passtokens.sign(dataclasses.replace(claims, serial=b"\xff" * 8), _signing_key(app))
+    resident_code = passtokens.sign(
+        dataclasses.replace(claims, kind=passtokens.TokenKind.RESIDENT_CODE), _signing_key(app)
+    )
+    ingest = DeviceIngest(app)
+    uploads = [forged, token_of_b, unknown, resident_code, "NOT-A-CODE"]
+    for seq, bad in enumerate(uploads, start=1):
+        _upload(ingest, w, seq, bad)
+    events = _access_events(app)
+    assert [(e.decision, e.reason, e.pass_id) for e in events] == [
+        (Decision.DENY, "pass_invalid", None)
+    ] * len(uploads)
+    assert [e.details["detail"] for e in events] == [
+        "bad_signature: the signature does not match",
+        "a code of another community",
+        "no pass with this serial",
+        "resident codes are checked online only",
+        "malformed: not a Gatekeeper code",
+    ]
+    assert all(e.details["offline"] is True for e in events)
+    with app.app_context():
+        assert db.session.get(VisitorPass, pass_id).uses == 0
+        assert db.session.scalar(select(func.count()).select_from(DeviceEvent)) == len(uploads)
+    assert ingest.stats["pass_used_deny"] == len(uploads)
+
+
+def _signing_key(app) -> Ed25519PrivateKey:
+    with app.app_context():
+        _key_id, private = passkeys.signing_key()
+        db.session.commit()
+        return private

@@ -3,20 +3,27 @@
 Both act on ``open`` (unlock for ``open_ms``, then relock), ``lock`` (lock now,
 ending an ``unlock_hold`` too), ``unlock_hold`` (stay unlocked until ``lock``),
 ``display`` and ``reboot``; both raise door-contact events and present credentials
-to the server's HTTP verification endpoints.
+to the server's HTTP verification endpoints. Both keep their community's key set
+(the retained ``keys`` topic) and, when the server does not answer, check a visitor
+pass's QR code themselves, open, and upload the use as a ``pass_used`` event.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hardware.messages import CommandMessage, EventMessage
+from gatekeeper import passtokens
+from gatekeeper.vocabulary import Reason
+from hardware.messages import CommandMessage, EventMessage, KeySetMessage, PayloadError
 from hardware.protocol import Command, EventType
 from hardware.simulate.device import DeviceKind, SimulatedDevice
-from hardware.simulate.verify import VerifyClient
+from hardware.simulate.offline import check_pass_offline
+from hardware.simulate.verify import VerifyClient, VerifyError
+from hardware.topics import keys_topic
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -36,27 +43,40 @@ class AccessPointDevice(SimulatedDevice):
         self.is_open = False  # the door contact
         self._relock_timer: threading.Timer | None = None
         self._generation = 0
+        # Kept across reboots, as firmware keeps them in flash: a door that restarts while
+        # the server is away still checks codes, and still knows which uses it granted.
+        self.key_set: KeySetMessage | None = None
+        self.pass_uses: Counter[bytes] = Counter()  # uses this door granted, by pass serial
+        self.bus.subscribe(keys_topic(self.identity.community_id), self._on_key_set)
 
     def describe(self) -> dict[str, Any]:
-        """The common state plus the lock and the door contact."""
+        """The common state plus the lock, the door contact and the known key ids."""
         with self._state:
             return {
                 **super().describe(),
                 "unlocked": self.unlocked,
                 "held": self.held,
                 "is_open": self.is_open,
+                "key_ids": [key.key_id for key in self.key_set.keys] if self.key_set else [],
             }
+
+    def _on_key_set(self, _topic: str, payload: bytes) -> None:
+        try:
+            key_set = KeySetMessage.decode(payload)
+        except PayloadError as error:
+            _LOGGER.warning("%s: bad key set (%s); keeping the last one", self.device_id, error)
+            return
+        with self._state:
+            self.key_set = key_set
+            self._state.notify_all()
+        _LOGGER.info("%s key set: ids %s", self.device_id, [key.key_id for key in key_set.keys])
 
     # commands -------------------------------------------------------------------------------
 
     def _act(self, command: CommandMessage) -> None:
         if command.cmd is Command.OPEN:
             open_ms = command.open_ms if command.open_ms is not None else DEFAULT_OPEN_MS
-            with self._state:
-                self.unlocked = True
-                if not self.held:  # an open during a hold does not shorten the hold
-                    self._schedule_relock(open_ms)
-                self._state.notify_all()
+            self._unlock(open_ms)
             _LOGGER.info(
                 "%s unlocked for %d ms (command %s)", self.device_id, open_ms, command.cmd_id
             )
@@ -76,6 +96,13 @@ class AccessPointDevice(SimulatedDevice):
             )
         else:
             super()._act(command)
+
+    def _unlock(self, open_ms: int) -> None:
+        with self._state:
+            self.unlocked = True
+            if not self.held:  # an open during a hold does not shorten the hold
+                self._schedule_relock(open_ms)
+            self._state.notify_all()
 
     def _schedule_relock(self, open_ms: int) -> None:
         self._cancel_relock()
@@ -145,8 +172,50 @@ class AccessPointDevice(SimulatedDevice):
         return self._verify().card(uid)
 
     def present_qr_token(self, token: str) -> dict[str, Any]:
-        """The scanner decoded a QR code itself."""
-        return self._verify().qr_token(token)
+        """The scanner decoded a QR code itself: ask the server, or decide offline.
+
+        When the server does not answer (no connection, or a 5xx), the door checks the
+        code itself (``present_qr_offline``). A pass the server grants counts against
+        this door's own use count too, so an offline check later knows it was used here.
+        """
+        try:
+            answer = self._verify().qr_token(token)
+        except VerifyError as error:
+            if error.status is not None and error.status < 500:
+                raise
+            _LOGGER.warning("%s: server unavailable (%s); checking offline", self.device_id, error)
+            return self.present_qr_offline(token)
+        if answer.get("reason") == Reason.VISITOR_PASS:
+            self._count_use(token)
+        return answer
+
+    def present_qr_offline(self, token: str) -> dict[str, Any]:
+        """Check a visitor pass's code without the server; open and upload ``pass_used``.
+
+        The checks are ``check_pass_offline``'s (docs/devices.md); the decision body
+        looks like the server's with ``"offline": true``.
+        """
+        with self._state:
+            decision = check_pass_offline(
+                token, self.key_set, self.identity.access_point_id, self.clock(), self.pass_uses
+            )
+            if decision.claims is not None and decision.granted:
+                self.pass_uses[decision.claims.serial] += 1
+        _LOGGER.info(
+            "%s offline QR check: %s %s", self.device_id, decision.reason.value, decision.detail
+        )
+        if decision.granted:
+            self._unlock(DEFAULT_OPEN_MS)
+            self.emit(EventType.PASS_USED, token=token.strip())
+        return decision.answer(DEFAULT_OPEN_MS)
+
+    def _count_use(self, token: str) -> None:
+        try:
+            claims, _signed, _signature = passtokens.parse(token)
+        except passtokens.TokenError:
+            return  # not a code this door could read offline: nothing to count
+        with self._state:
+            self.pass_uses[claims.serial] += 1
 
     def present_qr_image(self, path: str | Path) -> dict[str, Any]:
         """The camera saw a QR code: send the frame."""

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from gatekeeper.vocabulary import DEVICE_KINDS_WITH_ACCESS_POINT
 from hardware.bus import BrokerAddress
 from hardware.messages import EventMessage
 from hardware.simulate.device import DeviceIdentity, DeviceKind, SimulatedDevice
@@ -98,6 +99,13 @@ CONSOLE_COMMANDS: dict[str, ConsoleCommand] = {
         ),
         ConsoleCommand("card UID", "present an IC card", "present_card", _first, 1),
         ConsoleCommand("qr TOKEN", "present a decoded QR token", "present_qr_token", _first, 1),
+        ConsoleCommand(
+            "qr-offline TOKEN",
+            "check a QR token without the server",
+            "present_qr_offline",
+            _first,
+            1,
+        ),
         ConsoleCommand(
             "qr-image PATH", "present a camera frame with a QR code", "present_qr_image", _first, 1
         ),
@@ -219,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--name", default="", help="a label for the logs")
         sub.add_argument("--fw", default=None, help="firmware version to report")
+        if kind in DEVICE_KINDS_WITH_ACCESS_POINT:
+            sub.add_argument(
+                "--access-point", help="access point id, to check QR passes offline against"
+            )
     fleet = kinds.add_parser("fleet", help="every device of a JSON fleet file, in one process")
     common(fleet)
     fleet.add_argument("--file", required=True, help="the fleet file (a JSON list of devices)")
@@ -233,7 +245,13 @@ def _entries(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[
             parser.error(str(error))
     if not args.secret:
         parser.error(f"--secret is required (or set ${SECRET_ENV})")
-    identity = DeviceIdentity(args.device_id, args.secret, args.community, args.name)
+    identity = DeviceIdentity(
+        args.device_id,
+        args.secret,
+        args.community,
+        args.name,
+        access_point_id=getattr(args, "access_point", None),  # doors and barriers only
+    )
     return [FleetEntry(KIND_COMMANDS[args.command], identity)]
 
 

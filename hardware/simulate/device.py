@@ -55,6 +55,8 @@ class DeviceIdentity:
     secret: str
     community_id: str
     name: str = ""
+    # The access point a door or barrier serves: it checks QR passes offline against it.
+    access_point_id: str | None = None
 
 
 class Action(NamedTuple):

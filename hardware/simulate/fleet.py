@@ -3,10 +3,11 @@
 The file is a JSON list of objects::
 
     [{"kind": "door", "device_id": "dev_...", "secret": "...", "community_id": "...",
-      "name": "3号楼1单元"}]
+      "name": "3号楼1单元", "access_point_id": "acp_..."}]
 
 ``kind`` is one of ``door``, ``barrier``, ``rfid_reader``, ``panic_button``; ``name``
-is optional and other fields are ignored.
+and ``access_point_id`` (what a door checks QR passes against offline) are optional and
+other fields are ignored.
 """
 
 from __future__ import annotations
@@ -80,10 +81,15 @@ def parse_fleet(data: object) -> list[FleetEntry]:
         name = item.get("name") or ""
         if not isinstance(name, str):
             raise FleetFileError(f"{where}: name must be a string")
+        access_point_id = item.get("access_point_id") or None
+        if access_point_id is not None and not isinstance(access_point_id, str):
+            raise FleetFileError(f"{where}: access_point_id must be a string")
         if values["device_id"] in seen:
             raise FleetFileError(f"{where}: device_id {values['device_id']!r} appears twice")
         seen.add(values["device_id"])
-        entries.append(FleetEntry(kind, DeviceIdentity(name=name, **values)))
+        entries.append(
+            FleetEntry(kind, DeviceIdentity(name=name, access_point_id=access_point_id, **values))
+        )
     return entries
 
 

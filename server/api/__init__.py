@@ -112,6 +112,7 @@ def init_app(app: Flask) -> None:
         passes,
         people,
         structure,
+        vehicles,
         verify,
     )
 
@@ -129,7 +130,18 @@ def init_app(app: Flask) -> None:
         },
     )
     api.spec.options["security"] = [{"bearerAuth": []}]
-    for module in (auth, verify, structure, devices, commands, people, faces, accounts, passes):
+    for module in (
+        auth,
+        verify,
+        structure,
+        devices,
+        commands,
+        people,
+        faces,
+        accounts,
+        passes,
+        vehicles,
+    ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)
     _serve_docs_assets(app)

@@ -6,7 +6,6 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from gatekeeper.plates import normalise_plate
 from server.api import authenticated_blueprint, scope
 from server.api.schemas import (
     CardSchema,
@@ -37,6 +36,7 @@ from server.models import (
 )
 from server.pagination import paginated
 from server.services import people
+from server.services.vehicles import checked_plate
 
 blp = authenticated_blueprint("people", "Residents, tenants, workers, elders, children")
 
@@ -237,5 +237,5 @@ def _credential_routes(kind: str, model: type, schema: type, normalise: Any) -> 
 
 
 _credential_routes("cards", Card, CardSchema, str.upper)
-_credential_routes("vehicles", Vehicle, VehicleSchema, normalise_plate)
+_credential_routes("vehicles", Vehicle, VehicleSchema, checked_plate)
 _credential_routes("tags", RfidTag, RfidTagSchema, str.upper)

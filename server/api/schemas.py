@@ -511,3 +511,30 @@ class ResidentCodeSchema(ma.Schema):
     token = fields.Str(metadata={"description": "the current code; verify with /verify/qr"})
     valid_until = fields.AwareDateTime(metadata={"description": "when the next code takes over"})
     step_s = fields.Int()
+
+
+# Car gates -----------------------------------------------------------------------------------
+
+
+class BlockedPlateInputSchema(ma.Schema):
+    plate = fields.Str(required=True, validate=validate.Length(min=1, max=64))
+    reason = _name(200)
+
+
+class BlockedPlateSchema(ma.Schema):
+    id = fields.Str()
+    community_id = fields.Str()
+    plate = fields.Str()
+    reason = fields.Str()
+    created_by_user_id = fields.Str(allow_none=True)
+    created_at = fields.AwareDateTime()
+
+
+class VehiclePresenceSchema(ma.Schema):
+    id = fields.Str()
+    plate = fields.Str()
+    vehicle_id = fields.Str(allow_none=True)
+    pass_id = fields.Str(allow_none=True)
+    entered_at = fields.AwareDateTime()
+    entry_event_id = fields.Str(allow_none=True)
+    overstay_alerted_at = fields.AwareDateTime(allow_none=True)

@@ -24,6 +24,8 @@ from server.extensions import db
 from server.face_verification import verify_face as verify_face_frame
 from server.models import Card, Person
 from server.pass_verification import verify_codes
+from server.plate_verification import PlateRead
+from server.plate_verification import verify_plate as decide_plate
 from server.services.faces import image_problem
 from server.verification import Presented, decide
 
@@ -54,6 +56,7 @@ _BODIES = {
     "verify.verify_card": ("application/json",),
     "verify.verify_face": ("multipart/form-data",),
     "verify.verify_qr": ("application/json", "multipart/form-data"),
+    "verify.verify_plate": ("application/json", "multipart/form-data"),
 }
 
 
@@ -228,3 +231,74 @@ def _load(schema: ma.Schema, payload: Any) -> dict[str, Any]:
         return schema.load(payload)
     except ma.ValidationError as error:
         raise Invalid("The request has invalid fields.", errors=error.messages) from error
+
+
+class PlateRequestSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    plate = fields.Str(
+        required=True,
+        validate=validate.Length(max=2000),
+        metadata={"description": "as the camera read it; normalised and checked (GA 36-2018)"},
+    )
+    confidence = fields.Float(validate=validate.Range(min=0.0, max=1.0), allow_none=True)
+    color = fields.Str(validate=validate.Length(max=16), allow_none=True)
+    direction = fields.Str(validate=validate.OneOf(["in", "out"]), allow_none=True)
+
+
+_PLATE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": PlateRequestSchema},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["plate"],
+                "properties": {
+                    "plate": {"type": "string"},
+                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                    "color": {"type": "string"},
+                    "direction": {"type": "string", "enum": ["in", "out"]},
+                    "snapshot": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "the camera's picture (JPEG), kept with denials",
+                    },
+                },
+            }
+        },
+    },
+}
+
+
+@blp.post("/verify/plate")
+@blp.response(200, DecisionSchema)
+@blp.doc(security=[{"deviceAuth": []}], requestBody=_PLATE_BODY)
+def verify_plate() -> Any:
+    """A plate read by the device's barrier camera; ``open`` follows a grant.
+
+    JSON, or multipart with the same fields and a ``snapshot`` image. A string that is not a
+    plate answers 422 with the ``reason`` (``docs/plates.md``).
+    """
+    if request.mimetype == "application/json":
+        data = _load(PlateRequestSchema(), _json_body())
+        snapshot = None
+    else:
+        data = _load(PlateRequestSchema(), request.form.to_dict())
+        snapshot = _upload("snapshot")
+        if snapshot is not None:
+            try:
+                faces.load_image(snapshot)  # a picture, within the size limits
+            except faces.ImageError as error:
+                raise image_problem(error, "snapshot") from error
+    read = PlateRead(
+        plate=data["plate"],
+        confidence=data.get("confidence"),
+        color=data.get("color"),
+        direction=data.get("direction"),
+        snapshot=snapshot,
+    )
+    answer = decide_plate(g.device, read)
+    db.session.commit()
+    return answer

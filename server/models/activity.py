@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from secrets import token_hex
 from typing import Any
 
 from sqlalchemy import (
@@ -15,8 +16,9 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from gatekeeper.plates import skeleton
 from gatekeeper.vocabulary import (
     AlertStatus,
     AlertType,
@@ -56,9 +58,10 @@ class VisitorPass(IdMixin, CommunityOwned, TimestampMixin, Base):
         ForeignKey("people.id", ondelete="SET NULL"), index=True
     )
     # The token's serial (16 hex digits, random): what a QR code names instead of this row.
-    serial: Mapped[str] = mapped_column(String(16), unique=True)
+    serial: Mapped[str] = mapped_column(String(16), unique=True, default=lambda: token_hex(8))
     guest_name: Mapped[str] = mapped_column(String(80))
     plate: Mapped[str | None] = mapped_column(String(16))
+    plate_skeleton: Mapped[str | None] = mapped_column(String(16), index=True)
     valid_from: Mapped[datetime]
     valid_until: Mapped[datetime]
     max_uses: Mapped[int] = mapped_column(default=1)
@@ -68,6 +71,62 @@ class VisitorPass(IdMixin, CommunityOwned, TimestampMixin, Base):
     share_secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     access_points: Mapped[list[Any]] = relationship("AccessPoint", secondary=pass_access_points)
+
+    @validates("plate")
+    def _keep_skeleton(self, _key: str, plate: str | None) -> str | None:
+        self.plate_skeleton = skeleton(plate) if plate else None
+        return plate
+
+
+class BlockedPlate(IdMixin, CommunityOwned, TimestampMixin, Base):
+    """A plate barriers refuse (``plate_blocked``), with an alert to the officer."""
+
+    __tablename__ = "blocked_plates"
+    __table_args__ = (UniqueConstraint("community_id", "plate"),)
+    ID_PREFIX = "blk"
+
+    plate: Mapped[str] = mapped_column(String(16))
+    skeleton: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    created_by_user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+    @validates("plate")
+    def _keep_skeleton(self, _key: str, plate: str) -> str:
+        self.skeleton = skeleton(plate)
+        return plate
+
+
+class VehiclePresence(IdMixin, CommunityOwned, Base):
+    """A car inside the community: from its granted entry until its exit.
+
+    ``exited_at`` null means inside. A second entry of the same plate closes the first
+    (``closed_reason`` ``reentered``: its exit was not seen).
+    """
+
+    __tablename__ = "vehicle_presences"
+    __table_args__ = (
+        Index("ix_vehicle_presences_community_id_plate", "community_id", "plate"),
+        Index("ix_vehicle_presences_community_id_exited_at", "community_id", "exited_at"),
+    )
+    ID_PREFIX = "vpr"
+
+    plate: Mapped[str] = mapped_column(String(16))
+    vehicle_id: Mapped[str | None] = mapped_column(ForeignKey("vehicles.id", ondelete="SET NULL"))
+    pass_id: Mapped[str | None] = mapped_column(
+        ForeignKey("visitor_passes.id", ondelete="SET NULL"), index=True
+    )
+    entered_at: Mapped[datetime]
+    entry_event_id: Mapped[str | None] = mapped_column(
+        ForeignKey("access_events.id", ondelete="SET NULL")
+    )
+    exited_at: Mapped[datetime | None]
+    exit_event_id: Mapped[str | None] = mapped_column(
+        ForeignKey("access_events.id", ondelete="SET NULL")
+    )
+    closed_reason: Mapped[str | None] = mapped_column(String(20))
+    overstay_alerted_at: Mapped[datetime | None]
 
 
 class SigningKey(Base):

@@ -6,9 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, LargeBinary, String, Table, UniqueConstraint
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
+from sqlalchemy import Column, ForeignKey, Index, LargeBinary, String, Table, UniqueConstraint
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship, validates
 
+from gatekeeper.plates import skeleton
 from gatekeeper.vocabulary import PersonRole, PersonStatus
 from server.models.base import Base, CommunityOwned, IdMixin, TimestampMixin, enum_column, utcnow
 
@@ -137,11 +138,21 @@ class Vehicle(CredentialMixin, Base):
     """A registered car, by its normalised plate."""
 
     __tablename__ = "vehicles"
-    __table_args__ = (UniqueConstraint("community_id", "plate"),)
+    __table_args__ = (
+        UniqueConstraint("community_id", "plate"),
+        Index("ix_vehicles_community_id_skeleton", "community_id", "skeleton"),
+    )
     ID_PREFIX = "veh"
 
     plate: Mapped[str] = mapped_column(String(16))
+    # The plate's fuzzy-matching key (gatekeeper.plates.skeleton), kept with the plate.
+    skeleton: Mapped[str] = mapped_column(String(16))
     color: Mapped[str | None] = mapped_column(String(16))
+
+    @validates("plate")
+    def _keep_skeleton(self, _key: str, plate: str) -> str:
+        self.skeleton = skeleton(plate)
+        return plate
 
 
 class RfidTag(CredentialMixin, Base):

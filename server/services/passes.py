@@ -139,14 +139,18 @@ def _field_error(field: str, message: str) -> Invalid:
     return Invalid(message, errors={field: [message]})
 
 
-def default_access_points(unit: Unit) -> list[AccessPoint]:
-    """The unit's building doors and the community's perimeter gates and doors."""
+def default_access_points(unit: Unit, *, with_barriers: bool = False) -> list[AccessPoint]:
+    """The unit's building doors and the community's perimeter gates and doors; with a
+    guest's car, the car barriers too."""
+    kinds = [AccessPointKind.DOOR, AccessPointKind.GATE]
+    if with_barriers:
+        kinds.append(AccessPointKind.BARRIER)
     return list(
         db.session.scalars(
             select(AccessPoint)
             .where(
                 AccessPoint.community_id == unit.community_id,
-                AccessPoint.kind != AccessPointKind.BARRIER,
+                AccessPoint.kind.in_(kinds),
                 or_(
                     AccessPoint.building_id == unit.building_id,
                     (AccessPoint.building_id.is_(None)) & (AccessPoint.zone == Zone.PERIMETER),
@@ -172,9 +176,11 @@ def allowed_access_points(unit: Unit) -> list[AccessPoint]:
     )
 
 
-def _chosen_access_points(unit: Unit, ids: Sequence[str] | None) -> list[AccessPoint]:
+def _chosen_access_points(
+    unit: Unit, ids: Sequence[str] | None, *, with_barriers: bool
+) -> list[AccessPoint]:
     if ids is None:
-        points = default_access_points(unit)
+        points = default_access_points(unit, with_barriers=with_barriers)
         if not points:
             raise Conflict("This unit's building has no door a pass could open.")
         return points
@@ -289,7 +295,9 @@ def create(scope: Scope, data: dict[str, Any], now: datetime | None = None) -> V
         valid_from=valid_from.replace(microsecond=0),
         valid_until=valid_until.replace(microsecond=0),
         max_uses=max_uses,
-        access_points=_chosen_access_points(unit, data.get("access_point_ids")),
+        access_points=_chosen_access_points(
+            unit, data.get("access_point_ids"), with_barriers=plate is not None
+        ),
     )
     db.session.add(row)
     db.session.flush()

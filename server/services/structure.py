@@ -12,6 +12,7 @@ from server.errors import Conflict, Invalid
 from server.extensions import db
 from server.models import AccessPoint, Building, Community, Unit, User
 from server.scope import Scope
+from server.services import keyset
 
 
 def _unique(model: type, message: str, *conditions: Any) -> None:
@@ -55,6 +56,8 @@ def create_community(scope: Scope, data: dict[str, Any], default_timezone: str) 
     )
     db.session.add(community)
     db.session.flush()
+    # Its doors need the key set before they can check QR codes offline.
+    keyset.publish_key_set([community.id])
     audit.record(
         _actor(scope),
         "community.create",

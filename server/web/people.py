@@ -22,7 +22,6 @@ from werkzeug.wrappers import Response
 
 from gatekeeper.faces import FaceQualityReason
 from gatekeeper.identity import DocumentType
-from gatekeeper.plates import normalise_plate
 from gatekeeper.vocabulary import PersonRole
 from server.api.schemas import (
     CardSchema,
@@ -56,6 +55,7 @@ from server.models import (
 )
 from server.scope import Scope
 from server.services import faces, people
+from server.services.vehicles import checked_plate
 from server.web import bp
 from server.web.forms import flatten_messages, read_local
 from server.wording import PHONE_FORMAT, face_measurement_lines, face_reason_words
@@ -72,7 +72,7 @@ DOCUMENT_LABELS: dict[str, str] = {
 # kind in the URL -> model, input schema, key field, normalisation (as the API does it)
 _CREDENTIALS: dict[str, tuple[type, type[ma.Schema], str, Callable[[str], str]]] = {
     "cards": (Card, CardSchema, "uid", str.upper),
-    "vehicles": (Vehicle, VehicleSchema, "plate", normalise_plate),
+    "vehicles": (Vehicle, VehicleSchema, "plate", checked_plate),
     "tags": (RfidTag, RfidTagSchema, "epc", str.upper),
 }
 # The quality verdict of the last upload, shown once on the person page (like a flash).
@@ -671,13 +671,13 @@ def person_add_credential(pid: str, kind: str) -> Response:
     except ma.ValidationError as error:
         _flash_form_errors(flatten_messages(error.messages))
         return _back(person.id, "credentials")
-    data[key] = normalise(data[key])
-    _attempt(
-        lambda: (
-            people.add_credential(scope, person.id, model, data)
-            and f"{kind[:-1].capitalize()} {data[key]} added."
-        )
-    )
+
+    def add() -> str:
+        data[key] = normalise(data[key])  # a plate is checked here: its error is flashed
+        people.add_credential(scope, person.id, model, data)
+        return f"{kind[:-1].capitalize()} {data[key]} added."
+
+    _attempt(add)
     return _back(person.id, "credentials")
 
 
