@@ -241,6 +241,13 @@ def test_an_unknown_car_is_kept_with_its_snapshot_for_the_guard(app, client, sit
     with app.app_context():
         event = db.session.get(AccessEvent, answer.json["event_id"])
         assert event.snapshot_path and event.details["plate"] == "京N1234学"
+    staff = Api(client, "staff_a")
+    picture_back = staff.get(f"/events/{answer.json['event_id']}/snapshot")
+    assert picture_back.status_code == 200 and picture_back.data == picture.getvalue()
+    assert (
+        Api(client, "resident_a").get(f"/events/{answer.json['event_id']}/snapshot").status_code
+        == 404
+    )
     # The guard lets it in from the console; that is logged.
     opened = Api(client, "staff_a").post(f"/access-points/{site.barrier}/open")
     assert opened.status_code == 202

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Response, url_for
 
-from server import pass_verification, qrimages, ratelimits
+from server import pass_verification, qrimages, ratelimits, snapshots
 from server.api import authenticated_blueprint, scope
 from server.api.schemas import (
     AccessEventSchema,
@@ -23,14 +23,16 @@ from server.api.schemas import (
     ResidentCodeSchema,
 )
 from server.auth import current_principal
-from server.errors import Conflict
+from server.errors import Conflict, NotFound
 from server.extensions import db
-from server.models import AccessEvent, AccessPoint, Person, VisitorPass, utcnow
+from server.models import AccessEvent, AccessPoint, Person, UserRole, VisitorPass, utcnow
 from server.pagination import paginated
 from server.services import passes
 from server.services.passes import PassStatus
 
-blp = authenticated_blueprint("passes", "Visitor passes, residents' codes and access history")
+blp = authenticated_blueprint(
+    "passes", "Visitor passes, residents' codes, access events and their snapshots"
+)
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -208,3 +210,20 @@ def list_events(query: dict[str, Any], pagination_parameters: Any) -> Any:
         statement = statement.where(AccessEvent.occurred_at < query["until"])
     statement = statement.order_by(AccessEvent.occurred_at.desc(), AccessEvent.id.desc())
     return [event_answer(row) for row in paginated(statement, pagination_parameters)]
+
+
+@blp.get("/events/<event_id>/snapshot")
+@blp.response(200, content_type="image/jpeg")
+def event_snapshot(event_id: str) -> Response:
+    """The picture kept with an event (a face crop, a barrier's snapshot); staff and officers.
+
+    404 when none was kept (the community's settings) or it was erased after retention.
+    """
+    caller = scope()
+    event = caller.get(AccessEvent, event_id)
+    if caller.role is UserRole.RESIDENT:
+        raise NotFound(f"No snapshot for event {event_id!r}.")
+    picture = snapshots.load(event)
+    if picture is None:
+        raise NotFound(f"No snapshot for event {event_id!r}.")
+    return Response(picture, mimetype="image/jpeg", headers=_NO_STORE)
