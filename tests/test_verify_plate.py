@@ -11,16 +11,21 @@ import time_machine
 from PIL import Image
 from sqlalchemy import select
 
-from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
+from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from hardware.messages import CommandMessage
 from hardware.protocol import Command
 from server.extensions import db
 from server.models import (
     AccessEvent,
+    AccessPoint,
     Alert,
     Community,
+    Membership,
+    Person,
     Vehicle,
     VehiclePresence,
+    WorkerPermit,
+    WorkerTag,
 )
 from server.services.devices import set_secret
 from server.services.vehicles import flag_overstays
@@ -330,3 +335,34 @@ def test_registering_a_car_checks_the_plate(app, client, site) -> None:
     assert bad.status_code == 422 and bad.json["reason"] == "forbidden_letter"
     good = staff.post(f"/people/{owner}/vehicles", json={"plate": "粤b·d12345"})
     assert good.status_code == 201 and good.json["plate"] == "粤BD12345"
+
+
+def test_a_workers_car_within_the_permits_hours(app, client, site) -> None:
+    with app.app_context():
+        worker = Person(community_id=site.a, name="赵师傅")
+        db.session.add(worker)
+        db.session.flush()
+        db.session.add_all(
+            [
+                Membership(community_id=site.a, person_id=worker.id, role=PersonRole.WORKER),
+                WorkerPermit(
+                    community_id=site.a,
+                    person_id=worker.id,
+                    tag=WorkerTag.CLEANER,
+                    schedule=[{"days": [1, 2, 3, 4, 5], "start": "08:00", "end": "17:00"}],
+                    valid_from=datetime(2026, 11, 1, tzinfo=UTC),
+                    valid_until=datetime(2026, 12, 1, tzinfo=UTC),
+                    access_points=[db.session.get(AccessPoint, site.barrier)],
+                ),
+                Vehicle(community_id=site.a, person_id=worker.id, plate="浙A8B123"),
+            ]
+        )
+        db.session.commit()
+    friday_morning = datetime(2026, 11, 20, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
+    with time_machine.travel(friday_morning, tick=False):
+        answer = decided(client, site, "浙A8B123", direction="in")
+        assert (answer["decision"], answer["reason"]) == ("grant", "worker")
+    saturday = datetime(2026, 11, 21, 1, 30, tzinfo=UTC)
+    with time_machine.travel(saturday, tick=False):
+        answer = decided(client, site, "浙A8B123", direction="in")
+        assert (answer["decision"], answer["reason"]) == ("deny", "outside_schedule")
