@@ -113,8 +113,9 @@ def _candidates(community_id: str, read: str, now: datetime) -> dict[str, list[A
     return found
 
 
-def _blocked(community_id: str, read: str) -> BlockedPlate | None:
-    """A blocked plate the read is, or could be (any near read: security errs on refusing)."""
+def _blocked(community_id: str, read: str, registered: set[str]) -> BlockedPlate | None:
+    """A blocked plate the read is, or could be: any near read of one (security errs on
+    refusing), unless the read is exactly a registered plate that is not blocked."""
     rows = db.session.scalars(
         select(BlockedPlate).where(
             BlockedPlate.community_id == community_id, BlockedPlate.skeleton == skeleton(read)
@@ -125,7 +126,9 @@ def _blocked(community_id: str, read: str) -> BlockedPlate | None:
         for row in rows
         if differences(read, row.plate) <= MAX_DIFFERENCES
     )
-    return near[0][2] if near else None
+    if not near or (near[0][0] > 0 and read in registered):
+        return None
+    return near[0][2]
 
 
 def _match(
@@ -226,7 +229,8 @@ def verify_plate(device: Device, read: PlateRead, at: datetime | None = None) ->
         details["confidence"] = read.confidence
     if read.color:
         details["color"] = read.color
-    blocked = _blocked(community.id, text)
+    found = _candidates(community.id, text, at)
+    blocked = _blocked(community.id, text, set(found))
     plate = None
     if blocked is not None:
         presented = Presented(
@@ -236,7 +240,6 @@ def verify_plate(device: Device, read: PlateRead, at: datetime | None = None) ->
             details={"blocked_plate": blocked.plate, "detail": blocked.reason},
         )
     else:
-        found = _candidates(community.id, text, at)
         plate, fuzzy = _match(read, text, found, community)
         if fuzzy is not None:
             details["fuzzy"] = fuzzy

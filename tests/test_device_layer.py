@@ -314,6 +314,11 @@ def test_officer_sees_console_without_buttons(app, client, w, published) -> None
     assert published == []
 
 
+def test_residents_find_no_device_console(client, w) -> None:
+    _page_login(client, "resident_a")
+    assert client.get(f"/communities/{w.a}/devices").status_code == 404
+
+
 # Offline pass uses (pass_used) -------------------------------------------------------------
 
 

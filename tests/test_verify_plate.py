@@ -223,6 +223,16 @@ def test_a_blocked_plate_is_refused_and_alerts_once(app, client, site, frozen, p
         [alert] = db.session.scalars(select(Alert).where(Alert.type == "plate_blocked")).all()
         assert alert.severity.value == "high" and "Stolen" in alert.summary
         assert set(alert.evidence["event_ids"]) == {first["event_id"], near["event_id"]}
+    # A registered car one slip away from the blocked plate is not refused for it.
+    with app.app_context():
+        owner = db.session.get(Vehicle, site.owner_car).person_id
+        db.session.add(Vehicle(community_id=site.a, person_id=owner, plate="沪C8B888"))
+        db.session.commit()
+    assert decided(client, site, "沪C8B888")["reason"] == "resident_vehicle"
+    blank = staff.post(
+        f"/communities/{site.a}/blocked-plates", json={"plate": "沪C66666", "reason": "   "}
+    )
+    assert blank.status_code == 422 and "reason" in blank.json["errors"]
     assert staff.delete(f"/blocked-plates/{blocked.json['id']}").status_code == 204
     assert decided(client, site, "沪C88888")["reason"] == "unknown_plate"
 

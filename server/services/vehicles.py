@@ -30,6 +30,9 @@ def block_plate(scope: Scope, community_id: str, data: dict[str, Any]) -> Blocke
     community = scope.get(Community, community_id)
     scope.require_write(BlockedPlate)
     plate = checked_plate(data["plate"])
+    reason = data["reason"].strip()
+    if not reason:
+        raise Invalid("Say why the plate is blocked.", errors={"reason": ["Must not be blank."]})
     exists = db.session.scalar(
         select(BlockedPlate.id).where(
             BlockedPlate.community_id == community.id, BlockedPlate.plate == plate
@@ -40,7 +43,7 @@ def block_plate(scope: Scope, community_id: str, data: dict[str, Any]) -> Blocke
     row = BlockedPlate(
         community_id=community.id,
         plate=plate,
-        reason=data["reason"].strip(),
+        reason=reason,
         created_by_user_id=scope.user.id,
     )
     db.session.add(row)

@@ -7,9 +7,9 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from hardware.protocol import Command
-from server.errors import DomainError
+from server.errors import DomainError, NotFound
 from server.extensions import db
-from server.models import AccessPoint, Community, Device, DeviceCommand, DeviceEvent
+from server.models import AccessPoint, Community, Device, DeviceCommand, DeviceEvent, UserRole
 from server.scope import Scope
 from server.services import commands
 from server.web import bp
@@ -18,7 +18,11 @@ RECENT = 15
 
 
 def _scope() -> Scope:
-    return Scope(current_user._get_current_object())  # type: ignore[attr-defined]
+    """Staff and officers (who read); residents find no such page."""
+    scope = Scope(current_user._get_current_object())  # type: ignore[attr-defined]
+    if scope.role is UserRole.RESIDENT:
+        raise NotFound("No such page.")
+    return scope
 
 
 @bp.get("/communities/<cid>/devices")

@@ -1,0 +1,308 @@
+"""Staff pages for car gates: the cars inside now, each barrier's recent decisions with its
+"Open barrier" button, and the blocked-plate list.
+
+Staff and admins see and act on the communities they run; officers read (no buttons, no
+names of residents or guests: those rows are not theirs to see); residents find no such
+page (404). Each action is a CSRF-protected POST that calls the service, commits, flashes
+and redirects back; only the blocked-plate form re-renders itself with its messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import marshmallow as ma
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from gatekeeper.vocabulary import AccessPointKind, CredentialType, Decision
+from server import ratelimits
+from server.api.schemas import BlockedPlateInputSchema
+from server.errors import DomainError, Forbidden, NotFound
+from server.extensions import db
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    BlockedPlate,
+    Community,
+    Person,
+    User,
+    UserRole,
+    Vehicle,
+    VehiclePresence,
+    VisitorPass,
+    utcnow,
+)
+from server.scope import Scope
+from server.services import commands, remote, vehicles
+from server.web import bp
+from server.web.forms import flatten_messages
+from server.wording import reason_words
+
+# Decisions shown per barrier.
+RECENT = 20
+PRESENCE_WORDS = {
+    "entry_without_exit": "came in again: its last exit was not seen",
+    "exit_without_entry": "went out without a recorded entry",
+}
+
+
+def _cars_scope() -> Scope:
+    """Car gates are the property office's and the officers' (read): residents find no page."""
+    scope = Scope(current_user._get_current_object())  # type: ignore[attr-defined]
+    if scope.role is UserRole.RESIDENT:
+        raise NotFound("No such page.")
+    return scope
+
+
+def how_long(delta: timedelta) -> str:
+    """A stay in words: ``45 min``, ``2 h 05 min``, ``3 d 4 h``."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min"
+
+
+def _by_id(scope: Scope, model: type, ids: Iterable[str | None]) -> dict[str, Any]:
+    """The rows of ``model`` with these ids that the caller may see (one query)."""
+    wanted = {ident for ident in ids if ident}
+    if not wanted:
+        return {}
+    rows = db.session.scalars(scope.query(model).where(model.id.in_(wanted)))  # type: ignore[attr-defined]
+    return {row.id: row for row in rows}
+
+
+def _kind(presence: VehiclePresence) -> str | None:
+    """A guest's car (it came in on a pass) or a registered one (a resident's, a worker's)."""
+    if presence.pass_id:
+        return "visitor"
+    return "resident" if presence.vehicle_id else None
+
+
+def _cars_inside(scope: Scope, community: Community, now: datetime) -> list[dict[str, Any]]:
+    """Each open presence with whose car it is, how long it has been in, and overstay."""
+    presences = vehicles.inside(scope, community.id)
+    cars = _by_id(scope, Vehicle, (p.vehicle_id for p in presences))
+    owners = _by_id(scope, Person, (v.person_id for v in cars.values()))
+    passes = _by_id(scope, VisitorPass, (p.pass_id for p in presences))
+    rows = []
+    for presence in presences:
+        car = cars.get(presence.vehicle_id or "")
+        visitor_pass = passes.get(presence.pass_id or "")
+        ended = visitor_pass.valid_until if visitor_pass else None
+        rows.append(
+            {
+                "presence": presence,
+                "kind": _kind(presence),
+                "owner": owners.get(car.person_id) if car else None,
+                "guest": visitor_pass.guest_name if visitor_pass else None,
+                "pass_until": ended,
+                "stay": how_long(now - presence.entered_at),
+                "overstay": bool(
+                    presence.pass_id
+                    and ((ended is not None and ended <= now) or presence.overstay_alerted_at)
+                ),
+            }
+        )
+    return rows
+
+
+def _fuzzy_words(fuzzy: dict[str, Any]) -> str:
+    """What the fuzzy match did, for the guard: the read, the registered plate, the outcome."""
+    matched = fuzzy.get("matched") or " or ".join(fuzzy.get("candidates") or ()) or "—"
+    verdict = "accepted" if fuzzy.get("accepted") else "not accepted"
+    why = f": {fuzzy['why']}" if fuzzy.get("why") else ""
+    return f"read {fuzzy.get('read', '?')}, registered {matched}; {verdict}{why}"
+
+
+def _decision_row(event: AccessEvent) -> dict[str, Any]:
+    details = event.details or {}
+    notes = []
+    if details.get("blocked_plate"):
+        reason = f": {details['detail']}" if details.get("detail") else ""
+        notes.append(f"blocked plate {details['blocked_plate']}{reason}")
+    if details.get("presence") in PRESENCE_WORDS:
+        notes.append(PRESENCE_WORDS[details["presence"]])
+    if event.credential_type is CredentialType.REMOTE:
+        notes.append(f"opened by {details.get('username', 'staff')}")
+    return {
+        "event": event,
+        "granted": event.decision is Decision.GRANT,
+        "plate": details.get("plate"),
+        "words": reason_words(event.reason),
+        "fuzzy": details.get("fuzzy"),
+        "fuzzy_words": _fuzzy_words(details["fuzzy"]) if details.get("fuzzy") else None,
+        "notes": notes,
+        "snapshot": url_for("passes.event_snapshot", event_id=event.id)
+        if event.snapshot_path
+        else None,
+    }
+
+
+def _barriers(scope: Scope, community: Community) -> list[dict[str, Any]]:
+    """Each barrier with its recent decisions (plates and remote opens) and whether it opens."""
+    points = db.session.scalars(
+        scope.query(AccessPoint)
+        .where(
+            AccessPoint.community_id == community.id,
+            AccessPoint.kind == AccessPointKind.BARRIER,
+        )
+        .order_by(AccessPoint.name)
+    )
+    barriers = []
+    for point in points:
+        events = db.session.scalars(
+            scope.query(AccessEvent)
+            .where(AccessEvent.access_point_id == point.id)
+            .order_by(AccessEvent.occurred_at.desc(), AccessEvent.id.desc())
+            .limit(RECENT)
+        )
+        barriers.append(
+            {
+                "point": point,
+                "can_open": bool(commands.actuators(point)),
+                "decisions": [_decision_row(event) for event in events],
+            }
+        )
+    return barriers
+
+
+@bp.get("/communities/<cid>/cars")
+@login_required
+def cars(cid: str) -> str:
+    scope = _cars_scope()
+    community = scope.get(Community, cid)
+    now = utcnow()
+    inside = _cars_inside(scope, community, now)
+    return render_template(
+        "cars.html",
+        community=community,
+        inside=inside,
+        visitors=sum(1 for row in inside if row["kind"] == "visitor"),
+        barriers=_barriers(scope, community),
+        can_open=scope.can_write(AccessPoint),
+        can_see_people=scope.can_write(Person),
+    )
+
+
+@bp.post("/barriers/<apid>/open")
+@login_required
+@ratelimits.remote_opens
+def cars_open_barrier(apid: str) -> Response:
+    """The guard's button: ``open`` to the barrier's devices (audited, a ``remote_open``)."""
+    scope = _cars_scope()
+    point = scope.get(AccessPoint, apid)
+    if point.kind is not AccessPointKind.BARRIER:
+        raise NotFound(f"No barrier with id {apid!r}.")
+    if not scope.can_write(AccessPoint):
+        raise Forbidden(f"This {scope.role.value} account cannot open barriers.")
+    try:
+        rows = remote.open_access_point(scope, point.id)
+        db.session.commit()
+    except (NotFound, Forbidden):
+        db.session.rollback()
+        raise
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.detail, "error")
+    else:
+        flash(f"{point.name} is opening ({len(rows)} device(s)).", "info")
+    target = url_for("web.cars", cid=point.community_id, _anchor=f"barrier-{point.id}")
+    return redirect(target, 303)
+
+
+# The blocked-plate list ------------------------------------------------------------------------
+
+
+def _user_names(ids: Iterable[str | None]) -> dict[str, str]:
+    wanted = {ident for ident in ids if ident}
+    if not wanted:
+        return {}
+    users = db.session.scalars(select(User).where(User.id.in_(wanted)))
+    return {user.id: user.display_name or user.username for user in users}
+
+
+def _blocked_page(
+    scope: Scope,
+    community: Community,
+    values: MultiDict[str, str] | None = None,
+    errors: dict[str, list[str]] | None = None,
+) -> str:
+    rows = list(
+        db.session.scalars(
+            scope.query(BlockedPlate)
+            .where(BlockedPlate.community_id == community.id)
+            .order_by(BlockedPlate.plate)
+        )
+    )
+    return render_template(
+        "blocked_plates.html",
+        community=community,
+        rows=rows,
+        names=_user_names(row.created_by_user_id for row in rows),
+        can_edit=scope.can_write(BlockedPlate),
+        values=values or MultiDict(),
+        errors=errors or {},
+    )
+
+
+@bp.get("/communities/<cid>/blocked-plates")
+@login_required
+def blocked_plates(cid: str) -> str:
+    scope = _cars_scope()
+    return _blocked_page(scope, scope.get(Community, cid))
+
+
+@bp.post("/communities/<cid>/blocked-plates")
+@login_required
+def blocked_plate_add(cid: str) -> Any:
+    scope = _cars_scope()
+    community = scope.get(Community, cid)
+    scope.require_write(BlockedPlate)
+    form = request.form
+    payload = {name: form.get(name, "").strip() for name in ("plate", "reason")}
+    errors: dict[str, list[str]] = {}
+    if not payload["plate"]:
+        errors["plate"] = ["Enter the plate."]
+    if not payload["reason"]:
+        errors["reason"] = ["Say why: the officer reads it in the alert."]
+    if errors:
+        return _blocked_page(scope, community, form, errors), 422
+    try:
+        data = BlockedPlateInputSchema().load(payload)
+        row = vehicles.block_plate(scope, community.id, data)
+        db.session.commit()
+    except ma.ValidationError as error:
+        errors, status = flatten_messages(error.messages), 422
+    except (NotFound, Forbidden):
+        db.session.rollback()
+        raise
+    except DomainError as error:
+        db.session.rollback()  # nothing half-stored
+        errors = flatten_messages(error.extensions.get("errors") or {"plate": [error.detail]})
+        status = error.status
+    if errors:
+        return _blocked_page(scope, community, form, errors), status
+    flash(f"{row.plate} is blocked: barriers refuse it and alert the officer.", "info")
+    return redirect(url_for("web.blocked_plates", cid=community.id), 303)
+
+
+@bp.post("/blocked-plates/<bid>/remove")
+@login_required
+def blocked_plate_remove(bid: str) -> Response:
+    scope = _cars_scope()
+    row = scope.writable(BlockedPlate, bid)
+    plate, community_id = row.plate, row.community_id
+    vehicles.unblock_plate(scope, row.id)
+    db.session.commit()
+    flash(f"{plate} is no longer blocked.", "info")
+    return redirect(url_for("web.blocked_plates", cid=community_id), 303)

@@ -1,0 +1,99 @@
+"""The parts of an end-to-end test over a real Mosquitto: broker, server app, worker, HTTP.
+
+Each is a context manager, so a test module wires them into its own fixtures and nothing
+here is a fixture that other modules could shadow; all of it listens on loopback only.
+Waits are bounded: ``eventually`` polls for at most ``WAIT_S`` seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from server import create_app
+from server.extensions import db
+from server.worker import Worker
+from tests.conftest import app_environment
+from tests.support.live_server import LiveServer
+from tests.support.mosquitto import Broker
+
+WAIT_S = 15
+
+
+def eventually(check: Callable[[], object], timeout: float = WAIT_S) -> object:
+    """Poll ``check`` until it returns something truthy (bounded); its last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)
+
+
+def query(app: Flask, statement: Any) -> list[Any]:
+    """The rows of ``statement``, read in a fresh session (what the worker committed)."""
+    with app.app_context():
+        try:
+            return list(db.session.execute(statement).all())
+        finally:
+            db.session.remove()
+
+
+@contextmanager
+def running_broker() -> Iterator[Broker]:
+    """An anonymous Mosquitto on a free loopback port."""
+    broker = Broker()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@contextmanager
+def mqtt_app(
+    workdir: Path, database_url: str, broker: Broker, client_id: str, **settings: str
+) -> Iterator[Flask]:
+    """A second app on the test database whose MQTT settings point at ``broker``."""
+    app = create_app(
+        app_environment(
+            workdir, database_url, MQTT_URL=broker.url, MQTT_CLIENT_ID=client_id, **settings
+        )
+    )
+    try:
+        yield app
+    finally:
+        publisher = app.extensions.pop("mqtt_publisher", None)
+        if publisher is not None:
+            publisher.stop()
+
+
+@contextmanager
+def running_worker(app: Flask) -> Iterator[Worker]:
+    """The worker (MQTT ingest, command outcomes, scheduled jobs) in a daemon thread."""
+    worker = Worker(app)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        assert worker.bus.wait_connected(WAIT_S), "the worker never reached the broker"
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """``app`` over real HTTP on a loopback port; its base URL."""
+    server = LiveServer(app)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
