@@ -23,28 +23,22 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import io
-import logging
-import statistics
-import tempfile
 import threading
 import time
 import urllib.request
-import uuid
-from pathlib import Path
 
 import numpy as np
-from cryptography.fernet import Fernet
 from flask_migrate import upgrade
 from PIL import Image
 from sqlalchemy import insert
 
+from bench.harness import bench_app, line, multipart
 from bench.stats import percentile
 from gatekeeper import depthmaps, faces, liveness
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
-from server import create_app, crypto
+from server import crypto
 from server.extensions import db
 from server.galleries import galleries, record_change
-from server.messaging import OutgoingMessage, Publisher
 from server.models import (
     AccessPoint,
     Building,
@@ -60,23 +54,6 @@ from tests.fetch_test_data import test_image as photo_path
 from tests.support.live_server import LiveServer
 
 PROBES = ("obama2.jpg", "obama3.jpg")
-
-
-class NullPublisher(Publisher):
-    """Commands are counted, not sent: the broker is not what this measures."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def publish(self, message: OutgoingMessage) -> None:
-        self.count += 1
-
-
-def line(name: str, ms: list[float]) -> str:
-    return (
-        f"{name:<38} P50 {percentile(ms, 50):7.1f} ms   P99 {percentile(ms, 99):7.1f} ms"
-        f"   mean {statistics.fmean(ms):7.1f} ms   n={len(ms)}"
-    )
 
 
 # A face about 40 cm from a 720p door camera with a 70 degree field of view is ~340 px wide.
@@ -97,19 +74,6 @@ def door_frame(name: str) -> tuple[bytes, np.ndarray]:
     canvas.save(buffer, "JPEG", quality=90)
     data = buffer.getvalue()
     return data, faces.load_image(data)
-
-
-def multipart(fields: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, (filename, content, mimetype) in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-            f'filename="{filename}"\r\nContent-Type: {mimetype}\r\n\r\n'.encode()
-        )
-        parts.append(content + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 def build_site(app, gallery_size: int) -> tuple[str, str, str, np.ndarray]:
@@ -208,19 +172,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    workdir = Path(tempfile.mkdtemp(prefix="gk-bench-face-"))
-    app = create_app(
-        {
-            "GK_ENV": "test",
-            "INSTANCE_DIR": str(workdir),
-            "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-            "SECRET_KEY": "b" * 40,
-            "DATA_KEY": Fernet.generate_key().decode(),
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    publisher = app.extensions["mqtt_publisher"] = NullPublisher()
+    app, publisher = bench_app("face")
     device_id, secret, community_id, known = build_site(app, args.gallery)
 
     frames = {}

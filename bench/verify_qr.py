@@ -4,7 +4,8 @@
   real app (device auth, signature, pass lookup among ``--passes`` passes, policy, the
   atomic use count, event stored, open command queued); baselines: ``POST /verify/card``
   on the same server (the same path with a card instead of a token), and the bare
-  signature check;
+  signature check; then the same requests in process through the Flask test client
+  (no socket, no server thread);
 - **frame**: the same endpoint with a 1280x720 JPEG camera frame holding a pass's QR code
   (angles, sizes and blur vary); baseline: decoding the same frames with
   ``gatekeeper.qrcodes`` alone.
@@ -20,24 +21,20 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import json
-import logging
 import secrets
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
-from cryptography.fernet import Fernet
 from flask_migrate import upgrade
 from sqlalchemy import insert
 
+from bench.harness import bench_app, line, multipart, timed
 from bench.stats import percentile
-from bench.verify_face import NullPublisher, line, multipart
 from gatekeeper import passtokens, qrcodes
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
-from server import create_app, passkeys, qrimages
+from server import passkeys, qrimages
 from server.extensions import db
 from server.models import (
     AccessPoint,
@@ -143,15 +140,6 @@ def frames_for(tokens: list[str], count: int) -> list[bytes]:
     return frames
 
 
-def timed(call: Callable[[], bytes], expect: bytes) -> float:
-    started = time.perf_counter()
-    body = call()
-    elapsed = (time.perf_counter() - started) * 1000
-    if expect not in body:
-        raise SystemExit(f"expected {expect!r} in {body[:200]!r}")
-    return elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=10_000)
@@ -159,19 +147,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100)
     args = parser.parse_args()
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    workdir = Path(tempfile.mkdtemp(prefix="gk-bench-qr-"))
-    app = create_app(
-        {
-            "GK_ENV": "test",
-            "INSTANCE_DIR": str(workdir),
-            "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-            "SECRET_KEY": "b" * 40,
-            "DATA_KEY": Fernet.generate_key().decode(),
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    publisher = app.extensions["mqtt_publisher"] = NullPublisher()
+    app, publisher = bench_app("qr")
     credential, tokens = build_site(app, args.passes)
     frames = frames_for(tokens, args.frames)
     print(f"{args.passes} passes; {len(tokens)} distinct tokens; {len(frames)} 720p frames")
@@ -211,6 +187,19 @@ def main() -> None:
         token_ms.append(timed(token_call(index), b'"visitor_pass"'))
         card_ms.append(timed(card, b'"grant"'))
     frame_ms = [timed(frame_call(index), b'"visitor_pass"') for index in range(len(frames))]
+    # The same app without the socket and the development server's thread per request.
+    client = app.test_client()
+    in_process_ms = []
+    for index in range(args.requests):
+        token = tokens[index % len(tokens)]
+        in_process_ms.append(
+            timed(
+                lambda token=token: (
+                    client.post("/api/v1/verify/qr", json={"token": token}, headers=headers).data
+                ),
+                b'"visitor_pass"',
+            )
+        )
 
     with app.app_context():
         keys = {key.key_id: key.public_key for key in passkeys.public_keys()}
@@ -229,7 +218,8 @@ def main() -> None:
 
     print(line("token: POST /verify/qr (end to end)", token_ms))
     print(line("baseline: POST /verify/card", card_ms))
-    print(line("baseline: Ed25519 signature only", signature_ms))
+    print(line("token: in process (Flask test client)", in_process_ms))
+    print(line("baseline: Ed25519 signature only", signature_ms, decimals=3))
     print(line("frame: POST /verify/qr 720p (end to end)", frame_ms))
     print(line("baseline: decode the frame only", decode_ms))
     print(

@@ -94,7 +94,8 @@ def pass_verdict(
     if visitor_pass.issued_by_person_id is not None:
         person = db.session.get(Person, visitor_pass.issued_by_person_id)
         if person is not None:
-            issuer, _kind = subject_of(person, None)
+            # Whether the issuer still lives here: memberships and leases, not a permit.
+            issuer, _kind = subject_of(person, None, with_permit=False)
     view = policy.PassView(
         access_point_ids=frozenset(p.id for p in visitor_pass.access_points),
         valid_from=visitor_pass.valid_from,

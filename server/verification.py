@@ -67,10 +67,10 @@ def point_view(point: AccessPoint, community: Community) -> policy.AccessPointVi
 
 
 def subject_of(
-    person: Person, credential: policy.CredentialView | None
+    person: Person, credential: policy.CredentialView | None, *, with_permit: bool = True
 ) -> tuple[policy.Subject, str]:
-    """What the policy needs about ``person`` (three small queries), and the kind a terminal
-    shows (``resident``, ``tenant``, ``worker``)."""
+    """What the policy needs about ``person`` (three small queries; two without the worker
+    permit), and the kind a terminal shows (``resident``, ``tenant``, ``worker``)."""
     memberships = db.session.execute(
         select(Membership.role, Unit.building_id, Membership.valid_from, Membership.valid_until)
         .outerjoin(Unit, Unit.id == Membership.unit_id)
@@ -81,7 +81,11 @@ def subject_of(
         .join(Unit, Unit.id == Lease.unit_id)
         .where(Lease.person_id == person.id)
     ).all()
-    permit_row = db.session.scalar(select(WorkerPermit).where(WorkerPermit.person_id == person.id))
+    permit_row = None
+    if with_permit:
+        permit_row = db.session.scalar(
+            select(WorkerPermit).where(WorkerPermit.person_id == person.id)
+        )
     permit = None
     if permit_row is not None:
         permit = policy.WorkerPermit(

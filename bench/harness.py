@@ -1,0 +1,80 @@
+"""What the HTTP benchmarks share: a throwaway app, a publisher that only counts, timing."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from flask import Flask
+
+from bench.stats import percentile
+from server import create_app
+from server.messaging import OutgoingMessage, Publisher
+
+
+class NullPublisher(Publisher):
+    """Commands are counted, not sent: the broker is not what these benchmarks measure."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def publish(self, message: OutgoingMessage) -> None:
+        self.count += 1
+
+
+def bench_app(prefix: str) -> tuple[Flask, NullPublisher]:
+    """An app on a fresh SQLite file in a temporary folder, publishing nowhere."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    workdir = Path(tempfile.mkdtemp(prefix=f"gk-bench-{prefix}-"))
+    app = create_app(
+        {
+            "GK_ENV": "test",
+            "INSTANCE_DIR": str(workdir),
+            "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+            "SECRET_KEY": "b" * 40,
+            "DATA_KEY": Fernet.generate_key().decode(),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    publisher = app.extensions["mqtt_publisher"] = NullPublisher()
+    return app, publisher
+
+
+def line(name: str, ms: list[float], decimals: int = 1) -> str:
+    """One printed figure: P50, P99 and mean in milliseconds."""
+    width = 6 + decimals
+    return (
+        f"{name:<40} P50 {percentile(ms, 50):{width}.{decimals}f} ms"
+        f"   P99 {percentile(ms, 99):{width}.{decimals}f} ms"
+        f"   mean {statistics.fmean(ms):{width}.{decimals}f} ms   n={len(ms)}"
+    )
+
+
+def timed(call: Callable[[], bytes], expect: bytes) -> float:
+    """Milliseconds ``call`` took; stops the benchmark if its answer lacks ``expect``."""
+    started = time.perf_counter()
+    body = call()
+    elapsed = (time.perf_counter() - started) * 1000
+    if expect not in body:
+        raise SystemExit(f"expected {expect!r} in {body[:300]!r}")
+    return elapsed
+
+
+def multipart(fields: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
+    """A multipart/form-data body of files: name -> (filename, content, mimetype)."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, (filename, content, mimetype) in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: {mimetype}\r\n\r\n'.encode()
+        )
+        parts.append(content + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
