@@ -33,9 +33,36 @@ class CommunitySettings:
     fuzzy_plates: bool = False
     # ... when the camera's own confidence is below this.
     fuzzy_plate_max_confidence: float = 0.9
+    # Strangers: unknown faces closer than this are one person; one alert when a person is
+    # seen this many times within the window, or at this many access points, or at night.
+    stranger_tolerance: float = 0.5
+    stranger_sightings: int = 3
+    stranger_window_hours: int = 24
+    stranger_access_points: int = 2
+    # Keep the face crops of unknown faces as a stranger alert's evidence (erased after
+    # snapshot_retention_days like other snapshots); residents' crops follow keep_snapshots.
+    keep_stranger_crops: bool = True
+    # Night (community time; may cross midnight): strangers alert at once, wandering is high.
+    night_start: str = "22:00"
+    night_end: str = "06:00"
+    # A guardian passing the same exit this many minutes before or after: no wandering alert.
+    guardian_window_minutes: int = 5
+    # Kindergarten hours (Monday-Friday, community time) for child_wandering at its reader.
+    school_start: str = "08:00"
+    school_end: str = "17:00"
+    # An elder living alone not seen for this many hours: elder_inactive.
+    elder_inactive_hours: int = 24
+    # This many spoof_suspected at one door within the minutes: spoof_attempt.
+    spoof_attempts: int = 3
+    spoof_window_minutes: int = 10
+    # An alert not acknowledged within this many minutes escalates.
+    alert_ack_minutes: int = 15
 
 
 DEFAULTS = CommunitySettings()
+
+
+_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
 class CommunitySettingsSchema(ma.Schema):
@@ -49,6 +76,20 @@ class CommunitySettingsSchema(ma.Schema):
     require_id_match = JsonBool()
     fuzzy_plates = JsonBool()
     fuzzy_plate_max_confidence = ma.fields.Float(validate=validate.Range(min=0.0, max=1.0))
+    stranger_tolerance = ma.fields.Float(validate=validate.Range(min=0.2, max=0.8))
+    stranger_sightings = ma.fields.Int(validate=validate.Range(min=1, max=100))
+    stranger_window_hours = ma.fields.Int(validate=validate.Range(min=1, max=24 * 30))
+    stranger_access_points = ma.fields.Int(validate=validate.Range(min=1, max=50))
+    keep_stranger_crops = JsonBool()
+    night_start = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
+    night_end = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
+    guardian_window_minutes = ma.fields.Int(validate=validate.Range(min=0, max=120))
+    school_start = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
+    school_end = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
+    elder_inactive_hours = ma.fields.Int(validate=validate.Range(min=1, max=24 * 14))
+    spoof_attempts = ma.fields.Int(validate=validate.Range(min=2, max=100))
+    spoof_window_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
+    alert_ack_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

@@ -280,3 +280,113 @@ class AuditEntry(IdMixin, Base):
     # Never secrets, ID numbers or templates: the audit log is read widely.
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+
+
+class StrangerCluster(IdMixin, CommunityOwned, TimestampMixin, Base):
+    """One unknown person: unknown faces at doors closer than a tolerance to each other.
+
+    ``status``: ``watching`` (sightings count towards a ``stranger`` alert), ``known``
+    (an officer said who it is, e.g. a relative: no more alerts) or ``watchlisted``
+    (promoted to the watchlist). The centroid is encrypted like every template.
+    """
+
+    __tablename__ = "stranger_clusters"
+    ID_PREFIX = "stc"
+
+    centroid_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    sightings: Mapped[int] = mapped_column(default=0)
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="watching")
+    alert_id: Mapped[str | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    note: Mapped[str | None] = mapped_column(String(500))
+    marked_by_user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class StrangerSighting(IdMixin, CommunityOwned, Base):
+    """One unknown face at a door, in its cluster (the access event holds the template)."""
+
+    __tablename__ = "stranger_sightings"
+    __table_args__ = (Index("ix_stranger_sightings_cluster_id_seen_at", "cluster_id", "seen_at"),)
+    ID_PREFIX = "sts"
+
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("stranger_clusters.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("access_events.id", ondelete="CASCADE"))
+    access_point_id: Mapped[str | None] = mapped_column(
+        ForeignKey("access_points.id", ondelete="SET NULL")
+    )
+    seen_at: Mapped[datetime]
+
+
+class WatchlistEntry(IdMixin, CommunityOwned, TimestampMixin, Base):
+    """A wanted or missing person an officer enrolled for one community they cover."""
+
+    __tablename__ = "watchlist_entries"
+    ID_PREFIX = "wle"
+
+    name: Mapped[str] = mapped_column(String(80))
+    category: Mapped[str] = mapped_column(String(16))  # wanted | missing
+    note: Mapped[str | None] = mapped_column(String(500))
+    # Encrypted with DATA_KEY, like residents' templates.
+    template_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    # Whether the door still opens for a hit (default: yes, so as not to tip the person off).
+    door_opens: Mapped[bool] = mapped_column(default=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_by_user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class PatrolRoute(IdMixin, CommunityOwned, TimestampMixin, Base):
+    """Checkpoints a guard visits every round: RFID readers in the patrol_checkpoint zone.
+
+    A round is due every ``round_minutes`` inside the weekly ``schedule`` (community time;
+    null: always); a round in which a checkpoint saw no tag raises ``patrol_missed``.
+    """
+
+    __tablename__ = "patrol_routes"
+    ID_PREFIX = "ptr"
+
+    name: Mapped[str] = mapped_column(String(80))
+    checkpoint_device_ids: Mapped[list[Any]] = mapped_column(default=list)
+    round_minutes: Mapped[int] = mapped_column(default=60)
+    schedule: Mapped[list[Any] | None]
+    # The end of the last round checked, so each round is judged once.
+    checked_until: Mapped[datetime | None]
+
+
+class Webhook(IdMixin, CommunityOwned, TimestampMixin, Base):
+    """Where a community's alerts are POSTed, signed with HMAC-SHA256 over the raw body."""
+
+    __tablename__ = "webhooks"
+    ID_PREFIX = "whk"
+
+    url: Mapped[str] = mapped_column(String(500))
+    # Encrypted with DATA_KEY; shown once when the webhook is made.
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class AlertDelivery(IdMixin, CommunityOwned, Base):
+    """One alert sent (or being retried) on one channel: the delivery log."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        Index("ix_alert_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+    ID_PREFIX = "dlv"
+
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))  # mqtt | webhook | ...
+    target: Mapped[str] = mapped_column(String(500))  # topic, URL ...
+    # Why it was sent: raised, updated, escalated, acknowledged, resolved.
+    reason: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    response_status: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
