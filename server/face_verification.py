@@ -2,18 +2,22 @@
 
 The view has already authenticated the device and decoded the frame. Every attempt
 becomes an access event (``server.verification.decide``), denials included; an unknown
-face keeps its encrypted template on the event so strangers can be clustered later.
+face keeps its encrypted template on the event and joins a stranger cluster
+(``server.strangers``). Every face is also checked against the community's watchlist
+(``server.watchlist``): a hit alerts the officers and, per entry, leaves the decision as
+it is (the terminal's answer says nothing of it) or denies with reason ``watchlist``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from gatekeeper import faces, policy
 from gatekeeper.vocabulary import CredentialType, Reason
-from server import community_settings, crypto, snapshots
+from server import community_settings, crypto, snapshots, strangers, watchlist
 from server.extensions import db
 from server.galleries import galleries
 from server.liveness_check import Liveness, check_liveness
@@ -44,10 +48,14 @@ def verify_face(
         return answer
 
     liveness = check_liveness(image, probe.face, depth_png, requires_depth=point.requires_depth)
+    # Every face captured, granted or not, live or not: the officer judges a photo held up.
+    hit = watchlist.check(community.id, probe.template, settings.face_tolerance)
     # The event keeps the measurements behind the verdict; the terminal gets the summary.
     details: dict[str, Any] = {
         "liveness": {**liveness.as_json(), "measurements": liveness.measurements or {}}
     }
+    person_id = None  # the resident the gallery found
+    stranger = False  # an unknown face no resident is near: it joins a stranger cluster
     if not liveness.passed:
         presented = Presented(
             CredentialType.FACE,
@@ -69,6 +77,8 @@ def verify_face(
         )
         if match.person_id is None:
             details["match"] = match.reason
+            # "ambiguous" is near residents who look alike: not a stranger.
+            stranger = match.reason in ("too_far", "empty")
             presented = Presented(
                 CredentialType.FACE,
                 unknown_reason=Reason.UNKNOWN_FACE,
@@ -77,6 +87,7 @@ def verify_face(
                 template_encrypted=crypto.encrypt(faces.template_to_bytes(probe.template)),
             )
         else:
+            person_id = match.person_id
             details["template_id"] = match.template_id
             presented = Presented(
                 CredentialType.FACE,
@@ -84,10 +95,28 @@ def verify_face(
                 credential=policy.CredentialView(kind=CredentialType.FACE),
                 details=details,
             )
+    denied_by_watchlist = hit is not None and not hit.door_opens
+    if denied_by_watchlist:
+        # Decided like an unknown person (no policy, no subject in the answer) ...
+        presented = replace(
+            presented,
+            person=None,
+            credential=None,
+            unknown_reason=Reason.WATCHLIST,
+            unknown_rule=watchlist.DENY_RULE,
+        )
     answer = decide(device, presented, direction=direction)
-    if settings.keep_snapshots:
-        event = db.session.get(AccessEvent, answer["event_id"])
+    event = db.session.get(AccessEvent, answer["event_id"])
+    if denied_by_watchlist and person_id is not None:
+        event.person_id = person_id  # ... but the event still says who it was
+    # Unknown faces and watchlist hits keep their crop as the alert's evidence.
+    evidence = presented.template_encrypted is not None or hit is not None
+    if settings.keep_snapshots or (evidence and settings.keep_stranger_crops):
         snapshots.store(event, snapshots.face_crop_jpeg(image, probe.face.box))
+    if hit is not None:
+        watchlist.alert_hit(event, hit, live=liveness.passed)
+    elif stranger:
+        strangers.record_sighting(event, probe.template, community, settings)
     answer["liveness"] = liveness.as_json()
     return answer
 

@@ -1,8 +1,9 @@
 """The worker's MQTT consumer: device events, status and acks into the database.
 
 Events are stored once per device and ``seq``; some do more: alarm events raise alerts,
-and ``pass_used`` (a visitor pass a door admitted offline) becomes an access event that
-counts a use of the pass (``server.services.offline_passes``).
+``tag_read`` goes to the wandering rule (``server.alert_rules``), and ``pass_used`` (a
+visitor pass a door admitted offline) becomes an access event that counts a use of the
+pass (``server.services.offline_passes``).
 
 Every message is handled in its own transaction. A bad payload is logged and
 counted, never raised: one broken device must not stop the consumer.
@@ -22,6 +23,7 @@ from gatekeeper.vocabulary import AlertType, Severity
 from hardware.messages import AckMessage, EventMessage, PayloadError, StatusMessage
 from hardware.protocol import EventType
 from hardware.topics import DeviceTopic, parse_device_topic
+from server import alert_rules
 from server.extensions import db
 from server.models import Alert, Device, DeviceEvent, utcnow
 from server.services import commands, offline_passes
@@ -129,6 +131,8 @@ class DeviceIngest:
         db.session.add(row)
         db.session.flush()
         self.stats["event"] += 1
+        if message.type is EventType.TAG_READ:  # an elder or child at an exit (wandering)
+            alert_rules.on_tag_read(device, row)
         if message.type is EventType.PASS_USED:  # a pass the door admitted offline
             access = offline_passes.record_offline_use(device, row)
             self.stats[f"pass_used_{access.decision.value}"] += 1

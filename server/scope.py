@@ -6,8 +6,9 @@ they may see but not change answer 403.
 
 - admin: everything.
 - staff: everything in the communities they run.
-- officer: reads in the communities they cover (alerts and watchlist come later), but
-  not visitor passes.
+- officer: reads in the communities they cover, but not visitor passes or webhooks; acts
+  on their alerts (staff only read those); the only role (with admin) that sees and
+  changes the watchlist and the stranger clusters.
 - resident: their own community, building and unit; the access points of their building
   and the shared ones; their unit's visitor passes (which they issue and revoke) and
   the access events of their household and their guests.
@@ -19,11 +20,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, false, or_, select, true
 
+from gatekeeper.vocabulary import AlertType
 from server.errors import Forbidden, NotFound
 from server.extensions import db
 from server.models import (
     AccessEvent,
     AccessPoint,
+    Alert,
     BlockedPlate,
     Building,
     Card,
@@ -34,13 +37,18 @@ from server.models import (
     IdCheck,
     Lease,
     Membership,
+    PatrolRoute,
     Person,
     RfidTag,
+    StrangerCluster,
+    StrangerSighting,
     Unit,
     User,
     UserRole,
     Vehicle,
     VisitorPass,
+    WatchlistEntry,
+    Webhook,
     WorkerPermit,
     user_communities,
 )
@@ -77,8 +85,19 @@ _PERSONAL: frozenset[type] = frozenset(
 _WRITERS.update(dict.fromkeys(_PERSONAL, _STAFF))
 # Residents issue and revoke their own unit's visitor passes; officers never see them.
 _WRITERS[VisitorPass] = frozenset({UserRole.ADMIN, UserRole.STAFF, UserRole.RESIDENT})
-_HIDDEN_FROM_OFFICERS: frozenset[type] = frozenset({VisitorPass})
+_HIDDEN_FROM_OFFICERS: frozenset[type] = frozenset({VisitorPass, Webhook})
 _WRITERS[BlockedPlate] = _STAFF
+_WRITERS[PatrolRoute] = _STAFF  # officers read the routes
+# Officers work the alerts of the communities they cover (staff read them); the property
+# office decides where a community's alerts are sent.
+_WRITERS[Alert] = frozenset({UserRole.ADMIN, UserRole.OFFICER})
+_WRITERS[Webhook] = _STAFF
+# Officers' own records: a wanted person's file must not reach the property office, so
+# staff and residents find none of these (404).
+_OFFICERS_ONLY: frozenset[type] = frozenset({WatchlistEntry, StrangerCluster, StrangerSighting})
+# Alerts only the police see: the property office must not learn who is watched for.
+POLICE_ALERT_TYPES: frozenset[str] = frozenset({AlertType.STRANGER, AlertType.WATCHLIST_HIT})
+_WRITERS.update(dict.fromkeys(_OFFICERS_ONLY, frozenset({UserRole.ADMIN, UserRole.OFFICER})))
 
 
 class Scope:
@@ -112,10 +131,30 @@ class Scope:
             return false()
         if model in _HIDDEN_FROM_OFFICERS and self.role is UserRole.OFFICER:
             return false()
+        if not self.sees(model):
+            return false()
         in_communities = community_id.in_(self.community_ids)
         if self.role is UserRole.RESIDENT:
             return in_communities & self._resident_rows(model)
+        if model is Alert and self.role is not UserRole.OFFICER:
+            return in_communities & Alert.type.not_in(self.hidden_alert_types)
         return in_communities
+
+    @property
+    def hidden_alert_types(self) -> frozenset[str]:
+        """Alert types this caller never sees (staff: the police's own)."""
+        return (
+            frozenset() if self.role in (UserRole.ADMIN, UserRole.OFFICER) else POLICE_ALERT_TYPES
+        )
+
+    def sees(self, model: type) -> bool:
+        """False when no row of ``model`` exists for this role (officers' records for others)."""
+        return self.is_admin or model not in _OFFICERS_ONLY or self.role is UserRole.OFFICER
+
+    def require_sees(self, model: type) -> None:
+        """``NotFound`` for a whole collection this role cannot see (not even empty)."""
+        if not self.sees(model):
+            raise NotFound(f"No {_plural(model)} here.")
 
     def _resident_rows(self, model: type) -> ColumnElement[bool]:
         unit = self.user.unit
@@ -182,8 +221,16 @@ class Scope:
 
 
 def _label(model: type) -> str:
-    return {AccessPoint: "access point"}.get(model, model.__name__.lower())
+    return {
+        AccessPoint: "access point",
+        PatrolRoute: "patrol route",
+        WatchlistEntry: "watchlist entry",
+        StrangerCluster: "stranger",
+        StrangerSighting: "stranger sighting",
+    }.get(model, model.__name__.lower())
 
 
 def _plural(model: type) -> str:
-    return {Community: "communities"}.get(model, _label(model) + "s")
+    return {Community: "communities", WatchlistEntry: "watchlist entries"}.get(
+        model, _label(model) + "s"
+    )

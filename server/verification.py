@@ -18,6 +18,7 @@ from gatekeeper import policy
 from gatekeeper.schedule import schedule_from_json
 from gatekeeper.vocabulary import CredentialType, Decision, PersonRole, Reason
 from hardware.protocol import Command
+from server import alert_rules
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -143,7 +144,8 @@ def decide(
     direction: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Decide, store the event, queue ``open`` on a grant; the caller commits."""
+    """Decide, store the event (the spoofing rule sees it), queue ``open`` on a grant; the
+    caller commits."""
     at = at or utcnow()
     point = db.session.get(AccessPoint, device.access_point_id)
     community = db.session.get(Community, device.community_id)
@@ -186,6 +188,7 @@ def decide(
     )
     db.session.add(event)
     db.session.flush()
+    alert_rules.after_access_event(event)  # repeated spoofing at this door
     granted = decision.decision is Decision.GRANT
     if granted:
         commands.issue(device, Command.OPEN, event_id=event.id, open_ms=point.open_ms)

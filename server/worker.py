@@ -15,10 +15,10 @@ from flask import Flask
 
 from hardware.bus import BrokerAddress, MqttBus
 from hardware.topics import SERVER_SUBSCRIPTIONS
-from server import ingest, messaging, passkeys, snapshots
+from server import alert_channels, alert_rules, ingest, messaging, passkeys, snapshots
 from server.extensions import db
 from server.models import ServiceHeartbeat, utcnow
-from server.services import commands, keyset, people, vehicles
+from server.services import alerts, commands, keyset, people, vehicles
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,6 +33,16 @@ SNAPSHOT_RETENTION_CHECK_S = 3600
 KEY_ROTATION_CHECK_S = 3600
 # How often visitor cars still inside after their pass are looked for.
 OVERSTAY_CHECK_S = 60
+# How often exit tag reads whose guardian window has passed are judged (wandering).
+WANDERING_CHECK_S = 15
+# How often elders living alone are checked for being unseen too long.
+INACTIVE_ELDER_CHECK_S = 300
+# How often patrol rounds that have ended are judged.
+PATROL_CHECK_S = 60
+# How often alert deliveries that are due (webhooks, their retries) are sent.
+ALERT_DELIVERY_CHECK_S = 1
+# How often open alerts are checked against their community's alert_ack_minutes.
+ALERT_ESCALATION_CHECK_S = 30
 
 
 class Worker:
@@ -86,6 +96,26 @@ class Worker:
     def flag_overstays(self) -> None:
         """One ``overstay`` alert per visitor car still inside after its pass ended."""
         self._in_transaction(vehicles.flag_overstays)
+
+    def judge_wandering(self) -> None:
+        """``elder_wandering``/``child_wandering`` once a read's guardian window has passed."""
+        self._in_transaction(alert_rules.judge_wandering_reads)
+
+    def flag_inactive_elders(self) -> None:
+        """One ``elder_inactive`` per absence of an elder living alone."""
+        self._in_transaction(alert_rules.flag_inactive_elders)
+
+    def judge_patrol_rounds(self) -> None:
+        """One ``patrol_missed`` per route while open, for rounds a checkpoint missed."""
+        self._in_transaction(alert_rules.judge_patrol_rounds)
+
+    def deliver_alerts(self) -> None:
+        """Send the due webhook deliveries; a failure is retried later with backoff."""
+        self._in_transaction(alert_channels.deliver_due)
+
+    def escalate_alerts(self) -> None:
+        """Open alerts nobody acknowledged in time go up one severity and are sent again."""
+        self._in_transaction(alerts.escalate_overdue)
 
     def rotate_pass_keys(self) -> None:
         """Rotate the pass-signing keys when due; publish the key sets when they changed.
@@ -143,6 +173,11 @@ class Worker:
         self._schedule(self.erase_expired_snapshots, SNAPSHOT_RETENTION_CHECK_S)
         self._schedule(self.rotate_pass_keys, KEY_ROTATION_CHECK_S)
         self._schedule(self.flag_overstays, OVERSTAY_CHECK_S)
+        self._schedule(self.judge_wandering, WANDERING_CHECK_S)
+        self._schedule(self.flag_inactive_elders, INACTIVE_ELDER_CHECK_S)
+        self._schedule(self.judge_patrol_rounds, PATROL_CHECK_S)
+        self._schedule(self.deliver_alerts, ALERT_DELIVERY_CHECK_S)
+        self._schedule(self.escalate_alerts, ALERT_ESCALATION_CHECK_S)
         self.scheduler.start()
         try:
             self._stop.wait(run_seconds)

@@ -218,7 +218,7 @@ def test_a_blocked_plate_is_refused_and_alerts_once(app, client, site, frozen, p
     near = decided(client, site, "沪C8B888", direction="in", confidence=0.99)  # an OCR slip
     for answer in (first, near):
         assert (answer["decision"], answer["reason"]) == ("deny", "plate_blocked")
-    assert published == []
+    assert not [m for m in published if m.topic.endswith("/cmd")]  # no door opened
     with app.app_context():
         [alert] = db.session.scalars(select(Alert).where(Alert.type == "plate_blocked")).all()
         assert alert.severity.value == "high" and "Stolen" in alert.summary

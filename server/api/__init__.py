@@ -105,15 +105,20 @@ def _require_multipart_body() -> None:
 def init_app(app: Flask) -> None:
     from server.api import (
         accounts,
+        alerts,
         auth,
         commands,
         devices,
+        events,
         faces,
         passes,
+        patrols,
         people,
+        strangers,
         structure,
         vehicles,
         verify,
+        watchlist,
     )
 
     api.init_app(app)
@@ -140,7 +145,12 @@ def init_app(app: Flask) -> None:
         faces,
         accounts,
         passes,
+        events,
         vehicles,
+        strangers,
+        watchlist,
+        patrols,
+        alerts,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

@@ -1,4 +1,4 @@
-"""Visitor passes, their QR images and history; residents' own code; access events.
+"""Visitor passes, their QR images and history; residents' own code.
 
 Residents issue passes for their own unit (staff for any unit they run); a pass of another
 unit does not exist for a resident (404). ``unit_id`` is the only ownership a caller may
@@ -12,27 +12,25 @@ from typing import Any
 
 from flask import Response, url_for
 
-from server import pass_verification, qrimages, ratelimits, snapshots
+from server import pass_verification, qrimages, ratelimits
 from server.api import authenticated_blueprint, scope
+from server.api.events import event_answer
 from server.api.schemas import (
     AccessEventSchema,
-    EventQuerySchema,
     PassInputSchema,
     PassQuerySchema,
     PassSchema,
     ResidentCodeSchema,
 )
 from server.auth import current_principal
-from server.errors import Conflict, NotFound
+from server.errors import Conflict
 from server.extensions import db
-from server.models import AccessEvent, AccessPoint, Person, UserRole, VisitorPass, utcnow
+from server.models import Person, VisitorPass, utcnow
 from server.pagination import paginated
 from server.services import passes
 from server.services.passes import PassStatus
 
-blp = authenticated_blueprint(
-    "passes", "Visitor passes, residents' codes, access events and their snapshots"
-)
+blp = authenticated_blueprint("passes", "Visitor passes and residents' codes")
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -68,29 +66,6 @@ def pass_answer(visitor_pass: VisitorPass) -> dict[str, Any]:
         "share_url": url_for(
             "web.shared_pass", secret=passes.share_secret(visitor_pass), _external=True
         ),
-    }
-
-
-def event_answer(event: AccessEvent) -> dict[str, Any]:
-    point = db.session.get(AccessPoint, event.access_point_id) if event.access_point_id else None
-    return {
-        **{
-            name: getattr(event, name)
-            for name in (
-                "id",
-                "occurred_at",
-                "device_id",
-                "credential_type",
-                "direction",
-                "decision",
-                "reason",
-                "rule",
-                "person_id",
-                "pass_id",
-            )
-        },
-        "access_point": {"id": point.id, "name": point.name} if point else None,
-        "detail": (event.details or {}).get("detail"),
     }
 
 
@@ -191,39 +166,3 @@ def my_code_svg() -> Response:
     token, _until = pass_verification.resident_code(_own_person())
     db.session.commit()
     return Response(qrimages.svg(token), mimetype="image/svg+xml", headers=_NO_STORE)
-
-
-@blp.get("/events")
-@blp.arguments(EventQuerySchema, location="query")
-@blp.response(200, AccessEventSchema(many=True))
-@blp.paginate()
-def list_events(query: dict[str, Any], pagination_parameters: Any) -> Any:
-    """Access events you may see, newest first (residents: your household's and your
-    guests')."""
-    statement = scope().query(AccessEvent)
-    for name in ("pass_id", "access_point_id", "decision"):
-        if name in query:
-            statement = statement.where(getattr(AccessEvent, name) == query[name])
-    if "since" in query:
-        statement = statement.where(AccessEvent.occurred_at >= query["since"])
-    if "until" in query:
-        statement = statement.where(AccessEvent.occurred_at < query["until"])
-    statement = statement.order_by(AccessEvent.occurred_at.desc(), AccessEvent.id.desc())
-    return [event_answer(row) for row in paginated(statement, pagination_parameters)]
-
-
-@blp.get("/events/<event_id>/snapshot")
-@blp.response(200, content_type="image/jpeg")
-def event_snapshot(event_id: str) -> Response:
-    """The picture kept with an event (a face crop, a barrier's snapshot); staff and officers.
-
-    404 when none was kept (the community's settings) or it was erased after retention.
-    """
-    caller = scope()
-    event = caller.get(AccessEvent, event_id)
-    if caller.role is UserRole.RESIDENT:
-        raise NotFound(f"No snapshot for event {event_id!r}.")
-    picture = snapshots.load(event)
-    if picture is None:
-        raise NotFound(f"No snapshot for event {event_id!r}.")
-    return Response(picture, mimetype="image/jpeg", headers=_NO_STORE)

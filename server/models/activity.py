@@ -183,7 +183,14 @@ class DeviceEvent(IdMixin, CommunityOwned, Base):
     """An event a device published on ``evt``; ingested once per (device, seq)."""
 
     __tablename__ = "device_events"
-    __table_args__ = (UniqueConstraint("device_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "seq"),
+        # The alert rules look for tag reads at a reader within a window.
+        Index("ix_device_events_device_id_occurred_at", "device_id", "occurred_at"),
+        Index(
+            "ix_device_events_community_id_type_occurred_at", "community_id", "type", "occurred_at"
+        ),
+    )
     ID_PREFIX = "dve"
 
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
@@ -224,7 +231,11 @@ class Alert(IdMixin, CommunityOwned, TimestampMixin, Base):
     """Something an officer must know about; moves open -> acknowledged -> resolved."""
 
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_community_id_status", "community_id", "status"),)
+    __table_args__ = (
+        Index("ix_alerts_community_id_status", "community_id", "status"),
+        # Each web process's alert stream polls for changes since its cursor.
+        Index("ix_alerts_updated_at", "updated_at"),
+    )
     ID_PREFIX = "alr"
 
     type: Mapped[AlertType] = enum_column(AlertType)

@@ -197,7 +197,7 @@ def healthz() -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
-    from server.web import cars, devices, guest, people, portal  # noqa: F401 - they register routes on bp
+    from server.web import cars, devices, guest, officer, people, portal  # noqa: F401 - they register routes on bp
 
     app.register_blueprint(bp)
     app.add_template_filter(local_time, "local_time")

@@ -142,7 +142,7 @@ def _decision_row(event: AccessEvent) -> dict[str, Any]:
         "fuzzy": details.get("fuzzy"),
         "fuzzy_words": _fuzzy_words(details["fuzzy"]) if details.get("fuzzy") else None,
         "notes": notes,
-        "snapshot": url_for("passes.event_snapshot", event_id=event.id)
+        "snapshot": url_for("events.event_snapshot", event_id=event.id)
         if event.snapshot_path
         else None,
     }

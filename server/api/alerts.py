@@ -1,0 +1,286 @@
+"""Alerts for officers: the list, one alert with its history, the workflow, the live stream,
+the delivery log, and the webhooks a community's alerts are POSTed to.
+
+Officers see and act on the alerts of the communities they cover; the community's staff
+read them (acting answers 403); residents get 403 for the collection and 404 for any
+alert. Webhooks are the property office's (staff and admins; officers get 403/404).
+``docs/alerts.md`` describes channels, payload, signatures and the stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, current_app, request
+from marshmallow import fields, validate
+from werkzeug.wsgi import ClosingIterator
+
+from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
+from server import alert_stream
+from server.alert_channels import alert_payload
+from server.api import authenticated_blueprint, scope
+from server.extensions import db
+from server.models import Alert
+from server.pagination import paginated
+from server.problems import problem
+from server.services import alerts
+
+blp = authenticated_blueprint(
+    "alerts", "Officers' alerts: list, workflow, live stream, delivery log, webhooks"
+)
+
+
+# Shapes ---------------------------------------------------------------------------------------
+
+
+class AlertQuerySchema(ma.Schema):
+    status = fields.Str(validate=validate.OneOf([s.value for s in AlertStatus]))
+    type = fields.Str(validate=validate.OneOf([t.value for t in AlertType]))
+    severity = fields.Str(validate=validate.OneOf([s.value for s in Severity]))
+    community_id = fields.Str()
+
+
+class EvidenceSchema(ma.Schema):
+    class Meta:
+        unknown = ma.INCLUDE
+
+    event_ids = fields.List(fields.Str())
+    snapshots = fields.List(
+        fields.Str(), metadata={"description": "API paths of the kept pictures"}
+    )
+
+
+class AlertSchema(ma.Schema):
+    """PROTOCOL.md section 4's payload, with ``id`` (= ``alert_id``) and a few more fields."""
+
+    id = fields.Str()
+    alert_id = fields.Str()
+    type = fields.Str()
+    severity = fields.Str()
+    status = fields.Str()
+    community_id = fields.Str()
+    access_point = fields.Str(allow_none=True, metadata={"description": "its name"})
+    access_point_id = fields.Str(allow_none=True)
+    device_id = fields.Str(allow_none=True)
+    ts = fields.Str(metadata={"description": "when it was raised (ISO 8601)"})
+    updated_at = fields.Str(metadata={"description": "its last change (ISO 8601)"})
+    escalated_at = fields.AwareDateTime(allow_none=True)
+    summary = fields.Str()
+    evidence = fields.Nested(EvidenceSchema)
+
+
+class AlertStepSchema(ma.Schema):
+    action = fields.Str(metadata={"description": "raised, acknowledged, resolved, escalated"})
+    status = fields.Str()
+    at = fields.AwareDateTime()
+    by_user_id = fields.Str(allow_none=True)
+    by = fields.Str(allow_none=True, metadata={"description": "the username"})
+    note = fields.Str(allow_none=True)
+
+
+class AlertDetailSchema(AlertSchema):
+    history = fields.List(fields.Nested(AlertStepSchema))
+
+
+class AlertNoteSchema(ma.Schema):
+    note = fields.Str(validate=validate.Length(max=500), allow_none=True)
+
+
+class AlertDeliverySchema(ma.Schema):
+    id = fields.Str()
+    channel = fields.Str()
+    target = fields.Str(metadata={"description": "the topic or URL"})
+    reason = fields.Str(
+        metadata={"description": "raised, updated, escalated, acknowledged, resolved"}
+    )
+    status = fields.Str(metadata={"description": "pending, sent, failed"})
+    attempts = fields.Int(metadata={"description": "which attempt this row is (from 1)"})
+    next_attempt_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": "pending: when due; failed: when retried (empty: given up)"},
+    )
+    last_error = fields.Str(allow_none=True)
+    response_status = fields.Int(allow_none=True)
+    created_at = fields.AwareDateTime()
+    sent_at = fields.AwareDateTime(
+        allow_none=True, metadata={"description": "when this attempt was made (failed ones too)"}
+    )
+
+
+class WebhookInputSchema(ma.Schema):
+    url = fields.Url(
+        required=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=500),
+    )
+
+
+class WebhookSchema(ma.Schema):
+    id = fields.Str()
+    community_id = fields.Str()
+    url = fields.Str()
+    active = fields.Bool()
+    created_at = fields.AwareDateTime()
+
+
+class WebhookSecretSchema(WebhookSchema):
+    secret = fields.Str(
+        metadata={"description": "HMAC-SHA256 key of X-Signature; shown only in this answer"}
+    )
+
+
+def alert_answer(alert: Alert, *, history: bool = False) -> dict[str, Any]:
+    answer = alert_payload(alert, "")
+    answer.pop("reason")
+    answer["id"] = alert.id
+    answer["escalated_at"] = alert.escalated_at
+    if history:
+        answer["history"] = alerts.history_of(alert)
+    return answer
+
+
+# Alerts ---------------------------------------------------------------------------------------
+
+
+@blp.get("/alerts")
+@blp.arguments(AlertQuerySchema, location="query")
+@blp.response(200, AlertSchema(many=True))
+@blp.paginate()
+def list_alerts(query: dict[str, Any], pagination_parameters: Any) -> Any:
+    """Alerts of the communities you cover (staff: run), most severe first, then newest.
+
+    Filters: ``status``, ``type``, ``severity``, ``community_id``.
+    """
+    statement = alerts.alerts_query(scope(), query)
+    return [alert_answer(row) for row in paginated(statement, pagination_parameters)]
+
+
+@blp.get("/alerts/stream")
+@blp.response(200, content_type="text/event-stream")
+def stream_alerts() -> Response:
+    """Server-Sent Events: every change of an alert you may see, as it happens.
+
+    Each event is ``event: alert`` with the alert as JSON in ``data`` (with ``reason``:
+    raised, updated, escalated, acknowledged, resolved) and an ``id``; send it back as
+    ``Last-Event-ID`` (``EventSource`` does) to get what changed meanwhile. A comment
+    arrives every 15 s. Session cookies work, so a page's ``EventSource`` needs no token.
+    503 with ``Retry-After`` when this server process has no stream to spare.
+    """
+    caller = scope()
+    alerts.readable(caller)
+    hub = alert_stream.broadcaster()
+    subscriber = alert_stream.Subscriber(
+        None if caller.is_admin else caller.community_ids, caller.hidden_alert_types
+    )
+    limit = current_app.config.get("ALERT_STREAMS_PER_PROCESS", alert_stream.STREAMS_PER_PROCESS)
+    try:
+        hub.subscribe(subscriber, limit)
+    except alert_stream.TooManyStreams:
+        return problem(
+            503,
+            "Too many live streams on this server process; try again shortly.",
+            headers={"Retry-After": "10"},
+        )
+    try:
+        since = alert_stream.parse_event_id(
+            request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+        )
+        resume = alert_stream.resume_changes(caller.visible(Alert), since) if since else []
+    except BaseException:
+        hub.unsubscribe(subscriber)
+        raise
+    db.session.remove()  # the stream needs no database: give the connection back now
+    body = alert_stream.event_stream(
+        hub,
+        subscriber,
+        resume,
+        heartbeat_s=alert_stream.HEARTBEAT_S,
+        max_s=alert_stream.STREAM_MAX_S,
+    )
+    # A response closed before its first chunk never runs the generator's cleanup.
+    closing = ClosingIterator(body, [lambda: hub.unsubscribe(subscriber)])
+    return Response(
+        closing,
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@blp.get("/alerts/<alert_id>")
+@blp.response(200, AlertDetailSchema)
+def get_alert(alert_id: str) -> Any:
+    """One alert with its evidence and history (who did what, when, with which note)."""
+    return alert_answer(scope().get(Alert, alert_id), history=True)
+
+
+@blp.post("/alerts/<alert_id>/acknowledge")
+@blp.arguments(AlertNoteSchema)
+@blp.response(200, AlertDetailSchema)
+def acknowledge_alert(data: dict[str, Any], alert_id: str) -> Any:
+    """Acknowledge an open alert (stops escalation); 409 unless it is open."""
+    return _acknowledge(alert_id, data.get("note"))
+
+
+@blp.post("/alerts/<alert_id>/ack")
+@blp.arguments(AlertNoteSchema)
+@blp.response(200, AlertDetailSchema)
+def ack_alert(data: dict[str, Any], alert_id: str) -> Any:
+    """The same as ``/acknowledge`` (the spelling of the shared API table)."""
+    return _acknowledge(alert_id, data.get("note"))
+
+
+def _acknowledge(alert_id: str, note: str | None) -> dict[str, Any]:
+    row = alerts.acknowledge(scope(), alert_id, note)
+    db.session.commit()
+    return alert_answer(row, history=True)
+
+
+@blp.post("/alerts/<alert_id>/resolve")
+@blp.arguments(AlertNoteSchema)
+@blp.response(200, AlertDetailSchema)
+def resolve_alert(data: dict[str, Any], alert_id: str) -> Any:
+    """Resolve an open or acknowledged alert; 409 when it is resolved already."""
+    row = alerts.resolve(scope(), alert_id, data.get("note"))
+    db.session.commit()
+    return alert_answer(row, history=True)
+
+
+@blp.get("/alerts/<alert_id>/deliveries")
+@blp.response(200, AlertDeliverySchema(many=True))
+def alert_deliveries(alert_id: str) -> Any:
+    """The delivery log: one row per attempt on each channel, oldest first."""
+    return alerts.deliveries_of(scope(), alert_id)
+
+
+# Webhooks -------------------------------------------------------------------------------------
+
+
+@blp.get("/communities/<cid>/webhooks")
+@blp.response(200, WebhookSchema(many=True))
+def list_webhooks(cid: str) -> Any:
+    """Where this community's alerts are POSTed (staff and admins)."""
+    return alerts.webhooks_of(scope(), cid)
+
+
+@blp.post("/communities/<cid>/webhooks")
+@blp.arguments(WebhookInputSchema)
+@blp.response(201, WebhookSecretSchema)
+def create_webhook(data: dict[str, Any], cid: str) -> Any:
+    """Add a webhook; the answer holds its signing secret, shown this once."""
+    row, secret = alerts.create_webhook(scope(), cid, data["url"])
+    db.session.commit()
+    return {
+        **{name: getattr(row, name) for name in ("id", "community_id", "url", "active")},
+        "created_at": row.created_at,
+        "secret": secret,
+    }
+
+
+@blp.delete("/webhooks/<webhook_id>")
+@blp.response(204)
+def delete_webhook(webhook_id: str) -> None:
+    """Stop sending to it (the delivery log keeps its URL)."""
+    alerts.delete_webhook(scope(), webhook_id)
+    db.session.commit()

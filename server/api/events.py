@@ -1,0 +1,215 @@
+"""Access events: search, CSV export, snapshots, and "where else was this face seen".
+
+Everyone reads the events their scope holds (residents: their household's and their
+guests'). The CSV export, snapshots and face matches are the property office's and the
+officers' (residents get 404). Names in the CSV follow ``server.services.events``:
+in full for staff and admins, masked (``王*明``) next to the person's id for officers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, stream_with_context
+from marshmallow import fields, validate
+
+from gatekeeper.vocabulary import CredentialType, Reason
+from server import snapshots
+from server.api import authenticated_blueprint, scope
+from server.api.schemas import AccessEventSchema, EventQuerySchema
+from server.errors import NotFound
+from server.extensions import db
+from server.models import AccessEvent, AccessPoint, Community, UserRole, utcnow
+from server.pagination import paginated
+from server.scope import Scope
+from server.services import events
+from server.services.events import EventFilters
+from server.wording import reason_words
+
+blp = authenticated_blueprint(
+    "events", "Access events: search, CSV export, snapshots, face matches"
+)
+
+_NO_STORE = {"Cache-Control": "no-store"}
+# Rows fetched from the database at a time while a CSV streams out.
+_CSV_CHUNK = 500
+CSV_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "community",
+    "access_point_id",
+    "access_point",
+    "direction",
+    "credential_type",
+    "decision",
+    "reason",
+    "reason_text",
+    "person_id",
+    "name",
+    "pass_id",
+    "device_id",
+    "detail",
+)
+
+
+class EventSearchSchema(EventQuerySchema):
+    community_id = fields.Str()
+    person_id = fields.Str()
+    reason = fields.Str(validate=validate.OneOf([reason.value for reason in Reason]))
+    credential_type = fields.Str(validate=validate.OneOf([kind.value for kind in CredentialType]))
+
+
+class SimilarEventSchema(AccessEventSchema):
+    distance = fields.Float(
+        allow_none=True, metadata={"description": "face distance to the event asked about"}
+    )
+
+
+def event_answer(event: AccessEvent) -> dict[str, Any]:
+    point = db.session.get(AccessPoint, event.access_point_id) if event.access_point_id else None
+    return {
+        **{
+            name: getattr(event, name)
+            for name in (
+                "id",
+                "occurred_at",
+                "device_id",
+                "credential_type",
+                "direction",
+                "decision",
+                "reason",
+                "rule",
+                "person_id",
+                "pass_id",
+            )
+        },
+        "access_point": {"id": point.id, "name": point.name} if point else None,
+        "detail": (event.details or {}).get("detail"),
+    }
+
+
+def _not_for_residents(caller: Scope, what: str) -> None:
+    if caller.role is UserRole.RESIDENT:
+        raise NotFound(f"No {what}.")
+
+
+@blp.get("/events")
+@blp.arguments(EventSearchSchema, location="query")
+@blp.response(200, AccessEventSchema(many=True))
+@blp.paginate()
+def list_events(query: dict[str, Any], pagination_parameters: Any) -> Any:
+    """Access events you may see, newest first (residents: your household's and your
+    guests'); filter by time (``since`` included, ``until`` not), community, access point,
+    person, pass, decision, reason and credential type."""
+    statement = events.search(scope(), EventFilters.from_query(query))
+    return [event_answer(row) for row in paginated(statement, pagination_parameters)]
+
+
+@blp.get("/events.csv")
+@blp.arguments(EventSearchSchema, location="query")
+@blp.response(200, content_type="text/csv")
+def events_csv(query: dict[str, Any]) -> Response:
+    """The same search as ``GET /events``, every match as CSV (staff and officers).
+
+    Times are ISO 8601 in the community's time zone with its offset; ``name`` is masked
+    for officers.
+    """
+    caller = scope()
+    _not_for_residents(caller, "such export")
+    statement = events.search(caller, EventFilters.from_query(query))
+    stamp = f"access-events-{utcnow():%Y%m%d-%H%M}"
+    return Response(
+        stream_with_context(_csv_rows(caller, statement)),
+        mimetype="text/csv",
+        headers={
+            **_NO_STORE,
+            "Content-Disposition": f'attachment; filename="{stamp}.csv"',
+        },
+    )
+
+
+def _csv_rows(caller: Scope, statement: Any) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    communities = {c.id: c for c in db.session.scalars(caller.query(Community))}
+    zones = {cid: ZoneInfo(c.timezone) for cid, c in communities.items()}
+    points: dict[str, str] = {}
+    result = db.session.scalars(statement.execution_options(yield_per=_CSV_CHUNK))
+    for chunk in result.partitions():
+        wanted = {e.access_point_id for e in chunk if e.access_point_id} - points.keys()
+        if wanted:
+            points.update(
+                db.session.execute(
+                    db.select(AccessPoint.id, AccessPoint.name).where(AccessPoint.id.in_(wanted))
+                ).all()
+            )
+        names = events.who(caller, chunk)
+        for event in chunk:
+            writer.writerow(
+                [
+                    _cell(value)
+                    for value in (
+                        event.id,
+                        event.occurred_at.astimezone(zones[event.community_id]).isoformat(),
+                        communities[event.community_id].name,
+                        event.access_point_id,
+                        points.get(event.access_point_id or ""),
+                        event.direction,
+                        event.credential_type.value,
+                        event.decision.value,
+                        event.reason,
+                        reason_words(event.reason),
+                        event.person_id,
+                        names.get(event.id),
+                        event.pass_id,
+                        event.device_id,
+                        (event.details or {}).get("detail"),
+                    )
+                ]
+            )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell; text a spreadsheet would run as a formula is quoted with a leading '."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+@blp.get("/events/<event_id>/snapshot")
+@blp.response(200, content_type="image/jpeg")
+def event_snapshot(event_id: str) -> Response:
+    """The picture kept with an event (a face crop, a barrier's snapshot); staff and officers.
+
+    404 when none was kept (the community's settings) or it was erased after retention.
+    """
+    caller = scope()
+    event = caller.get(AccessEvent, event_id)
+    _not_for_residents(caller, f"snapshot for event {event_id!r}")
+    picture = snapshots.load(event)
+    if picture is None:
+        raise NotFound(f"No snapshot for event {event_id!r}.")
+    return Response(picture, mimetype="image/jpeg", headers=_NO_STORE)
+
+
+@blp.get("/events/<event_id>/similar")
+@blp.response(200, SimilarEventSchema(many=True))
+def similar_events(event_id: str) -> Any:
+    """Where else this event's face was seen (staff and officers): for an unknown face, the
+    community's events with a close face, closest first, with their ``distance``; for a
+    known person, their other face events, newest first; nothing for any other event."""
+    caller = scope()
+    event = caller.get(AccessEvent, event_id)
+    _not_for_residents(caller, f"access event with id {event_id!r}")
+    matches = events.similar(caller, event)
+    return [{**event_answer(row), "distance": distance} for row, distance in matches]

@@ -1,0 +1,555 @@
+"""What the officer sees: the live alert console, an alert's page (history, evidence, a map of
+where), event search with its CSV export and "where else was this face seen", statistics.
+
+Who sees what (404 for everyone else, as for any row out of scope):
+
+- the console ``/officer`` and alert pages ``/alerts/<id>``: officers, for the communities
+  they cover, and admins. The alert desk is the officers'; the property office has the
+  device console and the car gates.
+- event search ``/events/search`` and statistics ``/stats``: officers, staff and admins,
+  for their communities. Officers read people only as a door terminal shows them (a masked
+  name such as ``王*明`` next to the person's id); staff read full names, with links to the
+  person pages.
+- residents: none of these pages.
+
+The console is live: ``static/officer.js`` listens to ``/api/v1/alerts/stream`` (server-sent
+events, PROTOCOL.md section 4) and acknowledges and resolves through the alerts API with
+the page's session and its CSRF token. Times are shown and entered in the community's zone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from gatekeeper.vocabulary import (
+    AccessPointKind,
+    AlertStatus,
+    AlertType,
+    CredentialType,
+    Decision,
+    Reason,
+    Severity,
+    Zone,
+)
+from server.api import API_PREFIX
+from server.errors import NotFound
+from server.extensions import db
+from server.localtime import local_to_utc
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    Alert,
+    AlertHistory,
+    Building,
+    Community,
+    Device,
+    User,
+    UserRole,
+    utcnow,
+)
+from server.scope import Scope
+from server.services import events
+from server.services.events import EventFilters
+from server.web import bp
+from server.web.drawings import SERIES_COLOURS, MapBlock, MapPoint, SiteMap, bar_chart, heat_map
+from server.web.drawings import site_map as draw_site_map
+from server.wording import CREDENTIAL_WORDS, reason_words
+
+# Alerts the console loads with the page (the stream adds the rest).
+CONSOLE_OPEN = 200
+CONSOLE_RESOLVED = 50
+RESOLVED_SHOWN_FOR = timedelta(hours=24)
+SEARCH_PAGE = 50
+STATS_DEFAULT_DAYS = 7
+STATS_MAX_DAYS = 92
+SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
+LOUD = frozenset({Severity.HIGH, Severity.CRITICAL})
+# How long before and after an alert its "events around then" link searches.
+AROUND = timedelta(hours=1)
+_SNAPSHOT_URL = re.compile(r"/events/([A-Za-z0-9_]+)/snapshot")
+_LOCAL_INPUT = "%Y-%m-%dT%H:%M"
+
+
+def _scope_for(*roles: UserRole) -> Scope:
+    scope = Scope(current_user._get_current_object())  # type: ignore[attr-defined]
+    if scope.role not in roles:
+        raise NotFound("No such page.")
+    return scope
+
+
+def _officer_scope() -> Scope:
+    """The alert desk: officers and admins."""
+    return _scope_for(UserRole.OFFICER, UserRole.ADMIN)
+
+
+def _reader_scope() -> Scope:
+    """Event search and statistics: officers, staff and admins."""
+    return _scope_for(UserRole.OFFICER, UserRole.STAFF, UserRole.ADMIN)
+
+
+def _communities(scope: Scope) -> list[Community]:
+    return list(db.session.scalars(scope.query(Community).order_by(Community.name)))
+
+
+def _chosen_community(scope: Scope, cid: str | None) -> tuple[Community, list[Community]]:
+    """The community asked for (404 when out of scope), else the caller's first one."""
+    communities = _communities(scope)
+    if cid:
+        return scope.get(Community, cid), communities
+    if not communities:
+        raise NotFound("You cover no community yet; ask an administrator.")
+    return communities[0], communities
+
+
+def _local_input(value: datetime, zone: ZoneInfo) -> str:
+    """A UTC time as a ``datetime-local`` value in the community's zone."""
+    return value.astimezone(zone).strftime(_LOCAL_INPUT)
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def _point_names(ids: Iterable[str | None]) -> dict[str, str]:
+    wanted = {ident for ident in ids if ident}
+    if not wanted:
+        return {}
+    rows = db.session.execute(
+        select(AccessPoint.id, AccessPoint.name).where(AccessPoint.id.in_(wanted))
+    )
+    return dict(rows.all())
+
+
+def _user_names(ids: Iterable[str | None]) -> dict[str, str]:
+    """Who acted on alerts: other officers' names are part of the alert's record."""
+    wanted = {ident for ident in ids if ident}
+    if not wanted:
+        return {}
+    users = db.session.scalars(select(User).where(User.id.in_(wanted)))
+    return {user.id: user.display_name or user.username for user in users}
+
+
+def _snapshot(event: AccessEvent) -> str | None:
+    if not event.snapshot_path:
+        return None
+    return url_for("events.event_snapshot", event_id=event.id)
+
+
+# The console ---------------------------------------------------------------------------------
+
+
+def _console_order(alert: Alert) -> tuple[bool, int, float]:
+    """Unresolved first, then the most severe, then the newest."""
+    return (
+        alert.status is AlertStatus.RESOLVED,
+        -SEVERITY_RANK[alert.severity],
+        -alert.created_at.timestamp(),
+    )
+
+
+def _evidence_event_ids(evidence: Mapping[str, Any] | None) -> list[str]:
+    """The events an alert points at: ``event_ids`` and those its snapshot links name."""
+    evidence = evidence or {}
+    ids = [str(ident) for ident in evidence.get("event_ids") or []]
+    for link in evidence.get("snapshots") or []:
+        match = _SNAPSHOT_URL.search(str(link))
+        if match and match.group(1) not in ids:
+            ids.append(match.group(1))
+    return ids
+
+
+@dataclass(frozen=True)
+class AlertCard:
+    """One alert as the console shows it (``static/officer.js`` builds the same card)."""
+
+    alert: Alert
+    community: Community
+    where: str | None
+    snapshots: list[str]
+    flashing: bool
+
+
+def _cards(scope: Scope, alerts: list[Alert], communities: dict[str, Community]) -> list[AlertCard]:
+    points = _point_names(a.access_point_id for a in alerts)
+    evidence = {a.id: _evidence_event_ids(a.evidence)[:3] for a in alerts}
+    wanted = {ident for ids in evidence.values() for ident in ids}
+    pictured = {
+        event.id: _snapshot(event)
+        for event in db.session.scalars(scope.query(AccessEvent).where(AccessEvent.id.in_(wanted)))
+    }
+    return [
+        AlertCard(
+            alert=alert,
+            community=communities[alert.community_id],
+            where=points.get(alert.access_point_id or ""),
+            snapshots=[pictured[i] for i in evidence[alert.id] if pictured.get(i)],
+            flashing=alert.status is AlertStatus.OPEN and alert.severity in LOUD,
+        )
+        for alert in alerts
+    ]
+
+
+@bp.get("/officer")
+@login_required
+def officer_console() -> str:
+    scope = _officer_scope()
+    communities = {c.id: c for c in _communities(scope)}
+    unresolved = db.session.scalars(
+        scope.query(Alert)
+        .where(Alert.status != AlertStatus.RESOLVED)
+        .order_by(Alert.created_at.desc())
+        .limit(CONSOLE_OPEN)
+    )
+    resolved = db.session.scalars(
+        scope.query(Alert)
+        .where(
+            Alert.status == AlertStatus.RESOLVED,
+            Alert.updated_at >= utcnow() - RESOLVED_SHOWN_FOR,
+        )
+        .order_by(Alert.updated_at.desc())
+        .limit(CONSOLE_RESOLVED)
+    )
+    alerts = sorted([*unresolved, *resolved], key=_console_order)
+    return render_template(
+        "officer_console.html",
+        cards=_cards(scope, alerts, communities),
+        communities=list(communities.values()),
+        community_info=json.dumps(
+            {c.id: {"name": c.name, "tz": c.timezone} for c in communities.values()},
+            ensure_ascii=False,
+        ),
+        api=f"{API_PREFIX}/alerts",
+    )
+
+
+# One alert -----------------------------------------------------------------------------------
+
+
+def _event_row(event: AccessEvent, points: dict[str, str], who: dict[str, str]) -> dict[str, Any]:
+    return {
+        "event": event,
+        "door": points.get(event.access_point_id or ""),
+        "granted": event.decision is Decision.GRANT,
+        "words": reason_words(event.reason),
+        "credential": CREDENTIAL_WORDS.get(event.credential_type, event.credential_type.value),
+        "who": who.get(event.id),
+        "snapshot": _snapshot(event),
+        "face": event.credential_type is CredentialType.FACE,
+    }
+
+
+def _event_rows(scope: Scope, rows: list[AccessEvent]) -> list[dict[str, Any]]:
+    points = _point_names(e.access_point_id for e in rows)
+    who = events.who(scope, rows)
+    return [_event_row(event, points, who) for event in rows]
+
+
+def community_plan(
+    scope: Scope, community: Community, highlighted: Iterable[str | None] = ()
+) -> SiteMap:
+    """The community's buildings and access points, grouped for the schematic map."""
+    buildings = list(
+        db.session.scalars(
+            scope.query(Building)
+            .where(Building.community_id == community.id)
+            .order_by(Building.name)
+        )
+    )
+    points = list(
+        db.session.scalars(
+            scope.query(AccessPoint)
+            .where(AccessPoint.community_id == community.id)
+            .order_by(AccessPoint.name)
+        )
+    )
+    perimeter: list[MapPoint] = []
+    by_building: dict[str, list[MapPoint]] = {b.id: [] for b in buildings}
+    by_zone: dict[str, list[MapPoint]] = {}
+    for point in points:
+        mark = MapPoint(id=point.id, name=point.name, kind=point.kind.value)
+        if point.building_id in by_building:
+            by_building[point.building_id].append(mark)
+        elif point.zone is Zone.PERIMETER or point.kind is not AccessPointKind.DOOR:
+            perimeter.append(mark)
+        else:
+            by_zone.setdefault(point.zone.value, []).append(mark)
+    blocks = [MapBlock(label=b.name, points=tuple(by_building[b.id])) for b in buildings]
+    for zone_name, marks in sorted(by_zone.items()):
+        label = {"building": "Other doors"}.get(zone_name, zone_name.replace("_", " ").capitalize())
+        blocks.append(MapBlock(label=label, points=tuple(marks), dashed=True))
+    return SiteMap(
+        title=community.name,
+        perimeter=tuple(perimeter),
+        blocks=tuple(blocks),
+        highlighted=frozenset(ident for ident in highlighted if ident),
+    )
+
+
+def _history(alert: Alert) -> list[dict[str, Any]]:
+    steps = list(
+        db.session.scalars(
+            select(AlertHistory)
+            .where(AlertHistory.alert_id == alert.id)
+            .order_by(AlertHistory.at, AlertHistory.id)
+        )
+    )
+    names = _user_names(step.by_user_id for step in steps)
+    return [{"step": step, "who": names.get(step.by_user_id or "", "the system")} for step in steps]
+
+
+@bp.get("/alerts/<alert_id>")
+@login_required
+def alert_page(alert_id: str) -> str:
+    scope = _officer_scope()
+    alert = scope.get(Alert, alert_id)
+    community = scope.get(Community, alert.community_id)
+    zone = ZoneInfo(community.timezone)
+    ids = _evidence_event_ids(alert.evidence)
+    evidence_events = list(
+        db.session.scalars(
+            scope.query(AccessEvent)
+            .where(AccessEvent.id.in_(ids))
+            .order_by(AccessEvent.occurred_at, AccessEvent.id)
+        )
+    )
+    device = db.session.get(Device, alert.device_id) if alert.device_id else None
+    marked = [
+        alert.access_point_id,
+        device.access_point_id if device else None,
+        *(event.access_point_id for event in evidence_events),
+    ]
+    point = db.session.get(AccessPoint, alert.access_point_id) if alert.access_point_id else None
+    times = [alert.created_at, alert.updated_at, *(e.occurred_at for e in evidence_events)]
+    around = {
+        "community_id": community.id,
+        "since": _local_input(min(times) - AROUND, zone),
+        "until": _local_input(max(times) + AROUND, zone),
+    }
+    return render_template(
+        "officer_alert.html",
+        alert=alert,
+        community=community,
+        point=point,
+        device=device,
+        history=_history(alert),
+        rows=_event_rows(scope, evidence_events),
+        missing=len(ids) - len(evidence_events),
+        site_map=draw_site_map(community_plan(scope, community, marked)),
+        around=around,
+        at_door={**around, "access_point_id": point.id} if point else None,
+        sees_names=events.sees_names(scope),
+        flashing=alert.status is AlertStatus.OPEN and alert.severity in LOUD,
+        api=f"{API_PREFIX}/alerts",
+    )
+
+
+# Event search --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchForm:
+    """The search form's values as typed (times local) and what they mean."""
+
+    values: dict[str, str]
+    filters: EventFilters
+    errors: dict[str, list[str]]
+
+
+_CHOICES = {
+    "decision": {d.value for d in Decision},
+    "reason": {r.value for r in Reason},
+    "credential_type": {c.value for c in CredentialType},
+}
+
+
+def _read_search(
+    args: Mapping[str, str], community: Community, points: list[AccessPoint]
+) -> SearchForm:
+    zone = ZoneInfo(community.timezone)
+    names = ("since", "until", "access_point_id", "person_id", *_CHOICES)
+    values = {name: (args.get(name) or "").strip() for name in names}
+    errors: dict[str, list[str]] = {}
+    chosen: dict[str, Any] = {"community_id": community.id}
+    for name in ("since", "until"):
+        if not values[name]:
+            continue
+        try:
+            chosen[name] = local_to_utc(
+                datetime.fromisoformat(values[name]).replace(tzinfo=None), zone
+            )
+        except ValueError:
+            errors[name] = [f"Enter a date and time like 2026-12-01 09:00 ({community.timezone})."]
+    if "since" in chosen and "until" in chosen and chosen["until"] <= chosen["since"]:
+        errors["until"] = ["The end must be after the start."]
+    if values["access_point_id"]:
+        if values["access_point_id"] in {p.id for p in points}:
+            chosen["access_point_id"] = values["access_point_id"]
+        else:
+            errors["access_point_id"] = ["Choose an access point of this community."]
+    if values["person_id"]:
+        if len(values["person_id"]) <= 40:
+            chosen["person_id"] = values["person_id"]
+        else:
+            errors["person_id"] = ["A person id is at most 40 characters (per_...)."]
+    for name, allowed in _CHOICES.items():
+        if values[name]:
+            if values[name] in allowed:
+                chosen[name] = values[name]
+            else:
+                errors[name] = ["Choose one of the list."]
+    return SearchForm(values=values, filters=EventFilters.from_query(chosen), errors=errors)
+
+
+def _search_link(**args: str | None) -> str:
+    return url_for("web.event_search", **{k: v for k, v in args.items() if v})
+
+
+@bp.get("/events/search")
+@login_required
+def event_search() -> tuple[str, int]:
+    scope = _reader_scope()
+    similar_to = (request.args.get("similar_to") or "").strip()
+    origin = scope.get(AccessEvent, similar_to) if similar_to else None
+    community, communities = _chosen_community(
+        scope, origin.community_id if origin else request.args.get("community_id")
+    )
+    zone = ZoneInfo(community.timezone)
+    points = list(
+        db.session.scalars(
+            scope.query(AccessPoint)
+            .where(AccessPoint.community_id == community.id)
+            .order_by(AccessPoint.name)
+        )
+    )
+    form = _read_search(request.args, community, points)
+    context: dict[str, Any] = {
+        "community": community,
+        "communities": communities,
+        "points": points,
+        "form": form,
+        "decisions": list(Decision),
+        "reasons": [(r.value, reason_words(r.value)) for r in Reason],
+        "credentials": [(c.value, CREDENTIAL_WORDS.get(c, c.value)) for c in CredentialType],
+        "sees_names": events.sees_names(scope),
+        "origin": None,
+        "distances": {},
+        "older": None,
+    }
+    if origin is not None:
+        matches = events.similar(scope, origin)
+        context["origin"] = _event_rows(scope, [origin])[0]
+        context["rows"] = _event_rows(scope, [row for row, _ in matches])
+        if any(distance is not None for _row, distance in matches):
+            context["distances"] = {row.id: distance for row, distance in matches}
+        return render_template("officer_events.html", **context), 200
+    rows: list[AccessEvent] = []
+    if not form.errors:
+        before_id = request.args.get("before")
+        before = scope.get(AccessEvent, before_id) if before_id else None
+        rows = list(
+            db.session.scalars(
+                events.search(scope, form.filters, before=before).limit(SEARCH_PAGE + 1)
+            )
+        )
+    if len(rows) > SEARCH_PAGE:
+        rows = rows[:SEARCH_PAGE]
+        context["older"] = _search_link(
+            community_id=community.id, before=rows[-1].id, **form.values
+        )
+    context["rows"] = _event_rows(scope, rows)
+    context["csv"] = url_for("events.events_csv", **form.filters.as_query())
+    context["zone"] = zone
+    return render_template("officer_events.html", **context), 422 if form.errors else 200
+
+
+# Statistics ----------------------------------------------------------------------------------
+
+
+def _read_period(args: Mapping[str, str], today: date) -> tuple[date, date, dict[str, list[str]]]:
+    errors: dict[str, list[str]] = {}
+    first, last = today - timedelta(days=STATS_DEFAULT_DAYS - 1), today
+    for name in ("from", "to"):
+        text = (args.get(name) or "").strip()
+        if not text:
+            continue
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            errors[name] = ["Enter a date like 2026-12-01."]
+            continue
+        if name == "from":
+            first = day
+        else:
+            last = day
+    if last < first:
+        errors["to"] = ["The last day must not be before the first."]
+    elif (last - first).days >= STATS_MAX_DAYS:
+        errors["to"] = [f"Choose at most {STATS_MAX_DAYS} days."]
+    if errors:  # show the default week rather than nothing
+        first, last = today - timedelta(days=STATS_DEFAULT_DAYS - 1), today
+    return first, last, errors
+
+
+@bp.get("/stats")
+@login_required
+def stats() -> tuple[str, int]:
+    scope = _reader_scope()
+    community, communities = _chosen_community(scope, request.args.get("community_id"))
+    zone = ZoneInfo(community.timezone)
+    first, last, errors = _read_period(request.args, utcnow().astimezone(zone).date())
+    since, until = _midnight(first, zone), _midnight(last + timedelta(days=1), zone)
+    hourly = events.events_by_hour(scope, community.id, since, until, zone)
+    points = list(
+        db.session.scalars(
+            scope.query(AccessPoint)
+            .where(AccessPoint.community_id == community.id)
+            .order_by(AccessPoint.name)
+        )
+    )
+    rows = [(p.name, [hourly[(p.id, hour)] for hour in range(24)]) for p in points]
+    known = {p.id for p in points}
+    others = [
+        sum(n for (pid, h), n in hourly.items() if h == hour and pid not in known)
+        for hour in range(24)
+    ]
+    if any(others):
+        rows.append(("Removed or no door", others))
+    days = events.local_days(first, last)
+    alerts = events.alerts_by_day(scope, community.id, since, until, zone)
+    present = {kind for _day, kind in alerts}
+    series = [
+        (kind.value, [alerts[(day, kind)] for day in days]) for kind in AlertType if kind in present
+    ]
+    colours = {
+        kind.value: SERIES_COLOURS[n % len(SERIES_COLOURS)] for n, kind in enumerate(AlertType)
+    }
+    period = f"{first.isoformat()} to {last.isoformat()} ({community.timezone})"
+    return render_template(
+        "officer_stats.html",
+        community=community,
+        communities=communities,
+        first=first,
+        last=last,
+        errors=errors,
+        values={"from": request.args.get("from", ""), "to": request.args.get("to", "")},
+        heat=heat_map(f"Events by hour of day, {period}", rows),
+        bars=bar_chart(f"Alerts by type and day, {period}", days, series, colours),
+        point_totals=[(name, sum(counts)) for name, counts in rows],
+        type_totals=[(name, sum(counts)) for name, counts in series],
+        events_total=sum(hourly.values()),
+        search=_search_link(
+            community_id=community.id,
+            since=_local_input(since, zone),
+            until=_local_input(until, zone),
+        ),
+    ), 422 if errors else 200

@@ -1,0 +1,214 @@
+"""Alerts over a real Mosquitto: an officer's own account hears its communities' alerts, and a
+panic button's press travels broker -> worker -> alert -> officers' topic and console."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from flask import Flask
+
+from gatekeeper.vocabulary import AlertType, DeviceKind, Severity, Zone
+from hardware.simulate.device import DeviceIdentity
+from hardware.simulate.sensors import PanicButton
+from hardware.topics import alerts_topic
+from server import create_app
+from server.broker_sync import sync_broker
+from server.extensions import db
+from server.models import Community
+from server.services.alerts import raise_alert
+from tests import factories
+from tests.conftest import app_environment
+from tests.factories import Api
+from tests.support.api import WorldIds, build_world, in_app
+from tests.support.e2e import WAIT_S, mqtt_app, running_broker, running_worker, serving
+from tests.support.mosquitto import Broker
+from tests.support.sse import SseClient
+
+SERVER_USER = "gatekeeper-server"
+SERVER_PASSWORD = "server-password-for-alert-tests"
+
+
+class Listener:
+    """A paho MQTT 5 client subscribed to some topics, keeping what arrives."""
+
+    def __init__(self, port: int, username: str | None = None, password: str | None = None):
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"alert-listener-{os.getpid()}-{time.monotonic_ns()}",
+            protocol=mqtt.MQTTv5,
+        )
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.port = port
+        self.connack: queue.Queue[Any] = queue.Queue()
+        self.subacks: queue.Queue[Any] = queue.Queue()
+        self.messages: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
+        self.client.on_connect = lambda _c, _u, _f, reason, _p: self.connack.put(reason)
+        self.client.on_subscribe = lambda _c, _u, _m, reasons, _p: self.subacks.put(reasons)
+        self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, m.payload, m.qos))
+
+    def listen(self, *topics: str) -> None:
+        self.client.connect("127.0.0.1", self.port)
+        self.client.loop_start()
+        reason = self.connack.get(timeout=WAIT_S)
+        assert not reason.is_failure, reason
+        self.client.subscribe([(topic, 1) for topic in topics])
+        self.subacks.get(timeout=WAIT_S)
+
+    def next_alert(self) -> tuple[str, dict[str, Any], int]:
+        topic, payload, qos = self.messages.get(timeout=WAIT_S)
+        return topic, json.loads(payload), qos
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+# An officer's own broker account ------------------------------------------------------------
+
+
+@pytest.fixture
+def authenticated_broker(tmp_path: Path) -> Iterator[Broker]:
+    broker = Broker(directory=tmp_path / "broker-files")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def broker_app(
+    app: Flask, workdir: Path, database_url: str, authenticated_broker: Broker
+) -> Iterator[Flask]:
+    """A second app on the test database that publishes to and manages the broker."""
+    managed = create_app(
+        app_environment(
+            workdir,
+            database_url,
+            MQTT_URL=f"mqtt://{SERVER_USER}:{SERVER_PASSWORD}@127.0.0.1:{authenticated_broker.port}",
+            MQTT_BROKER_DIR=str(authenticated_broker.directory),
+            MQTT_BROKER_PIDFILE=str(authenticated_broker.pidfile),
+            MQTT_CLIENT_ID="gatekeeper-alert-tests",
+        )
+    )
+    yield managed
+    publisher = managed.extensions.pop("mqtt_publisher", None)
+    if publisher is not None:
+        publisher.stop()
+
+
+@pytest.fixture
+def listeners() -> Iterator[Any]:
+    made: list[Listener] = []
+
+    def make(port: int, *credentials: str) -> Listener:
+        listener = Listener(port, *credentials)
+        made.append(listener)
+        return listener
+
+    yield make
+    for listener in made:
+        listener.close()
+
+
+def test_an_officers_account_receives_its_communities_alerts(
+    broker_app: Flask, authenticated_broker: Broker, listeners: Any
+) -> None:
+    world: WorldIds = build_world(broker_app)
+    with in_app(broker_app):
+        assert sync_broker(broker_app)
+    officer_api = Api(broker_app.test_client(), "officer_a")
+    credentials = officer_api.post(f"/users/{world.officer_a}/mqtt-credentials")
+    assert credentials.status_code == 200, credentials.json
+    officer = listeners(
+        authenticated_broker.port, credentials.json["username"], credentials.json["password"]
+    )
+    # It asks for B's topic too: the broker's ACL drops what it may not read.
+    officer.listen(alerts_topic(world.a), alerts_topic(world.b))
+
+    def raise_in(community_id: str) -> str:
+        with in_app(broker_app):
+            alert = raise_alert(
+                community_id=community_id,
+                type=AlertType.DOOR_FORCED,
+                severity=Severity.HIGH,
+                summary="Door forced open: A door",
+                access_point_id=world.door_a if community_id == world.a else None,
+            )
+            db.session.commit()  # the outbox publishes now
+            return alert.id
+
+    raise_in(world.b)
+    alert_id = raise_in(world.a)  # sent after B's: had B's been allowed, it came first
+    topic, payload, qos = officer.next_alert()
+    assert (topic, qos) == (alerts_topic(world.a), 1)
+    assert (payload["alert_id"], payload["reason"], payload["access_point"]) == (
+        alert_id,
+        "raised",
+        "A door",
+    )
+    answer = officer_api.post(f"/alerts/{alert_id}/acknowledge", json={"note": "on it"})
+    assert answer.status_code == 200, answer.json
+    topic, payload, _qos = officer.next_alert()
+    assert (payload["alert_id"], payload["reason"], payload["status"]) == (
+        alert_id,
+        "acknowledged",
+        "acknowledged",
+    )
+    assert officer.messages.empty()
+
+
+# A panic button, end to end -----------------------------------------------------------------
+
+
+def test_a_panic_press_reaches_the_officers_topic_and_console(
+    app: Flask, workdir: Path, database_url: str, listeners: Any
+) -> None:
+    with (
+        running_broker() as broker,
+        mqtt_app(workdir, database_url, broker, "gatekeeper-worker-alerts") as live,
+    ):
+        world = build_world(live)
+        with in_app(live):
+            gate = factories.access_point(
+                db.session.get(Community, world.a), zone=Zone.PERIMETER, name="南门"
+            )
+            button, secret = factories.device(gate, kind=DeviceKind.PANIC_BUTTON)
+            identity = DeviceIdentity(button.id, secret, world.a)
+        token = Api(live.test_client(), "officer_a").headers
+        subscriber = listeners(broker.port)
+        subscriber.listen(alerts_topic(world.a))
+        panic = PanicButton(identity, broker.url, heartbeat_s=30)
+        with running_worker(live), serving(live) as url:
+            console = SseClient(url, token)
+            try:
+                assert console.response.status == 200
+                assert "connected" in console.read_event().comments
+                panic.start()
+                assert panic.wait_ready(WAIT_S)
+                pressed = time.monotonic()
+                panic.press()
+                _topic, over_mqtt, _qos = subscriber.next_alert()
+                event, arrived = console.next_alert()
+            finally:
+                console.close()
+                panic.stop()
+        hub = live.extensions.get("alert_broadcaster")
+        if hub is not None:
+            hub.stop()
+    for payload in (over_mqtt, event.alert):
+        assert (payload["type"], payload["severity"], payload["reason"]) == (
+            "panic",
+            "critical",
+            "raised",
+        )
+        assert payload["access_point"] == "南门" and payload["device_id"] == identity.device_id
+    assert over_mqtt["alert_id"] == event.alert["alert_id"]
+    assert arrived - pressed < WAIT_S
