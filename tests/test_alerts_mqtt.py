@@ -3,15 +3,11 @@ panic button's press travels broker -> worker -> alert -> officers' topic and co
 
 from __future__ import annotations
 
-import json
-import os
-import queue
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from flask import Flask
 
@@ -30,46 +26,11 @@ from tests.factories import Api
 from tests.support.api import WorldIds, build_world, in_app
 from tests.support.e2e import WAIT_S, mqtt_app, running_broker, running_worker, serving
 from tests.support.mosquitto import Broker
+from tests.support.mqtt_listener import Listener
 from tests.support.sse import SseClient
 
 SERVER_USER = "gatekeeper-server"
 SERVER_PASSWORD = "server-password-for-alert-tests"
-
-
-class Listener:
-    """A paho MQTT 5 client subscribed to some topics, keeping what arrives."""
-
-    def __init__(self, port: int, username: str | None = None, password: str | None = None):
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"alert-listener-{os.getpid()}-{time.monotonic_ns()}",
-            protocol=mqtt.MQTTv5,
-        )
-        if username is not None:
-            self.client.username_pw_set(username, password)
-        self.port = port
-        self.connack: queue.Queue[Any] = queue.Queue()
-        self.subacks: queue.Queue[Any] = queue.Queue()
-        self.messages: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
-        self.client.on_connect = lambda _c, _u, _f, reason, _p: self.connack.put(reason)
-        self.client.on_subscribe = lambda _c, _u, _m, reasons, _p: self.subacks.put(reasons)
-        self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, m.payload, m.qos))
-
-    def listen(self, *topics: str) -> None:
-        self.client.connect("127.0.0.1", self.port)
-        self.client.loop_start()
-        reason = self.connack.get(timeout=WAIT_S)
-        assert not reason.is_failure, reason
-        self.client.subscribe([(topic, 1) for topic in topics])
-        self.subacks.get(timeout=WAIT_S)
-
-    def next_alert(self) -> tuple[str, dict[str, Any], int]:
-        topic, payload, qos = self.messages.get(timeout=WAIT_S)
-        return topic, json.loads(payload), qos
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 # An officer's own broker account ------------------------------------------------------------
