@@ -121,6 +121,12 @@ VARIABLES: tuple[Variable, ...] = (
         "verifying until every token they signed has expired.",
     ),
     Variable(
+        "ALERT_STREAMS_PER_PROCESS",
+        "4",
+        "Officer consoles (`/api/v1/alerts/stream`) one web process serves at once; each "
+        "holds a gunicorn thread. More answer 503 and retry.",
+    ),
+    Variable(
         "RATELIMIT_STORAGE_URI",
         "memory://",
         "Where rate-limit counters live; use `redis://...` with several web workers.",
@@ -154,6 +160,7 @@ class Settings:
     pass_rate_limit: str
     remote_open_rate_limit: str
     pass_key_rotation_days: int
+    alert_streams_per_process: int
     ratelimit_storage_uri: str
     worker_heartbeat_seconds: int
     default_timezone: str
@@ -205,6 +212,9 @@ class Settings:
             "pass_rate_limit": parser.text("PASS_RATE_LIMIT", "30 per hour"),
             "remote_open_rate_limit": parser.text("REMOTE_OPEN_RATE_LIMIT", "10 per minute"),
             "pass_key_rotation_days": parser.integer("PASS_KEY_ROTATION_DAYS", 30, low=1, high=365),
+            "alert_streams_per_process": parser.integer(
+                "ALERT_STREAMS_PER_PROCESS", 4, low=1, high=1000
+            ),
             "ratelimit_storage_uri": parser.text("RATELIMIT_STORAGE_URI", "memory://"),
             "worker_heartbeat_seconds": parser.integer(
                 "WORKER_HEARTBEAT_SECONDS", 30, low=1, high=3600

@@ -7,6 +7,7 @@ another web process would, so nothing in-process tells the stream: it must find 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,7 +195,8 @@ def test_heartbeats_and_a_gone_client_ends_its_stream(app, world, streams, monke
 def test_streams_hold_no_database_connection_while_idle(
     app, world, elsewhere, streams, monkeypatch
 ) -> None:
-    monkeypatch.setitem(app.config, "ALERT_STREAMS_PER_PROCESS", 3)
+    settings = dataclasses.replace(app.config["SETTINGS"], alert_streams_per_process=3)
+    monkeypatch.setitem(app.config, "SETTINGS", settings)
     clients = [connected(streams(bearer(app, "officer_a"))) for _ in range(3)]
     with app.app_context():
         pool = db.engine.pool

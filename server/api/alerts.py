@@ -174,7 +174,7 @@ def stream_alerts() -> Response:
     subscriber = alert_stream.Subscriber(
         None if caller.is_admin else caller.community_ids, caller.hidden_alert_types
     )
-    limit = current_app.config.get("ALERT_STREAMS_PER_PROCESS", alert_stream.STREAMS_PER_PROCESS)
+    limit = current_app.config["SETTINGS"].alert_streams_per_process
     try:
         hub.subscribe(subscriber, limit)
     except alert_stream.TooManyStreams:
