@@ -42,6 +42,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 from flask_migrate import upgrade
 
+from bench.harness import add_device, bare_mqtt_latency, bench_community
 from bench.stats import percentile
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
 from hardware.bus import BrokerAddress, MqttBus
@@ -52,8 +53,7 @@ from server import alert_stream, create_app
 from server.auth import hash_password
 from server.extensions import db
 from server.launcher import web_command
-from server.models import AccessPoint, Community, Device, User, UserRole
-from server.services.devices import set_secret
+from server.models import AccessPoint, User, UserRole
 from server.worker import Worker
 from tests.support.mosquitto import Broker
 from tests.support.net import free_port, wait_for_port
@@ -103,38 +103,6 @@ class Arrivals:
             return self._seen[(alert_id, reason)]
 
 
-def bare_mqtt(broker_url: str, count: int) -> list[float]:
-    """Publish -> subscriber callback with bare clients: the floor of the MQTT path."""
-    address = BrokerAddress.from_url(broker_url)
-    received: dict[bytes, float] = {}
-    arrived = threading.Condition()
-
-    def on_message(_topic: str, payload: bytes) -> None:
-        with arrived:
-            received[payload] = time.perf_counter()
-            arrived.notify_all()
-
-    subscriber = MqttBus(address, "bench-alerts-bare-sub")
-    subscriber.subscribe("bench/bare", on_message)
-    subscriber.start()
-    publisher = MqttBus(address, "bench-alerts-bare-pub")
-    publisher.start()
-    if not (subscriber.wait_connected(10) and publisher.wait_connected(10)):
-        raise SystemExit("cannot connect to the broker")
-    subscriber.wait_subscribed(10)
-    latencies = []
-    for i in range(count):
-        key = str(i).encode()
-        start = time.perf_counter()
-        publisher.publish("bench/bare", key)
-        with arrived:
-            arrived.wait_for(lambda key=key: key in received, timeout=5)
-        latencies.append((received[key] - start) * 1000)
-    publisher.stop()
-    subscriber.stop()
-    return latencies
-
-
 def bare_http(base_url: str, count: int) -> list[float]:
     latencies = []
     for _ in range(count):
@@ -149,29 +117,20 @@ def build_site(app: Any) -> tuple[str, DeviceIdentity]:
     """A community with a gate, its panic button and an officer; (community id, button)."""
     with app.app_context():
         upgrade()
-        community = Community(name="Bench", timezone="Asia/Shanghai", settings={})
-        db.session.add(community)
-        db.session.flush()
+        community = bench_community()
         gate = AccessPoint(
             community_id=community.id, name="南门", kind=AccessPointKind.GATE, zone=Zone.PERIMETER
         )
         db.session.add(gate)
         db.session.flush()
-        button = Device(
-            community_id=community.id,
-            name="Gate panic button",
-            kind=DeviceKind.PANIC_BUTTON,
-            access_point_id=gate.id,
-            zone=Zone.PERIMETER,
-        )
-        secret = set_secret(button)
+        button, secret = add_device(gate, "Gate panic button", DeviceKind.PANIC_BUTTON)
         officer = User(
             username="officer",
             role=UserRole.OFFICER,
             password_hash=hash_password(OFFICER_PASSWORD),
         )
         officer.communities = [community]
-        db.session.add_all([button, officer])
+        db.session.add(officer)
         db.session.commit()
         return community.id, DeviceIdentity(button.id, secret, community.id)
 
@@ -308,7 +267,7 @@ def main() -> None:
         )
         reader.start()
 
-        baseline_mqtt = bare_mqtt(broker.url, args.alerts)
+        baseline_mqtt = bare_mqtt_latency(broker.url, args.alerts, "bench-alerts-bare")
         baseline_http = bare_http(base_url, args.alerts)
         figures = run_rounds(
             args.alerts,

@@ -1,10 +1,12 @@
-"""What the HTTP benchmarks share: a throwaway app, a publisher that only counts, timing."""
+"""What the benchmarks share: a throwaway app, a publisher that only counts, the community with
+its device, the bare MQTT floor, timing."""
 
 from __future__ import annotations
 
 import logging
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -14,8 +16,13 @@ from cryptography.fernet import Fernet
 from flask import Flask
 
 from bench.stats import percentile
+from gatekeeper.vocabulary import DeviceKind
+from hardware.bus import BrokerAddress, MqttBus
 from server import create_app
+from server.extensions import db
 from server.messaging import OutgoingMessage, Publisher
+from server.models import AccessPoint, Community, Device
+from server.services.devices import set_secret
 
 
 class NullPublisher(Publisher):
@@ -78,3 +85,59 @@ def multipart(fields: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
         parts.append(content + b"\r\n")
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def bench_community(**settings: object) -> Community:
+    """Inside an app context on a migrated database: the benchmark's community (flushed)."""
+    community = Community(name="Bench", timezone="Asia/Shanghai", settings=settings)
+    db.session.add(community)
+    db.session.flush()
+    return community
+
+
+def add_device(point: AccessPoint, name: str, kind: DeviceKind) -> tuple[Device, str]:
+    """A device of ``kind`` at ``point`` (flushed), in its zone, with a new secret: the device
+    (added to the session) and the secret."""
+    device = Device(
+        community_id=point.community_id,
+        name=name,
+        kind=kind,
+        access_point_id=point.id,
+        zone=point.zone,
+    )
+    secret = set_secret(device)
+    db.session.add(device)
+    return device, secret
+
+
+def bare_mqtt_latency(broker_url: str, count: int, client_prefix: str) -> list[float]:
+    """Publish -> subscriber callback with bare clients, one message at a time: the floor of
+    the loopback MQTT path, in milliseconds."""
+    address = BrokerAddress.from_url(broker_url)
+    received: dict[bytes, float] = {}
+    arrived = threading.Condition()
+
+    def on_message(_topic: str, payload: bytes) -> None:
+        with arrived:
+            received[payload] = time.perf_counter()
+            arrived.notify_all()
+
+    subscriber = MqttBus(address, f"{client_prefix}-sub")
+    subscriber.subscribe("bench/bare", on_message)
+    subscriber.start()
+    publisher = MqttBus(address, f"{client_prefix}-pub")
+    publisher.start()
+    if not (subscriber.wait_connected(10) and publisher.wait_connected(10)):
+        raise SystemExit("cannot connect to the broker")
+    subscriber.wait_subscribed(10)
+    latencies = []
+    for i in range(count):
+        key = str(i).encode()
+        start = time.perf_counter()
+        publisher.publish("bench/bare", key)
+        with arrived:
+            arrived.wait_for(lambda key=key: key in received, timeout=5)
+        latencies.append((received[key] - start) * 1000)
+    publisher.stop()
+    subscriber.stop()
+    return latencies

@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
+from bench.harness import add_device, bare_mqtt_latency, bench_community
 from bench.stats import percentile
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
 from hardware.bus import BrokerAddress, MqttBus
@@ -37,9 +38,8 @@ from hardware.simulate.device import DeviceIdentity
 from server import create_app
 from server.extensions import db
 from server.messaging import OutgoingMessage, Publisher
-from server.models import AccessPoint, Community, Device, DeviceEvent
+from server.models import AccessPoint, Device, DeviceEvent
 from server.services import commands
-from server.services.devices import set_secret
 from server.worker import Worker
 from tests.support.mosquitto import Broker
 
@@ -50,38 +50,6 @@ def summary(name: str, latencies_ms: list[float]) -> str:
         f"   P99 {percentile(latencies_ms, 99):7.2f} ms"
         f"   mean {statistics.fmean(latencies_ms):7.2f} ms"
     )
-
-
-def bare_latency(broker_url: str, count: int) -> list[float]:
-    """Publish -> subscriber callback with bare clients: the floor of the loopback path."""
-    address = BrokerAddress.from_url(broker_url)
-    received: dict[bytes, float] = {}
-    arrived = threading.Condition()
-
-    def on_message(_topic: str, payload: bytes) -> None:
-        with arrived:
-            received[payload] = time.perf_counter()
-            arrived.notify_all()
-
-    subscriber = MqttBus(address, "bench-bare-sub")
-    subscriber.subscribe("bench/bare", on_message)
-    subscriber.start()
-    publisher = MqttBus(address, "bench-bare-pub")
-    publisher.start()
-    if not (subscriber.wait_connected(10) and publisher.wait_connected(10)):
-        raise SystemExit("cannot connect to the broker")
-    time.sleep(0.3)  # let the subscription settle
-    latencies = []
-    for i in range(count):
-        key = str(i).encode()
-        start = time.perf_counter()
-        publisher.publish("bench/bare", key)
-        with arrived:
-            arrived.wait_for(lambda key=key: key in received, timeout=5)
-        latencies.append((received[key] - start) * 1000)
-    publisher.stop()
-    subscriber.stop()
-    return latencies
 
 
 def bare_receive_rate(broker_url: str, count: int) -> float:
@@ -149,23 +117,13 @@ def main() -> None:
     )
     with app.app_context():
         upgrade()
-        community = Community(name="Bench", timezone="Asia/Shanghai", settings={})
-        db.session.add(community)
-        db.session.flush()
+        community = bench_community()
         point = AccessPoint(
             community_id=community.id, name="Door", kind=AccessPointKind.DOOR, zone=Zone.BUILDING
         )
         db.session.add(point)
         db.session.flush()
-        device = Device(
-            community_id=community.id,
-            name="Door terminal",
-            kind=DeviceKind.DOOR,
-            access_point_id=point.id,
-            zone=Zone.BUILDING,
-        )
-        secret = set_secret(device)
-        db.session.add(device)
+        device, secret = add_device(point, "Door terminal", DeviceKind.DOOR)
         db.session.commit()
         identity = DeviceIdentity(device.id, secret, community.id)
         device_id = device.id
@@ -182,7 +140,7 @@ def main() -> None:
         f"Mosquitto on loopback, {args.commands} commands, {args.events} events, "
         f"database {app.config['SETTINGS'].database_url.split(':')[0]}"
     )
-    baseline = bare_latency(broker.url, args.commands)
+    baseline = bare_mqtt_latency(broker.url, args.commands, "bench-bare")
     # Like a web process: its own connection, not the worker's (busy with acks).
     web_bus = MqttBus(BrokerAddress.from_url(broker.url), "bench-web")
     web_bus.start()

@@ -32,7 +32,7 @@ from flask_migrate import upgrade
 from PIL import Image
 from sqlalchemy import insert
 
-from bench.harness import bench_app, line, multipart
+from bench.harness import add_device, bench_app, bench_community, line, multipart
 from bench.stats import percentile
 from gatekeeper import depthmaps, faces, liveness
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
@@ -42,14 +42,11 @@ from server.galleries import galleries, record_change
 from server.models import (
     AccessPoint,
     Building,
-    Community,
-    Device,
     FaceTemplate,
     Membership,
     Person,
     Unit,
 )
-from server.services.devices import set_secret
 from tests.fetch_test_data import test_image as photo_path
 from tests.support.live_server import LiveServer
 
@@ -84,9 +81,7 @@ def build_site(app, gallery_size: int) -> tuple[str, str, str, np.ndarray]:
     rng = np.random.default_rng(2026)
     with app.app_context():
         upgrade()
-        community = Community(name="Bench", timezone="Asia/Shanghai", settings={})
-        db.session.add(community)
-        db.session.flush()
+        community = bench_community()
         building = Building(community_id=community.id, name="1")
         db.session.add(building)
         db.session.flush()
@@ -101,16 +96,9 @@ def build_site(app, gallery_size: int) -> tuple[str, str, str, np.ndarray]:
         )
         db.session.add_all([unit, point])
         db.session.flush()
-        device = Device(
-            community_id=community.id,
-            name="Terminal",
-            kind=DeviceKind.DOOR,
-            access_point_id=point.id,
-            zone=Zone.BUILDING,
-        )
-        secret = set_secret(device)
+        device, secret = add_device(point, "Terminal", DeviceKind.DOOR)
         obama = Person(community_id=community.id, name="Obama")
-        db.session.add_all([device, obama])
+        db.session.add(obama)
         db.session.flush()
         db.session.add(
             Membership(

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from flask_migrate import upgrade
 from sqlalchemy import insert
 
-from bench.harness import bench_app, line, timed
+from bench.harness import add_device, bench_app, bench_community, line, timed
 from bench.stats import percentile
 from gatekeeper import plates
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
@@ -46,14 +46,11 @@ from server.models import (
     AccessPoint,
     Building,
     Card,
-    Community,
-    Device,
     Membership,
     Person,
     Unit,
     Vehicle,
 )
-from server.services.devices import set_secret
 from tests.support.live_server import LiveServer
 
 CARD_UID = "04A1B2C3D4"
@@ -219,26 +216,14 @@ def build_site(app, plate_texts: list[str]) -> str:
     """The community, its barrier and the cars (two per owner); the barrier's credential."""
     with app.app_context():
         upgrade()
-        community = Community(
-            name="Bench", timezone="Asia/Shanghai", settings={"fuzzy_plates": True}
-        )
-        db.session.add(community)
-        db.session.flush()
+        community = bench_community(fuzzy_plates=True)
         cid = community.id
         point = AccessPoint(
             community_id=cid, name="Barrier", kind=AccessPointKind.BARRIER, zone=Zone.PERIMETER
         )
         db.session.add(point)
         db.session.flush()
-        device = Device(
-            community_id=cid,
-            name="Barrier camera",
-            kind=DeviceKind.BARRIER,
-            access_point_id=point.id,
-            zone=Zone.PERIMETER,
-        )
-        secret = set_secret(device)
-        db.session.add(device)
+        device, secret = add_device(point, "Barrier camera", DeviceKind.BARRIER)
         owners = (len(plate_texts) + CARS_PER_OWNER - 1) // CARS_PER_OWNER
         buildings = [
             {"id": f"bld_bench{b:04d}", "community_id": cid, "name": str(b + 1)}

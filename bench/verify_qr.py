@@ -30,7 +30,7 @@ from datetime import timedelta
 from flask_migrate import upgrade
 from sqlalchemy import insert
 
-from bench.harness import bench_app, line, multipart, timed
+from bench.harness import add_device, bench_app, bench_community, line, multipart, timed
 from bench.stats import percentile
 from gatekeeper import passtokens, qrcodes
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
@@ -40,8 +40,6 @@ from server.models import (
     AccessPoint,
     Building,
     Card,
-    Community,
-    Device,
     Membership,
     Person,
     Unit,
@@ -49,7 +47,6 @@ from server.models import (
     pass_access_points,
     utcnow,
 )
-from server.services.devices import set_secret
 from server.services.passes import token_for
 from tests.support.live_server import LiveServer
 from tests.support.qrframes import frame_with_codes
@@ -64,9 +61,7 @@ def build_site(app, pass_count: int) -> tuple[str, list[str]]:
     """
     with app.app_context():
         upgrade()
-        community = Community(name="Bench", timezone="Asia/Shanghai", settings={})
-        db.session.add(community)
-        db.session.flush()
+        community = bench_community()
         building = Building(community_id=community.id, name="1")
         db.session.add(building)
         db.session.flush()
@@ -81,17 +76,9 @@ def build_site(app, pass_count: int) -> tuple[str, list[str]]:
         resident = Person(community_id=community.id, name="王小明")
         db.session.add_all([unit, point, resident])
         db.session.flush()
-        device = Device(
-            community_id=community.id,
-            name="Door terminal",
-            kind=DeviceKind.DOOR,
-            access_point_id=point.id,
-            zone=Zone.BUILDING,
-        )
-        secret = set_secret(device)
+        device, secret = add_device(point, "Door terminal", DeviceKind.DOOR)
         db.session.add_all(
             [
-                device,
                 Membership(
                     community_id=community.id,
                     person_id=resident.id,

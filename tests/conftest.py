@@ -25,6 +25,9 @@ from server.messaging import OutgoingMessage, Publisher
 from tests.support.live_server import LiveServer
 from tests.support.postgres import PostgresCluster
 
+# broker, worker and http_server for the end-to-end tests over Mosquitto.
+pytest_plugins = ["tests.support.e2e_fixtures"]
+
 BACKENDS = ("sqlite", "postgresql")
 
 

@@ -15,13 +15,11 @@ from gatekeeper.vocabulary import AlertType, DeviceKind, Severity, Zone
 from hardware.simulate.device import DeviceIdentity
 from hardware.simulate.sensors import PanicButton
 from hardware.topics import alerts_topic
-from server import create_app
 from server.broker_sync import sync_broker
 from server.extensions import db
 from server.models import Community
 from server.services.alerts import raise_alert
 from tests import factories
-from tests.conftest import app_environment
 from tests.factories import Api
 from tests.support.api import WorldIds, build_world, in_app
 from tests.support.e2e import WAIT_S, mqtt_app, running_broker, running_worker, serving
@@ -38,10 +36,8 @@ SERVER_PASSWORD = "server-password-for-alert-tests"
 
 @pytest.fixture
 def authenticated_broker(tmp_path: Path) -> Iterator[Broker]:
-    broker = Broker(directory=tmp_path / "broker-files")
-    broker.start()
-    yield broker
-    broker.stop()
+    with running_broker(directory=tmp_path / "broker-files") as broker:
+        yield broker
 
 
 @pytest.fixture
@@ -49,20 +45,16 @@ def broker_app(
     app: Flask, workdir: Path, database_url: str, authenticated_broker: Broker
 ) -> Iterator[Flask]:
     """A second app on the test database that publishes to and manages the broker."""
-    managed = create_app(
-        app_environment(
-            workdir,
-            database_url,
-            MQTT_URL=f"mqtt://{SERVER_USER}:{SERVER_PASSWORD}@127.0.0.1:{authenticated_broker.port}",
-            MQTT_BROKER_DIR=str(authenticated_broker.directory),
-            MQTT_BROKER_PIDFILE=str(authenticated_broker.pidfile),
-            MQTT_CLIENT_ID="gatekeeper-alert-tests",
-        )
-    )
-    yield managed
-    publisher = managed.extensions.pop("mqtt_publisher", None)
-    if publisher is not None:
-        publisher.stop()
+    with mqtt_app(
+        workdir,
+        database_url,
+        authenticated_broker,
+        "gatekeeper-alert-tests",
+        login=(SERVER_USER, SERVER_PASSWORD),
+        MQTT_BROKER_DIR=str(authenticated_broker.directory),
+        MQTT_BROKER_PIDFILE=str(authenticated_broker.pidfile),
+    ) as managed:
+        yield managed
 
 
 @pytest.fixture

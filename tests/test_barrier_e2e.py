@@ -16,27 +16,17 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
 from hardware.protocol import Command, CommandStatus
 from hardware.simulate.actuators import Barrier
 from hardware.simulate.device import DeviceIdentity
 from hardware.simulate.verify import VerifyClient
 from server.extensions import db
-from server.models import Community, DeviceCommand, Vehicle
+from server.models import DeviceCommand
 from server.worker import Worker
-from tests import factories
 from tests.factories import Api
-from tests.support.e2e import (
-    WAIT_S,
-    eventually,
-    mqtt_app,
-    query,
-    running_broker,
-    running_worker,
-    serving,
-)
+from tests.support.e2e import WAIT_S, eventually, mqtt_app, query
 from tests.support.mosquitto import Broker
-from tests.support.passes import build_pass_site
+from tests.support.passes import add_barrier, build_pass_site
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,27 +37,9 @@ UNKNOWN_PLATE = "京N1234学"
 
 
 @pytest.fixture
-def broker() -> Iterator[Broker]:
-    with running_broker() as broker:
-        yield broker
-
-
-@pytest.fixture
 def live_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> Iterator[Flask]:
     with mqtt_app(workdir, database_url, broker, "gatekeeper-worker-barrier-e2e") as live:
         yield live
-
-
-@pytest.fixture
-def worker(live_app: Flask) -> Iterator[Worker]:
-    with running_worker(live_app) as worker:
-        yield worker
-
-
-@pytest.fixture
-def http_server(live_app: Flask) -> Iterator[str]:
-    with serving(live_app) as url:
-        yield url
 
 
 @dataclass(frozen=True)
@@ -83,16 +55,9 @@ def site(live_app: Flask, broker: Broker, http_server: str) -> Iterator[BarrierS
     owner 王小明's registered car."""
     with live_app.app_context():
         base = build_pass_site()
-        community = db.session.get(Community, base.a)
-        point = factories.access_point(
-            community, name="South barrier", kind=AccessPointKind.BARRIER, zone=Zone.PERIMETER
-        )
-        device, _ = factories.device(point, kind=DeviceKind.BARRIER, secret=BARRIER_SECRET)
-        car = Vehicle(community_id=base.a, person_id=base.resident_person, plate=RESIDENT_PLATE)
-        db.session.add(car)
-        db.session.commit()
-        identity = DeviceIdentity(device.id, BARRIER_SECRET, base.a, access_point_id=point.id)
-        built = (base.a, car.id)
+        added = add_barrier(base, BARRIER_SECRET, owner_plate=RESIDENT_PLATE)
+        identity = DeviceIdentity(added.device, BARRIER_SECRET, base.a, access_point_id=added.point)
+        built = (base.a, added.owner_car)
         db.session.remove()
     barrier = Barrier(
         identity,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +11,7 @@ import time_machine
 from PIL import Image
 from sqlalchemy import select
 
-from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
+from gatekeeper.vocabulary import AccessPointKind, Zone
 from hardware.messages import CommandMessage
 from hardware.protocol import Command
 from server.extensions import db
@@ -25,10 +24,10 @@ from server.models import (
     DeviceCommand,
     Vehicle,
 )
-from server.services.devices import set_secret
 from tests import factories
-from tests.factories import PASSWORD, Api
-from tests.support.passes import build_pass_site
+from tests.factories import Api
+from tests.support.pages import csrf, login
+from tests.support.passes import add_barrier, build_pass_site
 
 NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)  # 16:30 in Shanghai
 BARRIER_SECRET = "barrier-secret-for-car-pages"
@@ -48,41 +47,16 @@ class CarSite:
 def site(app) -> CarSite:
     with app.app_context():
         base = build_pass_site()
-        community = db.session.get(Community, base.a)
-        barrier = factories.access_point(
-            community, name="South barrier", kind=AccessPointKind.BARRIER, zone=Zone.PERIMETER
-        )
-        device, _ = factories.device(barrier, kind=DeviceKind.BARRIER)
-        set_secret(device, BARRIER_SECRET)
-        car = Vehicle(community_id=base.a, person_id=base.resident_person, plate="浙B82345")
-        db.session.add(car)
-        db.session.commit()
+        barrier = add_barrier(base, BARRIER_SECRET)
         built = CarSite(
-            base.a, base.b, barrier.id, device.id, f"{device.id}.{BARRIER_SECRET}", car.id
+            base.a, base.b, barrier.point, barrier.device, barrier.credential, barrier.owner_car
         )
         db.session.remove()
     return built
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html) or re.search(
-        r'name="csrf_token" type="hidden" value="([^"]+)"', html
-    )
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-def _login(client, username: str) -> None:
-    page = client.get("/login")
-    answer = client.post(
-        "/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": _csrf(page.text)},
-    )
-    assert answer.status_code == 302
-
-
 def _post(client, path: str, data: dict | None = None, **kwargs):
-    token = _csrf(client.get("/").text)
+    token = csrf(client.get("/").text)
     return client.post(path, data={"csrf_token": token, **(data or {})}, **kwargs)
 
 
@@ -151,7 +125,7 @@ def test_cars_inside_and_the_barriers_decisions(app, client, site) -> None:
         near_refused = _read(client, site, "浙B8Z345", confidence=0.97, direction="in")
         assert near_refused["decision"] == "deny"
 
-    _login(client, "staff_a")
+    login(client, "staff_a")
     with time_machine.travel(NOW + timedelta(hours=2, minutes=5), tick=False):
         page = client.get(f"/communities/{site.a}/cars")
     assert page.status_code == 200
@@ -195,20 +169,20 @@ def test_a_blocked_plate_shows_why(app, client, site) -> None:
             f"/communities/{site.a}/blocked-plates", json={"plate": "沪C88888", "reason": "Stolen"}
         )
         _read(client, site, "沪C8B888", confidence=0.99, direction="in")
-    _login(client, "staff_a")
+    login(client, "staff_a")
     row = _section(client.get(f"/communities/{site.a}/cars").text, f"barrier-{site.barrier}")
     assert "Plate blocked" in row and "blocked plate 沪C88888: Stolen" in row
     assert "沪C8B888" in row
 
 
 def test_an_empty_community_says_so(client, site) -> None:
-    _login(client, "staff_b")
+    login(client, "staff_b")
     html = client.get(f"/communities/{site.b}/cars").text
     assert "No car inside." in html and "This community has no barrier yet." in html
 
 
 def test_open_barrier_sends_open_and_is_recorded(app, client, site, published) -> None:
-    _login(client, "staff_a")
+    login(client, "staff_a")
     answer = _post(client, f"/barriers/{site.barrier}/open")
     assert answer.status_code == 303
     assert answer.location.endswith(f"/communities/{site.a}/cars#barrier-{site.barrier}")
@@ -236,7 +210,7 @@ def test_open_barrier_without_a_device_flashes_why(app, client, site, published)
         )
         db.session.commit()
         bare_id = bare.id
-    _login(client, "staff_a")
+    login(client, "staff_a")
     page = client.get(f"/communities/{site.a}/cars").text
     assert "No enabled barrier device" in _section(page, f"barrier-{bare_id}")
     answer = _post(client, f"/barriers/{bare_id}/open", follow_redirects=True)
@@ -251,7 +225,7 @@ def test_only_barriers_open_from_the_cars_page(app, client, site, published) -> 
                 AccessPoint.community_id == site.a, AccessPoint.kind == AccessPointKind.DOOR
             )
         )
-    _login(client, "staff_a")
+    login(client, "staff_a")
     assert _post(client, f"/barriers/{door}/open").status_code == 404
     assert published == []
 
@@ -265,7 +239,7 @@ def _blocked(app) -> list[tuple[str, str]]:
 
 
 def test_block_and_unblock_a_plate(app, client, site) -> None:
-    _login(client, "staff_a")
+    login(client, "staff_a")
     path = f"/communities/{site.a}/blocked-plates"
     assert "No plate is blocked." in client.get(path).text
     answer = _post(client, path, {"plate": " 沪c·88888 ", "reason": "Stolen car"})
@@ -303,7 +277,7 @@ def test_block_and_unblock_a_plate(app, client, site) -> None:
 def test_a_wrong_form_re_renders_and_stores_nothing(
     app, client, site, form, field, message, status
 ) -> None:
-    _login(client, "staff_a")
+    login(client, "staff_a")
     answer = _post(client, f"/communities/{site.a}/blocked-plates", form)
     assert answer.status_code == status
     html = answer.text
@@ -315,7 +289,7 @@ def test_a_wrong_form_re_renders_and_stores_nothing(
 
 
 def test_blocking_twice_says_so(app, client, site) -> None:
-    _login(client, "staff_a")
+    login(client, "staff_a")
     path = f"/communities/{site.a}/blocked-plates"
     assert _post(client, path, {"plate": "沪C88888", "reason": "Stolen"}).status_code == 303
     again = _post(client, path, {"plate": "沪C·88888", "reason": "Again"})
@@ -333,7 +307,7 @@ def test_car_pages_are_404_outside_scope(app, client, site, published, username)
     )
     with app.app_context():
         bid = db.session.scalar(select(BlockedPlate.id))
-    _login(client, username)
+    login(client, username)
     for path in (f"/communities/{site.a}/cars", f"/communities/{site.a}/blocked-plates"):
         assert client.get(path).status_code == 404, (username, path)
     for path, data in (
@@ -354,7 +328,7 @@ def test_officers_read_but_do_not_act(app, client, site, published) -> None:
     published.clear()
     with app.app_context():
         bid = db.session.scalar(select(BlockedPlate.id))
-    _login(client, "officer_a")
+    login(client, "officer_a")
     cars = client.get(f"/communities/{site.a}/cars")
     assert cars.status_code == 200
     inside = _section(cars.text, "inside")
@@ -382,7 +356,7 @@ def test_car_pages_need_sign_in(client, site) -> None:
 def test_a_persons_page_lists_their_vehicles(app, client, site) -> None:
     with app.app_context():
         owner = db.session.get(Vehicle, site.owner_car).person_id
-    _login(client, "staff_a")
+    login(client, "staff_a")
     html = client.get(f"/people/{owner}").text
     credentials = _section(html, "credentials")
     assert "<code>浙B82345</code>" in credentials and "enabled" in credentials

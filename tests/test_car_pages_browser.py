@@ -7,16 +7,13 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
-from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
 from hardware.messages import CommandMessage
 from hardware.protocol import Command
 from server.extensions import db
-from server.models import BlockedPlate, Community, Vehicle
-from server.services.devices import set_secret
-from tests import factories
+from server.models import BlockedPlate
 from tests.factories import PASSWORD
 from tests.support.live_server import LiveServer
-from tests.support.passes import build_pass_site
+from tests.support.passes import add_barrier, build_pass_site
 
 BARRIER_SECRET = "barrier-secret-for-car-browser"
 
@@ -25,15 +22,8 @@ BARRIER_SECRET = "barrier-secret-for-car-browser"
 def barrier(app: Flask, ctx) -> dict[str, str]:
     """Community A with a barrier (known secret) and the owner's registered car."""
     site = build_pass_site()
-    community = db.session.get(Community, site.a)
-    point = factories.access_point(
-        community, name="South barrier", kind=AccessPointKind.BARRIER, zone=Zone.PERIMETER
-    )
-    device, _ = factories.device(point, kind=DeviceKind.BARRIER)
-    set_secret(device, BARRIER_SECRET)
-    db.session.add(Vehicle(community_id=site.a, person_id=site.resident_person, plate="浙B82345"))
-    db.session.commit()
-    ids = {"a": site.a, "device": device.id, "credential": f"{device.id}.{BARRIER_SECRET}"}
+    added = add_barrier(site, BARRIER_SECRET)
+    ids = {"a": site.a, "device": added.device, "credential": added.credential}
     db.session.remove()
     return ids
 

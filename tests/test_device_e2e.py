@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,64 +16,26 @@ from hardware.protocol import Command, CommandStatus, EventType
 from hardware.simulate.actuators import Door
 from hardware.simulate.device import DeviceIdentity
 from hardware.simulate.sensors import PanicButton
-from server import create_app
 from server.extensions import db
 from server.models import Alert, Device, DeviceCommand, DeviceEvent
-from server.worker import Worker
 from tests import factories
-from tests.conftest import app_environment
 from tests.factories import Api
+from tests.support.e2e import WAIT_S, eventually, mqtt_app, query
 from tests.support.mosquitto import Broker
-
-WAIT_S = 15
-
-
-def eventually(check: Callable[[], object], timeout: float = WAIT_S) -> object:
-    """Poll ``check`` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    broker = Broker()
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 @pytest.fixture
 def live_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> Iterator[Flask]:
     """A second app on the same database whose MQTT settings point at the test broker."""
-    live = create_app(
-        app_environment(
-            workdir,
-            database_url,
-            MQTT_URL=broker.url,
-            MQTT_CLIENT_ID="gatekeeper-worker-e2e",
-            DEVICE_HEARTBEAT_SECONDS="1",
-            DEVICE_OFFLINE_AFTER_MISSES="2",
-        )
-    )
-    yield live
-    publisher = live.extensions.pop("mqtt_publisher", None)
-    if publisher is not None:
-        publisher.stop()
-
-
-@pytest.fixture
-def worker(live_app: Flask) -> Iterator[Worker]:
-    worker = Worker(live_app)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    assert worker.bus.wait_connected(WAIT_S)
-    yield worker
-    worker.stop()
-    thread.join(timeout=30)
+    with mqtt_app(
+        workdir,
+        database_url,
+        broker,
+        "gatekeeper-worker-e2e",
+        DEVICE_HEARTBEAT_SECONDS="1",
+        DEVICE_OFFLINE_AFTER_MISSES="2",
+    ) as live:
+        yield live
 
 
 @dataclass
@@ -112,14 +72,6 @@ def site(live_app: Flask, broker: Broker) -> Iterator[Site]:
         device.stop()
 
 
-def _query(app: Flask, statement):
-    with app.app_context():
-        try:
-            return db.session.execute(statement).all()
-        finally:
-            db.session.remove()
-
-
 def test_staff_open_reaches_the_door_and_is_acked(live_app, worker, site: Site) -> None:
     staff = Api(live_app.test_client(), "staff_a")
     answer = staff.post(f"/access-points/{site.door_point_id}/open")
@@ -139,7 +91,7 @@ def test_panic_and_forced_door_become_alerts(live_app, worker, site: Site) -> No
     site.door.door_forced()
 
     def alert_types() -> set[str]:
-        rows = _query(live_app, select(Alert.type))
+        rows = query(live_app, select(Alert.type))
         return {row[0].value for row in rows}
 
     assert eventually(lambda: {"panic", "door_forced"} <= alert_types()), alert_types()
@@ -147,25 +99,24 @@ def test_panic_and_forced_door_become_alerts(live_app, worker, site: Site) -> No
 
 def test_killed_device_goes_offline_and_alerts(live_app, worker, site: Site) -> None:
     assert eventually(
-        lambda: _query(live_app, select(Device.online).where(Device.id == site.button.device_id))[
+        lambda: query(live_app, select(Device.online).where(Device.id == site.button.device_id))[0][
             0
-        ][0]
+        ]
     )
     site.button.kill()  # no clean disconnect: the broker publishes the last will
 
     def offline_alert() -> bool:
-        rows = _query(live_app, select(Alert.type, Alert.device_id))
+        rows = query(live_app, select(Alert.type, Alert.device_id))
         return (AlertType.DEVICE_OFFLINE, site.button.device_id) in rows
 
-    assert eventually(offline_alert), _query(live_app, select(Alert.type))
+    assert eventually(offline_alert), query(live_app, select(Alert.type))
     assert (
-        _query(live_app, select(Device.online).where(Device.id == site.button.device_id))[0][0]
+        query(live_app, select(Device.online).where(Device.id == site.button.device_id))[0][0]
         is False
     )
     # The door keeps beating and stays online.
     assert (
-        _query(live_app, select(Device.online).where(Device.id == site.door.device_id))[0][0]
-        is True
+        query(live_app, select(Device.online).where(Device.id == site.door.device_id))[0][0] is True
     )
 
 
@@ -179,7 +130,7 @@ def test_broker_restart_loses_no_event_and_stores_none_twice(
     sent += [site.door.emit(EventType.EXIT_REQUEST).seq for _ in range(20)]
 
     def stored() -> list[int]:
-        rows = _query(
+        rows = query(
             live_app,
             select(DeviceEvent.seq).where(
                 DeviceEvent.device_id == site.door.device_id, DeviceEvent.type == "exit_request"
@@ -188,7 +139,7 @@ def test_broker_restart_loses_no_event_and_stores_none_twice(
         return sorted(row[0] for row in rows)
 
     assert eventually(lambda: stored() == sorted(sent), timeout=30), (len(stored()), len(sent))
-    counted = _query(
+    counted = query(
         live_app,
         select(func.count())
         .select_from(DeviceEvent)
@@ -229,22 +180,12 @@ def test_expired_command_is_dropped_and_recorded(live_app, worker, site: Site) -
     assert site.door.wait_for_action(Command.OPEN, 0.5, cmd_id=command_id) is None
 
     def recorded() -> bool:
-        status = _query(
+        status = query(
             live_app, select(DeviceCommand.status).where(DeviceCommand.id == command_id)
         )[0][0]
         return status is CommandStatus.EXPIRED
 
     assert eventually(recorded)
-
-
-@pytest.fixture
-def http_server(live_app: Flask) -> Iterator[str]:
-    from tests.support.live_server import LiveServer
-
-    server = LiveServer(live_app)
-    server.start()
-    yield server.url
-    server.stop()
 
 
 def test_card_at_a_simulated_door_follows_the_tenant_lease(
@@ -298,7 +239,7 @@ def test_card_at_a_simulated_door_follows_the_tenant_lease(
     worker.scheduler.get_job("close_leases").modify(next_run_time=datetime.now(UTC))
 
     def card_disabled() -> bool:
-        rows = _query(live_app, select(Card.disabled_at).where(Card.person_id == tenant_id))
+        rows = query(live_app, select(Card.disabled_at).where(Card.person_id == tenant_id))
         return rows[0][0] is not None
 
     assert eventually(card_disabled)
@@ -345,7 +286,7 @@ def test_face_terminal_opens_for_a_live_enrolled_face(
     assert live["liveness"]["method"] == "depth" and live["liveness"]["live"] is True
     assert site.door.wait_for(lambda: len(site.door.actions) == 1, WAIT_S)
     assert site.door.actions[0].cmd is Command.OPEN
-    events = _query(
+    events = query(
         live_app,
         select(AccessEvent.reason, AccessEvent.direction).order_by(AccessEvent.occurred_at),
     )
@@ -391,7 +332,7 @@ def test_a_guest_scans_a_pass_at_a_simulated_door(
     assert action is not None, "the door did not open for the guest"
 
     def acked() -> bool:
-        rows = _query(
+        rows = query(
             live_app,
             select(DeviceCommand.status).where(DeviceCommand.event_id == granted["event_id"]),
         )

@@ -10,19 +10,15 @@ import time_machine
 from PIL import Image
 from pyzbar import pyzbar
 
-from server.extensions import db
 from tests.factories import Api
-from tests.support.passes import build_pass_site
+from tests.support.passes import pass_site
 
 NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
 
 
 @pytest.fixture
 def site(app):
-    with app.app_context():
-        built = build_pass_site()
-        db.session.remove()
-    return built
+    return pass_site(app)
 
 
 @time_machine.travel(NOW, tick=False)

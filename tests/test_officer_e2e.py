@@ -11,52 +11,20 @@ from flask import Flask
 from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
-from gatekeeper.vocabulary import AccessPointKind, AlertStatus, DeviceKind, PersonRole, Zone
+from gatekeeper.vocabulary import AlertStatus
 from hardware.simulate.device import DeviceIdentity
 from hardware.simulate.sensors import RfidReader
 from hardware.topics import alerts_topic
 from server.extensions import db
-from server.models import Alert, AlertHistory, Community, Membership, Person, RfidTag
-from tests import factories
+from server.models import Alert, AlertHistory
 from tests.factories import PASSWORD, Api
 from tests.support.e2e import WAIT_S, mqtt_app, running_broker, running_worker, serving
+from tests.support.elders import ELDER_TAG, build_wandering_elder
 from tests.support.mqtt_listener import Listener
 from tests.support.sse import SseClient
 
-ELDER_TAG = "E1DE5001"
 # The issue's bound: from the reader's publish to each officer channel.
 WITHIN_S = 1.0
-
-
-def _community(app: Flask) -> tuple[str, str, str]:
-    """Community A with a wandering-risk elder's tag and a perimeter reader; no guardian window
-    (the rule judges each read at once). Returns the community, reader id and secret."""
-    with app.app_context():
-        world = factories.world()
-        community = db.session.get(Community, world.a.id)
-        community.settings = {**(community.settings or {}), "guardian_window_minutes": 0}
-        gate = factories.access_point(
-            world.a, name="North gate", kind=AccessPointKind.GATE, zone=Zone.PERIMETER
-        )
-        reader, secret = factories.device(gate, kind=DeviceKind.RFID_READER)
-        elder = Person(community_id=world.a.id, name="王老明", wander_risk=True)
-        db.session.add(elder)
-        db.session.flush()
-        db.session.add_all(
-            [
-                Membership(
-                    community_id=world.a.id,
-                    person_id=elder.id,
-                    unit_id=world.unit_a.id,
-                    role=PersonRole.ELDER,
-                ),
-                RfidTag(community_id=world.a.id, person_id=elder.id, epc=ELDER_TAG),
-            ]
-        )
-        db.session.commit()
-        ids = (world.a.id, reader.id, secret)
-        db.session.remove()
-    return ids
 
 
 def test_an_elder_wandering_reaches_every_officer_channel(
@@ -67,7 +35,9 @@ def test_an_elder_wandering_reaches_every_officer_channel(
         running_broker() as broker,
         mqtt_app(workdir, database_url, broker, "gatekeeper-worker-officer-e2e") as live,
     ):
-        community_id, reader_id, secret = _community(live)
+        # No guardian window: the rule judges each read at once.
+        site = build_wandering_elder(live, guardian_window_minutes=0)
+        community_id, reader_id, secret = site.community_id, site.reader_id, site.reader_secret
         with running_worker(live), serving(live) as url:
             reader = RfidReader(
                 DeviceIdentity(reader_id, secret, community_id), broker.url, heartbeat_s=0.5

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from hardware.protocol import EventType
 from hardware.simulate.actuators import Door
 from hardware.simulate.device import DeviceIdentity
 from hardware.simulate.verify import VerifyClient
-from server import create_app, passkeys
+from server import passkeys
 from server.broker_sync import sync_broker
 from server.extensions import db
 from server.models import AccessEvent, AccessPoint, Device, VisitorPass, utcnow
@@ -34,25 +32,14 @@ from server.services import passes
 from server.services.devices import set_secret
 from server.worker import Worker
 from tests import factories
-from tests.conftest import app_environment
+from tests.support.e2e import WAIT_S, eventually, mqtt_app, running_worker
 from tests.support.mosquitto import Broker
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
-WAIT_S = 15
 SERVER_USER = "gatekeeper-server"
 SERVER_PASSWORD = "server-password-for-offline-tests"
-
-
-def eventually(check: Callable[[], object], timeout: float = WAIT_S) -> object:
-    """Poll ``check`` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -66,19 +53,15 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 @pytest.fixture
 def live_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> Iterator[Flask]:
     """A second app on the test database that signs in to ``broker`` as the server."""
-    live = create_app(
-        app_environment(
-            workdir,
-            database_url,
-            MQTT_URL=f"mqtt://{SERVER_USER}:{SERVER_PASSWORD}@127.0.0.1:{broker.port}",
-            MQTT_CLIENT_ID="gatekeeper-worker-offline",
-            MQTT_BROKER_DIR=str(broker.directory),
-        )
-    )
-    yield live
-    publisher = live.extensions.pop("mqtt_publisher", None)
-    if publisher is not None:
-        publisher.stop()
+    with mqtt_app(
+        workdir,
+        database_url,
+        broker,
+        "gatekeeper-worker-offline",
+        login=(SERVER_USER, SERVER_PASSWORD),
+        MQTT_BROKER_DIR=str(broker.directory),
+    ) as live:
+        yield live
 
 
 @dataclasses.dataclass
@@ -126,13 +109,9 @@ def site(live_app: Flask, broker: Broker) -> Iterator[Site]:
 
 @pytest.fixture
 def worker(live_app: Flask, site: Site) -> Iterator[Worker]:
-    worker = Worker(live_app)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    assert worker.bus.wait_connected(WAIT_S)
-    yield worker
-    worker.stop()
-    thread.join(timeout=30)
+    """The worker, once ``site`` has started the broker."""
+    with running_worker(live_app) as worker:
+        yield worker
 
 
 def _pass_used(door: Door) -> list[EventMessage]:

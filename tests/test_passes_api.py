@@ -16,17 +16,14 @@ from server import qrimages
 from server.extensions import db
 from server.models import AuditEntry, VisitorPass
 from tests.factories import Api
-from tests.support.passes import LEASE_END, build_pass_site
+from tests.support.passes import LEASE_END, pass_site
 
 NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
 
 
 @pytest.fixture
 def site(app):
-    with app.app_context():
-        built = build_pass_site()
-        db.session.remove()
-    return built
+    return pass_site(app)
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ from server.models import (
     utcnow,
 )
 from tests import factories
-from tests.factories import PASSWORD, Api
+from tests.factories import Api
 from tests.fetch_test_data import test_image as photo_path
+from tests.support.pages import csrf, login
 
 ID_NUMBER = make_resident_id("330106", sequence=234)
 
@@ -42,23 +43,6 @@ def blurred() -> bytes:
     return buffer.getvalue()
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html) or re.search(
-        r'name="csrf_token" type="hidden" value="([^"]+)"', html
-    )
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-def _login(client, username: str) -> None:
-    page = client.get("/login")
-    answer = client.post(
-        "/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": _csrf(page.text)},
-    )
-    assert answer.status_code == 302
-
-
 @pytest.fixture
 def w(app):
     with app.app_context():
@@ -71,13 +55,13 @@ def w(app):
 @pytest.fixture
 def staff(client, w):
     """The test client, signed in as staff of community A."""
-    _login(client, "staff_a")
+    login(client, "staff_a")
     return client
 
 
 def _post(client, path: str, data: dict | None = None, page: str | None = None, **kwargs):
     """POST a page form with the CSRF token taken from ``page`` (default: the path's page)."""
-    token = _csrf(client.get(page or "/").text)
+    token = csrf(client.get(page or "/").text)
     return client.post(path, data={"csrf_token": token, **(data or {})}, **kwargs)
 
 
@@ -401,7 +385,7 @@ def _enrol(client, w, **fields):
     page = f"/communities/{w.a}/people/new"
     form = client.get(page)
     assert form.status_code == 200
-    data = {"csrf_token": _csrf(form.text), "name": "张伟", "role": "resident", **fields}
+    data = {"csrf_token": csrf(form.text), "name": "张伟", "role": "resident", **fields}
     return client.post(page, data=data, content_type="multipart/form-data")
 
 
@@ -572,7 +556,7 @@ def test_enrol_photo_without_consent_is_not_stored(app, client, w, staff) -> Non
 def test_people_pages_are_404_outside_scope(app, client, w, username) -> None:
     pid = _person(client, w)
     card = Api(client, "staff_a").post(f"/people/{pid}/cards", {"uid": "04A1B2C3"}).json
-    _login(client, username)
+    login(client, username)
     for path in (f"/communities/{w.a}/people", f"/communities/{w.a}/people/new", f"/people/{pid}"):
         assert client.get(path).status_code == 404, (username, path)
     for path, data in (

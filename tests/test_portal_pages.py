@@ -16,36 +16,17 @@ from hardware.topics import device_topic
 from server.extensions import db
 from server.models import AccessEvent, Community, Unit, UserRole, VisitorPass
 from tests import factories
-from tests.factories import PASSWORD, Api
-from tests.support.passes import LEASE_END, build_pass_site
+from tests.factories import Api
+from tests.support.pages import csrf, login
+from tests.support.passes import LEASE_END, pass_site
 
 NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)  # 16:30 in Shanghai
 PAGES = ("/my/passes", "/my/passes/new", "/my/code", "/my/doors", "/my/history")
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html) or re.search(
-        r'name="csrf_token" type="hidden" value="([^"]+)"', html
-    )
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-def _login(client, username: str) -> None:
-    page = client.get("/login")
-    answer = client.post(
-        "/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": _csrf(page.text)},
-    )
-    assert answer.status_code == 302
-
-
 @pytest.fixture
 def site(app):
-    with app.app_context():
-        built = build_pass_site()
-        db.session.remove()
-    return built
+    return pass_site(app)
 
 
 @pytest.fixture
@@ -57,13 +38,13 @@ def frozen():
 @pytest.fixture
 def resident(client, site, frozen):
     """The test client, signed in as resident_a (owner of unit A1-101)."""
-    _login(client, "resident_a")
+    login(client, "resident_a")
     return client
 
 
 def _new_pass(client, site, **fields):
     """Submit the pass form; the defaults are what the form offers ticked."""
-    token = _csrf(client.get("/my/passes/new").text)
+    token = csrf(client.get("/my/passes/new").text)
     data = {
         "guest_name": "快递 小李",
         "duration": "24h",
@@ -83,7 +64,7 @@ def _created_id(answer) -> str:
 
 
 def _post(client, path: str, page: str = "/my/doors"):
-    return client.post(path, data={"csrf_token": _csrf(client.get(page).text)})
+    return client.post(path, data={"csrf_token": csrf(client.get(page).text)})
 
 
 def _count_passes(app) -> int:
@@ -202,7 +183,7 @@ def test_late_at_night_until_tonight_is_not_offered(resident, frozen) -> None:
 
 def test_a_former_tenant_gets_the_conflict_on_the_page(app, client, site) -> None:
     with time_machine.travel(LEASE_END + timedelta(hours=1), tick=False):
-        _login(client, "tenant_a")
+        login(client, "tenant_a")
         answer = _new_pass(client, site, access_point_ids=[site.gate])
         assert answer.status_code == 409
         assert "You do not live in this unit now" in answer.text
@@ -216,7 +197,7 @@ def test_a_resident_cannot_see_another_units_pass(app, client, site, frozen) -> 
         "/passes", json={"guest_name": "x", "unit_id": site.unit_a2}
     )
     assert theirs.status_code == 201
-    _login(client, "resident_a")
+    login(client, "resident_a")
     assert client.get(f"/my/passes/{theirs.json['id']}").status_code == 404
     assert _post(client, f"/my/passes/{theirs.json['id']}/revoke").status_code == 404
     assert theirs.json["id"] not in client.get("/my/passes").text
@@ -271,7 +252,7 @@ def test_doors_that_cannot_be_opened(app, resident, site, published) -> None:
 
 @pytest.mark.parametrize("username", ["staff_a", "officer_a", "admin"])
 def test_other_roles_find_no_portal(client, site, published, username) -> None:
-    _login(client, username)
+    login(client, username)
     for path in (*PAGES, "/my/passes/pas_x"):
         assert client.get(path).status_code == 404, path
     assert _post(client, f"/my/doors/{site.door}/open", page="/").status_code == 404
@@ -281,7 +262,7 @@ def test_other_roles_find_no_portal(client, site, published, username) -> None:
 def test_a_resident_without_a_unit_is_told(app, client, site) -> None:
     with app.app_context():
         factories.user(UserRole.RESIDENT, username="newcomer")
-    _login(client, "newcomer")
+    login(client, "newcomer")
     answer = client.get("/my/passes")
     assert answer.status_code == 409 and "not linked to a unit" in answer.text
 
@@ -313,7 +294,7 @@ def test_a_resident_without_a_person_has_no_code(app, client, site, frozen) -> N
     with app.app_context():
         unit = db.session.get(Unit, site.unit_a)
         factories.user(UserRole.RESIDENT, unit_of=unit, username="lodger")
-    _login(client, "lodger")
+    login(client, "lodger")
     answer = client.get("/my/code")
     assert answer.status_code == 409 and "not linked to a resident" in answer.text
 
@@ -336,7 +317,7 @@ def test_history_names_the_guest_of_a_pass(app, resident, site) -> None:
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(AccessEvent)) == 1
     neighbour = app.test_client()
-    _login(neighbour, "resident_b")
+    login(neighbour, "resident_b")
     assert "Nothing yet." in neighbour.get("/my/history").text
 
 

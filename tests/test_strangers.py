@@ -10,7 +10,7 @@ import time_machine
 from PIL import Image, ImageEnhance
 from sqlalchemy import func, select
 
-from gatekeeper.vocabulary import AlertType, PersonRole, Severity
+from gatekeeper.vocabulary import AlertType, Severity
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -18,8 +18,6 @@ from server.models import (
     Alert,
     Community,
     Device,
-    Membership,
-    Person,
     StrangerCluster,
     StrangerSighting,
     WatchlistEntry,
@@ -28,7 +26,7 @@ from server.services.devices import set_secret
 from server.strangers import similar_events
 from tests import factories
 from tests.support.api import assert_problem, in_app
-from tests.support.faces import enrol, frame
+from tests.support.faces import enrol_resident, frame
 
 SECRET = "stranger-door-secret"
 # 10:00 in Shanghai: daytime, so only the count and door rules apply.
@@ -182,19 +180,7 @@ def test_a_known_stranger_stays_quiet(app, client, site) -> None:
 
 def test_a_residents_face_never_makes_a_cluster(app, client, site, published) -> None:
     with in_app(app):
-        obama = Person(community_id=site["a"], name="奥巴马")
-        db.session.add(obama)
-        db.session.flush()
-        db.session.add(
-            Membership(
-                community_id=site["a"],
-                person_id=obama.id,
-                unit_id=site["unit"],
-                role=PersonRole.RESIDENT,
-            )
-        )
-        enrol(site["a"], obama.id, "obama.jpg")
-        db.session.commit()
+        enrol_resident(site["a"], site["unit"], "奥巴马", "obama.jpg")
     with time_machine.travel(NIGHT, tick=False):
         for photo in ("obama2.jpg", "obama3.jpg", "obama2.jpg"):
             body = verify(client, site["front"], frame(photo))
@@ -313,19 +299,7 @@ def test_promote_a_stranger_to_the_watchlist(app, client, site) -> None:
 
 def test_where_else_was_this_face_seen(app, client, site) -> None:
     with in_app(app):
-        obama = Person(community_id=site["a"], name="奥巴马")
-        db.session.add(obama)
-        db.session.flush()
-        db.session.add(
-            Membership(
-                community_id=site["a"],
-                person_id=obama.id,
-                unit_id=site["unit"],
-                role=PersonRole.RESIDENT,
-            )
-        )
-        enrol(site["a"], obama.id, "obama.jpg")
-        db.session.commit()
+        enrol_resident(site["a"], site["unit"], "奥巴马", "obama.jpg")
     with time_machine.travel(MORNING, tick=False) as traveller:
         strangers = []
         for variant in range(3):

@@ -11,7 +11,7 @@ import time_machine
 from PIL import Image
 from sqlalchemy import select
 
-from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
+from gatekeeper.vocabulary import PersonRole
 from hardware.messages import CommandMessage
 from hardware.protocol import Command
 from server.extensions import db
@@ -27,11 +27,9 @@ from server.models import (
     WorkerPermit,
     WorkerTag,
 )
-from server.services.devices import set_secret
 from server.services.vehicles import flag_overstays
-from tests import factories
 from tests.factories import Api
-from tests.support.passes import build_pass_site
+from tests.support.passes import add_barrier, build_pass_site
 
 NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
 BARRIER_SECRET = "barrier-secret-for-plate-tests"
@@ -50,19 +48,11 @@ class CarSite:
 def site(app):
     with app.app_context():
         base = build_pass_site()
-        community = db.session.get(Community, base.a)
-        barrier = factories.access_point(
-            community, name="South barrier", kind=AccessPointKind.BARRIER, zone=Zone.PERIMETER
-        )
-        device, _ = factories.device(barrier, kind=DeviceKind.BARRIER)
-        set_secret(device, BARRIER_SECRET)
-        owner_car = Vehicle(community_id=base.a, person_id=base.resident_person, plate="浙B82345")
+        barrier = add_barrier(base, BARRIER_SECRET)
         tenant_car = Vehicle(community_id=base.a, person_id=base.tenant_person, plate="浙A12345")
-        db.session.add_all([owner_car, tenant_car])
+        db.session.add(tenant_car)
         db.session.commit()
-        built = CarSite(
-            base.a, barrier.id, f"{device.id}.{BARRIER_SECRET}", owner_car.id, tenant_car.id
-        )
+        built = CarSite(base.a, barrier.point, barrier.credential, barrier.owner_car, tenant_car.id)
         db.session.remove()
     return built
 

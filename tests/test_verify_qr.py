@@ -17,17 +17,14 @@ from hardware.protocol import Command
 from server.extensions import db
 from server.models import AccessEvent, Lease, VisitorPass
 from tests.factories import Api
-from tests.support.passes import build_pass_site
+from tests.support.passes import pass_site
 
 NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
 
 
 @pytest.fixture
 def site(app):
-    with app.app_context():
-        built = build_pass_site()
-        db.session.remove()
-    return built
+    return pass_site(app)
 
 
 def verify(client, credential: str, token: str, **extra):

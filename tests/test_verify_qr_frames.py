@@ -11,7 +11,7 @@ import time_machine
 from server.extensions import db
 from server.models import AccessEvent
 from tests.factories import Api
-from tests.support.passes import build_pass_site
+from tests.support.passes import pass_site
 from tests.support.qrframes import frame_with_codes, qr_png
 
 NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
@@ -19,10 +19,7 @@ NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
 
 @pytest.fixture
 def site(app):
-    with app.app_context():
-        built = build_pass_site()
-        db.session.remove()
-    return built
+    return pass_site(app)
 
 
 @pytest.fixture

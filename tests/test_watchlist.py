@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from gatekeeper.vocabulary import AlertType, PersonRole, Severity
+from gatekeeper.vocabulary import AlertType, Severity
 from server import create_app
 from server.extensions import db
 from server.models import (
@@ -17,8 +17,6 @@ from server.models import (
     Alert,
     Community,
     Device,
-    Membership,
-    Person,
     StrangerCluster,
     UserRole,
     WatchlistEntry,
@@ -28,7 +26,7 @@ from tests import factories
 from tests.conftest import Recorder, app_environment
 from tests.fetch_test_data import test_image as photo_path
 from tests.support.api import assert_problem, in_app
-from tests.support.faces import enrol, frame
+from tests.support.faces import enrol_resident, frame
 
 SECRET = "watchlist-door-secret"
 
@@ -86,20 +84,7 @@ def commands(published) -> list:
 
 def resident_obama(app, site) -> str:
     with in_app(app):
-        obama = Person(community_id=site["a"], name="奥巴马")
-        db.session.add(obama)
-        db.session.flush()
-        db.session.add(
-            Membership(
-                community_id=site["a"],
-                person_id=obama.id,
-                unit_id=site["unit"],
-                role=PersonRole.RESIDENT,
-            )
-        )
-        enrol(site["a"], obama.id, "obama.jpg")
-        db.session.commit()
-        return obama.id
+        return enrol_resident(site["a"], site["unit"], "奥巴马", "obama.jpg")
 
 
 def without_event_id(answer: dict) -> dict:

@@ -1,8 +1,9 @@
 """The parts of an end-to-end test over a real Mosquitto: broker, server app, worker, HTTP.
 
-Each is a context manager, so a test module wires them into its own fixtures and nothing
-here is a fixture that other modules could shadow; all of it listens on loopback only.
-Waits are bounded: ``eventually`` polls for at most ``WAIT_S`` seconds.
+Each is a context manager; ``tests.support.e2e_fixtures`` wraps the common ones as fixtures
+(``broker``, ``worker``, ``http_server``) and a test module adds its own ``live_app`` with
+``mqtt_app``. All of it listens on loopback only. Waits are bounded: ``eventually`` polls for
+at most ``WAIT_S`` seconds.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ def query(app: Flask, statement: Any) -> list[Any]:
 
 
 @contextmanager
-def running_broker() -> Iterator[Broker]:
-    """An anonymous Mosquitto on a free loopback port."""
-    broker = Broker()
+def running_broker(directory: Path | None = None) -> Iterator[Broker]:
+    """A Mosquitto on a free loopback port: anonymous, or with the password file and ACL in
+    ``directory`` when given."""
+    broker = Broker(directory=directory)
     broker.start()
     try:
         yield broker
@@ -58,13 +60,22 @@ def running_broker() -> Iterator[Broker]:
 
 @contextmanager
 def mqtt_app(
-    workdir: Path, database_url: str, broker: Broker, client_id: str, **settings: str
+    workdir: Path,
+    database_url: str,
+    broker: Broker,
+    client_id: str,
+    *,
+    login: tuple[str, str] | None = None,
+    **settings: str,
 ) -> Iterator[Flask]:
-    """A second app on the test database whose MQTT settings point at ``broker``."""
+    """A second app on the test database whose MQTT settings point at ``broker``, signed in
+    as ``login`` (user, password) when given, else anonymous."""
+    url = broker.url
+    if login is not None:
+        user, password = login
+        url = f"mqtt://{user}:{password}@127.0.0.1:{broker.port}"
     app = create_app(
-        app_environment(
-            workdir, database_url, MQTT_URL=broker.url, MQTT_CLIENT_ID=client_id, **settings
-        )
+        app_environment(workdir, database_url, MQTT_URL=url, MQTT_CLIENT_ID=client_id, **settings)
     )
     try:
         yield app

@@ -9,10 +9,11 @@ from PIL import Image
 
 from gatekeeper import depthmaps, liveness
 from gatekeeper import faces as engine
+from gatekeeper.vocabulary import PersonRole
 from server import crypto
 from server.extensions import db
 from server.galleries import record_change
-from server.models import FaceTemplate
+from server.models import FaceTemplate, Membership, Person
 from tests.fetch_test_data import test_image as photo_path
 
 
@@ -64,3 +65,22 @@ def depth_for(image_jpeg: bytes, kind: str, seed: int = 11, size=(640, 360)) -> 
         "screen": lambda: depthmaps.screen(scene, 450, rng),
     }[kind]
     return depthmaps.to_png16(render())
+
+
+def enrol_resident(community_id: str, unit_id: str, name: str, photo: str) -> str:
+    """Inside an app context: a resident of ``unit_id`` with ``photo`` enrolled; committed.
+    The person's id."""
+    person = Person(community_id=community_id, name=name)
+    db.session.add(person)
+    db.session.flush()
+    db.session.add(
+        Membership(
+            community_id=community_id,
+            person_id=person.id,
+            unit_id=unit_id,
+            role=PersonRole.RESIDENT,
+        )
+    )
+    enrol(community_id, person.id, photo)
+    db.session.commit()
+    return person.id

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flask import Flask
+
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from server.extensions import db
-from server.models import Device, Lease, Membership, Person, User, UserRole
+from server.models import Community, Device, Lease, Membership, Person, User, UserRole, Vehicle
 from server.services.devices import set_secret
 from tests import factories
 
@@ -15,6 +17,7 @@ DOOR_SECRET = "door-secret-for-pass-tests"
 GATE_SECRET = "gate-secret-for-pass-tests"
 OTHER_SECRET = "other-door-secret-for-passes"
 B_SECRET = "community-b-door-secret-pass"
+OWNER_PLATE = "浙B82345"  # the owner 王小明's car, with ``add_barrier``
 # The tenant's lease: all of November 2026 (UTC).
 LEASE_START = datetime(2026, 11, 1, tzinfo=UTC)
 LEASE_END = datetime(2026, 12, 1, tzinfo=UTC)
@@ -114,3 +117,35 @@ def build_pass_site() -> PassSite:
         resident_person=owner.id,
         tenant_person=tenant.id,
     )
+
+
+def pass_site(app: Flask) -> PassSite:
+    """``build_pass_site()`` in an app context of its own (for a test's ``site`` fixture)."""
+    with app.app_context():
+        built = build_pass_site()
+        db.session.remove()
+    return built
+
+
+@dataclass(frozen=True)
+class BarrierIds:
+    """Community A's barrier: the access point, its device and credential, the owner's car."""
+
+    point: str
+    device: str
+    credential: str
+    owner_car: str
+
+
+def add_barrier(site: PassSite, secret: str, owner_plate: str = OWNER_PLATE) -> BarrierIds:
+    """Inside an app context, after ``build_pass_site()``: a perimeter barrier "South barrier"
+    in community A whose device has ``secret``, and the owner 王小明's car; committed."""
+    community = db.session.get(Community, site.a)
+    point = factories.access_point(
+        community, name="South barrier", kind=AccessPointKind.BARRIER, zone=Zone.PERIMETER
+    )
+    device, _ = factories.device(point, kind=DeviceKind.BARRIER, secret=secret)
+    car = Vehicle(community_id=site.a, person_id=site.resident_person, plate=owner_plate)
+    db.session.add(car)
+    db.session.commit()
+    return BarrierIds(point.id, device.id, f"{device.id}.{secret}", car.id)
