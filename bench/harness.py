@@ -9,7 +9,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -23,6 +24,7 @@ from server.extensions import db
 from server.messaging import OutgoingMessage, Publisher
 from server.models import AccessPoint, Community, Device
 from server.services.devices import set_secret
+from server.worker import checkpoint_sqlite
 
 
 class NullPublisher(Publisher):
@@ -33,6 +35,24 @@ class NullPublisher(Publisher):
 
     def publish(self, message: OutgoingMessage) -> None:
         self.count += 1
+
+
+@contextmanager
+def checkpointing(app: Flask, every_s: float = 5.0) -> Iterator[None]:
+    """SQLite's WAL checkpoints in a background thread, as the worker does in production."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            checkpoint_sqlite(app)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def bench_app(prefix: str) -> tuple[Flask, NullPublisher]:

@@ -31,6 +31,8 @@ LEASE_CHECK_S = 60
 SNAPSHOT_RETENTION_CHECK_S = 3600
 # How often the pass-signing keys are checked for rotation.
 KEY_ROTATION_CHECK_S = 3600
+# How often SQLite's write-ahead log is copied into the database (see server/__init__.py).
+SQLITE_CHECKPOINT_S = 5
 # How often visitor cars still inside after their pass are looked for.
 OVERSTAY_CHECK_S = 60
 # How often exit tag reads whose guardian window has passed are judged (wandering).
@@ -43,6 +45,22 @@ PATROL_CHECK_S = 60
 ALERT_DELIVERY_CHECK_S = 1
 # How often open alerts are checked against their community's alert_ack_minutes.
 ALERT_ESCALATION_CHECK_S = 30
+
+
+def checkpoint_sqlite(app: Flask) -> tuple[int, int] | None:
+    """Copy SQLite's WAL into the database here, so no request pays for the fsync.
+
+    PASSIVE: it never waits for readers or writers; what it cannot copy now waits for the
+    next run. Returns the WAL's frames and those copied; None on PostgreSQL (nothing to do).
+    """
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            return None
+        with db.engine.connect() as connection:
+            _busy, frames, copied = connection.exec_driver_sql(
+                "PRAGMA wal_checkpoint(PASSIVE)"
+            ).one()
+        return frames, copied
 
 
 class Worker:
@@ -92,6 +110,9 @@ class Worker:
     def close_leases(self) -> None:
         """The lease-end cascade (access already ended: the policy checks leases itself)."""
         self._in_transaction(people.close_ended_leases)
+
+    def checkpoint_sqlite(self) -> None:
+        checkpoint_sqlite(self.app)
 
     def flag_overstays(self) -> None:
         """One ``overstay`` alert per visitor car still inside after its pass ended."""
@@ -173,6 +194,7 @@ class Worker:
         self._schedule(self.erase_expired_snapshots, SNAPSHOT_RETENTION_CHECK_S)
         self._schedule(self.rotate_pass_keys, KEY_ROTATION_CHECK_S)
         self._schedule(self.flag_overstays, OVERSTAY_CHECK_S)
+        self._schedule(self.checkpoint_sqlite, SQLITE_CHECKPOINT_S)
         self._schedule(self.judge_wandering, WANDERING_CHECK_S)
         self._schedule(self.flag_inactive_elders, INACTIVE_ELDER_CHECK_S)
         self._schedule(self.judge_patrol_rounds, PATROL_CHECK_S)
