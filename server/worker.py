@@ -179,6 +179,9 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
+        # APScheduler logs each run at INFO: a line a second from the delivery job alone.
+        if _LOGGER.getEffectiveLevel() > logging.DEBUG:
+            logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
         _LOGGER.info("worker starting; broker %s:%s", self.bus.address.host, self.bus.address.port)
         for topic_filter in SERVER_SUBSCRIPTIONS:
             self.bus.subscribe(topic_filter, self.ingest.handle)
