@@ -248,18 +248,23 @@ class IdMatchResult:
 # --- image loading ---------------------------------------------------------------------------
 
 
-def load_image(
+def check_image(
     data: bytes,
     *,
     max_bytes: int = MAX_IMAGE_BYTES,
     max_side: int = MAX_IMAGE_SIDE,
-) -> np.ndarray:
-    """Decode uploaded bytes into an ``H x W x 3`` RGB ``uint8`` array (RGB, not BGR).
+) -> tuple[int, int]:
+    """The width and height of an upload that is a JPEG, PNG or WebP within the limits,
+    from its header only (no pixels decoded); :class:`ImageError` otherwise.
 
-    EXIF orientation is applied; alpha is flattened onto white; grayscale and 16-bit images are
-    scaled to 8-bit RGB. The byte size and the pixel size are checked before decoding, so a
-    decompression bomb is refused without allocating its pixels. Raises :class:`ImageError`.
+    For pictures only stored, such as a barrier's snapshot.
     """
+    with _open_checked(data, max_bytes, max_side) as image:
+        return image.size
+
+
+def _open_checked(data: bytes, max_bytes: int, max_side: int) -> Image.Image:
+    """The image with its header read and checked against the limits (pixels not loaded)."""
     if not data:
         raise ImageError(ImageProblem.EMPTY, "the file is empty")
     if len(data) > max_bytes:
@@ -279,15 +284,32 @@ def load_image(
         raise ImageError(
             ImageProblem.UNSUPPORTED_FORMAT, f"not a {'/'.join(ALLOWED_IMAGE_FORMATS)} image"
         ) from exc
-    with image:
-        width, height = image.size
-        if width < 1 or height < 1:
-            raise ImageError(ImageProblem.UNREADABLE, f"empty image size {width}x{height}")
-        if width > max_side or height > max_side:
-            raise ImageError(
-                ImageProblem.TOO_MANY_PIXELS,
-                f"{width}x{height} px; the limit is {max_side} px per side",
-            )
+    width, height = image.size
+    if width < 1 or height < 1:
+        image.close()
+        raise ImageError(ImageProblem.UNREADABLE, f"empty image size {width}x{height}")
+    if width > max_side or height > max_side:
+        image.close()
+        raise ImageError(
+            ImageProblem.TOO_MANY_PIXELS,
+            f"{width}x{height} px; the limit is {max_side} px per side",
+        )
+    return image
+
+
+def load_image(
+    data: bytes,
+    *,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_side: int = MAX_IMAGE_SIDE,
+) -> np.ndarray:
+    """Decode uploaded bytes into an ``H x W x 3`` RGB ``uint8`` array (RGB, not BGR).
+
+    EXIF orientation is applied; alpha is flattened onto white; grayscale and 16-bit images are
+    scaled to 8-bit RGB. The byte size and the pixel size are checked before decoding, so a
+    decompression bomb is refused without allocating its pixels. Raises :class:`ImageError`.
+    """
+    with _open_checked(data, max_bytes, max_side) as image:
         try:
             image.load()
             upright = ImageOps.exif_transpose(image)

@@ -34,17 +34,12 @@ from gatekeeper import policy
 from gatekeeper.plates import (
     MAX_DIFFERENCES,
     MatchKind,
-    PlateError,
     PlateIndex,
-    PlateProblem,
     differences,
-    normalise_plate,
     skeleton,
-    validate_plate,
 )
 from gatekeeper.vocabulary import AlertType, CredentialType, Decision, Reason, Severity
 from server import community_settings, snapshots
-from server.errors import Invalid
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -60,6 +55,7 @@ from server.models import (
 )
 from server.pass_verification import pass_verdict
 from server.services.alerts import raise_alert
+from server.services.vehicles import checked_plate
 from server.verification import Presented, decide
 
 _VEHICLE_GRANTS = {Reason.RESIDENT: Reason.RESIDENT_VEHICLE, Reason.TENANT: Reason.RESIDENT_VEHICLE}
@@ -76,18 +72,6 @@ class PlateRead:
     color: str | None = None
     direction: str | None = None
     snapshot: bytes | None = None
-
-
-def read_plate_text(text: str) -> str:
-    """The normalised plate, or 422 with the reason; an I/O slip passes (fuzzy only)."""
-    try:
-        return validate_plate(text).text
-    except PlateError as error:
-        if error.problem is PlateProblem.FORBIDDEN_LETTER:
-            return normalise_plate(text)
-        raise Invalid(
-            error.detail, errors={"plate": [error.detail]}, reason=error.problem
-        ) from error
 
 
 def _candidates(community_id: str, read: str, now: datetime) -> dict[str, list[Any]]:
@@ -222,7 +206,7 @@ def verify_plate(device: Device, read: PlateRead, at: datetime | None = None) ->
     """Decide on a plate at the device's barrier, store the event and presence; the caller
     commits."""
     at = at or utcnow()
-    text = read_plate_text(read.plate)
+    text = checked_plate(read.plate, ocr_slips=True)
     community = db.session.get(Community, device.community_id)
     details: dict[str, Any] = {"plate": text}
     if read.confidence is not None:

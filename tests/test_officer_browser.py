@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 from flask import Flask
 from playwright.sync_api import Browser, expect
@@ -39,7 +38,6 @@ def _raise(app: Flask, community_id: str, severity: Severity, summary: str, **va
 def test_console_shows_new_alerts_live_and_works_them(
     app: Flask, browser: Browser, live_server: LiveServer
 ) -> None:
-    started = time.monotonic()
     with app.app_context():
         w = factories.world()
         a, b, door = w.a.id, w.b.id, w.door_a.id
@@ -109,7 +107,6 @@ def test_console_shows_new_alerts_live_and_works_them(
     expect(history.nth(1)).to_contain_text("Guard sent to the door")
     expect(page.locator(f'svg.site-map g.ap.hit[data-access-point="{door}"]')).to_have_count(1)
     page.close()
-    assert time.monotonic() - started < 20
 
 
 def test_alert_page_acknowledges_in_place(

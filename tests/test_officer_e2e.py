@@ -30,7 +30,6 @@ WITHIN_S = 1.0
 def test_an_elder_wandering_reaches_every_officer_channel(
     app: Flask, workdir: Path, database_url: str, browser: Browser
 ) -> None:
-    started = time.monotonic()
     with (
         running_broker() as broker,
         mqtt_app(workdir, database_url, broker, "gatekeeper-worker-officer-e2e") as live,
@@ -102,4 +101,3 @@ def test_an_elder_wandering_reaches_every_officer_channel(
             ).all()
             assert sorted(steps) == ["acknowledged", "raised", "resolved"]
             db.session.remove()
-    assert time.monotonic() - started < 60

@@ -289,7 +289,7 @@ def verify_plate() -> Any:
         snapshot = _upload("snapshot")
         if snapshot is not None:
             try:
-                faces.load_image(snapshot)  # a picture, within the size limits
+                faces.check_image(snapshot)  # a picture within the limits; stored, not decoded
             except faces.ImageError as error:
                 raise image_problem(error, "snapshot") from error
     read = PlateRead(

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gatekeeper.plates import PlateError, validate_plate
+from gatekeeper.plates import PlateError, PlateProblem, normalise_plate, validate_plate
 from gatekeeper.vocabulary import AlertType, Severity
 from server import audit
 from server.errors import Conflict, Invalid
@@ -18,11 +18,17 @@ from server.scope import Scope
 from server.services.alerts import raise_alert
 
 
-def checked_plate(text: str, field: str = "plate") -> str:
-    """The normalised plate, or 422 with the GA 36-2018 reason."""
+def checked_plate(text: str, field: str = "plate", *, ocr_slips: bool = False) -> str:
+    """The normalised plate, or 422 with the GA 36-2018 reason.
+
+    ``ocr_slips``: a camera's read with an ``I`` or ``O`` passes (normalised), since it can
+    only be a misread of ``1`` or ``0``; fuzzy matching sorts it out.
+    """
     try:
         return validate_plate(text).text
     except PlateError as error:
+        if ocr_slips and error.problem is PlateProblem.FORBIDDEN_LETTER:
+            return normalise_plate(text)
         raise Invalid(error.detail, errors={field: [error.detail]}, reason=error.problem) from error
 
 

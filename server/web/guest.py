@@ -15,7 +15,6 @@ from server import qrimages
 from server.extensions import db
 from server.models import Community
 from server.services import passes
-from server.services.passes import PassStatus
 from server.web import bp
 
 # A link shared by chat must not leak through the Referer header, caches or search engines.
@@ -36,7 +35,7 @@ def shared_pass(secret: str) -> Any:
         visitor_pass=visitor_pass,
         community=community,
         status=status,
-        usable=status in (PassStatus.ACTIVE, PassStatus.UPCOMING),
+        usable=status in passes.OPENS_DOORS,
         doors=sorted(p.name for p in visitor_pass.access_points),
         remaining=max(visitor_pass.max_uses - visitor_pass.uses, 0),
         secret=secret,
@@ -47,7 +46,7 @@ def shared_pass(secret: str) -> Any:
 @bp.get("/g/<secret>/qr.png")
 def shared_pass_qr(secret: str) -> Response:
     visitor_pass = passes.by_share_secret(secret)
-    if passes.status_of(visitor_pass) not in (PassStatus.ACTIVE, PassStatus.UPCOMING):
+    if passes.status_of(visitor_pass) not in passes.OPENS_DOORS:
         return Response(status=410, headers=_PRIVATE)
     token = passes.token_for(visitor_pass)
     db.session.commit()  # a first signing key may have been made

@@ -76,7 +76,7 @@ DEFAULT_DURATION = "24h"
 
 # The pass list's tabs: which statuses each shows.
 TABS: dict[str, tuple[str, tuple[PassStatus, ...]]] = {
-    "current": ("Active", (PassStatus.ACTIVE, PassStatus.UPCOMING)),
+    "current": ("Active", tuple(passes.OPENS_DOORS)),
     "used": ("Used", (PassStatus.USED,)),
     "ended": ("Expired", (PassStatus.EXPIRED, PassStatus.REVOKED)),
 }
@@ -319,7 +319,7 @@ def portal_pass(pass_id: str) -> str:
         visitor_pass=row,
         status=status,
         status_words=STATUS_WORDS,
-        usable=status in (PassStatus.ACTIVE, PassStatus.UPCOMING),
+        usable=status in passes.OPENS_DOORS,
         share_url=url_for("web.shared_pass", secret=passes.share_secret(row), _external=True),
         doors=sorted(point.name for point in row.access_points),
         uses=uses,
