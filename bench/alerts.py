@@ -49,8 +49,9 @@ from hardware.bus import BrokerAddress, MqttBus
 from hardware.simulate.device import DeviceIdentity
 from hardware.simulate.sensors import PanicButton
 from hardware.topics import alerts_topic
-from server import alert_stream, create_app
-from server.auth import hash_password
+from server import create_app
+from server.alerts import stream as alert_stream
+from server.core.auth import hash_password
 from server.extensions import db
 from server.launcher import web_command
 from server.models import AccessPoint, User, UserRole

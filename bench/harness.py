@@ -20,10 +20,10 @@ from bench.stats import percentile
 from gatekeeper.vocabulary import DeviceKind
 from hardware.bus import BrokerAddress, MqttBus
 from server import create_app
+from server.core.messaging import OutgoingMessage, Publisher
+from server.devices.service import set_secret
 from server.extensions import db
-from server.messaging import OutgoingMessage, Publisher
 from server.models import AccessPoint, Community, Device
-from server.services.devices import set_secret
 from server.worker import checkpoint_sqlite
 
 

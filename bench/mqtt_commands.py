@@ -36,10 +36,10 @@ from hardware.protocol import Command, EventType
 from hardware.simulate.actuators import Door
 from hardware.simulate.device import DeviceIdentity
 from server import create_app
+from server.core.messaging import OutgoingMessage, Publisher
+from server.devices import commands
 from server.extensions import db
-from server.messaging import OutgoingMessage, Publisher
 from server.models import AccessPoint, Device, DeviceEvent
-from server.services import commands
 from server.worker import Worker
 from tests.support.mosquitto import Broker
 

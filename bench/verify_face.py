@@ -36,9 +36,9 @@ from bench.harness import add_device, bench_app, bench_community, line, multipar
 from bench.stats import percentile
 from gatekeeper import depthmaps, faces, liveness
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
-from server import crypto
+from server.access.galleries import galleries, record_change
+from server.core import crypto
 from server.extensions import db
-from server.galleries import galleries, record_change
 from server.models import (
     AccessPoint,
     Building,

@@ -42,7 +42,6 @@ from bench.harness import (
 from bench.stats import percentile
 from gatekeeper import passtokens, qrcodes
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
-from server import passkeys, qrimages
 from server.extensions import db
 from server.models import (
     AccessPoint,
@@ -55,7 +54,9 @@ from server.models import (
     pass_access_points,
     utcnow,
 )
-from server.services.passes import token_for
+from server.passes import images as qrimages
+from server.passes import keys as passkeys
+from server.passes.service import token_for
 from tests.support.live_server import LiveServer
 from tests.support.qrframes import frame_with_codes
 

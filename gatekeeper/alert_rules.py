@@ -52,7 +52,7 @@ def daily_window(start: str, end: str, days: frozenset[int] = ALL_DAYS) -> Weekl
 
 @dataclass(frozen=True)
 class WanderingSettings:
-    """The community's tunables the wandering rule reads (``server.community_settings``)."""
+    """The community's tunables the wandering rule reads (``server.community.settings``)."""
 
     time_zone: str
     night_start: str = "22:00"

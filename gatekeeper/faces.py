@@ -39,9 +39,9 @@ _LOGGER = logging.getLogger(__name__)
 
 # --- limits and tuned constants (the numbers behind them are in docs/faces.md) -----------------
 
-#: Largest upload accepted, in bytes (PROTOCOL.md: images up to 8 MiB).
+#: Largest upload accepted, in bytes (docs/protocol.md: images up to 8 MiB).
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
-#: Largest width or height accepted, in pixels (PROTOCOL.md: 4096 px per side).
+#: Largest width or height accepted, in pixels (docs/protocol.md: 4096 px per side).
 MAX_IMAGE_SIDE = 4096
 #: Container formats Pillow may try; nothing else is parsed (smaller attack surface). Phones'
 #: multi-picture JPEGs (MPO) open through the JPEG plugin.

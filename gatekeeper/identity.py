@@ -266,6 +266,16 @@ def mask_document(doc_type: DocumentType | str, number: str) -> str:
     return text[:keep] + "*" * (len(text) - 2 * keep) + text[-keep:]
 
 
+def mask_name(name: str) -> str:
+    """A name a terminal or a console may show: ``王小明`` -> ``王*明``, ``李华`` -> ``李*``."""
+    name = name.strip()
+    if len(name) <= 1:
+        return "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
 _DEFAULT_BIRTH = date(1990, 1, 1)
 
 

@@ -1,6 +1,6 @@
 """Depth (3D) liveness: does the depth map under a detected face have the relief of a real face?
 
-The door terminal may send, with its colour frame, a depth map (PROTOCOL.md section 2: a 16-bit
+The door terminal may send, with its colour frame, a depth map (docs/protocol.md section 3: a 16-bit
 grayscale PNG in millimetres, 0 = no reading, the same field of view as the colour frame, any
 resolution with the same aspect ratio). This module judges it from GEOMETRY only, never from
 texture: a printed photo or a screen is a plane, a bent photo a cylinder, a photo held at an angle
@@ -238,7 +238,7 @@ class LivenessResult:
         return cls(checked=False, live=False, score=0.0, method="none", reason=reason)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``liveness`` object of the verify answer (PROTOCOL.md), plus ``reason`` if any."""
+        """The verify answer's ``liveness`` object (docs/protocol.md), plus ``reason`` if any."""
         body: dict[str, Any] = {
             "checked": self.checked,
             "live": self.live,

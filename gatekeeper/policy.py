@@ -2,7 +2,7 @@
 
 One function, :func:`decide_access`, takes plain values the server fills from its
 database and returns an :class:`AccessDecision`: grant or deny, the reason code of
-PROTOCOL.md section 2, and the name of the rule that decided. ``docs/policy.md``
+docs/protocol.md section 3, and the name of the rule that decided. ``docs/policy.md``
 describes the rules, their order and every reason; this module is the truth.
 
 Every window in here is half-open, ``[from, until)``: it includes its first instant
@@ -82,7 +82,7 @@ DENIAL_PRECEDENCE = (
 _RANK = {reason: index for index, reason in enumerate(DENIAL_PRECEDENCE)}
 
 # A credential switched off or outside its own window: the code closest to "this
-# credential no longer works" for each type (PROTOCOL.md has no generic one).
+# credential no longer works" for each type (docs/protocol.md has no generic one).
 # Plates and faces read as unknown, so barriers and terminals treat them as unregistered
 # (and no ``plate_blocked`` alert is raised for a resident's old car).
 _DISABLED_REASON = {
@@ -232,7 +232,7 @@ class Subject:
 
 @dataclass(frozen=True, slots=True)
 class AccessDecision:
-    """Grant or deny, the PROTOCOL.md reason code, the rule that decided, and why in words."""
+    """Grant or deny, the docs/protocol.md reason code, the rule that decided, and why in words."""
 
     decision: Decision
     reason: Reason

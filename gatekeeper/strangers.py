@@ -1,7 +1,7 @@
 """Strangers: unknown faces grouped into clusters, and when a cluster deserves an alert.
 
 Pure (numpy and the standard library). The server keeps clusters and sightings in its
-database (``server/strangers.py``); this module decides which cluster a new face joins,
+database (``server/alerts/strangers.py``); this module decides which cluster a new face joins,
 how the cluster's centroid moves, whether the sightings so far cross a community's
 thresholds, and how an alert sums them up. ``docs/strangers.md`` has the rules.
 """
@@ -61,7 +61,7 @@ class Sighting:
 
 @dataclass(frozen=True)
 class StrangerThresholds:
-    """A community's stranger rules (``server.community_settings``)."""
+    """A community's stranger rules (``server.community.settings``)."""
 
     sightings: int = 3  # this many sightings within the window ...
     window: timedelta = timedelta(hours=24)

@@ -67,7 +67,7 @@ class Decision(StrEnum):
 
 
 class Reason(StrEnum):
-    """Machine-readable reason of a decision (PROTOCOL.md section 2)."""
+    """Machine-readable reason of a decision (docs/protocol.md section 4)."""
 
     # grants
     RESIDENT = "resident"

@@ -5,7 +5,7 @@ Mosquitto reads (``passwd`` and ``acl``) and sending the broker SIGHUP, which ma
 reload both and disconnect clients whose account is gone. Everything here is plain
 text and files: no database, no Flask, so the launcher and tests can use it too.
 
-Accounts (PROTOCOL.md sections 1, 3 and 4):
+Accounts (docs/protocol.md sections 2 and 5):
 
 - a device (username = device id) reads only ``gk/v1/{community}/{device}/cmd`` and its
   community's retained key set ``gk/v1/{community}/keys``, and writes only its own

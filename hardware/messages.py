@@ -1,4 +1,4 @@
-"""Payloads of PROTOCOL.md section 3: typed values, encoded to and decoded from JSON.
+"""Payloads of docs/protocol.md section 5: typed values, encoded to and decoded from JSON.
 
 Decoding validates: a bad payload raises ``PayloadError`` with a short reason, which
 consumers log and count; it never takes a consumer down. Unknown fields are

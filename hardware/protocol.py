@@ -1,4 +1,4 @@
-"""Names fixed by the device protocol (shared/PROTOCOL.md section 3)."""
+"""Names fixed by the device protocol (docs/protocol.md section 5)."""
 
 from enum import StrEnum
 

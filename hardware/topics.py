@@ -1,4 +1,4 @@
-"""The topic scheme of PROTOCOL.md section 3; the only module that spells topics.
+"""The topic scheme of docs/protocol.md section 5; the only module that spells topics.
 
 Per device: ``gk/v1/{community}/{device}/cmd|ack|evt|status``. Per community, written
 only by the server: ``gk/v1/{community}/alerts`` (officers read it) and

@@ -39,8 +39,9 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-    from server import auth, cli, messaging, problems, web
+    from server import cli, web
     from server.api import init_app as init_api
+    from server.core import auth, messaging, problems
     from server.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)

@@ -1,7 +1,7 @@
 """Command-line entry points (``flask --app server COMMAND``).
 
-``seed``, ``create-user``, ``worker``, ``broker-files`` (server/broker_sync.py),
-``demo-fleet`` and ``enrol-csv`` (server/bulk.py). Errors are one-line messages with a
+``seed``, ``create-user``, ``worker``, ``broker-files`` (server/devices/broker_sync.py),
+``demo-fleet`` and ``enrol-csv`` (server/people/bulk.py). Errors are one-line messages with a
 non-zero exit status, never tracebacks.
 """
 
@@ -14,8 +14,8 @@ import click
 from flask import Flask, current_app
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from server import broker_sync
-from server.errors import DomainError
+from server.core.errors import DomainError
+from server.devices import broker_sync
 from server.extensions import db
 from server.models import User, UserRole
 
@@ -95,8 +95,8 @@ def create_user(
     password_stdin: bool,
 ) -> None:
     """Create a user account; prompts for the password unless --password-stdin."""
-    from server.scope import Scope
-    from server.services.accounts import create_user as create
+    from server.core.scope import Scope
+    from server.people.accounts import create_user as create
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -197,13 +197,13 @@ def enrol_csv(community_id: str, photos_dir: Path | None, consent: bool, csv_fil
     Columns: name,role,building,unit,phone,id_type,id_number,lease_start,lease_end,photo
     Lease times are local to the community: 2026-12-01T09:00, or a date (as lease_end,
     a date is the lease's last day). Photos are stored only with --consent.
-    More in server/bulk.py.
+    More in server/people/bulk.py.
 
     Exit status: 0 every row enrolled; 1 some rows failed (each listed with its line and
     why; the others are stored); 2 unusable input (no such file, community or column).
     """
-    from server.bulk import BulkEnrolment, UnusableInput, read_csv
-    from server.scope import Scope
+    from server.core.scope import Scope
+    from server.people.bulk import BulkEnrolment, UnusableInput, read_csv
 
     # The command line acts as an administrator; this account is never stored.
     system = User(username="cli", role=UserRole.ADMIN, password_hash="!")  # noqa: S106

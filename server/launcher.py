@@ -8,7 +8,7 @@
   credentials, and the server itself as ``gatekeeper-server`` with a password generated
   once into ``server_password``. The web server and worker get ``MQTT_URL``,
   ``MQTT_BROKER_DIR`` and ``MQTT_BROKER_PIDFILE`` for it, so device changes reach the
-  broker at once (``server.broker_sync``);
+  broker at once (``server.devices.broker_sync``);
 - the web server: gunicorn with ``server:create_app()`` on ``GK_BIND``;
 - the worker: ``flask --app server worker``.
 

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from gatekeeper.plates import normalise_plate
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
-from server.auth import device_secret_hash, hash_password
+from server.core.auth import device_secret_hash, hash_password
+from server.devices.service import set_secret
 from server.extensions import db
 from server.models import (
     AccessPoint,
@@ -32,7 +33,6 @@ from server.models import (
     WorkerTag,
     utcnow,
 )
-from server.services.devices import set_secret
 
 
 class SeedError(Exception):

@@ -15,10 +15,17 @@ from flask import Flask
 
 from hardware.bus import BrokerAddress, MqttBus
 from hardware.topics import SERVER_SUBSCRIPTIONS
-from server import alert_channels, alert_rules, ingest, messaging, passkeys, snapshots
+from server.access import snapshots, vehicles
+from server.alerts import channels as alert_channels
+from server.alerts import rules as alert_rules
+from server.alerts import service as alerts
+from server.core import messaging
+from server.devices import commands, ingest
 from server.extensions import db
 from server.models import ServiceHeartbeat, utcnow
-from server.services import alerts, commands, keyset, people, vehicles
+from server.passes import keys as passkeys
+from server.passes import keyset
+from server.people import service as people
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -20,8 +20,9 @@ from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import text
 
 from server import create_app
+from server.alerts.stream import stop_broadcaster
+from server.core.messaging import OutgoingMessage, Publisher
 from server.extensions import db, limiter
-from server.messaging import OutgoingMessage, Publisher
 from tests.support.live_server import LiveServer
 from tests.support.postgres import PostgresCluster
 
@@ -99,11 +100,15 @@ def app(workdir: Path, database_url: str) -> Iterator[Flask]:
 
 @pytest.fixture(autouse=True)
 def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Empty every table and forget rate-limit counters after each test that used the app."""
+    """Empty every table and forget rate-limit counters after each test that used the app.
+
+    Background threads that read the database (the alert stream's poller) stop first: a
+    wipe racing a reader deadlocks on PostgreSQL."""
     yield
     if "app" not in request.fixturenames:
         return
     app: Flask = request.getfixturevalue("app")
+    stop_broadcaster(app)
     with app.app_context():
         db.session.remove()
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]

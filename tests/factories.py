@@ -12,10 +12,10 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
-from server.auth import hash_password
+from server.core.auth import hash_password
+from server.devices.service import set_secret
 from server.extensions import db
 from server.models import AccessPoint, Building, Community, Device, Unit, User, UserRole
-from server.services.devices import set_secret
 
 PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)

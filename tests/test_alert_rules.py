@@ -29,9 +29,10 @@ from gatekeeper.vocabulary import (
 from hardware.messages import EventMessage
 from hardware.protocol import EventType
 from hardware.topics import device_topic
-from server import alert_rules
+from server.access.decision import Presented, decide
+from server.alerts import rules as alert_rules
+from server.devices.ingest import DeviceIngest
 from server.extensions import db
-from server.ingest import DeviceIngest
 from server.models import (
     AccessEvent,
     Alert,
@@ -44,7 +45,6 @@ from server.models import (
     RfidTag,
     utcnow,
 )
-from server.verification import Presented, decide
 from tests import factories
 from tests.factories import Api
 

@@ -15,10 +15,10 @@ from gatekeeper.vocabulary import AlertType, DeviceKind, Severity, Zone
 from hardware.simulate.device import DeviceIdentity
 from hardware.simulate.sensors import PanicButton
 from hardware.topics import alerts_topic
-from server.broker_sync import sync_broker
+from server.alerts.service import raise_alert
+from server.devices.broker_sync import sync_broker
 from server.extensions import db
 from server.models import Community
-from server.services.alerts import raise_alert
 from tests import factories
 from tests.factories import Api
 from tests.support.api import WorldIds, build_world, in_app
@@ -153,9 +153,6 @@ def test_a_panic_press_reaches_the_officers_topic_and_console(
             finally:
                 console.close()
                 panic.stop()
-        hub = live.extensions.get("alert_broadcaster")
-        if hub is not None:
-            hub.stop()
     for payload in (over_mqtt, event.alert):
         assert (payload["type"], payload["severity"], payload["reason"]) == (
             "panic",

@@ -18,10 +18,11 @@ import time_machine
 from flask import Flask
 
 from gatekeeper.vocabulary import AlertType, Severity
-from server import alert_stream, create_app
+from server import create_app
+from server.alerts import stream as alert_stream
+from server.alerts.service import raise_alert
+from server.core.messaging import OutgoingMessage, Publisher
 from server.extensions import db
-from server.messaging import OutgoingMessage, Publisher
-from server.services.alerts import raise_alert
 from tests.conftest import app_environment
 from tests.factories import PASSWORD, Api
 from tests.support.api import WorldIds, build_world, in_app
@@ -56,9 +57,6 @@ def server(app: Flask) -> Iterator[LiveServer]:
     live.start()
     yield live
     live.stop()
-    hub = app.extensions.pop("alert_broadcaster", None)
-    if hub is not None:
-        hub.stop()
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from gatekeeper.vocabulary import AlertType, Severity
-from server import alert_channels
+from server.alerts import channels as alert_channels
+from server.alerts.service import raise_alert
 from server.extensions import db
 from server.models import AlertDelivery, utcnow
-from server.services.alerts import raise_alert
 from tests.factories import Api
 from tests.support.api import WorldIds, build_world, in_app
 

@@ -15,9 +15,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from hardware.topics import device_prefix
-from server.auth import authenticate_device
-from server.community_settings import DEFAULTS
-from server.errors import Forbidden, Unauthorized
+from server.community.settings import DEFAULTS
+from server.core.auth import authenticate_device
+from server.core.errors import Forbidden, Unauthorized
 from server.extensions import db
 from server.models import ApiToken, AuditEntry, Community, Device, User, utcnow
 from tests.factories import PASSWORD, Api

@@ -1,4 +1,4 @@
-"""Scope rules of the management API: who sees and changes what (``server.scope``).
+"""Scope rules of the management API: who sees and changes what (``server.core.scope``).
 
 Out of scope answers 404 (ids cannot be probed); visible but read-only answers 403. Every
 refused request must leave the database exactly as it was.

@@ -42,7 +42,7 @@ from hardware.broker import (
 )
 from hardware.topics import alerts_topic, device_topic, keys_topic
 from server import create_app, launcher
-from server.broker_sync import accounts_from_db, sync_broker
+from server.devices.broker_sync import accounts_from_db, sync_broker
 from server.extensions import db
 from server.models import Community, Device, User, UserRole, utcnow
 from tests import factories

@@ -125,8 +125,8 @@ def test_cars_inside_and_the_barriers_decisions(app, client, site) -> None:
         near_refused = _read(client, site, "浙B8Z345", confidence=0.97, direction="in")
         assert near_refused["decision"] == "deny"
 
-    login(client, "staff_a")
     with time_machine.travel(NOW + timedelta(hours=2, minutes=5), tick=False):
+        login(client, "staff_a")  # the session is made in the frozen time it is used in
         page = client.get(f"/communities/{site.a}/cars")
     assert page.status_code == 200
     html = page.text

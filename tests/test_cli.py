@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from server.auth import authenticate_user
 from server.cli import SEEDS_DIR
+from server.core.auth import authenticate_user
 from server.extensions import db
 from server.models import AccessPoint, Building, Community, Device, Unit, User, UserRole
 from tests import factories
@@ -136,7 +136,7 @@ def test_create_user_duplicate_username(app, ctx) -> None:
 
 
 def test_demo_fleet_lists_seeded_devices_with_their_secrets(app, ctx, tmp_path: Path) -> None:
-    from server.services.devices import set_secret
+    from server.devices.service import set_secret
 
     runner = app.test_cli_runner()
     out = tmp_path / "fleet.json"

@@ -52,7 +52,7 @@ def site(live_app: Flask, broker: Broker) -> Iterator[Site]:
         world = factories.world()
         door_device = db.session.get(Device, world.device_a.id)
         secret = "door-secret-for-e2e"
-        from server.services.devices import set_secret
+        from server.devices.service import set_secret
 
         set_secret(door_device, secret)
         panic_point = factories.access_point(world.a, zone=Zone.PERIMETER, name="Gate")
@@ -156,7 +156,7 @@ def test_expired_command_is_dropped_and_recorded(live_app, worker, site: Site) -
     """A command the door receives too late is not obeyed, and the server records it."""
     from hardware.messages import CommandMessage
     from hardware.topics import device_topic
-    from server.messaging import OutgoingMessage, publisher
+    from server.core.messaging import OutgoingMessage, publisher
     from server.models import utcnow
 
     issued = utcnow() - timedelta(seconds=30)  # as if stuck in a slow network for 30 s

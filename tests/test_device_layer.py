@@ -26,10 +26,10 @@ from gatekeeper.vocabulary import (
 from hardware.messages import AckMessage, CommandMessage, EventMessage, StatusMessage
 from hardware.protocol import Command, CommandStatus, EventType
 from hardware.topics import device_topic
-from server import passkeys
+from server.core.messaging import OutgoingMessage, queue_message
+from server.devices import commands
+from server.devices.ingest import DeviceIngest, detect_offline
 from server.extensions import db
-from server.ingest import DeviceIngest, detect_offline
-from server.messaging import OutgoingMessage, queue_message
 from server.models import (
     AccessEvent,
     AccessPoint,
@@ -42,7 +42,8 @@ from server.models import (
     VisitorPass,
     utcnow,
 )
-from server.services import commands, passes
+from server.passes import keys as passkeys
+from server.passes import service as passes
 from tests import factories
 from tests.factories import Api
 

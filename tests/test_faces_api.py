@@ -10,7 +10,7 @@ from PIL import Image, ImageFilter
 from sqlalchemy import select
 
 from gatekeeper import faces as engine
-from server.crypto import decrypt
+from server.core.crypto import decrypt
 from server.extensions import db
 from server.models import AuditEntry, FaceTemplate, IdCheck
 from tests import factories

@@ -6,13 +6,13 @@ import numpy as np
 from sqlalchemy import select
 
 from gatekeeper.faces import template_to_bytes
-from server import crypto
+from server.access.galleries import GalleryCache, record_change
+from server.core import crypto
+from server.core.scope import Scope
 from server.extensions import db
-from server.galleries import GalleryCache, record_change
 from server.models import FaceGalleryChange, FaceTemplate, Person
-from server.scope import Scope
-from server.services.faces import delete_face
-from server.services.people import erase_biometrics
+from server.people.faces import delete_face
+from server.people.service import erase_biometrics
 from tests import factories
 
 

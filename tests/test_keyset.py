@@ -11,9 +11,9 @@ from flask import Flask
 from gatekeeper import passtokens
 from hardware.messages import KeySetMessage, format_ts
 from hardware.topics import keys_topic
-from server import passkeys
+from server.core.messaging import OutgoingMessage
 from server.extensions import db
-from server.messaging import OutgoingMessage
+from server.passes import keys as passkeys
 from server.worker import Worker
 from tests import factories
 from tests.factories import Api
@@ -53,7 +53,7 @@ def test_worker_start_publishes_every_communitys_key_set(app: Flask, w, publishe
         assert key_set.community_tag == passtokens.community_tag(community_id)
         [published_key] = key_set.keys
         assert (published_key.key_id, published_key.public_key) == (key.key_id, key.public_key)
-        # Times travel with milliseconds (PROTOCOL.md): truncated, never later than stored.
+        # Times travel with milliseconds (docs/protocol.md): truncated, never later than stored.
         assert format_ts(published_key.verifies_until) == format_ts(key.verifies_until)
         assert format_ts(published_key.signs_until) == format_ts(key.signs_until)
     published.clear()

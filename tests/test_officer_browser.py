@@ -9,9 +9,9 @@ from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
 from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
+from server.alerts.service import raise_alert
 from server.extensions import db
 from server.models import Alert, AlertHistory
-from server.services.alerts import raise_alert
 from tests import factories
 from tests.factories import PASSWORD
 from tests.support.live_server import LiveServer

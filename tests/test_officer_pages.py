@@ -22,11 +22,12 @@ from gatekeeper.vocabulary import (
     Reason,
     Severity,
 )
-from server import crypto, snapshots
+from server.access import events as event_service
+from server.access import snapshots
+from server.alerts import service as alerts
+from server.core import crypto
 from server.extensions import db
 from server.models import AccessEvent, Alert, AlertHistory, Community, Device, User, UserRole
-from server.services import alerts
-from server.services import events as event_service
 from server.web import drawings
 from tests import factories
 from tests.factories import PASSWORD, Api

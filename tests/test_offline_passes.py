@@ -24,12 +24,12 @@ from hardware.protocol import EventType
 from hardware.simulate.actuators import Door
 from hardware.simulate.device import DeviceIdentity
 from hardware.simulate.verify import VerifyClient
-from server import passkeys
-from server.broker_sync import sync_broker
+from server.devices.broker_sync import sync_broker
+from server.devices.service import set_secret
 from server.extensions import db
 from server.models import AccessEvent, AccessPoint, Device, VisitorPass, utcnow
-from server.services import passes
-from server.services.devices import set_secret
+from server.passes import keys as passkeys
+from server.passes import service as passes
 from server.worker import Worker
 from tests import factories
 from tests.support.e2e import WAIT_S, eventually, mqtt_app, running_worker

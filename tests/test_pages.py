@@ -119,7 +119,7 @@ def test_staff_home_tells_of_ended_leases(client, ctx) -> None:
     from gatekeeper.vocabulary import PersonRole
     from server.extensions import db
     from server.models import Lease, Membership, Person, utcnow
-    from server.services.people import close_ended_leases
+    from server.people.service import close_ended_leases
 
     w = factories.world()
     tenant = Person(community_id=w.a.id, name="张伟")

@@ -12,9 +12,9 @@ from PIL import Image
 from pyzbar import pyzbar
 
 from gatekeeper import passtokens
-from server import qrimages
 from server.extensions import db
 from server.models import AuditEntry, VisitorPass
+from server.passes import images as qrimages
 from tests.factories import Api
 from tests.support.passes import LEASE_END, pass_site
 

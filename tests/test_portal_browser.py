@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from pyzbar import pyzbar
 
 from gatekeeper import passtokens
-from server.pass_verification import RESIDENT_CODE_STEP_S
+from server.access.qr import RESIDENT_CODE_STEP_S
 from tests.factories import PASSWORD
 from tests.support.live_server import LiveServer
 from tests.support.passes import build_pass_site

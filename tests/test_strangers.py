@@ -11,6 +11,8 @@ from PIL import Image, ImageEnhance
 from sqlalchemy import func, select
 
 from gatekeeper.vocabulary import AlertType, Severity
+from server.alerts.strangers import similar_events
+from server.devices.service import set_secret
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -22,8 +24,6 @@ from server.models import (
     StrangerSighting,
     WatchlistEntry,
 )
-from server.services.devices import set_secret
-from server.strangers import similar_events
 from tests import factories
 from tests.support.api import assert_problem, in_app
 from tests.support.faces import enrol_resident, frame
@@ -110,9 +110,12 @@ def test_a_stranger_seen_three_times_raises_one_alert(app, client, site, publish
     assert alert.evidence["triggers"] == ["sightings"]
     assert alert.evidence["first_seen"] == MORNING.isoformat()
     assert alert.evidence["last_seen"] == (MORNING + timedelta(minutes=20)).isoformat()
-    # The face crops are kept (keep_stranger_crops is on by default) and officers see them.
-    assert alert.evidence["snapshots"] == [f"/api/v1/events/{e}/snapshot" for e in events]
+    # The face crops are kept (keep_stranger_crops is on by default) and officers see them:
+    # the alert stores the events, its payload links their pictures.
+    assert "snapshots" not in alert.evidence
     officer = factories.Api(client, "officer_a")
+    shown = officer.get(f"/alerts/{alert.id}").json["evidence"]
+    assert shown["snapshots"] == [f"/api/v1/events/{e}/snapshot" for e in events]
     crop = officer.get(f"/events/{events[0]}/snapshot")
     assert crop.status_code == 200 and crop.mimetype == "image/jpeg"
     with in_app(app):
@@ -136,24 +139,26 @@ def test_the_officer_lists_and_reads_strangers(app, client, site) -> None:
     with time_machine.travel(MORNING, tick=False):
         for variant in range(3):
             verify(client, site["front"], biden(variant))
+        # Tokens are made and used inside the frozen time: they expire after TOKEN_TTL_HOURS.
         officer = factories.Api(client, "officer_a")
         listed = officer.get(f"/communities/{site['a']}/strangers")
-    assert listed.status_code == 200, listed.json
-    [stranger] = listed.json
-    assert stranger["status"] == "watching" and stranger["sighting_count"] == 3
-    assert len(stranger["sightings"]) == 3
-    newest = stranger["sightings"][0]
-    assert newest["access_point"]["name"] == "A door"
-    assert newest["snapshot_url"] == f"/api/v1/events/{newest['event_id']}/snapshot"
-    one = officer.get(f"/strangers/{stranger['id']}")
-    assert one.status_code == 200 and one.json["sightings"] == stranger["sightings"]
-    assert officer.get(f"/communities/{site['a']}/strangers?status=known").json == []
-    assert_problem(officer.get(f"/communities/{site['b']}/strangers"), 404)
-    for username in ("staff_a", "resident_a"):
-        other = factories.Api(client, username)
-        assert_problem(other.get(f"/communities/{site['a']}/strangers"), 404)
-        assert_problem(other.get(f"/strangers/{stranger['id']}"), 404)
-        assert_problem(other.post(f"/strangers/{stranger['id']}/known", json={"note": "x"}), 404)
+        assert listed.status_code == 200, listed.json
+        [stranger] = listed.json
+        assert stranger["status"] == "watching" and stranger["sighting_count"] == 3
+        assert len(stranger["sightings"]) == 3
+        newest = stranger["sightings"][0]
+        assert newest["access_point"]["name"] == "A door"
+        assert newest["snapshot_url"] == f"/api/v1/events/{newest['event_id']}/snapshot"
+        one = officer.get(f"/strangers/{stranger['id']}")
+        assert one.status_code == 200 and one.json["sightings"] == stranger["sightings"]
+        assert officer.get(f"/communities/{site['a']}/strangers?status=known").json == []
+        assert_problem(officer.get(f"/communities/{site['b']}/strangers"), 404)
+        for username in ("staff_a", "resident_a"):
+            other = factories.Api(client, username)
+            assert_problem(other.get(f"/communities/{site['a']}/strangers"), 404)
+            assert_problem(other.get(f"/strangers/{stranger['id']}"), 404)
+            known = other.post(f"/strangers/{stranger['id']}/known", json={"note": "x"})
+            assert_problem(known, 404)
 
 
 def test_a_known_stranger_stays_quiet(app, client, site) -> None:

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from gatekeeper.vocabulary import DeviceKind, PersonRole, Zone
 from hardware.messages import CommandMessage
 from hardware.protocol import Command
+from server.devices.service import set_secret
 from server.extensions import db
 from server.models import AccessEvent, Card, Community, Device, Lease, Membership, Person
-from server.services.devices import set_secret
 from tests import factories
 
 SECRET = "door-secret-for-card-tests"

@@ -12,9 +12,12 @@ from sqlalchemy import select
 
 from gatekeeper import faces as engine
 from gatekeeper.vocabulary import PersonRole
-from server import create_app, crypto, snapshots
+from server import create_app
+from server.access import snapshots
+from server.access.galleries import record_change
+from server.core import crypto
+from server.devices.service import set_secret
 from server.extensions import db
-from server.galleries import record_change
 from server.models import (
     AccessEvent,
     AccessPoint,
@@ -26,7 +29,6 @@ from server.models import (
     Person,
     utcnow,
 )
-from server.services.devices import set_secret
 from tests import factories
 from tests.conftest import Recorder, app_environment
 from tests.support.faces import depth_for, enrol, frame

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from gatekeeper.vocabulary import PersonRole
 from hardware.messages import CommandMessage
 from hardware.protocol import Command
+from server.access.vehicles import flag_overstays
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -27,7 +28,6 @@ from server.models import (
     WorkerPermit,
     WorkerTag,
 )
-from server.services.vehicles import flag_overstays
 from tests.factories import Api
 from tests.support.passes import add_barrier, build_pass_site
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -85,16 +86,28 @@ def test_worker_without_broker_keeps_running_and_says_so(
     assert beat is not None and beat.mqtt_connected is False
 
 
-def test_the_worker_checkpoints_sqlite_so_requests_need_not(app, database_url) -> None:
-    """On SQLite the WAL is copied into the database by the worker's job; on PostgreSQL the
-    job has nothing to do."""
+def test_the_worker_checkpoints_sqlite_so_requests_need_not(app, database_url, tmp_path) -> None:
+    """On SQLite the WAL is copied into the database file by the worker's job (a commit no
+    longer does it); on PostgreSQL the job has nothing to do."""
     with app.app_context():
-        factories.world()  # some writes, so the WAL has frames
-    result = checkpoint_sqlite(app)
-    if database_url.startswith("sqlite"):
-        frames, copied = result
-        assert frames > 0 and copied == frames
-        again_frames, again_copied = checkpoint_sqlite(app)
-        assert again_copied == again_frames  # nothing left behind
-    else:
-        assert result is None
+        community_id = factories.world().a.id  # some writes, so the WAL has frames
+    if not database_url.startswith("sqlite"):
+        assert checkpoint_sqlite(app) is None
+        return
+
+    def in_database_file() -> bool:
+        """Whether the community is in the database file alone, without its WAL."""
+        copy = tmp_path / "alone.db"
+        copy.write_bytes(Path(database_url.removeprefix("sqlite:///")).read_bytes())
+        connection = sqlite3.connect(copy)
+        try:
+            query = "SELECT count(*) FROM communities WHERE id = ?"
+            return connection.execute(query, (community_id,)).fetchone()[0] == 1
+        finally:
+            connection.close()
+            copy.unlink()
+
+    assert not in_database_file()  # the commits left it in the WAL
+    frames, copied = checkpoint_sqlite(app)
+    assert frames > 0 and copied == frames
+    assert in_database_file()

@@ -1,4 +1,4 @@
-"""Simulated devices that speak the device protocol (shared/PROTOCOL.md) for real.
+"""Simulated devices that speak the device protocol (docs/protocol.md) for real.
 
 Doors, barriers, RFID readers and panic buttons, over ``MqttBus`` against a real
 broker or over ``MemoryBus`` in unit tests; ``python -m hardware.simulate`` runs them

@@ -27,7 +27,7 @@ from hardware.topics import keys_topic
 
 _LOGGER = logging.getLogger(__name__)
 
-# PROTOCOL.md gives open_ms with every open; a command without one gets this.
+# docs/protocol.md gives open_ms with every open; a command without one gets this.
 DEFAULT_OPEN_MS = 5000
 
 
@@ -160,7 +160,7 @@ class AccessPointDevice(SimulatedDevice):
         """The request-to-exit button inside was pressed."""
         return self.emit(EventType.EXIT_REQUEST)
 
-    # credentials (HTTP, PROTOCOL.md section 2) ------------------------------------------------
+    # credentials (HTTP, docs/protocol.md section 3) -------------------------------------------
 
     def _verify(self) -> VerifyClient:
         if self.api is None:

@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per device kind, and ``fleet``."""
     parser = argparse.ArgumentParser(
         prog="python -m hardware.simulate",
-        description="Simulated gatekeeper devices speaking the device protocol (PROTOCOL.md).",
+        description="Simulated gatekeeper devices speaking the device protocol (docs/protocol.md).",
     )
     kinds = parser.add_subparsers(dest="command", required=True, metavar="KIND")
 

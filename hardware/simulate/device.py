@@ -1,6 +1,6 @@
 """The common part of every simulated device: identity, connection, status, events, commands.
 
-A device speaks PROTOCOL.md section 3 over a ``DeviceBus``: an ``MqttBus`` signed in
+A device speaks docs/protocol.md section 5 over a ``DeviceBus``: an ``MqttBus`` signed in
 as username = device id, password = secret, or a ``MemoryBus`` in unit tests. On
 every connect it publishes a retained ``{"online": true, ...}`` status; its last will
 is ``{"online": false}`` on the same topic, retained. Commands are decoded, checked
@@ -201,7 +201,7 @@ class SimulatedDevice:
         if isinstance(broker, MemoryBroker):
             return MemoryBus(broker, self.device_id, will=will)
         address = BrokerAddress.from_url(broker) if isinstance(broker, str) else broker
-        # PROTOCOL.md section 1: the MQTT username is the device id, the password its secret.
+        # docs/protocol.md section 2: the MQTT username is the device id, the password its secret.
         address = replace(address, username=self.device_id, password=self.identity.secret)
         # PUBACK before acting: once the server holds a command's ack, the broker will never
         # redeliver it, even to a door that lost power right after (see MqttBus).

@@ -30,7 +30,7 @@ class OfflineDecision:
         return self.reason is Reason.VISITOR_PASS
 
     def answer(self, open_ms: int) -> dict[str, Any]:
-        """A decision body shaped like the server's (PROTOCOL.md section 2), marked offline."""
+        """A decision body shaped like the server's (docs/protocol.md section 3), marked offline."""
         body: dict[str, Any] = {
             "decision": (Decision.GRANT if self.granted else Decision.DENY).value,
             "reason": self.reason.value,

@@ -1,4 +1,4 @@
-"""The device side of PROTOCOL.md section 2: HTTP verification requests, standard library only.
+"""The device side of docs/protocol.md section 3: HTTP verification requests, standard library only.
 
 Every request carries ``Authorization: Bearer <device_id>.<secret>``; images go up as
 ``multipart/form-data`` built by hand, JSON bodies as UTF-8. A decision (grant or

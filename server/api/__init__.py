@@ -11,28 +11,28 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import UnsupportedMediaType
 
 from server.api.schemas import ProblemSchema
-from server.auth import authenticate_api_request
+from server.core.auth import authenticate_api_request
+from server.core.scope import Scope
 from server.extensions import csrf
-from server.scope import Scope
 
 API_PREFIX = "/api/v1"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class GatekeeperApi(Api):
-    """flask-smorest's Api; errors are left to ``server.problems`` (RFC 9457)."""
+    """flask-smorest's Api; errors are left to ``server.core.problems`` (RFC 9457)."""
 
     ERROR_SCHEMA = ProblemSchema
 
     def _register_error_handlers(self) -> None:
-        """``server.problems`` registers the handlers for the whole app."""
+        """``server.core.problems`` registers the handlers for the whole app."""
 
 
 api = GatekeeperApi(
     spec_kwargs={
         "info": {
             "description": "Management API of the Gatekeeper access-control server. "
-            "Device endpoints follow PROTOCOL.md."
+            "Device endpoints follow docs/protocol.md."
         },
     }
 )
@@ -131,7 +131,7 @@ def init_app(app: Flask) -> None:
         {
             "type": "http",
             "scheme": "bearer",
-            "description": "Devices: <device_id>.<secret> (PROTOCOL.md section 1)",
+            "description": "Devices: <device_id>.<secret> (docs/protocol.md section 2)",
         },
     )
     api.spec.options["security"] = [{"bearerAuth": []}]

@@ -7,14 +7,14 @@ from typing import Any
 from flask import g
 
 from server.api import authenticated_blueprint, scope
+from server.api.pagination import paginated
 from server.api.schemas import MqttCredentialsSchema, UserPatchSchema, UserSchema
-from server.auth import revoke_token
-from server.broker_sync import issue_officer_credentials, sync_broker
-from server.errors import Invalid
+from server.core.auth import revoke_token
+from server.core.errors import Invalid
+from server.devices.broker_sync import issue_officer_credentials, sync_broker
 from server.extensions import db
 from server.models import User
-from server.pagination import paginated
-from server.services import accounts
+from server.people import accounts
 
 blp = authenticated_blueprint("accounts", "User accounts")
 

@@ -17,14 +17,14 @@ from marshmallow import fields, validate
 from werkzeug.wsgi import ClosingIterator
 
 from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
-from server import alert_stream
-from server.alert_channels import alert_payload
+from server.alerts import service as alerts
+from server.alerts import stream as alert_stream
+from server.alerts.channels import alert_payload
 from server.api import authenticated_blueprint, scope
+from server.api.pagination import paginated
+from server.core.problems import problem
 from server.extensions import db
 from server.models import Alert
-from server.pagination import paginated
-from server.problems import problem
-from server.services import alerts
 
 blp = authenticated_blueprint(
     "alerts", "Officers' alerts: list, workflow, live stream, delivery log, webhooks"
@@ -52,7 +52,7 @@ class EvidenceSchema(ma.Schema):
 
 
 class AlertSchema(ma.Schema):
-    """PROTOCOL.md section 4's payload, with ``id`` (= ``alert_id``) and a few more fields."""
+    """docs/protocol.md section 5's payload, with ``id`` (= ``alert_id``) and a few more fields."""
 
     id = fields.Str()
     alert_id = fields.Str()

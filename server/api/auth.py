@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import current_app
 
-from server import audit
 from server.api import public_blueprint
 from server.api.schemas import TokenRequestSchema, TokenSchema
-from server.auth import authenticate_user, issue_token
-from server.errors import Unauthorized
+from server.core import audit
+from server.core.auth import authenticate_user, issue_token
+from server.core.errors import Unauthorized
 from server.extensions import db, limiter
 from server.models import utcnow
 

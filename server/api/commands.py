@@ -6,18 +6,19 @@ from typing import Any
 
 from sqlalchemy import select
 
-from server import ratelimits
+from server.access import remote
 from server.api import authenticated_blueprint, scope
+from server.api.pagination import paginated
 from server.api.schemas import (
     AccessPointCommandSchema,
     CommandSchema,
     DeviceCommandRequestSchema,
     DeviceEventSchema,
 )
+from server.core import ratelimits
+from server.devices import commands
 from server.extensions import db
 from server.models import Device, DeviceCommand, DeviceEvent
-from server.pagination import paginated
-from server.services import commands, remote
 
 blp = authenticated_blueprint("commands", "Commands to devices and their outcome; device events")
 

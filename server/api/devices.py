@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from server.api import authenticated_blueprint, scope
+from server.api.pagination import paginated
 from server.api.schemas import DevicePatchSchema, DeviceSchema, DeviceSecretSchema
-from server.broker_sync import sync_broker
+from server.devices import service as devices
+from server.devices.broker_sync import sync_broker
 from server.extensions import db
 from server.models import Community, Device
-from server.pagination import paginated
-from server.services import devices
 
 blp = authenticated_blueprint(
     "devices", "Door terminals, barrier cameras, RFID readers, panic buttons"

@@ -2,7 +2,7 @@
 
 Everyone reads the events their scope holds (residents: their household's and their
 guests'). The CSV export, snapshots and face matches are the property office's and the
-officers' (residents get 404). Names in the CSV follow ``server.services.events``:
+officers' (residents get 404). Names in the CSV follow ``server.access.events``:
 in full for staff and admins, masked (``王*明``) next to the person's id for officers.
 """
 
@@ -18,17 +18,16 @@ from flask import Response, stream_with_context
 from marshmallow import fields, validate
 
 from gatekeeper.vocabulary import CredentialType, Reason
-from server import snapshots
+from server.access import events, snapshots
+from server.access.events import EventFilters
 from server.api import authenticated_blueprint, scope
+from server.api.pagination import paginated
 from server.api.schemas import AccessEventSchema, EventQuerySchema
-from server.errors import NotFound
+from server.core.errors import NotFound
+from server.core.scope import Scope
+from server.core.wording import reason_words
 from server.extensions import db
 from server.models import AccessEvent, AccessPoint, Community, UserRole, utcnow
-from server.pagination import paginated
-from server.scope import Scope
-from server.services import events
-from server.services.events import EventFilters
-from server.wording import reason_words
 
 blp = authenticated_blueprint(
     "events", "Access events: search, CSV export, snapshots, face matches"

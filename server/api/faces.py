@@ -10,10 +10,10 @@ from marshmallow import fields
 from sqlalchemy import select
 
 from server.api import authenticated_blueprint, scope
-from server.errors import Invalid
+from server.core.errors import Invalid
 from server.extensions import db
 from server.models import FaceTemplate, Person
-from server.services import faces
+from server.people import faces
 
 blp = authenticated_blueprint("faces", "Face enrolment and person-ID match", uploads=True)
 

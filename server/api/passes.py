@@ -12,9 +12,10 @@ from typing import Any
 
 from flask import Response, url_for
 
-from server import pass_verification, qrimages, ratelimits
+from server.access import qr as pass_verification
 from server.api import authenticated_blueprint, scope
 from server.api.events import event_answer
+from server.api.pagination import paginated
 from server.api.schemas import (
     AccessEventSchema,
     PassInputSchema,
@@ -22,13 +23,14 @@ from server.api.schemas import (
     PassSchema,
     ResidentCodeSchema,
 )
-from server.auth import current_principal
-from server.errors import Conflict
+from server.core import ratelimits
+from server.core.auth import current_principal
+from server.core.errors import Conflict
 from server.extensions import db
 from server.models import Person, VisitorPass, utcnow
-from server.pagination import paginated
-from server.services import passes
-from server.services.passes import PassStatus
+from server.passes import images as qrimages
+from server.passes import service as passes
+from server.passes.service import PassStatus
 
 blp = authenticated_blueprint("passes", "Visitor passes and residents' codes")
 

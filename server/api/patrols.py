@@ -10,11 +10,11 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from server.alerts import patrols
 from server.api import authenticated_blueprint, scope
 from server.api.schemas import ScheduleWindowSchema
 from server.extensions import db
 from server.models import PatrolRoute
-from server.services import patrols
 
 blp = authenticated_blueprint("patrols", "Patrol routes: checkpoints and rounds")
 

@@ -6,7 +6,9 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from server.access.vehicles import checked_plate
 from server.api import authenticated_blueprint, scope
+from server.api.pagination import paginated
 from server.api.schemas import (
     CardSchema,
     ConsentRequestSchema,
@@ -34,9 +36,7 @@ from server.models import (
     Vehicle,
     WorkerPermit,
 )
-from server.pagination import paginated
-from server.services import people
-from server.services.vehicles import checked_plate
+from server.people import service as people
 
 blp = authenticated_blueprint("people", "Residents, tenants, workers, elders, children")
 
@@ -144,7 +144,7 @@ def list_leases(pid: str) -> Any:
 def create_lease(data: dict[str, Any], pid: str) -> Any:
     """A further lease for a tenant (``unit_id`` required)."""
     if "unit_id" not in data:
-        from server.errors import Invalid
+        from server.core.errors import Invalid
 
         raise Invalid("unit_id is required.", errors={"unit_id": ["Required."]})
     lease = people.create_lease(scope(), pid, data)

@@ -14,8 +14,8 @@ from marshmallow import fields, validate
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from hardware.protocol import Command, CommandStatus
-from server.community_settings import CommunitySettingsSchema
-from server.fields import JsonBool
+from server.community.settings import CommunitySettingsSchema
+from server.core.fields import JsonBool
 from server.models import PersonStatus, UserRole, WorkerTag
 from server.settings import is_time_zone
 

@@ -7,14 +7,14 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from server import strangers, watchlist
+from server.alerts import strangers, watchlist
 from server.api import authenticated_blueprint, scope
+from server.api.pagination import paginated
 from server.api.schemas import NamedRefSchema
 from server.api.watchlist import WatchlistEntrySchema
+from server.core.fields import JsonBool
 from server.extensions import db
-from server.fields import JsonBool
 from server.models import StrangerCluster, WatchlistEntry
-from server.pagination import paginated
 
 blp = authenticated_blueprint("strangers", "Unknown faces at the doors, one cluster per person")
 

@@ -7,6 +7,7 @@ from typing import Any
 from flask import current_app
 
 from server.api import authenticated_blueprint, scope
+from server.api.pagination import paginated
 from server.api.schemas import (
     AccessPointPatchSchema,
     AccessPointSchema,
@@ -17,11 +18,10 @@ from server.api.schemas import (
     UnitPatchSchema,
     UnitSchema,
 )
-from server.community_settings import effective
+from server.community import structure
+from server.community.settings import effective
 from server.extensions import db
 from server.models import AccessPoint, Building, Community, Unit
-from server.pagination import paginated
-from server.services import structure
 
 blp = authenticated_blueprint("structure", "Communities, buildings, units and access points")
 

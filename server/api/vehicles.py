@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.access import vehicles
 from server.api import authenticated_blueprint, scope
 from server.api.schemas import BlockedPlateInputSchema, BlockedPlateSchema, VehiclePresenceSchema
 from server.extensions import db
 from server.models import BlockedPlate, Community
-from server.services import vehicles
 
 blp = authenticated_blueprint("vehicles", "Blocked plates and the cars inside")
 

@@ -1,4 +1,4 @@
-"""Device endpoints of PROTOCOL.md section 2 (``/api/v1/verify/...``).
+"""Device endpoints of docs/protocol.md section 3 (``/api/v1/verify/...``).
 
 A device authenticates with ``Authorization: Bearer <device_id>.<secret>`` and acts
 only for its own access point, taken from the credential, never from the body.
@@ -17,19 +17,21 @@ from werkzeug.exceptions import BadRequest
 
 from gatekeeper import faces, passtokens, policy, qrcodes
 from gatekeeper.vocabulary import CredentialType, Reason
+from server.access.decision import Presented, decide
+from server.access.face import verify_face as verify_face_frame
+from server.access.plate import PlateRead
+from server.access.plate import verify_plate as decide_plate
+from server.access.qr import verify_codes
 from server.api import public_blueprint, require_body
-from server.auth import authenticate_device
-from server.errors import Forbidden, Invalid
+from server.core.auth import authenticate_device
+from server.core.errors import Forbidden, Invalid
 from server.extensions import db
-from server.face_verification import verify_face as verify_face_frame
 from server.models import Card, Person
-from server.pass_verification import verify_codes
-from server.plate_verification import PlateRead
-from server.plate_verification import verify_plate as decide_plate
-from server.services.faces import image_problem
-from server.verification import Presented, decide
+from server.people.faces import image_problem
 
-blp = public_blueprint("verify", "Device verification (PROTOCOL.md section 2)", json_only=False)
+blp = public_blueprint(
+    "verify", "Device verification (docs/protocol.md section 3)", json_only=False
+)
 
 
 class CardRequestSchema(ma.Schema):
@@ -51,7 +53,7 @@ class DecisionSchema(ma.Schema):
     liveness = fields.Dict()
 
 
-# The body each endpoint reads (PROTOCOL.md section 2).
+# The body each endpoint reads (docs/protocol.md section 3).
 _BODIES = {
     "verify.verify_card": ("application/json",),
     "verify.verify_face": ("multipart/form-data",),

@@ -8,9 +8,9 @@ import marshmallow as ma
 from flask import request
 from marshmallow import fields, validate
 
-from server import watchlist
+from server.alerts import watchlist
 from server.api import authenticated_blueprint, scope
-from server.errors import Invalid
+from server.core.errors import Invalid
 from server.extensions import db
 from server.models import WatchlistEntry
 

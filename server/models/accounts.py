@@ -49,7 +49,7 @@ class User(IdMixin, TimestampMixin, Base):
     )
     disabled_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
-    # Officers: their MQTT password in Mosquitto's password-file format (server.broker_sync).
+    # Officers: their MQTT password in the broker's password-file format (devices.broker_sync).
     mqtt_password_hash: Mapped[str | None] = mapped_column(String(255))
 
     # Staff: the communities they run; officers: the communities they cover.

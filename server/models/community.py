@@ -20,7 +20,7 @@ class Community(IdMixin, TimestampMixin, Base):
 
     name: Mapped[str] = mapped_column(String(120), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
-    # Tunables (face tolerance, pass limits, retention ...); see server.community_settings.
+    # Tunables (face tolerance, pass limits, retention ...); see server.community.settings.
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     buildings: Mapped[list[Building]] = relationship(

@@ -1,7 +1,7 @@
 /* The officer's alert console and alert page (server/web/officer.py).
  *
  * Console: listens to the alerts stream (server-sent events, `event: alert`, the JSON of
- * PROTOCOL.md section 4), adds or updates each alert's card in place, keeps the list
+ * docs/protocol.md section 5), adds or updates each alert's card in place, keeps the list
  * ordered (unresolved first, most severe, newest), flashes high and critical alerts until
  * acknowledged and plays a short tone for them (Web Audio; browsers allow sound only after
  * the page has been clicked once, so the "Sound" button also unlocks it).

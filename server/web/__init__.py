@@ -26,10 +26,12 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from server import audit
-from server.auth import authenticate_user
+from server.core import audit
+from server.core.auth import authenticate_user
+from server.core.localtime import local_time
+from server.core.problems import PROBLEM_TYPES, problem_type_page
+from server.core.scope import Scope
 from server.extensions import db, limiter
-from server.localtime import local_time
 from server.models import (
     AccessPoint,
     Alert,
@@ -44,8 +46,6 @@ from server.models import (
     UserRole,
     utcnow,
 )
-from server.problems import PROBLEM_TYPES, problem_type_page
-from server.scope import Scope
 
 bp = Blueprint("web", __name__)
 

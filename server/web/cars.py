@@ -21,9 +21,13 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from gatekeeper.vocabulary import AccessPointKind, CredentialType, Decision
-from server import ratelimits
+from server.access import remote, vehicles
 from server.api.schemas import BlockedPlateInputSchema
-from server.errors import DomainError, Forbidden, NotFound
+from server.core import ratelimits
+from server.core.errors import DomainError, Forbidden, NotFound
+from server.core.scope import Scope
+from server.core.wording import reason_words
+from server.devices import commands
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -38,11 +42,8 @@ from server.models import (
     VisitorPass,
     utcnow,
 )
-from server.scope import Scope
-from server.services import commands, remote, vehicles
 from server.web import bp
 from server.web.forms import flatten_messages
-from server.wording import reason_words
 
 # Decisions shown per barrier.
 RECENT = 20

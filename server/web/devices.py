@@ -7,11 +7,11 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from hardware.protocol import Command
-from server.errors import DomainError, NotFound
+from server.core.errors import DomainError, NotFound
+from server.core.scope import Scope
+from server.devices import commands
 from server.extensions import db
 from server.models import AccessPoint, Community, Device, DeviceCommand, DeviceEvent, UserRole
-from server.scope import Scope
-from server.services import commands
 from server.web import bp
 
 RECENT = 15

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import MultiDict
 
-from server.localtime import local_to_utc
+from server.core.localtime import local_to_utc
 
 
 def read_local(

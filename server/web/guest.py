@@ -1,6 +1,6 @@
 """The guest's page of a visitor pass: the QR code, when and where it works. No login.
 
-The link's secret is the only key (``server.services.passes.share_secret``). The page
+The link's secret is the only key (``server.passes.service.share_secret``). The page
 shows the guest's own name, the community, the validity in the community's time zone and
 the doors; nothing about the resident who issued it (no name, unit or phone).
 """
@@ -11,10 +11,10 @@ from typing import Any
 
 from flask import Response, render_template
 
-from server import qrimages
 from server.extensions import db
 from server.models import Community
-from server.services import passes
+from server.passes import images as qrimages
+from server.passes import service as passes
 from server.web import bp
 
 # A link shared by chat must not leak through the Referer header, caches or search engines.

@@ -13,14 +13,13 @@ Who sees what (404 for everyone else, as for any row out of scope):
 - residents: none of these pages.
 
 The console is live: ``static/officer.js`` listens to ``/api/v1/alerts/stream`` (server-sent
-events, PROTOCOL.md section 4) and acknowledges and resolves through the alerts API with
+events, docs/protocol.md section 5) and acknowledges and resolves through the alerts API with
 the page's session and its CSRF token. Times are shown and entered in the community's zone.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -41,10 +40,14 @@ from gatekeeper.vocabulary import (
     Severity,
     Zone,
 )
+from server.access import events, snapshots
+from server.access.events import EventFilters
 from server.api import API_PREFIX
-from server.errors import NotFound
+from server.core.errors import NotFound
+from server.core.localtime import local_to_utc
+from server.core.scope import Scope
+from server.core.wording import CREDENTIAL_WORDS, reason_words
 from server.extensions import db
-from server.localtime import local_to_utc
 from server.models import (
     AccessEvent,
     AccessPoint,
@@ -57,13 +60,9 @@ from server.models import (
     UserRole,
     utcnow,
 )
-from server.scope import Scope
-from server.services import events
-from server.services.events import EventFilters
 from server.web import bp
 from server.web.drawings import SERIES_COLOURS, MapBlock, MapPoint, SiteMap, bar_chart, heat_map
 from server.web.drawings import site_map as draw_site_map
-from server.wording import CREDENTIAL_WORDS, reason_words
 
 # Alerts the console loads with the page (the stream adds the rest).
 CONSOLE_OPEN = 200
@@ -76,7 +75,6 @@ SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity
 LOUD = frozenset({Severity.HIGH, Severity.CRITICAL})
 # How long before and after an alert its "events around then" link searches.
 AROUND = timedelta(hours=1)
-_SNAPSHOT_URL = re.compile(r"/events/([A-Za-z0-9_]+)/snapshot")
 _LOCAL_INPUT = "%Y-%m-%dT%H:%M"
 
 
@@ -142,7 +140,7 @@ def _user_names(ids: Iterable[str | None]) -> dict[str, str]:
 def _snapshot(event: AccessEvent) -> str | None:
     if not event.snapshot_path:
         return None
-    return url_for("events.event_snapshot", event_id=event.id)
+    return snapshots.url_of(event.id)
 
 
 # The console ---------------------------------------------------------------------------------
@@ -158,14 +156,8 @@ def _console_order(alert: Alert) -> tuple[bool, int, float]:
 
 
 def _evidence_event_ids(evidence: Mapping[str, Any] | None) -> list[str]:
-    """The events an alert points at: ``event_ids`` and those its snapshot links name."""
-    evidence = evidence or {}
-    ids = [str(ident) for ident in evidence.get("event_ids") or []]
-    for link in evidence.get("snapshots") or []:
-        match = _SNAPSHOT_URL.search(str(link))
-        if match and match.group(1) not in ids:
-            ids.append(match.group(1))
-    return ids
+    """The access events an alert points at."""
+    return [str(ident) for ident in (evidence or {}).get("event_ids") or []]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response
 from gatekeeper.faces import FaceQualityReason
 from gatekeeper.identity import DocumentType
 from gatekeeper.vocabulary import PersonRole
+from server.access.vehicles import checked_plate
 from server.api.schemas import (
     CardSchema,
     PersonSchema,
@@ -30,7 +31,9 @@ from server.api.schemas import (
     VehicleSchema,
     WorkerPermitPatchSchema,
 )
-from server.errors import DomainError, NotFound
+from server.core.errors import DomainError, NotFound
+from server.core.scope import Scope
+from server.core.wording import PHONE_FORMAT, face_measurement_lines, face_reason_words
 from server.extensions import db
 from server.models import (
     AccessPoint,
@@ -53,12 +56,10 @@ from server.models import (
     guardianships,
     utcnow,
 )
-from server.scope import Scope
-from server.services import faces, people
-from server.services.vehicles import checked_plate
+from server.people import faces
+from server.people import service as people
 from server.web import bp
 from server.web.forms import flatten_messages, read_local
-from server.wording import PHONE_FORMAT, face_measurement_lines, face_reason_words
 
 PAGE_SIZE = 50
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

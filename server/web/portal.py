@@ -4,7 +4,7 @@ Only residents use these pages; every other role finds no such page (404), as re
 find no staff pages. Each page acts for the resident's own unit through ``Scope`` and the
 services (``passes``, ``remote``); a service's refusal is shown on the page with its own
 status code (422, 409, 403), never as a server error. Issuing passes and opening doors
-share their per-account budgets with the API (``server.ratelimits``).
+share their per-account budgets with the API (``server.core.ratelimits``).
 
 Times are shown and entered in the community's time zone, like the staff pages.
 """
@@ -25,9 +25,15 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from gatekeeper.vocabulary import Decision
-from server import community_settings, pass_verification, ratelimits
+from server.access import qr as pass_verification
+from server.access import remote
 from server.api.schemas import PassInputSchema
-from server.errors import Conflict, DomainError, NotFound
+from server.community import settings as community_settings
+from server.core import ratelimits
+from server.core.errors import Conflict, DomainError, NotFound
+from server.core.scope import Scope
+from server.core.wording import CREDENTIAL_WORDS, reason_words
+from server.devices import commands
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -41,12 +47,10 @@ from server.models import (
     VisitorPass,
     utcnow,
 )
-from server.scope import Scope
-from server.services import commands, passes, remote
-from server.services.passes import PassStatus
+from server.passes import service as passes
+from server.passes.service import PassStatus
 from server.web import bp
 from server.web.forms import flatten_messages, read_local
-from server.wording import CREDENTIAL_WORDS, reason_words
 
 LIST_SIZE = 50
 HISTORY_SIZE = 50

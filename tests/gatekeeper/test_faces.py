@@ -402,19 +402,27 @@ def test_detection_is_right_under_concurrency() -> None:
     engine = faces.engine()
     images = [faces.load_image(make.photo_bytes(name)) for name in PHOTOS]
     expected = [engine.detect(image, max_side=320) for image in images]
-    mismatches = []
+    mismatches: list[int] = []
+    errors: list[BaseException] = []
+    finished: list[int] = []
 
     def work(offset: int) -> None:
-        for step in range(4):
-            index = (offset + step) % len(images)
-            if engine.detect(images[index], max_side=320) != expected[index]:
-                mismatches.append(index)
+        try:
+            for step in range(4):
+                index = (offset + step) % len(images)
+                if engine.detect(images[index], max_side=320) != expected[index]:
+                    mismatches.append(index)
+            finished.append(offset)
+        except BaseException as error:  # a thread's exception would otherwise only be printed
+            errors.append(error)
 
     threads = [threading.Thread(target=work, args=(offset,)) for offset in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=120)
+    assert errors == []
+    assert sorted(finished) == [0, 1, 2, 3]
     assert mismatches == []
     assert 1 <= engine.detectors_created <= 1 + len(threads)
 

@@ -15,6 +15,7 @@ from gatekeeper.identity import (
     check_character,
     make_resident_id,
     mask_document,
+    mask_name,
     validate_document,
 )
 
@@ -289,3 +290,19 @@ def test_mask_refuses_an_unknown_type() -> None:
 def test_types_are_accepted_as_strings() -> None:
     assert validate_document("passport", "e12345678") == "E12345678"
     assert mask_document("resident_id", STANDARD_EXAMPLE) == "1101**********002X"
+
+
+@pytest.mark.parametrize(
+    ("name", "masked"),
+    [
+        ("王小明", "王*明"),
+        ("李华", "李*"),
+        ("欧阳娜娜", "欧**娜"),
+        ("  张三  ", "张*"),
+        ("赵", "*"),
+        ("", "*"),
+        ("Alice Wong", "A********g"),
+    ],
+)
+def test_mask_name_keeps_the_ends_of_a_name(name: str, masked: str) -> None:
+    assert mask_name(name) == masked

@@ -18,6 +18,7 @@ from typing import Any
 from flask import Flask
 
 from server import create_app
+from server.alerts.stream import stop_broadcaster
 from server.extensions import db
 from server.worker import Worker
 from tests.conftest import app_environment
@@ -80,6 +81,7 @@ def mqtt_app(
     try:
         yield app
     finally:
+        stop_broadcaster(app)
         publisher = app.extensions.pop("mqtt_publisher", None)
         if publisher is not None:
             publisher.stop()

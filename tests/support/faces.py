@@ -10,9 +10,9 @@ from PIL import Image
 from gatekeeper import depthmaps, liveness
 from gatekeeper import faces as engine
 from gatekeeper.vocabulary import PersonRole
-from server import crypto
+from server.access.galleries import record_change
+from server.core import crypto
 from server.extensions import db
-from server.galleries import record_change
 from server.models import FaceTemplate, Membership, Person
 from tests.fetch_test_data import test_image as photo_path
 

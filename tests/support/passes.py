@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from flask import Flask
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
+from server.devices.service import set_secret
 from server.extensions import db
 from server.models import Community, Device, Lease, Membership, Person, User, UserRole, Vehicle
-from server.services.devices import set_secret
 from tests import factories
 
 DOOR_SECRET = "door-secret-for-pass-tests"

@@ -1,6 +1,6 @@
 """Door-camera frames holding visitors' QR codes, made from a real photo (deterministic).
 
-A code is drawn with the ``qrcode`` library as ``server/qrimages.py`` draws passes (error
+A code is drawn with the ``qrcode`` library as ``server/passes/images.py`` draws passes (error
 correction M, 8 px modules, 4-module quiet zone), then scaled to a camera-sized width, optionally
 tilted in perspective and turned, pasted on a 1280x720 scene cut from a real photo, blurred like a
 slightly defocused lens, given sensor noise and JPEG-compressed.

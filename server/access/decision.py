@@ -1,0 +1,200 @@
+"""The verify path shared by every credential: subject -> policy -> event -> open command.
+
+Each credential endpoint finds who is presenting (or no one), then calls ``decide``
+here, which asks ``gatekeeper.policy`` at this instant, stores the access event,
+queues ``open`` for the requesting device on a grant (published after the commit),
+and returns the decision body of docs/protocol.md section 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from gatekeeper import policy
+from gatekeeper.identity import mask_name
+from gatekeeper.schedule import schedule_from_json
+from gatekeeper.vocabulary import CredentialType, Decision, PersonRole, Reason
+from hardware.protocol import Command
+from server.alerts import rules as alert_rules
+from server.devices import commands
+from server.extensions import db
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    Community,
+    Device,
+    Lease,
+    Membership,
+    Person,
+    Unit,
+    VisitorPass,
+    WorkerPermit,
+    utcnow,
+)
+
+# What terminals show for each role (docs/protocol.md: subject.kind).
+_SUBJECT_KIND = {
+    PersonRole.OWNER: "resident",
+    PersonRole.RESIDENT: "resident",
+    PersonRole.ELDER: "resident",
+    PersonRole.CHILD: "resident",
+    PersonRole.TENANT: "tenant",
+    PersonRole.WORKER: "worker",
+}
+
+
+def point_view(point: AccessPoint, community: Community) -> policy.AccessPointView:
+    return policy.AccessPointView(
+        id=point.id,
+        kind=point.kind,
+        zone=point.zone,
+        building_id=point.building_id,
+        schedule=schedule_from_json(point.schedule),
+        time_zone=community.timezone,
+    )
+
+
+def subject_of(
+    person: Person, credential: policy.CredentialView | None, *, with_permit: bool = True
+) -> tuple[policy.Subject, str]:
+    """What the policy needs about ``person`` (three small queries; two without the worker
+    permit), and the kind a terminal shows (``resident``, ``tenant``, ``worker``)."""
+    memberships = db.session.execute(
+        select(Membership.role, Unit.building_id, Membership.valid_from, Membership.valid_until)
+        .outerjoin(Unit, Unit.id == Membership.unit_id)
+        .where(Membership.person_id == person.id)
+    ).all()
+    leases = db.session.execute(
+        select(Unit.building_id, Lease.starts_at, Lease.ends_at)
+        .join(Unit, Unit.id == Lease.unit_id)
+        .where(Lease.person_id == person.id)
+    ).all()
+    permit_row = None
+    if with_permit:
+        permit_row = db.session.scalar(
+            select(WorkerPermit).where(WorkerPermit.person_id == person.id)
+        )
+    permit = None
+    if permit_row is not None:
+        permit = policy.WorkerPermit(
+            access_point_ids=frozenset(p.id for p in permit_row.access_points),
+            schedule=schedule_from_json(permit_row.schedule),
+            valid_from=permit_row.valid_from,
+            valid_until=permit_row.valid_until,
+        )
+    subject = policy.Subject(
+        person_id=person.id,
+        status=person.status,
+        valid_from=person.valid_from,
+        valid_until=person.valid_until,
+        memberships=tuple(
+            policy.Membership(
+                role=m.role,
+                building_id=m.building_id,
+                valid_from=m.valid_from,
+                valid_until=m.valid_until,
+            )
+            for m in memberships
+            if m.role is not PersonRole.TENANT
+        ),
+        leases=tuple(policy.LeaseWindow(building, start, end) for building, start, end in leases),
+        worker_permit=permit,
+        credential=credential,
+    )
+    kinds = [_SUBJECT_KIND[m.role] for m in memberships]
+    return subject, kinds[0] if kinds else "unknown"
+
+
+@dataclass(frozen=True)
+class Presented:
+    """What was presented at the door: the credential type, the person (if known), details."""
+
+    credential_type: CredentialType
+    person: Person | None = None
+    credential: policy.CredentialView | None = None
+    unknown_reason: Reason | None = None  # why nobody was found (unknown_card ...)
+    unknown_rule: str = "credential.unknown"  # the rule name stored with that denial
+    details: dict[str, Any] | None = None
+    # An unknown face's template (encrypted), kept on the event to cluster strangers.
+    template_encrypted: bytes | None = None
+    # A visitor pass, with the decision its own rules already made (server.access.qr).
+    visitor_pass: VisitorPass | None = None
+    verdict: policy.AccessDecision | None = None
+    # Cars: a person's grant reads ``resident_vehicle`` rather than ``resident``/``tenant``.
+    grant_reasons: dict[Reason, Reason] | None = None
+
+
+def decide(
+    device: Device,
+    presented: Presented,
+    *,
+    direction: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """Decide, store the event (the spoofing rule sees it), queue ``open`` on a grant; the
+    caller commits."""
+    at = at or utcnow()
+    point = db.session.get(AccessPoint, device.access_point_id)
+    community = db.session.get(Community, device.community_id)
+    person = presented.person
+    kind = None
+    if presented.verdict is not None:
+        decision = presented.verdict
+        rule = decision.rule.value
+    elif person is None:
+        decision = policy.AccessDecision(
+            Decision.DENY,
+            presented.unknown_reason or Reason.NOT_AUTHORIZED_HERE,
+            policy.Rule.NO_ROLE,
+        )
+        rule = presented.unknown_rule
+    else:
+        subject, kind = subject_of(person, presented.credential)
+        decision = policy.decide_access(subject, point_view(point, community), at)
+        rule = decision.rule.value
+        if decision.granted and presented.grant_reasons:
+            reason = presented.grant_reasons.get(decision.reason, decision.reason)
+            decision = replace(decision, reason=reason)
+    details = dict(presented.details or {})
+    if decision.detail:
+        details["detail"] = decision.detail
+    event = AccessEvent(
+        community_id=device.community_id,
+        occurred_at=at,
+        access_point_id=point.id,
+        device_id=device.id,
+        credential_type=presented.credential_type,
+        direction=direction,
+        decision=decision.decision,
+        reason=decision.reason.value,
+        rule=rule,
+        person_id=person.id if person else None,
+        pass_id=presented.visitor_pass.id if presented.visitor_pass else None,
+        details=details,
+        template_encrypted=presented.template_encrypted,
+    )
+    db.session.add(event)
+    db.session.flush()
+    alert_rules.after_access_event(event)  # repeated spoofing at this door
+    granted = decision.decision is Decision.GRANT
+    if granted:
+        commands.issue(device, Command.OPEN, event_id=event.id, open_ms=point.open_ms)
+    answer: dict[str, Any] = {
+        "decision": decision.decision.value,
+        "reason": decision.reason.value,
+        "event_id": event.id,
+    }
+    if person is not None:
+        answer["subject"] = {"kind": kind, "display_name": mask_name(person.name)}
+    elif presented.visitor_pass is not None:
+        answer["subject"] = {
+            "kind": "visitor",
+            "display_name": mask_name(presented.visitor_pass.guest_name),
+        }
+    if granted:
+        answer["open_ms"] = point.open_ms
+    return answer

@@ -1,0 +1,293 @@
+"""Plates at the barrier: whose car, the decision, and which cars are inside.
+
+``verify_plate`` takes what the barrier camera read (the plate text, its confidence and
+colour, the direction, an optional snapshot) and decides:
+
+1. the text must be a plate (GA 36-2018, ``gatekeeper.plates``; a read with an ``I`` or
+   ``O`` is taken as an OCR slip and only matched fuzzily); otherwise 422;
+2. a **blocked** plate (exact, or a near read of one) is denied ``plate_blocked`` and
+   raises an alert;
+3. the plate is looked up among the community's **vehicles** and the plates on its
+   **visitor passes**: exactly, or, when nothing matches exactly, by skeleton (the
+   camera's confusions). A near match is used only when it is the only one, the camera's
+   confidence is below the community's ``fuzzy_plate_max_confidence`` and the community
+   has ``fuzzy_plates`` on; every fuzzy outcome is recorded in the event's details;
+4. a vehicle goes through the owner's policy (a tenant's car within the lease, a worker's
+   within the schedule; grants read ``resident_vehicle``); a visitor's car through its
+   pass (window, access points; an entry spends a use, an exit never does and is always
+   let out); anything else is ``unknown_plate``, stored with the snapshot so the guard
+   can let the car in by remote open;
+5. with a ``direction``, a granted entry opens a presence (the car is inside) and a
+   granted exit closes it; an entry without an exit, or an exit without an entry, is
+   recorded, not refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from gatekeeper import policy
+from gatekeeper.plates import (
+    MAX_DIFFERENCES,
+    MatchKind,
+    PlateIndex,
+    differences,
+    skeleton,
+)
+from gatekeeper.vocabulary import AlertType, CredentialType, Decision, Reason, Severity
+from server.access import snapshots
+from server.access.decision import Presented, decide
+from server.access.qr import pass_verdict
+from server.access.vehicles import checked_plate
+from server.alerts.service import raise_alert
+from server.community import settings as community_settings
+from server.extensions import db
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    BlockedPlate,
+    Community,
+    Device,
+    Person,
+    Vehicle,
+    VehiclePresence,
+    VisitorPass,
+    utcnow,
+)
+
+_VEHICLE_GRANTS = {Reason.RESIDENT: Reason.RESIDENT_VEHICLE, Reason.TENANT: Reason.RESIDENT_VEHICLE}
+# A visitor's car can still leave this long after its pass ended (an overstay).
+_RECENT_PASS = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class PlateRead:
+    """What the camera sent."""
+
+    plate: str
+    confidence: float | None = None
+    color: str | None = None
+    direction: str | None = None
+    snapshot: bytes | None = None
+
+
+def _candidates(community_id: str, read: str, now: datetime) -> dict[str, list[Any]]:
+    """Vehicles and recent visitor passes whose plate is the read or shares its skeleton."""
+    key = skeleton(read)
+    found: dict[str, list[Any]] = {}
+    vehicles = db.session.scalars(
+        select(Vehicle).where(Vehicle.community_id == community_id, Vehicle.skeleton == key)
+    )
+    for vehicle in vehicles:
+        found.setdefault(vehicle.plate, []).append(vehicle)
+    visitor_passes = db.session.scalars(
+        select(VisitorPass)
+        .where(
+            VisitorPass.community_id == community_id,
+            VisitorPass.plate_skeleton == key,
+            VisitorPass.valid_until > now - _RECENT_PASS,
+        )
+        .order_by(VisitorPass.valid_until.desc())
+    )
+    for visitor_pass in visitor_passes:
+        found.setdefault(visitor_pass.plate, []).append(visitor_pass)
+    return found
+
+
+def _blocked(community_id: str, read: str, registered: set[str]) -> BlockedPlate | None:
+    """A blocked plate the read is, or could be: any near read of one (security errs on
+    refusing), unless the read is exactly a registered plate that is not blocked."""
+    rows = db.session.scalars(
+        select(BlockedPlate).where(
+            BlockedPlate.community_id == community_id, BlockedPlate.skeleton == skeleton(read)
+        )
+    )
+    near = sorted(
+        (differences(read, row.plate), row.plate, row)
+        for row in rows
+        if differences(read, row.plate) <= MAX_DIFFERENCES
+    )
+    if not near or (near[0][0] > 0 and read in registered):
+        return None
+    return near[0][2]
+
+
+def _match(
+    read: PlateRead, text: str, found: dict[str, list[Any]], community: Community
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The registered plate to use (or None) and the fuzzy record (None for an exact read)."""
+    if text in found:
+        return text, None
+    match = PlateIndex(found).match(text)
+    if match.kind is MatchKind.NONE:
+        return None, None
+    settings = community_settings.effective(community.settings)
+    record: dict[str, Any] = {
+        "read": text,
+        "candidates": list(match.candidates),
+        "matched": match.plate,
+        "differences": match.differences,
+        "accepted": False,
+    }
+    if match.kind is MatchKind.AMBIGUOUS:
+        record["why"] = "more than one registered plate is one camera confusion away"
+    elif not settings.fuzzy_plates:
+        record["why"] = "fuzzy matching is off in this community"
+    elif read.confidence is None or read.confidence >= settings.fuzzy_plate_max_confidence:
+        record["why"] = (
+            f"the camera was sure of its read (confidence {read.confidence}, "
+            f"fuzzy below {settings.fuzzy_plate_max_confidence})"
+        )
+    else:
+        record["accepted"] = True
+        record["why"] = "the only registered plate one camera confusion away, low confidence"
+        return match.plate, record
+    return None, record
+
+
+def _presented(device: Device, read: PlateRead, rows: list[Any], at: datetime) -> Presented:
+    exit_ = read.direction == "out"
+    vehicles = [row for row in rows if isinstance(row, Vehicle)]
+    visitor_passes = [row for row in rows if isinstance(row, VisitorPass)]
+    if vehicles:
+        vehicle = vehicles[0]
+        if exit_:  # a known car is always let out
+            return Presented(
+                CredentialType.PLATE,
+                verdict=policy.AccessDecision(
+                    Decision.GRANT, Reason.RESIDENT_VEHICLE, policy.Rule.VEHICLE_EXIT
+                ),
+                details={"vehicle_id": vehicle.id},
+            )
+        return Presented(
+            CredentialType.PLATE,
+            person=db.session.get(Person, vehicle.person_id),
+            credential=policy.CredentialView(
+                kind=CredentialType.PLATE,
+                disabled=vehicle.disabled_at is not None,
+                valid_from=vehicle.valid_from,
+                valid_until=vehicle.valid_until,
+            ),
+            details={"vehicle_id": vehicle.id},
+            grant_reasons=_VEHICLE_GRANTS,
+        )
+    if visitor_passes:
+        visitor_pass = _best_pass(visitor_passes, at)
+        if exit_:
+            verdict = policy.AccessDecision(
+                Decision.GRANT, Reason.VISITOR_VEHICLE, policy.Rule.VEHICLE_EXIT
+            )
+        else:
+            verdict = pass_verdict(visitor_pass, device, at, spend=True)
+            if verdict.granted:
+                verdict = policy.AccessDecision(
+                    Decision.GRANT, Reason.VISITOR_VEHICLE, verdict.rule, verdict.detail
+                )
+        return Presented(CredentialType.PLATE, visitor_pass=visitor_pass, verdict=verdict)
+    return Presented(
+        CredentialType.PLATE, unknown_reason=Reason.UNKNOWN_PLATE, unknown_rule="plate.unknown"
+    )
+
+
+def _best_pass(visitor_passes: list[VisitorPass], at: datetime) -> VisitorPass:
+    """Of several passes for one plate, one in force now, else the latest."""
+    live = [
+        p
+        for p in visitor_passes
+        if p.revoked_at is None and p.valid_from <= at < p.valid_until and p.uses < p.max_uses
+    ]
+    return (live or visitor_passes)[0]
+
+
+def verify_plate(device: Device, read: PlateRead, at: datetime | None = None) -> dict[str, Any]:
+    """Decide on a plate at the device's barrier, store the event and presence; the caller
+    commits."""
+    at = at or utcnow()
+    text = checked_plate(read.plate, ocr_slips=True)
+    community = db.session.get(Community, device.community_id)
+    details: dict[str, Any] = {"plate": text}
+    if read.confidence is not None:
+        details["confidence"] = read.confidence
+    if read.color:
+        details["color"] = read.color
+    found = _candidates(community.id, text, at)
+    blocked = _blocked(community.id, text, set(found))
+    plate = None
+    if blocked is not None:
+        presented = Presented(
+            CredentialType.PLATE,
+            unknown_reason=Reason.PLATE_BLOCKED,
+            unknown_rule="plate.blocked",
+            details={"blocked_plate": blocked.plate, "detail": blocked.reason},
+        )
+    else:
+        plate, fuzzy = _match(read, text, found, community)
+        if fuzzy is not None:
+            details["fuzzy"] = fuzzy
+        presented = _presented(device, read, found.get(plate, []) if plate else [], at)
+    presented = replace(presented, details={**details, **(presented.details or {})})
+    answer = decide(device, presented, direction=read.direction, at=at)
+    event = db.session.get(AccessEvent, answer["event_id"])
+    granted = answer["decision"] == Decision.GRANT.value
+    settings = community_settings.effective(community.settings)
+    if read.snapshot and (not granted or settings.keep_snapshots):
+        snapshots.store(event, read.snapshot)
+    if blocked is not None:
+        _alert_blocked(device, event, blocked)
+    if granted and read.direction in ("in", "out") and plate is not None:
+        _track(event, plate, presented, read.direction, at)
+    return answer
+
+
+def _alert_blocked(device: Device, event: AccessEvent, blocked: BlockedPlate) -> None:
+    point = db.session.get(AccessPoint, device.access_point_id)
+    evidence: dict[str, Any] = {"event_ids": [event.id]}
+    raise_alert(
+        community_id=event.community_id,
+        type=AlertType.PLATE_BLOCKED,
+        severity=Severity.HIGH,
+        summary=f"Blocked plate {blocked.plate} at {point.name}: {blocked.reason}",
+        access_point_id=point.id,
+        device_id=device.id,
+        evidence=evidence,
+        dedup_key=f"plate_blocked:{blocked.plate}",
+    )
+
+
+def _track(
+    event: AccessEvent, plate: str, presented: Presented, direction: str, at: datetime
+) -> None:
+    """Who is inside: an entry opens a presence (closing a stale one), an exit closes it."""
+    inside = db.session.scalar(
+        select(VehiclePresence)
+        .where(
+            VehiclePresence.community_id == event.community_id,
+            VehiclePresence.plate == plate,
+            VehiclePresence.exited_at.is_(None),
+        )
+        .order_by(VehiclePresence.entered_at.desc())
+        .limit(1)
+    )
+    if direction == "out":
+        if inside is None:
+            event.details = {**event.details, "presence": "exit_without_entry"}
+            return
+        inside.exited_at, inside.exit_event_id, inside.closed_reason = at, event.id, "exit"
+        return
+    if inside is not None:  # its exit was never seen
+        inside.exited_at, inside.closed_reason = at, "reentered"
+        event.details = {**event.details, "presence": "entry_without_exit"}
+    db.session.add(
+        VehiclePresence(
+            community_id=event.community_id,
+            plate=plate,
+            vehicle_id=(presented.details or {}).get("vehicle_id"),
+            pass_id=presented.visitor_pass.id if presented.visitor_pass else None,
+            entered_at=at,
+            entry_event_id=event.id,
+        )
+    )

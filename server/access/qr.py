@@ -1,0 +1,217 @@
+"""QR codes at the door: visitor passes and residents' rotating codes.
+
+``verify_codes`` takes the texts a terminal (or the frame decoder) read, picks the first
+whose signature checks, and decides:
+
+- a **pass** (token kind 1): ``gatekeeper.policy.decide_pass`` on the stored pass (the
+  token only names it: revocation, uses and the door list come from the row); a grant
+  spends one use with a single conditional ``UPDATE``, so two doors scanning a
+  single-use pass at the same instant grant once;
+- a **resident code** (kind 2): the person it names goes through the ordinary policy,
+  with the code's 30-second window as the credential's window.
+
+Everything ends in ``server.access.decision.decide``: the event is stored (linked to the pass)
+and a grant queues ``open`` for the door.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from gatekeeper import passtokens, policy
+from gatekeeper.vocabulary import CredentialType, Decision, Reason
+from server.access.decision import Presented, decide, point_view, subject_of
+from server.extensions import db
+from server.models import AccessPoint, Community, Device, Person, VisitorPass, utcnow
+from server.passes import keys as passkeys
+
+# A resident's code changes every RESIDENT_CODE_STEP_S; a code shown just before the change
+# still opens for RESIDENT_CODE_GRACE_S after it (the scan and the request take a moment).
+RESIDENT_CODE_STEP_S = 30
+RESIDENT_CODE_GRACE_S = 5
+_MAX_CODES = 8  # codes tried from one frame
+
+
+def _invalid(detail: str, rule: str = "token.invalid", **details: Any) -> Presented:
+    return Presented(
+        CredentialType.QR,
+        unknown_reason=Reason.PASS_INVALID,
+        unknown_rule=rule,
+        details={"detail": detail, **details},
+    )
+
+
+def _first_verified(
+    texts: Sequence[str],
+) -> tuple[str, passtokens.Claims] | passtokens.TokenError:
+    """The first text whose signature checks, or the first text's error (``texts`` non-empty)."""
+    errors: list[passtokens.TokenError] = []
+    for text in texts[:_MAX_CODES]:
+        try:
+            return text, passkeys.verify(text)
+        except passtokens.TokenError as error:
+            errors.append(error)
+    return errors[0]
+
+
+def _pass_presented(
+    device: Device, claims: passtokens.Claims, at: datetime, direction: str | None
+) -> Presented:
+    serial = claims.serial.hex()
+    visitor_pass = db.session.scalar(
+        select(VisitorPass).where(
+            VisitorPass.community_id == device.community_id, VisitorPass.serial == serial
+        )
+    )
+    if visitor_pass is None:
+        return _invalid("no such pass (deleted?)", "pass.unknown", serial=serial)
+    verdict = pass_verdict(visitor_pass, device, at, spend=direction != "out")
+    return Presented(
+        CredentialType.QR,
+        visitor_pass=visitor_pass,
+        verdict=verdict,
+        details={"key_id": claims.key_id},
+    )
+
+
+def pass_verdict(
+    visitor_pass: VisitorPass, device: Device, at: datetime, *, spend: bool
+) -> policy.AccessDecision:
+    """``decide_pass`` for the pass at the device's point; a grant spends a use if ``spend``.
+
+    Shared by QR codes and barrier plates.
+    """
+    point = db.session.get(AccessPoint, device.access_point_id)
+    community = db.session.get(Community, device.community_id)
+    issuer = None
+    if visitor_pass.issued_by_person_id is not None:
+        person = db.session.get(Person, visitor_pass.issued_by_person_id)
+        if person is not None:
+            # Whether the issuer still lives here: memberships and leases, not a permit.
+            issuer, _kind = subject_of(person, None, with_permit=False)
+    view = policy.PassView(
+        access_point_ids=frozenset(p.id for p in visitor_pass.access_points),
+        valid_from=visitor_pass.valid_from,
+        valid_until=visitor_pass.valid_until,
+        max_uses=visitor_pass.max_uses,
+        uses=visitor_pass.uses,
+        revoked=visitor_pass.revoked_at is not None,
+        issuer=issuer,
+    )
+    verdict = policy.decide_pass(view, point_view(point, community), at)
+    if verdict.granted and spend and not _spend_use(visitor_pass):
+        return policy.AccessDecision(
+            Decision.DENY,
+            Reason.PASS_USED_UP,
+            policy.Rule.PASS_USED_UP,
+            "the last use was spent at another door a moment ago",
+        )
+    return verdict
+
+
+def _spend_use(visitor_pass: VisitorPass) -> bool:
+    """Count one use if one is left: one conditional UPDATE, atomic on SQLite and PostgreSQL."""
+    uses = db.session.scalar(
+        update(VisitorPass)
+        .where(
+            VisitorPass.id == visitor_pass.id,
+            VisitorPass.revoked_at.is_(None),
+            VisitorPass.uses < VisitorPass.max_uses,
+        )
+        .values(uses=VisitorPass.uses + 1)
+        .returning(VisitorPass.uses)
+        .execution_options(synchronize_session=False)
+    )
+    if uses is None:
+        return False
+    set_committed_value(visitor_pass, "uses", uses)
+    return True
+
+
+def _resident_presented(device: Device, claims: passtokens.Claims, at: datetime) -> Presented:
+    serial = claims.serial.hex()
+    person = db.session.scalar(
+        select(Person).where(
+            Person.community_id == device.community_id, Person.code_serial == serial
+        )
+    )
+    if person is None:
+        return _invalid("no resident has this code", "resident_code.unknown", serial=serial)
+    credential = policy.CredentialView(
+        kind=CredentialType.QR,
+        valid_from=claims.not_before,
+        valid_until=claims.not_after + timedelta(seconds=RESIDENT_CODE_GRACE_S),
+    )
+    return Presented(
+        CredentialType.QR,
+        person=person,
+        credential=credential,
+        details={"resident_code": True, "key_id": claims.key_id},
+    )
+
+
+def verify_codes(
+    device: Device,
+    texts: Sequence[str],
+    *,
+    direction: str | None = None,
+    source: str = "token",
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """Decide on the code(s) read at ``device``'s door; store the event; the caller commits."""
+    at = at or utcnow()
+    if not texts:
+        presented = _invalid("no QR code found in the frame", "token.absent", source=source)
+    else:
+        found = _first_verified(texts)
+        if isinstance(found, passtokens.TokenError):
+            presented = _invalid(
+                found.detail, f"token.{found.problem.value}", source=source, codes=len(texts)
+            )
+        else:
+            _text, claims = found
+            if claims.community_tag != passtokens.community_tag(device.community_id):
+                presented = Presented(
+                    CredentialType.QR,
+                    unknown_reason=Reason.NOT_AUTHORIZED_HERE,
+                    unknown_rule="token.other_community",
+                    details={"detail": "the code belongs to another community"},
+                )
+            elif claims.kind is passtokens.TokenKind.PASS:
+                presented = _pass_presented(device, claims, at, direction)
+            else:
+                presented = _resident_presented(device, claims, at)
+            presented = replace(presented, details={**(presented.details or {}), "source": source})
+    return decide(device, presented, direction=direction, at=at)
+
+
+# --- residents' rotating codes ---------------------------------------------------------------
+
+
+def resident_code(person: Person, at: datetime | None = None) -> tuple[str, datetime]:
+    """The person's "scan to open" token for the current 30-second step, and when it ends.
+
+    The person gets a random code serial on first use; the caller commits.
+    """
+    at = at or utcnow()
+    key_id, private = passkeys.signing_key(at)  # before any write of ours (SQLite locks)
+    if person.code_serial is None:
+        person.code_serial = secrets.token_hex(passtokens.SERIAL_BYTES)
+        db.session.flush()
+    start, end = passtokens.rotating_window(at, RESIDENT_CODE_STEP_S)
+    claims = passtokens.Claims(
+        kind=passtokens.TokenKind.RESIDENT_CODE,
+        key_id=key_id,
+        community_tag=passtokens.community_tag(person.community_id),
+        serial=bytes.fromhex(person.code_serial),
+        not_before=start,
+        not_after=end,
+    )
+    return passtokens.sign(claims, private), end

@@ -1,0 +1,91 @@
+"""Remote open: staff open any door they run; a resident opens the doors their policy allows.
+
+A resident letting in a courier may open what they could walk through themselves at this
+moment (their building's doors, the shared gates, within the point's schedule). Every
+remote open goes through the command service (stored, published after the commit, acked),
+is audited, and leaves an access event (``remote`` / ``remote_open``) in the history.
+"""
+
+from __future__ import annotations
+
+from gatekeeper import policy
+from gatekeeper.vocabulary import CredentialType, Decision, Reason
+from hardware.protocol import Command
+from server.access.decision import point_view, subject_of
+from server.core import audit
+from server.core.errors import Conflict, Forbidden
+from server.core.scope import Scope
+from server.core.wording import reason_words
+from server.devices import commands
+from server.extensions import db
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    Community,
+    DeviceCommand,
+    Person,
+    UserRole,
+    utcnow,
+)
+
+
+def _resident_may_open(scope: Scope, point: AccessPoint) -> Person:
+    """The resident's person if the policy lets them through ``point`` now; else 403."""
+    person = db.session.get(Person, scope.user.person_id) if scope.user.person_id else None
+    if person is None:
+        raise Conflict("This account is not linked to a resident.")
+    subject, _kind = subject_of(person, None)
+    community = db.session.get(Community, point.community_id)
+    decision = policy.decide_access(subject, point_view(point, community), utcnow())
+    if not decision.granted:
+        raise Forbidden(
+            f"You cannot open {point.name!r} now: {reason_words(decision.reason)}.",
+            reason=decision.reason.value,
+        )
+    return person
+
+
+def open_access_point(scope: Scope, access_point_id: str) -> list[DeviceCommand]:
+    """Send ``open`` to every device of the point for this caller (staff or resident)."""
+    point = scope.get(AccessPoint, access_point_id)
+    person = None
+    if scope.user.role is UserRole.RESIDENT:
+        person = _resident_may_open(scope, point)
+    elif not scope.can_write(AccessPoint):
+        raise Forbidden(f"This {scope.role.value} account cannot open doors remotely.")
+    devices = commands.actuators(point)
+    if not devices:
+        raise Conflict(f"No enabled door or barrier device serves {point.name!r}.")
+    now = utcnow()
+    event = AccessEvent(
+        community_id=point.community_id,
+        occurred_at=now,
+        access_point_id=point.id,
+        device_id=devices[0].id,
+        credential_type=CredentialType.REMOTE,
+        decision=Decision.GRANT,
+        reason=Reason.REMOTE_OPEN.value,
+        rule=f"remote.{scope.role.value}",
+        person_id=person.id if person else None,
+        details={"user_id": scope.user.id, "username": scope.user.username},
+    )
+    db.session.add(event)
+    db.session.flush()
+    rows = [
+        commands.issue(
+            device,
+            Command.OPEN,
+            issued_by_user_id=scope.user.id,
+            event_id=event.id,
+            open_ms=point.open_ms,
+        )
+        for device in devices
+    ]
+    audit.record(
+        scope.user,
+        "access_point.open",
+        community_id=point.community_id,
+        target=point,
+        details={"commands": [r.id for r in rows], "event_id": event.id},
+    )
+    return rows

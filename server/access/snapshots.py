@@ -1,0 +1,84 @@
+"""Face crops of access events: kept only when the community says so, encrypted, and erased
+after its retention days."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from flask import current_app, has_request_context, url_for
+from PIL import Image
+from sqlalchemy import select
+
+from gatekeeper.faces import FaceBox
+from server.community import settings as community_settings
+from server.core import crypto
+from server.extensions import db
+from server.models import AccessEvent, Community, utcnow
+
+# How much room around the face box the crop keeps (a face, not the whole frame).
+CROP_PADDING = 0.25
+# The API view that serves a kept picture (``server/api/events.py``).
+SNAPSHOT_ENDPOINT = "events.event_snapshot"
+
+
+def _root() -> Path:
+    return current_app.config["SETTINGS"].instance_dir / "snapshots"
+
+
+def face_crop_jpeg(image_rgb: np.ndarray, box: FaceBox) -> bytes:
+    height, width = image_rgb.shape[:2]
+    pad_x, pad_y = int(box.width * CROP_PADDING), int(box.height * CROP_PADDING)
+    crop = image_rgb[
+        max(0, box.top - pad_y) : min(height, box.bottom + pad_y),
+        max(0, box.left - pad_x) : min(width, box.right + pad_x),
+    ]
+    buffer = io.BytesIO()
+    Image.fromarray(crop).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def store(event: AccessEvent, jpeg: bytes) -> None:
+    """Write the crop (encrypted with DATA_KEY) and point the event at it."""
+    folder = _root() / event.community_id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{event.id}.jpg.enc"
+    path.write_bytes(crypto.encrypt(jpeg))
+    event.snapshot_path = str(path.relative_to(_root()))
+
+
+def load(event: AccessEvent) -> bytes | None:
+    if not event.snapshot_path:
+        return None
+    path = _root() / event.snapshot_path
+    return crypto.decrypt(path.read_bytes()) if path.exists() else None
+
+
+def url_of(event_id: str) -> str:
+    """Where the API serves an event's picture, built from its route (``url_for``); outside a
+    request (the worker's MQTT payloads) from the app's URL map, as a path."""
+    if has_request_context():
+        return url_for(SNAPSHOT_ENDPOINT, event_id=event_id)
+    return current_app.url_map.bind("").build(SNAPSHOT_ENDPOINT, {"event_id": event_id})
+
+
+def erase_expired() -> int:
+    """Erase crops older than each community's retention; return how many."""
+    erased = 0
+    now = utcnow()
+    for community in db.session.scalars(select(Community)):
+        days = community_settings.effective(community.settings).snapshot_retention_days
+        old = db.session.scalars(
+            select(AccessEvent).where(
+                AccessEvent.community_id == community.id,
+                AccessEvent.snapshot_path.is_not(None),
+                AccessEvent.occurred_at < now - timedelta(days=days),
+            )
+        )
+        for event in old:
+            (_root() / event.snapshot_path).unlink(missing_ok=True)
+            event.snapshot_path = None
+            erased += 1
+    return erased

@@ -1,0 +1,1 @@
+"""A community and its structure: buildings, units, access points, and its tunables."""

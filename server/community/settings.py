@@ -1,0 +1,117 @@
+"""Per-community tunables, stored as JSON on the community and read through defaults."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import validate
+
+from server.core.fields import JsonBool
+
+
+@dataclass(frozen=True)
+class CommunitySettings:
+    """What a community can tune; every field has a safe default."""
+
+    # 1:N face matching: best distance must be under the tolerance and beat the
+    # next different person by the margin (values chosen in the face issue).
+    face_tolerance: float = 0.5
+    face_margin: float = 0.06
+    # Visitor passes: default validity and the longest a resident may give.
+    pass_default_hours: int = 24
+    pass_max_days: int = 7
+    # Keep face crops of access events (off: templates only), and for how long.
+    keep_snapshots: bool = False
+    snapshot_retention_days: int = 30
+    # Keep enrolment photos next to the templates (off by default).
+    keep_enrolment_photos: bool = False
+    # Residents and tenants stay pending until a person-ID match succeeds.
+    require_id_match: bool = False
+    # Let barrier cameras' near-miss plates match (unique and low confidence only) ...
+    fuzzy_plates: bool = False
+    # ... when the camera's own confidence is below this.
+    fuzzy_plate_max_confidence: float = 0.9
+    # Strangers: unknown faces closer than this are one person; one alert when a person is
+    # seen this many times within the window, or at this many access points, or at night.
+    stranger_tolerance: float = 0.5
+    stranger_sightings: int = 3
+    stranger_window_hours: int = 24
+    stranger_access_points: int = 2
+    # Keep the face crops of unknown faces as a stranger alert's evidence (erased after
+    # snapshot_retention_days like other snapshots); residents' crops follow keep_snapshots.
+    keep_stranger_crops: bool = True
+    # Night (community time; may cross midnight): strangers alert at once, wandering is high.
+    night_start: str = "22:00"
+    night_end: str = "06:00"
+    # A guardian passing the same exit this many minutes before or after: no wandering alert.
+    guardian_window_minutes: int = 5
+    # Kindergarten hours (Monday-Friday, community time) for child_wandering at its reader.
+    school_start: str = "08:00"
+    school_end: str = "17:00"
+    # An elder living alone not seen for this many hours: elder_inactive.
+    elder_inactive_hours: int = 24
+    # This many spoof_suspected at one door within the minutes: spoof_attempt.
+    spoof_attempts: int = 3
+    spoof_window_minutes: int = 10
+    # An alert not acknowledged within this many minutes escalates.
+    alert_ack_minutes: int = 15
+
+
+DEFAULTS = CommunitySettings()
+
+
+_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class CommunitySettingsSchema(ma.Schema):
+    face_tolerance = ma.fields.Float(validate=validate.Range(min=0.2, max=0.7))
+    face_margin = ma.fields.Float(validate=validate.Range(min=0.0, max=0.3))
+    pass_default_hours = ma.fields.Int(validate=validate.Range(min=1, max=24 * 31))
+    pass_max_days = ma.fields.Int(validate=validate.Range(min=1, max=366))
+    keep_snapshots = JsonBool()
+    snapshot_retention_days = ma.fields.Int(validate=validate.Range(min=1, max=3650))
+    keep_enrolment_photos = JsonBool()
+    require_id_match = JsonBool()
+    fuzzy_plates = JsonBool()
+    fuzzy_plate_max_confidence = ma.fields.Float(validate=validate.Range(min=0.0, max=1.0))
+    stranger_tolerance = ma.fields.Float(validate=validate.Range(min=0.2, max=0.8))
+    stranger_sightings = ma.fields.Int(validate=validate.Range(min=1, max=100))
+    stranger_window_hours = ma.fields.Int(validate=validate.Range(min=1, max=24 * 30))
+    stranger_access_points = ma.fields.Int(validate=validate.Range(min=1, max=50))
+    keep_stranger_crops = JsonBool()
+    night_start = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
+    night_end = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
+    guardian_window_minutes = ma.fields.Int(validate=validate.Range(min=0, max=120))
+    school_start = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
+    school_end = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
+    elder_inactive_hours = ma.fields.Int(validate=validate.Range(min=1, max=24 * 14))
+    spoof_attempts = ma.fields.Int(validate=validate.Range(min=2, max=100))
+    spoof_window_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
+    alert_ack_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
+
+    @ma.validates_schema
+    def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        # Only with both values: a partial change is checked by ``merged`` against the
+        # community's stored settings, not against the defaults.
+        if "pass_default_hours" not in data or "pass_max_days" not in data:
+            return
+        hours, days = data["pass_default_hours"], data["pass_max_days"]
+        if hours > days * 24:
+            raise ma.ValidationError("must not exceed pass_max_days.", "pass_default_hours")
+
+
+def effective(stored: dict[str, Any] | None) -> CommunitySettings:
+    """The stored overrides laid over the defaults (unknown keys are ignored)."""
+    names = {f.name for f in fields(CommunitySettings)}
+    return CommunitySettings(**{k: v for k, v in (stored or {}).items() if k in names})
+
+
+def merged(stored: dict[str, Any] | None, changes: dict[str, Any]) -> dict[str, Any]:
+    """Full settings after applying ``changes``; validated as a whole."""
+    result = {**asdict(effective(stored)), **changes}
+    errors = CommunitySettingsSchema().validate(result)
+    if errors:
+        raise ma.ValidationError(errors)
+    return result

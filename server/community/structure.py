@@ -1,0 +1,266 @@
+"""Communities and their structure: buildings, units, access points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from sqlalchemy import select
+
+from server.community import settings as community_settings
+from server.core import audit
+from server.core.errors import Conflict, Invalid
+from server.core.scope import Scope
+from server.extensions import db
+from server.models import AccessPoint, Building, Community, Unit, User
+from server.passes import keyset
+
+
+def _unique(model: type, message: str, *conditions: Any) -> None:
+    if db.session.scalar(select(model.id).where(*conditions).limit(1)) is not None:  # type: ignore[attr-defined]
+        raise Conflict(message)
+
+
+def _apply(row: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set ``changes`` on ``row``; return what actually changed (for the audit log)."""
+    changed = {}
+    for key, value in changes.items():
+        if getattr(row, key) != value:
+            setattr(row, key, value)
+            changed[key] = value
+    return changed
+
+
+def _stored_value(value: Any) -> Any:
+    return value.value if hasattr(value, "value") else value
+
+
+def _audit_changes(changed: dict[str, Any]) -> dict[str, Any]:
+    return {key: _stored_value(value) for key, value in changed.items()}
+
+
+def _actor(scope: Scope) -> User:
+    return scope.user
+
+
+# Communities ---------------------------------------------------------------------------------
+
+
+def create_community(scope: Scope, data: dict[str, Any], default_timezone: str) -> Community:
+    scope.require_admin()
+    _unique(
+        Community, f"A community named {data['name']!r} exists.", Community.name == data["name"]
+    )
+    settings = _validated_settings({}, data.get("settings") or {})
+    community = Community(
+        name=data["name"], timezone=data.get("timezone") or default_timezone, settings=settings
+    )
+    db.session.add(community)
+    db.session.flush()
+    # Its doors need the key set before they can check QR codes offline.
+    keyset.publish_key_set([community.id])
+    audit.record(
+        _actor(scope),
+        "community.create",
+        community_id=community.id,
+        target=community,
+        details={"name": community.name, "timezone": community.timezone},
+    )
+    return community
+
+
+def update_community(scope: Scope, community_id: str, changes: dict[str, Any]) -> Community:
+    community = scope.writable(Community, community_id)
+    if "name" in changes and changes["name"] != community.name:
+        _unique(
+            Community,
+            f"A community named {changes['name']!r} exists.",
+            Community.name == changes["name"],
+        )
+    if "settings" in changes:
+        changes = {
+            **changes,
+            "settings": _validated_settings(community.settings, changes["settings"]),
+        }
+    changed = _apply(community, changes)
+    if changed:
+        audit.record(
+            _actor(scope),
+            "community.update",
+            community_id=community.id,
+            target=community,
+            details=_audit_changes(changed),
+        )
+    return community
+
+
+def _validated_settings(stored: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return community_settings.merged(stored, changes)
+    except ma.ValidationError as error:
+        raise Invalid(
+            "Invalid community settings.", errors={"settings": error.normalized_messages()}
+        ) from error
+
+
+# Buildings and units ------------------------------------------------------------------------
+
+
+def create_building(scope: Scope, community_id: str, data: dict[str, Any]) -> Building:
+    community = scope.get(Community, community_id)
+    scope.require_write(Building)
+    _unique(
+        Building,
+        f"Building {data['name']!r} exists in this community.",
+        Building.community_id == community.id,
+        Building.name == data["name"],
+    )
+    building = Building(community_id=community.id, name=data["name"])
+    db.session.add(building)
+    db.session.flush()
+    audit.record(
+        _actor(scope),
+        "building.create",
+        community_id=community.id,
+        target=building,
+        details={"name": building.name},
+    )
+    return building
+
+
+def update_building(scope: Scope, building_id: str, changes: dict[str, Any]) -> Building:
+    building = scope.writable(Building, building_id)
+    if "name" in changes and changes["name"] != building.name:
+        _unique(
+            Building,
+            f"Building {changes['name']!r} exists in this community.",
+            Building.community_id == building.community_id,
+            Building.name == changes["name"],
+        )
+    changed = _apply(building, changes)
+    if changed:
+        audit.record(
+            _actor(scope),
+            "building.update",
+            community_id=building.community_id,
+            target=building,
+            details=changed,
+        )
+    return building
+
+
+def _building_in(scope: Scope, community_id: str, building_id: str, field: str) -> Building:
+    """A building of this community, or a field error naming ``field``."""
+    building = db.session.scalar(
+        scope.query(Building).where(
+            Building.id == building_id, Building.community_id == community_id
+        )
+    )
+    if building is None:
+        raise Invalid(
+            "No such building in this community.",
+            errors={field: ["No such building in this community."]},
+        )
+    return building
+
+
+def create_unit(scope: Scope, community_id: str, data: dict[str, Any]) -> Unit:
+    community = scope.get(Community, community_id)
+    scope.require_write(Unit)
+    building = _building_in(scope, community.id, data["building_id"], "building_id")
+    _unique(
+        Unit,
+        f"Unit {data['number']!r} exists in {building.name}.",
+        Unit.building_id == building.id,
+        Unit.number == data["number"],
+    )
+    unit = Unit(
+        community_id=community.id,
+        building_id=building.id,
+        number=data["number"],
+        floor=data.get("floor"),
+    )
+    db.session.add(unit)
+    db.session.flush()
+    audit.record(
+        _actor(scope),
+        "unit.create",
+        community_id=community.id,
+        target=unit,
+        details={"building": building.name, "number": unit.number},
+    )
+    return unit
+
+
+def update_unit(scope: Scope, unit_id: str, changes: dict[str, Any]) -> Unit:
+    unit = scope.writable(Unit, unit_id)
+    if "number" in changes and changes["number"] != unit.number:
+        _unique(
+            Unit,
+            f"Unit {changes['number']!r} exists in this building.",
+            Unit.building_id == unit.building_id,
+            Unit.number == changes["number"],
+        )
+    changed = _apply(unit, changes)
+    if changed:
+        audit.record(
+            _actor(scope),
+            "unit.update",
+            community_id=unit.community_id,
+            target=unit,
+            details=changed,
+        )
+    return unit
+
+
+# Access points ------------------------------------------------------------------------------
+
+
+def create_access_point(scope: Scope, community_id: str, data: dict[str, Any]) -> AccessPoint:
+    community = scope.get(Community, community_id)
+    scope.require_write(AccessPoint)
+    _unique(
+        AccessPoint,
+        f"Access point {data['name']!r} exists in this community.",
+        AccessPoint.community_id == community.id,
+        AccessPoint.name == data["name"],
+    )
+    if data.get("building_id") is not None:  # "" too: it names no building, say so
+        _building_in(scope, community.id, data["building_id"], "building_id")
+    point = AccessPoint(community_id=community.id, **data)
+    if "requires_depth" not in data:
+        # Unit doors need the 3D check by default (docs/protocol.md); gates and barriers do not.
+        point.requires_depth = data["kind"].value == "door" and data.get("building_id") is not None
+    db.session.add(point)
+    db.session.flush()
+    audit.record(
+        _actor(scope),
+        "access_point.create",
+        community_id=community.id,
+        target=point,
+        details={"name": point.name, "kind": point.kind.value, "zone": point.zone.value},
+    )
+    return point
+
+
+def update_access_point(scope: Scope, access_point_id: str, changes: dict[str, Any]) -> AccessPoint:
+    point = scope.writable(AccessPoint, access_point_id)
+    if "name" in changes and changes["name"] != point.name:
+        _unique(
+            AccessPoint,
+            f"Access point {changes['name']!r} exists in this community.",
+            AccessPoint.community_id == point.community_id,
+            AccessPoint.name == changes["name"],
+        )
+    if changes.get("building_id") is not None:
+        _building_in(scope, point.community_id, changes["building_id"], "building_id")
+    changed = _apply(point, changes)
+    if changed:
+        audit.record(
+            _actor(scope),
+            "access_point.update",
+            community_id=point.community_id,
+            target=point,
+            details=_audit_changes(changed),
+        )
+    return point

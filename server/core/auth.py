@@ -1,0 +1,172 @@
+"""Who is calling: passwords, bearer tokens, page sessions and device credentials."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Flask, current_app, g, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from server.core.errors import Forbidden, Unauthorized
+from server.extensions import csrf, db, login_manager
+from server.models import ApiToken, Device, User, utcnow
+
+TOKEN_PREFIX = "gkt_"  # noqa: S105 - a prefix that makes leaked tokens easy to spot
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def init_app(app: Flask) -> None:
+    # Argon2id with the library's defaults; tests use cheap parameters to stay fast.
+    if app.config["SETTINGS"].env == "test":
+        app.extensions["password_hasher"] = PasswordHasher(
+            time_cost=1, memory_cost=1024, parallelism=1
+        )
+    else:
+        app.extensions["password_hasher"] = PasswordHasher()
+    login_manager.login_view = "web.login"
+    login_manager.login_message = None
+    login_manager.user_loader(_load_session_user)
+
+
+def _hasher() -> PasswordHasher:
+    return current_app.extensions["password_hasher"]
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def check_password(user: User | None, password: str) -> bool:
+    """True when ``password`` is ``user``'s; spends the same time when there is no user."""
+    if user is None:
+        _hasher().hash(password)  # keep the answer's timing from telling whether users exist
+        return False
+    try:
+        _hasher().verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    if _hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return True
+
+
+def authenticate_user(username: str, password: str) -> User | None:
+    """The enabled user with these credentials, or None."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if not check_password(user, password) or user is None or user.disabled:
+        return None
+    return user
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def issue_token(user: User) -> tuple[str, datetime]:
+    """A new bearer token for ``user`` (returned once; only its hash is kept)."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = utcnow() + timedelta(hours=current_app.config["SETTINGS"].token_ttl_hours)
+    db.session.add(ApiToken(user_id=user.id, token_hash=_sha256(raw), expires_at=expires_at))
+    return raw, expires_at
+
+
+def _bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("Use 'Authorization: Bearer <token>'.")
+    return value.strip()
+
+
+def _token_record(raw: str) -> ApiToken | None:
+    return db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _sha256(raw)))
+
+
+def revoke_token(raw: str) -> None:
+    record = _token_record(raw)
+    if record is not None and record.revoked_at is None:
+        record.revoked_at = utcnow()
+
+
+def _load_session_user(user_id: str) -> User | None:
+    user = db.session.get(User, user_id)
+    return user if user is not None and not user.disabled else None
+
+
+def authenticate_api_request() -> User:
+    """The user behind this API request: a bearer token, else the page session.
+
+    A session-authenticated change must carry the CSRF token (``X-CSRFToken``);
+    bearer-token requests cannot be forged by another site, so they need none.
+    """
+    for name in ("principal", "scope", "bearer_token"):  # never trust a previous request's
+        g.pop(name, None)
+    raw = _bearer(request.headers.get("Authorization"))
+    if raw is not None:
+        record = _token_record(raw)
+        if (
+            record is None
+            or record.revoked_at is not None
+            or record.expires_at <= utcnow()
+            or record.user.disabled
+        ):
+            raise Unauthorized("The token is unknown, expired or revoked.")
+        g.principal = record.user
+        g.bearer_token = raw
+        return record.user
+    if current_user.is_authenticated:
+        if request.method not in _SAFE_METHODS:
+            csrf.protect()
+        g.principal = current_user._get_current_object()
+        return g.principal
+    raise Unauthorized(
+        "Sign in, or send 'Authorization: Bearer <token>' from POST /api/v1/auth/token."
+    )
+
+
+def current_principal() -> User:
+    """The authenticated user of this request (set by ``authenticate_api_request``)."""
+    principal = g.get("principal")
+    if principal is None:
+        if not current_user.is_authenticated:
+            raise Unauthorized("Sign in first.")
+        principal = g.principal = current_user._get_current_object()
+    return principal
+
+
+# Devices -------------------------------------------------------------------------------------
+
+
+def new_device_secret() -> str:
+    """A fresh device secret: 256 random bits, URL-safe, without dots."""
+    return secrets.token_urlsafe(32)
+
+
+def device_secret_hash(secret: str) -> str:
+    """What is stored of a device secret for HTTP authentication."""
+    return _sha256(secret)
+
+
+def authenticate_device(header: str | None) -> Device:
+    """The device behind ``Authorization: Bearer <device_id>.<secret>``.
+
+    Wrong or revoked credentials raise 401; a disabled device raises 403 (docs/protocol.md
+    section 2).
+    """
+    raw = _bearer(header)
+    if raw is None:
+        raise Unauthorized("Devices send 'Authorization: Bearer <device_id>.<secret>'.")
+    device_id, dot, secret = raw.partition(".")
+    device = db.session.get(Device, device_id) if dot and secret else None
+    if device is None or not hmac.compare_digest(device.secret_hash, device_secret_hash(secret)):
+        raise Unauthorized("Unknown device or wrong secret.")
+    if device.disabled:
+        raise Forbidden("This device is disabled.")
+    return device

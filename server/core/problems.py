@@ -1,0 +1,201 @@
+"""The one place that turns errors into answers.
+
+Under ``/api`` every error is an RFC 9457 problem document
+(``application/problem+json``: ``type``, ``title``, ``status``, ``detail``, plus
+extension members such as ``errors``); pages get an HTML error page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json, render_template, request
+from sqlalchemy.exc import DataError, IntegrityError
+from werkzeug.exceptions import HTTPException
+
+from server.core.errors import DomainError
+
+_LOGGER = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# slug -> what it means; each is documented at /problems/<slug>.
+PROBLEM_TYPES: dict[str, str] = {
+    "bad-request": "The request could not be read: malformed JSON, a wrong content type, a "
+    "missing or invalid CSRF token.",
+    "unauthorized": "No credentials, or credentials that are wrong, expired or revoked.",
+    "forbidden": "The caller is known but may not do this (a disabled device, a read-only role).",
+    "not-found": "No such resource, or one outside the caller's scope: the two answer alike so "
+    "identifiers cannot be probed.",
+    "method-not-allowed": "The resource exists but does not support this HTTP method.",
+    "conflict": "The change collides with existing data (a duplicate name, a unit still in use).",
+    "payload-too-large": "The body is larger than the server accepts.",
+    "unsupported-media-type": "The body's content type is not one this endpoint reads.",
+    "validation-error": "Well-formed input that breaks a rule; `errors` maps each field to its "
+    "messages. Unknown fields are errors: they are never silently stored.",
+    "rate-limited": "Too many requests; retry after the time given in `Retry-After`.",
+    "internal-error": "The server failed. The incident is logged; the request was not applied.",
+}
+
+_SLUG_BY_STATUS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    429: "rate-limited",
+    500: "internal-error",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response:
+    """A problem-document response."""
+    slug = slug or _SLUG_BY_STATUS.get(status)
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}" if slug else "about:blank",
+        "title": title or _default_title(status),
+        "status": status,
+        "detail": detail,
+        "instance": request.path,
+        **extensions,
+    }
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def wants_problem() -> bool:
+    """API callers get problem documents; browsers on pages get HTML."""
+    return request.path.startswith("/api/")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(DomainError, _handle_domain_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(IntegrityError, _handle_integrity_error)
+    app.register_error_handler(DataError, _handle_data_error)
+    app.register_error_handler(Exception, _handle_unexpected)
+
+
+def _respond(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response:
+    if wants_problem():
+        return problem(status, detail, slug=slug, title=title, headers=headers, **extensions)
+    html = render_template(
+        "error.html", status=status, title=title or _default_title(status), detail=detail
+    )
+    return Response(html, status=status, headers=headers, mimetype="text/html")
+
+
+def _handle_domain_error(error: DomainError) -> Response:
+    # RFC 9110: a 401 names the scheme to use (bearer tokens, for users and devices alike).
+    headers = {"WWW-Authenticate": 'Bearer realm="gatekeeper"'} if error.status == 401 else None
+    return _respond(
+        error.status,
+        error.detail,
+        slug=error.slug,
+        title=error.title,
+        headers=headers,
+        **error.extensions,
+    )
+
+
+def _handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    extensions: dict[str, Any] = {}
+    data = getattr(error, "data", None) or {}
+    detail = data.get("message") or error.description or _default_title(status)
+    headers.update(data.get("headers") or {})
+    messages = data.get("errors") or data.get("messages")
+    if messages:
+        extensions["errors"] = _flatten_locations(messages)
+        detail = (
+            "The request body is not valid JSON."
+            if status == 400
+            else "The request does not match the schema; see `errors`."
+        )
+    if status >= 500:
+        detail = "The server failed; the incident is logged."
+    if status == 429:
+        detail = f"Too many requests: the limit is {error.description}."
+    return _respond(status, detail, headers=headers, **extensions)
+
+
+def _handle_integrity_error(error: IntegrityError) -> Response:
+    from server.extensions import db
+
+    db.session.rollback()
+    _LOGGER.info("integrity error on %s %s: %s", request.method, request.path, error.orig)
+    return _respond(
+        409,
+        "The change collides with existing data (a duplicate or a reference that does not hold).",
+    )
+
+
+def _handle_data_error(error: DataError) -> Response:
+    # Input the schemas let through but the database refuses: a NUL character in a string
+    # (PostgreSQL text cannot hold one), a number out of the column's range.
+    from server.extensions import db
+
+    db.session.rollback()
+    _LOGGER.info("data error on %s %s: %s", request.method, request.path, error.orig)
+    return _respond(
+        422,
+        "A value in the request cannot be stored (for example a NUL "
+        "character in a text or a number out of range).",
+    )
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    from server.extensions import db
+
+    db.session.rollback()
+    _LOGGER.exception("unhandled error on %s %s", request.method, request.path)
+    return _respond(500, "The server failed; the incident is logged.")
+
+
+def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
+    """webargs nests errors by location (``{"json": {...}}``); callers care about fields."""
+    locations = {"json", "form", "query", "querystring", "files", "headers", "view_args"}
+    if messages and set(messages) <= locations:
+        flat: dict[str, Any] = {}
+        for inner in messages.values():
+            flat.update(inner if isinstance(inner, dict) else {"_body": inner})
+        return flat
+    return messages
+
+
+def _default_title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_type_page(slug: str) -> tuple[str, str]:
+    """The slug's title and description, for the /problems/<slug> page."""
+    return slug.replace("-", " ").capitalize(), PROBLEM_TYPES[slug]

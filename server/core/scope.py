@@ -1,0 +1,236 @@
+"""What each caller may see and change: the one place scope is enforced.
+
+Views never filter by community themselves: they ask ``Scope`` for a query or a
+row. Anything outside the caller's scope does not exist for them (404); things
+they may see but not change answer 403.
+
+- admin: everything.
+- staff: everything in the communities they run.
+- officer: reads in the communities they cover, but not visitor passes or webhooks; acts
+  on their alerts (staff only read those); the only role (with admin) that sees and
+  changes the watchlist and the stranger clusters.
+- resident: their own community, building and unit; the access points of their building
+  and the shared ones; their unit's visitor passes (which they issue and revoke) and
+  the access events of their household and their guests.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, false, or_, select, true
+
+from gatekeeper.vocabulary import AlertType
+from server.core.errors import Forbidden, NotFound
+from server.extensions import db
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    Alert,
+    BlockedPlate,
+    Building,
+    Card,
+    Community,
+    Consent,
+    Device,
+    FaceTemplate,
+    IdCheck,
+    Lease,
+    Membership,
+    PatrolRoute,
+    Person,
+    RfidTag,
+    StrangerCluster,
+    StrangerSighting,
+    Unit,
+    User,
+    UserRole,
+    Vehicle,
+    VisitorPass,
+    WatchlistEntry,
+    Webhook,
+    WorkerPermit,
+    user_communities,
+)
+
+M = TypeVar("M")
+
+# Who may change rows of each model (within their visible scope).
+_WRITERS: dict[type, frozenset[UserRole]] = {
+    Community: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+    Building: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+    Unit: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+    AccessPoint: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+    Device: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+    User: frozenset({UserRole.ADMIN, UserRole.STAFF}),
+}
+_STAFF = frozenset({UserRole.ADMIN, UserRole.STAFF})
+# Personal data only the property office sees: people, their documents and credentials.
+# Officers and residents get 404 for these (residents will see their own unit's share
+# through dedicated views, never these tables directly).
+_PERSONAL: frozenset[type] = frozenset(
+    {
+        Person,
+        Membership,
+        Lease,
+        Consent,
+        FaceTemplate,
+        Card,
+        Vehicle,
+        RfidTag,
+        IdCheck,
+        WorkerPermit,
+    }
+)
+_WRITERS.update(dict.fromkeys(_PERSONAL, _STAFF))
+# Residents issue and revoke their own unit's visitor passes; officers never see them.
+_WRITERS[VisitorPass] = frozenset({UserRole.ADMIN, UserRole.STAFF, UserRole.RESIDENT})
+_HIDDEN_FROM_OFFICERS: frozenset[type] = frozenset({VisitorPass, Webhook})
+_WRITERS[BlockedPlate] = _STAFF
+_WRITERS[PatrolRoute] = _STAFF  # officers read the routes
+# Officers work the alerts of the communities they cover (staff read them); the property
+# office decides where a community's alerts are sent.
+_WRITERS[Alert] = frozenset({UserRole.ADMIN, UserRole.OFFICER})
+_WRITERS[Webhook] = _STAFF
+# Officers' own records: a wanted person's file must not reach the property office, so
+# staff and residents find none of these (404).
+_OFFICERS_ONLY: frozenset[type] = frozenset({WatchlistEntry, StrangerCluster, StrangerSighting})
+# Alerts only the police see: the property office must not learn who is watched for.
+POLICE_ALERT_TYPES: frozenset[str] = frozenset({AlertType.STRANGER, AlertType.WATCHLIST_HIT})
+_WRITERS.update(dict.fromkeys(_OFFICERS_ONLY, frozenset({UserRole.ADMIN, UserRole.OFFICER})))
+
+
+class Scope:
+    """The slice of the data one user may see."""
+
+    def __init__(self, user: User):
+        self.user = user
+        self.role = user.role
+        if self.role is UserRole.RESIDENT:
+            unit = user.unit
+            self.community_ids = frozenset({unit.community_id} if unit else ())
+        else:
+            self.community_ids = frozenset(c.id for c in user.communities)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is UserRole.ADMIN
+
+    # Reading ------------------------------------------------------------------------------
+
+    def visible(self, model: type) -> ColumnElement[bool]:
+        """A WHERE clause limiting ``model`` to what this user may see."""
+        if self.is_admin:
+            return true()
+        if model is User:
+            return self._visible_users()
+        if model is Community:
+            return Community.id.in_(self.community_ids)
+        community_id = getattr(model, "community_id", None)
+        if community_id is None or (model in _PERSONAL and self.role not in _STAFF):
+            return false()
+        if model in _HIDDEN_FROM_OFFICERS and self.role is UserRole.OFFICER:
+            return false()
+        if not self.sees(model):
+            return false()
+        in_communities = community_id.in_(self.community_ids)
+        if self.role is UserRole.RESIDENT:
+            return in_communities & self._resident_rows(model)
+        if model is Alert and self.role is not UserRole.OFFICER:
+            return in_communities & Alert.type.not_in(self.hidden_alert_types)
+        return in_communities
+
+    @property
+    def hidden_alert_types(self) -> frozenset[str]:
+        """Alert types this caller never sees (staff: the police's own)."""
+        return (
+            frozenset() if self.role in (UserRole.ADMIN, UserRole.OFFICER) else POLICE_ALERT_TYPES
+        )
+
+    def sees(self, model: type) -> bool:
+        """False when no row of ``model`` exists for this role (officers' records for others)."""
+        return self.is_admin or model not in _OFFICERS_ONLY or self.role is UserRole.OFFICER
+
+    def require_sees(self, model: type) -> None:
+        """``NotFound`` for a whole collection this role cannot see (not even empty)."""
+        if not self.sees(model):
+            raise NotFound(f"No {_plural(model)} here.")
+
+    def _resident_rows(self, model: type) -> ColumnElement[bool]:
+        unit = self.user.unit
+        if unit is None:
+            return false()
+        if model is Unit:
+            return Unit.id == unit.id
+        if model is Building:
+            return Building.id == unit.building_id
+        if model is AccessPoint:  # the doors they use: their building's and the shared ones
+            return (AccessPoint.building_id == unit.building_id) | AccessPoint.building_id.is_(None)
+        if model is VisitorPass:
+            return VisitorPass.unit_id == unit.id
+        if model is AccessEvent:  # their household's events and their guests'
+            household = select(Membership.person_id).where(Membership.unit_id == unit.id)
+            tenants = select(Lease.person_id).where(Lease.unit_id == unit.id)
+            guests = select(VisitorPass.id).where(VisitorPass.unit_id == unit.id)
+            return (
+                AccessEvent.person_id.in_(household)
+                | AccessEvent.person_id.in_(tenants)
+                | AccessEvent.pass_id.in_(guests)
+            )
+        return false()
+
+    def _visible_users(self) -> ColumnElement[bool]:
+        if self.role is not UserRole.STAFF:
+            return User.id == self.user.id
+        same_community = select(user_communities.c.user_id).where(
+            user_communities.c.community_id.in_(self.community_ids)
+        )
+        resident_here = select(Unit.id).where(Unit.community_id.in_(self.community_ids))
+        return or_(User.id.in_(same_community), User.unit_id.in_(resident_here))
+
+    def query(self, model: type[M]) -> Select[tuple[M]]:
+        """``SELECT model`` limited to this user's scope."""
+        return select(model).where(self.visible(model))
+
+    def get(self, model: type[M], ident: Any) -> M:
+        """The row with this id, or ``NotFound`` when it is missing or out of scope."""
+        row = db.session.scalar(self.query(model).where(model.id == ident))  # type: ignore[attr-defined]
+        if row is None:
+            raise NotFound(f"No {_label(model)} with id {ident!r}.")
+        return row
+
+    # Changing -----------------------------------------------------------------------------
+
+    def can_write(self, model: type) -> bool:
+        return self.role in _WRITERS.get(model, frozenset())
+
+    def require_write(self, model: type) -> None:
+        if not self.can_write(model):
+            article = "An" if self.role.value[0] in "aeiou" else "A"
+            raise Forbidden(f"{article} {self.role.value} account cannot change {_plural(model)}.")
+
+    def writable(self, model: type[M], ident: Any) -> M:
+        """The row, visible and changeable by this user (404 if invisible, 403 if read-only)."""
+        row = self.get(model, ident)
+        self.require_write(model)
+        return row
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden("Only an administrator can do this.")
+
+
+def _label(model: type) -> str:
+    return {
+        AccessPoint: "access point",
+        PatrolRoute: "patrol route",
+        WatchlistEntry: "watchlist entry",
+        StrangerCluster: "stranger",
+        StrangerSighting: "stranger sighting",
+    }.get(model, model.__name__.lower())
+
+
+def _plural(model: type) -> str:
+    return {Community: "communities", WatchlistEntry: "watchlist entries"}.get(
+        model, _label(model) + "s"
+    )

@@ -1,0 +1,178 @@
+"""Device commands: issued, recorded, published after commit, tracked to their outcome."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from gatekeeper.vocabulary import DEVICE_KINDS_WITH_ACCESS_POINT
+from hardware.messages import AckMessage, CommandMessage
+from hardware.protocol import Command, CommandStatus
+from hardware.topics import device_topic
+from server.core import audit
+from server.core.errors import Conflict, Invalid
+from server.core.messaging import OutgoingMessage, queue_message
+from server.core.scope import Scope
+from server.extensions import db
+from server.models import AccessPoint, Device, DeviceCommand, utcnow
+
+# What staff may send to an access point, and to one device.
+ACCESS_POINT_COMMANDS = frozenset({Command.OPEN, Command.LOCK, Command.UNLOCK_HOLD})
+DEVICE_COMMANDS = frozenset(Command)
+# A device that answers "expired" dropped the command because it came too late.
+_EXPIRED_DETAIL = "expired"
+_DUPLICATE_DETAIL = "duplicate"
+# An ack may be on its way when a command expires; give it a moment before giving up.
+_ACK_GRACE = timedelta(seconds=5)
+
+
+def issue(
+    device: Device,
+    command: Command,
+    *,
+    issued_by_user_id: str | None = None,
+    event_id: str | None = None,
+    open_ms: int | None = None,
+    text: str | None = None,
+) -> DeviceCommand:
+    """Record a command for ``device`` and queue it for publishing when the session commits."""
+    ttl = current_app.config["SETTINGS"].command_ttl_seconds
+    now = utcnow()
+    row = DeviceCommand(
+        community_id=device.community_id,
+        device_id=device.id,
+        access_point_id=device.access_point_id,
+        event_id=event_id,
+        issued_by_user_id=issued_by_user_id,
+        command=command,
+        payload={k: v for k, v in (("open_ms", open_ms), ("text", text)) if v},
+        issued_at=now,
+        expires_at=now + timedelta(seconds=ttl),
+        status=CommandStatus.SENT,
+    )
+    db.session.add(row)
+    db.session.flush()
+    message = CommandMessage(
+        cmd_id=row.id,
+        cmd=command,
+        issued_at=now,
+        expires_at=row.expires_at,
+        event_id=event_id,
+        open_ms=open_ms,
+        text=text,
+    )
+    queue_message(
+        db.session,
+        OutgoingMessage(
+            device_topic(device.community_id, device.id, "cmd"), message.encode(), expiry_s=ttl
+        ),
+    )
+    return row
+
+
+def actuators(point: AccessPoint) -> list[Device]:
+    """The enabled doors and barriers that act for ``point``."""
+    return list(
+        db.session.scalars(
+            select(Device)
+            .where(
+                Device.access_point_id == point.id,
+                Device.disabled_at.is_(None),
+                Device.kind.in_(DEVICE_KINDS_WITH_ACCESS_POINT),
+            )
+            .order_by(Device.id)
+        )
+    )
+
+
+def command_access_point(
+    scope: Scope, access_point_id: str, command: Command
+) -> list[DeviceCommand]:
+    """Staff send ``open``, ``lock`` or ``unlock_hold`` to every device of an access point."""
+    point = scope.get(AccessPoint, access_point_id)
+    scope.require_write(AccessPoint)
+    if command not in ACCESS_POINT_COMMANDS:
+        raise Invalid(
+            f"{command.value!r} is not sent to access points.",
+            errors={"command": [f"One of {sorted(c.value for c in ACCESS_POINT_COMMANDS)}."]},
+        )
+    devices = actuators(point)
+    if not devices:
+        raise Conflict(f"No enabled door or barrier device serves {point.name!r}.")
+    rows = [
+        issue(
+            device,
+            command,
+            issued_by_user_id=scope.user.id,
+            open_ms=point.open_ms if command is Command.OPEN else None,
+        )
+        for device in devices
+    ]
+    audit.record(
+        scope.user,
+        f"access_point.{command.value}",
+        community_id=point.community_id,
+        target=point,
+        details={"commands": [r.id for r in rows]},
+    )
+    return rows
+
+
+def command_device(
+    scope: Scope, device_id: str, command: Command, text: str | None = None
+) -> DeviceCommand:
+    """Staff send any command to one device (``display`` needs ``text``)."""
+    device = scope.writable(Device, device_id)
+    if device.disabled:
+        raise Conflict("The device is disabled.")
+    if command is Command.DISPLAY and not text:
+        raise Invalid("display needs a text.", errors={"text": ["Required for display."]})
+    point = device.access_point
+    row = issue(
+        device,
+        command,
+        issued_by_user_id=scope.user.id,
+        text=text,
+        open_ms=point.open_ms if point and command is Command.OPEN else None,
+    )
+    audit.record(
+        scope.user,
+        f"device.{command.value}",
+        community_id=device.community_id,
+        target=device,
+        details={"command": row.id},
+    )
+    return row
+
+
+def record_ack(device: Device, ack: AckMessage) -> DeviceCommand | None:
+    """Apply a device's ack; None when the command is unknown or another device's."""
+    row = db.session.get(DeviceCommand, ack.cmd_id)
+    if row is None or row.device_id != device.id:
+        return None
+    if row.status is CommandStatus.ACKED or ack.detail == _DUPLICATE_DETAIL:
+        return row  # a redelivery (QoS 1) answered "duplicate": the first answer stands
+    if ack.ok:
+        row.status = CommandStatus.ACKED  # the device acted: that outranks our own expiry
+    elif ack.detail == _EXPIRED_DETAIL:
+        row.status = CommandStatus.EXPIRED
+    else:
+        row.status = CommandStatus.FAILED
+    row.status_at = ack.ts
+    row.detail = ack.detail[:255] or None
+    return row
+
+
+def expire_overdue(now: datetime | None = None) -> int:
+    """Mark commands still unanswered after their expiry as ``expired``; return how many."""
+    now = now or utcnow()
+    result = db.session.execute(
+        update(DeviceCommand)
+        .where(
+            DeviceCommand.status == CommandStatus.SENT, DeviceCommand.expires_at < now - _ACK_GRACE
+        )
+        .values(status=CommandStatus.EXPIRED, status_at=now, detail="no answer before expiry")
+    )
+    return result.rowcount or 0

@@ -1,0 +1,140 @@
+"""User accounts: who may create whom, and with which scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from server.core import audit
+from server.core.auth import hash_password
+from server.core.errors import Conflict, Forbidden, Invalid
+from server.core.scope import Scope
+from server.extensions import db
+from server.models import ApiToken, Community, Person, Unit, User, UserRole, utcnow
+
+_COMMUNITY_ROLES = {UserRole.STAFF, UserRole.OFFICER}
+
+
+def _communities(ids: list[str]) -> list[Community]:
+    found = list(db.session.scalars(select(Community).where(Community.id.in_(ids))))
+    missing = sorted(set(ids) - {c.id for c in found})
+    if missing:
+        raise Invalid(
+            "Unknown communities.",
+            errors={"community_ids": [f"No community with id {m!r}." for m in missing]},
+        )
+    return found
+
+
+def create_user(scope: Scope, data: dict[str, Any]) -> User:
+    """A new account. Staff may create residents of their communities; admins anyone."""
+    scope.require_write(User)
+    role: UserRole = data["role"]
+    if not scope.is_admin and role is not UserRole.RESIDENT:
+        raise Forbidden("Staff can create resident accounts only.")
+    user = User(
+        username=data["username"],
+        role=role,
+        display_name=data.get("display_name"),
+        password_hash=hash_password(data["password"]),
+    )
+    errors: dict[str, list[str]] = {}
+    if role in _COMMUNITY_ROLES:
+        if not data.get("community_ids"):
+            errors["community_ids"] = [f"A {role.value} account needs at least one community."]
+        else:
+            user.communities = _communities(data["community_ids"])
+    elif data.get("community_ids"):
+        errors["community_ids"] = [f"A {role.value} account has no community list."]
+    if role is UserRole.RESIDENT:
+        _bind_resident(scope, user, data, errors)
+    elif data.get("unit_id") or data.get("person_id"):
+        errors["unit_id"] = ["Only resident accounts belong to a unit."]
+    if errors:
+        raise Invalid("The account is not valid.", errors=errors)
+    if db.session.scalar(select(User.id).where(User.username == user.username)):
+        raise Conflict(f"The username {user.username!r} is taken.")
+    db.session.add(user)
+    db.session.flush()
+    community_id = user.unit.community_id if user.unit else None
+    audit.record(
+        scope.user,
+        "user.create",
+        community_id=community_id,
+        target=user,
+        details={
+            "username": user.username,
+            "role": role.value,
+            "community_ids": [c.id for c in user.communities],
+        },
+    )
+    return user
+
+
+def _bind_resident(
+    scope: Scope, user: User, data: dict[str, Any], errors: dict[str, list[str]]
+) -> None:
+    unit_id = data.get("unit_id")
+    unit = db.session.scalar(scope.query(Unit).where(Unit.id == unit_id)) if unit_id else None
+    if unit is None:
+        errors["unit_id"] = ["A resident account needs a unit in your communities."]
+        return
+    user.unit = unit
+    if data.get("person_id"):
+        person = db.session.scalar(
+            select(Person).where(
+                Person.id == data["person_id"], Person.community_id == unit.community_id
+            )
+        )
+        if person is None:
+            errors["person_id"] = ["No such person in the unit's community."]
+        else:
+            user.person_id = person.id
+
+
+def _revoke_tokens(user: User) -> None:
+    db.session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def update_user(scope: Scope, user_id: str, changes: dict[str, Any]) -> User:
+    user = scope.get(User, user_id)
+    is_self = user.id == scope.user.id
+    if not is_self:
+        scope.require_write(User)
+        if not scope.is_admin and user.role is not UserRole.RESIDENT:
+            raise Forbidden("Staff can change resident accounts only.")
+    elif set(changes) - {"password", "display_name"}:
+        raise Forbidden("You can change your own password and display name only.")
+    details: dict[str, Any] = {}
+    if "community_ids" in changes:
+        scope.require_admin()
+        if user.role not in _COMMUNITY_ROLES or not changes["community_ids"]:
+            raise Invalid(
+                "Only staff and officers have communities, at least one.",
+                errors={"community_ids": ["Not applicable or empty."]},
+            )
+        user.communities = _communities(changes["community_ids"])
+        details["community_ids"] = [c.id for c in user.communities]
+    if "display_name" in changes:
+        user.display_name = details["display_name"] = changes["display_name"]
+    if "password" in changes:
+        user.password_hash = hash_password(changes["password"])
+        details["password_changed"] = True
+        _revoke_tokens(user)  # a changed password signs out every API client
+    if "disabled" in changes:
+        user.disabled_at = utcnow() if changes["disabled"] else None
+        details["disabled"] = changes["disabled"]
+    if details:
+        audit.record(
+            scope.user,
+            "user.update",
+            community_id=user.unit.community_id if user.unit else None,
+            target=user,
+            details=details,
+        )
+    return user
