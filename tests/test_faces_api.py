@@ -13,7 +13,6 @@ from gatekeeper import faces as engine
 from server.core.crypto import decrypt
 from server.extensions import db
 from server.models import AuditEntry, FaceTemplate, IdCheck
-from tests import factories
 from tests.factories import Api
 from tests.fetch_test_data import test_image as photo_path
 
@@ -29,19 +28,11 @@ def _jpeg(image: Image.Image) -> bytes:
 
 
 @pytest.fixture
-def w(app):
-    with app.app_context():
-        world = factories.world()
-        ids = {name: getattr(world, name).id for name in vars(world)}
-        db.session.remove()
-    return type("Ids", (), ids)
-
-
-@pytest.fixture
-def person(client, w) -> str:
+def person(client, world) -> str:
     staff = Api(client, "staff_a")
     created = staff.post(
-        f"/communities/{w.a}/people", {"name": "Barack", "role": "resident", "unit_id": w.unit_a}
+        f"/communities/{world.a}/people",
+        {"name": "Barack", "role": "resident", "unit_id": world.unit_a},
     )
     return created.json["id"]
 
@@ -53,7 +44,7 @@ def _upload(api: Api, path: str, **files: bytes):
     )
 
 
-def test_consent_comes_before_any_face(client, w, person) -> None:
+def test_consent_comes_before_any_face(client, world, person) -> None:
     staff = Api(client, "staff_a")
     refused = _upload(staff, f"/people/{person}/faces", image=photo("obama.jpg"))
     assert refused.status_code == 409 and "consent" in refused.json["detail"]
@@ -61,7 +52,9 @@ def test_consent_comes_before_any_face(client, w, person) -> None:
     assert _upload(staff, f"/people/{person}/faces", image=photo("obama.jpg")).status_code == 201
 
 
-def test_enrolled_template_is_encrypted_and_matches_the_same_person(app, client, w, person) -> None:
+def test_enrolled_template_is_encrypted_and_matches_the_same_person(
+    app, client, world, person
+) -> None:
     staff = Api(client, "staff_a")
     staff.post(f"/people/{person}/consents", {})
     answer = _upload(staff, f"/people/{person}/faces", image=photo("obama.jpg"))
@@ -98,7 +91,7 @@ def test_enrolled_template_is_encrypted_and_matches_the_same_person(app, client,
         ),
     ],
 )
-def test_bad_photos_are_rejected_with_a_reason(app, client, w, person, make, reason) -> None:
+def test_bad_photos_are_rejected_with_a_reason(app, client, world, person, make, reason) -> None:
     staff = Api(client, "staff_a")
     staff.post(f"/people/{person}/consents", {})
     answer = _upload(staff, f"/people/{person}/faces", image=make())
@@ -108,7 +101,7 @@ def test_bad_photos_are_rejected_with_a_reason(app, client, w, person, make, rea
         assert db.session.scalar(select(FaceTemplate.id)) is None
 
 
-def test_two_faces_are_rejected(app, client, w, person) -> None:
+def test_two_faces_are_rejected(app, client, world, person) -> None:
     left = Image.open(io.BytesIO(photo("obama.jpg"))).convert("RGB")
     right = Image.open(io.BytesIO(photo("biden.jpg"))).convert("RGB")
     right = right.resize((right.width * left.height // right.height, left.height))
@@ -121,7 +114,7 @@ def test_two_faces_are_rejected(app, client, w, person) -> None:
     assert answer.json["reason"] == "multiple_faces"
 
 
-def test_upload_errors(client, w, person) -> None:
+def test_upload_errors(client, world, person) -> None:
     staff = Api(client, "staff_a")
     staff.post(f"/people/{person}/consents", {})
     assert _upload(staff, f"/people/{person}/faces", image=b"not an image").status_code == 422
@@ -135,7 +128,7 @@ def test_upload_errors(client, w, person) -> None:
     )
 
 
-def test_withdrawing_consent_erases_faces(app, client, w, person) -> None:
+def test_withdrawing_consent_erases_faces(app, client, world, person) -> None:
     staff = Api(client, "staff_a")
     staff.post(f"/people/{person}/consents", {})
     face = _upload(staff, f"/people/{person}/faces", image=photo("obama.jpg")).json
@@ -147,8 +140,10 @@ def test_withdrawing_consent_erases_faces(app, client, w, person) -> None:
     assert {"consent.grant", "face.enrol", "consent.withdraw"} <= actions
 
 
-def test_keep_photos_setting(app, client, w, person) -> None:
-    Api(client, "admin").patch(f"/communities/{w.a}", {"settings": {"keep_enrolment_photos": True}})
+def test_keep_photos_setting(app, client, world, person) -> None:
+    Api(client, "admin").patch(
+        f"/communities/{world.a}", {"settings": {"keep_enrolment_photos": True}}
+    )
     staff = Api(client, "staff_a")
     staff.post(f"/people/{person}/consents", {})
     face = _upload(staff, f"/people/{person}/faces", image=photo("obama.jpg")).json
@@ -170,11 +165,12 @@ def _id_photo() -> bytes:
     return _jpeg(crop.resize((102, 126)))
 
 
-def test_person_id_match_activates_a_pending_resident(app, client, w) -> None:
-    Api(client, "admin").patch(f"/communities/{w.a}", {"settings": {"require_id_match": True}})
+def test_person_id_match_activates_a_pending_resident(app, client, world) -> None:
+    Api(client, "admin").patch(f"/communities/{world.a}", {"settings": {"require_id_match": True}})
     staff = Api(client, "staff_a")
     pending = staff.post(
-        f"/communities/{w.a}/people", {"name": "Barack", "role": "resident", "unit_id": w.unit_a}
+        f"/communities/{world.a}/people",
+        {"name": "Barack", "role": "resident", "unit_id": world.unit_a},
     ).json
     assert pending["status"] == "pending"
     no = _upload(
