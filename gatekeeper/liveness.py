@@ -18,7 +18,7 @@ a tilted plane, and none of them has a nose standing out of the surface around i
 - :func:`assess_depth` does all three from the PNG bytes, the RGB frame and the face box.
 
 docs/liveness.md explains the geometry, every threshold, the synthetic depth model
-(``tests/support/depthmaps.py``) used to test it, and the measured error rates.
+(:mod:`gatekeeper.depthmaps`) used to test it, and the measured error rates.
 """
 
 from __future__ import annotations
@@ -200,6 +200,19 @@ class Landmarks:
     def array(self) -> np.ndarray:
         """The points as a ``68 x 2`` float64 array."""
         return np.asarray(self.points, dtype=np.float64)
+
+    def transformed(self, scale: float, dx: float, dy: float) -> Landmarks:
+        """The landmarks (and box) scaled about the origin, then shifted: a resized, moved face."""
+        points = tuple((x * scale + dx, y * scale + dy) for x, y in self.points)
+        box = None
+        if self.box is not None:
+            box = FaceBox(
+                left=round(self.box.left * scale + dx),
+                top=round(self.box.top * scale + dy),
+                right=round(self.box.right * scale + dx),
+                bottom=round(self.box.bottom * scale + dy),
+            )
+        return Landmarks(points=points, box=box)
 
 
 @dataclass(frozen=True, eq=False)

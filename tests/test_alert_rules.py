@@ -29,8 +29,9 @@ from gatekeeper.vocabulary import (
 from hardware.messages import EventMessage
 from hardware.protocol import EventType
 from hardware.topics import device_topic
-from server.access.decision import Door, Presented, decide
+from server.access.decision import Presented, decide
 from server.alerts import rules as alert_rules
+from server.devices.ingest import DeviceIngest
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -38,12 +39,12 @@ from server.models import (
     Community,
     Device,
     DeviceEvent,
+    Membership,
     PatrolRoute,
     Person,
     RfidTag,
     utcnow,
 )
-from server.worker.ingest import DeviceIngest
 from tests import factories
 from tests.factories import Api
 
@@ -94,9 +95,20 @@ def site(app, published) -> Site:
         door = factories.device(gate, kind=DeviceKind.DOOR)[0]
 
         def person(name: str, role: PersonRole, tag: str, **values) -> Person:
-            row = factories.person(community, name, **values)
-            factories.membership(row, role, unit_of=world.unit_a)
-            db.session.add(RfidTag(community_id=community.id, person_id=row.id, epc=tag))
+            row = Person(community_id=community.id, name=name, **values)
+            db.session.add(row)
+            db.session.flush()
+            db.session.add_all(
+                [
+                    Membership(
+                        community_id=community.id,
+                        person_id=row.id,
+                        unit_id=world.unit_a.id,
+                        role=role,
+                    ),
+                    RfidTag(community_id=community.id, person_id=row.id, epc=tag),
+                ]
+            )
             return row
 
         mum = person("王芳", PersonRole.OWNER, MUM_TAG)
@@ -545,7 +557,7 @@ def spoof(app, site: Site) -> None:
     with app.app_context():
         device = db.session.get(Device, site.door)
         decide(
-            Door.of(device),
+            device,
             Presented(
                 CredentialType.FACE,
                 unknown_reason=Reason.SPOOF_SUSPECTED,

@@ -24,10 +24,9 @@ from server.alerts.service import raise_alert
 from server.core.messaging import OutgoingMessage, Publisher
 from server.extensions import db
 from tests.conftest import app_environment
-from tests.factories import Api
-from tests.support.api import in_app
+from tests.factories import PASSWORD, Api
+from tests.support.api import WorldIds, build_world, in_app
 from tests.support.live_server import LiveServer
-from tests.support.pages import login
 from tests.support.sse import READ_TIMEOUT_S, SseClient
 
 
@@ -37,6 +36,11 @@ class Recorder(Publisher):
 
     def publish(self, message: OutgoingMessage) -> None:
         self.sent.append(message)
+
+
+@pytest.fixture
+def world(app: Flask) -> WorldIds:
+    return build_world(app)
 
 
 @pytest.fixture
@@ -133,7 +137,12 @@ def test_each_caller_sees_only_their_communities(app, world, elsewhere, streams)
 
 def test_a_page_session_cookie_opens_the_stream(app, world, elsewhere, streams) -> None:
     browser = app.test_client()
-    login(browser, "officer_a")
+    page = browser.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token"')[1].split('value="')[1].split('"')[0]
+    signed_in = browser.post(
+        "/login", data={"username": "officer_a", "password": PASSWORD, "csrf_token": token}
+    )
+    assert signed_in.status_code == 302
     cookie = browser.get_cookie("session")
     officer = connected(streams({"Cookie": f"session={cookie.value}"}))
     alert_id = raise_in(elsewhere, world.a)

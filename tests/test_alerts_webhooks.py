@@ -22,7 +22,7 @@ from server.alerts.service import raise_alert
 from server.extensions import db
 from server.models import AlertDelivery, utcnow
 from tests.factories import Api
-from tests.support.api import WorldIds, in_app
+from tests.support.api import WorldIds, build_world, in_app
 
 
 @dataclass
@@ -78,6 +78,11 @@ def receiver() -> Iterator[Receiver]:
     receiver.start()
     yield receiver
     receiver.stop()
+
+
+@pytest.fixture
+def world(app: Flask) -> WorldIds:
+    return build_world(app)
 
 
 @pytest.fixture

@@ -33,9 +33,14 @@ from server.models import (
 )
 from tests import factories
 from tests.factories import Api
-from tests.support.api import WorldIds, assert_problem, in_app
+from tests.support.api import WorldIds, assert_problem, build_world, in_app
 
 NOW = datetime(2026, 11, 21, 13, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def world(app: Flask) -> WorldIds:
+    return build_world(app)
 
 
 @pytest.fixture

@@ -15,9 +15,14 @@ from sqlalchemy import select, update
 from server.extensions import db, limiter
 from server.models import AccessPoint, ApiToken, Building, Community, User, utcnow
 from tests.factories import PASSWORD, Api
-from tests.support.api import WorldIds, assert_problem, in_app, snapshot
+from tests.support.api import WorldIds, assert_problem, build_world, in_app, snapshot
 
 JSON = "application/json"
+
+
+@pytest.fixture
+def world(app: Flask) -> WorldIds:
+    return build_world(app)
 
 
 def send_raw(api: Api, method: str, path: str, data: bytes | str, content_type: str = JSON) -> Any:

@@ -21,8 +21,12 @@ from server.core.errors import Forbidden, Unauthorized
 from server.extensions import db
 from server.models import ApiToken, AuditEntry, Community, Device, User, utcnow
 from tests.factories import PASSWORD, Api
-from tests.support.api import WorldIds, assert_problem, in_app, snapshot
-from tests.support.pages import csrf, login
+from tests.support.api import WorldIds, assert_problem, build_world, in_app, snapshot
+
+
+@pytest.fixture
+def world(app: Flask) -> WorldIds:
+    return build_world(app)
 
 
 def device_header(device_id: str, secret: str) -> str:
@@ -562,12 +566,24 @@ def test_the_eleventh_login_in_a_minute_is_refused(
 # Session and CSRF ----------------------------------------------------------------------------
 
 
+def page_csrf_token(page: Any) -> str:
+    match = re.search(
+        r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', page.get_data(as_text=True)
+    )
+    assert match, page.get_data(as_text=True)
+    return match.group(1)
+
+
 @pytest.fixture
 def session_client(app: Flask, world: WorldIds) -> tuple[FlaskClient, str]:
     """A browser signed in as staff_a through the login page, and its CSRF token."""
     browser = app.test_client()
-    login(browser, "staff_a")
-    return browser, csrf(browser.get("/").text)
+    token = page_csrf_token(browser.get("/login"))
+    signed_in = browser.post(
+        "/login", data={"username": "staff_a", "password": PASSWORD, "csrf_token": token}
+    )
+    assert signed_in.status_code == 302, signed_in.get_data(as_text=True)
+    return browser, token
 
 
 def test_csrf_is_on_under_testing(app: Flask) -> None:

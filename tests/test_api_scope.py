@@ -17,7 +17,7 @@ from server.extensions import db
 from server.models import Building, Unit, User
 from tests import factories
 from tests.factories import Api
-from tests.support.api import WorldIds, assert_problem, in_app, snapshot
+from tests.support.api import WorldIds, assert_problem, build_world, in_app, snapshot
 
 # Everything of community B, read and changed. Bodies are valid, so only scope can refuse.
 B_REQUESTS: list[tuple[str, str, Any]] = [
@@ -97,6 +97,11 @@ A_WRITES: list[tuple[str, str, Any]] = [
     ("PATCH", "/devices/{device_a}", {"disabled": True}),
     ("POST", "/devices/{device_a}/rotate-secret", None),
 ]
+
+
+@pytest.fixture
+def world(app: Flask) -> WorldIds:
+    return build_world(app)
 
 
 def send(api: Api, world: WorldIds, method: str, path: str, body: Any = None) -> Any:

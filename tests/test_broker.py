@@ -296,8 +296,7 @@ def broker_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> 
 
 
 @pytest.fixture
-def synced_world(app: Flask, broker_app: Flask) -> WorldIds:
-    """The shared ``world``, made through ``broker_app`` and already in the broker's accounts."""
+def world(app: Flask, broker_app: Flask) -> WorldIds:
     ids = build_world(broker_app)
     with in_app(broker_app):
         assert sync_broker(broker_app)  # world() writes rows directly, not through the API
@@ -332,10 +331,10 @@ def server(probes: Any) -> Probe:
     return probe
 
 
-def _provision(api: Api, synced_world: WorldIds, community: str = "a") -> dict[str, Any]:
-    door = synced_world.door_a if community == "a" else synced_world.door_b
+def _provision(api: Api, world: WorldIds, community: str = "a") -> dict[str, Any]:
+    door = world.door_a if community == "a" else world.door_b
     answer = api.post(
-        f"/communities/{getattr(synced_world, community)}/devices",
+        f"/communities/{getattr(world, community)}/devices",
         json={"name": f"Door {next(_client_ids)}", "kind": "door", "access_point_id": door},
     )
     assert answer.status_code == 201, answer.json
@@ -347,10 +346,10 @@ def _topic(device: dict[str, Any], suffix: str) -> str:
 
 
 def test_provisioned_device_can_connect_without_restart(
-    synced_world: WorldIds, api_client: FlaskClient, broker: Broker, server: Probe, probes: Any
+    world: WorldIds, api_client: FlaskClient, broker: Broker, server: Probe, probes: Any
 ) -> None:
     pid = broker.process.pid
-    device = _provision(Api(api_client, "staff_a"), synced_world)
+    device = _provision(Api(api_client, "staff_a"), world)
     probe = probes(device["id"], device["secret"])
     assert not probe.connect().is_failure, broker.log
     assert broker.process.pid == pid  # reloaded, not restarted
@@ -366,9 +365,9 @@ def test_provisioned_device_can_connect_without_restart(
 
 
 def test_anonymous_and_wrong_password_are_refused(
-    synced_world: WorldIds, api_client: FlaskClient, probes: Any, broker: Broker
+    world: WorldIds, api_client: FlaskClient, probes: Any, broker: Broker
 ) -> None:
-    device = _provision(Api(api_client, "staff_a"), synced_world)
+    device = _provision(Api(api_client, "staff_a"), world)
     assert probes(device["id"], "not-the-secret").connect().is_failure
     assert probes(device["id"], "").connect().is_failure
     anonymous = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -384,11 +383,11 @@ def test_anonymous_and_wrong_password_are_refused(
 
 
 def test_a_device_cannot_read_or_write_another_devices_topics(
-    synced_world: WorldIds, api_client: FlaskClient, server: Probe, probes: Any
+    world: WorldIds, api_client: FlaskClient, server: Probe, probes: Any
 ) -> None:
     api = Api(api_client, "staff_a")
-    mine, other = _provision(api, synced_world), _provision(api, synced_world)
-    elsewhere = _provision(Api(api_client, "staff_b"), synced_world, "b")
+    mine, other = _provision(api, world), _provision(api, world)
+    elsewhere = _provision(Api(api_client, "staff_b"), world, "b")
     intruder = probes(mine["id"], mine["secret"])
     victim = probes(other["id"], other["secret"])
     assert not intruder.connect().is_failure and not victim.connect().is_failure
@@ -419,12 +418,12 @@ def test_a_device_cannot_read_or_write_another_devices_topics(
 
 
 def test_devices_read_only_their_own_communitys_key_set(
-    synced_world: WorldIds, api_client: FlaskClient, server: Probe, probes: Any
+    world: WorldIds, api_client: FlaskClient, server: Probe, probes: Any
 ) -> None:
-    mine = _provision(Api(api_client, "staff_a"), synced_world)
-    neighbour = _provision(Api(api_client, "staff_a"), synced_world)
-    elsewhere = _provision(Api(api_client, "staff_b"), synced_world, "b")
-    keys_a, keys_b = keys_topic(synced_world.a), keys_topic(synced_world.b)
+    mine = _provision(Api(api_client, "staff_a"), world)
+    neighbour = _provision(Api(api_client, "staff_a"), world)
+    elsewhere = _provision(Api(api_client, "staff_b"), world, "b")
+    keys_a, keys_b = keys_topic(world.a), keys_topic(world.b)
     # Retained, as the worker publishes them: doors that connect later still get them.
     server.client.publish(keys_b, b"keys of b", qos=1, retain=True).wait_for_publish(WAIT_S)
     server.client.publish(keys_a, b"keys of a", qos=1, retain=True).wait_for_publish(WAIT_S)
@@ -450,22 +449,20 @@ def test_devices_read_only_their_own_communitys_key_set(
     assert set(heard) <= {(keys_a, b"keys of a"), (keys_a, b"sentinel")}, heard
 
     # Officers do not read key sets.
-    answer = Api(api_client, "officer_a").post(f"/users/{synced_world.officer_a}/mqtt-credentials")
+    answer = Api(api_client, "officer_a").post(f"/users/{world.officer_a}/mqtt-credentials")
     assert answer.status_code == 200, answer.json
     officer = probes(answer.json["username"], answer.json["password"])
     assert not officer.connect().is_failure
-    officer.subscribe(keys_a, alerts_topic(synced_world.a))
-    server.publish(alerts_topic(synced_world.a), b"sentinel")
-    assert officer.receive_until(alerts_topic(synced_world.a)) == [
-        (alerts_topic(synced_world.a), b"sentinel")
-    ]
+    officer.subscribe(keys_a, alerts_topic(world.a))
+    server.publish(alerts_topic(world.a), b"sentinel")
+    assert officer.receive_until(alerts_topic(world.a)) == [(alerts_topic(world.a), b"sentinel")]
 
 
 def test_rotating_the_secret_retires_the_old_one(
-    synced_world: WorldIds, api_client: FlaskClient, probes: Any
+    world: WorldIds, api_client: FlaskClient, probes: Any
 ) -> None:
     api = Api(api_client, "staff_a")
-    device = _provision(api, synced_world)
+    device = _provision(api, world)
     live = probes(device["id"], device["secret"])
     assert not live.connect().is_failure
     rotated = api.post(f"/devices/{device['id']}/rotate-secret")
@@ -477,10 +474,10 @@ def test_rotating_the_secret_retires_the_old_one(
 
 
 def test_disabling_cuts_the_connection_and_enabling_restores_it(
-    synced_world: WorldIds, api_client: FlaskClient, probes: Any
+    world: WorldIds, api_client: FlaskClient, probes: Any
 ) -> None:
     api = Api(api_client, "staff_a")
-    device = _provision(api, synced_world)
+    device = _provision(api, world)
     live = probes(device["id"], device["secret"])
     assert not live.connect().is_failure
     answer = api.patch(f"/devices/{device['id']}", json={"disabled": True})
@@ -493,24 +490,24 @@ def test_disabling_cuts_the_connection_and_enabling_restores_it(
     assert not probes(device["id"], device["secret"]).connect().is_failure
 
 
-def test_accounts_from_db(synced_world: WorldIds, broker_app: Flask) -> None:
+def test_accounts_from_db(world: WorldIds, broker_app: Flask) -> None:
     with in_app(broker_app):
-        db.session.get(Device, synced_world.device_b).disabled_at = utcnow()
-        officer = db.session.get(User, synced_world.officer_a)
+        db.session.get(Device, world.device_b).disabled_at = utcnow()
+        officer = db.session.get(User, world.officer_a)
         officer.mqtt_password_hash = _hash("officer")
         # A name the ACL cannot hold (not creatable through the API) is left out, alone.
         odd = factories.user(UserRole.OFFICER, username="odd name")
         odd.mqtt_password_hash = _hash("odd")
         db.session.commit()
         accounts = {a.username: a for a in accounts_from_db()}
-    assert set(accounts) == {SERVER_USER, synced_world.device_a, "officer_a"}
-    assert accounts[synced_world.device_a].community_id == synced_world.a
-    assert accounts["officer_a"].community_ids == (synced_world.a,)
+    assert set(accounts) == {SERVER_USER, world.device_a, "officer_a"}
+    assert accounts[world.device_a].community_id == world.a
+    assert accounts["officer_a"].community_ids == (world.a,)
     assert accounts[SERVER_USER].kind is AccountKind.SERVER
 
 
 def test_sync_never_raises_when_the_broker_is_away(
-    synced_world: WorldIds, broker_app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    world: WorldIds, broker_app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = broker_app.config["SETTINGS"]
     no_broker = dataclasses.replace(
@@ -521,40 +518,38 @@ def test_sync_never_raises_when_the_broker_is_away(
     unwritable = dataclasses.replace(settings, mqtt_broker_dir=blocker / "files")
     with in_app(broker_app):
         assert sync_broker(no_broker) is True  # written; the reload is only logged
-        assert synced_world.device_a in (tmp_path / "files" / "acl").read_text()
+        assert world.device_a in (tmp_path / "files" / "acl").read_text()
         assert sync_broker(unwritable) is False
     assert any("gone.pid" in r.getMessage() for r in caplog.records)
 
 
 def test_officer_reads_only_its_communities_alerts(
-    synced_world: WorldIds, api_client: FlaskClient, server: Probe, probes: Any
+    world: WorldIds, api_client: FlaskClient, server: Probe, probes: Any
 ) -> None:
-    answer = Api(api_client, "officer_a").post(f"/users/{synced_world.officer_a}/mqtt-credentials")
+    answer = Api(api_client, "officer_a").post(f"/users/{world.officer_a}/mqtt-credentials")
     assert answer.status_code == 200, answer.json
     credentials = answer.json
     assert credentials["username"] == "officer_a"
-    assert credentials["topics"] == [alerts_topic(synced_world.a)]
+    assert credentials["topics"] == [alerts_topic(world.a)]
     officer = probes(credentials["username"], credentials["password"])
     assert not officer.connect().is_failure
-    officer.subscribe(alerts_topic(synced_world.a), alerts_topic(synced_world.b), "gk/v1/#")
-    server.publish(alerts_topic(synced_world.b), b'{"community": "b"}')
-    server.publish(device_topic(synced_world.a, synced_world.device_a, "cmd"), b'{"cmd": "open"}')
-    server.publish(alerts_topic(synced_world.a), b'{"community": "a"}')
-    assert officer.receive_until(alerts_topic(synced_world.a)) == [
-        (alerts_topic(synced_world.a), b'{"community": "a"}')
+    officer.subscribe(alerts_topic(world.a), alerts_topic(world.b), "gk/v1/#")
+    server.publish(alerts_topic(world.b), b'{"community": "b"}')
+    server.publish(device_topic(world.a, world.device_a, "cmd"), b'{"cmd": "open"}')
+    server.publish(alerts_topic(world.a), b'{"community": "a"}')
+    assert officer.receive_until(alerts_topic(world.a)) == [
+        (alerts_topic(world.a), b'{"community": "a"}')
     ]
     # Officers only listen.
-    server.subscribe(alerts_topic(synced_world.a))
-    officer.publish(alerts_topic(synced_world.a), b"forged")
-    server.publish(alerts_topic(synced_world.a), b"sentinel")
-    assert server.receive_until(alerts_topic(synced_world.a)) == [
-        (alerts_topic(synced_world.a), b"sentinel")
-    ]
+    server.subscribe(alerts_topic(world.a))
+    officer.publish(alerts_topic(world.a), b"forged")
+    server.publish(alerts_topic(world.a), b"sentinel")
+    assert server.receive_until(alerts_topic(world.a)) == [(alerts_topic(world.a), b"sentinel")]
     # (The officer's overlapping subscriptions deliver each allowed message twice.)
-    heard = officer.receive_until(alerts_topic(synced_world.a), b"sentinel")
+    heard = officer.receive_until(alerts_topic(world.a), b"sentinel")
     assert {payload for _topic, payload in heard} <= {b'{"community": "a"}', b"sentinel"}
     # A new password retires the old one.
-    again = Api(api_client, "admin").post(f"/users/{synced_world.officer_a}/mqtt-credentials")
+    again = Api(api_client, "admin").post(f"/users/{world.officer_a}/mqtt-credentials")
     assert again.status_code == 200, again.json
     assert officer.disconnected.wait(WAIT_S)
     assert probes("officer_a", credentials["password"]).connect().is_failure
@@ -562,15 +557,13 @@ def test_officer_reads_only_its_communities_alerts(
 
 
 def test_disabling_an_officer_removes_its_broker_account(
-    synced_world: WorldIds, api_client: FlaskClient, probes: Any
+    world: WorldIds, api_client: FlaskClient, probes: Any
 ) -> None:
-    credentials = Api(api_client, "admin").post(f"/users/{synced_world.officer_a}/mqtt-credentials")
+    credentials = Api(api_client, "admin").post(f"/users/{world.officer_a}/mqtt-credentials")
     assert credentials.status_code == 200, credentials.json
     live = probes("officer_a", credentials.json["password"])
     assert not live.connect().is_failure
-    answer = Api(api_client, "admin").patch(
-        f"/users/{synced_world.officer_a}", json={"disabled": True}
-    )
+    answer = Api(api_client, "admin").patch(f"/users/{world.officer_a}", json={"disabled": True})
     assert answer.status_code == 200, answer.json
     assert live.disconnected.wait(WAIT_S)
 
@@ -587,24 +580,24 @@ def test_disabling_an_officer_removes_its_broker_account(
     ],
 )
 def test_officer_credentials_are_guarded(
-    synced_world: WorldIds,
+    world: WorldIds,
     api_client: FlaskClient,
     broker_app: Flask,
     caller: str,
     target: str,
     status: int,
 ) -> None:
-    answer = Api(api_client, caller).post(f"/users/{synced_world.fill(target)}/mqtt-credentials")
+    answer = Api(api_client, caller).post(f"/users/{world.fill(target)}/mqtt-credentials")
     assert_problem(answer, status)
     with in_app(broker_app):
-        assert db.session.get(User, synced_world.officer_a).mqtt_password_hash is None
+        assert db.session.get(User, world.officer_a).mqtt_password_hash is None
 
 
 def test_an_officer_named_like_the_server_gets_no_credentials(
-    synced_world: WorldIds, api_client: FlaskClient, broker_app: Flask
+    world: WorldIds, api_client: FlaskClient, broker_app: Flask
 ) -> None:
     with in_app(broker_app):
-        community = db.session.get(Community, synced_world.a)
+        community = db.session.get(Community, world.a)
         officer = factories.user(UserRole.OFFICER, communities=[community], username=SERVER_USER)
         officer_id = officer.id
     answer = Api(api_client, "admin").post(f"/users/{officer_id}/mqtt-credentials")
@@ -612,7 +605,7 @@ def test_an_officer_named_like_the_server_gets_no_credentials(
 
 
 def test_broker_files_command(
-    synced_world: WorldIds, broker_app: Flask, app: Flask, tmp_path: Path
+    world: WorldIds, broker_app: Flask, app: Flask, tmp_path: Path
 ) -> None:
     written = broker_app.test_cli_runner().invoke(
         args=["broker-files", "--dir", str(tmp_path / "out"), "--no-reload"]
@@ -621,7 +614,7 @@ def test_broker_files_command(
     assert "2 device, 1 server, 0 officer" in written.output
     assert SERVER_PASSWORD not in written.output and "$7$" not in written.output
     acl = (tmp_path / "out" / "acl").read_text()
-    assert f"user {synced_world.device_a}" in acl and f"user {synced_world.device_b}" in acl
+    assert f"user {world.device_a}" in acl and f"user {world.device_b}" in acl
     assert stat.S_IMODE((tmp_path / "out" / "passwd").stat().st_mode) == 0o600
 
     reloaded = broker_app.test_cli_runner().invoke(args=["broker-files"])
@@ -659,7 +652,7 @@ def test_persistent_sessions_survive_a_broker_restart(tmp_path: Path) -> None:
 
 
 def test_launcher_broker_admits_only_known_accounts(
-    synced_world: WorldIds, workdir: Path, database_url: str, tmp_path: Path, monkeypatch: Any
+    world: WorldIds, workdir: Path, database_url: str, tmp_path: Path, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(launcher, "MQTT_PORT", launcher.free_port(launcher.MQTT_HOST))
     environ = {**os.environ, **app_environment(workdir, database_url)}
@@ -669,14 +662,14 @@ def test_launcher_broker_admits_only_known_accounts(
         assert local.url.startswith(f"mqtt://{SERVER_USER}:")
         folder = tmp_path / "instance" / "mosquitto"
         assert local.environment["MQTT_BROKER_DIR"] == str(folder)
-        assert f"user {synced_world.device_a}" in (folder / "acl").read_text()
+        assert f"user {world.device_a}" in (folder / "acl").read_text()
         password = (folder / "server_password").read_text().strip()
         port = int(local.url.rsplit(":", 1)[1])
         server = Probe(port, SERVER_USER, password)
         try:
             assert not server.connect().is_failure
             assert Probe(port, SERVER_USER, "wrong").connect().is_failure
-            assert Probe(port, synced_world.device_a, "unknown secret").connect().is_failure
+            assert Probe(port, world.device_a, "unknown secret").connect().is_failure
         finally:
             server.close()
         assert reload_broker(folder / "mosquitto.pid")

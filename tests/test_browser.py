@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from playwright.sync_api import Browser, expect
 
 from server.models import UserRole
 from tests import factories
 from tests.factories import PASSWORD
-from tests.support.browser import expect, sign_in
 from tests.support.live_server import LiveServer
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser
 
 
 def test_staff_signs_in_and_sees_home(browser: Browser, live_server: LiveServer, ctx) -> None:
@@ -43,7 +39,10 @@ def test_staff_signs_in_and_sees_home(browser: Browser, live_server: LiveServer,
 def test_resident_home_in_browser(browser: Browser, live_server: LiveServer, ctx) -> None:
     w = factories.world()
     page = browser.new_page()
-    sign_in(page, live_server.url, w.resident_a.username)
+    page.goto(live_server.url + "/login")
+    page.fill("#username", w.resident_a.username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
     expect(page.get_by_text("A1 · 101")).to_be_visible()
     page.close()
     assert w.resident_a.role is UserRole.RESIDENT

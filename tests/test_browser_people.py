@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
 
 from PIL import Image, ImageFilter
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
 from server.extensions import db
 from server.models import FaceTemplate, Person
 from tests import factories
+from tests.factories import PASSWORD
 from tests.fetch_test_data import test_image as photo_path
-from tests.support.browser import expect, sign_in
 from tests.support.live_server import LiveServer
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser
 
 
 def _blurred_jpeg() -> bytes:
@@ -31,7 +28,10 @@ def test_enrol_with_a_photo_then_a_refused_upload(
 ) -> None:
     w = factories.world()
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-    sign_in(page, live_server.url, w.staff_a.username)
+    page.goto(live_server.url + "/login")
+    page.fill("#username", w.staff_a.username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
     page.get_by_role("link", name="People").click()
     expect(page.get_by_role("heading", name="People · Community A")).to_be_visible()
     page.get_by_role("link", name="Enrol a person").click()

@@ -10,14 +10,24 @@ import pytest
 from PIL import Image, ImageFilter
 from sqlalchemy import select
 
+from gatekeeper.identity import make_resident_id
 from server.extensions import db
 from server.models import AuditEntry, Consent, FaceTemplate, Lease, Person
+from tests import factories
 from tests.fetch_test_data import test_image as photo_path
-from tests.support.identity import make_resident_id
 
 HEADER = "name,role,building,unit,phone,id_type,id_number,lease_start,lease_end,photo\n"
 GOOD_ID = make_resident_id("330106", sequence=234)
 BAD_ID = GOOD_ID[:-1] + ("0" if GOOD_ID[-1] != "0" else "1")
+
+
+@pytest.fixture
+def w(app):
+    with app.app_context():
+        world = factories.world()
+        ids = {name: getattr(world, name).id for name in vars(world)}
+        db.session.remove()
+    return type("Ids", (), ids)
 
 
 @pytest.fixture
@@ -44,7 +54,7 @@ def _run(app, *args: str):
         return app.test_cli_runner().invoke(args=["enrol-csv", *map(str, args)])
 
 
-def test_enrol_csv_reports_each_failed_row(app, world, tmp_path, photos) -> None:
+def test_enrol_csv_reports_each_failed_row(app, w, tmp_path, photos) -> None:
     csv_file = _csv(
         tmp_path,
         HEADER
@@ -58,7 +68,7 @@ def test_enrol_csv_reports_each_failed_row(app, world, tmp_path, photos) -> None
         + "No Lease,tenant,A1,101,,,,,,\n"  # line 9
         + "Elsewhere,owner,B1,101,,,,,,\n",  # line 10: community B's building
     )
-    result = _run(app, "--community", world.a, "--photos", photos, "--consent", csv_file)
+    result = _run(app, "--community", w.a, "--photos", photos, "--consent", csv_file)
     assert result.exit_code == 1, result.output
     out = result.stdout
     assert "Created 3 of 8 people." in out
@@ -90,7 +100,7 @@ def test_enrol_csv_reports_each_failed_row(app, world, tmp_path, photos) -> None
 
 
 def test_enrol_csv_all_good_exits_0_and_skips_photos_without_consent(
-    app, world, tmp_path, photos
+    app, w, tmp_path, photos
 ) -> None:
     csv_file = _csv(
         tmp_path,
@@ -98,7 +108,7 @@ def test_enrol_csv_all_good_exits_0_and_skips_photos_without_consent(
         "Barack,resident,A1,101,obama.jpg\n"
         '"Li, Hua",elder,A1,101,\n',
     )
-    result = _run(app, "--community", world.a, "--photos", photos, csv_file)
+    result = _run(app, "--community", w.a, "--photos", photos, csv_file)
     assert result.exit_code == 0, result.output
     assert "Created 2 of 2 people." in result.stdout
     assert "line 2, Barack: photo skipped: no --consent" in result.stdout
@@ -118,13 +128,13 @@ def test_enrol_csv_all_good_exits_0_and_skips_photos_without_consent(
         (b"name,role,building,unit\n\xff\xfe,owner,A1,101\n", "not UTF-8"),
     ],
 )
-def test_unusable_csv_exits_2(app, world, tmp_path, content, message) -> None:
+def test_unusable_csv_exits_2(app, w, tmp_path, content, message) -> None:
     path = tmp_path / "people.csv"
     if isinstance(content, bytes):
         path.write_bytes(content)
     else:
         path.write_text(content, encoding="utf-8")
-    result = _run(app, "--community", world.a, path)
+    result = _run(app, "--community", w.a, path)
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert "Traceback" not in result.output
@@ -132,19 +142,19 @@ def test_unusable_csv_exits_2(app, world, tmp_path, content, message) -> None:
         assert db.session.scalar(select(Person.id)) is None
 
 
-def test_unusable_arguments_exit_2(app, world, tmp_path) -> None:
+def test_unusable_arguments_exit_2(app, w, tmp_path) -> None:
     good = _csv(tmp_path, HEADER + "x,owner,A1,101,,,,,,\n")
-    missing = _run(app, "--community", world.a, tmp_path / "nope.csv")
+    missing = _run(app, "--community", w.a, tmp_path / "nope.csv")
     assert missing.exit_code == 2 and "does not exist" in missing.output
     nowhere = _run(app, "--community", "com_nowhere", good)
     assert nowhere.exit_code == 2 and "no community with id 'com_nowhere'" in nowhere.stderr
-    no_folder = _run(app, "--community", world.a, "--photos", tmp_path / "none", good)
+    no_folder = _run(app, "--community", w.a, "--photos", tmp_path / "none", good)
     assert no_folder.exit_code == 2
     with app.app_context():
         assert db.session.scalar(select(Person.id)) is None
 
 
-def test_photo_names_stay_inside_the_folder(app, world, tmp_path, photos) -> None:
+def test_photo_names_stay_inside_the_folder(app, w, tmp_path, photos) -> None:
     csv_file = _csv(
         tmp_path,
         HEADER
@@ -152,7 +162,7 @@ def test_photo_names_stay_inside_the_folder(app, world, tmp_path, photos) -> Non
         + "Missing,resident,A1,101,,,,,,nobody.jpg\n"
         + "Worker,worker,,,,,,,,\n",
     )
-    result = _run(app, "--community", world.a, "--photos", photos, "--consent", csv_file)
+    result = _run(app, "--community", w.a, "--photos", photos, "--consent", csv_file)
     assert result.exit_code == 1
     assert "line 2, Sneaky: photo '../people.csv' must be a file name" in result.stdout
     assert "line 3, Missing: photo 'nobody.jpg' is not in" in result.stdout

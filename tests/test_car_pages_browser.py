@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 from flask import Flask
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from hardware.messages import CommandMessage
 from hardware.protocol import Command
 from server.extensions import db
 from server.models import BlockedPlate
-from tests.support.browser import expect, sign_in
+from tests.factories import PASSWORD
 from tests.support.live_server import LiveServer
 from tests.support.passes import add_barrier, build_pass_site
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
 
 BARRIER_SECRET = "barrier-secret-for-car-browser"
 
@@ -35,7 +31,10 @@ def barrier(app: Flask, ctx) -> dict[str, str]:
 def _staff_page(browser: Browser, live_server: LiveServer) -> Page:
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
     page.set_default_timeout(5000)
-    sign_in(page, live_server.url, "staff_a")
+    page.goto(live_server.url + "/login")
+    page.fill("#username", "staff_a")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
     expect(page.get_by_role("heading", name="Property office")).to_be_visible()
     return page
 

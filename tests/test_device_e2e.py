@@ -194,14 +194,34 @@ def test_card_at_a_simulated_door_follows_the_tenant_lease(
     """A tenant's card opens the door inside the lease; after staff end it, it does not."""
     from gatekeeper.vocabulary import PersonRole
     from hardware.simulate.verify import VerifyClient
-    from server.models import Card, Unit
+    from server.models import Card, Lease, Membership, Person, Unit, utcnow
 
     with live_app.app_context():
         unit = db.session.scalar(select(Unit).where(Unit.community_id == site.community_id))
-        tenant = factories.person(site.community_id, "张伟")
-        factories.membership(tenant, PersonRole.TENANT, unit_of=unit)
-        factories.card(tenant, "04D4E5F6")
-        lease = factories.lease(tenant, unit)  # from a day ago to 30 days ahead
+        tenant = Person(community_id=site.community_id, name="张伟")
+        db.session.add(tenant)
+        db.session.flush()
+        now = utcnow()
+        lease = Lease(
+            community_id=site.community_id,
+            person_id=tenant.id,
+            unit_id=unit.id,
+            starts_at=now - timedelta(days=1),
+            ends_at=now + timedelta(days=30),
+        )
+        db.session.add_all(
+            [
+                Membership(
+                    community_id=site.community_id,
+                    person_id=tenant.id,
+                    unit_id=unit.id,
+                    role=PersonRole.TENANT,
+                ),
+                Card(community_id=site.community_id, person_id=tenant.id, uid="04D4E5F6"),
+                lease,
+            ]
+        )
+        db.session.commit()
         lease_id, tenant_id = lease.id, tenant.id
     site.door.api = VerifyClient(http_server, site.door.device_id, site.door.identity.secret)
 
@@ -233,15 +253,24 @@ def test_face_terminal_opens_for_a_live_enrolled_face(
     """Frame + depth from a simulated face terminal: door opens, event stored; a photo does not."""
     from gatekeeper.vocabulary import PersonRole
     from hardware.simulate.verify import VerifyClient
-    from server.models import AccessEvent, AccessPoint, Unit
+    from server.models import AccessEvent, AccessPoint, Membership, Person, Unit
     from tests.support.faces import depth_for, enrol, frame
 
     with live_app.app_context():
         point = db.session.get(AccessPoint, site.door_point_id)
         point.requires_depth = True
         unit = db.session.scalar(select(Unit).where(Unit.building_id == point.building_id))
-        resident = factories.person(site.community_id, "奥巴马")
-        factories.membership(resident, PersonRole.RESIDENT, unit_of=unit)
+        resident = Person(community_id=site.community_id, name="奥巴马")
+        db.session.add(resident)
+        db.session.flush()
+        db.session.add(
+            Membership(
+                community_id=site.community_id,
+                person_id=resident.id,
+                unit_id=unit.id,
+                role=PersonRole.RESIDENT,
+            )
+        )
         enrol(site.community_id, resident.id, "obama.jpg")
         db.session.commit()
     image = frame("obama2.jpg")
@@ -271,13 +300,22 @@ def test_a_guest_scans_a_pass_at_a_simulated_door(
     opens over MQTT and acks; the resident sees the use; a second scan is refused."""
     from gatekeeper.vocabulary import PersonRole
     from hardware.simulate.verify import VerifyClient
-    from server.models import Unit, User
+    from server.models import Membership, Person, Unit, User
     from tests.support.qrframes import frame_with_codes
 
     with live_app.app_context():
         unit = db.session.scalar(select(Unit).where(Unit.community_id == site.community_id))
-        owner = factories.person(site.community_id, "王小明")
-        factories.membership(owner, PersonRole.OWNER, unit_of=unit)
+        owner = Person(community_id=site.community_id, name="王小明")
+        db.session.add(owner)
+        db.session.flush()
+        db.session.add(
+            Membership(
+                community_id=site.community_id,
+                person_id=owner.id,
+                unit_id=unit.id,
+                role=PersonRole.OWNER,
+            )
+        )
         db.session.scalar(select(User).where(User.username == "resident_a")).person_id = owner.id
         db.session.commit()
     resident = Api(live_app.test_client(), "resident_a")

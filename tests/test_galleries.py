@@ -6,12 +6,12 @@ import numpy as np
 from sqlalchemy import select
 
 from gatekeeper.faces import template_to_bytes
+from server.access.galleries import GalleryCache, record_change
 from server.core import crypto
 from server.core.scope import Scope
 from server.extensions import db
-from server.models import FaceGalleryChange, FaceTemplate
+from server.models import FaceGalleryChange, FaceTemplate, Person
 from server.people.faces import delete_face
-from server.people.galleries import GalleryCache, record_change
 from server.people.service import erase_biometrics
 from tests import factories
 
@@ -37,8 +37,10 @@ def _enrol(community_id: str, person_id: str, seed: int) -> str:
 
 def test_two_processes_follow_enrolments_and_removals(app, ctx) -> None:
     w = factories.world()
-    alice = factories.person(w.a, "Alice")
-    bella = factories.person(w.a, "Bella")
+    alice = Person(community_id=w.a.id, name="Alice")
+    bella = Person(community_id=w.a.id, name="Bella")
+    db.session.add_all([alice, bella])
+    db.session.commit()
     first, second = GalleryCache(), GalleryCache()  # two web workers
     assert len(first.gallery(w.a.id)) == 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
 from flask import Flask
 
@@ -14,10 +15,20 @@ from server.core.messaging import OutgoingMessage
 from server.extensions import db
 from server.passes import keys as passkeys
 from server.worker import Worker
+from tests import factories
 from tests.factories import Api
 
 START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 ROTATION = timedelta(days=30)  # PASS_KEY_ROTATION_DAYS' default
+
+
+@pytest.fixture
+def w(app: Flask):
+    with app.app_context():
+        world = factories.world()
+        ids = {name: getattr(world, name).id for name in vars(world)}
+        db.session.remove()
+    return type("Ids", (), ids)
 
 
 def key_sets(published: list[OutgoingMessage]) -> dict[str, KeySetMessage]:
@@ -30,14 +41,14 @@ def key_ids(key_set: KeySetMessage) -> list[int]:
     return [key.key_id for key in key_set.keys]
 
 
-def test_worker_start_publishes_every_communitys_key_set(app: Flask, world, published) -> None:
+def test_worker_start_publishes_every_communitys_key_set(app: Flask, w, published) -> None:
     worker = Worker(app)
     worker.rotate_pass_keys()
     sets = key_sets(published)
-    assert set(sets) == {keys_topic(world.a), keys_topic(world.b)}
+    assert set(sets) == {keys_topic(w.a), keys_topic(w.b)}
     with app.app_context():
         [key] = passkeys.public_keys()
-    for community_id in (world.a, world.b):
+    for community_id in (w.a, w.b):
         key_set = sets[keys_topic(community_id)]
         assert key_set.community_tag == passtokens.community_tag(community_id)
         [published_key] = key_set.keys
@@ -49,16 +60,16 @@ def test_worker_start_publishes_every_communitys_key_set(app: Flask, world, publ
     worker.rotate_pass_keys()  # nothing due, and the start-up copy is out
     assert published == []
     Worker(app).rotate_pass_keys()  # a restarted worker publishes again (a fresh broker)
-    assert set(key_sets(published)) == {keys_topic(world.a), keys_topic(world.b)}
+    assert set(key_sets(published)) == {keys_topic(w.a), keys_topic(w.b)}
 
 
 def test_rotation_makes_the_next_key_a_day_before_and_drops_dead_keys(
-    app: Flask, world, published
+    app: Flask, w, published
 ) -> None:
     worker = Worker(app)
     with time_machine.travel(START, tick=False):
         worker.rotate_pass_keys()
-    [first] = key_ids(key_sets(published)[keys_topic(world.a)])
+    [first] = key_ids(key_sets(published)[keys_topic(w.a)])
     published.clear()
 
     with time_machine.travel(START + ROTATION - timedelta(days=1, minutes=1), tick=False):
@@ -69,7 +80,7 @@ def test_rotation_makes_the_next_key_a_day_before_and_drops_dead_keys(
         worker.rotate_pass_keys()
         with app.app_context():
             signing_id, _private = passkeys.signing_key()
-    ids = key_ids(key_sets(published)[keys_topic(world.a)])
+    ids = key_ids(key_sets(published)[keys_topic(w.a)])
     assert ids[0] == first and len(ids) == 2  # the old key still verifies what it signed
     assert signing_id == ids[1] != first
     published.clear()
@@ -80,11 +91,11 @@ def test_rotation_makes_the_next_key_a_day_before_and_drops_dead_keys(
         worker.rotate_pass_keys()
         with app.app_context():
             alive = [key.key_id for key in passkeys.public_keys()]
-    ids = key_ids(key_sets(published)[keys_topic(world.b)])
+    ids = key_ids(key_sets(published)[keys_topic(w.b)])
     assert first not in ids and ids == alive
 
 
-def test_a_new_community_gets_its_key_set(app: Flask, client, world, published) -> None:
+def test_a_new_community_gets_its_key_set(app: Flask, client, w, published) -> None:
     with app.app_context():
         key_id, _private = passkeys.signing_key()
         db.session.commit()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from flask import Flask
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
 from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
@@ -13,11 +13,8 @@ from server.alerts.service import raise_alert
 from server.extensions import db
 from server.models import Alert, AlertHistory
 from tests import factories
-from tests.support.browser import expect, sign_in
+from tests.factories import PASSWORD
 from tests.support.live_server import LiveServer
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser
 
 FLASHING = re.compile(r"\bflashing\b")
 
@@ -47,7 +44,10 @@ def test_console_shows_new_alerts_live_and_works_them(
         db.session.remove()
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
     page.set_default_timeout(5000)
-    sign_in(page, live_server.url, "officer_a")
+    page.goto(live_server.url + "/login")
+    page.fill("#username", "officer_a")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
     page.get_by_role("link", name="Open the alert console").click()
     expect(page.get_by_role("heading", name="Alert console")).to_be_visible()
     expect(page.get_by_text("No open alerts.")).to_be_visible()
@@ -119,7 +119,10 @@ def test_alert_page_acknowledges_in_place(
     alert = _raise(app, a, Severity.CRITICAL, "Door forced open", type=AlertType.DOOR_FORCED)
     page = browser.new_page()
     page.set_default_timeout(5000)
-    sign_in(page, live_server.url, "officer_a", next_path=f"/alerts/{alert}")
+    page.goto(live_server.url + f"/login?next=/alerts/{alert}")
+    page.fill("#username", "officer_a")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
     header = page.locator(f"#alert-{alert}")
     expect(header).to_have_class(FLASHING)
     page.get_by_placeholder("What you did or saw").fill("On my way")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from flask import Flask
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
 from gatekeeper.vocabulary import AlertStatus
@@ -17,15 +17,11 @@ from hardware.simulate.sensors import RfidReader
 from hardware.topics import alerts_topic
 from server.extensions import db
 from server.models import Alert, AlertHistory
-from tests.factories import Api
-from tests.support.browser import expect, sign_in
+from tests.factories import PASSWORD, Api
 from tests.support.e2e import WAIT_S, mqtt_app, running_broker, running_worker, serving
 from tests.support.elders import ELDER_TAG, build_wandering_elder
 from tests.support.mqtt_listener import Listener
 from tests.support.sse import SseClient
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser
 
 # The bound: from the reader's publish to each officer channel.
 WITHIN_S = 1.0
@@ -53,7 +49,10 @@ def test_an_elder_wandering_reaches_every_officer_channel(
             try:
                 assert reader.wait_ready(WAIT_S)
                 # The officer's console, open before anything happens.
-                sign_in(page, url, "officer_a")
+                page.goto(url + "/login")
+                page.fill("#username", "officer_a")
+                page.fill("#password", PASSWORD)
+                page.click("button[type=submit]")
                 page.goto(url + "/officer")
                 expect(page.locator("#live-state")).to_have_text("live")
                 page.evaluate("window.loadedOnce = true")  # gone if the page reloads

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from gatekeeper import faces
 from gatekeeper.vocabulary import (
@@ -29,8 +30,7 @@ from server.extensions import db
 from server.models import AccessEvent, Alert, AlertHistory, Community, Device, User, UserRole
 from server.web import drawings
 from tests import factories
-from tests.factories import Api
-from tests.support.pages import login, logout
+from tests.factories import PASSWORD, Api
 from tests.support.passes import build_pass_site
 
 # 2026-11-20 21:40 in Shanghai.
@@ -70,6 +70,21 @@ def site(app: Flask) -> OfficerSite:
         )
         db.session.remove()
     return built
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def _login(client: FlaskClient, username: str) -> None:
+    page = client.get("/login")
+    answer = client.post(
+        "/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": _csrf(page.text)},
+    )
+    assert answer.status_code == 302, answer.text
 
 
 def _event(
@@ -134,7 +149,7 @@ def test_console_shows_the_covered_alerts_most_severe_first(client, site, ctx) -
     db.session.commit()
     other = _alert(site.b, Severity.CRITICAL, "Community B panic", type=AlertType.PANIC)
 
-    login(client, "officer_a")
+    _login(client, "officer_a")
     home = client.get("/")
     assert "/officer" in home.text and "4 open alerts" in home.text
     page = client.get("/officer")
@@ -157,25 +172,25 @@ def test_console_shows_the_covered_alerts_most_severe_first(client, site, ctx) -
 def test_console_and_alert_pages_are_the_officers(client, site, ctx) -> None:
     alert = _alert(site.a, Severity.HIGH, "Unknown person")
     for username in ("resident_a", "staff_a", "officer_b"):
-        login(client, username)
+        _login(client, username)
         assert client.get(f"/alerts/{alert}").status_code == 404, username
         if username != "officer_b":
             assert client.get("/officer").status_code == 404, username
-        logout(client)
-    login(client, "officer_b")
+        client.post("/logout", data={"csrf_token": _csrf(client.get("/").text)})
+    _login(client, "officer_b")
     assert alert not in client.get("/officer").text
-    logout(client)
-    login(client, "admin")
+    client.post("/logout", data={"csrf_token": _csrf(client.get("/").text)})
+    _login(client, "admin")
     assert alert in client.get("/officer").text
     assert client.get(f"/alerts/{alert}").status_code == 200
 
 
 def test_residents_and_other_officers_find_no_search_or_statistics(client, site, ctx) -> None:
-    login(client, "resident_a")
+    _login(client, "resident_a")
     for path in ("/events/search", "/stats", f"/events/search?community_id={site.a}"):
         assert client.get(path).status_code == 404, path
-    logout(client)
-    login(client, "officer_b")
+    client.post("/logout", data={"csrf_token": _csrf(client.get("/").text)})
+    _login(client, "officer_b")
     assert client.get(f"/events/search?community_id={site.a}").status_code == 404
     assert client.get(f"/stats?community_id={site.a}").status_code == 404
     own = client.get("/events/search")
@@ -226,7 +241,7 @@ def test_alert_page_shows_history_evidence_and_where(client, app, site, ctx) -> 
     )
     db.session.commit()
 
-    login(client, "officer_a")
+    _login(client, "officer_a")
     page = client.get(f"/alerts/{alert}")
     assert page.status_code == 200
     html = page.text
@@ -262,7 +277,7 @@ def test_alert_of_a_device_marks_its_door(client, site, ctx) -> None:
         type=AlertType.DEVICE_OFFLINE,
         device_id=device.id,
     )
-    login(client, "officer_a")
+    _login(client, "officer_a")
     html = client.get(f"/alerts/{alert}").text
     assert "Device offline" in html and f"device {device.name}" in html
     assert f'class="ap hit" data-access-point="{site.door}"' in html
@@ -311,7 +326,7 @@ def _found(html: str, events: dict[str, str]) -> set[str]:
 
 
 def test_event_search_filters(client, site, history) -> None:
-    login(client, "officer_a")
+    _login(client, "officer_a")
     everything = client.get("/events/search")
     assert everything.status_code == 200
     assert _found(everything.text, history) == {"owner_face", "owner_card", "stranger", "yesterday"}
@@ -333,18 +348,18 @@ def test_event_search_filters(client, site, history) -> None:
 
 
 def test_officers_see_masked_names_staff_full_ones(client, site, history) -> None:
-    login(client, "officer_a")
+    _login(client, "officer_a")
     page = client.get(f"/events/search?person_id={site.owner}").text
     assert "王*明" in page and site.owner in page and "王小明" not in page
     assert "/people/" not in page
-    logout(client)
-    login(client, "staff_a")
+    client.post("/logout", data={"csrf_token": _csrf(client.get("/").text)})
+    _login(client, "staff_a")
     page = client.get(f"/events/search?person_id={site.owner}").text
     assert "王小明" in page and f"/people/{site.owner}" in page
 
 
 def test_event_search_refuses_bad_filters(client, site, history) -> None:
-    login(client, "officer_a")
+    _login(client, "officer_a")
     for query, field in (
         ("since=yesterday", "since-error"),
         ("decision=maybe", "decision-error"),
@@ -362,7 +377,7 @@ def test_event_search_pages_through_older_events(client, site, ctx) -> None:
         _event(site.a, site.door, EVENING - timedelta(minutes=n), credential=CredentialType.CARD)
         for n in range(53)
     ]
-    login(client, "officer_a")
+    _login(client, "officer_a")
     first = client.get("/events/search").text
     older = re.search(r'href="([^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
     second = client.get(older).text
@@ -382,7 +397,7 @@ def _rows(answer) -> list[dict[str, str]]:
 
 
 def test_csv_export_follows_the_search(client, site, history) -> None:
-    login(client, "officer_a")
+    _login(client, "officer_a")
     page = client.get(f"/events/search?community_id={site.a}&decision=deny").text
     link = re.search(r'id="csv-link" href="([^"]+)"', page).group(1).replace("&amp;", "&")
     assert link.startswith("/api/v1/events.csv?")
@@ -442,7 +457,7 @@ def test_where_else_was_this_face_seen(client, site, history, monkeypatch) -> No
         return [(rows[0], 0.312), (rows[1], 0.2)]
 
     monkeypatch.setattr(event_service, "similar_events", similar_events)
-    login(client, "officer_a")
+    _login(client, "officer_a")
     page = client.get(f"/events/search?community_id={site.a}").text
     assert f"/events/search?similar_to={history['stranger']}" in page
     answer = client.get(f"/events/search?similar_to={history['stranger']}")
@@ -491,7 +506,7 @@ def test_where_else_with_the_face_matcher(client, site, history) -> None:
         reason=Reason.UNKNOWN_FACE,
         template_encrypted=template(0.9),
     )
-    login(client, "officer_a")
+    _login(client, "officer_a")
     page = client.get(f"/events/search?similar_to={first}").text
     assert f'data-event="{close}"' in page and f'data-event="{far}"' not in page
     assert "0.100" in page and "1 other sighting" in page
@@ -517,7 +532,7 @@ def test_statistics_draw_events_by_hour_and_alerts_by_day(client, site, history)
     ).created_at = EVENING
     db.session.commit()
 
-    login(client, "officer_a")
+    _login(client, "officer_a")
     page = client.get(f"/stats?community_id={site.a}&from=2026-11-14&to=2026-11-20")
     assert page.status_code == 200
     html = page.text
@@ -535,8 +550,8 @@ def test_statistics_draw_events_by_hour_and_alerts_by_day(client, site, history)
     assert default.status_code == 200 and 'class="heat-map"' in default.text
     assert client.get("/stats?from=2026-11-20&to=2026-11-01").status_code == 422
     assert client.get("/stats?from=2026-01-01&to=2026-12-31").status_code == 422
-    logout(client)
-    login(client, "staff_a")
+    client.post("/logout", data={"csrf_token": _csrf(client.get("/").text)})
+    _login(client, "staff_a")
     assert client.get("/stats?from=2026-11-14&to=2026-11-20").status_code == 200
 
 

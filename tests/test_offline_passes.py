@@ -8,6 +8,7 @@ opens, and uploads the use; the worker counts it on the pass.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from hardware.simulate.verify import VerifyClient
 from server.devices.broker_sync import sync_broker
 from server.devices.service import set_secret
 from server.extensions import db
-from server.models import AccessEvent, Device, VisitorPass, utcnow
+from server.models import AccessEvent, AccessPoint, Device, VisitorPass, utcnow
 from server.passes import keys as passkeys
 from server.passes import service as passes
 from server.worker import Worker
@@ -78,14 +79,18 @@ def site(live_app: Flask, broker: Broker) -> Iterator[Site]:
     with live_app.app_context():
         world = factories.world()
         set_secret(db.session.get(Device, world.device_a.id), secret)
-        guest_pass = factories.visitor_pass(
-            world.unit_a,
-            access_points=[world.door_a],
+        guest_pass = VisitorPass(
+            community_id=world.a.id,
+            unit_id=world.unit_a.id,
+            serial=secrets.token_hex(8),
             guest_name="访客",
             valid_from=now - timedelta(minutes=5),
             valid_until=now + timedelta(hours=2),
             max_uses=1,
+            access_points=[db.session.get(AccessPoint, world.door_a.id)],
         )
+        db.session.add(guest_pass)
+        db.session.commit()
         token = passes.token_for(guest_pass)  # makes the first signing key
         db.session.commit()
         assert sync_broker(live_app)  # the broker's accounts and ACL, from the database

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import re
+
 from server.models import UserRole
 from tests import factories
 from tests.factories import PASSWORD
-from tests.support.pages import csrf, login, logout
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html
+    )
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def _login(client, username: str, password: str = PASSWORD, next_url: str = ""):
+    page = client.get("/login")
+    return client.post(
+        "/login" + next_url,
+        data={"username": username, "password": password, "csrf_token": _csrf(page.text)},
+    )
 
 
 def test_home_needs_sign_in(client) -> None:
@@ -23,7 +40,8 @@ def test_login_page_is_phone_ready(client) -> None:
 
 def test_wrong_password_is_refused(client, ctx) -> None:
     factories.user(UserRole.ADMIN, username="boss")
-    answer = login(client, "boss", password="wrong-password", expect=401)
+    answer = _login(client, "boss", "wrong-password")
+    assert answer.status_code == 401
     assert "Wrong username or password." in answer.text
     assert client.get("/").status_code == 302
 
@@ -44,22 +62,22 @@ def test_each_role_sees_its_home(client, ctx) -> None:
         "resident_a": ["My home", "Community A", "A1 · 101"],
     }
     for username, texts in expectations.items():
-        login(client, username)
+        assert _login(client, username).status_code == 302
         page = client.get("/")
         assert page.status_code == 200
         for text in texts:
             assert text in page.text, (username, text)
         if username != "admin":
             assert "Community B" not in page.text, username
-        signed_out = client.post("/logout", data={"csrf_token": csrf(page.text)})
-        assert signed_out.status_code == 302
+        logout = client.post("/logout", data={"csrf_token": _csrf(page.text)})
+        assert logout.status_code == 302
         assert client.get("/").status_code == 302
     assert w.b.name == "Community B"
 
 
 def test_staff_home_lists_devices_of_their_community(client, ctx) -> None:
     w = factories.world()
-    login(client, "staff_a")
+    _login(client, "staff_a")
     page = client.get("/")
     assert w.device_a.name in page.text
     assert w.device_b.name not in page.text
@@ -68,9 +86,9 @@ def test_staff_home_lists_devices_of_their_community(client, ctx) -> None:
 
 def test_next_parameter_cannot_leave_the_site(client, ctx) -> None:
     factories.user(UserRole.ADMIN, username="boss")
-    assert login(client, "boss", next_url="?next=https://evil.example/").location == "/"
-    logout(client)
-    assert login(client, "boss", next_url="?next=//evil.example/").location == "/"
+    assert _login(client, "boss", next_url="?next=https://evil.example/").location == "/"
+    client.post("/logout", data={"csrf_token": _csrf(client.get("/").text)})
+    assert _login(client, "boss", next_url="?next=//evil.example/").location == "/"
 
 
 def test_pages_get_html_errors(client) -> None:
@@ -89,9 +107,7 @@ def test_problem_types_are_documented(client) -> None:
 
 def test_login_page_is_rate_limited(client, ctx) -> None:
     factories.user(UserRole.ADMIN, username="boss")
-    statuses = [
-        login(client, "boss", password="wrong-password", expect=None).status_code for _ in range(11)
-    ]
+    statuses = [_login(client, "boss", "wrong-password").status_code for _ in range(11)]
     assert statuses[:10] == [401] * 10
     assert statuses[10] == 429
 
@@ -102,21 +118,37 @@ def test_staff_home_tells_of_ended_leases(client, ctx) -> None:
 
     from gatekeeper.vocabulary import PersonRole
     from server.extensions import db
-    from server.models import utcnow
+    from server.models import Lease, Membership, Person, utcnow
     from server.people.service import close_ended_leases
 
     w = factories.world()
-    tenant = factories.person(w.a, "张伟")
-    factories.membership(tenant, PersonRole.TENANT, unit_of=w.unit_a)
+    tenant = Person(community_id=w.a.id, name="张伟")
+    db.session.add(tenant)
+    db.session.flush()
     now = utcnow()
-    factories.lease(
-        tenant, w.unit_a, starts_at=now - timedelta(days=30), ends_at=now - timedelta(hours=1)
+    db.session.add_all(
+        [
+            Membership(
+                community_id=w.a.id,
+                person_id=tenant.id,
+                unit_id=w.unit_a.id,
+                role=PersonRole.TENANT,
+            ),
+            Lease(
+                community_id=w.a.id,
+                person_id=tenant.id,
+                unit_id=w.unit_a.id,
+                starts_at=now - timedelta(days=30),
+                ends_at=now - timedelta(hours=1),
+            ),
+        ]
     )
+    db.session.commit()
     close_ended_leases()
     db.session.commit()
-    login(client, "staff_a")
+    _login(client, "staff_a")
     page = client.get("/").text
     assert "Leases ended this week" in page and "张伟" in page
-    client.post("/logout", data={"csrf_token": csrf(page)})
-    login(client, "staff_b")
+    client.post("/logout", data={"csrf_token": _csrf(page)})
+    _login(client, "staff_b")
     assert "张伟" not in client.get("/").text

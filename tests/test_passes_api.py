@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from PIL import Image
 from pyzbar import pyzbar
-from sqlalchemy import select
 
 from gatekeeper import passtokens
-from gatekeeper.vocabulary import PassStatus
 from server.extensions import db
 from server.models import AuditEntry, VisitorPass
 from server.passes import images as qrimages
-from server.passes.service import status_condition, status_of
 from tests.factories import Api
 from tests.support.passes import LEASE_END, pass_site
 
@@ -182,47 +178,3 @@ def test_issuing_is_rate_limited_per_account(app, client, site, frozen, monkeypa
         .status_code
         == 201
     )
-
-
-def test_the_sql_status_condition_selects_what_status_of_says(app, site) -> None:
-    """``status_condition`` mirrors ``status_of`` (``gatekeeper.policy.pass_status``): for
-    every pass of a grid and every instant around its window, the SQL of each status selects
-    exactly the passes whose Python status it is."""
-    start, end = NOW, NOW + timedelta(hours=6)
-    second = timedelta(seconds=1)
-    with app.app_context():
-        rows = [
-            VisitorPass(
-                community_id=site.a,
-                unit_id=site.unit_a,
-                guest_name="grid",
-                valid_from=start,
-                valid_until=end,
-                uses=uses,
-                max_uses=max_uses,
-                revoked_at=revoked_at,
-            )
-            for (uses, max_uses), revoked_at in itertools.product(
-                [(0, 1), (1, 1), (2, 1), (2, 5), (5, 5)], [None, start - second, end + second]
-            )
-        ]
-        db.session.add_all(rows)
-        db.session.commit()
-        ids = [row.id for row in rows]
-        instants = [start - second, start, start + second, end - second, end, end + second]
-        for at in instants:
-            seen: dict[PassStatus, set[str]] = {}
-            for status in PassStatus:
-                selected = set(
-                    db.session.scalars(
-                        select(VisitorPass.id).where(
-                            VisitorPass.id.in_(ids), status_condition(status, at)
-                        )
-                    )
-                )
-                expected = {row.id for row in rows if status_of(row, at) is status}
-                assert selected == expected, (status, at)
-                seen[status] = selected
-            assert set().union(*seen.values()) == set(ids)  # every pass has one status
-            assert sum(map(len, seen.values())) == len(ids)
-        assert {status_of(row, at) for row in rows for at in instants} == set(PassStatus)

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageFilter
 from sqlalchemy import func, select
 
+from gatekeeper.identity import make_resident_id
 from server.extensions import db
 from server.models import (
     Card,
@@ -26,7 +27,6 @@ from server.models import (
 from tests import factories
 from tests.factories import Api
 from tests.fetch_test_data import test_image as photo_path
-from tests.support.identity import make_resident_id
 from tests.support.pages import csrf, login
 
 ID_NUMBER = make_resident_id("330106", sequence=234)
@@ -44,7 +44,16 @@ def blurred() -> bytes:
 
 
 @pytest.fixture
-def staff(client, world):
+def w(app):
+    with app.app_context():
+        world = factories.world()
+        ids = {name: getattr(world, name).id for name in vars(world)}
+        db.session.remove()
+    return type("Ids", (), ids)
+
+
+@pytest.fixture
+def staff(client, w):
     """The test client, signed in as staff of community A."""
     login(client, "staff_a")
     return client
@@ -56,16 +65,16 @@ def _post(client, path: str, data: dict | None = None, page: str | None = None, 
     return client.post(path, data={"csrf_token": token, **(data or {})}, **kwargs)
 
 
-def _person(client, world, name: str = "李华", role: str = "resident", **extra) -> str:
-    body = {"name": name, "role": role, "unit_id": world.unit_a, **extra}
-    answer = Api(client, "staff_a").post(f"/communities/{world.a}/people", body)
+def _person(client, w, name: str = "李华", role: str = "resident", **extra) -> str:
+    body = {"name": name, "role": role, "unit_id": w.unit_a, **extra}
+    answer = Api(client, "staff_a").post(f"/communities/{w.a}/people", body)
     assert answer.status_code == 201, answer.json
     return answer.json["id"]
 
 
-def _tenant(client, world, name: str, starts: datetime, ends: datetime) -> str:
+def _tenant(client, w, name: str, starts: datetime, ends: datetime) -> str:
     lease = {"starts_at": starts.isoformat(), "ends_at": ends.isoformat()}
-    return _person(client, world, name, "tenant", lease=lease)
+    return _person(client, w, name, "tenant", lease=lease)
 
 
 def _upload(client, path: str, page: str, **files: bytes):
@@ -86,26 +95,24 @@ def _rows(app, model, **where) -> list:
 # The list --------------------------------------------------------------------------------------
 
 
-def test_list_search_and_filters(app, client, world, staff) -> None:
+def test_list_search_and_filters(app, client, w, staff) -> None:
     with app.app_context():
-        building = factories.building(db.session.get(Community, world.a), "A2")
+        building = factories.building(db.session.get(Community, w.a), "A2")
         second_unit = factories.unit(building, "201").id
     now = utcnow()
-    _person(client, world, "王小明", "owner", phone="13800000001")
-    _tenant(client, world, "张伟", now - timedelta(days=1), now + timedelta(days=10, hours=1))
+    _person(client, w, "王小明", "owner", phone="13800000001")
+    _tenant(client, w, "张伟", now - timedelta(days=1), now + timedelta(days=10, hours=1))
     elder = Api(client, "staff_a").post(
-        f"/communities/{world.a}/people",
-        {"name": "赵阿姨", "role": "elder", "unit_id": second_unit},
+        f"/communities/{w.a}/people", {"name": "赵阿姨", "role": "elder", "unit_id": second_unit}
     )
     Api(client, "staff_a").patch(f"/people/{elder.json['id']}", {"status": "suspended"})
     Api(client, "staff_b").post(
-        f"/communities/{world.b}/people",
-        {"name": "王其他", "role": "owner", "unit_id": world.unit_b},
+        f"/communities/{w.b}/people", {"name": "王其他", "role": "owner", "unit_id": w.unit_b}
     )
     Api(client, "staff_a").post(f"/people/{elder.json['id']}/cards", {"uid": "04A1B2C3"})
 
     def names(query: str = "") -> list[str]:
-        page = client.get(f"/communities/{world.a}/people{query}")
+        page = client.get(f"/communities/{w.a}/people{query}")
         assert page.status_code == 200
         return re.findall(r'<a href="/people/per_[^"]+">([^<]+)</a>', page.text)
 
@@ -114,65 +121,41 @@ def test_list_search_and_filters(app, client, world, staff) -> None:
     assert names("?q=13800") == ["王小明"]
     assert names("?role=tenant") == ["张伟"]
     assert names("?status=suspended") == ["赵阿姨"]
-    assert names(f"?building={world.building_a}") == sorted(["王小明", "张伟"])
+    assert names(f"?building={w.building_a}") == sorted(["王小明", "张伟"])
     assert names(f"?unit={second_unit}") == ["赵阿姨"]
     assert names("?q=nobody") == []
-    page = client.get(f"/communities/{world.a}/people").text
+    page = client.get(f"/communities/{w.a}/people").text
     assert "10 days left" in page
     assert "owner · A1 · 101" in page and "elder · A2 · 201" in page
     assert "1 card" in page
     assert "Enrol a person" in page
 
 
-@pytest.mark.parametrize("q", ["%", "_", "n_L", "annx", "0%", "\\", "wang", "138", "王"])
-def test_list_search_is_the_apis(app, client, world, staff, q) -> None:
-    """The page and the API ask one search: the same people for the same words."""
+def test_list_pages_fifty_at_a_time(app, client, w, staff) -> None:
     with app.app_context():
         db.session.add_all(
-            Person(community_id=world.a, name=name, phone=phone, status=PersonStatus.ACTIVE)
-            for name, phone in (
-                ("Ann_Lee", None),
-                ("AnnXLee", "13800000001"),
-                ("50% Wang", None),
-                ("500 Wang", "138_0000%1"),
-                ("Back\\slash", None),
-                ("王小明", None),
-            )
-        )
-        db.session.commit()
-    page = client.get(f"/communities/{world.a}/people", query_string={"q": q})
-    assert page.status_code == 200
-    on_page = re.findall(r'<a href="/people/per_[^"]+">([^<]+)</a>', page.text)
-    answer = Api(client, "staff_a").get(f"/communities/{world.a}/people", query_string={"q": q})
-    assert on_page == [p["name"] for p in answer.json]
-    assert on_page  # every word here finds someone
-
-
-def test_list_pages_fifty_at_a_time(app, client, world, staff) -> None:
-    with app.app_context():
-        db.session.add_all(
-            Person(community_id=world.a, name=f"Person {n:03d}", status=PersonStatus.ACTIVE)
+            Person(community_id=w.a, name=f"Person {n:03d}", status=PersonStatus.ACTIVE)
             for n in range(55)
         )
         db.session.commit()
-    first = client.get(f"/communities/{world.a}/people").text
+    first = client.get(f"/communities/{w.a}/people").text
     assert "Person 049" in first and "Person 050" not in first and "Page 1 of 2" in first
-    second = client.get(f"/communities/{world.a}/people?page=2&q=Person").text
+    second = client.get(f"/communities/{w.a}/people?page=2&q=Person").text
     assert "Person 054" in second and "Person 049" not in second
     assert 'rel="prev"' in second and "q=Person" in second
 
 
-def test_home_links_to_people(client, world, staff) -> None:
-    assert f"/communities/{world.a}/people" in client.get("/").text
+def test_home_links_to_people(client, w, staff) -> None:
+    assert f"/communities/{w.a}/people" in client.get("/").text
 
 
 # The person page -------------------------------------------------------------------------------
 
 
-def test_person_page_shows_only_the_masked_document(client, world, staff) -> None:
+def test_person_page_shows_only_the_masked_document(client, w, staff) -> None:
     pid = _person(
         client,
-        world,
+        w,
         "王小明",
         "owner",
         phone="13800000001",
@@ -184,11 +167,11 @@ def test_person_page_shows_only_the_masked_document(client, world, staff) -> Non
     assert ID_NUMBER not in page.text
     assert "Resident ID card" in page.text and "13800000001" in page.text
     assert "owner · A1 · 101" in page.text
-    assert ID_NUMBER not in client.get(f"/communities/{world.a}/people").text
+    assert ID_NUMBER not in client.get(f"/communities/{w.a}/people").text
 
 
-def test_consent_record_and_withdraw(app, client, world, staff) -> None:
-    pid = _person(client, world)
+def test_consent_record_and_withdraw(app, client, w, staff) -> None:
+    pid = _person(client, w)
     page = f"/people/{pid}"
     assert "No consent recorded" in client.get(page).text
     done = _post(client, f"/people/{pid}/consent", page=page, follow_redirects=True)
@@ -201,8 +184,8 @@ def test_consent_record_and_withdraw(app, client, world, staff) -> None:
     assert _rows(app, Consent, person_id=pid)[0].withdrawn_at is not None
 
 
-def test_face_upload_blurred_is_refused_with_reason(app, client, world, staff) -> None:
-    pid = _person(client, world)
+def test_face_upload_blurred_is_refused_with_reason(app, client, w, staff) -> None:
+    pid = _person(client, w)
     page = f"/people/{pid}"
     _post(client, f"/people/{pid}/consent", page=page)
     answer = _upload(client, f"/people/{pid}/faces", page, photo=blurred())
@@ -216,8 +199,8 @@ def test_face_upload_blurred_is_refused_with_reason(app, client, world, staff) -
     assert "Photo refused" not in client.get(page).text
 
 
-def test_face_upload_of_a_good_photo_lists_the_face(app, client, world, staff) -> None:
-    pid = _person(client, world)
+def test_face_upload_of_a_good_photo_lists_the_face(app, client, w, staff) -> None:
+    pid = _person(client, w)
     page = f"/people/{pid}"
     refused = _upload(client, f"/people/{pid}/faces", page, photo=photo("obama.jpg"))
     assert "Record consent first" in refused.text and _rows(app, FaceTemplate) == []
@@ -245,8 +228,8 @@ def _id_photo() -> bytes:
     return buffer.getvalue()
 
 
-def test_person_id_match_form(app, client, world, staff) -> None:
-    pid = _person(client, world)
+def test_person_id_match_form(app, client, w, staff) -> None:
+    pid = _person(client, w)
     page = f"/people/{pid}"
     yes = _upload(
         client,
@@ -264,9 +247,9 @@ def test_person_id_match_form(app, client, world, staff) -> None:
     assert no.text.count('class="pill off">no match<') == 1
 
 
-def test_lease_end_early_and_renew_from_the_page(app, client, world, staff) -> None:
+def test_lease_end_early_and_renew_from_the_page(app, client, w, staff) -> None:
     now = utcnow().replace(microsecond=0)
-    pid = _tenant(client, world, "张伟", now - timedelta(days=1), now + timedelta(days=10))
+    pid = _tenant(client, w, "张伟", now - timedelta(days=1), now + timedelta(days=10))
     page = f"/people/{pid}"
     assert "days left" in client.get(page).text
     [lease] = _rows(app, Lease, person_id=pid)
@@ -294,7 +277,7 @@ def test_lease_end_early_and_renew_from_the_page(app, client, world, staff) -> N
     added = _post(
         client,
         f"/people/{pid}/leases",
-        {"unit_id": world.unit_a, "starts_at": "2031-07-01T00:00", "ends_at": "2032-06-30T00:00"},
+        {"unit_id": w.unit_a, "starts_at": "2031-07-01T00:00", "ends_at": "2032-06-30T00:00"},
         page=page,
         follow_redirects=True,
     )
@@ -302,8 +285,8 @@ def test_lease_end_early_and_renew_from_the_page(app, client, world, staff) -> N
     assert len(_rows(app, Lease, person_id=pid)) == 2
 
 
-def test_card_add_and_disable(app, client, world, staff) -> None:
-    pid = _person(client, world)
+def test_card_add_and_disable(app, client, w, staff) -> None:
+    pid = _person(client, w)
     page = f"/people/{pid}"
     added = _post(
         client,
@@ -361,8 +344,8 @@ def test_card_add_and_disable(app, client, world, staff) -> None:
     assert "Tag E2000017 added." in tag.text
 
 
-def test_move_out(app, client, world, staff) -> None:
-    pid = _person(client, world)
+def test_move_out(app, client, w, staff) -> None:
+    pid = _person(client, w)
     page = f"/people/{pid}"
     _post(client, f"/people/{pid}/credentials/cards", {"uid": "04A1B2C3"}, page=page)
     done = _post(client, f"/people/{pid}/move-out", page=page, follow_redirects=True)
@@ -372,8 +355,8 @@ def test_move_out(app, client, world, staff) -> None:
     assert _rows(app, Card, person_id=pid)[0].disabled_at is not None
 
 
-def test_suspend_and_reactivate(app, client, world, staff) -> None:
-    pid = _person(client, world)
+def test_suspend_and_reactivate(app, client, w, staff) -> None:
+    pid = _person(client, w)
     page = f"/people/{pid}"
     done = _post(client, f"/people/{pid}/status", {"status": "suspended"}, page=page)
     assert done.status_code == 302
@@ -382,9 +365,9 @@ def test_suspend_and_reactivate(app, client, world, staff) -> None:
     assert _rows(app, Person, id=pid)[0].status is PersonStatus.ACTIVE
 
 
-def test_guardians(app, client, world, staff) -> None:
-    child = _person(client, world, "小明", "child")
-    mother = _person(client, world, "妈妈", "owner")
+def test_guardians(app, client, w, staff) -> None:
+    child = _person(client, w, "小明", "child")
+    mother = _person(client, w, "妈妈", "owner")
     page = f"/people/{child}"
     added = _post(
         client, f"/people/{child}/guardians", {"add": mother}, page=page, follow_redirects=True
@@ -398,20 +381,20 @@ def test_guardians(app, client, world, staff) -> None:
 # Enrolment -------------------------------------------------------------------------------------
 
 
-def _enrol(client, world, **fields):
-    page = f"/communities/{world.a}/people/new"
+def _enrol(client, w, **fields):
+    page = f"/communities/{w.a}/people/new"
     form = client.get(page)
     assert form.status_code == 200
     data = {"csrf_token": csrf(form.text), "name": "张伟", "role": "resident", **fields}
     return client.post(page, data=data, content_type="multipart/form-data")
 
 
-def test_enrol_a_tenant_with_local_lease_times(app, client, world, staff) -> None:
+def test_enrol_a_tenant_with_local_lease_times(app, client, w, staff) -> None:
     answer = _enrol(
         client,
-        world,
+        w,
         role="tenant",
-        unit_id=world.unit_a,
+        unit_id=w.unit_a,
         phone="13800000002",
         id_type="resident_id",
         id_number=ID_NUMBER,
@@ -458,10 +441,10 @@ def test_enrol_a_tenant_with_local_lease_times(app, client, world, staff) -> Non
     ],
 )
 def test_enrolment_errors_re_render_and_store_nothing(
-    app, client, world, staff, fields, message
+    app, client, w, staff, fields, message
 ) -> None:
-    fields = {k: v.replace("{unit}", world.unit_a) for k, v in fields.items()}
-    answer = _enrol(client, world, face_consent="on", **fields)
+    fields = {k: v.replace("{unit}", w.unit_a) for k, v in fields.items()}
+    answer = _enrol(client, w, face_consent="on", **fields)
     assert answer.status_code == 422
     assert message in answer.text
     assert "Nothing was stored" in answer.text
@@ -475,15 +458,15 @@ def test_enrolment_errors_re_render_and_store_nothing(
         assert fields["id_number"] not in answer.text  # not echoed back
 
 
-def test_enrol_a_worker_and_edit_the_permit(app, client, world, staff) -> None:
+def test_enrol_a_worker_and_edit_the_permit(app, client, w, staff) -> None:
     answer = _enrol(
         client,
-        world,
+        w,
         name="刘师傅",
         role="worker",
-        unit_id=world.unit_a,  # ignored for a worker
+        unit_id=w.unit_a,  # ignored for a worker
         worker_tag="plumber",
-        worker_access_point_ids=world.door_a,
+        worker_access_point_ids=w.door_a,
         worker_days=["1", "2", "3", "4", "5"],
         worker_start="08:00",
         worker_end="18:00",
@@ -502,7 +485,7 @@ def test_enrol_a_worker_and_edit_the_permit(app, client, world, staff) -> None:
         f"/worker-permits/{permit.id}",
         {
             "tag": "cleaner",
-            "access_point_ids": world.door_a,
+            "access_point_ids": w.door_a,
             "days": ["5"],
             "start": "22:00",
             "end": "00:00",
@@ -519,7 +502,7 @@ def test_enrol_a_worker_and_edit_the_permit(app, client, world, staff) -> None:
     bad = _post(
         client,
         f"/worker-permits/{permit.id}",
-        {"tag": "cleaner", "access_point_ids": world.door_b, "valid_from": "x", "valid_until": ""},
+        {"tag": "cleaner", "access_point_ids": w.door_b, "valid_from": "x", "valid_until": ""},
         page=answer.location,
         follow_redirects=True,
     )
@@ -527,11 +510,11 @@ def test_enrol_a_worker_and_edit_the_permit(app, client, world, staff) -> None:
     assert _rows(app, WorkerPermit)[0].tag.value == "cleaner"
 
 
-def test_enrol_with_consent_and_photo(app, client, world, staff) -> None:
+def test_enrol_with_consent_and_photo(app, client, w, staff) -> None:
     answer = _enrol(
         client,
-        world,
-        unit_id=world.unit_a,
+        w,
+        unit_id=w.unit_a,
         face_consent="on",
         photo=(io.BytesIO(photo("obama.jpg")), "obama.jpg"),
     )
@@ -540,14 +523,14 @@ def test_enrol_with_consent_and_photo(app, client, world, staff) -> None:
     assert "Photo accepted." in page and "Faces (1 of 5)" in page
     [person] = _rows(app, Person)
     assert len(_rows(app, FaceTemplate, person_id=person.id)) == 1
-    assert _rows(app, Consent, person_id=person.id)[0].recorded_by_id == world.staff_a
+    assert _rows(app, Consent, person_id=person.id)[0].recorded_by_id == w.staff_a
 
 
-def test_enrol_with_a_refused_photo_keeps_the_person(app, client, world, staff) -> None:
+def test_enrol_with_a_refused_photo_keeps_the_person(app, client, w, staff) -> None:
     answer = _enrol(
         client,
-        world,
-        unit_id=world.unit_a,
+        w,
+        unit_id=w.unit_a,
         face_consent="on",
         photo=(io.BytesIO(blurred()), "blurred.jpg"),
     )
@@ -557,9 +540,9 @@ def test_enrol_with_a_refused_photo_keeps_the_person(app, client, world, staff) 
     assert len(_rows(app, Person)) == 1 and _rows(app, FaceTemplate) == []
 
 
-def test_enrol_photo_without_consent_is_not_stored(app, client, world, staff) -> None:
+def test_enrol_photo_without_consent_is_not_stored(app, client, w, staff) -> None:
     answer = _enrol(
-        client, world, unit_id=world.unit_a, photo=(io.BytesIO(photo("obama.jpg")), "obama.jpg")
+        client, w, unit_id=w.unit_a, photo=(io.BytesIO(photo("obama.jpg")), "obama.jpg")
     )
     assert answer.status_code == 302
     assert "consent to face recognition was not recorded" in client.get(answer.location).text
@@ -570,21 +553,14 @@ def test_enrol_photo_without_consent_is_not_stored(app, client, world, staff) ->
 
 
 @pytest.mark.parametrize("username", ["staff_b", "officer_a", "resident_a"])
-def test_people_pages_are_404_outside_scope(app, client, world, username) -> None:
-    pid = _person(client, world)
+def test_people_pages_are_404_outside_scope(app, client, w, username) -> None:
+    pid = _person(client, w)
     card = Api(client, "staff_a").post(f"/people/{pid}/cards", {"uid": "04A1B2C3"}).json
     login(client, username)
-    for path in (
-        f"/communities/{world.a}/people",
-        f"/communities/{world.a}/people/new",
-        f"/people/{pid}",
-    ):
+    for path in (f"/communities/{w.a}/people", f"/communities/{w.a}/people/new", f"/people/{pid}"):
         assert client.get(path).status_code == 404, (username, path)
     for path, data in (
-        (
-            f"/communities/{world.a}/people/new",
-            {"name": "x", "role": "owner", "unit_id": world.unit_a},
-        ),
+        (f"/communities/{w.a}/people/new", {"name": "x", "role": "owner", "unit_id": w.unit_a}),
         (f"/people/{pid}/move-out", {}),
         (f"/people/{pid}/consent", {}),
         (f"/people/{pid}/credentials/cards", {"uid": "04A1B2C3D4"}),
@@ -596,5 +572,5 @@ def test_people_pages_are_404_outside_scope(app, client, world, username) -> Non
     assert _rows(app, Card)[0].disabled_at is None
 
 
-def test_people_pages_need_sign_in(client, world) -> None:
-    assert client.get(f"/communities/{world.a}/people").status_code == 302
+def test_people_pages_need_sign_in(client, w) -> None:
+    assert client.get(f"/communities/{w.a}/people").status_code == 302

@@ -10,27 +10,27 @@ import io
 import re
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import time_machine
 from PIL import Image
+from playwright.sync_api import Browser, Locator, Page, expect
 from pyzbar import pyzbar
 
 from gatekeeper import passtokens
 from server.access.qr import RESIDENT_CODE_STEP_S
-from tests.support.browser import expect, sign_in
+from tests.factories import PASSWORD
 from tests.support.live_server import LiveServer
 from tests.support.passes import build_pass_site
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page
 
 PHONE = {"width": 360, "height": 740}
 _LOADED = "image => image.complete && image.naturalWidth > 0"
 
 
 def _sign_in(page: Page, base: str, username: str) -> None:
-    sign_in(page, base, username)
+    page.goto(base + "/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
     expect(page.get_by_role("heading", name="My home")).to_be_visible()
 
 

@@ -13,7 +13,7 @@ from hardware.messages import CommandMessage
 from hardware.protocol import Command
 from server.devices.service import set_secret
 from server.extensions import db
-from server.models import AccessEvent, Card, Community, Device, Person
+from server.models import AccessEvent, Card, Community, Device, Lease, Membership, Person
 from tests import factories
 
 SECRET = "door-secret-for-card-tests"
@@ -26,18 +26,35 @@ def site(app):
         w = factories.world()
         door = db.session.get(Device, w.device_a.id)
         set_secret(door, SECRET)
-        resident = factories.person(w.a, "王小明")
-        tenant = factories.person(w.a, "张伟")
-        factories.membership(resident, PersonRole.OWNER, unit_of=w.unit_a)
-        factories.membership(tenant, PersonRole.TENANT, unit_of=w.unit_a)
-        factories.lease(
-            tenant,
-            w.unit_a,
-            starts_at=datetime(2026, 11, 1, tzinfo=UTC),
-            ends_at=datetime(2026, 12, 1, tzinfo=UTC),
+        resident = Person(community_id=w.a.id, name="王小明")
+        tenant = Person(community_id=w.a.id, name="张伟")
+        db.session.add_all([resident, tenant])
+        db.session.flush()
+        db.session.add_all(
+            [
+                Membership(
+                    community_id=w.a.id,
+                    person_id=resident.id,
+                    unit_id=w.unit_a.id,
+                    role=PersonRole.OWNER,
+                ),
+                Membership(
+                    community_id=w.a.id,
+                    person_id=tenant.id,
+                    unit_id=w.unit_a.id,
+                    role=PersonRole.TENANT,
+                ),
+                Lease(
+                    community_id=w.a.id,
+                    person_id=tenant.id,
+                    unit_id=w.unit_a.id,
+                    starts_at=datetime(2026, 11, 1, tzinfo=UTC),
+                    ends_at=datetime(2026, 12, 1, tzinfo=UTC),
+                ),
+                Card(community_id=w.a.id, person_id=resident.id, uid="04A1B2C3"),
+                Card(community_id=w.a.id, person_id=tenant.id, uid="04D4E5F6"),
+            ]
         )
-        factories.card(resident, "04A1B2C3")
-        factories.card(tenant, "04D4E5F6")
         other_building = factories.building(w.a, "A2")
         other_door = factories.access_point(w.a, name="A2 door", building_of=other_building)
         other_device, other_secret = factories.device(other_door)

@@ -21,12 +21,13 @@ from server.models import (
     AccessPoint,
     Alert,
     Community,
+    Membership,
+    Person,
     Vehicle,
     VehiclePresence,
     WorkerPermit,
     WorkerTag,
 )
-from tests import factories
 from tests.factories import Api
 from tests.support.passes import add_barrier, build_pass_site
 
@@ -48,7 +49,9 @@ def site(app):
     with app.app_context():
         base = build_pass_site()
         barrier = add_barrier(base, BARRIER_SECRET)
-        tenant_car = factories.vehicle(base.tenant_person, "浙A12345")
+        tenant_car = Vehicle(community_id=base.a, person_id=base.tenant_person, plate="浙A12345")
+        db.session.add(tenant_car)
+        db.session.commit()
         built = CarSite(base.a, barrier.point, barrier.credential, barrier.owner_car, tenant_car.id)
         db.session.remove()
     return built
@@ -212,7 +215,9 @@ def test_a_blocked_plate_is_refused_and_alerts_once(app, client, site, frozen, p
         assert set(alert.evidence["event_ids"]) == {first["event_id"], near["event_id"]}
     # A registered car one slip away from the blocked plate is not refused for it.
     with app.app_context():
-        factories.vehicle(db.session.get(Vehicle, site.owner_car).person_id, "沪C8B888")
+        owner = db.session.get(Vehicle, site.owner_car).person_id
+        db.session.add(Vehicle(community_id=site.a, person_id=owner, plate="沪C8B888"))
+        db.session.commit()
     assert decided(client, site, "沪C8B888")["reason"] == "resident_vehicle"
     blank = staff.post(
         f"/communities/{site.a}/blocked-plates", json={"plate": "沪C66666", "reason": "   "}
@@ -278,7 +283,9 @@ def test_a_near_read_matches_only_when_allowed(
 def test_two_plates_one_confusion_apart_are_ambiguous(app, client, site, frozen) -> None:
     set_settings(app, site.a, fuzzy_plates=True)
     with app.app_context():
-        factories.vehicle(db.session.get(Vehicle, site.owner_car).person_id, "浙B8Z345")
+        base_person = db.session.get(Vehicle, site.owner_car).person_id
+        db.session.add(Vehicle(community_id=site.a, person_id=base_person, plate="浙B8Z345"))
+        db.session.commit()
     answer = decided(client, site, "浙B8Z34S", confidence=0.5)
     assert (answer["decision"], answer["reason"]) == ("deny", "unknown_plate")
     with app.app_context():
@@ -332,19 +339,23 @@ def test_registering_a_car_checks_the_plate(app, client, site) -> None:
 
 def test_a_workers_car_within_the_permits_hours(app, client, site) -> None:
     with app.app_context():
-        worker = factories.person(site.a, "赵师傅")
-        factories.membership(worker, PersonRole.WORKER)
-        factories.vehicle(worker, "浙A8B123")
-        db.session.add(
-            WorkerPermit(
-                community_id=site.a,
-                person_id=worker.id,
-                tag=WorkerTag.CLEANER,
-                schedule=[{"days": [1, 2, 3, 4, 5], "start": "08:00", "end": "17:00"}],
-                valid_from=datetime(2026, 11, 1, tzinfo=UTC),
-                valid_until=datetime(2026, 12, 1, tzinfo=UTC),
-                access_points=[db.session.get(AccessPoint, site.barrier)],
-            )
+        worker = Person(community_id=site.a, name="赵师傅")
+        db.session.add(worker)
+        db.session.flush()
+        db.session.add_all(
+            [
+                Membership(community_id=site.a, person_id=worker.id, role=PersonRole.WORKER),
+                WorkerPermit(
+                    community_id=site.a,
+                    person_id=worker.id,
+                    tag=WorkerTag.CLEANER,
+                    schedule=[{"days": [1, 2, 3, 4, 5], "start": "08:00", "end": "17:00"}],
+                    valid_from=datetime(2026, 11, 1, tzinfo=UTC),
+                    valid_until=datetime(2026, 12, 1, tzinfo=UTC),
+                    access_points=[db.session.get(AccessPoint, site.barrier)],
+                ),
+                Vehicle(community_id=site.a, person_id=worker.id, plate="浙A8B123"),
+            ]
         )
         db.session.commit()
     friday_morning = datetime(2026, 11, 20, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai

@@ -1,11 +1,8 @@
 """Device endpoints of docs/protocol.md section 3 (``/api/v1/verify/...``).
 
 A device authenticates with ``Authorization: Bearer <device_id>.<secret>`` and acts
-only for its own access point, taken from the credential, never from the body: the
-request's ``Door`` (device, access point, community, read once, on ``g.door``). The views
-parse and bound the input and hand it to the credential's side in ``server.access``
-(``card``, ``face``, ``qr``, ``plate``); they hold no SQL. Every well-formed request
-answers 200 with a decision (the ``Verdict``'s body), denials included.
+only for its own access point, taken from the credential, never from the body.
+Every well-formed request answers 200 with a decision, denials included.
 """
 
 from __future__ import annotations
@@ -15,15 +12,21 @@ from typing import Any
 import marshmallow as ma
 from flask import g, request
 from marshmallow import fields, validate
+from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 
-from gatekeeper import faces, passtokens, qrcodes
-from server.access import card, face, plate, qr
-from server.access.decision import Door
+from gatekeeper import faces, passtokens, policy, qrcodes
+from gatekeeper.vocabulary import CredentialType, Reason
+from server.access.decision import Presented, decide
+from server.access.face import verify_face as verify_face_frame
+from server.access.plate import PlateRead
+from server.access.plate import verify_plate as decide_plate
+from server.access.qr import verify_codes
 from server.api import public_blueprint, require_body
 from server.core.auth import authenticate_device
 from server.core.errors import Forbidden, Invalid
 from server.extensions import db
+from server.models import Card, Person
 from server.people.faces import image_problem
 
 blp = public_blueprint(
@@ -61,14 +64,13 @@ _BODIES = {
 
 @blp.before_request
 def _authenticate_device() -> None:
-    """Who is calling and what they send, before any body is parsed (401/403, then 415);
-    then the caller's ``Door`` on ``g.door``, for the view."""
+    """Who is calling and what they send, before any body is parsed (401/403, then 415)."""
     device = authenticate_device(request.headers.get("Authorization"))
     if device.access_point_id is None:
         raise Forbidden("This device serves no access point: it cannot verify credentials.")
+    g.device = device
     if request.endpoint in _BODIES:
         require_body(*_BODIES[request.endpoint])
-    g.door = Door.of(device)
 
 
 @blp.post("/verify/card")
@@ -77,9 +79,30 @@ def _authenticate_device() -> None:
 @blp.doc(security=[{"deviceAuth": []}])
 def verify_card(data: dict[str, Any]) -> Any:
     """An IC card presented at the device's door; an ``open`` command follows a grant."""
-    verdict = card.verify(g.door, data["uid"])
+    device = g.device
+    uid = data["uid"].upper()
+    card = db.session.scalar(
+        select(Card).where(Card.community_id == device.community_id, Card.uid == uid)
+    )
+    if card is None:
+        presented = Presented(
+            CredentialType.CARD, unknown_reason=Reason.UNKNOWN_CARD, details={"uid": uid}
+        )
+    else:
+        presented = Presented(
+            CredentialType.CARD,
+            person=db.session.get(Person, card.person_id),
+            credential=policy.CredentialView(
+                kind=CredentialType.CARD,
+                disabled=card.disabled_at is not None,
+                valid_from=card.valid_from,
+                valid_until=card.valid_until,
+            ),
+            details={"card_id": card.id},
+        )
+    answer = decide(device, presented)
     db.session.commit()  # the open command is published after this
-    return verdict.body
+    return answer
 
 
 class FaceFormSchema(ma.Schema):
@@ -121,6 +144,7 @@ def verify_face(form: dict[str, Any], _files: dict[str, Any]) -> Any:
 
     The answer carries ``liveness``; an ``open`` command follows a grant.
     """
+    device = g.device
     image_bytes = _upload("image")
     if image_bytes is None:
         raise Invalid("Upload the frame as 'image'.", errors={"image": ["Missing file."]})
@@ -128,9 +152,9 @@ def verify_face(form: dict[str, Any], _files: dict[str, Any]) -> Any:
         image = faces.load_image(image_bytes)
     except faces.ImageError as error:
         raise image_problem(error, "image") from error
-    verdict = face.verify(g.door, image, _upload("depth"), form.get("direction"))
+    answer = verify_face_frame(device, image, _upload("depth"), form.get("direction"))
     db.session.commit()
-    return verdict.body
+    return answer
 
 
 class QrTokenSchema(ma.Schema):
@@ -177,9 +201,10 @@ def verify_qr() -> Any:
     camera frame ``image`` (several codes in a frame: the one that verifies is used). A
     frame without a readable code is a ``pass_invalid`` denial with a detail.
     """
+    device = g.device
     if request.mimetype == "application/json":
         data = _load(QrTokenSchema(), _json_body())
-        verdict = qr.verify(g.door, [data["token"]], direction=data.get("direction"))
+        answer = verify_codes(device, [data["token"]], direction=data.get("direction"))
     else:
         form = _load(FaceFormSchema(), request.form.to_dict())
         image_bytes = _upload("image")
@@ -189,9 +214,9 @@ def verify_qr() -> Any:
             texts = qrcodes.decode_frame(image_bytes)
         except faces.ImageError as error:
             raise image_problem(error, "image") from error
-        verdict = qr.verify(g.door, texts, direction=form.get("direction"), source="frame")
+        answer = verify_codes(device, texts, direction=form.get("direction"), source="frame")
     db.session.commit()
-    return verdict.body
+    return answer
 
 
 def _json_body() -> Any:
@@ -269,13 +294,13 @@ def verify_plate() -> Any:
                 faces.check_image(snapshot)  # a picture within the limits; stored, not decoded
             except faces.ImageError as error:
                 raise image_problem(error, "snapshot") from error
-    read = plate.PlateRead(
+    read = PlateRead(
         plate=data["plate"],
         confidence=data.get("confidence"),
         color=data.get("color"),
         direction=data.get("direction"),
         snapshot=snapshot,
     )
-    verdict = plate.verify(g.door, read)
+    answer = decide_plate(g.device, read)
     db.session.commit()
-    return verdict.body
+    return answer

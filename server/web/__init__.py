@@ -13,6 +13,7 @@ from flask import (
     Flask,
     abort,
     current_app,
+    flash,
     redirect,
     render_template,
     request,
@@ -41,10 +42,10 @@ from server.models import (
     Person,
     ServiceHeartbeat,
     Unit,
+    User,
     UserRole,
     utcnow,
 )
-from server.web.helpers import communities_of, current_scope, flash_error
 
 bp = Blueprint("web", __name__)
 
@@ -80,7 +81,7 @@ def login() -> Any:
             audit.record(user, "auth.login", community_id=None, target=user)
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
-        flash_error("Wrong username or password.")
+        flash("Wrong username or password.", "error")
         status = 401
     elif request.method == "POST":
         status = 400
@@ -97,9 +98,9 @@ def logout() -> Response:
 @bp.get("/")
 @login_required
 def home() -> str:
-    scope = current_scope()
-    user = scope.user
-    communities = communities_of(scope)
+    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
+    scope = Scope(user)
+    communities = list(db.session.scalars(scope.query(Community).order_by(Community.name)))
     context: dict[str, Any] = {"user": user, "communities": communities}
     if user.role in (UserRole.ADMIN, UserRole.STAFF):
         context["counts"] = _structure_counts(scope)

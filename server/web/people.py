@@ -14,15 +14,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
-from flask import abort, redirect, render_template, request, session, url_for
-from flask_login import login_required
-from sqlalchemy import func, select
+from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, or_, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from gatekeeper.faces import FaceQualityReason
 from gatekeeper.identity import DocumentType
 from gatekeeper.vocabulary import PersonRole
+from server.access.vehicles import checked_plate
 from server.api.schemas import (
     CardSchema,
     PersonSchema,
@@ -31,11 +32,11 @@ from server.api.schemas import (
     WorkerPermitPatchSchema,
 )
 from server.core.errors import DomainError, NotFound
-from server.core.plates import checked_plate
 from server.core.scope import Scope
 from server.core.wording import PHONE_FORMAT, face_measurement_lines, face_reason_words
 from server.extensions import db
 from server.models import (
+    AccessPoint,
     Building,
     Card,
     Community,
@@ -48,6 +49,7 @@ from server.models import (
     PersonStatus,
     RfidTag,
     Unit,
+    User,
     Vehicle,
     WorkerPermit,
     WorkerTag,
@@ -57,24 +59,7 @@ from server.models import (
 from server.people import faces
 from server.people import service as people
 from server.web import bp
-from server.web.helpers import (
-    access_points_of,
-    add_error,
-    attempt,
-    buildings_of,
-    current_scope,
-    error_text,
-    flash_error,
-    flash_form_errors,
-    flash_ok,
-    flatten_messages,
-    local_input,
-    merge_errors,
-    read_local,
-    unit_label,
-    user_names,
-    zone_of,
-)
+from server.web.forms import flatten_messages, read_local
 
 PAGE_SIZE = 50
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -135,12 +120,25 @@ FIELD_LABELS = {
 _FRIENDLY = {"phone": PHONE_FORMAT[0].upper() + PHONE_FORMAT[1:] + "."}
 
 
+def _scope() -> Scope:
+    return Scope(current_user._get_current_object())  # type: ignore[attr-defined]
+
+
 def _staff_scope() -> Scope:
     """People are the property office's: officers and residents find no such page."""
-    scope = current_scope()
+    scope = _scope()
     if not scope.can_write(Person):
         raise NotFound("No such page.")
     return scope
+
+
+def _zone(community: Community) -> ZoneInfo:
+    return ZoneInfo(community.timezone)
+
+
+def _local_input(value: datetime | None, zone: ZoneInfo) -> str:
+    """A UTC datetime as a ``datetime-local`` value in the community's zone."""
+    return value.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if value else ""
 
 
 def _schedule_from_form(
@@ -153,19 +151,27 @@ def _schedule_from_form(
     if not days and not start and not end:
         return None
     if not days or not start or not end:
-        add_error(
-            errors,
-            prefix + "schedule",
-            "Give the days, a start and an end time (or none of them for any time).",
+        errors.setdefault(prefix + "schedule", []).append(
+            "Give the days, a start and an end time (or none of them for any time)."
         )
         return None
     try:
         numbers = sorted({int(day) for day in days})
     except ValueError:
-        add_error(errors, prefix + "schedule", "Days are 1 (Monday) to 7 (Sunday).")
+        errors.setdefault(prefix + "schedule", []).append("Days are 1 (Monday) to 7 (Sunday).")
         return None
     # A time input cannot say 24:00; an end at midnight means the end of the day.
     return [{"days": numbers, "start": start, "end": "24:00" if end == "00:00" else end}]
+
+
+def _error_text(error: DomainError) -> str:
+    """A service error in one line: the detail, then any field messages it does not repeat."""
+    parts = [error.detail]
+    for field, texts in flatten_messages(error.extensions.get("errors") or {}).items():
+        for text in texts:
+            if text not in error.detail:
+                parts.append(f"{field}: {text}" if field else text)
+    return " ".join(parts)
 
 
 def _plural(count: int, word: str) -> str:
@@ -218,13 +224,29 @@ def _describe_days(days: Iterable[int]) -> str:
 
 
 def _buildings_with_units(scope: Scope, community: Community) -> list[tuple[Building, list[Unit]]]:
-    buildings = buildings_of(scope, community.id)
+    buildings = list(
+        db.session.scalars(
+            scope.query(Building)
+            .where(Building.community_id == community.id)
+            .order_by(Building.name)
+        )
+    )
     units = list(
         db.session.scalars(
             scope.query(Unit).where(Unit.community_id == community.id).order_by(Unit.number)
         )
     )
     return [(b, [u for u in units if u.building_id == b.id]) for b in buildings]
+
+
+def _access_points(scope: Scope, community_id: str) -> list[AccessPoint]:
+    return list(
+        db.session.scalars(
+            scope.query(AccessPoint)
+            .where(AccessPoint.community_id == community_id)
+            .order_by(AccessPoint.name)
+        )
+    )
 
 
 def _memberships(person_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -238,7 +260,7 @@ def _memberships(person_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     )
     out: dict[str, list[dict[str, Any]]] = {}
     for membership, unit, building in rows:
-        place = unit_label(building, unit) if unit is not None else None
+        place = f"{building.name} · {unit.number}" if unit is not None else None
         out.setdefault(membership.person_id, []).append(
             {
                 "role": membership.role.value,
@@ -250,7 +272,19 @@ def _memberships(person_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def _user_names(ids: Iterable[str | None]) -> dict[str, str]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    users = db.session.scalars(select(User).where(User.id.in_(wanted)))
+    return {u.id: u.display_name or u.username for u in users}
+
+
 # The list -------------------------------------------------------------------------------------
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @bp.get("/communities/<cid>/people")
@@ -258,18 +292,28 @@ def _memberships(person_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
 def people_list(cid: str) -> str:
     scope = _staff_scope()
     community = scope.get(Community, cid)
-    zone = zone_of(community)
+    zone = _zone(community)
     args = request.args
     filters = {k: args.get(k, "").strip() for k in ("q", "role", "status", "building", "unit")}
-    query = people.search_people(
-        scope,
-        community.id,
-        q=filters["q"],
-        role=PersonRole(filters["role"]) if filters["role"] in set(PersonRole) else None,
-        status=PersonStatus(filters["status"]) if filters["status"] in set(PersonStatus) else None,
-        unit_id=filters["unit"],
-        building_id=filters["building"],
-    )
+    query = scope.query(Person).where(Person.community_id == community.id)
+    if filters["q"]:
+        pattern = f"%{_escape_like(filters['q'])}%"
+        query = query.where(
+            or_(Person.name.ilike(pattern, escape="\\"), Person.phone.ilike(pattern, escape="\\"))
+        )
+    if filters["status"] in set(PersonStatus):
+        query = query.where(Person.status == PersonStatus(filters["status"]))
+    members = select(Membership.person_id)
+    if filters["role"] in set(PersonRole):
+        members = members.where(Membership.role == PersonRole(filters["role"]))
+    if filters["unit"]:
+        members = members.where(Membership.unit_id == filters["unit"])
+    if filters["building"]:
+        members = members.where(
+            Membership.unit_id.in_(select(Unit.id).where(Unit.building_id == filters["building"]))
+        )
+    if members.whereclause is not None:
+        query = query.where(Person.id.in_(members))
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     try:
         page = max(1, int(args.get("page", "1")))
@@ -277,7 +321,11 @@ def people_list(cid: str) -> str:
         page = 1
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(page, pages)
-    rows = list(db.session.scalars(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
+    rows = list(
+        db.session.scalars(
+            query.order_by(Person.name, Person.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+        )
+    )
     ids = [p.id for p in rows]
     now = utcnow()
     leases: dict[str, dict[str, str]] = {}
@@ -328,10 +376,10 @@ def people_list(cid: str) -> str:
 @bp.get("/people/<pid>")
 @login_required
 def person_page(pid: str) -> str:
-    scope = current_scope()
+    scope = _scope()
     person = scope.get(Person, pid)
     community = db.session.get(Community, person.community_id)
-    zone = zone_of(community)
+    zone = _zone(community)
     now = utcnow()
 
     def of_person(model: type, order: Any) -> list[Any]:
@@ -373,7 +421,7 @@ def person_page(pid: str) -> str:
             .limit(500)
         )
     )
-    names = user_names(
+    names = _user_names(
         [c.recorded_by_id for c in consents]
         + [c.checked_by_user_id for c in checks]
         + [permit.sponsor_user_id if permit else None]
@@ -415,26 +463,43 @@ def person_page(pid: str) -> str:
         },
         leases=[(lease, _lease_state(lease, now, zone)) for lease in leases],
         buildings=buildings,
-        unit_labels={u.id: unit_label(b, u) for b, units in buildings for u in units},
+        unit_labels={u.id: f"{b.name} · {u.number}" for b, units in buildings for u in units},
         tenant_unit_id=next(
             (m["unit"].id for m in memberships if m["role"] == "tenant" and m["unit"]), None
         ),
         permit=permit,
         permit_window=window,
         sponsor_person=sponsor_person,
-        access_points=access_points_of(scope, person.community_id),
+        access_points=_access_points(scope, person.community_id),
         worker_tags=list(WorkerTag),
         weekdays=WEEKDAYS,
         guardians=person.guardians,
         guardian_choices=[p for p in guardian_choices if p not in person.guardians],
         wards=wards,
         names=names,
-        local_input=lambda value: local_input(value, zone),
+        local_input=lambda value: _local_input(value, zone),
     )
 
 
 def _back(person_id: str, anchor: str | None = None) -> Response:
     return redirect(url_for("web.person_page", pid=person_id, _anchor=anchor))
+
+
+def _attempt(action: Callable[[], str | None]) -> bool:
+    """Run one service action and commit; its message flashed, or the error's."""
+    try:
+        message = action()
+        db.session.commit()
+    except NotFound:
+        db.session.rollback()
+        raise
+    except DomainError as error:
+        db.session.rollback()
+        flash(_error_text(error), "error")
+        return False
+    if message:
+        flash(message, "info")
+    return True
 
 
 def _upload(name: str) -> bytes | None:
@@ -444,18 +509,27 @@ def _upload(name: str) -> bytes | None:
     return upload.read()
 
 
+def _flash_form_errors(errors: dict[str, list[str]]) -> None:
+    for field, texts in errors.items():
+        flash(
+            f"{field.replace('_', ' ')}: {' '.join(texts)}" if field else " ".join(texts), "error"
+        )
+
+
 @bp.post("/people/<pid>/status")
 @login_required
 def person_set_status(pid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     person = scope.get(Person, pid)
     try:
         status = PersonStatus(request.form.get("status", ""))
     except ValueError:
         abort(400)
-    attempt(
-        lambda: people.update_person(scope, person.id, {"status": status}),
-        f"{person.name} is now {status.value}.",
+    _attempt(
+        lambda: (
+            people.update_person(scope, person.id, {"status": status})
+            and f"{person.name} is now {status.value}."
+        )
     )
     return _back(person.id)
 
@@ -463,11 +537,13 @@ def person_set_status(pid: str) -> Response:
 @bp.post("/people/<pid>/move-out")
 @login_required
 def person_move_out(pid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     person = scope.get(Person, pid)
-    attempt(
-        lambda: people.move_out(scope, person.id),
-        f"{person.name} has moved out: faces erased, credentials disabled, leases ended.",
+    _attempt(
+        lambda: (
+            people.move_out(scope, person.id)
+            and f"{person.name} has moved out: faces erased, credentials disabled, leases ended."
+        )
     )
     return _back(person.id)
 
@@ -475,11 +551,13 @@ def person_move_out(pid: str) -> Response:
 @bp.post("/people/<pid>/consent")
 @login_required
 def person_record_consent(pid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     person = scope.get(Person, pid)
-    attempt(
-        lambda: people.record_consent(scope, person.id, people.FACE_PURPOSE),
-        "Consent to face recognition recorded.",
+    _attempt(
+        lambda: (
+            people.record_consent(scope, person.id, people.FACE_PURPOSE)
+            and "Consent to face recognition recorded."
+        )
     )
     return _back(person.id, "consent")
 
@@ -487,12 +565,14 @@ def person_record_consent(pid: str) -> Response:
 @bp.post("/people/<pid>/consent/withdraw")
 @login_required
 def person_withdraw_consent(pid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     person = scope.get(Person, pid)
-    attempt(
-        lambda: people.withdraw_consent(scope, person.id, people.FACE_PURPOSE),
-        lambda erased: f"Consent withdrawn; {_plural(erased, 'face photo')} erased.",
-    )
+
+    def withdraw() -> str:
+        erased = people.withdraw_consent(scope, person.id, people.FACE_PURPOSE)
+        return f"Consent withdrawn; {_plural(erased, 'face photo')} erased."
+
+    _attempt(withdraw)
     return _back(person.id, "consent")
 
 
@@ -516,7 +596,7 @@ def _enrol_photo(scope: Scope, person: Person, image: bytes) -> None:
                 "measurements": face_measurement_lines(error.extensions.get("measurements")),
             }
         else:
-            flash_error(f"Photo not stored: {error_text(error)}")
+            flash(f"Photo not stored: {_error_text(error)}", "error")
         return
     session[_FACE_RESULT] = {
         "person_id": person.id,
@@ -528,11 +608,11 @@ def _enrol_photo(scope: Scope, person: Person, image: bytes) -> None:
 @bp.post("/people/<pid>/faces")
 @login_required
 def person_upload_face(pid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     person = scope.get(Person, pid)
     image = _upload("photo")
     if image is None:
-        flash_error("Choose a photo to upload.")
+        flash("Choose a photo to upload.", "error")
     else:
         _enrol_photo(scope, person, image)
     return _back(person.id, "faces")
@@ -541,37 +621,38 @@ def person_upload_face(pid: str) -> Response:
 @bp.post("/faces/<fid>/delete")
 @login_required
 def person_delete_face(fid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     face = scope.get(FaceTemplate, fid)
     person_id = face.person_id
-    attempt(lambda: faces.delete_face(scope, face.id), "Face photo deleted.")
+    _attempt(lambda: faces.delete_face(scope, face.id) or "Face photo deleted.")
     return _back(person_id, "faces")
 
 
 @bp.post("/people/<pid>/id-check")
 @login_required
 def person_id_check(pid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     person = scope.get(Person, pid)
     id_photo, live_photo = _upload("id_photo"), _upload("live_photo")
     if id_photo is None or live_photo is None:
-        flash_error("Choose both photos: the ID card's chip photo and a live photo.")
+        flash("Choose both photos: the ID card's chip photo and a live photo.", "error")
         return _back(person.id, "id-check")
 
-    def verdict(result: IdCheck) -> str:
+    def check() -> str:
+        result = faces.id_check(scope, person.id, id_photo, live_photo)
         if result.distance is None:
             photo, _, reason = (result.reason or ":").partition(":")
             return (
                 f"No match: the {photo.replace('_', ' ')} cannot be used "
                 f"({face_reason_words(reason)})."
             )
-        words = "Match" if result.match else "No match"
+        verdict = "Match" if result.match else "No match"
         return (
-            f"{words}: distance {result.distance:.2f} (tolerance {result.tolerance:.2f}). "
+            f"{verdict}: distance {result.distance:.2f} (tolerance {result.tolerance:.2f}). "
             f"Status: {person.status.value}."
         )
 
-    attempt(lambda: faces.id_check(scope, person.id, id_photo, live_photo), verdict)
+    _attempt(check)
     return _back(person.id, "id-check")
 
 
@@ -581,7 +662,7 @@ def person_add_credential(pid: str, kind: str) -> Response:
     if kind not in _CREDENTIALS:
         abort(404)
     model, schema, key, normalise = _CREDENTIALS[kind]
-    scope = current_scope()
+    scope = _scope()
     person = scope.get(Person, pid)
     payload = {key: request.form.get(key, "").strip()}
     if model is Vehicle and request.form.get("color"):
@@ -589,14 +670,15 @@ def person_add_credential(pid: str, kind: str) -> Response:
     try:
         data = schema().load(payload)
     except ma.ValidationError as error:
-        flash_form_errors(flatten_messages(error.messages))
+        _flash_form_errors(flatten_messages(error.messages))
         return _back(person.id, "credentials")
 
-    def add() -> Any:
+    def add() -> str:
         data[key] = normalise(data[key])  # a plate is checked here: its error is flashed
-        return people.add_credential(scope, person.id, model, data)
+        people.add_credential(scope, person.id, model, data)
+        return f"{kind[:-1].capitalize()} {data[key]} added."
 
-    attempt(add, lambda _row: f"{kind[:-1].capitalize()} {data[key]} added.")
+    _attempt(add)
     return _back(person.id, "credentials")
 
 
@@ -606,15 +688,15 @@ def person_switch_credential(kind: str, crid: str) -> Response:
     if kind not in _CREDENTIALS:
         abort(404)
     model, _schema, key, _normalise = _CREDENTIALS[kind]
-    scope = current_scope()
+    scope = _scope()
     row = scope.get(model, crid)
     disabled = request.form.get("disabled") == "1"
-    attempt(
-        lambda: people.update_credential(scope, model, row.id, {"disabled": disabled}),
-        lambda changed: (
-            f"{kind[:-1].capitalize()} {getattr(changed, key)} "
+    _attempt(
+        lambda: (
+            people.update_credential(scope, model, row.id, {"disabled": disabled})
+            and f"{kind[:-1].capitalize()} {getattr(row, key)} "
             f"{'disabled' if disabled else 'enabled'}."
-        ),
+        )
     )
     return _back(row.person_id, "credentials")
 
@@ -622,56 +704,59 @@ def person_switch_credential(kind: str, crid: str) -> Response:
 @bp.post("/people/<pid>/leases")
 @login_required
 def person_new_lease(pid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     person = scope.get(Person, pid)
-    zone = zone_of(db.session.get(Community, person.community_id))
+    zone = _zone(db.session.get(Community, person.community_id))
     errors: dict[str, list[str]] = {}
     starts = read_local(request.form, "starts_at", zone, errors)
     ends = read_local(request.form, "ends_at", zone, errors)
     if not request.form.get("unit_id"):
-        add_error(errors, "unit", "Choose the unit.")
+        errors["unit"] = ["Choose the unit."]
     if errors:
-        flash_form_errors(errors)
+        _flash_form_errors(errors)
         return _back(person.id, "leases")
     data = {"unit_id": request.form["unit_id"], "starts_at": starts, "ends_at": ends}
-    attempt(lambda: people.create_lease(scope, person.id, data), "Lease added.")
+    _attempt(lambda: people.create_lease(scope, person.id, data) and "Lease added.")
     return _back(person.id, "leases")
 
 
 @bp.post("/leases/<lid>/end")
 @login_required
 def lease_end_now(lid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     lease = scope.get(Lease, lid)
-    attempt(lambda: people.update_lease(scope, lease.id, {"end_now": True}), "Lease ended now.")
+    _attempt(lambda: people.update_lease(scope, lease.id, {"end_now": True}) and "Lease ended now.")
     return _back(lease.person_id, "leases")
 
 
 @bp.post("/leases/<lid>/renew")
 @login_required
 def lease_renew(lid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     lease = scope.get(Lease, lid)
     community = db.session.get(Community, lease.community_id)
     errors: dict[str, list[str]] = {}
-    zone = zone_of(community)
-    ends = read_local(request.form, "ends_at", zone, errors)
+    ends = read_local(request.form, "ends_at", _zone(community), errors)
     if ends is None:
-        flash_form_errors(errors)
+        _flash_form_errors(errors)
         return _back(lease.person_id, "leases")
-    attempt(
-        lambda: people.update_lease(scope, lease.id, {"ends_at": ends}),
-        lambda changed: f"Lease now ends {local_input(changed.ends_at, zone).replace('T', ' ')}.",
-    )
+
+    def renew() -> str:
+        changed = people.update_lease(scope, lease.id, {"ends_at": ends})
+        return (
+            f"Lease now ends {_local_input(changed.ends_at, _zone(community)).replace('T', ' ')}."
+        )
+
+    _attempt(renew)
     return _back(lease.person_id, "leases")
 
 
 @bp.post("/worker-permits/<wid>")
 @login_required
 def worker_permit_edit(wid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     permit = scope.get(WorkerPermit, wid)
-    zone = zone_of(db.session.get(Community, permit.community_id))
+    zone = _zone(db.session.get(Community, permit.community_id))
     form = request.form
     errors: dict[str, list[str]] = {}
     payload: dict[str, Any] = {
@@ -680,7 +765,7 @@ def worker_permit_edit(wid: str) -> Response:
         "schedule": _schedule_from_form(form, "", errors),
     }
     if not payload["access_point_ids"]:
-        add_error(errors, "access points", "Choose at least one access point.")
+        errors["access points"] = ["Choose at least one access point."]
     for field in ("valid_from", "valid_until"):
         value = read_local(form, field, zone, errors)
         if value is not None:
@@ -691,25 +776,26 @@ def worker_permit_edit(wid: str) -> Response:
         except ma.ValidationError as error:
             errors = flatten_messages(error.messages)
     if errors:
-        flash_form_errors(errors)
+        _flash_form_errors(errors)
         return _back(permit.person_id, "permit")
-    attempt(lambda: people.update_permit(scope, permit.id, changes), "Permit saved.")
+    _attempt(lambda: people.update_permit(scope, permit.id, changes) and "Permit saved.")
     return _back(permit.person_id, "permit")
 
 
 @bp.post("/people/<pid>/guardians")
 @login_required
 def person_guardians(pid: str) -> Response:
-    scope = current_scope()
+    scope = _scope()
     person = scope.get(Person, pid)
     current = [g.id for g in person.guardians]
     if request.form.get("add"):
         wanted = [*current, request.form["add"]]
     else:
         wanted = [g for g in current if g != request.form.get("remove")]
-    attempt(
-        lambda: people.update_person(scope, person.id, {"guardian_ids": wanted}),
-        "Guardians saved.",
+    _attempt(
+        lambda: (
+            people.update_person(scope, person.id, {"guardian_ids": wanted}) and "Guardians saved."
+        )
     )
     return _back(person.id, "guardians")
 
@@ -724,18 +810,18 @@ def _enrolment_data(
     role = form.get("role", "")
     payload: dict[str, Any] = {"name": form.get("name", "").strip(), "role": role}
     if not payload["name"]:
-        add_error(errors, "name", "Enter the person's name.")
+        errors.setdefault("name", []).append("Enter the person's name.")
     if role not in set(PersonRole):
-        add_error(errors, "role", "Choose a role.")
+        errors.setdefault("role", []).append("Choose a role.")
     if role != PersonRole.WORKER and form.get("unit_id"):
         payload["unit_id"] = form["unit_id"]
     if form.get("phone", "").strip():
         payload["phone"] = form["phone"].strip()
     id_type, id_number = form.get("id_type", ""), form.get("id_number", "").strip()
     if id_number and not id_type:
-        add_error(errors, "id_type", "Choose the document type.")
+        errors.setdefault("id_type", []).append("Choose the document type.")
     elif id_type and not id_number:
-        add_error(errors, "id_number", "Enter the number, or choose no document.")
+        errors.setdefault("id_number", []).append("Enter the number, or choose no document.")
     elif id_type:
         payload["id_document"] = {"type": id_type, "number": id_number}
     payload["lives_alone"] = "lives_alone" in form
@@ -754,7 +840,9 @@ def _enrolment_data(
             "schedule": _schedule_from_form(form, "worker_", errors),
         }
         if not worker["access_point_ids"]:
-            add_error(errors, "worker_access_point_ids", "Choose at least one access point.")
+            errors.setdefault("worker_access_point_ids", []).append(
+                "Choose at least one access point."
+            )
         for key in ("valid_from", "valid_until"):
             value = read_local(form, f"worker_{key}", zone, errors)
             if value is not None:
@@ -763,15 +851,20 @@ def _enrolment_data(
     try:
         return PersonSchema().load(payload)
     except ma.ValidationError as error:
-        merge_errors(errors, error.messages, _form_field, _FRIENDLY)
+        _merge_errors(errors, error.messages)
         return None
 
 
-def _form_field(key: str) -> str:
-    """The enrolment form's input for a schema or service message key."""
-    if key.startswith("worker.schedule"):
-        return "worker_schedule"
-    return _FORM_FIELD.get(key) or "form"
+def _merge_errors(errors: dict[str, list[str]], messages: Any) -> None:
+    """Schema or service messages onto the form's inputs, unless an input has its own already."""
+    for key, texts in flatten_messages(messages).items():
+        field = "worker_schedule" if key.startswith("worker.schedule") else _FORM_FIELD.get(key)
+        field = field or "form"
+        if field in errors and field != "form":
+            continue
+        errors.setdefault(field, []).extend(
+            [_FRIENDLY[field]] if field in _FRIENDLY else [t for t in texts if t]
+        )
 
 
 def _enrol_page(
@@ -785,7 +878,7 @@ def _enrol_page(
         labels=FIELD_LABELS,
         roles=list(PersonRole),
         buildings=_buildings_with_units(scope, community),
-        access_points=access_points_of(scope, community.id),
+        access_points=_access_points(scope, community.id),
         worker_tags=list(WorkerTag),
         documents=DOCUMENT_LABELS,
         weekdays=WEEKDAYS,
@@ -801,7 +894,7 @@ def person_enrol(cid: str) -> Any:
         return _enrol_page(community, scope, MultiDict({"role": "resident"}), {})
     form = request.form
     errors: dict[str, list[str]] = {}
-    data = _enrolment_data(form, zone_of(community), errors)
+    data = _enrolment_data(form, _zone(community), errors)
     consent = "face_consent" in form
     person = None
     if data is not None and not errors:
@@ -813,20 +906,16 @@ def person_enrol(cid: str) -> Any:
         except DomainError as error:
             db.session.rollback()  # nothing half-stored
             person = None
-            merge_errors(
-                errors,
-                error.extensions.get("errors") or {"": [error.detail]},
-                _form_field,
-                _FRIENDLY,
-            )
+            _merge_errors(errors, error.extensions.get("errors") or {"": [error.detail]})
     if person is None:
         return _enrol_page(community, scope, form, errors or {"form": ["Check the form."]}), 422
-    flash_ok(f"{person.name} enrolled.")
+    flash(f"{person.name} enrolled.", "info")
     photo = _upload("photo")
     if photo is not None and consent:
         _enrol_photo(scope, person, photo)
     elif photo is not None:
-        flash_error(
-            "The photo was not stored: the person's consent to face recognition was not recorded."
+        flash(
+            "The photo was not stored: the person's consent to face recognition was not recorded.",
+            "error",
         )
     return redirect(url_for("web.person_page", pid=person.id))

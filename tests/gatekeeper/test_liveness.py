@@ -3,7 +3,7 @@
 The landmarks come from the real photos (face_recognition 1.3.0's test images, fetched by
 ``python -m tests.fetch_test_data``), found by the face engine and dlib's 68-point model, then
 placed where a face at the test's distance appears in a 1280x720 door frame. The depth maps are
-rendered by :mod:`tests.support.depthmaps` (docs/liveness.md describes the model) with small seeds;
+rendered by :mod:`gatekeeper.depthmaps` (docs/liveness.md describes the model) with small seeds;
 ``bench/liveness_errors.py`` measures the error rates with other seeds.
 """
 
@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gatekeeper import faces, liveness
+from gatekeeper import depthmaps, faces, liveness
+from gatekeeper.depthmaps import BendAxis, Scene
 from gatekeeper.liveness import (
     DepthError,
     DepthProblem,
@@ -33,8 +34,6 @@ from gatekeeper.liveness import (
     load_depth,
 )
 from tests.fetch_test_data import test_image as photo_path
-from tests.support import depthmaps
-from tests.support.depthmaps import BendAxis, Scene
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
@@ -364,9 +363,9 @@ def test_a_face_outside_the_depth_map_is_too_few_pixels(
 ) -> None:
     scene = door_scene(photo_landmarks["obama.jpg"], 600)
     depth = depthmaps.live_face(scene, 600, np.random.default_rng(0))
-    gone = depthmaps.transformed(scene.landmarks, 1.0, 2000.0, 0.0)
+    gone = scene.landmarks.transformed(1.0, 2000.0, 0.0)
     assert_not_live(check_depth(depth, FRAME, gone), {LivenessReason.TOO_FEW_DEPTH_PIXELS})
-    tiny = depthmaps.transformed(scene.landmarks, 0.01, 600.0, 300.0)
+    tiny = scene.landmarks.transformed(0.01, 600.0, 300.0)
     assert_not_live(check_depth(depth, FRAME, tiny), {LivenessReason.TOO_FEW_DEPTH_PIXELS})
 
 
@@ -461,7 +460,7 @@ def test_landmarks_need_68_points() -> None:
 
 def test_importing_the_modules_loads_no_model() -> None:
     code = (
-        "import sys, gatekeeper.liveness, tests.support.depthmaps; "
+        "import sys, gatekeeper.liveness, gatekeeper.depthmaps; "
         "print('dlib' in sys.modules, 'face_recognition_models' in sys.modules)"
     )
     output = subprocess.run(

@@ -1,7 +1,7 @@
 """Command-line entry points (``flask --app server COMMAND``).
 
 ``seed``, ``create-user``, ``worker``, ``broker-files`` (server/devices/broker_sync.py),
-``demo-fleet`` and ``enrol-csv`` (server/cli/bulk.py). Errors are one-line messages with a
+``demo-fleet`` and ``enrol-csv`` (server/people/bulk.py). Errors are one-line messages with a
 non-zero exit status, never tracebacks.
 """
 
@@ -19,7 +19,7 @@ from server.devices import broker_sync
 from server.extensions import db
 from server.models import User, UserRole
 
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
+SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 
 
 def init_app(app: Flask) -> None:
@@ -50,7 +50,7 @@ _seed_file_option = click.option(
 @_seed_file_option
 def seed(seed_file: Path) -> None:
     """Load the demo community (safe to run again: existing rows are kept)."""
-    from server.cli.seeding import SeedError, load_seed
+    from server.seeding import SeedError, load_seed
 
     if current_app.config["SETTINGS"].is_production:
         _fail("refusing to load demo data with GK_ENV=production")
@@ -158,8 +158,8 @@ def demo_fleet(out: Path, seed_file: Path) -> None:
     import json
     import os
 
-    from server.cli.seeding import SeedError
-    from server.cli.seeding import demo_fleet as fleet_of
+    from server.seeding import SeedError
+    from server.seeding import demo_fleet as fleet_of
 
     try:
         fleet = fleet_of(seed_file)
@@ -197,13 +197,13 @@ def enrol_csv(community_id: str, photos_dir: Path | None, consent: bool, csv_fil
     Columns: name,role,building,unit,phone,id_type,id_number,lease_start,lease_end,photo
     Lease times are local to the community: 2026-12-01T09:00, or a date (as lease_end,
     a date is the lease's last day). Photos are stored only with --consent.
-    More in server/cli/bulk.py.
+    More in server/people/bulk.py.
 
     Exit status: 0 every row enrolled; 1 some rows failed (each listed with its line and
     why; the others are stored); 2 unusable input (no such file, community or column).
     """
-    from server.cli.bulk import BulkEnrolment, UnusableInput, read_csv
     from server.core.scope import Scope
+    from server.people.bulk import BulkEnrolment, UnusableInput, read_csv
 
     # The command line acts as an administrator; this account is never stored.
     system = User(username="cli", role=UserRole.ADMIN, password_hash="!")  # noqa: S106

@@ -20,13 +20,12 @@ from server.alerts import channels as alert_channels
 from server.alerts import rules as alert_rules
 from server.alerts import service as alerts
 from server.core import messaging
-from server.devices import commands
+from server.devices import commands, ingest
 from server.extensions import db
 from server.models import ServiceHeartbeat, utcnow
 from server.passes import keys as passkeys
 from server.passes import keyset
 from server.people import service as people
-from server.worker import ingest
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -57,7 +57,6 @@ from enum import StrEnum
 import numpy as np
 from PIL import Image
 
-from gatekeeper.faces import FaceBox
 from gatekeeper.liveness import (
     CHIN,
     EYE_OUTER_LEFT,
@@ -98,20 +97,6 @@ class Scene:
     depth_size: tuple[int, int]
 
 
-def transformed(landmarks: Landmarks, scale: float, dx: float, dy: float) -> Landmarks:
-    """The landmarks (and box) scaled about the origin, then shifted: a resized, moved face."""
-    points = tuple((x * scale + dx, y * scale + dy) for x, y in landmarks.points)
-    box = None
-    if landmarks.box is not None:
-        box = FaceBox(
-            left=round(landmarks.box.left * scale + dx),
-            top=round(landmarks.box.top * scale + dy),
-            right=round(landmarks.box.right * scale + dx),
-            bottom=round(landmarks.box.bottom * scale + dy),
-        )
-    return Landmarks(points=points, box=box)
-
-
 def place_face(
     landmarks: Landmarks,
     distance_mm: float,
@@ -131,8 +116,8 @@ def place_face(
     eye_px = float(np.linalg.norm(points[EYE_OUTER_RIGHT] - points[EYE_OUTER_LEFT]))
     scale = focal * eye_width_mm / distance_mm / eye_px
     nose = points[NOSE_TIP] * scale
-    return transformed(
-        landmarks, scale, centre[0] * frame_size[0] - nose[0], centre[1] * frame_size[1] - nose[1]
+    return landmarks.transformed(
+        scale, centre[0] * frame_size[0] - nose[0], centre[1] * frame_size[1] - nose[1]
     )
 
 
