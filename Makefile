@@ -1,6 +1,7 @@
 # One command each, on a fresh Debian or Ubuntu machine:
 #   make run   set up, migrate, load the demo community, start broker + web + worker
-#   make test  set up, lint, check imports, run the tests on SQLite and on PostgreSQL
+#   make test  set up, lint, check imports, run the tests on SQLite, on PostgreSQL, and on
+#              SQLite again under faketime, years ahead
 #
 # Set-up installs missing system packages with apt-get (through sudo when not root)
 # and builds .venv; pip runs again only when setup.cfg or pyproject.toml change.
@@ -21,8 +22,16 @@ export FLASK_APP := server
 # port 1883 the launcher takes a free port); libopenblas-dev, cmake and a compiler:
 # dlib is built from source; python3-dev, python3-venv: the virtual environment.
 RUN_PACKAGES ?= libzbar0 mosquitto libopenblas-dev cmake build-essential python3-dev python3-venv
-# Browser tests drive Chromium; PostgreSQL's server binaries run a throwaway cluster.
-TEST_PACKAGES ?= chromium chromium-driver postgresql
+# Browser tests drive Chromium (with a CJK font, so screenshots show characters);
+# PostgreSQL's server binaries run a throwaway cluster; faketime runs the suite years ahead.
+TEST_PACKAGES ?= chromium chromium-driver fonts-noto-cjk postgresql faketime
+# The third run's clock: years ahead, the last seconds before a leap day. A test that mixes
+# the real date with fixed instants fails here long before the calendar gets there.
+# Only the wall clock is moved (DONT_FAKE_MONOTONIC): timeouts and waits keep real time,
+# and tests/support/faketime/sitecustomize.py (on PYTHONPATH) makes time.sleep work there.
+# The daemons the tests start (Mosquitto, PostgreSQL, Chromium) run on the real clock; the
+# browser's pages get the faked time from Playwright's clock (tests/support/clock.py).
+FAKETIME_AT ?= 2029-02-28 23:59:30
 
 .PHONY: run test system-packages
 
@@ -40,6 +49,8 @@ test: system-packages $(STAMP)
 	if [ -f tests/fetch_test_data.py ]; then $(BIN)/python -m tests.fetch_test_data; fi
 	GK_TEST_DATABASE=sqlite $(BIN)/python -m pytest
 	GK_TEST_DATABASE=postgresql $(BIN)/python -m pytest
+	faketime '$(FAKETIME_AT)' env DONT_FAKE_MONOTONIC=1 \
+	  PYTHONPATH=$(CURDIR)/tests/support/faketime GK_TEST_DATABASE=sqlite $(BIN)/python -m pytest
 
 # Installs only what dpkg says is missing; a machine that has everything does nothing.
 system-packages:

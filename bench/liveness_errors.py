@@ -1,6 +1,6 @@
 """Error rates and speed of the depth liveness check on synthetic depth maps.
 
-Generates live heads and attacks with :mod:`gatekeeper.depthmaps` under the landmarks of the real
+Generates live heads and attacks with :mod:`tests.support.depthmaps` under the landmarks of the real
 test photos (placed in a 1280x720 door frame at 300-1200 mm; depth maps of 640x360 or 320x180),
 with seeds the tests never use, and prints:
 
@@ -26,10 +26,11 @@ import numpy as np
 from PIL import Image
 
 from bench.stats import percentile
-from gatekeeper import depthmaps, faces, liveness
-from gatekeeper.depthmaps import BendAxis, Scene
+from gatekeeper import faces, liveness
 from gatekeeper.liveness import Landmarks, LivenessResult
 from tests.fetch_test_data import test_image as photo_path
+from tests.support import depthmaps
+from tests.support.depthmaps import BendAxis, Scene
 
 PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 FRAME = (1280, 720)

@@ -34,9 +34,8 @@ from sqlalchemy import insert
 
 from bench.harness import add_device, bench_app, bench_community, line, multipart
 from bench.stats import percentile
-from gatekeeper import depthmaps, faces, liveness
+from gatekeeper import faces, liveness
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
-from server.access.galleries import galleries, record_change
 from server.core import crypto
 from server.extensions import db
 from server.models import (
@@ -47,7 +46,9 @@ from server.models import (
     Person,
     Unit,
 )
+from server.people.galleries import galleries, record_change
 from tests.fetch_test_data import test_image as photo_path
+from tests.support import depthmaps
 from tests.support.live_server import LiveServer
 
 PROBES = ("obama2.jpg", "obama3.jpg")

@@ -636,14 +636,6 @@ def face_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(_as_template(a, "a") - _as_template(b, "b")))
 
 
-def face_distances(templates: np.ndarray, probe: np.ndarray) -> np.ndarray:
-    """Distances from ``probe`` to each row of an ``N x 128`` matrix, as float32."""
-    matrix = np.asarray(templates, dtype=np.float32)
-    if matrix.ndim != 2 or matrix.shape[1] != TEMPLATE_SIZE:
-        raise TemplateError(f"templates must have shape (N, {TEMPLATE_SIZE}), not {matrix.shape}")
-    return np.linalg.norm(matrix - _as_template(probe, "probe"), axis=1)
-
-
 def template_to_bytes(template: np.ndarray) -> bytes:
     """Serialise a template as 128 little-endian float32 (512 bytes) for encrypted storage."""
     return _as_template(template).astype("<f4").tobytes()

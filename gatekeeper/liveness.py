@@ -18,13 +18,14 @@ a tilted plane, and none of them has a nose standing out of the surface around i
 - :func:`assess_depth` does all three from the PNG bytes, the RGB frame and the face box.
 
 docs/liveness.md explains the geometry, every threshold, the synthetic depth model
-(:mod:`gatekeeper.depthmaps`) used to test it, and the measured error rates.
+(``tests/support/depthmaps.py``) used to test it, and the measured error rates.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import struct
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -201,19 +202,6 @@ class Landmarks:
         """The points as a ``68 x 2`` float64 array."""
         return np.asarray(self.points, dtype=np.float64)
 
-    def transformed(self, scale: float, dx: float, dy: float) -> Landmarks:
-        """The landmarks (and box) scaled about the origin, then shifted: a resized, moved face."""
-        points = tuple((x * scale + dx, y * scale + dy) for x, y in self.points)
-        box = None
-        if self.box is not None:
-            box = FaceBox(
-                left=round(self.box.left * scale + dx),
-                top=round(self.box.top * scale + dy),
-                right=round(self.box.right * scale + dx),
-                bottom=round(self.box.bottom * scale + dy),
-            )
-        return Landmarks(points=points, box=box)
-
 
 @dataclass(frozen=True, eq=False)
 class LivenessResult:
@@ -301,6 +289,7 @@ def load_depth(
                 f"PNG mode {image.mode}; a 16-bit single-channel (grayscale) PNG is needed",
             )
         _check_aspect(width, height, expected_aspect, aspect_tolerance)
+        _check_complete(png_bytes)
         try:
             image.load()
             values = np.asarray(image)
@@ -311,6 +300,24 @@ def load_depth(
     if values.dtype != np.uint16:
         values = np.clip(values, 0, 65535).astype(np.uint16)
     return np.ascontiguousarray(values)
+
+
+def _check_complete(png_bytes: bytes) -> None:
+    """Refuse a PNG whose chunks do not run whole from the signature to ``IEND``.
+
+    Pillow pads a cut file with zeros instead of failing once any library in the process has
+    set ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` (``face_recognition`` does, on import), so
+    the structure is checked here, without that global: a cut map must never read as a face.
+    """
+    offset = 8  # after the signature
+    while offset + 8 <= len(png_bytes):
+        length, kind = struct.unpack_from(">I4s", png_bytes, offset)
+        offset += 12 + length  # length, type, data, CRC
+        if offset > len(png_bytes):
+            break
+        if kind == b"IEND":
+            return
+    raise DepthError(DepthProblem.UNREADABLE, "the depth map is cut short (no complete IEND)")
 
 
 def _check_aspect(width: int, height: int, expected_aspect: float, tolerance: float) -> None:

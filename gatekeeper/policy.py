@@ -4,6 +4,8 @@ One function, :func:`decide_access`, takes plain values the server fills from it
 database and returns an :class:`AccessDecision`: grant or deny, the reason code of
 docs/protocol.md section 3, and the name of the rule that decided. ``docs/policy.md``
 describes the rules, their order and every reason; this module is the truth.
+Visitor passes have their own: :func:`decide_pass` at a door, and :func:`pass_status`,
+the one rule for whether a pass is usable at an instant (what pages and lists show).
 
 Every window in here is half-open, ``[from, until)``: it includes its first instant
 and excludes its last, so a lease ending at 00:00 denies at 00:00:00 exactly.
@@ -22,6 +24,7 @@ from gatekeeper.vocabulary import (
     AccessPointKind,
     CredentialType,
     Decision,
+    PassStatus,
     PersonRole,
     PersonStatus,
     Reason,
@@ -468,6 +471,39 @@ def decide_access(subject: Subject, point: AccessPointView, at: datetime) -> Acc
     )
 
 
+def pass_window(valid_from: datetime, valid_until: datetime, at: datetime) -> PassStatus:
+    """Where ``at`` falls in a pass's window ``[valid_from, valid_until)``: ``UPCOMING``
+    before it, ``EXPIRED`` from its end on, ``ACTIVE`` within."""
+    if at < valid_from:
+        return PassStatus.UPCOMING
+    if at >= valid_until:
+        return PassStatus.EXPIRED
+    return PassStatus.ACTIVE
+
+
+def pass_status(
+    *,
+    revoked: bool,
+    uses: int,
+    max_uses: int,
+    valid_from: datetime,
+    valid_until: datetime,
+    at: datetime,
+) -> PassStatus:
+    """Whether a visitor pass is usable at ``at``: the one rule behind every pass status.
+
+    In order: revoked; no uses left (``USED``); then the window (``pass_window``). Only
+    ``ACTIVE`` opens a door now (``decide_pass`` adds the issuer, the door list and the
+    point's schedule). ``server.passes.service.status_condition`` is its SQL mirror.
+    """
+    require_aware(at, "at")
+    if revoked:
+        return PassStatus.REVOKED
+    if uses >= max_uses:
+        return PassStatus.USED
+    return pass_window(valid_from, valid_until, at)
+
+
 @dataclass(frozen=True, slots=True)
 class PassView:
     """A visitor pass as the policy needs it.
@@ -491,6 +527,17 @@ class PassView:
         require_aware(self.valid_from, "pass valid_from")
         require_aware(self.valid_until, "pass valid_until")
 
+    def status(self, at: datetime) -> PassStatus:
+        """``pass_status`` of this pass at ``at`` (the issuer is ``decide_pass``'s)."""
+        return pass_status(
+            revoked=self.revoked,
+            uses=self.uses,
+            max_uses=self.max_uses,
+            valid_from=self.valid_from,
+            valid_until=self.valid_until,
+            at=at,
+        )
+
 
 def _issuer_gone(issuer: Subject, at: datetime) -> str | None:
     """Why the issuer no longer gives guests access, or ``None`` while they do."""
@@ -513,22 +560,28 @@ def decide_pass(visitor_pass: PassView, point: AccessPointView, at: datetime) ->
     In order: revoked; the issuer gone (moved out, lease over); the window (not yet valid
     reads ``pass_invalid``, after it ``pass_expired``); the point not on the pass; no uses
     left; the point's own schedule. Counting the use is the caller's (atomic) job.
+
+    The pass's own state comes from ``PassView.status`` and ``pass_window`` (the rule
+    ``status_of`` shows), read in this order: the window before the uses, so a spent pass
+    that has also ended reads ``pass_expired``.
     """
     require_aware(at, "at")
     clock = _Clock(at, zone_info(point.time_zone))
-    if visitor_pass.revoked:
+    status = visitor_pass.status(at)
+    if status is PassStatus.REVOKED:
         return _deny(Reason.PASS_REVOKED, Rule.PASS_REVOKED, "the pass was revoked")
     if visitor_pass.issuer is not None:
         gone = _issuer_gone(visitor_pass.issuer, at)
         if gone is not None:
             return _deny(Reason.PASS_REVOKED, Rule.PASS_ISSUER_GONE, gone)
-    if at < visitor_pass.valid_from:
+    window = pass_window(visitor_pass.valid_from, visitor_pass.valid_until, at)
+    if window is PassStatus.UPCOMING:
         return _deny(
             Reason.PASS_INVALID,
             Rule.PASS_NOT_YET_VALID,
             f"the pass is valid from {clock.local(visitor_pass.valid_from)}",
         )
-    if at >= visitor_pass.valid_until:
+    if window is PassStatus.EXPIRED:
         return _deny(
             Reason.PASS_EXPIRED,
             Rule.PASS_EXPIRED,
@@ -538,7 +591,7 @@ def decide_pass(visitor_pass: PassView, point: AccessPointView, at: datetime) ->
         return _deny(
             Reason.NOT_AUTHORIZED_HERE, Rule.PASS_NOT_LISTED, "this door is not on the pass"
         )
-    if visitor_pass.uses >= visitor_pass.max_uses:
+    if status is PassStatus.USED:  # not revoked, within the window: only the uses left
         return _deny(
             Reason.PASS_USED_UP,
             Rule.PASS_USED_UP,

@@ -99,6 +99,16 @@ class Reason(StrEnum):
     WATCHLIST = "watchlist"
 
 
+class PassStatus(StrEnum):
+    """Where a visitor pass stands at an instant (derived, never stored: ``policy.pass_status``)."""
+
+    UPCOMING = "upcoming"
+    ACTIVE = "active"
+    USED = "used"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
 class AlertType(StrEnum):
     STRANGER = "stranger"
     WATCHLIST_HIT = "watchlist_hit"

@@ -43,6 +43,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from server.api import init_app as init_api
     from server.core import auth, messaging, problems
     from server.extensions import csrf, db, limiter, login_manager, migrate
+    from server.passes import keyset
 
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, compare_type=True)
@@ -55,6 +56,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     web.init_app(app)
     problems.init_app(app)
     cli.init_app(app)
+    keyset.init_app(app)
     return app
 
 

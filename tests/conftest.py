@@ -2,12 +2,15 @@
 
 The schema is built by running the migrations, once per session; every test then
 starts from empty tables.
+
+Every test gets exactly one of the markers ``unit``, ``integration``, ``browser`` and ``e2e``
+(setup.cfg), from the fixtures and helpers it uses (:func:`test_kind`), so
+``pytest -m unit`` runs the tests that need no app, no database and no network.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,18 +19,19 @@ import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
-from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import text
 
 from server import create_app
 from server.alerts.stream import stop_broadcaster
 from server.core.messaging import OutgoingMessage, Publisher
 from server.extensions import db, limiter
+from tests.support.api import WorldIds, build_world
 from tests.support.live_server import LiveServer
 from tests.support.postgres import PostgresCluster
 
-# broker, worker and http_server for the end-to-end tests over Mosquitto.
-pytest_plugins = ["tests.support.e2e_fixtures"]
+# broker, worker and http_server for the end-to-end tests over Mosquitto; browser (Chromium,
+# Playwright imported only when a browser test runs).
+pytest_plugins = ["tests.support.e2e_fixtures", "tests.support.browser"]
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -135,6 +139,13 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@pytest.fixture
+def world(app: Flask) -> WorldIds:
+    """``factories.world()`` (communities A and B, their structure and accounts), committed;
+    the rows' ids. Requests then run with no application context pushed."""
+    return build_world(app)
+
+
 # MQTT ------------------------------------------------------------------------------------------
 
 
@@ -157,38 +168,6 @@ def published(app: Flask) -> Iterator[list[OutgoingMessage]]:
     app.extensions.pop("mqtt_publisher", None)
 
 
-# Browser ---------------------------------------------------------------------------------------
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        raise RuntimeError(
-            "Debian's chromium is missing: apt-get install chromium "
-            "chromium-driver (make test installs it)"
-        )
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven by Playwright (its own download is not used)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[LiveServer]:
     """The test app over real HTTP on a loopback port."""
@@ -196,3 +175,81 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
     server.start()
     yield server
     server.stop()
+
+
+# Markers ---------------------------------------------------------------------------------------
+
+KINDS = ("unit", "integration", "browser", "e2e")
+BROWSER_FIXTURES = frozenset({"browser"})
+# A real Mosquitto, worker or HTTP server (tests.support.e2e_fixtures, tests/hardware/conftest.py).
+E2E_FIXTURES = frozenset(
+    {"broker", "worker", "http_server", "live_server", "live_app", "mosquitto"}
+)
+INTEGRATION_FIXTURES = frozenset(
+    {"app", "client", "ctx", "published", "world", "database_url", "new_database", "postgres"}
+)
+# Helpers a test may call itself instead of using a fixture: the modules that start the real
+# broker, worker or server, and the app factory.
+E2E_MODULES = frozenset(
+    {"tests.support.e2e", "tests.support.mosquitto", "tests.support.live_server"}
+)
+E2E_HELPERS = frozenset(
+    {"Broker", "LiveServer", "mqtt_app", "running_broker", "running_worker", "serving"}
+)
+
+
+def _names(function: object, names: frozenset[str], modules: frozenset[str] | None) -> bool:
+    """Whether ``function``'s code names one of ``names`` (defined in ``modules`` when given)."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return False
+    for name in set(code.co_names) & names:
+        found = function.__globals__.get(name)
+        if found is not None and (modules is None or getattr(found, "__module__", "") in modules):
+            return True
+    return False
+
+
+def _calls(item: pytest.Item, names: frozenset[str], modules: frozenset[str] | None = None) -> bool:
+    """Whether the test function, or a fixture it uses, names one of ``names`` itself (a
+    module's own fixture may start a broker with ``running_broker`` rather than ``broker``)."""
+    functions = [getattr(item, "function", None)]
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    if fixture_info is not None:
+        for definitions in fixture_info.name2fixturedefs.values():
+            functions.extend(definition.func for definition in definitions)
+    return any(_names(function, names, modules) for function in functions)
+
+
+def test_kind(item: pytest.Item) -> str:
+    """``browser``, ``e2e``, ``integration`` or ``unit``: the first whose resources it uses."""
+    used = set(getattr(item, "fixturenames", ()))
+    if used & BROWSER_FIXTURES:
+        return "browser"
+    if used & E2E_FIXTURES or _calls(item, E2E_HELPERS, E2E_MODULES):
+        return "e2e"
+    if used & INTEGRATION_FIXTURES or _calls(item, frozenset({"create_app"})):
+        return "integration"
+    return "unit"
+
+
+test_kind.__test__ = False  # a helper, not a test
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its kind, unless it names one itself; exactly one each."""
+    wrong = []
+    for item in items:
+        if not any(item.get_closest_marker(kind) for kind in KINDS):
+            item.add_marker(test_kind(item))
+        kinds = [kind for kind in KINDS if item.get_closest_marker(kind)]
+        if len(kinds) != 1:
+            wrong.append(f"{item.nodeid}: {kinds or 'none'}")
+    if wrong:
+        raise pytest.UsageError(
+            "every test needs exactly one of the markers "
+            + ", ".join(KINDS)
+            + ":\n  "
+            + "\n  ".join(wrong)
+        )

@@ -1,24 +1,44 @@
 """Test data with sensible defaults, written straight to the database.
 
-Use inside an application context (the ``ctx`` fixture); every helper commits.
+Use inside an application context (the ``ctx`` fixture); every helper commits. Rows are
+passed as rows or, where a test holds only ids (``tests.support.api.WorldIds``), as ids;
+the defaults are overridden by keyword.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from flask.testing import FlaskClient
 
-from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
+from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from server.core.auth import hash_password
 from server.devices.service import set_secret
 from server.extensions import db
-from server.models import AccessPoint, Building, Community, Device, Unit, User, UserRole
+from server.models import (
+    AccessPoint,
+    Building,
+    Card,
+    Community,
+    Device,
+    Lease,
+    Membership,
+    Person,
+    Unit,
+    User,
+    UserRole,
+    Vehicle,
+    VisitorPass,
+    utcnow,
+)
 
 PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)
+_Row = TypeVar("_Row")
 
 
 def _n() -> int:
@@ -29,6 +49,20 @@ def _save(row: Any) -> Any:
     db.session.add(row)
     db.session.commit()
     return row
+
+
+def _id(row: Any) -> str:
+    """The id of a row, or the id itself (tests often hold only ids, e.g. ``WorldIds``)."""
+    return row if isinstance(row, str) else row.id
+
+
+def _row(model: type[_Row], row: _Row | str) -> _Row:
+    """The row itself, or the row of ``model`` with that id."""
+    if isinstance(row, model):
+        return row
+    found = db.session.get(model, row)
+    assert found is not None, f"no {model.__name__} {row!r}"
+    return found
 
 
 def community(name: str | None = None, **values: Any) -> Community:
@@ -97,6 +131,101 @@ def user(
     if unit_of is not None:
         row.unit_id = unit_of.id
     return _save(row)
+
+
+def person(of: Community | str, name: str | None = None, **values: Any) -> Person:
+    """A person of community ``of`` (no membership: add one with :func:`membership`)."""
+    return _save(Person(community_id=_id(of), name=name or f"Person {_n()}", **values))
+
+
+def membership(
+    of: Person | str,
+    role: PersonRole = PersonRole.RESIDENT,
+    *,
+    unit_of: Unit | str | None = None,
+    **values: Any,
+) -> Membership:
+    """``of``'s membership of its community in ``role``, of ``unit_of`` when given."""
+    who = _row(Person, of)
+    return _save(
+        Membership(
+            community_id=who.community_id,
+            person_id=who.id,
+            unit_id=_id(unit_of) if unit_of is not None else None,
+            role=role,
+            **values,
+        )
+    )
+
+
+def lease(
+    of: Person | str,
+    unit_of: Unit | str,
+    *,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    **values: Any,
+) -> Lease:
+    """``of`` rents ``unit_of``: from a day ago to 30 days ahead unless told otherwise."""
+    who = _row(Person, of)
+    now = utcnow()
+    return _save(
+        Lease(
+            community_id=who.community_id,
+            person_id=who.id,
+            unit_id=_id(unit_of),
+            starts_at=starts_at or now - timedelta(days=1),
+            ends_at=ends_at or now + timedelta(days=30),
+            **values,
+        )
+    )
+
+
+def card(of: Person | str, uid: str | None = None, **values: Any) -> Card:
+    """An IC card of ``of`` (``uid``: upper-case hex)."""
+    who = _row(Person, of)
+    return _save(
+        Card(community_id=who.community_id, person_id=who.id, uid=uid or f"04{_n():06X}", **values)
+    )
+
+
+def vehicle(of: Person | str, plate: str | None = None, **values: Any) -> Vehicle:
+    """A registered car of ``of`` (``plate``: normalised, e.g. ``浙A12345``)."""
+    who = _row(Person, of)
+    return _save(
+        Vehicle(
+            community_id=who.community_id,
+            person_id=who.id,
+            plate=plate or f"浙A{_n() % 100_000:05d}",
+            **values,
+        )
+    )
+
+
+def visitor_pass(
+    unit_of: Unit | str,
+    *,
+    access_points: Iterable[AccessPoint | str] = (),
+    guest_name: str = "访客",
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    **values: Any,
+) -> VisitorPass:
+    """A visitor pass of ``unit_of`` for ``access_points``: from an hour ago to an hour ahead,
+    one use, unless told otherwise."""
+    home = _row(Unit, unit_of)
+    now = utcnow()
+    return _save(
+        VisitorPass(
+            community_id=home.community_id,
+            unit_id=home.id,
+            guest_name=guest_name,
+            valid_from=valid_from or now - timedelta(hours=1),
+            valid_until=valid_until or now + timedelta(hours=1),
+            access_points=[_row(AccessPoint, point) for point in access_points],
+            **values,
+        )
+    )
 
 
 @dataclass

@@ -1,9 +1,12 @@
 """The verify path shared by every credential: subject -> policy -> event -> open command.
 
-Each credential endpoint finds who is presenting (or no one), then calls ``decide``
-here, which asks ``gatekeeper.policy`` at this instant, stores the access event,
-queues ``open`` for the requesting device on a grant (published after the commit),
-and returns the decision body of docs/protocol.md section 3.
+A request at a door is served for a ``Door``: the requesting device with its access point
+and community, read once per request (``server.api.verify`` builds it before the view).
+Each credential side (``server.access.card``, ``face``, ``qr``, ``plate``) finds who is
+presenting (or no one) and calls ``decide`` here, which asks ``gatekeeper.policy`` at this
+instant, stores the access event, queues ``open`` for the requesting device on a grant
+(published after the commit), and returns a ``Verdict``: the stored event, the decision,
+and the body of docs/protocol.md section 3 that the door gets.
 """
 
 from __future__ import annotations
@@ -45,6 +48,42 @@ _SUBJECT_KIND = {
     PersonRole.TENANT: "tenant",
     PersonRole.WORKER: "worker",
 }
+
+
+@dataclass(frozen=True)
+class Door:
+    """The device a request comes from, with its access point and community."""
+
+    device: Device
+    point: AccessPoint
+    community: Community
+
+    @classmethod
+    def of(cls, device: Device) -> Door:
+        """The door of ``device``, which serves an access point (the caller checked)."""
+        return cls(
+            device=device,
+            point=db.session.get(AccessPoint, device.access_point_id),
+            community=db.session.get(Community, device.community_id),
+        )
+
+    @property
+    def view(self) -> policy.AccessPointView:
+        """The access point as the policy needs it."""
+        return point_view(self.point, self.community)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What ``decide`` made of a presentation at a door."""
+
+    event: AccessEvent  # stored (flushed), not yet committed
+    decision: policy.AccessDecision
+    body: dict[str, Any]  # the answer the door gets (docs/protocol.md section 3)
+
+    @property
+    def granted(self) -> bool:
+        return self.decision.granted
 
 
 def point_view(point: AccessPoint, community: Community) -> policy.AccessPointView:
@@ -123,27 +162,26 @@ class Presented:
     template_encrypted: bytes | None = None
     # A visitor pass, with the decision its own rules already made (server.access.qr).
     visitor_pass: VisitorPass | None = None
-    verdict: policy.AccessDecision | None = None
+    decision: policy.AccessDecision | None = None
     # Cars: a person's grant reads ``resident_vehicle`` rather than ``resident``/``tenant``.
     grant_reasons: dict[Reason, Reason] | None = None
 
 
 def decide(
-    device: Device,
+    door: Door,
     presented: Presented,
     *,
     direction: str | None = None,
     at: datetime | None = None,
-) -> dict[str, Any]:
+) -> Verdict:
     """Decide, store the event (the spoofing rule sees it), queue ``open`` on a grant; the
     caller commits."""
     at = at or utcnow()
-    point = db.session.get(AccessPoint, device.access_point_id)
-    community = db.session.get(Community, device.community_id)
+    device, point = door.device, door.point
     person = presented.person
     kind = None
-    if presented.verdict is not None:
-        decision = presented.verdict
+    if presented.decision is not None:
+        decision = presented.decision
         rule = decision.rule.value
     elif person is None:
         decision = policy.AccessDecision(
@@ -154,7 +192,7 @@ def decide(
         rule = presented.unknown_rule
     else:
         subject, kind = subject_of(person, presented.credential)
-        decision = policy.decide_access(subject, point_view(point, community), at)
+        decision = policy.decide_access(subject, door.view, at)
         rule = decision.rule.value
         if decision.granted and presented.grant_reasons:
             reason = presented.grant_reasons.get(decision.reason, decision.reason)
@@ -180,21 +218,20 @@ def decide(
     db.session.add(event)
     db.session.flush()
     alert_rules.after_access_event(event)  # repeated spoofing at this door
-    granted = decision.decision is Decision.GRANT
-    if granted:
+    if decision.granted:
         commands.issue(device, Command.OPEN, event_id=event.id, open_ms=point.open_ms)
-    answer: dict[str, Any] = {
+    body: dict[str, Any] = {
         "decision": decision.decision.value,
         "reason": decision.reason.value,
         "event_id": event.id,
     }
     if person is not None:
-        answer["subject"] = {"kind": kind, "display_name": mask_name(person.name)}
+        body["subject"] = {"kind": kind, "display_name": mask_name(person.name)}
     elif presented.visitor_pass is not None:
-        answer["subject"] = {
+        body["subject"] = {
             "kind": "visitor",
             "display_name": mask_name(presented.visitor_pass.guest_name),
         }
-    if granted:
-        answer["open_ms"] = point.open_ms
-    return answer
+    if decision.granted:
+        body["open_ms"] = point.open_ms
+    return Verdict(event=event, decision=decision, body=body)

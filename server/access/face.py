@@ -1,7 +1,8 @@
 """The face path at the door: find the face, check it is real, search the gallery, decide.
 
-The view has already authenticated the device and decoded the frame. Every attempt
-becomes an access event (``server.access.decision.decide``), denials included; an unknown
+The view has already authenticated the device (its ``Door``) and decoded the frame. Every
+attempt becomes an access event (``server.access.decision.decide``), denials included; the
+``Verdict``'s body carries the ``liveness`` summary for the terminal. An unknown
 face keeps its encrypted template on the event and joins a stranger cluster
 (``server.alerts.strangers``). Every face is also checked against the community's watchlist
 (``server.alerts.watchlist``): a hit alerts the officers and, per entry, leaves the decision as
@@ -18,27 +19,26 @@ import numpy as np
 from gatekeeper import faces, policy
 from gatekeeper.vocabulary import CredentialType, Reason
 from server.access import snapshots
-from server.access.decision import Presented, decide
-from server.access.galleries import galleries
+from server.access.decision import Door, Presented, Verdict, decide
 from server.access.liveness import Liveness, check_liveness
 from server.alerts import strangers, watchlist
 from server.community import settings as community_settings
 from server.core import crypto
 from server.extensions import db
-from server.models import AccessEvent, AccessPoint, Community, Device, Person
+from server.models import Person
+from server.people.galleries import galleries
 
 
-def verify_face(
-    device: Device, image: np.ndarray, depth_png: bytes | None, direction: str | None
-) -> dict[str, Any]:
-    """Decide on one frame from ``device``; the caller commits."""
-    point = db.session.get(AccessPoint, device.access_point_id)
-    community = db.session.get(Community, device.community_id)
+def verify(
+    door: Door, image: np.ndarray, depth_png: bytes | None, direction: str | None
+) -> Verdict:
+    """Decide on one frame from ``door``; the caller commits."""
+    community = door.community
     settings = community_settings.effective(community.settings)
     probe = faces.probe_face(image)
     if not probe.ok:
-        answer = decide(
-            device,
+        verdict = decide(
+            door,
             Presented(
                 CredentialType.FACE,
                 unknown_reason=Reason(probe.reason.value),
@@ -47,10 +47,11 @@ def verify_face(
             ),
             direction=direction,
         )
-        answer["liveness"] = Liveness.not_checked("no single face to check").as_json()
-        return answer
+        return _with_liveness(verdict, Liveness.not_checked("no single face to check"))
 
-    liveness = check_liveness(image, probe.face, depth_png, requires_depth=point.requires_depth)
+    liveness = check_liveness(
+        image, probe.face, depth_png, requires_depth=door.point.requires_depth
+    )
     # Every face captured, granted or not, live or not: the officer judges a photo held up.
     hit = watchlist.check(community.id, probe.template, settings.face_tolerance)
     # The event keeps the measurements behind the verdict; the terminal gets the summary.
@@ -108,8 +109,8 @@ def verify_face(
             unknown_reason=Reason.WATCHLIST,
             unknown_rule=watchlist.DENY_RULE,
         )
-    answer = decide(device, presented, direction=direction)
-    event = db.session.get(AccessEvent, answer["event_id"])
+    verdict = decide(door, presented, direction=direction)
+    event = verdict.event
     if denied_by_watchlist and person_id is not None:
         event.person_id = person_id  # ... but the event still says who it was
     # Unknown faces and watchlist hits keep their crop as the alert's evidence.
@@ -120,8 +121,12 @@ def verify_face(
         watchlist.alert_hit(event, hit, live=liveness.passed)
     elif stranger:
         strangers.record_sighting(event, probe.template, community, settings)
-    answer["liveness"] = liveness.as_json()
-    return answer
+    return _with_liveness(verdict, liveness)
+
+
+def _with_liveness(verdict: Verdict, liveness: Liveness) -> Verdict:
+    """The verdict whose body also tells the terminal the liveness summary."""
+    return replace(verdict, body={**verdict.body, "liveness": liveness.as_json()})
 
 
 def _round(value: float | None) -> float | None:

@@ -1,7 +1,7 @@
 """Plates at the barrier: whose car, the decision, and which cars are inside.
 
-``verify_plate`` takes what the barrier camera read (the plate text, its confidence and
-colour, the direction, an optional snapshot) and decides:
+``verify`` takes what the barrier camera at a ``Door`` read (the plate text, its confidence
+and colour, the direction, an optional snapshot) and decides:
 
 1. the text must be a plate (GA 36-2018, ``gatekeeper.plates``; a read with an ``I`` or
    ``O`` is taken as an OCR slip and only matched fuzzily); otherwise 422;
@@ -20,6 +20,10 @@ colour, the direction, an optional snapshot) and decides:
 5. with a ``direction``, a granted entry opens a presence (the car is inside) and a
    granted exit closes it; an entry without an exit, or an exit without an entry, is
    recorded, not refused.
+
+Of several passes for one plate, the one in force (``status_of``, the rule of
+``gatekeeper.policy.pass_status``) is used, else the latest. The ``Verdict`` of
+``server.access.decision.decide`` comes back.
 """
 
 from __future__ import annotations
@@ -38,26 +42,32 @@ from gatekeeper.plates import (
     differences,
     skeleton,
 )
-from gatekeeper.vocabulary import AlertType, CredentialType, Decision, Reason, Severity
+from gatekeeper.vocabulary import (
+    AlertType,
+    CredentialType,
+    Decision,
+    PassStatus,
+    Reason,
+    Severity,
+)
 from server.access import snapshots
-from server.access.decision import Presented, decide
-from server.access.qr import pass_verdict
-from server.access.vehicles import checked_plate
+from server.access.decision import Door, Presented, Verdict, decide
+from server.access.qr import pass_decision
 from server.alerts.service import raise_alert
 from server.community import settings as community_settings
+from server.core.plates import checked_plate
 from server.extensions import db
 from server.models import (
     AccessEvent,
-    AccessPoint,
     BlockedPlate,
     Community,
-    Device,
     Person,
     Vehicle,
     VehiclePresence,
     VisitorPass,
     utcnow,
 )
+from server.passes.service import status_of
 
 _VEHICLE_GRANTS = {Reason.RESIDENT: Reason.RESIDENT_VEHICLE, Reason.TENANT: Reason.RESIDENT_VEHICLE}
 # A visitor's car can still leave this long after its pass ended (an overstay).
@@ -149,7 +159,7 @@ def _match(
     return None, record
 
 
-def _presented(device: Device, read: PlateRead, rows: list[Any], at: datetime) -> Presented:
+def _presented(door: Door, read: PlateRead, rows: list[Any], at: datetime) -> Presented:
     exit_ = read.direction == "out"
     vehicles = [row for row in rows if isinstance(row, Vehicle)]
     visitor_passes = [row for row in rows if isinstance(row, VisitorPass)]
@@ -158,7 +168,7 @@ def _presented(device: Device, read: PlateRead, rows: list[Any], at: datetime) -
         if exit_:  # a known car is always let out
             return Presented(
                 CredentialType.PLATE,
-                verdict=policy.AccessDecision(
+                decision=policy.AccessDecision(
                     Decision.GRANT, Reason.RESIDENT_VEHICLE, policy.Rule.VEHICLE_EXIT
                 ),
                 details={"vehicle_id": vehicle.id},
@@ -178,16 +188,16 @@ def _presented(device: Device, read: PlateRead, rows: list[Any], at: datetime) -
     if visitor_passes:
         visitor_pass = _best_pass(visitor_passes, at)
         if exit_:
-            verdict = policy.AccessDecision(
+            decision = policy.AccessDecision(
                 Decision.GRANT, Reason.VISITOR_VEHICLE, policy.Rule.VEHICLE_EXIT
             )
         else:
-            verdict = pass_verdict(visitor_pass, device, at, spend=True)
-            if verdict.granted:
-                verdict = policy.AccessDecision(
-                    Decision.GRANT, Reason.VISITOR_VEHICLE, verdict.rule, verdict.detail
+            decision = pass_decision(visitor_pass, door, at, spend=True)
+            if decision.granted:
+                decision = policy.AccessDecision(
+                    Decision.GRANT, Reason.VISITOR_VEHICLE, decision.rule, decision.detail
                 )
-        return Presented(CredentialType.PLATE, visitor_pass=visitor_pass, verdict=verdict)
+        return Presented(CredentialType.PLATE, visitor_pass=visitor_pass, decision=decision)
     return Presented(
         CredentialType.PLATE, unknown_reason=Reason.UNKNOWN_PLATE, unknown_rule="plate.unknown"
     )
@@ -195,20 +205,16 @@ def _presented(device: Device, read: PlateRead, rows: list[Any], at: datetime) -
 
 def _best_pass(visitor_passes: list[VisitorPass], at: datetime) -> VisitorPass:
     """Of several passes for one plate, one in force now, else the latest."""
-    live = [
-        p
-        for p in visitor_passes
-        if p.revoked_at is None and p.valid_from <= at < p.valid_until and p.uses < p.max_uses
-    ]
+    live = [p for p in visitor_passes if status_of(p, at) is PassStatus.ACTIVE]
     return (live or visitor_passes)[0]
 
 
-def verify_plate(device: Device, read: PlateRead, at: datetime | None = None) -> dict[str, Any]:
-    """Decide on a plate at the device's barrier, store the event and presence; the caller
+def verify(door: Door, read: PlateRead, at: datetime | None = None) -> Verdict:
+    """Decide on a plate at the door's barrier, store the event and presence; the caller
     commits."""
     at = at or utcnow()
     text = checked_plate(read.plate, ocr_slips=True)
-    community = db.session.get(Community, device.community_id)
+    community = door.community
     details: dict[str, Any] = {"plate": text}
     if read.confidence is not None:
         details["confidence"] = read.confidence
@@ -228,23 +234,22 @@ def verify_plate(device: Device, read: PlateRead, at: datetime | None = None) ->
         plate, fuzzy = _match(read, text, found, community)
         if fuzzy is not None:
             details["fuzzy"] = fuzzy
-        presented = _presented(device, read, found.get(plate, []) if plate else [], at)
+        presented = _presented(door, read, found.get(plate, []) if plate else [], at)
     presented = replace(presented, details={**details, **(presented.details or {})})
-    answer = decide(device, presented, direction=read.direction, at=at)
-    event = db.session.get(AccessEvent, answer["event_id"])
-    granted = answer["decision"] == Decision.GRANT.value
+    verdict = decide(door, presented, direction=read.direction, at=at)
+    event = verdict.event
     settings = community_settings.effective(community.settings)
-    if read.snapshot and (not granted or settings.keep_snapshots):
+    if read.snapshot and (not verdict.granted or settings.keep_snapshots):
         snapshots.store(event, read.snapshot)
     if blocked is not None:
-        _alert_blocked(device, event, blocked)
-    if granted and read.direction in ("in", "out") and plate is not None:
+        _alert_blocked(door, event, blocked)
+    if verdict.granted and read.direction in ("in", "out") and plate is not None:
         _track(event, plate, presented, read.direction, at)
-    return answer
+    return verdict
 
 
-def _alert_blocked(device: Device, event: AccessEvent, blocked: BlockedPlate) -> None:
-    point = db.session.get(AccessPoint, device.access_point_id)
+def _alert_blocked(door: Door, event: AccessEvent, blocked: BlockedPlate) -> None:
+    point = door.point
     evidence: dict[str, Any] = {"event_ids": [event.id]}
     raise_alert(
         community_id=event.community_id,
@@ -252,7 +257,7 @@ def _alert_blocked(device: Device, event: AccessEvent, blocked: BlockedPlate) ->
         severity=Severity.HIGH,
         summary=f"Blocked plate {blocked.plate} at {point.name}: {blocked.reason}",
         access_point_id=point.id,
-        device_id=device.id,
+        device_id=door.device.id,
         evidence=evidence,
         dedup_key=f"plate_blocked:{blocked.plate}",
     )

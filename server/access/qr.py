@@ -1,7 +1,7 @@
 """QR codes at the door: visitor passes and residents' rotating codes.
 
-``verify_codes`` takes the texts a terminal (or the frame decoder) read, picks the first
-whose signature checks, and decides:
+``verify`` takes the texts a terminal (or the frame decoder) read at a ``Door``, picks the
+first whose signature checks, and decides:
 
 - a **pass** (token kind 1): ``gatekeeper.policy.decide_pass`` on the stored pass (the
   token only names it: revocation, uses and the door list come from the row); a grant
@@ -10,8 +10,8 @@ whose signature checks, and decides:
 - a **resident code** (kind 2): the person it names goes through the ordinary policy,
   with the code's 30-second window as the credential's window.
 
-Everything ends in ``server.access.decision.decide``: the event is stored (linked to the pass)
-and a grant queues ``open`` for the door.
+Everything ends in ``server.access.decision.decide``: the event is stored (linked to the pass),
+a grant queues ``open`` for the door, and the ``Verdict`` comes back.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from gatekeeper import passtokens, policy
 from gatekeeper.vocabulary import CredentialType, Decision, Reason
-from server.access.decision import Presented, decide, point_view, subject_of
+from server.access.decision import Door, Presented, Verdict, decide, subject_of
 from server.extensions import db
-from server.models import AccessPoint, Community, Device, Person, VisitorPass, utcnow
+from server.models import Person, VisitorPass, utcnow
 from server.passes import keys as passkeys
 
 # A resident's code changes every RESIDENT_CODE_STEP_S; a code shown just before the change
@@ -62,34 +62,32 @@ def _first_verified(
 
 
 def _pass_presented(
-    device: Device, claims: passtokens.Claims, at: datetime, direction: str | None
+    door: Door, claims: passtokens.Claims, at: datetime, direction: str | None
 ) -> Presented:
     serial = claims.serial.hex()
     visitor_pass = db.session.scalar(
         select(VisitorPass).where(
-            VisitorPass.community_id == device.community_id, VisitorPass.serial == serial
+            VisitorPass.community_id == door.community.id, VisitorPass.serial == serial
         )
     )
     if visitor_pass is None:
         return _invalid("no such pass (deleted?)", "pass.unknown", serial=serial)
-    verdict = pass_verdict(visitor_pass, device, at, spend=direction != "out")
+    decision = pass_decision(visitor_pass, door, at, spend=direction != "out")
     return Presented(
         CredentialType.QR,
         visitor_pass=visitor_pass,
-        verdict=verdict,
+        decision=decision,
         details={"key_id": claims.key_id},
     )
 
 
-def pass_verdict(
-    visitor_pass: VisitorPass, device: Device, at: datetime, *, spend: bool
+def pass_decision(
+    visitor_pass: VisitorPass, door: Door, at: datetime, *, spend: bool
 ) -> policy.AccessDecision:
-    """``decide_pass`` for the pass at the device's point; a grant spends a use if ``spend``.
+    """``decide_pass`` for the pass at the door's point; a grant spends a use if ``spend``.
 
     Shared by QR codes and barrier plates.
     """
-    point = db.session.get(AccessPoint, device.access_point_id)
-    community = db.session.get(Community, device.community_id)
     issuer = None
     if visitor_pass.issued_by_person_id is not None:
         person = db.session.get(Person, visitor_pass.issued_by_person_id)
@@ -105,15 +103,15 @@ def pass_verdict(
         revoked=visitor_pass.revoked_at is not None,
         issuer=issuer,
     )
-    verdict = policy.decide_pass(view, point_view(point, community), at)
-    if verdict.granted and spend and not _spend_use(visitor_pass):
+    decision = policy.decide_pass(view, door.view, at)
+    if decision.granted and spend and not _spend_use(visitor_pass):
         return policy.AccessDecision(
             Decision.DENY,
             Reason.PASS_USED_UP,
             policy.Rule.PASS_USED_UP,
             "the last use was spent at another door a moment ago",
         )
-    return verdict
+    return decision
 
 
 def _spend_use(visitor_pass: VisitorPass) -> bool:
@@ -135,12 +133,10 @@ def _spend_use(visitor_pass: VisitorPass) -> bool:
     return True
 
 
-def _resident_presented(device: Device, claims: passtokens.Claims, at: datetime) -> Presented:
+def _resident_presented(door: Door, claims: passtokens.Claims, at: datetime) -> Presented:
     serial = claims.serial.hex()
     person = db.session.scalar(
-        select(Person).where(
-            Person.community_id == device.community_id, Person.code_serial == serial
-        )
+        select(Person).where(Person.community_id == door.community.id, Person.code_serial == serial)
     )
     if person is None:
         return _invalid("no resident has this code", "resident_code.unknown", serial=serial)
@@ -157,15 +153,15 @@ def _resident_presented(device: Device, claims: passtokens.Claims, at: datetime)
     )
 
 
-def verify_codes(
-    device: Device,
+def verify(
+    door: Door,
     texts: Sequence[str],
     *,
     direction: str | None = None,
     source: str = "token",
     at: datetime | None = None,
-) -> dict[str, Any]:
-    """Decide on the code(s) read at ``device``'s door; store the event; the caller commits."""
+) -> Verdict:
+    """Decide on the code(s) read at ``door``; store the event; the caller commits."""
     at = at or utcnow()
     if not texts:
         presented = _invalid("no QR code found in the frame", "token.absent", source=source)
@@ -177,7 +173,7 @@ def verify_codes(
             )
         else:
             _text, claims = found
-            if claims.community_tag != passtokens.community_tag(device.community_id):
+            if claims.community_tag != passtokens.community_tag(door.community.id):
                 presented = Presented(
                     CredentialType.QR,
                     unknown_reason=Reason.NOT_AUTHORIZED_HERE,
@@ -185,11 +181,11 @@ def verify_codes(
                     details={"detail": "the code belongs to another community"},
                 )
             elif claims.kind is passtokens.TokenKind.PASS:
-                presented = _pass_presented(device, claims, at, direction)
+                presented = _pass_presented(door, claims, at, direction)
             else:
-                presented = _resident_presented(device, claims, at)
+                presented = _resident_presented(door, claims, at)
             presented = replace(presented, details={**(presented.details or {}), "source": source})
-    return decide(device, presented, direction=direction, at=at)
+    return decide(door, presented, direction=direction, at=at)
 
 
 # --- residents' rotating codes ---------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from flask import current_app, has_request_context, url_for
+from flask import current_app
 from PIL import Image
 from sqlalchemy import select
 
@@ -20,8 +20,6 @@ from server.models import AccessEvent, Community, utcnow
 
 # How much room around the face box the crop keeps (a face, not the whole frame).
 CROP_PADDING = 0.25
-# The API view that serves a kept picture (``server/api/events.py``).
-SNAPSHOT_ENDPOINT = "events.event_snapshot"
 
 
 def _root() -> Path:
@@ -54,14 +52,6 @@ def load(event: AccessEvent) -> bytes | None:
         return None
     path = _root() / event.snapshot_path
     return crypto.decrypt(path.read_bytes()) if path.exists() else None
-
-
-def url_of(event_id: str) -> str:
-    """Where the API serves an event's picture, built from its route (``url_for``); outside a
-    request (the worker's MQTT payloads) from the app's URL map, as a path."""
-    if has_request_context():
-        return url_for(SNAPSHOT_ENDPOINT, event_id=event_id)
-    return current_app.url_map.bind("").build(SNAPSHOT_ENDPOINT, {"event_id": event_id})
 
 
 def erase_expired() -> int:

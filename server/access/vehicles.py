@@ -7,29 +7,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gatekeeper.plates import PlateError, PlateProblem, normalise_plate, validate_plate
 from gatekeeper.vocabulary import AlertType, Severity
 from server.alerts.service import raise_alert
 from server.core import audit
 from server.core.errors import Conflict, Invalid
 from server.core.localtime import local_time
+from server.core.plates import checked_plate
 from server.core.scope import Scope
 from server.extensions import db
 from server.models import BlockedPlate, Community, VehiclePresence, VisitorPass, utcnow
-
-
-def checked_plate(text: str, field: str = "plate", *, ocr_slips: bool = False) -> str:
-    """The normalised plate, or 422 with the GA 36-2018 reason.
-
-    ``ocr_slips``: a camera's read with an ``I`` or ``O`` passes (normalised), since it can
-    only be a misread of ``1`` or ``0``; fuzzy matching sorts it out.
-    """
-    try:
-        return validate_plate(text).text
-    except PlateError as error:
-        if ocr_slips and error.problem is PlateProblem.FORBIDDEN_LETTER:
-            return normalise_plate(text)
-        raise Invalid(error.detail, errors={field: [error.detail]}, reason=error.problem) from error
 
 
 def block_plate(scope: Scope, community_id: str, data: dict[str, Any]) -> BlockedPlate:

@@ -43,8 +43,8 @@ from sqlalchemy import select
 
 from hardware.messages import format_ts
 from hardware.topics import alerts_topic
-from server.access import snapshots
 from server.core import crypto
+from server.core.links import snapshot_url
 from server.core.messaging import OutgoingMessage, queue_message
 from server.extensions import db
 from server.models import AccessEvent, AccessPoint, Alert, AlertDelivery, Webhook, utcnow
@@ -126,7 +126,7 @@ def evidence_of(alert: Alert) -> dict[str, Any]:
                 )
             )
         )
-    links = [snapshots.url_of(event_id) for event_id in event_ids if event_id in kept]
+    links = [snapshot_url(event_id) for event_id in event_ids if event_id in kept]
     return {"event_ids": event_ids, "snapshots": links, **stored}
 
 

@@ -27,13 +27,13 @@ from sqlalchemy import select
 
 from gatekeeper import faces, strangers
 from gatekeeper.vocabulary import AlertStatus, AlertType, CredentialType, Severity
-from server.access import snapshots
 from server.alerts.service import raise_alert
 from server.alerts.watchlist import add_entry
 from server.community import settings as community_settings
 from server.community.settings import CommunitySettings
 from server.core import audit, crypto
 from server.core.errors import Conflict
+from server.core.links import snapshot_url
 from server.core.scope import Scope
 from server.extensions import db
 from server.models import (
@@ -304,7 +304,7 @@ def sightings_of(cluster_ids: list[str], *, per_cluster: int | None = None) -> d
                 "access_point": (
                     {"id": row.access_point_id, "name": row.name} if row.access_point_id else None
                 ),
-                "snapshot_url": snapshots.url_of(row.event_id) if row.snapshot_path else None,
+                "snapshot_url": snapshot_url(row.event_id) if row.snapshot_path else None,
             }
         )
     return result

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
-from server.access.vehicles import checked_plate
 from server.api import authenticated_blueprint, scope
 from server.api.pagination import paginated
 from server.api.schemas import (
@@ -25,6 +24,7 @@ from server.api.schemas import (
     WorkerPermitPatchSchema,
     WorkerPermitSchema,
 )
+from server.core.plates import checked_plate
 from server.extensions import db
 from server.models import (
     Card,
@@ -74,20 +74,15 @@ def person_answer(person: Person) -> dict[str, Any]:
 def list_people(filters: dict[str, Any], cid: str, pagination_parameters: Any) -> Any:
     """People of a community; search by name or phone, filter by role, status or unit."""
     community = scope().get(Community, cid)
-    query = scope().query(Person).where(Person.community_id == community.id)
-    if filters.get("q"):
-        pattern = f"%{filters['q']}%"
-        query = query.where(or_(Person.name.like(pattern), Person.phone.like(pattern)))
-    if filters.get("status"):
-        query = query.where(Person.status == filters["status"])
-    if filters.get("role") or filters.get("unit_id"):
-        members = select(Membership.person_id)
-        if filters.get("role"):
-            members = members.where(Membership.role == filters["role"])
-        if filters.get("unit_id"):
-            members = members.where(Membership.unit_id == filters["unit_id"])
-        query = query.where(Person.id.in_(members))
-    rows = paginated(query.order_by(Person.name, Person.id), pagination_parameters)
+    query = people.search_people(
+        scope(),
+        community.id,
+        q=filters.get("q"),
+        role=filters.get("role"),
+        status=filters.get("status"),
+        unit_id=filters.get("unit_id"),
+    )
+    rows = paginated(query, pagination_parameters)
     return [person_answer(p) for p in rows]
 
 

@@ -1,8 +1,11 @@
 """Device endpoints of docs/protocol.md section 3 (``/api/v1/verify/...``).
 
 A device authenticates with ``Authorization: Bearer <device_id>.<secret>`` and acts
-only for its own access point, taken from the credential, never from the body.
-Every well-formed request answers 200 with a decision, denials included.
+only for its own access point, taken from the credential, never from the body: the
+request's ``Door`` (device, access point, community, read once, on ``g.door``). The views
+parse and bound the input and hand it to the credential's side in ``server.access``
+(``card``, ``face``, ``qr``, ``plate``); they hold no SQL. Every well-formed request
+answers 200 with a decision (the ``Verdict``'s body), denials included.
 """
 
 from __future__ import annotations
@@ -12,21 +15,15 @@ from typing import Any
 import marshmallow as ma
 from flask import g, request
 from marshmallow import fields, validate
-from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 
-from gatekeeper import faces, passtokens, policy, qrcodes
-from gatekeeper.vocabulary import CredentialType, Reason
-from server.access.decision import Presented, decide
-from server.access.face import verify_face as verify_face_frame
-from server.access.plate import PlateRead
-from server.access.plate import verify_plate as decide_plate
-from server.access.qr import verify_codes
+from gatekeeper import faces, passtokens, qrcodes
+from server.access import card, face, plate, qr
+from server.access.decision import Door
 from server.api import public_blueprint, require_body
 from server.core.auth import authenticate_device
 from server.core.errors import Forbidden, Invalid
 from server.extensions import db
-from server.models import Card, Person
 from server.people.faces import image_problem
 
 blp = public_blueprint(
@@ -64,13 +61,14 @@ _BODIES = {
 
 @blp.before_request
 def _authenticate_device() -> None:
-    """Who is calling and what they send, before any body is parsed (401/403, then 415)."""
+    """Who is calling and what they send, before any body is parsed (401/403, then 415);
+    then the caller's ``Door`` on ``g.door``, for the view."""
     device = authenticate_device(request.headers.get("Authorization"))
     if device.access_point_id is None:
         raise Forbidden("This device serves no access point: it cannot verify credentials.")
-    g.device = device
     if request.endpoint in _BODIES:
         require_body(*_BODIES[request.endpoint])
+    g.door = Door.of(device)
 
 
 @blp.post("/verify/card")
@@ -79,30 +77,9 @@ def _authenticate_device() -> None:
 @blp.doc(security=[{"deviceAuth": []}])
 def verify_card(data: dict[str, Any]) -> Any:
     """An IC card presented at the device's door; an ``open`` command follows a grant."""
-    device = g.device
-    uid = data["uid"].upper()
-    card = db.session.scalar(
-        select(Card).where(Card.community_id == device.community_id, Card.uid == uid)
-    )
-    if card is None:
-        presented = Presented(
-            CredentialType.CARD, unknown_reason=Reason.UNKNOWN_CARD, details={"uid": uid}
-        )
-    else:
-        presented = Presented(
-            CredentialType.CARD,
-            person=db.session.get(Person, card.person_id),
-            credential=policy.CredentialView(
-                kind=CredentialType.CARD,
-                disabled=card.disabled_at is not None,
-                valid_from=card.valid_from,
-                valid_until=card.valid_until,
-            ),
-            details={"card_id": card.id},
-        )
-    answer = decide(device, presented)
+    verdict = card.verify(g.door, data["uid"])
     db.session.commit()  # the open command is published after this
-    return answer
+    return verdict.body
 
 
 class FaceFormSchema(ma.Schema):
@@ -144,7 +121,6 @@ def verify_face(form: dict[str, Any], _files: dict[str, Any]) -> Any:
 
     The answer carries ``liveness``; an ``open`` command follows a grant.
     """
-    device = g.device
     image_bytes = _upload("image")
     if image_bytes is None:
         raise Invalid("Upload the frame as 'image'.", errors={"image": ["Missing file."]})
@@ -152,9 +128,9 @@ def verify_face(form: dict[str, Any], _files: dict[str, Any]) -> Any:
         image = faces.load_image(image_bytes)
     except faces.ImageError as error:
         raise image_problem(error, "image") from error
-    answer = verify_face_frame(device, image, _upload("depth"), form.get("direction"))
+    verdict = face.verify(g.door, image, _upload("depth"), form.get("direction"))
     db.session.commit()
-    return answer
+    return verdict.body
 
 
 class QrTokenSchema(ma.Schema):
@@ -201,10 +177,9 @@ def verify_qr() -> Any:
     camera frame ``image`` (several codes in a frame: the one that verifies is used). A
     frame without a readable code is a ``pass_invalid`` denial with a detail.
     """
-    device = g.device
     if request.mimetype == "application/json":
         data = _load(QrTokenSchema(), _json_body())
-        answer = verify_codes(device, [data["token"]], direction=data.get("direction"))
+        verdict = qr.verify(g.door, [data["token"]], direction=data.get("direction"))
     else:
         form = _load(FaceFormSchema(), request.form.to_dict())
         image_bytes = _upload("image")
@@ -214,9 +189,9 @@ def verify_qr() -> Any:
             texts = qrcodes.decode_frame(image_bytes)
         except faces.ImageError as error:
             raise image_problem(error, "image") from error
-        answer = verify_codes(device, texts, direction=form.get("direction"), source="frame")
+        verdict = qr.verify(g.door, texts, direction=form.get("direction"), source="frame")
     db.session.commit()
-    return answer
+    return verdict.body
 
 
 def _json_body() -> Any:
@@ -294,13 +269,13 @@ def verify_plate() -> Any:
                 faces.check_image(snapshot)  # a picture within the limits; stored, not decoded
             except faces.ImageError as error:
                 raise image_problem(error, "snapshot") from error
-    read = PlateRead(
+    read = plate.PlateRead(
         plate=data["plate"],
         confidence=data.get("confidence"),
         color=data.get("color"),
         direction=data.get("direction"),
         snapshot=snapshot,
     )
-    answer = decide_plate(g.device, read)
+    verdict = plate.verify(g.door, read)
     db.session.commit()
-    return answer
+    return verdict.body

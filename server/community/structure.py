@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from blinker import Namespace
 from sqlalchemy import select
 
 from server.community import settings as community_settings
@@ -13,7 +14,11 @@ from server.core.errors import Conflict, Invalid
 from server.core.scope import Scope
 from server.extensions import db
 from server.models import AccessPoint, Building, Community, Unit, User
-from server.passes import keyset
+
+_signals = Namespace()
+#: Sent with the new community, inside the transaction that adds it (other rooms react:
+#: ``server.passes.keyset`` queues its doors' key set). The structure knows none of them.
+community_created = _signals.signal("community-created")
 
 
 def _unique(model: type, message: str, *conditions: Any) -> None:
@@ -57,8 +62,7 @@ def create_community(scope: Scope, data: dict[str, Any], default_timezone: str) 
     )
     db.session.add(community)
     db.session.flush()
-    # Its doors need the key set before they can check QR codes offline.
-    keyset.publish_key_set([community.id])
+    community_created.send(community)
     audit.record(
         _actor(scope),
         "community.create",

@@ -1,2 +1,2 @@
-"""Devices: provisioning and secrets, commands to doors, the broker's password file and ACL, and
-the worker's consumer of device traffic (ingest)."""
+"""Devices: provisioning and secrets, commands to doors and their outcomes, and the broker's
+password file and ACL. What devices send is consumed by the worker (``server.worker.ingest``)."""

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, DateTime, Enum, ForeignKey, MetaData, String, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry
 
-from server.core.ids import new_id
+from server.models.ids import new_id
 
 # Alembic needs stable constraint names to alter them later (SQLite batch mode above all).
 NAMING_CONVENTION = {

@@ -12,17 +12,28 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
+from flask import Flask
 from sqlalchemy import select
 
 from gatekeeper import passtokens
 from hardware.messages import KeySetMessage, PublishedKey
 from hardware.topics import keys_topic
+from server.community.structure import community_created
 from server.core.messaging import OutgoingMessage, queue_message
 from server.extensions import db
 from server.models import Community, utcnow
 from server.passes import keys as passkeys
 
 _LOGGER = logging.getLogger(__name__)
+
+
+def init_app(_app: Flask) -> None:
+    """A new community's doors need its key set before they can check QR codes offline."""
+    community_created.connect(_on_community_created)
+
+
+def _on_community_created(community: Community, **_: object) -> None:
+    publish_key_set([community.id])
 
 
 def publish_key_set(

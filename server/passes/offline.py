@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from gatekeeper import passtokens
-from gatekeeper.policy import Rule
-from gatekeeper.vocabulary import CredentialType, Decision, Reason
+from gatekeeper.policy import Rule, pass_window
+from gatekeeper.vocabulary import CredentialType, Decision, PassStatus, Reason
 from server.extensions import db
 from server.models import AccessEvent, Device, DeviceEvent, VisitorPass
 from server.passes import keys as passkeys
@@ -106,7 +106,8 @@ def _what_online_would_refuse(
     flags = {
         "over_used": uses > visitor_pass.max_uses,
         "revoked": visitor_pass.revoked_at is not None and visitor_pass.revoked_at <= at,
-        "outside_window": not visitor_pass.valid_from <= at < visitor_pass.valid_until,
+        "outside_window": pass_window(visitor_pass.valid_from, visitor_pass.valid_until, at)
+        is not PassStatus.ACTIVE,
         "not_listed": all(p.id != device.access_point_id for p in visitor_pass.access_points),
     }
     return {name: True for name, raised in flags.items() if raised}

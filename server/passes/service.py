@@ -13,18 +13,17 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import or_, select
 
-from gatekeeper import passtokens
-from gatekeeper.vocabulary import AccessPointKind, PersonRole, Zone
-from server.access.vehicles import checked_plate
+from gatekeeper import passtokens, policy
+from gatekeeper.vocabulary import AccessPointKind, PassStatus, PersonRole, Zone
 from server.community import settings as community_settings
 from server.core import audit
 from server.core.errors import Conflict, Invalid, NotFound
+from server.core.plates import checked_plate
 from server.core.scope import Scope
 from server.extensions import db
 from server.models import (
@@ -48,35 +47,29 @@ _BACKDATE_GRACE = timedelta(minutes=5)
 _SHARE_SECRET_BYTES = 24
 
 
-class PassStatus(StrEnum):
-    """Where a pass stands now (derived, never stored)."""
-
-    UPCOMING = "upcoming"
-    ACTIVE = "active"
-    USED = "used"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-
-
 # The statuses in which a pass's code can still open a door (now or later).
 OPENS_DOORS = (PassStatus.ACTIVE, PassStatus.UPCOMING)
 
 
 def status_of(visitor_pass: VisitorPass, now: datetime | None = None) -> PassStatus:
-    now = now or utcnow()
-    if visitor_pass.revoked_at is not None:
-        return PassStatus.REVOKED
-    if visitor_pass.uses >= visitor_pass.max_uses:
-        return PassStatus.USED
-    if now >= visitor_pass.valid_until:
-        return PassStatus.EXPIRED
-    if now < visitor_pass.valid_from:
-        return PassStatus.UPCOMING
-    return PassStatus.ACTIVE
+    """Where the pass stands at ``now``: ``gatekeeper.policy.pass_status`` of the row."""
+    return policy.pass_status(
+        revoked=visitor_pass.revoked_at is not None,
+        uses=visitor_pass.uses,
+        max_uses=visitor_pass.max_uses,
+        valid_from=visitor_pass.valid_from,
+        valid_until=visitor_pass.valid_until,
+        at=now or utcnow(),
+    )
 
 
 def status_condition(status: PassStatus, now: datetime) -> Any:
-    """The SQL condition for passes in ``status`` at ``now`` (mirrors ``status_of``)."""
+    """The SQL condition for passes in ``status`` at ``now``, to filter lists in the database.
+
+    The SQL mirror of ``gatekeeper.policy.pass_status`` (through ``status_of``): the same
+    order (revoked, used up, then the half-open window), so a row matches exactly the
+    status ``status_of`` gives it; ``tests/passes/test_passes_api.py`` checks the two agree.
+    """
     live = VisitorPass.revoked_at.is_(None)
     not_used = VisitorPass.uses < VisitorPass.max_uses
     return {

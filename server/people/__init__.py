@@ -1,2 +1,2 @@
 """People and their accounts: enrolment, roles and units, leases, workers, credentials, face
-templates, bulk enrolment and move-out."""
+templates and the in-memory galleries kept in step with them, move-out."""

@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from gatekeeper import faces
-from server.access.galleries import record_change
 from server.community import settings as community_settings
 from server.core import audit, crypto
 from server.core.errors import Conflict, DomainError, Invalid, PayloadTooLarge
 from server.core.scope import Scope
 from server.extensions import db
 from server.models import Community, FaceTemplate, IdCheck, Person, PersonStatus
+from server.people.galleries import record_change
 from server.people.service import FACE_PURPOSE, active_consent
 
 MAX_FACES_PER_PERSON = 5

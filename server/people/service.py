@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, or_, select, update
 
 from gatekeeper.identity import DocumentError, mask_document, validate_document
 from gatekeeper.schedule import WeeklySchedule
 from gatekeeper.vocabulary import PersonRole
-from server.access.galleries import record_change
 from server.community import settings as community_settings
 from server.core import audit, crypto
 from server.core.errors import Conflict, Invalid
@@ -34,6 +33,7 @@ from server.models import (
     WorkerPermit,
     utcnow,
 )
+from server.people.galleries import record_change
 
 # Roles that live in a unit; workers have none.
 UNIT_ROLES = frozenset(set(PersonRole) - {PersonRole.WORKER})
@@ -184,6 +184,50 @@ def update_person(scope: Scope, person_id: str, changes: dict[str, Any]) -> Pers
             details=details,
         )
     return person
+
+
+def _like_pattern(text: str) -> str:
+    """``%text%`` for ``LIKE`` with ``\\`` as the escape: the text's ``%`` and ``_`` are letters."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_people(
+    scope: Scope,
+    community_id: str,
+    *,
+    q: str | None = None,
+    role: PersonRole | None = None,
+    status: PersonStatus | None = None,
+    unit_id: str | None = None,
+    building_id: str | None = None,
+) -> Select[tuple[Person]]:
+    """The people of a community the caller may see, by name then id; each filter given narrows.
+
+    ``q`` is found anywhere in the name or the phone, in any case; ``%`` and ``_`` in it are
+    plain characters, not wildcards. ``role``, ``unit_id`` and ``building_id`` match any of a
+    person's memberships. The API's list and the staff pages' list both ask this.
+    """
+    query = scope.query(Person).where(Person.community_id == community_id)
+    if q:
+        pattern = _like_pattern(q)
+        query = query.where(
+            or_(Person.name.ilike(pattern, escape="\\"), Person.phone.ilike(pattern, escape="\\"))
+        )
+    if status:
+        query = query.where(Person.status == status)
+    members = select(Membership.person_id)
+    if role:
+        members = members.where(Membership.role == role)
+    if unit_id:
+        members = members.where(Membership.unit_id == unit_id)
+    if building_id:
+        members = members.where(
+            Membership.unit_id.in_(select(Unit.id).where(Unit.building_id == building_id))
+        )
+    if members.whereclause is not None:
+        query = query.where(Person.id.in_(members))
+    return query.order_by(Person.name, Person.id)
 
 
 def roles_of(person_id: str) -> list[Membership]:

@@ -13,7 +13,6 @@ from flask import (
     Flask,
     abort,
     current_app,
-    flash,
     redirect,
     render_template,
     request,
@@ -42,10 +41,10 @@ from server.models import (
     Person,
     ServiceHeartbeat,
     Unit,
-    User,
     UserRole,
     utcnow,
 )
+from server.web.helpers import communities_of, current_scope, flash_error
 
 bp = Blueprint("web", __name__)
 
@@ -81,7 +80,7 @@ def login() -> Any:
             audit.record(user, "auth.login", community_id=None, target=user)
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
-        flash("Wrong username or password.", "error")
+        flash_error("Wrong username or password.")
         status = 401
     elif request.method == "POST":
         status = 400
@@ -98,9 +97,9 @@ def logout() -> Response:
 @bp.get("/")
 @login_required
 def home() -> str:
-    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
-    scope = Scope(user)
-    communities = list(db.session.scalars(scope.query(Community).order_by(Community.name)))
+    scope = current_scope()
+    user = scope.user
+    communities = communities_of(scope)
     context: dict[str, Any] = {"user": user, "communities": communities}
     if user.role in (UserRole.ADMIN, UserRole.STAFF):
         context["counts"] = _structure_counts(scope)

@@ -9,14 +9,12 @@ and redirects back; only the blocked-plate form re-renders itself with its messa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
-from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
-from sqlalchemy import select
+from flask import redirect, render_template, request, url_for
+from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
@@ -25,6 +23,7 @@ from server.access import remote, vehicles
 from server.api.schemas import BlockedPlateInputSchema
 from server.core import ratelimits
 from server.core.errors import DomainError, Forbidden, NotFound
+from server.core.links import snapshot_url
 from server.core.scope import Scope
 from server.core.wording import reason_words
 from server.devices import commands
@@ -35,15 +34,20 @@ from server.models import (
     BlockedPlate,
     Community,
     Person,
-    User,
-    UserRole,
     Vehicle,
     VehiclePresence,
     VisitorPass,
     utcnow,
 )
 from server.web import bp
-from server.web.forms import flatten_messages
+from server.web.helpers import (
+    desk_scope,
+    flash_error,
+    flash_ok,
+    flatten_messages,
+    rows_by_id,
+    user_names,
+)
 
 # Decisions shown per barrier.
 RECENT = 20
@@ -51,14 +55,6 @@ PRESENCE_WORDS = {
     "entry_without_exit": "came in again: its last exit was not seen",
     "exit_without_entry": "went out without a recorded entry",
 }
-
-
-def _cars_scope() -> Scope:
-    """Car gates are the property office's and the officers' (read): residents find no page."""
-    scope = Scope(current_user._get_current_object())  # type: ignore[attr-defined]
-    if scope.role is UserRole.RESIDENT:
-        raise NotFound("No such page.")
-    return scope
 
 
 def how_long(delta: timedelta) -> str:
@@ -73,15 +69,6 @@ def how_long(delta: timedelta) -> str:
     return f"{minutes} min"
 
 
-def _by_id(scope: Scope, model: type, ids: Iterable[str | None]) -> dict[str, Any]:
-    """The rows of ``model`` with these ids that the caller may see (one query)."""
-    wanted = {ident for ident in ids if ident}
-    if not wanted:
-        return {}
-    rows = db.session.scalars(scope.query(model).where(model.id.in_(wanted)))  # type: ignore[attr-defined]
-    return {row.id: row for row in rows}
-
-
 def _kind(presence: VehiclePresence) -> str | None:
     """A guest's car (it came in on a pass) or a registered one (a resident's, a worker's)."""
     if presence.pass_id:
@@ -92,9 +79,9 @@ def _kind(presence: VehiclePresence) -> str | None:
 def _cars_inside(scope: Scope, community: Community, now: datetime) -> list[dict[str, Any]]:
     """Each open presence with whose car it is, how long it has been in, and overstay."""
     presences = vehicles.inside(scope, community.id)
-    cars = _by_id(scope, Vehicle, (p.vehicle_id for p in presences))
-    owners = _by_id(scope, Person, (v.person_id for v in cars.values()))
-    passes = _by_id(scope, VisitorPass, (p.pass_id for p in presences))
+    cars = rows_by_id(scope, Vehicle, (p.vehicle_id for p in presences))
+    owners = rows_by_id(scope, Person, (v.person_id for v in cars.values()))
+    passes = rows_by_id(scope, VisitorPass, (p.pass_id for p in presences))
     rows = []
     for presence in presences:
         car = cars.get(presence.vehicle_id or "")
@@ -143,9 +130,7 @@ def _decision_row(event: AccessEvent) -> dict[str, Any]:
         "fuzzy": details.get("fuzzy"),
         "fuzzy_words": _fuzzy_words(details["fuzzy"]) if details.get("fuzzy") else None,
         "notes": notes,
-        "snapshot": url_for("events.event_snapshot", event_id=event.id)
-        if event.snapshot_path
-        else None,
+        "snapshot": snapshot_url(event.id) if event.snapshot_path else None,
     }
 
 
@@ -180,7 +165,7 @@ def _barriers(scope: Scope, community: Community) -> list[dict[str, Any]]:
 @bp.get("/communities/<cid>/cars")
 @login_required
 def cars(cid: str) -> str:
-    scope = _cars_scope()
+    scope = desk_scope()
     community = scope.get(Community, cid)
     now = utcnow()
     inside = _cars_inside(scope, community, now)
@@ -200,7 +185,7 @@ def cars(cid: str) -> str:
 @ratelimits.remote_opens
 def cars_open_barrier(apid: str) -> Response:
     """The guard's button: ``open`` to the barrier's devices (audited, a ``remote_open``)."""
-    scope = _cars_scope()
+    scope = desk_scope()
     point = scope.get(AccessPoint, apid)
     if point.kind is not AccessPointKind.BARRIER:
         raise NotFound(f"No barrier with id {apid!r}.")
@@ -214,22 +199,14 @@ def cars_open_barrier(apid: str) -> Response:
         raise
     except DomainError as error:
         db.session.rollback()
-        flash(error.detail, "error")
+        flash_error(error.detail)
     else:
-        flash(f"{point.name} is opening ({len(rows)} device(s)).", "info")
+        flash_ok(f"{point.name} is opening ({len(rows)} device(s)).")
     target = url_for("web.cars", cid=point.community_id, _anchor=f"barrier-{point.id}")
     return redirect(target, 303)
 
 
 # The blocked-plate list ------------------------------------------------------------------------
-
-
-def _user_names(ids: Iterable[str | None]) -> dict[str, str]:
-    wanted = {ident for ident in ids if ident}
-    if not wanted:
-        return {}
-    users = db.session.scalars(select(User).where(User.id.in_(wanted)))
-    return {user.id: user.display_name or user.username for user in users}
 
 
 def _blocked_page(
@@ -249,7 +226,7 @@ def _blocked_page(
         "blocked_plates.html",
         community=community,
         rows=rows,
-        names=_user_names(row.created_by_user_id for row in rows),
+        names=user_names(row.created_by_user_id for row in rows),
         can_edit=scope.can_write(BlockedPlate),
         values=values or MultiDict(),
         errors=errors or {},
@@ -259,14 +236,14 @@ def _blocked_page(
 @bp.get("/communities/<cid>/blocked-plates")
 @login_required
 def blocked_plates(cid: str) -> str:
-    scope = _cars_scope()
+    scope = desk_scope()
     return _blocked_page(scope, scope.get(Community, cid))
 
 
 @bp.post("/communities/<cid>/blocked-plates")
 @login_required
 def blocked_plate_add(cid: str) -> Any:
-    scope = _cars_scope()
+    scope = desk_scope()
     community = scope.get(Community, cid)
     scope.require_write(BlockedPlate)
     form = request.form
@@ -293,17 +270,17 @@ def blocked_plate_add(cid: str) -> Any:
         status = error.status
     if errors:
         return _blocked_page(scope, community, form, errors), status
-    flash(f"{row.plate} is blocked: barriers refuse it and alert the officer.", "info")
+    flash_ok(f"{row.plate} is blocked: barriers refuse it and alert the officer.")
     return redirect(url_for("web.blocked_plates", cid=community.id), 303)
 
 
 @bp.post("/blocked-plates/<bid>/remove")
 @login_required
 def blocked_plate_remove(bid: str) -> Response:
-    scope = _cars_scope()
+    scope = desk_scope()
     row = scope.writable(BlockedPlate, bid)
     plate, community_id = row.plate, row.community_id
     vehicles.unblock_plate(scope, row.id)
     db.session.commit()
-    flash(f"{plate} is no longer blocked.", "info")
+    flash_ok(f"{plate} is no longer blocked.")
     return redirect(url_for("web.blocked_plates", cid=community_id), 303)

@@ -2,41 +2,27 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask import redirect, render_template, request, url_for
+from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from hardware.protocol import Command
-from server.core.errors import DomainError, NotFound
-from server.core.scope import Scope
+from server.core.errors import DomainError
 from server.devices import commands
 from server.extensions import db
-from server.models import AccessPoint, Community, Device, DeviceCommand, DeviceEvent, UserRole
+from server.models import AccessPoint, Community, Device, DeviceCommand, DeviceEvent
 from server.web import bp
+from server.web.helpers import access_points_of, desk_scope, flash_error, flash_ok
 
 RECENT = 15
-
-
-def _scope() -> Scope:
-    """Staff and officers (who read); residents find no such page."""
-    scope = Scope(current_user._get_current_object())  # type: ignore[attr-defined]
-    if scope.role is UserRole.RESIDENT:
-        raise NotFound("No such page.")
-    return scope
 
 
 @bp.get("/communities/<cid>/devices")
 @login_required
 def device_console(cid: str) -> str:
-    scope = _scope()
+    scope = desk_scope()
     community = scope.get(Community, cid)
-    points = list(
-        db.session.scalars(
-            scope.query(AccessPoint)
-            .where(AccessPoint.community_id == community.id)
-            .order_by(AccessPoint.name)
-        )
-    )
+    points = access_points_of(scope, community.id)
     devices = list(
         db.session.scalars(
             scope.query(Device).where(Device.community_id == community.id).order_by(Device.name)
@@ -75,16 +61,16 @@ def device_console(cid: str) -> str:
 @bp.post("/access-points/<apid>/command")
 @login_required
 def command_access_point(apid: str) -> Response:
-    scope = _scope()
+    scope = desk_scope()
     point = scope.get(AccessPoint, apid)
     try:
         command = Command(request.form.get("command", ""))
         rows = commands.command_access_point(scope, point.id, command)
         db.session.commit()
-        flash(f"{command.value} sent to {point.name} ({len(rows)} device(s)).", "info")
+        flash_ok(f"{command.value} sent to {point.name} ({len(rows)} device(s)).")
     except ValueError:
-        flash("Unknown command.", "error")
+        flash_error("Unknown command.")
     except DomainError as error:
         db.session.rollback()
-        flash(error.detail, "error")
+        flash_error(error.detail)
     return redirect(url_for("web.device_console", cid=point.community_id))

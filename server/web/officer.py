@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import select
 
 from gatekeeper.vocabulary import (
@@ -40,11 +40,11 @@ from gatekeeper.vocabulary import (
     Severity,
     Zone,
 )
-from server.access import events, snapshots
+from server.access import events
 from server.access.events import EventFilters
 from server.api import API_PREFIX
 from server.core.errors import NotFound
-from server.core.localtime import local_to_utc
+from server.core.links import snapshot_url
 from server.core.scope import Scope
 from server.core.wording import CREDENTIAL_WORDS, reason_words
 from server.extensions import db
@@ -53,16 +53,26 @@ from server.models import (
     AccessPoint,
     Alert,
     AlertHistory,
-    Building,
     Community,
     Device,
-    User,
     UserRole,
     utcnow,
 )
 from server.web import bp
 from server.web.drawings import SERIES_COLOURS, MapBlock, MapPoint, SiteMap, bar_chart, heat_map
 from server.web.drawings import site_map as draw_site_map
+from server.web.helpers import (
+    access_points_of,
+    buildings_of,
+    communities_of,
+    desk_scope,
+    from_local_input,
+    local_input,
+    point_names,
+    scope_for,
+    user_names,
+    zone_of,
+)
 
 # Alerts the console loads with the page (the stream adds the rest).
 CONSOLE_OPEN = 200
@@ -75,33 +85,16 @@ SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity
 LOUD = frozenset({Severity.HIGH, Severity.CRITICAL})
 # How long before and after an alert its "events around then" link searches.
 AROUND = timedelta(hours=1)
-_LOCAL_INPUT = "%Y-%m-%dT%H:%M"
-
-
-def _scope_for(*roles: UserRole) -> Scope:
-    scope = Scope(current_user._get_current_object())  # type: ignore[attr-defined]
-    if scope.role not in roles:
-        raise NotFound("No such page.")
-    return scope
 
 
 def _officer_scope() -> Scope:
     """The alert desk: officers and admins."""
-    return _scope_for(UserRole.OFFICER, UserRole.ADMIN)
-
-
-def _reader_scope() -> Scope:
-    """Event search and statistics: officers, staff and admins."""
-    return _scope_for(UserRole.OFFICER, UserRole.STAFF, UserRole.ADMIN)
-
-
-def _communities(scope: Scope) -> list[Community]:
-    return list(db.session.scalars(scope.query(Community).order_by(Community.name)))
+    return scope_for(UserRole.OFFICER, UserRole.ADMIN)
 
 
 def _chosen_community(scope: Scope, cid: str | None) -> tuple[Community, list[Community]]:
     """The community asked for (404 when out of scope), else the caller's first one."""
-    communities = _communities(scope)
+    communities = communities_of(scope)
     if cid:
         return scope.get(Community, cid), communities
     if not communities:
@@ -109,38 +102,14 @@ def _chosen_community(scope: Scope, cid: str | None) -> tuple[Community, list[Co
     return communities[0], communities
 
 
-def _local_input(value: datetime, zone: ZoneInfo) -> str:
-    """A UTC time as a ``datetime-local`` value in the community's zone."""
-    return value.astimezone(zone).strftime(_LOCAL_INPUT)
-
-
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
-
-
-def _point_names(ids: Iterable[str | None]) -> dict[str, str]:
-    wanted = {ident for ident in ids if ident}
-    if not wanted:
-        return {}
-    rows = db.session.execute(
-        select(AccessPoint.id, AccessPoint.name).where(AccessPoint.id.in_(wanted))
-    )
-    return dict(rows.all())
-
-
-def _user_names(ids: Iterable[str | None]) -> dict[str, str]:
-    """Who acted on alerts: other officers' names are part of the alert's record."""
-    wanted = {ident for ident in ids if ident}
-    if not wanted:
-        return {}
-    users = db.session.scalars(select(User).where(User.id.in_(wanted)))
-    return {user.id: user.display_name or user.username for user in users}
 
 
 def _snapshot(event: AccessEvent) -> str | None:
     if not event.snapshot_path:
         return None
-    return snapshots.url_of(event.id)
+    return snapshot_url(event.id)
 
 
 # The console ---------------------------------------------------------------------------------
@@ -172,7 +141,7 @@ class AlertCard:
 
 
 def _cards(scope: Scope, alerts: list[Alert], communities: dict[str, Community]) -> list[AlertCard]:
-    points = _point_names(a.access_point_id for a in alerts)
+    points = point_names(a.access_point_id for a in alerts)
     evidence = {a.id: _evidence_event_ids(a.evidence)[:3] for a in alerts}
     wanted = {ident for ids in evidence.values() for ident in ids}
     pictured = {
@@ -195,7 +164,7 @@ def _cards(scope: Scope, alerts: list[Alert], communities: dict[str, Community])
 @login_required
 def officer_console() -> str:
     scope = _officer_scope()
-    communities = {c.id: c for c in _communities(scope)}
+    communities = {c.id: c for c in communities_of(scope)}
     unresolved = db.session.scalars(
         scope.query(Alert)
         .where(Alert.status != AlertStatus.RESOLVED)
@@ -241,7 +210,7 @@ def _event_row(event: AccessEvent, points: dict[str, str], who: dict[str, str]) 
 
 
 def _event_rows(scope: Scope, rows: list[AccessEvent]) -> list[dict[str, Any]]:
-    points = _point_names(e.access_point_id for e in rows)
+    points = point_names(e.access_point_id for e in rows)
     who = events.who(scope, rows)
     return [_event_row(event, points, who) for event in rows]
 
@@ -250,20 +219,8 @@ def community_plan(
     scope: Scope, community: Community, highlighted: Iterable[str | None] = ()
 ) -> SiteMap:
     """The community's buildings and access points, grouped for the schematic map."""
-    buildings = list(
-        db.session.scalars(
-            scope.query(Building)
-            .where(Building.community_id == community.id)
-            .order_by(Building.name)
-        )
-    )
-    points = list(
-        db.session.scalars(
-            scope.query(AccessPoint)
-            .where(AccessPoint.community_id == community.id)
-            .order_by(AccessPoint.name)
-        )
-    )
+    buildings = buildings_of(scope, community.id)
+    points = access_points_of(scope, community.id)
     perimeter: list[MapPoint] = []
     by_building: dict[str, list[MapPoint]] = {b.id: [] for b in buildings}
     by_zone: dict[str, list[MapPoint]] = {}
@@ -295,7 +252,8 @@ def _history(alert: Alert) -> list[dict[str, Any]]:
             .order_by(AlertHistory.at, AlertHistory.id)
         )
     )
-    names = _user_names(step.by_user_id for step in steps)
+    # Who acted on alerts: other officers' names are part of the alert's record.
+    names = user_names(step.by_user_id for step in steps)
     return [{"step": step, "who": names.get(step.by_user_id or "", "the system")} for step in steps]
 
 
@@ -305,7 +263,7 @@ def alert_page(alert_id: str) -> str:
     scope = _officer_scope()
     alert = scope.get(Alert, alert_id)
     community = scope.get(Community, alert.community_id)
-    zone = ZoneInfo(community.timezone)
+    zone = zone_of(community)
     ids = _evidence_event_ids(alert.evidence)
     evidence_events = list(
         db.session.scalars(
@@ -324,8 +282,8 @@ def alert_page(alert_id: str) -> str:
     times = [alert.created_at, alert.updated_at, *(e.occurred_at for e in evidence_events)]
     around = {
         "community_id": community.id,
-        "since": _local_input(min(times) - AROUND, zone),
-        "until": _local_input(max(times) + AROUND, zone),
+        "since": local_input(min(times) - AROUND, zone),
+        "until": local_input(max(times) + AROUND, zone),
     }
     return render_template(
         "officer_alert.html",
@@ -367,7 +325,7 @@ _CHOICES = {
 def _read_search(
     args: Mapping[str, str], community: Community, points: list[AccessPoint]
 ) -> SearchForm:
-    zone = ZoneInfo(community.timezone)
+    zone = zone_of(community)
     names = ("since", "until", "access_point_id", "person_id", *_CHOICES)
     values = {name: (args.get(name) or "").strip() for name in names}
     errors: dict[str, list[str]] = {}
@@ -376,9 +334,7 @@ def _read_search(
         if not values[name]:
             continue
         try:
-            chosen[name] = local_to_utc(
-                datetime.fromisoformat(values[name]).replace(tzinfo=None), zone
-            )
+            chosen[name] = from_local_input(values[name], zone)
         except ValueError:
             errors[name] = [f"Enter a date and time like 2026-12-01 09:00 ({community.timezone})."]
     if "since" in chosen and "until" in chosen and chosen["until"] <= chosen["since"]:
@@ -409,20 +365,14 @@ def _search_link(**args: str | None) -> str:
 @bp.get("/events/search")
 @login_required
 def event_search() -> tuple[str, int]:
-    scope = _reader_scope()
+    scope = desk_scope()
     similar_to = (request.args.get("similar_to") or "").strip()
     origin = scope.get(AccessEvent, similar_to) if similar_to else None
     community, communities = _chosen_community(
         scope, origin.community_id if origin else request.args.get("community_id")
     )
-    zone = ZoneInfo(community.timezone)
-    points = list(
-        db.session.scalars(
-            scope.query(AccessPoint)
-            .where(AccessPoint.community_id == community.id)
-            .order_by(AccessPoint.name)
-        )
-    )
+    zone = zone_of(community)
+    points = access_points_of(scope, community.id)
     form = _read_search(request.args, community, points)
     context: dict[str, Any] = {
         "community": community,
@@ -495,19 +445,13 @@ def _read_period(args: Mapping[str, str], today: date) -> tuple[date, date, dict
 @bp.get("/stats")
 @login_required
 def stats() -> tuple[str, int]:
-    scope = _reader_scope()
+    scope = desk_scope()
     community, communities = _chosen_community(scope, request.args.get("community_id"))
-    zone = ZoneInfo(community.timezone)
+    zone = zone_of(community)
     first, last, errors = _read_period(request.args, utcnow().astimezone(zone).date())
     since, until = _midnight(first, zone), _midnight(last + timedelta(days=1), zone)
     hourly = events.events_by_hour(scope, community.id, since, until, zone)
-    points = list(
-        db.session.scalars(
-            scope.query(AccessPoint)
-            .where(AccessPoint.community_id == community.id)
-            .order_by(AccessPoint.name)
-        )
-    )
+    points = access_points_of(scope, community.id)
     rows = [(p.name, [hourly[(p.id, hour)] for hour in range(24)]) for p in points]
     known = {p.id for p in points}
     others = [
@@ -541,7 +485,7 @@ def stats() -> tuple[str, int]:
         events_total=sum(hourly.values()),
         search=_search_link(
             community_id=community.id,
-            since=_local_input(since, zone),
-            until=_local_input(until, zone),
+            since=local_input(since, zone),
+            until=local_input(until, zone),
         ),
     ), 422 if errors else 200

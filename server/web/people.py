@@ -14,16 +14,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
-from flask import abort, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required
-from sqlalchemy import func, or_, select
+from flask import abort, redirect, render_template, request, session, url_for
+from flask_login import login_required
+from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from gatekeeper.faces import FaceQualityReason
 from gatekeeper.identity import DocumentType
 from gatekeeper.vocabulary import PersonRole
-from server.access.vehicles import checked_plate
 from server.api.schemas import (
     CardSchema,
     PersonSchema,
@@ -32,11 +31,11 @@ from server.api.schemas import (
     WorkerPermitPatchSchema,
 )
 from server.core.errors import DomainError, NotFound
+from server.core.plates import checked_plate
 from server.core.scope import Scope
 from server.core.wording import PHONE_FORMAT, face_measurement_lines, face_reason_words
 from server.extensions import db
 from server.models import (
-    AccessPoint,
     Building,
     Card,
     Community,
@@ -49,7 +48,6 @@ from server.models import (
     PersonStatus,
     RfidTag,
     Unit,
-    User,
     Vehicle,
     WorkerPermit,
     WorkerTag,
@@ -59,7 +57,24 @@ from server.models import (
 from server.people import faces
 from server.people import service as people
 from server.web import bp
-from server.web.forms import flatten_messages, read_local
+from server.web.helpers import (
+    access_points_of,
+    add_error,
+    attempt,
+    buildings_of,
+    current_scope,
+    error_text,
+    flash_error,
+    flash_form_errors,
+    flash_ok,
+    flatten_messages,
+    local_input,
+    merge_errors,
+    read_local,
+    unit_label,
+    user_names,
+    zone_of,
+)
 
 PAGE_SIZE = 50
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -120,25 +135,12 @@ FIELD_LABELS = {
 _FRIENDLY = {"phone": PHONE_FORMAT[0].upper() + PHONE_FORMAT[1:] + "."}
 
 
-def _scope() -> Scope:
-    return Scope(current_user._get_current_object())  # type: ignore[attr-defined]
-
-
 def _staff_scope() -> Scope:
     """People are the property office's: officers and residents find no such page."""
-    scope = _scope()
+    scope = current_scope()
     if not scope.can_write(Person):
         raise NotFound("No such page.")
     return scope
-
-
-def _zone(community: Community) -> ZoneInfo:
-    return ZoneInfo(community.timezone)
-
-
-def _local_input(value: datetime | None, zone: ZoneInfo) -> str:
-    """A UTC datetime as a ``datetime-local`` value in the community's zone."""
-    return value.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if value else ""
 
 
 def _schedule_from_form(
@@ -151,27 +153,19 @@ def _schedule_from_form(
     if not days and not start and not end:
         return None
     if not days or not start or not end:
-        errors.setdefault(prefix + "schedule", []).append(
-            "Give the days, a start and an end time (or none of them for any time)."
+        add_error(
+            errors,
+            prefix + "schedule",
+            "Give the days, a start and an end time (or none of them for any time).",
         )
         return None
     try:
         numbers = sorted({int(day) for day in days})
     except ValueError:
-        errors.setdefault(prefix + "schedule", []).append("Days are 1 (Monday) to 7 (Sunday).")
+        add_error(errors, prefix + "schedule", "Days are 1 (Monday) to 7 (Sunday).")
         return None
     # A time input cannot say 24:00; an end at midnight means the end of the day.
     return [{"days": numbers, "start": start, "end": "24:00" if end == "00:00" else end}]
-
-
-def _error_text(error: DomainError) -> str:
-    """A service error in one line: the detail, then any field messages it does not repeat."""
-    parts = [error.detail]
-    for field, texts in flatten_messages(error.extensions.get("errors") or {}).items():
-        for text in texts:
-            if text not in error.detail:
-                parts.append(f"{field}: {text}" if field else text)
-    return " ".join(parts)
 
 
 def _plural(count: int, word: str) -> str:
@@ -224,29 +218,13 @@ def _describe_days(days: Iterable[int]) -> str:
 
 
 def _buildings_with_units(scope: Scope, community: Community) -> list[tuple[Building, list[Unit]]]:
-    buildings = list(
-        db.session.scalars(
-            scope.query(Building)
-            .where(Building.community_id == community.id)
-            .order_by(Building.name)
-        )
-    )
+    buildings = buildings_of(scope, community.id)
     units = list(
         db.session.scalars(
             scope.query(Unit).where(Unit.community_id == community.id).order_by(Unit.number)
         )
     )
     return [(b, [u for u in units if u.building_id == b.id]) for b in buildings]
-
-
-def _access_points(scope: Scope, community_id: str) -> list[AccessPoint]:
-    return list(
-        db.session.scalars(
-            scope.query(AccessPoint)
-            .where(AccessPoint.community_id == community_id)
-            .order_by(AccessPoint.name)
-        )
-    )
 
 
 def _memberships(person_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -260,7 +238,7 @@ def _memberships(person_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     )
     out: dict[str, list[dict[str, Any]]] = {}
     for membership, unit, building in rows:
-        place = f"{building.name} · {unit.number}" if unit is not None else None
+        place = unit_label(building, unit) if unit is not None else None
         out.setdefault(membership.person_id, []).append(
             {
                 "role": membership.role.value,
@@ -272,19 +250,7 @@ def _memberships(person_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _user_names(ids: Iterable[str | None]) -> dict[str, str]:
-    wanted = {i for i in ids if i}
-    if not wanted:
-        return {}
-    users = db.session.scalars(select(User).where(User.id.in_(wanted)))
-    return {u.id: u.display_name or u.username for u in users}
-
-
 # The list -------------------------------------------------------------------------------------
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @bp.get("/communities/<cid>/people")
@@ -292,28 +258,18 @@ def _escape_like(text: str) -> str:
 def people_list(cid: str) -> str:
     scope = _staff_scope()
     community = scope.get(Community, cid)
-    zone = _zone(community)
+    zone = zone_of(community)
     args = request.args
     filters = {k: args.get(k, "").strip() for k in ("q", "role", "status", "building", "unit")}
-    query = scope.query(Person).where(Person.community_id == community.id)
-    if filters["q"]:
-        pattern = f"%{_escape_like(filters['q'])}%"
-        query = query.where(
-            or_(Person.name.ilike(pattern, escape="\\"), Person.phone.ilike(pattern, escape="\\"))
-        )
-    if filters["status"] in set(PersonStatus):
-        query = query.where(Person.status == PersonStatus(filters["status"]))
-    members = select(Membership.person_id)
-    if filters["role"] in set(PersonRole):
-        members = members.where(Membership.role == PersonRole(filters["role"]))
-    if filters["unit"]:
-        members = members.where(Membership.unit_id == filters["unit"])
-    if filters["building"]:
-        members = members.where(
-            Membership.unit_id.in_(select(Unit.id).where(Unit.building_id == filters["building"]))
-        )
-    if members.whereclause is not None:
-        query = query.where(Person.id.in_(members))
+    query = people.search_people(
+        scope,
+        community.id,
+        q=filters["q"],
+        role=PersonRole(filters["role"]) if filters["role"] in set(PersonRole) else None,
+        status=PersonStatus(filters["status"]) if filters["status"] in set(PersonStatus) else None,
+        unit_id=filters["unit"],
+        building_id=filters["building"],
+    )
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     try:
         page = max(1, int(args.get("page", "1")))
@@ -321,11 +277,7 @@ def people_list(cid: str) -> str:
         page = 1
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(page, pages)
-    rows = list(
-        db.session.scalars(
-            query.order_by(Person.name, Person.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
-        )
-    )
+    rows = list(db.session.scalars(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
     ids = [p.id for p in rows]
     now = utcnow()
     leases: dict[str, dict[str, str]] = {}
@@ -376,10 +328,10 @@ def people_list(cid: str) -> str:
 @bp.get("/people/<pid>")
 @login_required
 def person_page(pid: str) -> str:
-    scope = _scope()
+    scope = current_scope()
     person = scope.get(Person, pid)
     community = db.session.get(Community, person.community_id)
-    zone = _zone(community)
+    zone = zone_of(community)
     now = utcnow()
 
     def of_person(model: type, order: Any) -> list[Any]:
@@ -421,7 +373,7 @@ def person_page(pid: str) -> str:
             .limit(500)
         )
     )
-    names = _user_names(
+    names = user_names(
         [c.recorded_by_id for c in consents]
         + [c.checked_by_user_id for c in checks]
         + [permit.sponsor_user_id if permit else None]
@@ -463,43 +415,26 @@ def person_page(pid: str) -> str:
         },
         leases=[(lease, _lease_state(lease, now, zone)) for lease in leases],
         buildings=buildings,
-        unit_labels={u.id: f"{b.name} · {u.number}" for b, units in buildings for u in units},
+        unit_labels={u.id: unit_label(b, u) for b, units in buildings for u in units},
         tenant_unit_id=next(
             (m["unit"].id for m in memberships if m["role"] == "tenant" and m["unit"]), None
         ),
         permit=permit,
         permit_window=window,
         sponsor_person=sponsor_person,
-        access_points=_access_points(scope, person.community_id),
+        access_points=access_points_of(scope, person.community_id),
         worker_tags=list(WorkerTag),
         weekdays=WEEKDAYS,
         guardians=person.guardians,
         guardian_choices=[p for p in guardian_choices if p not in person.guardians],
         wards=wards,
         names=names,
-        local_input=lambda value: _local_input(value, zone),
+        local_input=lambda value: local_input(value, zone),
     )
 
 
 def _back(person_id: str, anchor: str | None = None) -> Response:
     return redirect(url_for("web.person_page", pid=person_id, _anchor=anchor))
-
-
-def _attempt(action: Callable[[], str | None]) -> bool:
-    """Run one service action and commit; its message flashed, or the error's."""
-    try:
-        message = action()
-        db.session.commit()
-    except NotFound:
-        db.session.rollback()
-        raise
-    except DomainError as error:
-        db.session.rollback()
-        flash(_error_text(error), "error")
-        return False
-    if message:
-        flash(message, "info")
-    return True
 
 
 def _upload(name: str) -> bytes | None:
@@ -509,27 +444,18 @@ def _upload(name: str) -> bytes | None:
     return upload.read()
 
 
-def _flash_form_errors(errors: dict[str, list[str]]) -> None:
-    for field, texts in errors.items():
-        flash(
-            f"{field.replace('_', ' ')}: {' '.join(texts)}" if field else " ".join(texts), "error"
-        )
-
-
 @bp.post("/people/<pid>/status")
 @login_required
 def person_set_status(pid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     person = scope.get(Person, pid)
     try:
         status = PersonStatus(request.form.get("status", ""))
     except ValueError:
         abort(400)
-    _attempt(
-        lambda: (
-            people.update_person(scope, person.id, {"status": status})
-            and f"{person.name} is now {status.value}."
-        )
+    attempt(
+        lambda: people.update_person(scope, person.id, {"status": status}),
+        f"{person.name} is now {status.value}.",
     )
     return _back(person.id)
 
@@ -537,13 +463,11 @@ def person_set_status(pid: str) -> Response:
 @bp.post("/people/<pid>/move-out")
 @login_required
 def person_move_out(pid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     person = scope.get(Person, pid)
-    _attempt(
-        lambda: (
-            people.move_out(scope, person.id)
-            and f"{person.name} has moved out: faces erased, credentials disabled, leases ended."
-        )
+    attempt(
+        lambda: people.move_out(scope, person.id),
+        f"{person.name} has moved out: faces erased, credentials disabled, leases ended.",
     )
     return _back(person.id)
 
@@ -551,13 +475,11 @@ def person_move_out(pid: str) -> Response:
 @bp.post("/people/<pid>/consent")
 @login_required
 def person_record_consent(pid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     person = scope.get(Person, pid)
-    _attempt(
-        lambda: (
-            people.record_consent(scope, person.id, people.FACE_PURPOSE)
-            and "Consent to face recognition recorded."
-        )
+    attempt(
+        lambda: people.record_consent(scope, person.id, people.FACE_PURPOSE),
+        "Consent to face recognition recorded.",
     )
     return _back(person.id, "consent")
 
@@ -565,14 +487,12 @@ def person_record_consent(pid: str) -> Response:
 @bp.post("/people/<pid>/consent/withdraw")
 @login_required
 def person_withdraw_consent(pid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     person = scope.get(Person, pid)
-
-    def withdraw() -> str:
-        erased = people.withdraw_consent(scope, person.id, people.FACE_PURPOSE)
-        return f"Consent withdrawn; {_plural(erased, 'face photo')} erased."
-
-    _attempt(withdraw)
+    attempt(
+        lambda: people.withdraw_consent(scope, person.id, people.FACE_PURPOSE),
+        lambda erased: f"Consent withdrawn; {_plural(erased, 'face photo')} erased.",
+    )
     return _back(person.id, "consent")
 
 
@@ -596,7 +516,7 @@ def _enrol_photo(scope: Scope, person: Person, image: bytes) -> None:
                 "measurements": face_measurement_lines(error.extensions.get("measurements")),
             }
         else:
-            flash(f"Photo not stored: {_error_text(error)}", "error")
+            flash_error(f"Photo not stored: {error_text(error)}")
         return
     session[_FACE_RESULT] = {
         "person_id": person.id,
@@ -608,11 +528,11 @@ def _enrol_photo(scope: Scope, person: Person, image: bytes) -> None:
 @bp.post("/people/<pid>/faces")
 @login_required
 def person_upload_face(pid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     person = scope.get(Person, pid)
     image = _upload("photo")
     if image is None:
-        flash("Choose a photo to upload.", "error")
+        flash_error("Choose a photo to upload.")
     else:
         _enrol_photo(scope, person, image)
     return _back(person.id, "faces")
@@ -621,38 +541,37 @@ def person_upload_face(pid: str) -> Response:
 @bp.post("/faces/<fid>/delete")
 @login_required
 def person_delete_face(fid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     face = scope.get(FaceTemplate, fid)
     person_id = face.person_id
-    _attempt(lambda: faces.delete_face(scope, face.id) or "Face photo deleted.")
+    attempt(lambda: faces.delete_face(scope, face.id), "Face photo deleted.")
     return _back(person_id, "faces")
 
 
 @bp.post("/people/<pid>/id-check")
 @login_required
 def person_id_check(pid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     person = scope.get(Person, pid)
     id_photo, live_photo = _upload("id_photo"), _upload("live_photo")
     if id_photo is None or live_photo is None:
-        flash("Choose both photos: the ID card's chip photo and a live photo.", "error")
+        flash_error("Choose both photos: the ID card's chip photo and a live photo.")
         return _back(person.id, "id-check")
 
-    def check() -> str:
-        result = faces.id_check(scope, person.id, id_photo, live_photo)
+    def verdict(result: IdCheck) -> str:
         if result.distance is None:
             photo, _, reason = (result.reason or ":").partition(":")
             return (
                 f"No match: the {photo.replace('_', ' ')} cannot be used "
                 f"({face_reason_words(reason)})."
             )
-        verdict = "Match" if result.match else "No match"
+        words = "Match" if result.match else "No match"
         return (
-            f"{verdict}: distance {result.distance:.2f} (tolerance {result.tolerance:.2f}). "
+            f"{words}: distance {result.distance:.2f} (tolerance {result.tolerance:.2f}). "
             f"Status: {person.status.value}."
         )
 
-    _attempt(check)
+    attempt(lambda: faces.id_check(scope, person.id, id_photo, live_photo), verdict)
     return _back(person.id, "id-check")
 
 
@@ -662,7 +581,7 @@ def person_add_credential(pid: str, kind: str) -> Response:
     if kind not in _CREDENTIALS:
         abort(404)
     model, schema, key, normalise = _CREDENTIALS[kind]
-    scope = _scope()
+    scope = current_scope()
     person = scope.get(Person, pid)
     payload = {key: request.form.get(key, "").strip()}
     if model is Vehicle and request.form.get("color"):
@@ -670,15 +589,14 @@ def person_add_credential(pid: str, kind: str) -> Response:
     try:
         data = schema().load(payload)
     except ma.ValidationError as error:
-        _flash_form_errors(flatten_messages(error.messages))
+        flash_form_errors(flatten_messages(error.messages))
         return _back(person.id, "credentials")
 
-    def add() -> str:
+    def add() -> Any:
         data[key] = normalise(data[key])  # a plate is checked here: its error is flashed
-        people.add_credential(scope, person.id, model, data)
-        return f"{kind[:-1].capitalize()} {data[key]} added."
+        return people.add_credential(scope, person.id, model, data)
 
-    _attempt(add)
+    attempt(add, lambda _row: f"{kind[:-1].capitalize()} {data[key]} added.")
     return _back(person.id, "credentials")
 
 
@@ -688,15 +606,15 @@ def person_switch_credential(kind: str, crid: str) -> Response:
     if kind not in _CREDENTIALS:
         abort(404)
     model, _schema, key, _normalise = _CREDENTIALS[kind]
-    scope = _scope()
+    scope = current_scope()
     row = scope.get(model, crid)
     disabled = request.form.get("disabled") == "1"
-    _attempt(
-        lambda: (
-            people.update_credential(scope, model, row.id, {"disabled": disabled})
-            and f"{kind[:-1].capitalize()} {getattr(row, key)} "
+    attempt(
+        lambda: people.update_credential(scope, model, row.id, {"disabled": disabled}),
+        lambda changed: (
+            f"{kind[:-1].capitalize()} {getattr(changed, key)} "
             f"{'disabled' if disabled else 'enabled'}."
-        )
+        ),
     )
     return _back(row.person_id, "credentials")
 
@@ -704,59 +622,56 @@ def person_switch_credential(kind: str, crid: str) -> Response:
 @bp.post("/people/<pid>/leases")
 @login_required
 def person_new_lease(pid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     person = scope.get(Person, pid)
-    zone = _zone(db.session.get(Community, person.community_id))
+    zone = zone_of(db.session.get(Community, person.community_id))
     errors: dict[str, list[str]] = {}
     starts = read_local(request.form, "starts_at", zone, errors)
     ends = read_local(request.form, "ends_at", zone, errors)
     if not request.form.get("unit_id"):
-        errors["unit"] = ["Choose the unit."]
+        add_error(errors, "unit", "Choose the unit.")
     if errors:
-        _flash_form_errors(errors)
+        flash_form_errors(errors)
         return _back(person.id, "leases")
     data = {"unit_id": request.form["unit_id"], "starts_at": starts, "ends_at": ends}
-    _attempt(lambda: people.create_lease(scope, person.id, data) and "Lease added.")
+    attempt(lambda: people.create_lease(scope, person.id, data), "Lease added.")
     return _back(person.id, "leases")
 
 
 @bp.post("/leases/<lid>/end")
 @login_required
 def lease_end_now(lid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     lease = scope.get(Lease, lid)
-    _attempt(lambda: people.update_lease(scope, lease.id, {"end_now": True}) and "Lease ended now.")
+    attempt(lambda: people.update_lease(scope, lease.id, {"end_now": True}), "Lease ended now.")
     return _back(lease.person_id, "leases")
 
 
 @bp.post("/leases/<lid>/renew")
 @login_required
 def lease_renew(lid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     lease = scope.get(Lease, lid)
     community = db.session.get(Community, lease.community_id)
     errors: dict[str, list[str]] = {}
-    ends = read_local(request.form, "ends_at", _zone(community), errors)
+    zone = zone_of(community)
+    ends = read_local(request.form, "ends_at", zone, errors)
     if ends is None:
-        _flash_form_errors(errors)
+        flash_form_errors(errors)
         return _back(lease.person_id, "leases")
-
-    def renew() -> str:
-        changed = people.update_lease(scope, lease.id, {"ends_at": ends})
-        return (
-            f"Lease now ends {_local_input(changed.ends_at, _zone(community)).replace('T', ' ')}."
-        )
-
-    _attempt(renew)
+    attempt(
+        lambda: people.update_lease(scope, lease.id, {"ends_at": ends}),
+        lambda changed: f"Lease now ends {local_input(changed.ends_at, zone).replace('T', ' ')}.",
+    )
     return _back(lease.person_id, "leases")
 
 
 @bp.post("/worker-permits/<wid>")
 @login_required
 def worker_permit_edit(wid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     permit = scope.get(WorkerPermit, wid)
-    zone = _zone(db.session.get(Community, permit.community_id))
+    zone = zone_of(db.session.get(Community, permit.community_id))
     form = request.form
     errors: dict[str, list[str]] = {}
     payload: dict[str, Any] = {
@@ -765,7 +680,7 @@ def worker_permit_edit(wid: str) -> Response:
         "schedule": _schedule_from_form(form, "", errors),
     }
     if not payload["access_point_ids"]:
-        errors["access points"] = ["Choose at least one access point."]
+        add_error(errors, "access points", "Choose at least one access point.")
     for field in ("valid_from", "valid_until"):
         value = read_local(form, field, zone, errors)
         if value is not None:
@@ -776,26 +691,25 @@ def worker_permit_edit(wid: str) -> Response:
         except ma.ValidationError as error:
             errors = flatten_messages(error.messages)
     if errors:
-        _flash_form_errors(errors)
+        flash_form_errors(errors)
         return _back(permit.person_id, "permit")
-    _attempt(lambda: people.update_permit(scope, permit.id, changes) and "Permit saved.")
+    attempt(lambda: people.update_permit(scope, permit.id, changes), "Permit saved.")
     return _back(permit.person_id, "permit")
 
 
 @bp.post("/people/<pid>/guardians")
 @login_required
 def person_guardians(pid: str) -> Response:
-    scope = _scope()
+    scope = current_scope()
     person = scope.get(Person, pid)
     current = [g.id for g in person.guardians]
     if request.form.get("add"):
         wanted = [*current, request.form["add"]]
     else:
         wanted = [g for g in current if g != request.form.get("remove")]
-    _attempt(
-        lambda: (
-            people.update_person(scope, person.id, {"guardian_ids": wanted}) and "Guardians saved."
-        )
+    attempt(
+        lambda: people.update_person(scope, person.id, {"guardian_ids": wanted}),
+        "Guardians saved.",
     )
     return _back(person.id, "guardians")
 
@@ -810,18 +724,18 @@ def _enrolment_data(
     role = form.get("role", "")
     payload: dict[str, Any] = {"name": form.get("name", "").strip(), "role": role}
     if not payload["name"]:
-        errors.setdefault("name", []).append("Enter the person's name.")
+        add_error(errors, "name", "Enter the person's name.")
     if role not in set(PersonRole):
-        errors.setdefault("role", []).append("Choose a role.")
+        add_error(errors, "role", "Choose a role.")
     if role != PersonRole.WORKER and form.get("unit_id"):
         payload["unit_id"] = form["unit_id"]
     if form.get("phone", "").strip():
         payload["phone"] = form["phone"].strip()
     id_type, id_number = form.get("id_type", ""), form.get("id_number", "").strip()
     if id_number and not id_type:
-        errors.setdefault("id_type", []).append("Choose the document type.")
+        add_error(errors, "id_type", "Choose the document type.")
     elif id_type and not id_number:
-        errors.setdefault("id_number", []).append("Enter the number, or choose no document.")
+        add_error(errors, "id_number", "Enter the number, or choose no document.")
     elif id_type:
         payload["id_document"] = {"type": id_type, "number": id_number}
     payload["lives_alone"] = "lives_alone" in form
@@ -840,9 +754,7 @@ def _enrolment_data(
             "schedule": _schedule_from_form(form, "worker_", errors),
         }
         if not worker["access_point_ids"]:
-            errors.setdefault("worker_access_point_ids", []).append(
-                "Choose at least one access point."
-            )
+            add_error(errors, "worker_access_point_ids", "Choose at least one access point.")
         for key in ("valid_from", "valid_until"):
             value = read_local(form, f"worker_{key}", zone, errors)
             if value is not None:
@@ -851,20 +763,15 @@ def _enrolment_data(
     try:
         return PersonSchema().load(payload)
     except ma.ValidationError as error:
-        _merge_errors(errors, error.messages)
+        merge_errors(errors, error.messages, _form_field, _FRIENDLY)
         return None
 
 
-def _merge_errors(errors: dict[str, list[str]], messages: Any) -> None:
-    """Schema or service messages onto the form's inputs, unless an input has its own already."""
-    for key, texts in flatten_messages(messages).items():
-        field = "worker_schedule" if key.startswith("worker.schedule") else _FORM_FIELD.get(key)
-        field = field or "form"
-        if field in errors and field != "form":
-            continue
-        errors.setdefault(field, []).extend(
-            [_FRIENDLY[field]] if field in _FRIENDLY else [t for t in texts if t]
-        )
+def _form_field(key: str) -> str:
+    """The enrolment form's input for a schema or service message key."""
+    if key.startswith("worker.schedule"):
+        return "worker_schedule"
+    return _FORM_FIELD.get(key) or "form"
 
 
 def _enrol_page(
@@ -878,7 +785,7 @@ def _enrol_page(
         labels=FIELD_LABELS,
         roles=list(PersonRole),
         buildings=_buildings_with_units(scope, community),
-        access_points=_access_points(scope, community.id),
+        access_points=access_points_of(scope, community.id),
         worker_tags=list(WorkerTag),
         documents=DOCUMENT_LABELS,
         weekdays=WEEKDAYS,
@@ -894,7 +801,7 @@ def person_enrol(cid: str) -> Any:
         return _enrol_page(community, scope, MultiDict({"role": "resident"}), {})
     form = request.form
     errors: dict[str, list[str]] = {}
-    data = _enrolment_data(form, _zone(community), errors)
+    data = _enrolment_data(form, zone_of(community), errors)
     consent = "face_consent" in form
     person = None
     if data is not None and not errors:
@@ -906,16 +813,20 @@ def person_enrol(cid: str) -> Any:
         except DomainError as error:
             db.session.rollback()  # nothing half-stored
             person = None
-            _merge_errors(errors, error.extensions.get("errors") or {"": [error.detail]})
+            merge_errors(
+                errors,
+                error.extensions.get("errors") or {"": [error.detail]},
+                _form_field,
+                _FRIENDLY,
+            )
     if person is None:
         return _enrol_page(community, scope, form, errors or {"form": ["Check the form."]}), 422
-    flash(f"{person.name} enrolled.", "info")
+    flash_ok(f"{person.name} enrolled.")
     photo = _upload("photo")
     if photo is not None and consent:
         _enrol_photo(scope, person, photo)
     elif photo is not None:
-        flash(
-            "The photo was not stored: the person's consent to face recognition was not recorded.",
-            "error",
+        flash_error(
+            "The photo was not stored: the person's consent to face recognition was not recorded."
         )
     return redirect(url_for("web.person_page", pid=person.id))

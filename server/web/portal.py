@@ -18,8 +18,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
-from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask import redirect, render_template, request, url_for
+from flask_login import login_required
 from sqlalchemy import func, or_, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
@@ -50,7 +50,17 @@ from server.models import (
 from server.passes import service as passes
 from server.passes.service import PassStatus
 from server.web import bp
-from server.web.forms import flatten_messages, read_local
+from server.web.helpers import (
+    add_error,
+    flash_error,
+    flash_ok,
+    merge_errors,
+    person_names,
+    point_names,
+    read_local,
+    signed_in_user,
+    zone_of,
+)
 
 LIST_SIZE = 50
 HISTORY_SIZE = 50
@@ -124,12 +134,12 @@ class Resident:
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.community.timezone)
+        return zone_of(self.community)
 
 
 def _resident() -> Resident:
     """The resident behind this request; other roles find no such page (404)."""
-    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
+    user = signed_in_user()
     if user.role is not UserRole.RESIDENT:
         raise NotFound("No such page.")
     unit = user.unit
@@ -220,7 +230,7 @@ def _pass_input(
         "access_point_ids": form.getlist("access_point_ids"),
     }
     if not payload["guest_name"]:
-        errors.setdefault("guest_name", []).append("Enter your guest's name.")
+        add_error(errors, "guest_name", "Enter your guest's name.")
     starts = None
     if form.get("starts_at", "").strip():
         starts = read_local(form, "starts_at", resident.zone, errors)
@@ -229,7 +239,7 @@ def _pass_input(
     presets = {preset.key: preset for preset in _durations(resident, now)}
     chosen = presets.get(form.get("duration", ""))
     if chosen is None:
-        errors.setdefault("duration", []).append("Choose how long the pass lasts.")
+        add_error(errors, "duration", "Choose how long the pass lasts.")
     else:
         start = starts or now
         until = _tonight(start, resident.zone) if chosen.span is None else start + chosen.span
@@ -239,28 +249,24 @@ def _pass_input(
     except ValueError:
         uses = 0
     if uses not in USE_CHOICES:
-        errors.setdefault("max_uses", []).append("Choose how many times the pass opens.")
+        add_error(errors, "max_uses", "Choose how many times the pass opens.")
     payload["max_uses"] = uses
     if not payload["access_point_ids"]:
-        errors.setdefault("access_point_ids", []).append("Choose at least one door.")
+        add_error(errors, "access_point_ids", "Choose at least one door.")
     plate = form.get("plate", "").strip()
     if plate:
         payload["plate"] = plate
     try:
         data = PassInputSchema().load(payload)
     except ma.ValidationError as error:
-        _merge_errors(errors, error.messages)
+        merge_errors(errors, error.messages, _form_field)
         return None
     return None if errors else data
 
 
-def _merge_errors(errors: dict[str, list[str]], messages: Any) -> None:
-    """Schema or service messages onto the form's inputs, unless an input has its own already."""
-    for key, texts in flatten_messages(messages).items():
-        field = _FORM_FIELD.get(key.partition(".")[0], "form")
-        if field in errors and field != "form":
-            continue
-        errors.setdefault(field, []).extend(t for t in texts if t)
+def _form_field(key: str) -> str:
+    """The pass form's input for a schema or service message key."""
+    return _FORM_FIELD.get(key.partition(".")[0], "form")
 
 
 def _pass_form(
@@ -303,9 +309,11 @@ def portal_pass_new() -> Any:
         except DomainError as error:
             db.session.rollback()  # nothing half-stored
             status = error.status
-            _merge_errors(errors, error.extensions.get("errors") or {"": [error.detail]})
+            merge_errors(
+                errors, error.extensions.get("errors") or {"": [error.detail]}, _form_field
+            )
         else:
-            flash(f"Pass for {row.guest_name} created: share the link or show the QR code.", "info")
+            flash_ok(f"Pass for {row.guest_name} created: share the link or show the QR code.")
             return redirect(url_for("web.portal_pass", pass_id=row.id), 303)
     return _pass_form(resident, now, request.form, errors or {"form": ["Check the form."]}), status
 
@@ -327,7 +335,7 @@ def portal_pass(pass_id: str) -> str:
         share_url=url_for("web.shared_pass", secret=passes.share_secret(row), _external=True),
         doors=sorted(point.name for point in row.access_points),
         uses=uses,
-        point_names=_point_names(event.access_point_id for event in uses),
+        point_names=point_names(event.access_point_id for event in uses),
         reason_words=reason_words,
     )
 
@@ -338,7 +346,7 @@ def portal_pass_revoke(pass_id: str) -> Response:
     resident = _resident()
     row = passes.revoke(resident.scope, pass_id)
     db.session.commit()
-    flash(f"Pass for {row.guest_name} revoked: its code no longer opens any door.", "info")
+    flash_ok(f"Pass for {row.guest_name} revoked: its code no longer opens any door.")
     return redirect(url_for("web.portal_pass", pass_id=row.id), 303)
 
 
@@ -400,33 +408,20 @@ def portal_door_open(apid: str) -> Any:
         raise
     except DomainError as error:
         db.session.rollback()
-        flash(error.detail, "error")
+        flash_error(error.detail)
         return _doors_page(resident, error.status)
-    flash(f"{point.name} is opening.", "info")
+    flash_ok(f"{point.name} is opening.")
     return redirect(url_for("web.portal_doors"), 303)
 
 
 # --- history --------------------------------------------------------------------------------
 
 
-def _names(id_column: Any, name_column: Any, ids: Iterable[str | None]) -> dict[str, str]:
-    """Id -> name for the given ids (one query; none for no ids)."""
-    wanted = {ident for ident in ids if ident}
-    if not wanted:
-        return {}
-    rows = db.session.execute(select(id_column, name_column).where(id_column.in_(wanted)))
-    return {ident: name for ident, name in rows}
-
-
-def _point_names(ids: Iterable[str | None]) -> dict[str, str]:
-    return _names(AccessPoint.id, AccessPoint.name, ids)
-
-
 def _who(events: list[AccessEvent], scope: Scope) -> dict[str, str]:
     """Event id -> who it was: a household member's name, or the guest of a pass."""
     # The events are the household's and their guests' (the scope's), so these names are
     # the resident's to read even though the people table itself is staff-only.
-    people = _names(Person.id, Person.name, (e.person_id for e in events))
+    people = person_names(e.person_id for e in events)
     pass_ids = {e.pass_id for e in events if e.pass_id}
     guests = {
         row.id: row.guest_name
@@ -469,7 +464,7 @@ def portal_history() -> str:
         resident=resident,
         events=events,
         who=_who(events, resident.scope),
-        point_names=_point_names(event.access_point_id for event in events),
+        point_names=point_names(event.access_point_id for event in events),
         reason_words=reason_words,
         credential_words=CREDENTIAL_WORDS,
         granted=Decision.GRANT,

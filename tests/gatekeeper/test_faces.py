@@ -12,6 +12,7 @@ import sys
 import tarfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from gatekeeper.faces import (
     face_distance,
     match_id_photo,
 )
+from gatekeeper.gallery import Gallery
 from tests import fetch_test_data
 from tests.gatekeeper import face_images as make
 
@@ -337,14 +339,42 @@ def test_malformed_templates_are_refused() -> None:
         face_distance(np.zeros(128), np.zeros((2, 128)))
 
 
-def test_distances(enrolled: dict[str, EnrolmentResult]) -> None:
-    templates = np.stack([enrolled[name].template for name in PHOTOS])
-    probe = enrolled["obama2.jpg"].template
-    distances = faces.face_distances(templates, probe)
-    assert distances.shape == (4,)
-    for name, distance in zip(PHOTOS, distances, strict=True):
-        assert distance == pytest.approx(face_distance(enrolled[name].template, probe), abs=1e-5)
-    assert face_distance(probe, probe) == 0.0
+def test_distances_are_face_recognitions(enrolled: dict[str, EnrolmentResult]) -> None:
+    """The door's 1:N search (``gatekeeper.gallery``, what ``server.access.face`` calls) and
+    the person-ID match's ``face_distance`` measure what ``face_recognition.face_distance`` does."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # face_recognition_models: pkg_resources
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import face_recognition
+    person = {name: "biden" if name == "biden.jpg" else "obama" for name in PHOTOS}
+    for probe_name in PHOTOS:
+        probe = enrolled[probe_name].template
+        others = [name for name in PHOTOS if name != probe_name]
+        expected = dict(
+            zip(
+                others,
+                face_recognition.face_distance(
+                    np.stack([enrolled[name].template for name in others]), probe
+                ),
+                strict=True,
+            )
+        )
+        gallery = Gallery()
+        for name in others:
+            gallery.add(name, person[name], enrolled[name].template)
+        match = gallery.search(probe, tolerance=10.0, margin=0.0)
+        closest = min(others, key=expected.__getitem__)
+        assert match.template_id == closest and match.person_id == person[closest]
+        assert match.distance == pytest.approx(expected[closest], abs=1e-4)
+        rivals = [expected[name] for name in others if person[name] != person[closest]]
+        if rivals:
+            assert match.second_distance == pytest.approx(min(rivals), abs=1e-4)
+        else:
+            assert match.second_distance is None
+        for name in others:
+            pair = face_distance(enrolled[name].template, probe)
+            assert pair == pytest.approx(expected[name], abs=1e-5)
+        assert face_distance(probe, probe) == 0.0
 
 
 # --- the engine: loaded once, safe across threads --------------------------------------------

@@ -1,4 +1,4 @@
-"""Identity documents: format checks, normalisation, masking, and the test-number maker."""
+"""Identity documents: format checks, normalisation, masking; and the tests' number maker."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from gatekeeper.identity import (
     DocumentType,
     birth_date_from_resident_id,
     check_character,
-    make_resident_id,
     mask_document,
     mask_name,
     validate_document,
 )
+from tests.support.identity import make_resident_id
 
 TODAY = date(2026, 11, 21)
 

@@ -3,7 +3,7 @@
 The landmarks come from the real photos (face_recognition 1.3.0's test images, fetched by
 ``python -m tests.fetch_test_data``), found by the face engine and dlib's 68-point model, then
 placed where a face at the test's distance appears in a 1280x720 door frame. The depth maps are
-rendered by :mod:`gatekeeper.depthmaps` (docs/liveness.md describes the model) with small seeds;
+rendered by :mod:`tests.support.depthmaps` (docs/liveness.md describes the model) with small seeds;
 ``bench/liveness_errors.py`` measures the error rates with other seeds.
 """
 
@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
-from gatekeeper import depthmaps, faces, liveness
-from gatekeeper.depthmaps import BendAxis, Scene
+from gatekeeper import faces, liveness
 from gatekeeper.liveness import (
     DepthError,
     DepthProblem,
@@ -34,6 +33,8 @@ from gatekeeper.liveness import (
     load_depth,
 )
 from tests.fetch_test_data import test_image as photo_path
+from tests.support import depthmaps
+from tests.support.depthmaps import BendAxis, Scene
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
@@ -314,6 +315,20 @@ def test_a_truncated_depth_map_with_real_content_is_unreadable(
         assert caught.value.reason == DepthProblem.UNREADABLE
 
 
+def test_a_cut_depth_map_is_unreadable_even_when_pillow_is_told_to_pad(
+    photo_landmarks: dict[str, Landmarks], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``face_recognition`` sets Pillow's LOAD_TRUNCATED_IMAGES on import; a cut map still fails."""
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    scene = door_scene(photo_landmarks["obama.jpg"], 600)
+    data = png16(depthmaps.live_face(scene, 600, np.random.default_rng(0)))
+    for cut in (len(data) // 2, len(data) - 12):  # a cut in the pixels; only IEND missing
+        with pytest.raises(DepthError) as caught:
+            load_depth(data[:cut], 1280 / 720)
+        assert caught.value.reason == DepthProblem.UNREADABLE
+    assert load_depth(data, 1280 / 720).shape == (360, 640)
+
+
 def test_an_aspect_within_two_percent_is_accepted() -> None:
     depth = load_depth(png16(np.full((180, 323), 700, np.uint16)), 1280 / 720)
     assert depth.shape == (180, 323)
@@ -363,9 +378,9 @@ def test_a_face_outside_the_depth_map_is_too_few_pixels(
 ) -> None:
     scene = door_scene(photo_landmarks["obama.jpg"], 600)
     depth = depthmaps.live_face(scene, 600, np.random.default_rng(0))
-    gone = scene.landmarks.transformed(1.0, 2000.0, 0.0)
+    gone = depthmaps.transformed(scene.landmarks, 1.0, 2000.0, 0.0)
     assert_not_live(check_depth(depth, FRAME, gone), {LivenessReason.TOO_FEW_DEPTH_PIXELS})
-    tiny = scene.landmarks.transformed(0.01, 600.0, 300.0)
+    tiny = depthmaps.transformed(scene.landmarks, 0.01, 600.0, 300.0)
     assert_not_live(check_depth(depth, FRAME, tiny), {LivenessReason.TOO_FEW_DEPTH_PIXELS})
 
 
@@ -460,7 +475,7 @@ def test_landmarks_need_68_points() -> None:
 
 def test_importing_the_modules_loads_no_model() -> None:
     code = (
-        "import sys, gatekeeper.liveness, gatekeeper.depthmaps; "
+        "import sys, gatekeeper.liveness, tests.support.depthmaps; "
         "print('dlib' in sys.modules, 'face_recognition_models' in sys.modules)"
     )
     output = subprocess.run(

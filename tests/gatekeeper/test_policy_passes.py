@@ -1,4 +1,5 @@
-"""gatekeeper.policy.decide_pass: each rule, in order, with frozen instants."""
+"""gatekeeper.policy.decide_pass: each rule, in order, with frozen instants; and
+``pass_status``, whether a pass is usable at an instant (what lists and pages show)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,18 @@ from gatekeeper.policy import (
     Rule,
     Subject,
     decide_pass,
+    pass_status,
+    pass_window,
 )
 from gatekeeper.schedule import WeeklySchedule
-from gatekeeper.vocabulary import AccessPointKind, PersonRole, PersonStatus, Reason, Zone
+from gatekeeper.vocabulary import (
+    AccessPointKind,
+    PassStatus,
+    PersonRole,
+    PersonStatus,
+    Reason,
+    Zone,
+)
 
 START = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
 END = START + timedelta(days=1)
@@ -102,3 +112,81 @@ def test_naive_instants_are_refused() -> None:
         decide_pass(visitor_pass(), DOOR, datetime(2026, 11, 21, 8, 0))
     with pytest.raises(ValueError):
         visitor_pass(valid_from=datetime(2026, 11, 21))
+
+
+# pass_status ---------------------------------------------------------------------------------
+
+SECOND = timedelta(seconds=1)
+
+
+def status(at: datetime = START, **changes) -> PassStatus:
+    values = {
+        "revoked": False,
+        "uses": 0,
+        "max_uses": 1,
+        "valid_from": START,
+        "valid_until": END,
+        "at": at,
+    }
+    return pass_status(**{**values, **changes})
+
+
+def test_the_window_is_half_open() -> None:
+    assert pass_window(START, END, START - SECOND) is PassStatus.UPCOMING
+    assert pass_window(START, END, START) is PassStatus.ACTIVE
+    assert pass_window(START, END, END - SECOND) is PassStatus.ACTIVE
+    assert pass_window(START, END, END) is PassStatus.EXPIRED
+    assert status(START - SECOND) is PassStatus.UPCOMING
+    assert status(START) is status(END - SECOND) is PassStatus.ACTIVE
+    assert status(END) is PassStatus.EXPIRED
+
+
+def test_uses_count_up_to_the_limit() -> None:
+    assert status(uses=2, max_uses=3) is PassStatus.ACTIVE
+    assert status(uses=3, max_uses=3) is PassStatus.USED
+    assert status(uses=4, max_uses=3) is PassStatus.USED  # offline uploads overshoot
+
+
+@pytest.mark.parametrize("at", [START - SECOND, START, END])
+def test_revoked_wins_then_used_then_the_window(at) -> None:
+    assert status(at, revoked=True, uses=1) is PassStatus.REVOKED
+    assert status(at, uses=1) is PassStatus.USED  # a spent pass stays "used" after its end
+
+
+def test_naive_instants_are_refused_by_the_status_too() -> None:
+    with pytest.raises(ValueError):
+        status(datetime(2026, 11, 21, 8, 0))
+
+
+def test_a_pass_view_reports_its_status() -> None:
+    assert visitor_pass().status(START) is PassStatus.ACTIVE
+    assert visitor_pass(uses=1).status(START) is PassStatus.USED
+    assert visitor_pass(revoked=True).status(START - SECOND) is PassStatus.REVOKED
+    assert visitor_pass().status(END) is PassStatus.EXPIRED
+
+
+# Each status, as a door without a schedule on the pass reads it (the issuer still here).
+_DOOR_READS = {
+    PassStatus.ACTIVE: Rule.PASS_VALID,
+    PassStatus.UPCOMING: Rule.PASS_NOT_YET_VALID,
+    PassStatus.EXPIRED: Rule.PASS_EXPIRED,
+    PassStatus.USED: Rule.PASS_USED_UP,
+    PassStatus.REVOKED: Rule.PASS_REVOKED,
+}
+
+
+@pytest.mark.parametrize("revoked", [False, True])
+@pytest.mark.parametrize(("uses", "max_uses"), [(0, 1), (1, 1), (2, 5), (5, 5)])
+@pytest.mark.parametrize("at", [START - SECOND, START, END - SECOND, END, END + SECOND])
+def test_the_door_and_the_status_agree(revoked, uses, max_uses, at) -> None:
+    """A listed door opens exactly for an active pass; otherwise the door's rule is the
+    status's, except that the door reads the window before the uses."""
+    pass_ = visitor_pass(revoked=revoked, uses=uses, max_uses=max_uses)
+    current = pass_.status(at)
+    decision = decide_pass(pass_, DOOR, at)
+    assert decision.granted is (current is PassStatus.ACTIVE)
+    window = pass_window(START, END, at)
+    if current is PassStatus.USED and window is not PassStatus.ACTIVE:
+        assert decision.rule is _DOOR_READS[window]
+    else:
+        assert decision.rule is _DOOR_READS[current]

@@ -8,7 +8,7 @@ from flask import Flask
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from server.extensions import db
-from server.models import Community, Membership, Person, RfidTag
+from server.models import Community, RfidTag
 from tests import factories
 
 ELDER_TAG = "E1DE5001"
@@ -44,20 +44,9 @@ def build_wandering_elder(app: Flask, guardian_window_minutes: int | None = None
             world.a, name="North gate", kind=AccessPointKind.GATE, zone=Zone.PERIMETER
         )
         reader, secret = factories.device(gate, kind=DeviceKind.RFID_READER)
-        elder = Person(community_id=world.a.id, name="王老明", wander_risk=True)
-        db.session.add(elder)
-        db.session.flush()
-        db.session.add_all(
-            [
-                Membership(
-                    community_id=world.a.id,
-                    person_id=elder.id,
-                    unit_id=world.unit_a.id,
-                    role=PersonRole.ELDER,
-                ),
-                RfidTag(community_id=world.a.id, person_id=elder.id, epc=ELDER_TAG),
-            ]
-        )
+        elder = factories.person(world.a, "王老明", wander_risk=True)
+        factories.membership(elder, PersonRole.ELDER, unit_of=world.unit_a)
+        db.session.add(RfidTag(community_id=world.a.id, person_id=elder.id, epc=ELDER_TAG))
         db.session.commit()
         built = WanderingElder(world.a.id, gate.id, reader.id, secret, elder.id)
         db.session.remove()

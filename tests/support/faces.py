@@ -7,14 +7,16 @@ import io
 import numpy as np
 from PIL import Image
 
-from gatekeeper import depthmaps, liveness
 from gatekeeper import faces as engine
+from gatekeeper import liveness
 from gatekeeper.vocabulary import PersonRole
-from server.access.galleries import record_change
 from server.core import crypto
 from server.extensions import db
-from server.models import FaceTemplate, Membership, Person
+from server.models import FaceTemplate
+from server.people.galleries import record_change
+from tests import factories
 from tests.fetch_test_data import test_image as photo_path
+from tests.support import depthmaps
 
 
 def frame(
@@ -50,7 +52,8 @@ def enrol(community_id: str, person_id: str, photo: str) -> str:
 
 
 def depth_for(image_jpeg: bytes, kind: str, seed: int = 11, size=(640, 360)) -> bytes:
-    """A depth map aligned with the frame's face: a live head or an attack (gatekeeper model)."""
+    """A depth map aligned with the frame's face: a live head or an attack (the synthetic
+    model of ``tests.support.depthmaps``)."""
     rgb = engine.load_image(image_jpeg)
     probe = engine.probe_face(rgb)
     scene = depthmaps.Scene(
@@ -70,17 +73,8 @@ def depth_for(image_jpeg: bytes, kind: str, seed: int = 11, size=(640, 360)) -> 
 def enrol_resident(community_id: str, unit_id: str, name: str, photo: str) -> str:
     """Inside an app context: a resident of ``unit_id`` with ``photo`` enrolled; committed.
     The person's id."""
-    person = Person(community_id=community_id, name=name)
-    db.session.add(person)
-    db.session.flush()
-    db.session.add(
-        Membership(
-            community_id=community_id,
-            person_id=person.id,
-            unit_id=unit_id,
-            role=PersonRole.RESIDENT,
-        )
-    )
+    person = factories.person(community_id, name)
+    factories.membership(person, PersonRole.RESIDENT, unit_of=unit_id)
     enrol(community_id, person.id, photo)
     db.session.commit()
     return person.id

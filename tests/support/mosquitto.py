@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hardware.broker import MAX_QUEUED_MESSAGES, BrokerAccount, mosquitto_config, write_broker_files
+from tests.support.clock import daemon_environment
 from tests.support.net import free_port, wait_for_port
 
 
@@ -69,6 +70,7 @@ class Broker:
                 [self.executable, "-c", str(config)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                env=daemon_environment(),
             )
             wait_for_port(self.port)
             return
@@ -95,6 +97,7 @@ class Broker:
             [self.executable, "-c", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=daemon_environment(),
         )
         wait_for_port(self.port)
         deadline = time.monotonic() + 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from tests.factories import PASSWORD
 
@@ -18,11 +19,30 @@ def csrf(html: str) -> str:
     return match.group(1)
 
 
-def login(client: FlaskClient, username: str) -> None:
-    """Sign ``client`` in as ``username`` (password ``factories.PASSWORD``) through the form."""
+def login(
+    client: FlaskClient,
+    username: str,
+    *,
+    password: str = PASSWORD,
+    next_url: str = "",
+    expect: int | None = 302,
+) -> TestResponse:
+    """Sign ``client`` in as ``username`` through the login form, with the page's CSRF token.
+
+    ``next_url`` is appended to the form's URL (``"?next=/x"``). The form's answer is returned
+    after checking that its status is ``expect`` (302: signed in; ``None``: not checked).
+    """
     page = client.get("/login")
     answer = client.post(
-        "/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": csrf(page.text)},
+        "/login" + next_url,
+        data={"username": username, "password": password, "csrf_token": csrf(page.text)},
     )
-    assert answer.status_code == 302
+    if expect is not None:
+        assert answer.status_code == expect, answer.text
+    return answer
+
+
+def logout(client: FlaskClient) -> None:
+    """Sign ``client`` out through the home page's sign-out form."""
+    answer = client.post("/logout", data={"csrf_token": csrf(client.get("/").text)})
+    assert answer.status_code == 302, answer.text

@@ -10,7 +10,7 @@ from flask import Flask
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from server.devices.service import set_secret
 from server.extensions import db
-from server.models import Community, Device, Lease, Membership, Person, User, UserRole, Vehicle
+from server.models import Community, Device, Person, User, UserRole
 from tests import factories
 
 DOOR_SECRET = "door-secret-for-pass-tests"
@@ -47,12 +47,8 @@ class PassSite:
 
 
 def _person(community_id: str, name: str, unit_id: str, role: PersonRole) -> Person:
-    person = Person(community_id=community_id, name=name)
-    db.session.add(person)
-    db.session.flush()
-    db.session.add(
-        Membership(community_id=community_id, person_id=person.id, unit_id=unit_id, role=role)
-    )
+    person = factories.person(community_id, name)
+    factories.membership(person, role, unit_of=unit_id)
     return person
 
 
@@ -83,15 +79,7 @@ def build_pass_site() -> PassSite:
         set_secret(device, secret)
     owner = _person(w.a.id, "王小明", w.unit_a.id, PersonRole.OWNER)
     tenant = _person(w.a.id, "张伟", unit_a2.id, PersonRole.TENANT)
-    db.session.add(
-        Lease(
-            community_id=w.a.id,
-            person_id=tenant.id,
-            unit_id=unit_a2.id,
-            starts_at=LEASE_START,
-            ends_at=LEASE_END,
-        )
-    )
+    factories.lease(tenant, unit_a2, starts_at=LEASE_START, ends_at=LEASE_END)
     db.session.get(User, w.resident_a.id).person_id = owner.id
     tenant_user = factories.user(UserRole.RESIDENT, unit_of=unit_a2, username="tenant_a")
     tenant_user.person_id = tenant.id
@@ -145,7 +133,5 @@ def add_barrier(site: PassSite, secret: str, owner_plate: str = OWNER_PLATE) -> 
         community, name="South barrier", kind=AccessPointKind.BARRIER, zone=Zone.PERIMETER
     )
     device, _ = factories.device(point, kind=DeviceKind.BARRIER, secret=secret)
-    car = Vehicle(community_id=site.a, person_id=site.resident_person, plate=owner_plate)
-    db.session.add(car)
-    db.session.commit()
+    car = factories.vehicle(site.resident_person, owner_plate)
     return BarrierIds(point.id, device.id, f"{device.id}.{secret}", car.id)

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tests.support.clock import daemon_environment
 from tests.support.net import free_port, wait_for_port
 
 
@@ -42,7 +43,13 @@ class PostgresCluster:
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     def _run(self, *args: str) -> None:
-        subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [*self._as, *args],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            env=daemon_environment(),
+        )
 
     def start(self) -> None:
         if self._as:

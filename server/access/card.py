@@ -1,0 +1,42 @@
+"""IC cards at the door: whose card the reader sent, then the ordinary policy.
+
+The uid is looked up among the door's community's cards (upper-case hex, as enrolled);
+a card nobody holds is an ``unknown_card`` denial, stored with the uid. A known card is
+its holder's credential, with its own window and ``disabled`` flag. Everything ends in
+``server.access.decision.decide``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gatekeeper import policy
+from gatekeeper.vocabulary import CredentialType, Reason
+from server.access.decision import Door, Presented, Verdict, decide
+from server.extensions import db
+from server.models import Card, Person
+
+
+def verify(door: Door, uid: str) -> Verdict:
+    """Decide on the card ``uid`` (hex) read at ``door``; store the event; the caller commits."""
+    uid = uid.upper()
+    card = db.session.scalar(
+        select(Card).where(Card.community_id == door.community.id, Card.uid == uid)
+    )
+    if card is None:
+        presented = Presented(
+            CredentialType.CARD, unknown_reason=Reason.UNKNOWN_CARD, details={"uid": uid}
+        )
+    else:
+        presented = Presented(
+            CredentialType.CARD,
+            person=db.session.get(Person, card.person_id),
+            credential=policy.CredentialView(
+                kind=CredentialType.CARD,
+                disabled=card.disabled_at is not None,
+                valid_from=card.valid_from,
+                valid_until=card.valid_until,
+            ),
+            details={"card_id": card.id},
+        )
+    return decide(door, presented)

@@ -1,0 +1,267 @@
+"""What the page modules share: who is signed in and their scope, the rows and names a page
+looks up, times typed in the community's zone, form messages, and flashed outcomes.
+
+Each helper is written once here; the page modules keep only what is theirs alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from flask import flash
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from server.core.errors import DomainError, NotFound
+from server.core.localtime import local_to_utc
+from server.core.scope import Scope
+from server.extensions import db
+from server.models import AccessPoint, Building, Community, Person, Unit, User, UserRole
+
+T = TypeVar("T")
+
+# A ``datetime-local`` input's value.
+LOCAL_INPUT = "%Y-%m-%dT%H:%M"
+
+
+# Who is signed in --------------------------------------------------------------------------
+
+
+def signed_in_user() -> User:
+    """The account behind this request (the pages are all ``login_required``)."""
+    return current_user._get_current_object()  # type: ignore[attr-defined]
+
+
+def current_scope() -> Scope:
+    """What the signed-in user may see and change."""
+    return Scope(signed_in_user())
+
+
+def scope_for(*roles: UserRole) -> Scope:
+    """The signed-in user's scope when their role is one of ``roles``; else no such page (404)."""
+    scope = current_scope()
+    if scope.role not in roles:
+        raise NotFound("No such page.")
+    return scope
+
+
+def desk_scope() -> Scope:
+    """The property office's and the officers' pages: staff, admins and officers (who read).
+
+    Residents find no such page.
+    """
+    return scope_for(UserRole.OFFICER, UserRole.STAFF, UserRole.ADMIN)
+
+
+# Rows and names ----------------------------------------------------------------------------
+
+
+def communities_of(scope: Scope) -> list[Community]:
+    """The communities the caller may see, by name."""
+    return list(db.session.scalars(scope.query(Community).order_by(Community.name)))
+
+
+def access_points_of(scope: Scope, community_id: str) -> list[AccessPoint]:
+    """The community's access points the caller may see, by name."""
+    return list(
+        db.session.scalars(
+            scope.query(AccessPoint)
+            .where(AccessPoint.community_id == community_id)
+            .order_by(AccessPoint.name)
+        )
+    )
+
+
+def buildings_of(scope: Scope, community_id: str) -> list[Building]:
+    """The community's buildings the caller may see, by name."""
+    return list(
+        db.session.scalars(
+            scope.query(Building)
+            .where(Building.community_id == community_id)
+            .order_by(Building.name)
+        )
+    )
+
+
+def rows_by_id(scope: Scope, model: type, ids: Iterable[str | None]) -> dict[str, Any]:
+    """Id -> row of ``model`` for these ids, those the caller may see (one query)."""
+    wanted = {ident for ident in ids if ident}
+    if not wanted:
+        return {}
+    rows = db.session.scalars(scope.query(model).where(model.id.in_(wanted)))  # type: ignore[attr-defined]
+    return {row.id: row for row in rows}
+
+
+def names_by_id(id_column: Any, name_column: Any, ids: Iterable[str | None]) -> dict[str, str]:
+    """Id -> name for the given ids (one query; none for no ids)."""
+    wanted = {ident for ident in ids if ident}
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(id_column, name_column).where(id_column.in_(wanted)))
+    return {ident: name for ident, name in rows}
+
+
+def point_names(ids: Iterable[str | None]) -> dict[str, str]:
+    """Access point id -> its name."""
+    return names_by_id(AccessPoint.id, AccessPoint.name, ids)
+
+
+def person_names(ids: Iterable[str | None]) -> dict[str, str]:
+    """Person id -> the person's name; only for rows the caller may already read about them."""
+    return names_by_id(Person.id, Person.name, ids)
+
+
+def user_names(ids: Iterable[str | None]) -> dict[str, str]:
+    """Account id -> the name shown for it (the display name, else the username)."""
+    wanted = {ident for ident in ids if ident}
+    if not wanted:
+        return {}
+    users = db.session.scalars(select(User).where(User.id.in_(wanted)))
+    return {user.id: user.display_name or user.username for user in users}
+
+
+def unit_label(building: Building, unit: Unit) -> str:
+    """A unit as staff read it: ``A1 · 101``."""
+    return f"{building.name} · {unit.number}"
+
+
+# Times in the community's zone -------------------------------------------------------------
+
+
+def zone_of(community: Community) -> ZoneInfo:
+    return ZoneInfo(community.timezone)
+
+
+def local_input(value: datetime | None, zone: ZoneInfo) -> str:
+    """A UTC datetime as a ``datetime-local`` value in the community's zone ("" for none)."""
+    return value.astimezone(zone).strftime(LOCAL_INPUT) if value else ""
+
+
+def from_local_input(text: str, zone: ZoneInfo) -> datetime:
+    """A ``datetime-local`` value (a wall-clock time in ``zone``) as aware UTC.
+
+    ValueError when it is not a time, or a time the zone's clocks skip.
+    """
+    return local_to_utc(datetime.fromisoformat(text).replace(tzinfo=None), zone)
+
+
+def read_local(
+    form: MultiDict[str, str], name: str, zone: ZoneInfo, errors: dict[str, list[str]]
+) -> datetime | None:
+    """A ``datetime-local`` input as aware UTC; a message in ``errors`` when it is not one."""
+    text = form.get(name, "").strip()
+    if not text:
+        add_error(errors, name, "Enter a date and time.")
+        return None
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        add_error(errors, name, "Enter a date and time like 2026-12-01 09:00.")
+        return None
+    try:
+        return from_local_input(text, zone)
+    except ValueError as error:
+        add_error(errors, name, f"{error}.")
+        return None
+
+
+# Form messages -----------------------------------------------------------------------------
+
+
+def add_error(errors: dict[str, list[str]], field: str, text: str) -> None:
+    """One more message for one input."""
+    errors.setdefault(field, []).append(text)
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Marshmallow's nested messages (or a service's ``errors``) as dotted keys."""
+    if isinstance(messages, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            name = "" if key == "_schema" else str(key)
+            dotted = f"{prefix}.{name}" if prefix and name else prefix or name
+            for field, texts in flatten_messages(value, dotted).items():
+                out.setdefault(field, []).extend(texts)
+        return out
+    if isinstance(messages, list | tuple):
+        out = {}
+        for item in messages:
+            for field, texts in flatten_messages(item, prefix).items():
+                out.setdefault(field, []).extend(texts)
+        return out
+    return {prefix: [str(messages)]}
+
+
+def merge_errors(
+    errors: dict[str, list[str]],
+    messages: Any,
+    field_of: Callable[[str], str],
+    friendly: dict[str, str] | None = None,
+) -> None:
+    """Schema or service messages onto a form's inputs, unless an input has its own already.
+
+    ``field_of`` names the input for a dotted message key (``"form"`` for the whole form);
+    ``friendly`` replaces an input's messages with one plainer sentence.
+    """
+    for key, texts in flatten_messages(messages).items():
+        field = field_of(key)
+        if field in errors and field != "form":
+            continue
+        if friendly and field in friendly:
+            add_error(errors, field, friendly[field])
+        else:
+            errors.setdefault(field, []).extend(t for t in texts if t)
+
+
+def error_text(error: DomainError) -> str:
+    """A service error in one line: the detail, then any field messages it does not repeat."""
+    parts = [error.detail]
+    for field, texts in flatten_messages(error.extensions.get("errors") or {}).items():
+        for text in texts:
+            if text not in error.detail:
+                parts.append(f"{field}: {text}" if field else text)
+    return " ".join(parts)
+
+
+# Flashed outcomes --------------------------------------------------------------------------
+
+
+def flash_ok(message: str) -> None:
+    """What an action did, shown once on the next page."""
+    flash(message, "info")
+
+
+def flash_error(message: str) -> None:
+    """Why an action did not happen, shown once on the next page."""
+    flash(message, "error")
+
+
+def flash_form_errors(errors: dict[str, list[str]]) -> None:
+    """A form's messages when the page it came from is shown again (one flash per input)."""
+    for field, texts in errors.items():
+        flash_error(f"{field.replace('_', ' ')}: {' '.join(texts)}" if field else " ".join(texts))
+
+
+def attempt(action: Callable[[], T], done: str | Callable[[T], str]) -> bool:
+    """Run one service action and commit, then flash ``done`` (or ``done(result)``).
+
+    A refusal (``DomainError``) rolls back and flashes its text instead; a row out of the
+    caller's scope (``NotFound``) rolls back and stays a 404. True when the action happened.
+    """
+    try:
+        result = action()
+        message = done if isinstance(done, str) else done(result)
+        db.session.commit()
+    except NotFound:
+        db.session.rollback()
+        raise
+    except DomainError as error:
+        db.session.rollback()
+        flash_error(error_text(error))
+        return False
+    flash_ok(message)
+    return True

@@ -1,0 +1,600 @@
+"""Staff pages for people: list, person page, enrolment form, actions, scope."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from PIL import Image, ImageFilter
+from sqlalchemy import func, select
+
+from server.extensions import db
+from server.models import (
+    Card,
+    Community,
+    Consent,
+    FaceTemplate,
+    Lease,
+    Membership,
+    Person,
+    PersonStatus,
+    WorkerPermit,
+    utcnow,
+)
+from tests import factories
+from tests.factories import Api
+from tests.fetch_test_data import test_image as photo_path
+from tests.support.identity import make_resident_id
+from tests.support.pages import csrf, login
+
+ID_NUMBER = make_resident_id("330106", sequence=234)
+
+
+def photo(name: str) -> bytes:
+    return photo_path(name).read_bytes()
+
+
+def blurred() -> bytes:
+    buffer = io.BytesIO()
+    image = Image.open(io.BytesIO(photo("obama.jpg"))).filter(ImageFilter.GaussianBlur(6))
+    image.convert("RGB").save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def staff(client, world):
+    """The test client, signed in as staff of community A."""
+    login(client, "staff_a")
+    return client
+
+
+def _post(client, path: str, data: dict | None = None, page: str | None = None, **kwargs):
+    """POST a page form with the CSRF token taken from ``page`` (default: the path's page)."""
+    token = csrf(client.get(page or "/").text)
+    return client.post(path, data={"csrf_token": token, **(data or {})}, **kwargs)
+
+
+def _person(client, world, name: str = "李华", role: str = "resident", **extra) -> str:
+    body = {"name": name, "role": role, "unit_id": world.unit_a, **extra}
+    answer = Api(client, "staff_a").post(f"/communities/{world.a}/people", body)
+    assert answer.status_code == 201, answer.json
+    return answer.json["id"]
+
+
+def _tenant(client, world, name: str, starts: datetime, ends: datetime) -> str:
+    lease = {"starts_at": starts.isoformat(), "ends_at": ends.isoformat()}
+    return _person(client, world, name, "tenant", lease=lease)
+
+
+def _upload(client, path: str, page: str, **files: bytes):
+    data = {name: (io.BytesIO(content), f"{name}.jpg") for name, content in files.items()}
+    return _post(
+        client, path, data, page=page, content_type="multipart/form-data", follow_redirects=True
+    )
+
+
+def _rows(app, model, **where) -> list:
+    with app.app_context():
+        query = select(model).filter_by(**where)
+        rows = list(db.session.scalars(query))
+        db.session.expunge_all()
+        return rows
+
+
+# The list --------------------------------------------------------------------------------------
+
+
+def test_list_search_and_filters(app, client, world, staff) -> None:
+    with app.app_context():
+        building = factories.building(db.session.get(Community, world.a), "A2")
+        second_unit = factories.unit(building, "201").id
+    now = utcnow()
+    _person(client, world, "王小明", "owner", phone="13800000001")
+    _tenant(client, world, "张伟", now - timedelta(days=1), now + timedelta(days=10, hours=1))
+    elder = Api(client, "staff_a").post(
+        f"/communities/{world.a}/people",
+        {"name": "赵阿姨", "role": "elder", "unit_id": second_unit},
+    )
+    Api(client, "staff_a").patch(f"/people/{elder.json['id']}", {"status": "suspended"})
+    Api(client, "staff_b").post(
+        f"/communities/{world.b}/people",
+        {"name": "王其他", "role": "owner", "unit_id": world.unit_b},
+    )
+    Api(client, "staff_a").post(f"/people/{elder.json['id']}/cards", {"uid": "04A1B2C3"})
+
+    def names(query: str = "") -> list[str]:
+        page = client.get(f"/communities/{world.a}/people{query}")
+        assert page.status_code == 200
+        return re.findall(r'<a href="/people/per_[^"]+">([^<]+)</a>', page.text)
+
+    assert names() == sorted(["王小明", "张伟", "赵阿姨"])
+    assert names("?q=王") == ["王小明"]  # community B's 王 is not here
+    assert names("?q=13800") == ["王小明"]
+    assert names("?role=tenant") == ["张伟"]
+    assert names("?status=suspended") == ["赵阿姨"]
+    assert names(f"?building={world.building_a}") == sorted(["王小明", "张伟"])
+    assert names(f"?unit={second_unit}") == ["赵阿姨"]
+    assert names("?q=nobody") == []
+    page = client.get(f"/communities/{world.a}/people").text
+    assert "10 days left" in page
+    assert "owner · A1 · 101" in page and "elder · A2 · 201" in page
+    assert "1 card" in page
+    assert "Enrol a person" in page
+
+
+@pytest.mark.parametrize("q", ["%", "_", "n_L", "annx", "0%", "\\", "wang", "138", "王"])
+def test_list_search_is_the_apis(app, client, world, staff, q) -> None:
+    """The page and the API ask one search: the same people for the same words."""
+    with app.app_context():
+        db.session.add_all(
+            Person(community_id=world.a, name=name, phone=phone, status=PersonStatus.ACTIVE)
+            for name, phone in (
+                ("Ann_Lee", None),
+                ("AnnXLee", "13800000001"),
+                ("50% Wang", None),
+                ("500 Wang", "138_0000%1"),
+                ("Back\\slash", None),
+                ("王小明", None),
+            )
+        )
+        db.session.commit()
+    page = client.get(f"/communities/{world.a}/people", query_string={"q": q})
+    assert page.status_code == 200
+    on_page = re.findall(r'<a href="/people/per_[^"]+">([^<]+)</a>', page.text)
+    answer = Api(client, "staff_a").get(f"/communities/{world.a}/people", query_string={"q": q})
+    assert on_page == [p["name"] for p in answer.json]
+    assert on_page  # every word here finds someone
+
+
+def test_list_pages_fifty_at_a_time(app, client, world, staff) -> None:
+    with app.app_context():
+        db.session.add_all(
+            Person(community_id=world.a, name=f"Person {n:03d}", status=PersonStatus.ACTIVE)
+            for n in range(55)
+        )
+        db.session.commit()
+    first = client.get(f"/communities/{world.a}/people").text
+    assert "Person 049" in first and "Person 050" not in first and "Page 1 of 2" in first
+    second = client.get(f"/communities/{world.a}/people?page=2&q=Person").text
+    assert "Person 054" in second and "Person 049" not in second
+    assert 'rel="prev"' in second and "q=Person" in second
+
+
+def test_home_links_to_people(client, world, staff) -> None:
+    assert f"/communities/{world.a}/people" in client.get("/").text
+
+
+# The person page -------------------------------------------------------------------------------
+
+
+def test_person_page_shows_only_the_masked_document(client, world, staff) -> None:
+    pid = _person(
+        client,
+        world,
+        "王小明",
+        "owner",
+        phone="13800000001",
+        id_document={"type": "resident_id", "number": ID_NUMBER},
+    )
+    page = client.get(f"/people/{pid}")
+    assert page.status_code == 200
+    assert ID_NUMBER[:4] + "*" * 10 + ID_NUMBER[-4:] in page.text
+    assert ID_NUMBER not in page.text
+    assert "Resident ID card" in page.text and "13800000001" in page.text
+    assert "owner · A1 · 101" in page.text
+    assert ID_NUMBER not in client.get(f"/communities/{world.a}/people").text
+
+
+def test_consent_record_and_withdraw(app, client, world, staff) -> None:
+    pid = _person(client, world)
+    page = f"/people/{pid}"
+    assert "No consent recorded" in client.get(page).text
+    done = _post(client, f"/people/{pid}/consent", page=page, follow_redirects=True)
+    assert "Consent to face recognition recorded." in done.text
+    assert "recorded by staff_a" in done.text
+    [consent] = _rows(app, Consent, person_id=pid)
+    assert consent.purpose == "face_recognition" and consent.withdrawn_at is None
+    done = _post(client, f"/people/{pid}/consent/withdraw", page=page, follow_redirects=True)
+    assert "Consent withdrawn; 0 face photos erased." in done.text
+    assert _rows(app, Consent, person_id=pid)[0].withdrawn_at is not None
+
+
+def test_face_upload_blurred_is_refused_with_reason(app, client, world, staff) -> None:
+    pid = _person(client, world)
+    page = f"/people/{pid}"
+    _post(client, f"/people/{pid}/consent", page=page)
+    answer = _upload(client, f"/people/{pid}/faces", page, photo=blurred())
+    assert answer.status_code == 200
+    assert "Photo refused: The photo is too blurry." in answer.text
+    assert "Nothing was stored" in answer.text
+    assert "sharpness" in answer.text and "(at least 15)" in answer.text
+    assert "No face enrolled." in answer.text
+    assert _rows(app, FaceTemplate) == []
+    # The verdict is shown once, like a flash message.
+    assert "Photo refused" not in client.get(page).text
+
+
+def test_face_upload_of_a_good_photo_lists_the_face(app, client, world, staff) -> None:
+    pid = _person(client, world)
+    page = f"/people/{pid}"
+    refused = _upload(client, f"/people/{pid}/faces", page, photo=photo("obama.jpg"))
+    assert "Record consent first" in refused.text and _rows(app, FaceTemplate) == []
+    _post(client, f"/people/{pid}/consent", page=page)
+    answer = _upload(client, f"/people/{pid}/faces", page, photo=photo("obama.jpg"))
+    assert "Photo accepted." in answer.text
+    assert "Faces (1 of 5)" in answer.text
+    assert "eye distance" in answer.text
+    [face] = _rows(app, FaceTemplate, person_id=pid)
+    unreadable = _upload(client, f"/people/{pid}/faces", page, photo=b"not an image")
+    assert "Photo not stored" in unreadable.text
+    deleted = _post(client, f"/faces/{face.id}/delete", page=page, follow_redirects=True)
+    assert "Face photo deleted." in deleted.text and _rows(app, FaceTemplate) == []
+
+
+def _id_photo() -> bytes:
+    """obama.jpg cropped and shrunk to the 102x126 of an ID card's chip photo."""
+    image = Image.open(io.BytesIO(photo("obama.jpg"))).convert("RGB")
+    width, height = image.size
+    crop = image.crop(
+        (int(width * 0.25), int(height * 0.05), int(width * 0.75), int(height * 0.75))
+    )
+    buffer = io.BytesIO()
+    crop.resize((102, 126)).save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def test_person_id_match_form(app, client, world, staff) -> None:
+    pid = _person(client, world)
+    page = f"/people/{pid}"
+    yes = _upload(
+        client,
+        f"/people/{pid}/id-check",
+        page,
+        id_photo=_id_photo(),
+        live_photo=photo("obama2.jpg"),
+    )
+    assert re.search(r"Match: distance 0\.\d\d \(tolerance 0\.55\)", yes.text)
+    no = _upload(
+        client, f"/people/{pid}/id-check", page, id_photo=_id_photo(), live_photo=photo("biden.jpg")
+    )
+    assert "No match: distance" in no.text
+    assert no.text.count('class="pill on">match<') == 1
+    assert no.text.count('class="pill off">no match<') == 1
+
+
+def test_lease_end_early_and_renew_from_the_page(app, client, world, staff) -> None:
+    now = utcnow().replace(microsecond=0)
+    pid = _tenant(client, world, "张伟", now - timedelta(days=1), now + timedelta(days=10))
+    page = f"/people/{pid}"
+    assert "days left" in client.get(page).text
+    [lease] = _rows(app, Lease, person_id=pid)
+    renewed = _post(
+        client,
+        f"/leases/{lease.id}/renew",
+        {"ends_at": "2031-06-30T18:00"},
+        page=page,
+        follow_redirects=True,
+    )
+    assert "Lease now ends 2031-06-30 18:00." in renewed.text
+    assert _rows(app, Lease, id=lease.id)[0].ends_at == datetime(2031, 6, 30, 10, tzinfo=UTC)
+    before_start = _post(
+        client,
+        f"/leases/{lease.id}/renew",
+        {"ends_at": "2001-01-01T00:00"},
+        page=page,
+        follow_redirects=True,
+    )
+    assert "The end must come after the start." in before_start.text
+    ended = _post(client, f"/leases/{lease.id}/end", page=page, follow_redirects=True)
+    assert "Lease ended now." in ended.text and "ended early" in ended.text
+    stored = _rows(app, Lease, id=lease.id)[0]
+    assert stored.ended_early_at is not None and stored.ends_at <= utcnow()
+    added = _post(
+        client,
+        f"/people/{pid}/leases",
+        {"unit_id": world.unit_a, "starts_at": "2031-07-01T00:00", "ends_at": "2032-06-30T00:00"},
+        page=page,
+        follow_redirects=True,
+    )
+    assert "Lease added." in added.text
+    assert len(_rows(app, Lease, person_id=pid)) == 2
+
+
+def test_card_add_and_disable(app, client, world, staff) -> None:
+    pid = _person(client, world)
+    page = f"/people/{pid}"
+    added = _post(
+        client,
+        f"/people/{pid}/credentials/cards",
+        {"uid": "04a1b2c3"},
+        page=page,
+        follow_redirects=True,
+    )
+    assert "Card 04A1B2C3 added." in added.text
+    [card] = _rows(app, Card, person_id=pid)
+    again = _post(
+        client,
+        f"/people/{pid}/credentials/cards",
+        {"uid": "04A1B2C3"},
+        page=page,
+        follow_redirects=True,
+    )
+    assert "already registered" in again.text
+    bad = _post(
+        client, f"/people/{pid}/credentials/cards", {"uid": "zz"}, page=page, follow_redirects=True
+    )
+    assert "Hex, 8 to 32 digits." in bad.text
+    off = _post(
+        client,
+        f"/credentials/cards/{card.id}",
+        {"disabled": "1"},
+        page=page,
+        follow_redirects=True,
+    )
+    assert "Card 04A1B2C3 disabled." in off.text
+    assert _rows(app, Card, id=card.id)[0].disabled_at is not None
+    on = _post(
+        client,
+        f"/credentials/cards/{card.id}",
+        {"disabled": "0"},
+        page=page,
+        follow_redirects=True,
+    )
+    assert "Card 04A1B2C3 enabled." in on.text
+    plate = _post(
+        client,
+        f"/people/{pid}/credentials/vehicles",
+        {"plate": "浙Ａ·１２３４５", "color": "blue"},
+        page=page,
+        follow_redirects=True,
+    )
+    assert "Vehicle 浙A12345 added." in plate.text
+    tag = _post(
+        client,
+        f"/people/{pid}/credentials/tags",
+        {"epc": "e2000017"},
+        page=page,
+        follow_redirects=True,
+    )
+    assert "Tag E2000017 added." in tag.text
+
+
+def test_move_out(app, client, world, staff) -> None:
+    pid = _person(client, world)
+    page = f"/people/{pid}"
+    _post(client, f"/people/{pid}/credentials/cards", {"uid": "04A1B2C3"}, page=page)
+    done = _post(client, f"/people/{pid}/move-out", page=page, follow_redirects=True)
+    assert "has moved out" in done.text
+    assert "moved out" in done.text and "Move out</button>" not in done.text
+    assert _rows(app, Person, id=pid)[0].status is PersonStatus.MOVED_OUT
+    assert _rows(app, Card, person_id=pid)[0].disabled_at is not None
+
+
+def test_suspend_and_reactivate(app, client, world, staff) -> None:
+    pid = _person(client, world)
+    page = f"/people/{pid}"
+    done = _post(client, f"/people/{pid}/status", {"status": "suspended"}, page=page)
+    assert done.status_code == 302
+    assert _rows(app, Person, id=pid)[0].status is PersonStatus.SUSPENDED
+    _post(client, f"/people/{pid}/status", {"status": "active"}, page=page)
+    assert _rows(app, Person, id=pid)[0].status is PersonStatus.ACTIVE
+
+
+def test_guardians(app, client, world, staff) -> None:
+    child = _person(client, world, "小明", "child")
+    mother = _person(client, world, "妈妈", "owner")
+    page = f"/people/{child}"
+    added = _post(
+        client, f"/people/{child}/guardians", {"add": mother}, page=page, follow_redirects=True
+    )
+    assert "Guardians saved." in added.text and f'href="/people/{mother}"' in added.text
+    assert "Guardian of:" in client.get(f"/people/{mother}").text
+    _post(client, f"/people/{child}/guardians", {"remove": mother}, page=page)
+    assert "No guardian." in client.get(page).text
+
+
+# Enrolment -------------------------------------------------------------------------------------
+
+
+def _enrol(client, world, **fields):
+    page = f"/communities/{world.a}/people/new"
+    form = client.get(page)
+    assert form.status_code == 200
+    data = {"csrf_token": csrf(form.text), "name": "张伟", "role": "resident", **fields}
+    return client.post(page, data=data, content_type="multipart/form-data")
+
+
+def test_enrol_a_tenant_with_local_lease_times(app, client, world, staff) -> None:
+    answer = _enrol(
+        client,
+        world,
+        role="tenant",
+        unit_id=world.unit_a,
+        phone="13800000002",
+        id_type="resident_id",
+        id_number=ID_NUMBER,
+        lease_starts_at="2026-12-01T09:00",
+        lease_ends_at="2027-11-30T18:00",
+    )
+    assert answer.status_code == 302, answer.text
+    [person] = _rows(app, Person)
+    assert answer.location == f"/people/{person.id}"
+    [lease] = _rows(app, Lease, person_id=person.id)
+    # Asia/Shanghai is UTC+8 all year.
+    assert lease.starts_at == datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+    assert lease.ends_at == datetime(2027, 11, 30, 10, 0, tzinfo=UTC)
+    assert person.id_document_masked == ID_NUMBER[:4] + "*" * 10 + ID_NUMBER[-4:]
+    page = client.get(answer.location).text
+    assert "张伟 enrolled." in page
+    assert "2026-12-01 09:00 CST" in page and "2027-11-30 18:00 CST" in page
+    assert ID_NUMBER not in page
+    assert _rows(app, Consent) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"unit_id": "{unit}", "id_type": "resident_id", "id_number": "330106199001011230"},
+            "check digit",
+        ),
+        ({"name": "", "unit_id": "{unit}"}, "Enter the person&#39;s name."),
+        ({}, "lives in a unit"),
+        ({"unit_id": "{unit}", "phone": "call me"}, "Digits, spaces and dashes"),
+        ({"role": "tenant", "unit_id": "{unit}"}, "Enter a date and time."),
+        # Refused by the service after the person row was flushed: rolled back.
+        (
+            {
+                "role": "tenant",
+                "unit_id": "{unit}",
+                "lease_starts_at": "2026-12-01T09:00",
+                "lease_ends_at": "2026-11-01T09:00",
+            },
+            "The end must come after the start.",
+        ),
+        ({"role": "worker"}, "Choose at least one access point."),
+    ],
+)
+def test_enrolment_errors_re_render_and_store_nothing(
+    app, client, world, staff, fields, message
+) -> None:
+    fields = {k: v.replace("{unit}", world.unit_a) for k, v in fields.items()}
+    answer = _enrol(client, world, face_consent="on", **fields)
+    assert answer.status_code == 422
+    assert message in answer.text
+    assert "Nothing was stored" in answer.text
+    assert 'name="csrf_token"' in answer.text
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Person)) == 0
+        assert db.session.scalar(select(func.count()).select_from(Membership)) == 0
+        assert db.session.scalar(select(func.count()).select_from(Consent)) == 0
+        assert db.session.scalar(select(func.count()).select_from(Lease)) == 0
+    if "id_number" in fields:
+        assert fields["id_number"] not in answer.text  # not echoed back
+
+
+def test_enrol_a_worker_and_edit_the_permit(app, client, world, staff) -> None:
+    answer = _enrol(
+        client,
+        world,
+        name="刘师傅",
+        role="worker",
+        unit_id=world.unit_a,  # ignored for a worker
+        worker_tag="plumber",
+        worker_access_point_ids=world.door_a,
+        worker_days=["1", "2", "3", "4", "5"],
+        worker_start="08:00",
+        worker_end="18:00",
+        worker_valid_from="2026-12-01T00:00",
+        worker_valid_until="2026-12-08T00:00",
+    )
+    assert answer.status_code == 302, answer.text
+    [permit] = _rows(app, WorkerPermit)
+    assert permit.schedule == [{"days": [1, 2, 3, 4, 5], "start": "08:00", "end": "18:00"}]
+    assert permit.valid_from == datetime(2026, 11, 30, 16, tzinfo=UTC)
+    page = client.get(answer.location).text
+    assert "Mon-Fri 08:00-18:00" in page and "A door" in page and "plumber" in page
+    assert "staff_a (staff)" in page
+    edited = _post(
+        client,
+        f"/worker-permits/{permit.id}",
+        {
+            "tag": "cleaner",
+            "access_point_ids": world.door_a,
+            "days": ["5"],
+            "start": "22:00",
+            "end": "00:00",
+            "valid_from": "2026-12-01T00:00",
+            "valid_until": "2026-12-31T00:00",
+        },
+        page=answer.location,
+        follow_redirects=True,
+    )
+    assert "Permit saved." in edited.text
+    assert "Fri 22:00-24:00" in edited.text and "cleaner" in edited.text
+    [permit] = _rows(app, WorkerPermit)
+    assert permit.schedule == [{"days": [5], "start": "22:00", "end": "24:00"}]
+    bad = _post(
+        client,
+        f"/worker-permits/{permit.id}",
+        {"tag": "cleaner", "access_point_ids": world.door_b, "valid_from": "x", "valid_until": ""},
+        page=answer.location,
+        follow_redirects=True,
+    )
+    assert "Enter a date and time" in bad.text
+    assert _rows(app, WorkerPermit)[0].tag.value == "cleaner"
+
+
+def test_enrol_with_consent_and_photo(app, client, world, staff) -> None:
+    answer = _enrol(
+        client,
+        world,
+        unit_id=world.unit_a,
+        face_consent="on",
+        photo=(io.BytesIO(photo("obama.jpg")), "obama.jpg"),
+    )
+    assert answer.status_code == 302
+    page = client.get(answer.location).text
+    assert "Photo accepted." in page and "Faces (1 of 5)" in page
+    [person] = _rows(app, Person)
+    assert len(_rows(app, FaceTemplate, person_id=person.id)) == 1
+    assert _rows(app, Consent, person_id=person.id)[0].recorded_by_id == world.staff_a
+
+
+def test_enrol_with_a_refused_photo_keeps_the_person(app, client, world, staff) -> None:
+    answer = _enrol(
+        client,
+        world,
+        unit_id=world.unit_a,
+        face_consent="on",
+        photo=(io.BytesIO(blurred()), "blurred.jpg"),
+    )
+    assert answer.status_code == 302
+    page = client.get(answer.location).text
+    assert "张伟 enrolled." in page and "Photo refused: The photo is too blurry." in page
+    assert len(_rows(app, Person)) == 1 and _rows(app, FaceTemplate) == []
+
+
+def test_enrol_photo_without_consent_is_not_stored(app, client, world, staff) -> None:
+    answer = _enrol(
+        client, world, unit_id=world.unit_a, photo=(io.BytesIO(photo("obama.jpg")), "obama.jpg")
+    )
+    assert answer.status_code == 302
+    assert "consent to face recognition was not recorded" in client.get(answer.location).text
+    assert _rows(app, FaceTemplate) == [] and _rows(app, Consent) == []
+
+
+# Scope -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("username", ["staff_b", "officer_a", "resident_a"])
+def test_people_pages_are_404_outside_scope(app, client, world, username) -> None:
+    pid = _person(client, world)
+    card = Api(client, "staff_a").post(f"/people/{pid}/cards", {"uid": "04A1B2C3"}).json
+    login(client, username)
+    for path in (
+        f"/communities/{world.a}/people",
+        f"/communities/{world.a}/people/new",
+        f"/people/{pid}",
+    ):
+        assert client.get(path).status_code == 404, (username, path)
+    for path, data in (
+        (
+            f"/communities/{world.a}/people/new",
+            {"name": "x", "role": "owner", "unit_id": world.unit_a},
+        ),
+        (f"/people/{pid}/move-out", {}),
+        (f"/people/{pid}/consent", {}),
+        (f"/people/{pid}/credentials/cards", {"uid": "04A1B2C3D4"}),
+        (f"/credentials/cards/{card['id']}", {"disabled": "1"}),
+    ):
+        assert _post(client, path, data).status_code == 404, (username, path)
+    assert _rows(app, Person, id=pid)[0].status is PersonStatus.ACTIVE
+    assert len(_rows(app, Person)) == 1 and _rows(app, Consent) == []
+    assert _rows(app, Card)[0].disabled_at is None
+
+
+def test_people_pages_need_sign_in(client, world) -> None:
+    assert client.get(f"/communities/{world.a}/people").status_code == 302
