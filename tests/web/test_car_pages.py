@@ -128,6 +128,8 @@ def test_cars_inside_and_the_barriers_decisions(app, client, site) -> None:
     with time_machine.travel(NOW + timedelta(hours=2, minutes=5), tick=False):
         login(client, "staff_a")  # the session is made in the frozen time it is used in
         page = client.get(f"/communities/{site.a}/cars")
+        snapshot = f"/api/v1/events/{unknown['event_id']}/snapshot"
+        served = client.get(snapshot)  # the page's session is enough
     assert page.status_code == 200
     html = page.text
     inside = _section(html, "inside")
@@ -153,12 +155,10 @@ def test_cars_inside_and_the_barriers_decisions(app, client, site) -> None:
     assert "read 浙B8Z345, registered 浙B82345; accepted" in fuzzy_row
     assert "Household car" in fuzzy_row and "came in again" in fuzzy_row
     assert "Plate not known" in unknown_row and "京N1234学" in unknown_row
-    snapshot = f"/api/v1/events/{unknown['event_id']}/snapshot"
     assert f'<a href="{snapshot}"' in unknown_row and f'<img class="snapshot" src="{snapshot}"' in (
         unknown_row
     )
     assert "snapshot" not in fuzzy_row.split("<td")[-1]  # grants keep none by default
-    served = client.get(snapshot)  # the page's session is enough
     assert served.status_code == 200 and served.mimetype == "image/jpeg"
     assert served.data == picture
 
