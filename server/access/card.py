@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gatekeeper import policy
 from gatekeeper.vocabulary import CredentialType, Reason
-from server.access.decision import Door, Presented, Verdict, decide
+from server.access.decision import Door, Presented, Verdict, decide, held_credential
 from server.extensions import db
-from server.models import Card, Person
+from server.models import Card
 
 
 def verify(door: Door, uid: str) -> Verdict:
@@ -28,15 +27,5 @@ def verify(door: Door, uid: str) -> Verdict:
             CredentialType.CARD, unknown_reason=Reason.UNKNOWN_CARD, details={"uid": uid}
         )
     else:
-        presented = Presented(
-            CredentialType.CARD,
-            person=db.session.get(Person, card.person_id),
-            credential=policy.CredentialView(
-                kind=CredentialType.CARD,
-                disabled=card.disabled_at is not None,
-                valid_from=card.valid_from,
-                valid_until=card.valid_until,
-            ),
-            details={"card_id": card.id},
-        )
+        presented = held_credential(CredentialType.CARD, card, details={"card_id": card.id})
     return decide(door, presented)

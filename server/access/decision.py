@@ -28,12 +28,14 @@ from server.extensions import db
 from server.models import (
     AccessEvent,
     AccessPoint,
+    Card,
     Community,
     Device,
     Lease,
     Membership,
     Person,
     Unit,
+    Vehicle,
     VisitorPass,
     WorkerPermit,
     utcnow,
@@ -165,6 +167,24 @@ class Presented:
     decision: policy.AccessDecision | None = None
     # Cars: a person's grant reads ``resident_vehicle`` rather than ``resident``/``tenant``.
     grant_reasons: dict[Reason, Reason] | None = None
+
+
+def held_credential(kind: CredentialType, row: Card | Vehicle, **more: Any) -> Presented:
+    """A card or a car as its holder's credential, with the row's own window and ``disabled``.
+
+    ``more`` is the rest of the ``Presented`` (``details``, ``grant_reasons``).
+    """
+    return Presented(
+        kind,
+        person=db.session.get(Person, row.person_id),
+        credential=policy.CredentialView(
+            kind=kind,
+            disabled=row.disabled_at is not None,
+            valid_from=row.valid_from,
+            valid_until=row.valid_until,
+        ),
+        **more,
+    )
 
 
 def decide(

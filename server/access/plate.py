@@ -51,7 +51,7 @@ from gatekeeper.vocabulary import (
     Severity,
 )
 from server.access import snapshots
-from server.access.decision import Door, Presented, Verdict, decide
+from server.access.decision import Door, Presented, Verdict, decide, held_credential
 from server.access.qr import pass_decision
 from server.alerts.service import raise_alert
 from server.community import settings as community_settings
@@ -61,7 +61,6 @@ from server.models import (
     AccessEvent,
     BlockedPlate,
     Community,
-    Person,
     Vehicle,
     VehiclePresence,
     VisitorPass,
@@ -173,15 +172,9 @@ def _presented(door: Door, read: PlateRead, rows: list[Any], at: datetime) -> Pr
                 ),
                 details={"vehicle_id": vehicle.id},
             )
-        return Presented(
+        return held_credential(
             CredentialType.PLATE,
-            person=db.session.get(Person, vehicle.person_id),
-            credential=policy.CredentialView(
-                kind=CredentialType.PLATE,
-                disabled=vehicle.disabled_at is not None,
-                valid_from=vehicle.valid_from,
-                valid_until=vehicle.valid_until,
-            ),
+            vehicle,
             details={"vehicle_id": vehicle.id},
             grant_reasons=_VEHICLE_GRANTS,
         )

@@ -22,8 +22,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import numpy as np
-from flask import Flask, current_app
-from sqlalchemy import select
+from flask import Flask
+from sqlalchemy import Select, select
 
 from gatekeeper import faces, strangers
 from gatekeeper.vocabulary import AlertStatus, AlertType, CredentialType, Severity
@@ -32,6 +32,7 @@ from server.alerts.watchlist import add_entry
 from server.community import settings as community_settings
 from server.community.settings import CommunitySettings
 from server.core import audit, crypto
+from server.core.appstate import per_app
 from server.core.errors import Conflict
 from server.core.links import snapshot_url
 from server.core.scope import Scope
@@ -111,11 +112,7 @@ def _refresh(entry: _Centroids, stamps: dict[str, datetime]) -> None:
 
 
 def centroids(app: Flask | None = None) -> CentroidCache:
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    cache = app.extensions.get("stranger_centroids")
-    if cache is None:
-        cache = app.extensions.setdefault("stranger_centroids", CentroidCache())
-    return cache
+    return per_app("stranger_centroids", CentroidCache, app)
 
 
 # Sightings and alerts ------------------------------------------------------------------------
@@ -197,15 +194,7 @@ def _alert(
         else now - rules.window
     )
     rows = db.session.execute(
-        select(
-            StrangerSighting.seen_at,
-            StrangerSighting.access_point_id,
-            StrangerSighting.event_id,
-            AccessEvent.snapshot_path,
-            AccessPoint.name,
-        )
-        .join(AccessEvent, AccessEvent.id == StrangerSighting.event_id)
-        .outerjoin(AccessPoint, AccessPoint.id == StrangerSighting.access_point_id)
+        _sightings()
         .where(
             StrangerSighting.cluster_id == cluster.id,
             StrangerSighting.seen_at >= since,
@@ -247,6 +236,25 @@ def _alert(
     cluster.alert_id = alert.id
 
 
+def _sightings() -> Select[Any]:
+    """Sightings with their event's snapshot path and their access point's name.
+
+    The name is None once the point is deleted (an outer join): the sighting still counts.
+    """
+    return (
+        select(
+            StrangerSighting.cluster_id,
+            StrangerSighting.event_id,
+            StrangerSighting.seen_at,
+            StrangerSighting.access_point_id,
+            AccessPoint.name,
+            AccessEvent.snapshot_path,
+        )
+        .join(AccessEvent, AccessEvent.id == StrangerSighting.event_id)
+        .outerjoin(AccessPoint, AccessPoint.id == StrangerSighting.access_point_id)
+    )
+
+
 def _open_alert(cluster: StrangerCluster) -> Alert | None:
     return db.session.scalar(
         select(Alert).where(
@@ -280,16 +288,7 @@ def sightings_of(cluster_ids: list[str], *, per_cluster: int | None = None) -> d
     if not cluster_ids:
         return result
     rows = db.session.execute(
-        select(
-            StrangerSighting.cluster_id,
-            StrangerSighting.event_id,
-            StrangerSighting.seen_at,
-            StrangerSighting.access_point_id,
-            AccessPoint.name,
-            AccessEvent.snapshot_path,
-        )
-        .join(AccessEvent, AccessEvent.id == StrangerSighting.event_id)
-        .outerjoin(AccessPoint, AccessPoint.id == StrangerSighting.access_point_id)
+        _sightings()
         .where(StrangerSighting.cluster_id.in_(cluster_ids))
         .order_by(StrangerSighting.seen_at.desc(), StrangerSighting.id.desc())
     )

@@ -21,18 +21,19 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import func, select
 
 from gatekeeper import faces
 from gatekeeper.vocabulary import AlertType, Decision, Severity
 from server.alerts.service import raise_alert
 from server.core import audit, crypto
+from server.core.appstate import per_app
 from server.core.errors import Invalid
 from server.core.scope import Scope
 from server.extensions import db
 from server.models import AccessEvent, AccessPoint, Community, WatchlistEntry
-from server.people.faces import image_problem
+from server.people.faces import checked_photo
 
 CATEGORIES = ("wanted", "missing")
 # What a denial at the door is recorded as (the decision's reason is ``watchlist``).
@@ -131,11 +132,7 @@ def _load(community_id: str, version: tuple[int, datetime | None]) -> _Entries:
 
 
 def watchlists(app: Flask | None = None) -> WatchlistCache:
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    cache = app.extensions.get("watchlists")
-    if cache is None:
-        cache = app.extensions.setdefault("watchlists", WatchlistCache())
-    return cache
+    return per_app("watchlists", WatchlistCache, app)
 
 
 # Officers' actions ---------------------------------------------------------------------------
@@ -160,16 +157,7 @@ def enrol(
 ) -> WatchlistEntry:
     """Check the photo as an enrolment is checked and add the entry; a bad photo stores nothing."""
     community = _community(scope, community_id)
-    try:
-        result = faces.assess_enrolment_photo(image)
-    except faces.ImageError as error:
-        raise image_problem(error, "image") from error
-    if not result.ok:
-        raise Invalid(
-            f"Photo rejected: {result.reason.value}.",
-            errors={"image": [result.reason.value]},
-            reason=result.reason.value,
-        )
+    result = checked_photo(image)
     template = crypto.encrypt(faces.template_to_bytes(result.template))
     return add_entry(
         scope,

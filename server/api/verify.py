@@ -10,7 +10,8 @@ answers 200 with a decision (the ``Verdict``'s body), denials included.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import marshmallow as ma
 from flask import g, request
@@ -25,6 +26,8 @@ from server.core.auth import authenticate_device
 from server.core.errors import Forbidden, Invalid
 from server.extensions import db
 from server.people.faces import image_problem
+
+T = TypeVar("T")
 
 blp = public_blueprint(
     "verify", "Device verification (docs/protocol.md section 3)", json_only=False
@@ -111,6 +114,17 @@ def _upload(name: str) -> bytes | None:
     return upload.read() if upload is not None else None
 
 
+def _read_frame(read: Callable[[bytes], T]) -> T:
+    """The required camera frame ``image``, read by ``read``; missing or unusable is a 4xx."""
+    image_bytes = _upload("image")
+    if image_bytes is None:
+        raise Invalid("Upload the frame as 'image'.", errors={"image": ["Missing file."]})
+    try:
+        return read(image_bytes)
+    except faces.ImageError as error:
+        raise image_problem(error, "image") from error
+
+
 @blp.post("/verify/face")
 @blp.arguments(FaceFormSchema, location="form")
 @blp.arguments(FaceFilesSchema, location="files")
@@ -121,13 +135,7 @@ def verify_face(form: dict[str, Any], _files: dict[str, Any]) -> Any:
 
     The answer carries ``liveness``; an ``open`` command follows a grant.
     """
-    image_bytes = _upload("image")
-    if image_bytes is None:
-        raise Invalid("Upload the frame as 'image'.", errors={"image": ["Missing file."]})
-    try:
-        image = faces.load_image(image_bytes)
-    except faces.ImageError as error:
-        raise image_problem(error, "image") from error
+    image = _read_frame(faces.load_image)
     verdict = face.verify(g.door, image, _upload("depth"), form.get("direction"))
     db.session.commit()
     return verdict.body
@@ -182,13 +190,7 @@ def verify_qr() -> Any:
         verdict = qr.verify(g.door, [data["token"]], direction=data.get("direction"))
     else:
         form = _load(FaceFormSchema(), request.form.to_dict())
-        image_bytes = _upload("image")
-        if image_bytes is None:
-            raise Invalid("Upload the frame as 'image'.", errors={"image": ["Missing file."]})
-        try:
-            texts = qrcodes.decode_frame(image_bytes)
-        except faces.ImageError as error:
-            raise image_problem(error, "image") from error
+        texts = _read_frame(qrcodes.decode_frame)
         verdict = qr.verify(g.door, texts, direction=form.get("direction"), source="frame")
     db.session.commit()
     return verdict.body

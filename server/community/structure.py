@@ -48,6 +48,21 @@ def _actor(scope: Scope) -> User:
     return scope.user
 
 
+def _update(
+    scope: Scope, row: Any, changes: dict[str, Any], action: str, community_id: str
+) -> None:
+    """Apply ``changes`` to ``row`` and audit what changed (no entry when nothing did)."""
+    changed = _apply(row, changes)
+    if changed:
+        audit.record(
+            _actor(scope),
+            action,
+            community_id=community_id,
+            target=row,
+            details=_audit_changes(changed),
+        )
+
+
 # Communities ---------------------------------------------------------------------------------
 
 
@@ -86,15 +101,7 @@ def update_community(scope: Scope, community_id: str, changes: dict[str, Any]) -
             **changes,
             "settings": _validated_settings(community.settings, changes["settings"]),
         }
-    changed = _apply(community, changes)
-    if changed:
-        audit.record(
-            _actor(scope),
-            "community.update",
-            community_id=community.id,
-            target=community,
-            details=_audit_changes(changed),
-        )
+    _update(scope, community, changes, "community.update", community.id)
     return community
 
 
@@ -141,15 +148,7 @@ def update_building(scope: Scope, building_id: str, changes: dict[str, Any]) -> 
             Building.community_id == building.community_id,
             Building.name == changes["name"],
         )
-    changed = _apply(building, changes)
-    if changed:
-        audit.record(
-            _actor(scope),
-            "building.update",
-            community_id=building.community_id,
-            target=building,
-            details=changed,
-        )
+    _update(scope, building, changes, "building.update", building.community_id)
     return building
 
 
@@ -205,15 +204,7 @@ def update_unit(scope: Scope, unit_id: str, changes: dict[str, Any]) -> Unit:
             Unit.building_id == unit.building_id,
             Unit.number == changes["number"],
         )
-    changed = _apply(unit, changes)
-    if changed:
-        audit.record(
-            _actor(scope),
-            "unit.update",
-            community_id=unit.community_id,
-            target=unit,
-            details=changed,
-        )
+    _update(scope, unit, changes, "unit.update", unit.community_id)
     return unit
 
 
@@ -258,13 +249,5 @@ def update_access_point(scope: Scope, access_point_id: str, changes: dict[str, A
         )
     if changes.get("building_id") is not None:
         _building_in(scope, point.community_id, changes["building_id"], "building_id")
-    changed = _apply(point, changes)
-    if changed:
-        audit.record(
-            _actor(scope),
-            "access_point.update",
-            community_id=point.community_id,
-            target=point,
-            details=_audit_changes(changed),
-        )
+    _update(scope, point, changes, "access_point.update", point.community_id)
     return point

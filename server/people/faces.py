@@ -37,6 +37,26 @@ def _measurements(result: Any) -> dict[str, Any] | None:
     return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in data.items()}
 
 
+def checked_photo(image: bytes) -> faces.EnrolmentResult:
+    """The enrolment check of an uploaded ``image`` (a face to enrol, a watchlist face).
+
+    An unusable picture is a problem on ``image``; a rejected face a 422 with the ``reason``
+    and the measurements behind it. The result returned is always ``ok``.
+    """
+    try:
+        result = faces.assess_enrolment_photo(image)
+    except faces.ImageError as error:
+        raise image_problem(error, "image") from error
+    if not result.ok:
+        raise Invalid(
+            f"Photo rejected: {result.reason.value}.",
+            errors={"image": [result.reason.value]},
+            reason=result.reason.value,
+            measurements=_measurements(result.measurements),
+        )
+    return result
+
+
 def _editable_person(scope: Scope, person_id: str) -> Person:
     person = scope.writable(Person, person_id)
     if person.status is PersonStatus.MOVED_OUT:
@@ -58,17 +78,7 @@ def enrol_face(scope: Scope, person_id: str, image: bytes) -> FaceTemplate:
     )
     if count >= MAX_FACES_PER_PERSON:
         raise Conflict(f"A person has at most {MAX_FACES_PER_PERSON} face photos; delete one.")
-    try:
-        result = faces.assess_enrolment_photo(image)
-    except faces.ImageError as error:
-        raise image_problem(error, "image") from error
-    if not result.ok:
-        raise Invalid(
-            f"Photo rejected: {result.reason.value}.",
-            errors={"image": [result.reason.value]},
-            reason=result.reason.value,
-            measurements=_measurements(result.measurements),
-        )
+    result = checked_photo(image)
     settings = community_settings.effective(db.session.get(Community, person.community_id).settings)
     template = FaceTemplate(
         community_id=person.community_id,

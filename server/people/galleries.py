@@ -13,12 +13,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import insert, select, update
 
 from gatekeeper.faces import template_from_bytes
 from gatekeeper.gallery import Gallery
 from server.core import crypto
+from server.core.appstate import per_app
 from server.extensions import db
 from server.models import FaceGallery, FaceGalleryChange, FaceTemplate
 
@@ -135,8 +136,4 @@ class GalleryCache:
 
 
 def galleries(app: Flask | None = None) -> GalleryCache:
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    cache = app.extensions.get("face_galleries")
-    if cache is None:
-        cache = app.extensions.setdefault("face_galleries", GalleryCache())
-    return cache
+    return per_app("face_galleries", GalleryCache, app)

@@ -12,7 +12,13 @@ from server.devices import commands
 from server.extensions import db
 from server.models import AccessPoint, Community, Device, DeviceCommand, DeviceEvent
 from server.web import bp
-from server.web.helpers import access_points_of, desk_scope, flash_error, flash_ok
+from server.web.helpers import (
+    access_points_of,
+    community_rows,
+    desk_scope,
+    flash_error,
+    flash_ok,
+)
 
 RECENT = 15
 
@@ -23,27 +29,13 @@ def device_console(cid: str) -> str:
     scope = desk_scope()
     community = scope.get(Community, cid)
     points = access_points_of(scope, community.id)
-    devices = list(
-        db.session.scalars(
-            scope.query(Device).where(Device.community_id == community.id).order_by(Device.name)
-        )
-    )
+    devices = community_rows(scope, Device, community.id, Device.name)
     names = {d.id: d.name for d in devices}
-    recent_commands = list(
-        db.session.scalars(
-            scope.query(DeviceCommand)
-            .where(DeviceCommand.community_id == community.id)
-            .order_by(DeviceCommand.issued_at.desc())
-            .limit(RECENT)
-        )
+    recent_commands = community_rows(
+        scope, DeviceCommand, community.id, DeviceCommand.issued_at.desc(), limit=RECENT
     )
-    recent_events = list(
-        db.session.scalars(
-            scope.query(DeviceEvent)
-            .where(DeviceEvent.community_id == community.id)
-            .order_by(DeviceEvent.received_at.desc())
-            .limit(RECENT)
-        )
+    recent_events = community_rows(
+        scope, DeviceEvent, community.id, DeviceEvent.received_at.desc(), limit=RECENT
     )
     return render_template(
         "devices.html",

@@ -23,6 +23,7 @@ from server.extensions import db
 from server.models import AccessPoint, Building, Community, Person, Unit, User, UserRole
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 # A ``datetime-local`` input's value.
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"
@@ -65,26 +66,22 @@ def communities_of(scope: Scope) -> list[Community]:
     return list(db.session.scalars(scope.query(Community).order_by(Community.name)))
 
 
+def community_rows(
+    scope: Scope, model: type[M], community_id: str, *order_by: Any, limit: int | None = None
+) -> list[M]:
+    """The community's rows of ``model`` the caller may see, in ``order_by``, at most ``limit``."""
+    query = scope.query(model).where(model.community_id == community_id)  # type: ignore[attr-defined]
+    return list(db.session.scalars(query.order_by(*order_by).limit(limit)))
+
+
 def access_points_of(scope: Scope, community_id: str) -> list[AccessPoint]:
     """The community's access points the caller may see, by name."""
-    return list(
-        db.session.scalars(
-            scope.query(AccessPoint)
-            .where(AccessPoint.community_id == community_id)
-            .order_by(AccessPoint.name)
-        )
-    )
+    return community_rows(scope, AccessPoint, community_id, AccessPoint.name)
 
 
 def buildings_of(scope: Scope, community_id: str) -> list[Building]:
     """The community's buildings the caller may see, by name."""
-    return list(
-        db.session.scalars(
-            scope.query(Building)
-            .where(Building.community_id == community_id)
-            .order_by(Building.name)
-        )
-    )
+    return community_rows(scope, Building, community_id, Building.name)
 
 
 def rows_by_id(scope: Scope, model: type, ids: Iterable[str | None]) -> dict[str, Any]:

@@ -62,6 +62,7 @@ from server.web.helpers import (
     add_error,
     attempt,
     buildings_of,
+    community_rows,
     current_scope,
     error_text,
     flash_error,
@@ -219,11 +220,7 @@ def _describe_days(days: Iterable[int]) -> str:
 
 def _buildings_with_units(scope: Scope, community: Community) -> list[tuple[Building, list[Unit]]]:
     buildings = buildings_of(scope, community.id)
-    units = list(
-        db.session.scalars(
-            scope.query(Unit).where(Unit.community_id == community.id).order_by(Unit.number)
-        )
-    )
+    units = community_rows(scope, Unit, community.id, Unit.number)
     return [(b, [u for u in units if u.building_id == b.id]) for b in buildings]
 
 
