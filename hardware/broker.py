@@ -15,7 +15,14 @@ Accounts (docs/protocol.md sections 2 and 5):
   community's ``alerts``;
 - an officer reads ``gk/v1/{community}/alerts`` of each community they cover.
 
-A disabled device is simply absent from both files.
+A disabled device is simply absent from the files.
+
+Client ids are bound to accounts (docs/broker.md, "Client ids"): devices and officers
+connect on the device listener, where Mosquitto replaces whatever client id a client
+sends with its username (``use_username_as_clientid``), so no device can take over
+another client's session, the worker's included; the server's processes connect on their
+own listener, which knows only the server's accounts (``passwd-server``) and keeps the
+client ids they choose.
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ _LOGGER = logging.getLogger(__name__)
 # mosquitto_passwd's default for the "$7$" (PBKDF2-SHA512) format.
 PBKDF2_ITERATIONS = 101
 
-PASSWORD_FILE = "passwd"  # noqa: S105 (a file name)
+PASSWORD_FILE = "passwd"  # noqa: S105 (a file name): devices and officers
+SERVER_PASSWORD_FILE = "passwd-server"  # noqa: S105 (a file name): the server's accounts
 ACL_FILE = "acl"
 LOCK_FILE = ".lock"
 FILE_MODE = 0o600
@@ -183,22 +191,29 @@ def render_acl_file(accounts: Iterable[BrokerAccount]) -> str:
 
 @dataclass(frozen=True)
 class WrittenFiles:
-    """What ``write_broker_files`` wrote: the two paths and accounts per kind (no secrets)."""
+    """What ``write_broker_files`` wrote: the paths and accounts per kind (no secrets)."""
 
     password_file: Path
+    server_password_file: Path
     acl_file: Path
     counts: dict[str, int]
 
     def summary(self) -> str:
         counts = ", ".join(f"{self.counts.get(k.value, 0)} {k.value}" for k in AccountKind)
-        return f"{self.password_file} and {self.acl_file}: {counts} account(s)"
+        return (
+            f"{self.password_file}, {self.server_password_file} and {self.acl_file}: "
+            f"{counts} account(s)"
+        )
 
 
 AccountSource = Iterable[BrokerAccount] | Callable[[], Iterable[BrokerAccount]]
 
 
 def write_broker_files(directory: Path | str, accounts: AccountSource) -> WrittenFiles:
-    """Write ``passwd`` and ``acl`` into ``directory``, each replaced atomically.
+    """Write ``passwd``, ``passwd-server`` and ``acl`` into ``directory``, each atomically.
+
+    ``passwd`` (the device listener's) holds devices and officers, ``passwd-server`` (the
+    server listener's) the server's accounts only; the ACL covers them all.
 
     An exclusive lock on ``directory/.lock`` keeps two processes from interleaving. Pass a
     callable to read the accounts while the lock is held: the last writer then always
@@ -213,11 +228,14 @@ def write_broker_files(directory: Path | str, accounts: AccountSource) -> Writte
     with _locked(directory / LOCK_FILE):
         rows = _unique(accounts() if callable(accounts) else accounts)
         password_file = directory / PASSWORD_FILE
+        server_password_file = directory / SERVER_PASSWORD_FILE
         acl_file = directory / ACL_FILE
-        _replace(password_file, render_password_file(rows))
+        servers = [a for a in rows if a.kind is AccountKind.SERVER]
+        _replace(password_file, render_password_file(a for a in rows if a not in servers))
+        _replace(server_password_file, render_password_file(servers))
         _replace(acl_file, render_acl_file(rows))
     counts = Counter(a.kind.value for a in rows)
-    return WrittenFiles(password_file, acl_file, dict(counts))
+    return WrittenFiles(password_file, server_password_file, acl_file, dict(counts))
 
 
 @contextlib.contextmanager
@@ -299,24 +317,27 @@ def mosquitto_config(
     directory: Path | str,
     persistence_dir: Path | str,
     *,
+    server_port: int,
+    server_host: str = "127.0.0.1",
     pid_file: Path | str | None = None,
     user: str | None = None,
     log_dest: Sequence[str] = ("stdout",),
 ) -> str:
-    """Text of a ``mosquitto.conf`` that authenticates against the generated files.
+    """Text of a ``mosquitto.conf`` with two listeners that authenticate against the files.
 
-    ``directory`` holds ``passwd`` and ``acl``; ``persistence_dir`` keeps sessions and
-    queued QoS 1 messages across a broker restart. ``user`` is the account Mosquitto
-    runs as: started as root without it, Mosquitto switches to the ``mosquitto`` user and
-    then cannot write the pid or persistence file in a folder only root may write.
+    Devices and officers connect on ``listener_host:port``, where their client id is their
+    username; the server's processes on ``server_host:server_port`` (loopback by default),
+    which admits only the accounts in ``passwd-server``. ``directory`` holds the files;
+    ``persistence_dir`` keeps sessions and queued QoS 1 messages across a broker restart.
+    ``user`` is the account Mosquitto runs as: started as root without it, Mosquitto
+    switches to the ``mosquitto`` user and then cannot write the pid or persistence file
+    in a folder only root may write.
     """
     directory = Path(directory)
     lines = [
         "# Generated by Gatekeeper; edits are overwritten.",
-        "per_listener_settings false",
-        "allow_anonymous false",
-        f"password_file {directory / PASSWORD_FILE}",
-        f"acl_file {directory / ACL_FILE}",
+        # Each listener names its own password file; both share the ACL.
+        "per_listener_settings true",
         "persistence true",
         f"persistence_location {Path(persistence_dir)}/",
         # Mosquitto drops QoS 1 messages beyond 1000 queued per client by default: a burst
@@ -328,5 +349,20 @@ def mosquitto_config(
     if user is not None:
         lines.append(f"user {user}")
     lines += [f"log_dest {dest}" for dest in log_dest]
-    lines += [f"listener {port} {listener_host}", ""]
+    lines += [
+        "",
+        "# Devices and officers: the client id is the username, whatever the client sends.",
+        f"listener {port} {listener_host}",
+        "allow_anonymous false",
+        "use_username_as_clientid true",
+        f"password_file {directory / PASSWORD_FILE}",
+        f"acl_file {directory / ACL_FILE}",
+        "",
+        "# The server's web processes and workers, with client ids of their own.",
+        f"listener {server_port} {server_host}",
+        "allow_anonymous false",
+        f"password_file {directory / SERVER_PASSWORD_FILE}",
+        f"acl_file {directory / ACL_FILE}",
+        "",
+    ]
     return "\n".join(lines)

@@ -6,9 +6,12 @@
   persistence, password file and ACL live in ``<INSTANCE_DIR>/mosquitto/``). It admits
   only the accounts in those files: the provisioned devices, officers with MQTT
   credentials, and the server itself as ``gatekeeper-server`` with a password generated
-  once into ``server_password``. The web server and worker get ``MQTT_URL``,
-  ``MQTT_BROKER_DIR`` and ``MQTT_BROKER_PIDFILE`` for it, so device changes reach the
-  broker at once (``server.devices.broker_sync``);
+  once into ``server_password``. Devices and officers connect on 127.0.0.1:1883 (or a
+  free port), the server's processes on a second loopback listener of their own
+  (``hardware.broker.mosquitto_config``: client ids bound to accounts). The web server
+  and worker get ``MQTT_URL`` (the server listener), ``MQTT_BROKER_DIR`` and
+  ``MQTT_BROKER_PIDFILE`` for it, so device changes reach the broker at once
+  (``server.devices.broker_sync``), and the simulated devices ``MQTT_DEVICE_URL``;
 - the web server: gunicorn with ``server:create_app()`` on ``GK_BIND``;
 - the worker: ``flask --app server worker``.
 
@@ -85,7 +88,8 @@ class LocalBroker:
     """A Mosquitto started by the launcher: the URL clients use, and its process.
 
     ``environment`` is what the web server and worker need to use and manage it:
-    ``MQTT_URL`` (with the server's password), ``MQTT_BROKER_DIR``, ``MQTT_BROKER_PIDFILE``.
+    ``MQTT_URL`` (the server listener, with the server's password), ``MQTT_BROKER_DIR``,
+    ``MQTT_BROKER_PIDFILE``; and ``MQTT_DEVICE_URL``, where devices connect.
     """
 
     url: str
@@ -143,13 +147,21 @@ def mosquitto_executable() -> str:
     return found
 
 
-def local_broker_config(folder: Path, port: int) -> str:
-    """Text of a Mosquitto config for a loopback-only broker that admits only known accounts."""
+def local_broker_config(folder: Path, port: int, server_port: int) -> str:
+    """Text of a Mosquitto config for a loopback-only broker that admits only known accounts:
+    devices on ``port``, the server's processes on ``server_port``."""
     # Run as whoever started us, so the broker can write its persistence and pid files in
     # our folder (as root, Mosquitto would otherwise switch to the 'mosquitto' user).
     user = pwd.getpwuid(os.geteuid()).pw_name
     return mosquitto_config(
-        MQTT_HOST, port, folder, folder, pid_file=folder / "mosquitto.pid", user=user
+        MQTT_HOST,
+        port,
+        folder,
+        folder,
+        server_port=server_port,
+        server_host=MQTT_HOST,
+        pid_file=folder / "mosquitto.pid",
+        user=user,
     )
 
 
@@ -270,18 +282,21 @@ def local_broker(
             MQTT_PORT,
             port,
         )
-    url = f"mqtt://{MQTT_SERVER_USERNAME}:{server_password(folder)}@{MQTT_HOST}:{port}"
+    server_port = free_port(MQTT_HOST)
+    url = f"mqtt://{MQTT_SERVER_USERNAME}:{server_password(folder)}@{MQTT_HOST}:{server_port}"
     environment = {
         "MQTT_URL": url,
+        "MQTT_DEVICE_URL": f"mqtt://{MQTT_HOST}:{port}",
         "MQTT_BROKER_DIR": str(folder),
         "MQTT_BROKER_PIDFILE": str(folder / "mosquitto.pid"),
     }
     write_broker_files({**environ, **environment})
     config_path = folder / "mosquitto.conf"
-    config_path.write_text(local_broker_config(folder, port))
+    config_path.write_text(local_broker_config(folder, port, server_port))
     child = start_child("mosquitto", [mosquitto_executable(), "-c", str(config_path)], environ)
     try:
         _wait_for_port(MQTT_HOST, port, child, timeout)
+        _wait_for_port(MQTT_HOST, server_port, child, timeout)
         yield LocalBroker(url, child, config_path, environment)
     finally:
         stop_children([child])
@@ -323,7 +338,8 @@ def simulators_command(
         _LOGGER.warning("no simulated devices: %s", _output(result))
         return None
     _LOGGER.info("%s", result.stdout.strip())
-    broker = urlsplit(environ["MQTT_URL"])  # devices sign in with their own accounts
+    # Devices sign in with their own accounts, on the device listener when there is one.
+    broker = urlsplit(environ.get("MQTT_DEVICE_URL") or environ["MQTT_URL"])
     return [
         sys.executable,
         "-m",
@@ -391,7 +407,7 @@ def banner(base_url: str, mqtt_url: str, accounts: Sequence[Mapping[str, str]]) 
         "Gatekeeper is running.",
         f"  Log in:    {base_url}/login",
         f"  API docs:  {base_url}/api/v1/docs  (spec: {base_url}/api/v1/openapi.json)",
-        f"  Broker:    {mqtt_url}",
+        f"  Broker:    {mqtt_url}  (devices and officers)",
     ]
     if accounts:
         name_width = max(len(a["username"]) for a in accounts)
@@ -458,7 +474,8 @@ def run(environ: Mapping[str, str], stop: threading.Event) -> int:
         fleet = simulators_command(env, instance_dir, base_url)
         if fleet is not None:
             children.append(start_child("devices", fleet, env))
-        print(banner(base_url, without_password(env["MQTT_URL"]), demo_accounts()), flush=True)
+        devices_url = env.get("MQTT_DEVICE_URL") or env["MQTT_URL"]
+        print(banner(base_url, without_password(devices_url), demo_accounts()), flush=True)
         return supervise([*children, *watched], stop)
 
 

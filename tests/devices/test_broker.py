@@ -149,36 +149,59 @@ def test_write_broker_files(tmp_path: Path) -> None:
     written = write_broker_files(tmp_path / "files", lambda: accounts)
     assert written.counts == {"device": 1, "server": 1}
     assert "1 device, 1 server, 0 officer" in written.summary()
-    assert written.password_file.read_text() == render_password_file(accounts)
+    # The device listener's file knows no server account, the server listener's no device.
+    assert written.password_file.read_text() == render_password_file(accounts[:1])
+    assert written.server_password_file.read_text() == render_password_file(accounts[1:])
     assert written.acl_file.read_text() == render_acl_file(accounts)
-    for path in (written.password_file, written.acl_file):
+    for path in (written.password_file, written.server_password_file, written.acl_file):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     # An operator's chmod g+r is kept across rewrites; no temporary file is left behind.
     written.acl_file.chmod(0o640)
     write_broker_files(tmp_path / "files", accounts[:1])
     assert stat.S_IMODE(written.acl_file.stat().st_mode) == 0o640
-    assert sorted(p.name for p in (tmp_path / "files").iterdir()) == [".lock", "acl", "passwd"]
+    assert sorted(p.name for p in (tmp_path / "files").iterdir()) == [
+        ".lock",
+        "acl",
+        "passwd",
+        "passwd-server",
+    ]
     assert "dev_1" in written.acl_file.read_text()
     assert SERVER_USER not in written.password_file.read_text()
 
 
 def test_mosquitto_config_text(tmp_path: Path) -> None:
     text = mosquitto_config(
-        "127.0.0.1", 1884, tmp_path / "f", tmp_path / "p", pid_file=tmp_path / "m.pid", user="me"
+        "0.0.0.0",  # noqa: S104 (a config text, nothing listens)
+        1884,
+        tmp_path / "f",
+        tmp_path / "p",
+        server_port=1885,
+        pid_file=tmp_path / "m.pid",
+        user="me",
     )
     lines = text.splitlines()
     for expected in (
-        "per_listener_settings false",
-        "allow_anonymous false",
-        f"password_file {tmp_path / 'f' / 'passwd'}",
-        f"acl_file {tmp_path / 'f' / 'acl'}",
+        "per_listener_settings true",
         "persistence true",
         f"persistence_location {tmp_path / 'p'}/",
         f"pid_file {tmp_path / 'm.pid'}",
         "user me",
-        "listener 1884 127.0.0.1",
     ):
         assert expected in lines, expected
+    devices = lines[lines.index("listener 1884 0.0.0.0") :]
+    devices = devices[: devices.index("")]
+    assert devices[1:] == [
+        "allow_anonymous false",
+        "use_username_as_clientid true",
+        f"password_file {tmp_path / 'f' / 'passwd'}",
+        f"acl_file {tmp_path / 'f' / 'acl'}",
+    ]
+    server = lines[lines.index("listener 1885 127.0.0.1") :]
+    assert server[1:] == [
+        "allow_anonymous false",
+        f"password_file {tmp_path / 'f' / 'passwd-server'}",
+        f"acl_file {tmp_path / 'f' / 'acl'}",
+    ]
     assert "allow_anonymous true" not in text
 
 
@@ -201,7 +224,7 @@ def test_launcher_helpers(tmp_path: Path) -> None:
     password = launcher.server_password(tmp_path)
     assert launcher.server_password(tmp_path) == password  # generated once
     assert stat.S_IMODE((tmp_path / "server_password").stat().st_mode) == 0o600
-    config = launcher.local_broker_config(tmp_path, 1999).splitlines()
+    config = launcher.local_broker_config(tmp_path, 1999, 2000).splitlines()
     assert "allow_anonymous false" in config and f"pid_file {tmp_path}/mosquitto.pid" in config
     assert any(line.startswith("user ") for line in config)
     assert launcher.without_password("mqtt://u:secret@h:1") == "mqtt://u:***@h:1"
@@ -288,7 +311,7 @@ def broker_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> 
         app_environment(
             workdir,
             database_url,
-            MQTT_URL=f"mqtt://{SERVER_USER}:{SERVER_PASSWORD}@127.0.0.1:{broker.port}",
+            MQTT_URL=broker.server_url(SERVER_USER, SERVER_PASSWORD),
             MQTT_BROKER_DIR=str(broker.directory),
             MQTT_BROKER_PIDFILE=str(broker.pidfile),
         )
@@ -314,8 +337,8 @@ def probes(broker: Broker) -> Iterator[Any]:
     """``probes(username, password)`` makes a probe that is closed after the test."""
     made: list[Probe] = []
 
-    def make(username: str, password: str, **kwargs: Any) -> Probe:
-        probe = Probe(broker.port, username, password, **kwargs)
+    def make(username: str, password: str, *, port: int | None = None, **kwargs: Any) -> Probe:
+        probe = Probe(port or broker.port, username, password, **kwargs)
         made.append(probe)
         return probe
 
@@ -325,9 +348,9 @@ def probes(broker: Broker) -> Iterator[Any]:
 
 
 @pytest.fixture
-def server(probes: Any) -> Probe:
-    """The server's own account, connected."""
-    probe = probes(SERVER_USER, SERVER_PASSWORD)
+def server(probes: Any, broker: Broker) -> Probe:
+    """The server's own account, connected on the server's listener."""
+    probe = probes(SERVER_USER, SERVER_PASSWORD, port=broker.server_port)
     assert not probe.connect().is_failure
     return probe
 
@@ -646,7 +669,7 @@ def test_persistent_sessions_survive_a_broker_restart(tmp_path: Path) -> None:
         door.subscribe(cmd)
         door.close()
         broker.restart()
-        sender = Probe(broker.port, SERVER_USER, SERVER_PASSWORD)
+        sender = Probe(broker.server_port, SERVER_USER, SERVER_PASSWORD)
         assert not sender.connect().is_failure
         sender.publish(cmd, b"queued while away")
         sender.close()
@@ -672,11 +695,15 @@ def test_launcher_broker_admits_only_known_accounts(
         assert f"user {synced_world.device_a}" in (folder / "acl").read_text()
         password = (folder / "server_password").read_text().strip()
         port = int(local.url.rsplit(":", 1)[1])
+        devices_port = int(local.environment["MQTT_DEVICE_URL"].rsplit(":", 1)[1])
+        assert devices_port == launcher.MQTT_PORT != port
         server = Probe(port, SERVER_USER, password)
         try:
             assert not server.connect().is_failure
             assert Probe(port, SERVER_USER, "wrong").connect().is_failure
             assert Probe(port, synced_world.device_a, "unknown secret").connect().is_failure
+            # The device listener does not know the server's account.
+            assert Probe(devices_port, SERVER_USER, password).connect().is_failure
         finally:
             server.close()
         assert reload_broker(folder / "mosquitto.pid")

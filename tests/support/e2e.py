@@ -71,10 +71,7 @@ def mqtt_app(
 ) -> Iterator[Flask]:
     """A second app on the test database whose MQTT settings point at ``broker``, signed in
     as ``login`` (user, password) when given, else anonymous."""
-    url = broker.url
-    if login is not None:
-        user, password = login
-        url = f"mqtt://{user}:{password}@127.0.0.1:{broker.port}"
+    url = broker.url if login is None else broker.server_url(*login)
     app = create_app(
         app_environment(workdir, database_url, MQTT_URL=url, MQTT_CLIENT_ID=client_id, **settings)
     )

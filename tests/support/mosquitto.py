@@ -1,9 +1,11 @@
 """A throwaway Mosquitto broker on a free loopback port.
 
-``Broker()`` admits anonymous clients. ``Broker(directory=..., accounts=[...])`` (either
-argument turns it on) is configured like the launcher's broker: no anonymous access, the
-password file and ACL in ``directory`` (written from ``accounts`` when given), a pid file
-for SIGHUP, and persistence that survives ``restart()``.
+``Broker()`` admits anonymous clients on one listener. ``Broker(directory=...,
+accounts=[...])`` (either argument turns it on) is configured like the launcher's broker:
+no anonymous access, the password files and ACL in ``directory`` (written from
+``accounts`` when given), a pid file for SIGHUP, persistence that survives ``restart()``,
+and two listeners: devices and officers on ``port``/``url``, where the client id is the
+username, and the server's accounts on ``server_port``/``server_url``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Broker:
     ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="gk-mqtt-"))
         self.port = free_port()
+        self.server_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.executable = executable
@@ -43,7 +46,13 @@ class Broker:
 
     @property
     def url(self) -> str:
+        """Where devices and officers connect (every client, on an anonymous broker)."""
         return f"mqtt://127.0.0.1:{self.port}"
+
+    def server_url(self, username: str, password: str) -> str:
+        """Where the server's processes connect, as ``username``."""
+        port = self.server_port if self.authenticated else self.port
+        return f"mqtt://{username}:{password}@127.0.0.1:{port}"
 
     @property
     def pidfile(self) -> Path:
@@ -88,6 +97,7 @@ class Broker:
                 self.port,
                 self.directory,
                 self.root,
+                server_port=self.server_port,
                 pid_file=self.pidfile,
                 user=user,
                 log_dest=(f"file {self.root / 'mosquitto.log'}",),
@@ -100,6 +110,7 @@ class Broker:
             env=daemon_environment(),
         )
         wait_for_port(self.port)
+        wait_for_port(self.server_port)
         deadline = time.monotonic() + 10
         while not self.pidfile.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
