@@ -34,6 +34,9 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         raise
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     app.config.from_mapping(_flask_config(settings))
+    from server.core.bodies import JSONProvider
+
+    app.json = JSONProvider(app)  # bodies with text that cannot be stored are refused
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -11,6 +11,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import UnsupportedMediaType
 
 from server.api.schemas import ProblemSchema
+from server.core import bodies
 from server.core.auth import authenticate_api_request
 from server.core.scope import Scope
 from server.extensions import csrf
@@ -46,7 +47,8 @@ def scope() -> Scope:
 
 
 class _JsonParser(FlaskParser):
-    """webargs' parser; a body that Python's ``json`` cannot load answers 400, not 500.
+    """webargs' parser; a body that Python's ``json`` cannot load answers 400, not 500, and
+    one with a lone surrogate 422 (``server.core.bodies``).
 
     ``json.loads`` raises ``RecursionError`` on deeply nested arrays and ``ValueError`` on
     integers longer than ``sys.get_int_max_str_digits()``; webargs catches neither.
@@ -54,9 +56,10 @@ class _JsonParser(FlaskParser):
 
     def load_json(self, req: Any, schema: Any) -> Any:
         try:
-            return super().load_json(req, schema)
+            data = super().load_json(req, schema)
         except (ValueError, RecursionError) as error:
             return self._handle_invalid_json_error(error, req)  # type: ignore[arg-type]
+        return bodies.checked(data)  # 422 for text that cannot be stored
 
 
 class _Blueprint(Blueprint):

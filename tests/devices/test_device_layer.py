@@ -6,6 +6,7 @@ Also the offline uses of visitor passes that doors upload as ``pass_used`` event
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import datetime, timedelta
 
 import pytest
@@ -238,6 +239,29 @@ def test_bad_event_payloads_are_counted(app, world, payload) -> None:
     ingest = _ingest(app, world.device_a, world.a, "evt", payload)
     assert ingest.stats["bad_payload"] == 1
     with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(DeviceEvent)) == 0
+
+
+@pytest.mark.parametrize(
+    ("suffix", "payload"),
+    [
+        ("status", b'{"online": true, "ts": "2026-11-21T08:00:00Z", "fw": "1.\\ud800"}'),
+        ("evt", b'{"type": "door_opened", "seq": 1, "ts": "2026-11-21T08:00:00Z", "x": "\\udfff"}'),
+        ("ack", b'{"cmd_id": "cmd_\\ud800", "status": "ok", "ts": "2026-11-21T08:00:00Z"}'),
+    ],
+    ids=["status", "evt", "ack"],
+)
+def test_a_lone_surrogate_drops_the_message_counted_and_logged(
+    app, world, suffix: str, payload: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="server.worker.ingest")
+    ingest = _ingest(app, world.device_a, world.a, suffix, payload)
+    assert ingest.stats["bad_payload"] == 1
+    [record] = [r for r in caplog.records if "bad payload" in r.getMessage()]
+    assert "lone UTF-16 surrogate" in record.getMessage() and record.exc_info is None
+    with app.app_context():
+        device = db.session.get(Device, world.device_a)
+        assert device.firmware is None and device.online is not True
         assert db.session.scalar(select(func.count()).select_from(DeviceEvent)) == 0
 
 
