@@ -39,10 +39,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
 from flask_migrate import upgrade
 
-from bench.harness import add_device, bare_mqtt_latency, bench_community
+from bench.harness import (
+    add_device,
+    bare_mqtt_latency,
+    bench_community,
+    bench_point,
+    bench_settings,
+)
 from bench.stats import percentile
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
 from hardware.bus import BrokerAddress, MqttBus
@@ -54,7 +59,7 @@ from server.alerts import stream as alert_stream
 from server.core.auth import hash_password
 from server.extensions import db
 from server.launcher import web_command
-from server.models import AccessPoint, User, UserRole
+from server.models import User, UserRole
 from server.worker import Worker
 from tests.support.mosquitto import Broker
 from tests.support.net import free_port, wait_for_port
@@ -119,11 +124,7 @@ def build_site(app: Any) -> tuple[str, DeviceIdentity]:
     with app.app_context():
         upgrade()
         community = bench_community()
-        gate = AccessPoint(
-            community_id=community.id, name="南门", kind=AccessPointKind.GATE, zone=Zone.PERIMETER
-        )
-        db.session.add(gate)
-        db.session.flush()
+        gate = bench_point(community, "南门", AccessPointKind.GATE, Zone.PERIMETER)
         button, secret = add_device(gate, "Gate panic button", DeviceKind.PANIC_BUTTON)
         officer = User(
             username="officer",
@@ -223,14 +224,12 @@ def main() -> None:
     broker.start()
     environ = {
         **os.environ,
-        "GK_ENV": "test",
-        "INSTANCE_DIR": str(workdir),
-        "DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.db'}",
-        "SECRET_KEY": "bench-" + "x" * 40,
-        "DATA_KEY": Fernet.generate_key().decode(),
-        "MQTT_URL": broker.url,
-        "MQTT_CLIENT_ID": "bench-alerts-worker",
-        "LOG_LEVEL": "WARNING",
+        **bench_settings(
+            workdir,
+            args.database_url,
+            MQTT_URL=broker.url,
+            MQTT_CLIENT_ID="bench-alerts-worker",
+        ),
     }
     app = create_app(environ)
     community_id, identity = build_site(app)

@@ -27,9 +27,8 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from bench.stats import percentile
 from gatekeeper import faces
+from tests.fetch_test_data import FACE_PHOTOS as PHOTOS
 from tests.fetch_test_data import test_image
-
-PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 
 
 def person(name: str) -> str:

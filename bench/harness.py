@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from flask import Flask
 
 from bench.stats import percentile
-from gatekeeper.vocabulary import DeviceKind
+from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
 from hardware.bus import BrokerAddress, MqttBus
 from server import create_app
 from server.core.messaging import OutgoingMessage, Publisher
@@ -55,20 +55,24 @@ def checkpointing(app: Flask, every_s: float = 5.0) -> Iterator[None]:
         thread.join(timeout=30)
 
 
+def bench_settings(workdir: Path, database_url: str | None = None, **more: str) -> dict[str, str]:
+    """A benchmark app's settings: test mode, its files in ``workdir`` (and its database, unless
+    ``database_url`` names one), new keys, quiet logs; ``more`` adds to them."""
+    return {
+        "GK_ENV": "test",
+        "INSTANCE_DIR": str(workdir),
+        "DATABASE_URL": database_url or f"sqlite:///{workdir / 'bench.db'}",
+        "SECRET_KEY": "bench-" + "x" * 40,
+        "DATA_KEY": Fernet.generate_key().decode(),
+        "LOG_LEVEL": "WARNING",
+        **more,
+    }
+
+
 def bench_app(prefix: str) -> tuple[Flask, NullPublisher]:
     """An app on a fresh SQLite file in a temporary folder, publishing nowhere."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    workdir = Path(tempfile.mkdtemp(prefix=f"gk-bench-{prefix}-"))
-    app = create_app(
-        {
-            "GK_ENV": "test",
-            "INSTANCE_DIR": str(workdir),
-            "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-            "SECRET_KEY": "b" * 40,
-            "DATA_KEY": Fernet.generate_key().decode(),
-            "LOG_LEVEL": "WARNING",
-        }
-    )
+    app = create_app(bench_settings(Path(tempfile.mkdtemp(prefix=f"gk-bench-{prefix}-"))))
     publisher = app.extensions["mqtt_publisher"] = NullPublisher()
     return app, publisher
 
@@ -113,6 +117,16 @@ def bench_community(**settings: object) -> Community:
     db.session.add(community)
     db.session.flush()
     return community
+
+
+def bench_point(
+    community: Community, name: str, kind: AccessPointKind, zone: Zone, **values: object
+) -> AccessPoint:
+    """An access point of the benchmark's community (flushed: it has its id)."""
+    point = AccessPoint(community_id=community.id, name=name, kind=kind, zone=zone, **values)
+    db.session.add(point)
+    db.session.flush()
+    return point
 
 
 def add_device(point: AccessPoint, name: str, kind: DeviceKind) -> tuple[Device, str]:

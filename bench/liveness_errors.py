@@ -28,11 +28,11 @@ from PIL import Image
 from bench.stats import percentile
 from gatekeeper import faces, liveness
 from gatekeeper.liveness import Landmarks, LivenessResult
+from tests.fetch_test_data import FACE_PHOTOS as PHOTOS
 from tests.fetch_test_data import test_image as photo_path
 from tests.support import depthmaps
 from tests.support.depthmaps import BendAxis, Scene
 
-PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 FRAME = (1280, 720)
 DEPTH_SIZES = ((640, 360), (320, 180))
 DISTANCES = (300.0, 1200.0)
@@ -54,16 +54,6 @@ Render = Callable[[Scene, float, np.random.Generator], np.ndarray]
 
 def p50_p99(ms: list[float]) -> str:
     return f"P50 {percentile(ms, 50):.2f}  P99 {percentile(ms, 99):.2f}"
-
-
-def photo_landmarks() -> dict[str, Landmarks]:
-    """68 landmarks of each test photo, found by the face engine and the liveness module."""
-    found = {}
-    for name in PHOTOS:
-        image = faces.load_image(photo_path(name).read_bytes())
-        box = faces.engine().detect(image)[0].box
-        found[name] = liveness.face_landmarks(image, box)
-    return found
 
 
 def attack_renderers() -> dict[str, Render]:
@@ -289,7 +279,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200, help="maps per type (default 200)")
     parser.add_argument("--seed", type=int, default=20250101, help="differs from the tests' seeds")
     args = parser.parse_args()
-    landmarks = photo_landmarks()
+    landmarks = depthmaps.photo_landmarks()
     results, timings = run_set(landmarks, args.count, args.seed)
     print(
         f"{args.count} maps per type; seed {args.seed}; photos {', '.join(PHOTOS)}; "

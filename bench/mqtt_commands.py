@@ -23,11 +23,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from bench.harness import add_device, bare_mqtt_latency, bench_community
+from bench.harness import (
+    add_device,
+    bare_mqtt_latency,
+    bench_community,
+    bench_point,
+    bench_settings,
+)
 from bench.stats import percentile
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
 from hardware.bus import BrokerAddress, MqttBus
@@ -39,7 +44,7 @@ from server import create_app
 from server.core.messaging import OutgoingMessage, Publisher
 from server.devices import commands
 from server.extensions import db
-from server.models import AccessPoint, Device, DeviceEvent
+from server.models import Device, DeviceEvent
 from server.worker import Worker
 from tests.support.mosquitto import Broker
 
@@ -104,25 +109,14 @@ def main() -> None:
     broker = Broker()
     broker.start()
     app = create_app(
-        {
-            "GK_ENV": "test",
-            "INSTANCE_DIR": str(workdir),
-            "DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.db'}",
-            "SECRET_KEY": "bench-" + "x" * 40,
-            "DATA_KEY": Fernet.generate_key().decode(),
-            "MQTT_URL": broker.url,
-            "MQTT_CLIENT_ID": "bench-worker",
-            "LOG_LEVEL": "WARNING",
-        }
+        bench_settings(
+            workdir, args.database_url, MQTT_URL=broker.url, MQTT_CLIENT_ID="bench-worker"
+        )
     )
     with app.app_context():
         upgrade()
         community = bench_community()
-        point = AccessPoint(
-            community_id=community.id, name="Door", kind=AccessPointKind.DOOR, zone=Zone.BUILDING
-        )
-        db.session.add(point)
-        db.session.flush()
+        point = bench_point(community, "Door", AccessPointKind.DOOR, Zone.BUILDING)
         device, secret = add_device(point, "Door terminal", DeviceKind.DOOR)
         db.session.commit()
         identity = DeviceIdentity(device.id, secret, community.id)

@@ -37,13 +37,20 @@ from dataclasses import dataclass
 from flask_migrate import upgrade
 from sqlalchemy import insert
 
-from bench.harness import add_device, bench_app, bench_community, checkpointing, line, timed
+from bench.harness import (
+    add_device,
+    bench_app,
+    bench_community,
+    bench_point,
+    checkpointing,
+    line,
+    timed,
+)
 from bench.stats import percentile
 from gatekeeper import plates
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from server.extensions import db
 from server.models import (
-    AccessPoint,
     Building,
     Card,
     Membership,
@@ -218,11 +225,7 @@ def build_site(app, plate_texts: list[str]) -> str:
         upgrade()
         community = bench_community(fuzzy_plates=True)
         cid = community.id
-        point = AccessPoint(
-            community_id=cid, name="Barrier", kind=AccessPointKind.BARRIER, zone=Zone.PERIMETER
-        )
-        db.session.add(point)
-        db.session.flush()
+        point = bench_point(community, "Barrier", AccessPointKind.BARRIER, Zone.PERIMETER)
         device, secret = add_device(point, "Barrier camera", DeviceKind.BARRIER)
         owners = (len(plate_texts) + CARS_PER_OWNER - 1) // CARS_PER_OWNER
         buildings = [

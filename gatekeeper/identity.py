@@ -82,6 +82,22 @@ _HK_MACAU = re.compile(r"[HM]([0-9]{8}|[0-9]{10})", re.ASCII)
 _TAIWAN = re.compile(r"[0-9]{8}|[0-9]{10}", re.ASCII)
 _PERMANENT_NEW = re.compile(r"9[0-9]{16}[0-9X]", re.ASCII)
 _PERMANENT_OLD = re.compile(r"[A-Z]{3}[0-9]{12}", re.ASCII)
+# The documents checked by their pattern alone, and what a number that does not fit is told.
+_FORMATS: dict[DocumentType, tuple[re.Pattern[str], str]] = {
+    DocumentType.PASSPORT: (
+        _PASSPORT,
+        "a passport number is 5-20 letters and digits "
+        "(Chinese passports: E and 8 digits, or E, a letter and 7 digits)",
+    ),
+    DocumentType.HK_MACAU_PERMIT: (
+        _HK_MACAU,
+        "a Hong Kong/Macau permit number is H or M followed by 8 digits (or 10 on old cards)",
+    ),
+    DocumentType.TAIWAN_PERMIT: (
+        _TAIWAN,
+        "a Taiwan permit number is 8 digits (or 10 on old cards)",
+    ),
+}
 
 _LABELS = {
     DocumentType.RESIDENT_ID: "a resident ID number",
@@ -178,34 +194,6 @@ def _validate_resident_id(number: str, today: date | None) -> str:
     return number
 
 
-def _validate_passport(number: str) -> str:
-    if not _PASSPORT.fullmatch(number):
-        raise DocumentError(
-            DocumentProblem.BAD_FORMAT,
-            "a passport number is 5-20 letters and digits "
-            "(Chinese passports: E and 8 digits, or E, a letter and 7 digits)",
-        )
-    return number
-
-
-def _validate_hk_macau(number: str) -> str:
-    if not _HK_MACAU.fullmatch(number):
-        raise DocumentError(
-            DocumentProblem.BAD_FORMAT,
-            "a Hong Kong/Macau permit number is H or M followed by 8 digits (or 10 on old cards)",
-        )
-    return number
-
-
-def _validate_taiwan(number: str) -> str:
-    if not _TAIWAN.fullmatch(number):
-        raise DocumentError(
-            DocumentProblem.BAD_FORMAT,
-            "a Taiwan permit number is 8 digits (or 10 on old cards)",
-        )
-    return number
-
-
 def _validate_permanent_residence(number: str) -> str:
     label = _LABELS[DocumentType.FOREIGNER_PERMANENT_RESIDENCE]
     if _PERMANENT_OLD.fullmatch(number):
@@ -237,12 +225,11 @@ def validate_document(
         )
     if kind is DocumentType.RESIDENT_ID:
         return _validate_resident_id(normalised, today)
-    if kind is DocumentType.PASSPORT:
-        return _validate_passport(normalised)
-    if kind is DocumentType.HK_MACAU_PERMIT:
-        return _validate_hk_macau(normalised)
-    if kind is DocumentType.TAIWAN_PERMIT:
-        return _validate_taiwan(normalised)
+    if kind in _FORMATS:
+        pattern, rule = _FORMATS[kind]
+        if not pattern.fullmatch(normalised):
+            raise DocumentError(DocumentProblem.BAD_FORMAT, rule)
+        return normalised
     return _validate_permanent_residence(normalised)
 
 

@@ -30,8 +30,12 @@ from tests.support.live_server import LiveServer
 from tests.support.postgres import PostgresCluster
 
 # broker, worker and http_server for the end-to-end tests over Mosquitto; browser (Chromium,
-# Playwright imported only when a browser test runs).
-pytest_plugins = ["tests.support.e2e_fixtures", "tests.support.browser"]
+# Playwright imported only when a browser test runs); frozen, the pass tests' clock.
+pytest_plugins = [
+    "tests.support.e2e_fixtures",
+    "tests.support.browser",
+    "tests.support.passes",
+]
 
 BACKENDS = ("sqlite", "postgresql")
 

@@ -250,7 +250,8 @@ class World:
     resident_b: User
 
 
-def world() -> World:
+def world(*, door_secret: str | None = None) -> World:
+    """Communities A and B; ``door_secret``: the secret of A's door device (else a new one)."""
     a, b = community("Community A"), community("Community B")
     building_a, building_b = building(a, "A1"), building(b, "B1")
     unit_a, unit_b = unit(building_a, "101"), unit(building_b, "101")
@@ -265,7 +266,7 @@ def world() -> World:
         unit_b=unit_b,
         door_a=door_a,
         door_b=door_b,
-        device_a=device(door_a)[0],
+        device_a=device(door_a, secret=door_secret)[0],
         device_b=device(door_b)[0],
         admin=user(UserRole.ADMIN, username="admin"),
         staff_a=user(UserRole.STAFF, communities=[a], username="staff_a"),

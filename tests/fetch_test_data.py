@@ -39,6 +39,8 @@ IMAGE_NAMES = (
     "obama_partial_face.jpg",
     "obama_partial_face2.jpg",
 )
+# The photos of one whole face each (two people), in the order the face tests use them.
+FACE_PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 
 
 class TestDataMissing(RuntimeError):

@@ -13,9 +13,7 @@ from hardware.protocol import Command
 from server.extensions import db
 from server.models import AccessEvent, AccessPoint, AuditEntry, DeviceCommand
 from tests.factories import Api
-from tests.support.passes import pass_site
-
-NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
+from tests.support.passes import NOW, pass_site
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ import time_machine
 from sqlalchemy import select
 
 from gatekeeper.vocabulary import DeviceKind, PersonRole, Zone
-from hardware.messages import CommandMessage
-from hardware.protocol import Command
 from server.devices.service import set_secret
 from server.extensions import db
 from server.models import AccessEvent, Card, Community, Device, Person
 from tests import factories
+from tests.support.published import assert_one_open
 
 SECRET = "door-secret-for-card-tests"
 
@@ -23,9 +22,7 @@ SECRET = "door-secret-for-card-tests"
 def site(app):
     """Community A with a resident's card, a tenant's card (lease Nov 2026) and devices."""
     with app.app_context():
-        w = factories.world()
-        door = db.session.get(Device, w.device_a.id)
-        set_secret(door, SECRET)
+        w = factories.world(door_secret=SECRET)
         resident = factories.person(w.a, "王小明")
         tenant = factories.person(w.a, "张伟")
         factories.membership(resident, PersonRole.OWNER, unit_of=w.unit_a)
@@ -46,7 +43,7 @@ def site(app):
         reader.access_point_id = None
         db.session.commit()
         ids = {
-            "door": door.id,
+            "door": w.device_a.id,
             "resident": resident.id,
             "tenant": tenant.id,
             "other_door": f"{other_device.id}.{other_secret}",
@@ -71,10 +68,7 @@ def test_resident_card_opens_the_door(app, client, site, published) -> None:
     body = answer.json
     assert (body["decision"], body["reason"], body["open_ms"]) == ("grant", "resident", 5000)
     assert body["subject"] == {"kind": "resident", "display_name": "王*明"}
-    [message] = published
-    command = CommandMessage.decode(message.payload)
-    assert command.cmd is Command.OPEN and command.event_id == body["event_id"]
-    assert message.topic.endswith(f"/{site['door']}/cmd")
+    assert_one_open(published, site["door"], body["event_id"])
     with app.app_context():
         event = db.session.get(AccessEvent, body["event_id"])
         assert (event.decision.value, event.reason, event.rule) == (

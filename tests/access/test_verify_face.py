@@ -17,13 +17,11 @@ from gatekeeper.vocabulary import PersonRole
 from server import create_app
 from server.access import snapshots
 from server.core import crypto
-from server.devices.service import set_secret
 from server.extensions import db
 from server.models import (
     AccessEvent,
     AccessPoint,
     Community,
-    Device,
     FaceTemplate,
     Membership,
     utcnow,
@@ -32,6 +30,7 @@ from server.people.galleries import record_change
 from tests import factories
 from tests.conftest import Recorder, app_environment
 from tests.support.faces import depth_for, enrol, frame
+from tests.support.published import commands
 
 SECRET = "face-door-secret"
 
@@ -42,9 +41,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")  # the factories' communities
 @pytest.fixture
 def site(app):
     with app.app_context():
-        w = factories.world()
-        door = db.session.get(Device, w.device_a.id)
-        set_secret(door, SECRET)
+        w = factories.world(door_secret=SECRET)
+        door = w.device_a
         db.session.get(AccessPoint, w.door_a.id).requires_depth = False
         obama = factories.person(w.a, "奥巴马")
         factories.membership(obama, PersonRole.RESIDENT, unit_of=w.unit_a)
@@ -225,8 +223,7 @@ def test_live_depth_passes_and_attacks_fail(app, client, site, published) -> Non
         body = verify(client, site, image, depth=depth_for(image, attack)).json
         assert (body["decision"], body["reason"]) == ("deny", "spoof_suspected"), (attack, body)
         assert body["liveness"]["live"] is False
-    commands = [m for m in published if m.topic.endswith("/cmd")]  # alerts go out too
-    assert len(commands) == 1  # only the live face opened the door
+    assert len(commands(published)) == 1  # only the live face opened the door
     with app.app_context():
         spoof = db.session.scalar(
             select(AccessEvent).where(AccessEvent.reason == "spoof_suspected")

@@ -28,9 +28,9 @@ from server.models import (
 )
 from tests import factories
 from tests.factories import Api
-from tests.support.passes import add_barrier, build_pass_site
+from tests.support.passes import NOW, add_barrier, build_pass_site
+from tests.support.published import commands
 
-NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
 BARRIER_SECRET = "barrier-secret-for-plate-tests"
 
 
@@ -52,12 +52,6 @@ def site(app):
         built = CarSite(base.a, barrier.point, barrier.credential, barrier.owner_car, tenant_car.id)
         db.session.remove()
     return built
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 def read(client, site: CarSite, plate: str, **fields):
@@ -205,7 +199,7 @@ def test_a_blocked_plate_is_refused_and_alerts_once(app, client, site, frozen, p
     near = decided(client, site, "沪C8B888", direction="in", confidence=0.99)  # an OCR slip
     for answer in (first, near):
         assert (answer["decision"], answer["reason"]) == ("deny", "plate_blocked")
-    assert not [m for m in published if m.topic.endswith("/cmd")]  # no door opened
+    assert commands(published) == []  # no door opened
     with app.app_context():
         [alert] = db.session.scalars(select(Alert).where(Alert.type == "plate_blocked")).all()
         assert alert.severity.value == "high" and "Stolen" in alert.summary

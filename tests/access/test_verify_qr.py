@@ -12,14 +12,11 @@ import time_machine
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gatekeeper import passtokens
-from hardware.messages import CommandMessage
-from hardware.protocol import Command
 from server.extensions import db
 from server.models import AccessEvent, Lease, VisitorPass
 from tests.factories import Api
-from tests.support.passes import pass_site
-
-NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
+from tests.support.passes import NOW, pass_site
+from tests.support.published import assert_one_open
 
 
 @pytest.fixture
@@ -57,10 +54,7 @@ def test_a_guest_pass_opens_the_door_and_the_resident_sees_it(app, client, site,
     answer = verify(client, site.door_credential, body["token"])
     assert (answer["decision"], answer["reason"]) == ("grant", "visitor_pass")
     assert answer["subject"] == {"kind": "visitor", "display_name": "王*二"}
-    [message] = published
-    command = CommandMessage.decode(message.payload)
-    assert command.cmd is Command.OPEN and command.event_id == answer["event_id"]
-    assert message.topic.endswith(f"/{site.door_device}/cmd")
+    assert_one_open(published, site.door_device, answer["event_id"])
     with app.app_context():
         event = db.session.get(AccessEvent, answer["event_id"])
         assert event.pass_id == body["id"] and event.credential_type.value == "qr"

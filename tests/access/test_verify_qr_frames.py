@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
 
 import pytest
-import time_machine
 
 from server.extensions import db
 from server.models import AccessEvent
@@ -14,18 +12,10 @@ from tests.factories import Api
 from tests.support.passes import pass_site
 from tests.support.qrframes import frame_with_codes, qr_png
 
-NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
-
 
 @pytest.fixture
 def site(app):
     return pass_site(app)
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 def scan(client, credential: str, frame: bytes, filename: str = "frame.jpg", **form):

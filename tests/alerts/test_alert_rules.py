@@ -46,6 +46,7 @@ from server.models import (
 from server.worker.ingest import DeviceIngest
 from tests import factories
 from tests.factories import Api
+from tests.support.alerts import alerts
 
 # Tuesday 2026-11-24 10:00 in Shanghai (UTC+8): daytime, school hours.
 DAY = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -134,16 +135,6 @@ def judge(app) -> int:
         raised = alert_rules.judge_wandering_reads()
         db.session.commit()
         return raised
-
-
-def alerts(app, type_: AlertType | None = None) -> list[Alert]:
-    with app.app_context():
-        query = select(Alert).order_by(Alert.created_at)
-        if type_ is not None:
-            query = query.where(Alert.type == type_)
-        rows = list(db.session.scalars(query))
-        db.session.expunge_all()
-        return rows
 
 
 def settings(app, site: Site, **values) -> None:

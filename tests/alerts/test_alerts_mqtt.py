@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from gatekeeper.vocabulary import AlertType, DeviceKind, Severity, Zone
+from gatekeeper.vocabulary import DeviceKind, Zone
 from hardware.simulate.device import DeviceIdentity
 from hardware.simulate.sensors import PanicButton
 from hardware.topics import alerts_topic
-from server.alerts.service import raise_alert
 from server.devices.broker_sync import sync_broker
 from server.extensions import db
 from server.models import Community
 from tests import factories
 from tests.factories import Api
+from tests.support.alerts import raise_in
 from tests.support.api import WorldIds, build_world, in_app
 from tests.support.e2e import WAIT_S, mqtt_app, running_broker, running_worker, serving
 from tests.support.mosquitto import Broker
@@ -86,20 +86,9 @@ def test_an_officers_account_receives_its_communities_alerts(
     # It asks for B's topic too: the broker's ACL drops what it may not read.
     officer.listen(alerts_topic(world.a), alerts_topic(world.b))
 
-    def raise_in(community_id: str) -> str:
-        with in_app(broker_app):
-            alert = raise_alert(
-                community_id=community_id,
-                type=AlertType.DOOR_FORCED,
-                severity=Severity.HIGH,
-                summary="Door forced open: A door",
-                access_point_id=world.door_a if community_id == world.a else None,
-            )
-            db.session.commit()  # the outbox publishes now
-            return alert.id
-
-    raise_in(world.b)
-    alert_id = raise_in(world.a)  # sent after B's: had B's been allowed, it came first
+    raise_in(broker_app, world.b)
+    # Sent after B's: had B's been allowed, it came first.
+    alert_id = raise_in(broker_app, world.a, access_point_id=world.door_a)
     topic, payload, qos = officer.next_alert()
     assert (topic, qos) == (alerts_topic(world.a), 1)
     assert (payload["alert_id"], payload["reason"], payload["access_point"]) == (

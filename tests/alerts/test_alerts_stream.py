@@ -20,23 +20,13 @@ from flask import Flask
 from gatekeeper.vocabulary import AlertType, Severity
 from server import create_app
 from server.alerts import stream as alert_stream
-from server.alerts.service import raise_alert
-from server.core.messaging import OutgoingMessage, Publisher
 from server.extensions import db
-from tests.conftest import app_environment
+from tests.conftest import Recorder, app_environment
 from tests.factories import Api
-from tests.support.api import in_app
+from tests.support.alerts import raise_in
 from tests.support.live_server import LiveServer
 from tests.support.pages import login
 from tests.support.sse import READ_TIMEOUT_S, SseClient
-
-
-class Recorder(Publisher):
-    def __init__(self) -> None:
-        self.sent: list[OutgoingMessage] = []
-
-    def publish(self, message: OutgoingMessage) -> None:
-        self.sent.append(message)
 
 
 @pytest.fixture
@@ -48,19 +38,11 @@ def elsewhere(app: Flask, workdir: Path, database_url: str) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    live = LiveServer(app)
-    live.start()
-    yield live
-    live.stop()
-
-
-@pytest.fixture
-def streams(server: LiveServer) -> Iterator[Any]:
+def streams(live_server: LiveServer) -> Iterator[Any]:
     opened: list[SseClient] = []
 
     def open_stream(headers: dict[str, str], query: str = "") -> SseClient:
-        client = SseClient(server.url, headers, query)
+        client = SseClient(live_server.url, headers, query)
         opened.append(client)
         return client
 
@@ -71,19 +53,6 @@ def streams(server: LiveServer) -> Iterator[Any]:
 
 def bearer(app: Flask, username: str) -> dict[str, str]:
     return Api(app.test_client(), username).headers
-
-
-def raise_in(app: Flask, community_id: str, **values: Any) -> str:
-    with in_app(app):
-        alert = raise_alert(
-            community_id=community_id,
-            type=values.pop("type", AlertType.PANIC),
-            severity=values.pop("severity", Severity.CRITICAL),
-            summary=values.pop("summary", "Panic button pressed: Gate"),
-            **values,
-        )
-        db.session.commit()
-        return alert.id
 
 
 def connected(client: SseClient) -> SseClient:
@@ -98,7 +67,14 @@ def connected(client: SseClient) -> SseClient:
 def test_an_alert_from_another_process_reaches_the_stream(app, world, elsewhere, streams) -> None:
     officer = connected(streams(bearer(app, "officer_a")))
     raise_in(elsewhere, world.b)  # not a community the officer covers
-    alert_id = raise_in(elsewhere, world.a, access_point_id=world.door_a)
+    alert_id = raise_in(
+        elsewhere,
+        world.a,
+        type=AlertType.PANIC,
+        severity=Severity.CRITICAL,
+        summary="Panic button pressed: Gate",
+        access_point_id=world.door_a,
+    )
     event, _arrived = officer.next_alert()  # bounded by the client's read timeout
     payload = event.alert
     assert (payload["alert_id"], payload["community_id"]) == (alert_id, world.a)

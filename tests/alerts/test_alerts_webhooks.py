@@ -18,10 +18,10 @@ from sqlalchemy import select
 
 from gatekeeper.vocabulary import AlertType, Severity
 from server.alerts import channels as alert_channels
-from server.alerts.service import raise_alert
 from server.extensions import db
 from server.models import AlertDelivery, utcnow
 from tests.factories import Api
+from tests.support.alerts import raise_in
 from tests.support.api import WorldIds, in_app
 
 
@@ -91,15 +91,13 @@ def hook(app: Flask, world: WorldIds, receiver: Receiver) -> str:
 
 
 def raise_panic(app: Flask, community_id: str) -> str:
-    with in_app(app):
-        alert = raise_alert(
-            community_id=community_id,
-            type=AlertType.PANIC,
-            severity=Severity.CRITICAL,
-            summary="Panic button pressed: 门岗",
-        )
-        db.session.commit()
-        return alert.id
+    return raise_in(
+        app,
+        community_id,
+        type=AlertType.PANIC,
+        severity=Severity.CRITICAL,
+        summary="Panic button pressed: 门岗",
+    )
 
 
 def deliver(app: Flask, now: Any = None) -> int:

@@ -33,6 +33,7 @@ from server.models import (
 )
 from tests import factories
 from tests.factories import Api
+from tests.support.alerts import raise_in
 from tests.support.api import WorldIds, assert_problem, in_app
 
 NOW = datetime(2026, 11, 21, 13, 0, tzinfo=UTC)
@@ -47,20 +48,6 @@ def officer_b(app: Flask, world: WorldIds) -> str:
             username="officer_b",
         )
     return "officer_b"
-
-
-def raise_in(app: Flask, community_id: str, **values: Any) -> str:
-    """Raise (and commit) an alert as a rule would; its id."""
-    with in_app(app):
-        alert = raise_alert(
-            community_id=community_id,
-            type=values.pop("type", AlertType.DOOR_FORCED),
-            severity=values.pop("severity", Severity.HIGH),
-            summary=values.pop("summary", "Door forced open: A door"),
-            **values,
-        )
-        db.session.commit()
-        return alert.id
 
 
 def payloads(published: list[OutgoingMessage], community_id: str) -> list[dict[str, Any]]:

@@ -12,21 +12,20 @@ from sqlalchemy import func, select
 
 from gatekeeper.vocabulary import AlertType, Severity
 from server.alerts.strangers import similar_events
-from server.devices.service import set_secret
 from server.extensions import db
 from server.models import (
     AccessEvent,
-    AccessPoint,
     Alert,
     Community,
-    Device,
     StrangerCluster,
     StrangerSighting,
     WatchlistEntry,
 )
 from tests import factories
+from tests.support.alerts import alerts
 from tests.support.api import assert_problem, in_app
-from tests.support.faces import enrol_resident, frame
+from tests.support.faces import enrol_resident, frame, verify_face
+from tests.support.published import commands
 
 SECRET = "stranger-door-secret"
 # 10:00 in Shanghai: daytime, so only the count and door rules apply.
@@ -39,28 +38,22 @@ NIGHT = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)
 def site(app):
     """Community A with two doors (one device each, no depth camera) and nobody enrolled."""
     with in_app(app):
-        w = factories.world()
+        w = factories.world(door_secret=SECRET)
         side = factories.access_point(w.a, name="Side gate")
-        side_device, _secret = factories.device(side)
-        ids = {"a": w.a.id, "b": w.b.id, "front": w.device_a.id, "side": side_device.id}
-        for device_id in (ids["front"], ids["side"]):
-            device = db.session.get(Device, device_id)
-            set_secret(device, SECRET)
-            db.session.get(AccessPoint, device.access_point_id).requires_depth = False
-        ids["unit"] = w.unit_a.id
+        side_device, _secret = factories.device(side, secret=SECRET)
+        w.door_a.requires_depth = side.requires_depth = False
         db.session.commit()
-        return ids
+        return {
+            "a": w.a.id,
+            "b": w.b.id,
+            "front": w.device_a.id,
+            "side": side_device.id,
+            "unit": w.unit_a.id,
+        }
 
 
-def verify(client, device_id: str, image: bytes):
-    answer = client.post(
-        "/api/v1/verify/face",
-        data={"image": (io.BytesIO(image), "frame.jpg")},
-        content_type="multipart/form-data",
-        headers={"Authorization": f"Bearer {device_id}.{SECRET}"},
-    )
-    assert answer.status_code == 200, answer.json
-    return answer.json
+def verify(client, device_id: str, image: bytes) -> dict:
+    return verify_face(client, f"{device_id}.{SECRET}", image)
 
 
 def biden(variant: int = 0) -> bytes:
@@ -72,18 +65,6 @@ def biden(variant: int = 0) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG")
     return buffer.getvalue()
-
-
-def stranger_alerts(app) -> list[Alert]:
-    with in_app(app):
-        alerts = list(db.session.scalars(select(Alert).where(Alert.type == AlertType.STRANGER)))
-        db.session.expunge_all()
-        return alerts
-
-
-def commands(published) -> list:
-    """The commands to devices among what was published (alerts are published too)."""
-    return [message for message in published if message.topic.endswith("/cmd")]
 
 
 def count(app, model) -> int:
@@ -99,10 +80,10 @@ def test_a_stranger_seen_three_times_raises_one_alert(app, client, site, publish
             assert (body["decision"], body["reason"]) == ("deny", "unknown_face")
             events.append(body["event_id"])
             traveller.shift(timedelta(minutes=10))
-        assert stranger_alerts(app) == []  # twice at one door by day: not yet
+        assert alerts(app, AlertType.STRANGER) == []  # twice at one door by day: not yet
         events.append(verify(client, site["front"], biden(2))["event_id"])
     assert count(app, StrangerCluster) == 1 and count(app, StrangerSighting) == 3
-    [alert] = stranger_alerts(app)
+    [alert] = alerts(app, AlertType.STRANGER)
     assert alert.summary == "Unknown person seen 3 times at 1 door since 10:00"
     assert alert.severity is Severity.MEDIUM
     assert alert.evidence["event_ids"] == events
@@ -127,7 +108,7 @@ def test_a_stranger_seen_three_times_raises_one_alert(app, client, site, publish
     # A fourth sighting, at the other door, brings the same alert up to date.
     with time_machine.travel(MORNING + timedelta(minutes=45), tick=False):
         fourth = verify(client, site["side"], biden(3))["event_id"]
-    [updated] = stranger_alerts(app)
+    [updated] = alerts(app, AlertType.STRANGER)
     assert updated.id == alert.id
     assert updated.summary == "Unknown person seen 4 times at 2 doors since 10:00"
     assert updated.evidence["event_ids"] == [*events, fourth]
@@ -177,7 +158,7 @@ def test_a_known_stranger_stays_quiet(app, client, site) -> None:
         for variant in (2, 3, 4):
             traveller.shift(timedelta(minutes=5))
             verify(client, site["side"], biden(variant))
-    assert stranger_alerts(app) == []
+    assert alerts(app, AlertType.STRANGER) == []
     with in_app(app):
         cluster = db.session.scalar(select(StrangerCluster))
         assert cluster.sightings == 5 and cluster.note == "Mrs Li's son, visits weekly"
@@ -190,14 +171,14 @@ def test_a_residents_face_never_makes_a_cluster(app, client, site, published) ->
         for photo in ("obama2.jpg", "obama3.jpg", "obama2.jpg"):
             body = verify(client, site["front"], frame(photo))
             assert body["reason"] == "resident"
-    assert count(app, StrangerCluster) == 0 and stranger_alerts(app) == []
+    assert count(app, StrangerCluster) == 0 and alerts(app, AlertType.STRANGER) == []
     assert len(commands(published)) == 3
 
 
 def test_one_sighting_at_night_alerts_at_once(app, client, site) -> None:
     with time_machine.travel(NIGHT, tick=False):
         event_id = verify(client, site["front"], biden(0))["event_id"]
-    [alert] = stranger_alerts(app)
+    [alert] = alerts(app, AlertType.STRANGER)
     assert alert.summary == "Unknown person seen once at 1 door since 23:30"
     assert alert.evidence["triggers"] == ["night"] and alert.evidence["event_ids"] == [event_id]
 
@@ -205,16 +186,16 @@ def test_one_sighting_at_night_alerts_at_once(app, client, site) -> None:
 def test_two_doors_alert_and_the_rest_update_the_same_alert(app, client, site) -> None:
     with time_machine.travel(MORNING, tick=False) as traveller:
         verify(client, site["front"], biden(0))
-        assert stranger_alerts(app) == []
+        assert alerts(app, AlertType.STRANGER) == []
         traveller.shift(timedelta(minutes=3))
         verify(client, site["side"], biden(1))
-        [alert] = stranger_alerts(app)
+        [alert] = alerts(app, AlertType.STRANGER)
         assert alert.evidence["triggers"] == ["access_points"]
         assert alert.summary == "Unknown person seen 2 times at 2 doors since 10:00"
         for variant in (2, 3, 4, 5):  # the count rule too from the third: still one alert
             traveller.shift(timedelta(minutes=3))
             verify(client, site["front"], biden(variant))
-    [same] = stranger_alerts(app)
+    [same] = alerts(app, AlertType.STRANGER)
     assert same.id == alert.id and len(same.evidence["event_ids"]) == 6
     assert same.evidence["triggers"] == ["access_points", "sightings"]
     assert same.summary == "Unknown person seen 6 times at 2 doors since 10:00"
@@ -237,7 +218,7 @@ def test_sightings_a_day_apart_do_not_add_up(app, client, site) -> None:
     with time_machine.travel(MORNING, tick=False):
         verify(client, site["front"], biden(1))
         verify(client, site["front"], biden(2))
-    assert stranger_alerts(app) == []
+    assert alerts(app, AlertType.STRANGER) == []
     with in_app(app):
         assert db.session.scalar(select(StrangerCluster)).sightings == 3
 
@@ -249,10 +230,10 @@ def test_settings_tune_the_rules(app, client, site) -> None:
         db.session.commit()
     with time_machine.travel(MORNING - timedelta(hours=2), tick=False):  # 08:00
         verify(client, site["front"], biden(0))
-    assert stranger_alerts(app) == []
+    assert alerts(app, AlertType.STRANGER) == []
     with time_machine.travel(MORNING - timedelta(minutes=90), tick=False):  # 08:30
         verify(client, site["front"], biden(1))
-    [alert] = stranger_alerts(app)
+    [alert] = alerts(app, AlertType.STRANGER)
     assert alert.evidence["triggers"] == ["sightings"]
 
 
@@ -263,7 +244,7 @@ def test_crops_follow_the_settings(app, client, site) -> None:
         db.session.commit()
     with time_machine.travel(NIGHT, tick=False):
         event_id = verify(client, site["front"], biden(0))["event_id"]
-    [alert] = stranger_alerts(app)
+    [alert] = alerts(app, AlertType.STRANGER)
     assert "snapshots" not in alert.evidence or alert.evidence["snapshots"] == []
     with in_app(app):
         assert db.session.get(AccessEvent, event_id).snapshot_path is None

@@ -10,14 +10,11 @@ from sqlalchemy import func, select
 
 from gatekeeper.vocabulary import AlertType, Severity
 from server import create_app
-from server.devices.service import set_secret
 from server.extensions import db
 from server.models import (
     AccessEvent,
-    AccessPoint,
     Alert,
     Community,
-    Device,
     StrangerCluster,
     UserRole,
     WatchlistEntry,
@@ -25,8 +22,10 @@ from server.models import (
 from tests import factories
 from tests.conftest import Recorder, app_environment
 from tests.fetch_test_data import test_image as photo_path
+from tests.support.alerts import alerts
 from tests.support.api import assert_problem, in_app
-from tests.support.faces import enrol_resident, frame
+from tests.support.faces import enrol_resident, frame, verify_face
+from tests.support.published import commands
 
 SECRET = "watchlist-door-secret"
 
@@ -35,24 +34,15 @@ SECRET = "watchlist-door-secret"
 def site(app):
     """Community A's door (no depth camera), an officer of B, nobody enrolled."""
     with in_app(app):
-        w = factories.world()
-        device = db.session.get(Device, w.device_a.id)
-        set_secret(device, SECRET)
-        db.session.get(AccessPoint, w.door_a.id).requires_depth = False
+        w = factories.world(door_secret=SECRET)
+        w.door_a.requires_depth = False
         factories.user(UserRole.OFFICER, communities=[w.b], username="officer_b")
         db.session.commit()
-        return {"a": w.a.id, "b": w.b.id, "door": device.id, "unit": w.unit_a.id}
+        return {"a": w.a.id, "b": w.b.id, "door": w.device_a.id, "unit": w.unit_a.id}
 
 
 def verify(client, site, image: bytes) -> dict:
-    answer = client.post(
-        "/api/v1/verify/face",
-        data={"image": (io.BytesIO(image), "frame.jpg")},
-        content_type="multipart/form-data",
-        headers={"Authorization": f"Bearer {site['door']}.{SECRET}"},
-    )
-    assert answer.status_code == 200, answer.json
-    return answer.json
+    return verify_face(client, f"{site['door']}.{SECRET}", image)
 
 
 def upload(api, cid: str, image: bytes, **form: str):
@@ -70,16 +60,7 @@ def photo(name: str) -> bytes:
 
 
 def hits(app) -> list[Alert]:
-    with in_app(app):
-        alerts = list(
-            db.session.scalars(select(Alert).where(Alert.type == AlertType.WATCHLIST_HIT))
-        )
-        db.session.expunge_all()
-        return alerts
-
-
-def commands(published) -> list:
-    return [message for message in published if message.topic.endswith("/cmd")]
+    return alerts(app, AlertType.WATCHLIST_HIT)
 
 
 def resident_obama(app, site) -> str:

@@ -120,9 +120,16 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     )
 
 
-def png_header_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width`` x ``height`` RGB pixels (a bomb when large)."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+# PNG colour types (the IHDR byte after the bit depth).
+GREY, RGB = 0, 2
+
+
+def png_header_claiming(
+    width: int, height: int, *, bit_depth: int = 8, colour_type: int = RGB
+) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels (a bomb when large): 8-bit
+    RGB unless told otherwise."""
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + _png_chunk(b"IHDR", header)

@@ -37,10 +37,9 @@ from gatekeeper.faces import (
 )
 from gatekeeper.gallery import Gallery
 from tests import fetch_test_data
+from tests.fetch_test_data import FACE_PHOTOS as PHOTOS
 from tests.gatekeeper import face_images as make
-
-ROOT = Path(__file__).resolve().parents[2]
-PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
+from tests.support.imports import FACE_MODELS, loaded_after
 
 
 @pytest.fixture(scope="module")
@@ -381,14 +380,7 @@ def test_distances_are_face_recognitions(enrolled: dict[str, EnrolmentResult]) -
 
 
 def test_importing_the_module_loads_nothing() -> None:
-    code = (
-        "import sys, gatekeeper.faces; "
-        "print('dlib' in sys.modules, 'face_recognition_models' in sys.modules)"
-    )
-    output = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    assert output.split() == ["False", "False"]
+    assert loaded_after("gatekeeper.faces") == dict.fromkeys(FACE_MODELS, False)
 
 
 def test_the_engine_is_created_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,12 +10,7 @@ rendered by :mod:`tests.support.depthmaps` (docs/liveness.md describes the model
 from __future__ import annotations
 
 import io
-import struct
-import subprocess
-import sys
 import threading
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,12 +27,13 @@ from gatekeeper.liveness import (
     check_depth,
     load_depth,
 )
+from tests.fetch_test_data import FACE_PHOTOS as PHOTOS
 from tests.fetch_test_data import test_image as photo_path
+from tests.gatekeeper.face_images import GREY, png_header_claiming
 from tests.support import depthmaps
 from tests.support.depthmaps import BendAxis, Scene
+from tests.support.imports import FACE_MODELS, loaded_after
 
-ROOT = Path(__file__).resolve().parents[2]
-PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 FRAME = (1280, 720)
 DEPTH_SIZES = ((640, 360), (320, 180))
 SHEET_REASONS = {LivenessReason.FLAT_SURFACE, LivenessReason.CURVED_SHEET}
@@ -46,12 +42,7 @@ SHEET_REASONS = {LivenessReason.FLAT_SURFACE, LivenessReason.CURVED_SHEET}
 @pytest.fixture(scope="module")
 def photo_landmarks() -> dict[str, Landmarks]:
     """The 68 landmarks of each real photo, found once for the module."""
-    found = {}
-    for name in PHOTOS:
-        image = faces.load_image(photo_path(name).read_bytes())
-        box = faces.engine().detect(image)[0].box
-        found[name] = liveness.face_landmarks(image, box)
-    return found
+    return depthmaps.photo_landmarks()
 
 
 def door_scene(
@@ -83,20 +74,9 @@ def png_of(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-
 def grey16_png_claiming(width: int, height: int) -> bytes:
     """A tiny 16-bit grayscale PNG whose header claims ``width`` x ``height`` pixels."""
-    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + _chunk(b"IEND", b"")
-    )
+    return png_header_claiming(width, height, bit_depth=16, colour_type=GREY)
 
 
 # --- live faces -------------------------------------------------------------------------------
@@ -474,14 +454,9 @@ def test_landmarks_need_68_points() -> None:
 
 
 def test_importing_the_modules_loads_no_model() -> None:
-    code = (
-        "import sys, gatekeeper.liveness, tests.support.depthmaps; "
-        "print('dlib' in sys.modules, 'face_recognition_models' in sys.modules)"
+    assert loaded_after("gatekeeper.liveness, tests.support.depthmaps") == dict.fromkeys(
+        FACE_MODELS, False
     )
-    output = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    assert output.split() == ["False", "False"]
 
 
 def test_the_landmark_model_loads_once_across_threads(

@@ -242,12 +242,9 @@ def test_a_door_without_its_access_point_refuses() -> None:
 
 
 @pytest.fixture
-def server(memory_broker: MemoryBroker) -> tuple[MemoryBus, Inbox]:
-    bus = MemoryBus(memory_broker, "server")
-    inbox = Inbox()
-    for topic_filter in SERVER_SUBSCRIPTIONS:
-        bus.subscribe(topic_filter, inbox)
-    bus.start()
+def server(memory_server: tuple[MemoryBus, Inbox]) -> tuple[MemoryBus, Inbox]:
+    """The server-side twin bus, with community A's key set published."""
+    bus, inbox = memory_server
     # Retained, as the server publishes it: a door that connects later still gets it.
     bus.publish(keys_topic(COMMUNITY), KEY_SET.encode(), retain=True)
     return bus, inbox

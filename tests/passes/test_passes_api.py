@@ -20,20 +20,12 @@ from server.models import AuditEntry, VisitorPass
 from server.passes import images as qrimages
 from server.passes.service import status_condition, status_of
 from tests.factories import Api
-from tests.support.passes import LEASE_END, pass_site
-
-NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
+from tests.support.passes import LEASE_END, NOW, pass_site
 
 
 @pytest.fixture
 def site(app):
     return pass_site(app)
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 def verify_token(client, credential: str, token: str, **extra):

@@ -57,6 +57,7 @@ from enum import StrEnum
 import numpy as np
 from PIL import Image
 
+from gatekeeper import faces, liveness
 from gatekeeper.faces import FaceBox
 from gatekeeper.liveness import (
     CHIN,
@@ -74,6 +75,8 @@ from gatekeeper.liveness import (
     Landmarks,
     to_depth_pixels,
 )
+from tests.fetch_test_data import FACE_PHOTOS
+from tests.fetch_test_data import test_image as photo_path
 
 #: Readings beyond this are lost (typical range of a terminal's depth sensor).
 SENSOR_RANGE_MM = 4500.0
@@ -544,3 +547,13 @@ def to_png16(depth_mm: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(values).save(buffer, "PNG")  # uint16 2-D: mode I;16
     return buffer.getvalue()
+
+
+def photo_landmarks(names: tuple[str, ...] = FACE_PHOTOS) -> dict[str, Landmarks]:
+    """The 68 landmarks of each test photo, found by the face engine and the liveness module."""
+    found = {}
+    for name in names:
+        image = faces.load_image(photo_path(name).read_bytes())
+        box = faces.engine().detect(image)[0].box
+        found[name] = liveness.face_landmarks(image, box)
+    return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from flask.testing import FlaskClient
 from PIL import Image
 
 from gatekeeper import faces as engine
@@ -33,6 +34,19 @@ def frame(
     buffer = io.BytesIO()
     canvas.save(buffer, fmt)
     return buffer.getvalue()
+
+
+def verify_face(client: FlaskClient, credential: str, image: bytes) -> dict:
+    """POST a door-camera frame to ``/verify/face`` as the device ``credential``
+    (``<device_id>.<secret>``); the answer's JSON, which must be a 200."""
+    answer = client.post(
+        "/api/v1/verify/face",
+        data={"image": (io.BytesIO(image), "frame.jpg")},
+        content_type="multipart/form-data",
+        headers={"Authorization": f"Bearer {credential}"},
+    )
+    assert answer.status_code == 200, answer.json
+    return answer.json
 
 
 def enrol(community_id: str, person_id: str, photo: str) -> str:

@@ -65,44 +65,34 @@ class Broker:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def start(self) -> None:
+        # Run as ourselves: as root Mosquitto would switch to the 'mosquitto' user, which cannot
+        # write the pid and persistence files here (sessions would not survive restart()).
+        user = pwd.getpwuid(os.geteuid()).pw_name
         config = self.root / "mosquitto.conf"
         if not self.authenticated:
-            # Run as ourselves: as root Mosquitto would switch to the 'mosquitto' user, which
-            # cannot write the persistence file here, and sessions would not survive restart().
-            user = pwd.getpwuid(os.geteuid()).pw_name
             config.write_text(
                 f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {user}\n"
                 f"persistence true\npersistence_location {self.root}/\n"
                 f"max_queued_messages {MAX_QUEUED_MESSAGES}\n"
             )
-            self.process = subprocess.Popen(
-                [self.executable, "-c", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=daemon_environment(),
+        else:
+            if self.accounts is not None:
+                write_broker_files(self.directory, self.accounts)
+                self.accounts = None  # written once; later changes come from the files
+            elif not (self.directory / "passwd").exists():
+                write_broker_files(self.directory, [])
+            config.write_text(
+                mosquitto_config(
+                    "127.0.0.1",
+                    self.port,
+                    self.directory,
+                    self.root,
+                    server_port=self.server_port,
+                    pid_file=self.pidfile,
+                    user=user,
+                    log_dest=(f"file {self.root / 'mosquitto.log'}",),
+                )
             )
-            wait_for_port(self.port)
-            return
-        if self.accounts is not None:
-            write_broker_files(self.directory, self.accounts)
-            self.accounts = None  # written once; later changes come from the files
-        elif not (self.directory / "passwd").exists():
-            write_broker_files(self.directory, [])
-        # As root Mosquitto would switch to the 'mosquitto' user, which cannot write the
-        # pid and persistence files here; run it as ourselves, like the launcher does.
-        user = pwd.getpwuid(os.geteuid()).pw_name
-        config.write_text(
-            mosquitto_config(
-                "127.0.0.1",
-                self.port,
-                self.directory,
-                self.root,
-                server_port=self.server_port,
-                pid_file=self.pidfile,
-                user=user,
-                log_dest=(f"file {self.root / 'mosquitto.log'}",),
-            )
-        )
         self.process = subprocess.Popen(
             [self.executable, "-c", str(config)],
             stdout=subprocess.DEVNULL,
@@ -110,9 +100,10 @@ class Broker:
             env=daemon_environment(),
         )
         wait_for_port(self.port)
-        wait_for_port(self.server_port)
+        if self.authenticated:
+            wait_for_port(self.server_port)
         deadline = time.monotonic() + 10
-        while not self.pidfile.exists() and time.monotonic() < deadline:
+        while self.authenticated and not self.pidfile.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def reload(self) -> None:

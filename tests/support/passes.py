@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
+import time_machine
 from flask import Flask
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
@@ -21,6 +24,15 @@ OWNER_PLATE = "浙B82345"  # the owner 王小明's car, with ``add_barrier``
 # The tenant's lease: all of November 2026 (UTC).
 LEASE_START = datetime(2026, 11, 1, tzinfo=UTC)
 LEASE_END = datetime(2026, 12, 1, tzinfo=UTC)
+# "Now" in the pass tests: 16:30 in Shanghai on 21 November 2026, inside the tenant's lease.
+NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def frozen() -> Iterator[time_machine.Traveller]:
+    """The clock stopped at ``NOW`` for the test (registered in ``tests/conftest.py``)."""
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
 
 
 @dataclass(frozen=True)

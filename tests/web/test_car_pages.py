@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -27,9 +27,8 @@ from server.models import (
 from tests import factories
 from tests.factories import Api
 from tests.support.pages import csrf, login
-from tests.support.passes import add_barrier, build_pass_site
+from tests.support.passes import NOW, add_barrier, build_pass_site
 
-NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)  # 16:30 in Shanghai
 BARRIER_SECRET = "barrier-secret-for-car-pages"
 
 

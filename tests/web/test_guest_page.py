@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
 
 import pytest
 import time_machine
@@ -11,9 +10,7 @@ from PIL import Image
 from pyzbar import pyzbar
 
 from tests.factories import Api
-from tests.support.passes import pass_site
-
-NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
+from tests.support.passes import NOW, pass_site
 
 
 @pytest.fixture

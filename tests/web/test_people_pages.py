@@ -56,6 +56,11 @@ def _post(client, path: str, data: dict | None = None, page: str | None = None, 
     return client.post(path, data={"csrf_token": token, **(data or {})}, **kwargs)
 
 
+def _submit(client, page: str, path: str, data: dict | None = None):
+    """Submit a form of ``page`` to ``path`` and follow the redirect: the page shown next."""
+    return _post(client, path, data, page=page, follow_redirects=True)
+
+
 def _person(client, world, name: str = "李华", role: str = "resident", **extra) -> str:
     body = {"name": name, "role": role, "unit_id": world.unit_a, **extra}
     answer = Api(client, "staff_a").post(f"/communities/{world.a}/people", body)
@@ -191,12 +196,12 @@ def test_consent_record_and_withdraw(app, client, world, staff) -> None:
     pid = _person(client, world)
     page = f"/people/{pid}"
     assert "No consent recorded" in client.get(page).text
-    done = _post(client, f"/people/{pid}/consent", page=page, follow_redirects=True)
+    done = _submit(client, page, f"/people/{pid}/consent")
     assert "Consent to face recognition recorded." in done.text
     assert "recorded by staff_a" in done.text
     [consent] = _rows(app, Consent, person_id=pid)
     assert consent.purpose == "face_recognition" and consent.withdrawn_at is None
-    done = _post(client, f"/people/{pid}/consent/withdraw", page=page, follow_redirects=True)
+    done = _submit(client, page, f"/people/{pid}/consent/withdraw")
     assert "Consent withdrawn; 0 face photos erased." in done.text
     assert _rows(app, Consent, person_id=pid)[0].withdrawn_at is not None
 
@@ -229,7 +234,7 @@ def test_face_upload_of_a_good_photo_lists_the_face(app, client, world, staff) -
     [face] = _rows(app, FaceTemplate, person_id=pid)
     unreadable = _upload(client, f"/people/{pid}/faces", page, photo=b"not an image")
     assert "Photo not stored" in unreadable.text
-    deleted = _post(client, f"/faces/{face.id}/delete", page=page, follow_redirects=True)
+    deleted = _submit(client, page, f"/faces/{face.id}/delete")
     assert "Face photo deleted." in deleted.text and _rows(app, FaceTemplate) == []
 
 
@@ -270,33 +275,22 @@ def test_lease_end_early_and_renew_from_the_page(app, client, world, staff) -> N
     page = f"/people/{pid}"
     assert "days left" in client.get(page).text
     [lease] = _rows(app, Lease, person_id=pid)
-    renewed = _post(
-        client,
-        f"/leases/{lease.id}/renew",
-        {"ends_at": "2031-06-30T18:00"},
-        page=page,
-        follow_redirects=True,
-    )
+    renewed = _submit(client, page, f"/leases/{lease.id}/renew", {"ends_at": "2031-06-30T18:00"})
     assert "Lease now ends 2031-06-30 18:00." in renewed.text
     assert _rows(app, Lease, id=lease.id)[0].ends_at == datetime(2031, 6, 30, 10, tzinfo=UTC)
-    before_start = _post(
-        client,
-        f"/leases/{lease.id}/renew",
-        {"ends_at": "2001-01-01T00:00"},
-        page=page,
-        follow_redirects=True,
+    before_start = _submit(
+        client, page, f"/leases/{lease.id}/renew", {"ends_at": "2001-01-01T00:00"}
     )
     assert "The end must come after the start." in before_start.text
-    ended = _post(client, f"/leases/{lease.id}/end", page=page, follow_redirects=True)
+    ended = _submit(client, page, f"/leases/{lease.id}/end")
     assert "Lease ended now." in ended.text and "ended early" in ended.text
     stored = _rows(app, Lease, id=lease.id)[0]
     assert stored.ended_early_at is not None and stored.ends_at <= utcnow()
-    added = _post(
+    added = _submit(
         client,
+        page,
         f"/people/{pid}/leases",
         {"unit_id": world.unit_a, "starts_at": "2031-07-01T00:00", "ends_at": "2032-06-30T00:00"},
-        page=page,
-        follow_redirects=True,
     )
     assert "Lease added." in added.text
     assert len(_rows(app, Lease, person_id=pid)) == 2
@@ -305,59 +299,26 @@ def test_lease_end_early_and_renew_from_the_page(app, client, world, staff) -> N
 def test_card_add_and_disable(app, client, world, staff) -> None:
     pid = _person(client, world)
     page = f"/people/{pid}"
-    added = _post(
-        client,
-        f"/people/{pid}/credentials/cards",
-        {"uid": "04a1b2c3"},
-        page=page,
-        follow_redirects=True,
-    )
+    added = _submit(client, page, f"/people/{pid}/credentials/cards", {"uid": "04a1b2c3"})
     assert "Card 04A1B2C3 added." in added.text
     [card] = _rows(app, Card, person_id=pid)
-    again = _post(
-        client,
-        f"/people/{pid}/credentials/cards",
-        {"uid": "04A1B2C3"},
-        page=page,
-        follow_redirects=True,
-    )
+    again = _submit(client, page, f"/people/{pid}/credentials/cards", {"uid": "04A1B2C3"})
     assert "already registered" in again.text
-    bad = _post(
-        client, f"/people/{pid}/credentials/cards", {"uid": "zz"}, page=page, follow_redirects=True
-    )
+    bad = _submit(client, page, f"/people/{pid}/credentials/cards", {"uid": "zz"})
     assert "Hex, 8 to 32 digits." in bad.text
-    off = _post(
-        client,
-        f"/credentials/cards/{card.id}",
-        {"disabled": "1"},
-        page=page,
-        follow_redirects=True,
-    )
+    off = _submit(client, page, f"/credentials/cards/{card.id}", {"disabled": "1"})
     assert "Card 04A1B2C3 disabled." in off.text
     assert _rows(app, Card, id=card.id)[0].disabled_at is not None
-    on = _post(
-        client,
-        f"/credentials/cards/{card.id}",
-        {"disabled": "0"},
-        page=page,
-        follow_redirects=True,
-    )
+    on = _submit(client, page, f"/credentials/cards/{card.id}", {"disabled": "0"})
     assert "Card 04A1B2C3 enabled." in on.text
-    plate = _post(
+    plate = _submit(
         client,
+        page,
         f"/people/{pid}/credentials/vehicles",
         {"plate": "浙Ａ·１２３４５", "color": "blue"},
-        page=page,
-        follow_redirects=True,
     )
     assert "Vehicle 浙A12345 added." in plate.text
-    tag = _post(
-        client,
-        f"/people/{pid}/credentials/tags",
-        {"epc": "e2000017"},
-        page=page,
-        follow_redirects=True,
-    )
+    tag = _submit(client, page, f"/people/{pid}/credentials/tags", {"epc": "e2000017"})
     assert "Tag E2000017 added." in tag.text
 
 
@@ -365,7 +326,7 @@ def test_move_out(app, client, world, staff) -> None:
     pid = _person(client, world)
     page = f"/people/{pid}"
     _post(client, f"/people/{pid}/credentials/cards", {"uid": "04A1B2C3"}, page=page)
-    done = _post(client, f"/people/{pid}/move-out", page=page, follow_redirects=True)
+    done = _submit(client, page, f"/people/{pid}/move-out")
     assert "has moved out" in done.text
     assert "moved out" in done.text and "Move out</button>" not in done.text
     assert _rows(app, Person, id=pid)[0].status is PersonStatus.MOVED_OUT
@@ -386,9 +347,7 @@ def test_guardians(app, client, world, staff) -> None:
     child = _person(client, world, "小明", "child")
     mother = _person(client, world, "妈妈", "owner")
     page = f"/people/{child}"
-    added = _post(
-        client, f"/people/{child}/guardians", {"add": mother}, page=page, follow_redirects=True
-    )
+    added = _submit(client, page, f"/people/{child}/guardians", {"add": mother})
     assert "Guardians saved." in added.text and f'href="/people/{mother}"' in added.text
     assert "Guardian of:" in client.get(f"/people/{mother}").text
     _post(client, f"/people/{child}/guardians", {"remove": mother}, page=page)
@@ -497,8 +456,9 @@ def test_enrol_a_worker_and_edit_the_permit(app, client, world, staff) -> None:
     page = client.get(answer.location).text
     assert "Mon-Fri 08:00-18:00" in page and "A door" in page and "plumber" in page
     assert "staff_a (staff)" in page
-    edited = _post(
+    edited = _submit(
         client,
+        answer.location,
         f"/worker-permits/{permit.id}",
         {
             "tag": "cleaner",
@@ -509,19 +469,16 @@ def test_enrol_a_worker_and_edit_the_permit(app, client, world, staff) -> None:
             "valid_from": "2026-12-01T00:00",
             "valid_until": "2026-12-31T00:00",
         },
-        page=answer.location,
-        follow_redirects=True,
     )
     assert "Permit saved." in edited.text
     assert "Fri 22:00-24:00" in edited.text and "cleaner" in edited.text
     [permit] = _rows(app, WorkerPermit)
     assert permit.schedule == [{"days": [5], "start": "22:00", "end": "24:00"}]
-    bad = _post(
+    bad = _submit(
         client,
+        answer.location,
         f"/worker-permits/{permit.id}",
         {"tag": "cleaner", "access_point_ids": world.door_b, "valid_from": "x", "valid_until": ""},
-        page=answer.location,
-        follow_redirects=True,
     )
     assert "Enter a date and time" in bad.text
     assert _rows(app, WorkerPermit)[0].tag.value == "cleaner"

@@ -18,21 +18,14 @@ from server.models import AccessEvent, Community, Unit, UserRole, VisitorPass
 from tests import factories
 from tests.factories import Api
 from tests.support.pages import csrf, login
-from tests.support.passes import LEASE_END, pass_site
+from tests.support.passes import LEASE_END, NOW, pass_site
 
-NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)  # 16:30 in Shanghai
 PAGES = ("/my/passes", "/my/passes/new", "/my/code", "/my/doors", "/my/history")
 
 
 @pytest.fixture
 def site(app):
     return pass_site(app)
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture

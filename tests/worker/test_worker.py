@@ -7,10 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from server.extensions import db
 from server.models import ServiceHeartbeat
@@ -18,14 +15,6 @@ from server.worker import checkpoint_sqlite
 from tests import factories
 from tests.conftest import app_environment
 from tests.support.mosquitto import Broker
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    broker = Broker()
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 def _heartbeat(app) -> ServiceHeartbeat | None:
