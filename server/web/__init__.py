@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -58,11 +59,31 @@ def _login_rate_limit() -> str:
     return current_app.config["SETTINGS"].login_rate_limit
 
 
+# What a browser drops from a URL before it reads it (the WHATWG URL standard): tabs and
+# line breaks anywhere, C0 controls and spaces at either end.
+_DROPPED_ANYWHERE = str.maketrans("", "", "\t\n\r")
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+
+
 def _safe_next(target: str | None) -> str:
-    """Only local paths: never redirect to another site after sign-in."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("web.home")
+    """Only paths of this site: never redirect to another one after sign-in.
+
+    The check is made on the URL the browser will follow, not on the raw text: what the
+    browser drops is dropped first, and a backslash counts as the slash browsers take it
+    for, so ``/\t/evil.example`` or ``/\\evil.example`` cannot become ``//evil.example``.
+    """
+    if not target:
+        return url_for("web.home")
+    followed = target.translate(_DROPPED_ANYWHERE).strip(_C0_AND_SPACE).replace("\\", "/")
+    parts = urlsplit(followed)
+    local = (
+        not parts.scheme
+        and not parts.netloc
+        and followed.startswith("/")
+        and not followed.startswith("//")
+        and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in followed)
+    )
+    return followed if local else url_for("web.home")
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -57,3 +57,21 @@ def test_api_docs_render_without_internet(browser: Browser, live_server: LiveSer
     expect(page.get_by_text("/api/v1/communities/{cid}/devices").first).to_be_visible()
     assert failed == []
     page.close()
+
+
+def test_the_browser_stays_on_the_site_whatever_next_says(
+    browser: Browser, live_server: LiveServer, ctx
+) -> None:
+    """Chromium itself follows the redirect: what it makes of tabs and backslashes decides."""
+    factories.user(UserRole.ADMIN, username="boss")
+    page = browser.new_page()
+    leaving = ["%2F%09%2Fevil.example%2F", "%2F%5Cevil.example", "%2F%0A%2Fevil.example"]
+    for target in leaving:
+        page.goto(f"{live_server.url}/login?next={target}")
+        page.fill("#username", "boss")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(live_server.url + "/")
+        page.click("text=Sign out")
+        expect(page).to_have_url(live_server.url + "/login")
+    page.close()

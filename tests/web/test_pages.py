@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
+import pytest
+
 from server.models import UserRole
 from tests import factories
 from tests.factories import PASSWORD
-from tests.support.pages import csrf, login, logout
+from tests.support.pages import csrf, login
 
 
 def test_home_needs_sign_in(client) -> None:
@@ -66,11 +70,41 @@ def test_staff_home_lists_devices_of_their_community(client, ctx) -> None:
     assert "offline" in page.text
 
 
-def test_next_parameter_cannot_leave_the_site(client, ctx) -> None:
+# Each is what a browser would follow to another site, once it drops tabs and line breaks,
+# trims controls and spaces, and reads a backslash as a slash.
+LEAVING = [
+    "https://evil.example/",
+    "//evil.example/",
+    "%2F%09%2Fevil.example%2F",  # "/\t/evil.example/"
+    "%2F%0A%2Fevil.example",
+    "%2F%0D%2Fevil.example",
+    "%2F%5Cevil.example",  # "/\\evil.example"
+    "%5C%5Cevil.example",
+    "%20%2F%2Fevil.example",  # " //evil.example"
+    "%01//evil.example",
+    "javascript:alert(1)",
+    "/%09/%09/evil.example",
+    "https:evil.example",
+]
+
+
+@pytest.mark.parametrize("target", LEAVING)
+def test_next_parameter_cannot_leave_the_site(client, ctx, target: str) -> None:
     factories.user(UserRole.ADMIN, username="boss")
-    assert login(client, "boss", next_url="?next=https://evil.example/").location == "/"
-    logout(client)
-    assert login(client, "boss", next_url="?next=//evil.example/").location == "/"
+    assert login(client, "boss", next_url=f"?next={target}").location == "/"
+
+
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        ("/people?q=%E7%8E%8B", "/people?q=王"),
+        ("%2Fofficer%09", "/officer"),  # a trailing tab the browser would drop anyway
+        ("/communities/com_1/cars%23inside", "/communities/com_1/cars#inside"),
+    ],
+)
+def test_next_parameter_keeps_local_paths(client, ctx, target: str, location: str) -> None:
+    factories.user(UserRole.ADMIN, username="boss")
+    assert unquote(login(client, "boss", next_url=f"?next={target}").location) == location
 
 
 def test_pages_get_html_errors(client) -> None:
