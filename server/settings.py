@@ -97,7 +97,9 @@ VARIABLES: tuple[Variable, ...] = (
         "How long a command stays valid (`expires_at - issued_at`); doors drop it after that.",
     ),
     Variable(
-        "TOKEN_TTL_HOURS", "12", "Lifetime of API bearer tokens from `POST /api/v1/auth/token`."
+        "TOKEN_TTL_HOURS",
+        "12",
+        "Lifetime of API bearer tokens (`POST /api/v1/auth/token`) and of page sign-ins.",
     ),
     Variable(
         "LOGIN_RATE_LIMIT",

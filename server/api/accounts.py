@@ -9,7 +9,8 @@ from flask import g
 from server.api import authenticated_blueprint, scope
 from server.api.pagination import paginated
 from server.api.schemas import MqttCredentialsSchema, UserPatchSchema, UserSchema
-from server.core.auth import revoke_token
+from server.core import audit
+from server.core.auth import end_sign_ins, revoke_token
 from server.core.errors import Invalid
 from server.devices.broker_sync import issue_officer_credentials, sync_broker
 from server.extensions import db
@@ -48,6 +49,16 @@ def delete_token() -> None:
     if "bearer_token" not in g:
         raise Invalid("This request carries no bearer token to revoke.")
     revoke_token(g.bearer_token)
+    db.session.commit()
+
+
+@blp.post("/auth/sign-out-everywhere")
+@blp.response(204)
+def sign_out_everywhere() -> None:
+    """End every sign-in of the caller's account: all API tokens (this one too) and every
+    browser's page session."""
+    end_sign_ins(g.principal)
+    audit.record(g.principal, "auth.sign_out_everywhere", community_id=None, target=g.principal)
     db.session.commit()
 
 

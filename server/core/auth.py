@@ -9,14 +9,16 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Flask, current_app, g, request
-from flask_login import current_user
-from sqlalchemy import select
+from flask import Flask, current_app, g, request, session
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select, update
 
 from server.core.errors import Forbidden, Unauthorized
 from server.extensions import csrf, db, login_manager
-from server.models import ApiToken, Device, User, utcnow
+from server.models import ApiToken, Device, User, WebSession, utcnow
 
+# The page session's key in Flask's (signed) session cookie; its SHA-256 is a WebSession row.
+SESSION_KEY = "gk_session"
 TOKEN_PREFIX = "gkt_"  # noqa: S105 - a prefix that makes leaked tokens easy to spot
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -95,9 +97,68 @@ def revoke_token(raw: str) -> None:
         record.revoked_at = utcnow()
 
 
+def _credential_lifetime() -> timedelta:
+    return timedelta(hours=current_app.config["SETTINGS"].token_ttl_hours)
+
+
+def start_web_session(user: User) -> None:
+    """Sign ``user`` in on this browser: a new WebSession row, its key in the cookie."""
+    raw = secrets.token_urlsafe(32)
+    db.session.add(
+        WebSession(
+            user_id=user.id, key_hash=_sha256(raw), expires_at=utcnow() + _credential_lifetime()
+        )
+    )
+    session[SESSION_KEY] = raw  # replaces any earlier sign-in's key
+    login_user(user)
+
+
+def _web_session() -> WebSession | None:
+    raw = session.get(SESSION_KEY)
+    if not isinstance(raw, str):
+        return None
+    return db.session.scalar(select(WebSession).where(WebSession.key_hash == _sha256(raw)))
+
+
+def end_web_session() -> None:
+    """Sign this browser out: its row is revoked, so a copy of the cookie is worthless too."""
+    record = _web_session()
+    if record is not None and record.revoked_at is None:
+        record.revoked_at = utcnow()
+    logout_user()
+    session.pop(SESSION_KEY, None)
+
+
+def end_sign_ins(user: User, *, keep_this_browser: bool = False) -> None:
+    """End every page session and API token of ``user`` (a new password keeps the browser
+    that set it signed in, when ``keep_this_browser``)."""
+    now = utcnow()
+    sessions = update(WebSession).where(
+        WebSession.user_id == user.id, WebSession.revoked_at.is_(None)
+    )
+    current = _web_session() if keep_this_browser else None
+    if current is not None:
+        sessions = sessions.where(WebSession.id != current.id)
+    db.session.execute(sessions.values(revoked_at=now))
+    db.session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
 def _load_session_user(user_id: str) -> User | None:
-    user = db.session.get(User, user_id)
-    return user if user is not None and not user.disabled else None
+    """Flask-Login's loader: the user only while this browser's WebSession is live."""
+    record = _web_session()
+    if (
+        record is None
+        or record.user_id != user_id
+        or record.revoked_at is not None
+        or record.expires_at <= utcnow()
+        or record.user.disabled
+    ):
+        return None
+    return record.user
 
 
 def authenticate_api_request() -> User:

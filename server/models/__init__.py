@@ -1,6 +1,13 @@
 """The data model. Importing this package registers every table on ``Base.metadata``."""
 
-from server.models.accounts import ApiToken, ServiceHeartbeat, User, UserRole, user_communities
+from server.models.accounts import (
+    ApiToken,
+    ServiceHeartbeat,
+    User,
+    UserRole,
+    WebSession,
+    user_communities,
+)
 from server.models.activity import (
     AccessEvent,
     Alert,
@@ -79,6 +86,7 @@ __all__ = [
     "VehiclePresence",
     "VisitorPass",
     "WatchlistEntry",
+    "WebSession",
     "Webhook",
     "WorkerPermit",
     "WorkerTag",

@@ -1,4 +1,4 @@
-"""User accounts, their communities, API tokens, and the worker's heartbeat."""
+"""User accounts, their communities, API tokens, page sessions, and the worker's heartbeat."""
 
 from __future__ import annotations
 
@@ -82,6 +82,23 @@ class ApiToken(IdMixin, Base):
 
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class WebSession(IdMixin, Base):
+    """A signed-in browser. The session cookie holds a random key and only its SHA-256 is
+    stored, so the sign-in ends when this row says so: on sign-out, a new password, a
+    disabled account or "sign out everywhere", even for a copied cookie."""
+
+    __tablename__ = "web_sessions"
+    ID_PREFIX = "wss"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from server.core import audit
-from server.core.auth import hash_password
+from server.core.auth import end_sign_ins, hash_password
 from server.core.errors import Conflict, Forbidden, Invalid
 from server.core.scope import Scope
 from server.extensions import db
-from server.models import ApiToken, Community, Person, Unit, User, UserRole, utcnow
+from server.models import Community, Person, Unit, User, UserRole, utcnow
 
 _COMMUNITY_ROLES = {UserRole.STAFF, UserRole.OFFICER}
 
@@ -93,14 +93,6 @@ def _bind_resident(
             user.person_id = person.id
 
 
-def _revoke_tokens(user: User) -> None:
-    db.session.execute(
-        update(ApiToken)
-        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-
-
 def update_user(scope: Scope, user_id: str, changes: dict[str, Any]) -> User:
     user = scope.get(User, user_id)
     is_self = user.id == scope.user.id
@@ -125,10 +117,14 @@ def update_user(scope: Scope, user_id: str, changes: dict[str, Any]) -> User:
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
         details["password_changed"] = True
-        _revoke_tokens(user)  # a changed password signs out every API client
+        # Every API client and every other browser is signed out; the browser of a user
+        # who changed their own password stays signed in.
+        end_sign_ins(user, keep_this_browser=is_self)
     if "disabled" in changes:
         user.disabled_at = utcnow() if changes["disabled"] else None
         details["disabled"] = changes["disabled"]
+        if changes["disabled"]:
+            end_sign_ins(user)
     if details:
         audit.record(
             scope.user,

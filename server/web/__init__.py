@@ -19,7 +19,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
@@ -27,7 +27,12 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from server.core import audit
-from server.core.auth import authenticate_user
+from server.core.auth import (
+    authenticate_user,
+    end_sign_ins,
+    end_web_session,
+    start_web_session,
+)
 from server.core.localtime import local_time
 from server.core.problems import PROBLEM_TYPES, problem_type_page
 from server.core.scope import Scope
@@ -96,7 +101,7 @@ def login() -> Any:
     if form.validate_on_submit():
         user = authenticate_user(form.username.data or "", form.password.data or "")
         if user is not None:
-            login_user(user)
+            start_web_session(user)
             user.last_login_at = utcnow()
             audit.record(user, "auth.login", community_id=None, target=user)
             db.session.commit()
@@ -111,7 +116,20 @@ def login() -> Any:
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    logout_user()
+    end_web_session()
+    db.session.commit()
+    return redirect(url_for("web.login"))
+
+
+@bp.post("/logout/everywhere")
+@login_required
+def logout_everywhere() -> Response:
+    """Sign out every browser and API client of this account, this one included."""
+    user = current_user._get_current_object()
+    end_sign_ins(user)
+    audit.record(user, "auth.sign_out_everywhere", community_id=None, target=user)
+    end_web_session()
+    db.session.commit()
     return redirect(url_for("web.login"))
 
 

@@ -58,6 +58,7 @@ def test_every_community_owned_table_has_community_id() -> None:
         "users",
         "user_communities",
         "api_tokens",
+        "web_sessions",  # like api_tokens: an account's, not a community's
         "service_heartbeats",
         "guardianships",
         "pass_access_points",
