@@ -17,11 +17,12 @@ STAMP := $(VENV)/.installed
 
 export FLASK_APP := server
 
-# libzbar0: QR decoding (pyzbar); mosquitto: the broker `make run` starts itself (the
-# Debian package also enables a system service: nothing here needs it, and when it holds
-# port 1883 the launcher takes a free port); libopenblas-dev, cmake and a compiler:
+# libzbar0: QR decoding (pyzbar); mosquitto and redis-server: the broker and the rate-limit
+# store `make run` starts itself (the Debian packages also enable system services: nothing
+# here needs them, and when one holds port 1883 the launcher takes a free port; Redis
+# always gets a free port); libopenblas-dev, cmake and a compiler:
 # dlib is built from source; python3-dev, python3-venv: the virtual environment.
-RUN_PACKAGES ?= libzbar0 mosquitto libopenblas-dev cmake build-essential python3-dev python3-venv
+RUN_PACKAGES ?= libzbar0 mosquitto redis-server libopenblas-dev cmake build-essential python3-dev python3-venv
 # Browser tests drive Chromium (with a CJK font, so screenshots show characters);
 # PostgreSQL's server binaries run a throwaway cluster; faketime runs the suite years ahead.
 TEST_PACKAGES ?= chromium chromium-driver fonts-noto-cjk postgresql faketime

@@ -12,6 +12,9 @@
   and worker get ``MQTT_URL`` (the server listener), ``MQTT_BROKER_DIR`` and
   ``MQTT_BROKER_PIDFILE`` for it, so device changes reach the broker at once
   (``server.devices.broker_sync``), and the simulated devices ``MQTT_DEVICE_URL``;
+- a local Redis on a free loopback port, when ``RATELIMIT_STORAGE_URI`` is unset or
+  empty, so the web processes count rate limits into one budget
+  (``server.core.ratelimits``);
 - the web server: gunicorn with ``server:create_app()`` on ``GK_BIND``;
 - the worker: ``flask --app server worker``.
 
@@ -24,7 +27,8 @@ first, the broker last) and kills whatever is left after ``STOP_TIMEOUT_S``.
 The launcher reads three variables of its own (they configure processes, not the
 server, so they are not in ``server.settings.VARIABLES``): ``GK_BIND`` (gunicorn's
 bind address), ``PORT`` (the port when ``GK_BIND`` is unset) and ``MQTT_URL``
-(whether to start a broker). Everything else is validated by ``Settings``.
+(whether to start a broker); and whether the server's ``RATELIMIT_STORAGE_URI`` is set
+(whether to start Redis). Everything else is validated by ``Settings``.
 """
 
 from __future__ import annotations
@@ -302,6 +306,49 @@ def local_broker(
         stop_children([child])
 
 
+def redis_executable() -> str:
+    """Path of ``redis-server`` (Debian's package ``redis-server``)."""
+    found = shutil.which("redis-server") or shutil.which(
+        "redis-server", path="/usr/bin:/usr/sbin:/usr/local/bin"
+    )
+    if found is None:
+        raise LaunchError(
+            "redis-server is not installed: run 'make run' (it installs the Debian package "
+            "redis-server) or set RATELIMIT_STORAGE_URI to an existing Redis"
+        )
+    return found
+
+
+@contextlib.contextmanager
+def local_redis(
+    instance_dir: Path, environ: Mapping[str, str], timeout: float = BROKER_TIMEOUT_S
+) -> Iterator[dict[str, str]]:
+    """Run Redis on a free loopback port for the ``with`` block; the environment that points
+    the web processes' rate limits at it (``RATELIMIT_STORAGE_URI``).
+
+    It keeps nothing on disk: rate-limit counters live a minute or an hour, and a restart
+    forgetting them is harmless."""
+    folder = instance_dir / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port(MQTT_HOST)
+    command = [
+        redis_executable(),
+        "--bind", MQTT_HOST,
+        "--port", str(port),
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(folder),
+        "--protected-mode", "yes",
+        "--loglevel", "warning",
+    ]  # fmt: skip
+    child = start_child("redis", command, environ)
+    try:
+        _wait_for_port(MQTT_HOST, port, child, timeout)
+        yield {"RATELIMIT_STORAGE_URI": f"redis://{MQTT_HOST}:{port}/0"}
+    finally:
+        stop_children([child])
+
+
 def web_command(host: str, port: int) -> list[str]:
     """Gunicorn from this interpreter's environment, serving the app factory."""
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -464,6 +511,9 @@ def run(environ: Mapping[str, str], stop: threading.Event) -> int:
             )
         else:
             watched = []
+        if not env.get("RATELIMIT_STORAGE_URI", "").strip():
+            env.update(stack.enter_context(local_redis(instance_dir, env)))
+            _LOGGER.info("local Redis for rate limits at %s", env["RATELIMIT_STORAGE_URI"])
         children: list[Child] = []
         stack.callback(stop_children, children)  # runs before the broker stops
         children.append(start_child("web", web_command(host, port), env))

@@ -131,7 +131,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "RATELIMIT_STORAGE_URI",
         "memory://",
-        "Where rate-limit counters live; use `redis://...` with several web workers.",
+        "Where rate-limit counters live. `memory://` counts per process: with several web "
+        "processes (gunicorn's workers, hosts) use `redis://...`, so that each limit holds "
+        "across them; `make run` starts a local Redis and sets it.",
     ),
     Variable("WORKER_HEARTBEAT_SECONDS", "30", "Interval of the worker's heartbeat job."),
     Variable("DEFAULT_TIMEZONE", "Asia/Shanghai", "Time zone given to new communities."),

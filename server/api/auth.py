@@ -4,25 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from server.api import public_blueprint
 from server.api.schemas import TokenRequestSchema, TokenSchema
 from server.core import audit
 from server.core.auth import authenticate_user, issue_token
 from server.core.errors import Unauthorized
-from server.extensions import db, limiter
+from server.core.ratelimits import signing_in
+from server.extensions import db
 from server.models import utcnow
 
 blp = public_blueprint("auth", "Sign in for API clients")
 
 
-def login_rate_limit() -> str:
-    return current_app.config["SETTINGS"].login_rate_limit
-
-
 @blp.post("/auth/token")
-@limiter.limit(login_rate_limit)
+@signing_in
 @blp.arguments(TokenRequestSchema)
 @blp.response(201, TokenSchema)
 @blp.doc(security=[])

@@ -1,20 +1,45 @@
-"""Per-account rate limits shared by the API and the pages (Flask-Limiter).
+"""Rate limits shared by the API and the pages (Flask-Limiter).
 
 Issuing passes and opening doors remotely are counted per signed-in account, not per
 address: a household behind one NAT does not share one budget, and one account cannot
-spread its requests over addresses.
+spread its requests over addresses. Sign-ins are counted per account tried and client
+address, one budget for the login page and ``POST /api/v1/auth/token`` together.
+
+The counters live in ``RATELIMIT_STORAGE_URI``: Redis in production (``make run``
+starts one), so every web process counts into the same budget; ``memory://`` counts per
+process and is for tests of a single process only.
 """
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
+from flask_limiter.util import get_remote_address
 
 from server.core.auth import current_principal
+from server.core.errors import DomainError
 from server.extensions import limiter
 
 
 def _per_account() -> str:
     return f"account:{current_principal().id}"
+
+
+def _per_account_tried_and_client() -> str:
+    """The account a sign-in names (the form's or the JSON body's ``username``) and the
+    client's address: wrong passwords for one account from one client share a budget."""
+    username = request.form.get("username")
+    if username is None:
+        try:
+            body = request.get_json(silent=True)
+        except (RecursionError, DomainError):  # the view answers these bodies itself
+            body = None
+        named = body.get("username") if isinstance(body, dict) else None
+        username = named if isinstance(named, str) else ""
+    return f"login:{username.strip().casefold()[:64]}|{get_remote_address()}"
+
+
+def _login_limit() -> str:
+    return current_app.config["SETTINGS"].login_rate_limit
 
 
 def _pass_limit() -> str:
@@ -26,6 +51,9 @@ def _remote_open_limit() -> str:
 
 
 # Decorators: one budget each, whichever interface the request comes through.
+signing_in = limiter.shared_limit(
+    _login_limit, scope="login", key_func=_per_account_tried_and_client, methods=["POST"]
+)
 issuing_passes = limiter.shared_limit(
     _pass_limit, scope="pass-issue", key_func=_per_account, methods=["POST"]
 )

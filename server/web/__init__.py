@@ -13,7 +13,6 @@ from flask import (
     Blueprint,
     Flask,
     abort,
-    current_app,
     redirect,
     render_template,
     request,
@@ -35,8 +34,9 @@ from server.core.auth import (
 )
 from server.core.localtime import local_time
 from server.core.problems import PROBLEM_TYPES, problem_type_page
+from server.core.ratelimits import signing_in
 from server.core.scope import Scope
-from server.extensions import db, limiter
+from server.extensions import db
 from server.models import (
     AccessPoint,
     Alert,
@@ -58,10 +58,6 @@ bp = Blueprint("web", __name__)
 class LoginForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired(), Length(max=64)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
-
-
-def _login_rate_limit() -> str:
-    return current_app.config["SETTINGS"].login_rate_limit
 
 
 # What a browser drops from a URL before it reads it (the WHATWG URL standard): tabs and
@@ -92,7 +88,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_rate_limit, methods=["POST"])
+@signing_in
 def login() -> Any:
     if current_user.is_authenticated:
         return redirect(url_for("web.home"))
