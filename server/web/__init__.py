@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from server.core import audit
+from server.core import audit, health
 from server.core.auth import (
     authenticate_user,
     end_sign_ins,
@@ -217,17 +217,17 @@ def problem_type(slug: str) -> str:
 
 
 @bp.get("/healthz")
-def healthz() -> dict[str, Any]:
-    """Liveness for load balancers: the database answers; the worker's last heartbeat."""
-    db.session.execute(select(1))
-    beat = db.session.get(ServiceHeartbeat, "worker")
-    return {
-        "status": "ok",
-        "worker": {
-            "beat_at": beat.beat_at.isoformat() if beat else None,
-            "mqtt_connected": beat.mqtt_connected if beat else False,
-        },
-    }
+def healthz() -> tuple[dict[str, Any], int]:
+    """Readiness: 200 ``ok`` when the database, the worker and the broker all hold, else
+    503 ``degraded`` with what is wrong (``server.core.health``)."""
+    report = health.check()
+    return report.to_json(), 200 if report.ok else 503
+
+
+@bp.get("/livez")
+def livez() -> dict[str, str]:
+    """Liveness for process managers: this process answers (nothing else is checked)."""
+    return {"status": "ok"}
 
 
 def init_app(app: Flask) -> None:

@@ -52,10 +52,26 @@ def test_importing_starts_nothing() -> None:
     assert result.stdout.strip() == "ok", result.stderr
 
 
-def test_healthz(client, app: Flask) -> None:
+def test_healthz_says_what_is_wrong(client, app: Flask) -> None:
+    """The test app's broker (127.0.0.1:1) is unreachable and no worker ever beat."""
     answer = client.get("/healthz")
-    assert answer.status_code == 200
-    assert answer.json == {"status": "ok", "worker": {"beat_at": None, "mqtt_connected": False}}
+    assert answer.status_code == 503
+    assert answer.json["status"] == "degraded"
+    assert answer.json["problems"] == [
+        "the worker has never reported",
+        "the broker at 127.0.0.1:1 is unreachable (Connection refused)",
+    ]
+    assert answer.json["checks"]["database"] == {"ok": True}
+    assert client.get("/livez").json == {"status": "ok"}
+
+
+def test_healthz_with_an_unreachable_database(workdir) -> None:
+    broken = create_app(app_environment(workdir, f"sqlite:///{workdir}/no/such/folder/gk.db"))
+    answer = broken.test_client().get("/healthz")
+    assert answer.status_code == 503
+    assert answer.json["checks"]["database"] == {"ok": False, "error": "OperationalError"}
+    assert answer.json["problems"][0] == "the database does not answer (OperationalError)"
+    assert broken.test_client().get("/livez").status_code == 200
 
 
 def test_server_defaults_to_one_blas_thread() -> None:

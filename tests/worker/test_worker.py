@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -100,3 +101,42 @@ def test_the_worker_checkpoints_sqlite_so_requests_need_not(app, database_url, t
     frames, copied = checkpoint_sqlite(app)
     assert frames > 0 and copied == frames
     assert in_database_file()
+
+
+def _healthz(app) -> tuple[int, dict]:
+    answer = app.test_client().get("/healthz")
+    return answer.status_code, answer.json
+
+
+def test_a_stopped_worker_makes_health_degraded_until_it_runs_again(
+    workdir: Path, database_url: str, broker: Broker, app
+) -> None:
+    """SIGSTOP the real worker: /healthz turns 503 once its heartbeat is stale, and 200
+    again after SIGCONT. The web side here is an app whose broker is the same Mosquitto."""
+    from server import create_app
+    from server.core.health import stale_after_s
+
+    web = create_app(
+        app_environment(workdir, database_url, MQTT_URL=broker.url, WORKER_HEARTBEAT_SECONDS="1")
+    )
+    process = _worker(workdir, database_url, broker.url, seconds=60)
+    try:
+        deadline = time.monotonic() + 20
+        while _healthz(web)[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _healthz(web)[0] == 200, _healthz(web)
+        os.kill(process.pid, signal.SIGSTOP)
+        time.sleep(stale_after_s(1) + 1.5)
+        status, body = _healthz(web)
+        assert status == 503 and body["status"] == "degraded", body
+        assert body["checks"]["worker"]["ok"] is False
+        assert body["problems"][0].startswith("the worker's heartbeat is ")
+        os.kill(process.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 20
+        while _healthz(web)[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _healthz(web)[0] == 200, _healthz(web)
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+        process.terminate()
+        process.wait(timeout=30)
