@@ -33,6 +33,14 @@ SESSION_EXPIRY_S = 24 * 3600
 _EARLY_ACK_TTL_S = 30.0
 
 
+def _run_ack_callback(callback: Callable[[], None]) -> None:
+    """Run a publisher's PUBACK callback; its failure is logged, never paho's problem."""
+    try:
+        callback()
+    except Exception:  # a broken callback must not stop the network thread
+        _LOGGER.exception("a PUBACK callback failed")
+
+
 @runtime_checkable
 class Bus(Protocol):
     """What the server needs from a message bus; ``MqttBus`` and ``MemoryBus`` both fit."""
@@ -50,6 +58,7 @@ class Bus(Protocol):
         qos: int = 1,
         retain: bool = False,
         expiry_s: int | None = None,
+        on_acked: Callable[[], None] | None = None,
     ) -> object: ...
 
     def start(self) -> None: ...
@@ -144,6 +153,7 @@ class MqttBus:
         self._acks = threading.Condition()
         self._pending_publishes: set[int] = set()
         self._early_acks: dict[int, float] = {}
+        self._ack_callbacks: dict[int, Callable[[], None]] = {}
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
@@ -244,22 +254,31 @@ class MqttBus:
         qos: int = 1,
         retain: bool = False,
         expiry_s: int | None = None,
+        on_acked: Callable[[], None] | None = None,
     ) -> mqtt.MQTTMessageInfo:
         """Queue a message; with ``expiry_s`` the broker drops it if undelivered by then.
 
         QoS 1/2 messages published while disconnected are kept by paho and sent on
-        reconnect.
+        reconnect. ``on_acked`` runs (on paho's network thread) once the broker has
+        acknowledged a QoS 1 message (PUBACK without a failure): the message is then the
+        broker's to deliver, not only ours to send.
         """
         properties = None
         if expiry_s is not None:
             properties = Properties(PacketTypes.PUBLISH)
             properties.MessageExpiryInterval = expiry_s
         info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        acked_already = False
         if qos > 0:
             with self._acks:
                 # The PUBACK can beat us here; _on_publish then left a note.
-                if self._early_acks.pop(info.mid, None) is None:
+                acked_already = self._early_acks.pop(info.mid, None) is not None
+                if not acked_already:
                     self._pending_publishes.add(info.mid)
+                    if on_acked is not None:
+                        self._ack_callbacks[info.mid] = on_acked
+        if acked_already and on_acked is not None:
+            _run_ack_callback(on_acked)
         return info
 
     # paho callbacks (network thread) ------------------------------------------------------
@@ -323,9 +342,11 @@ class MqttBus:
     def _on_publish(
         self, _client: mqtt.Client, _userdata: Any, mid: int, reason_code: Any, _properties: Any
     ) -> None:
-        if getattr(reason_code, "is_failure", False):
+        refused = getattr(reason_code, "is_failure", False)
+        if refused:
             _LOGGER.warning("broker refused a message from %s: %s", self.client_id, reason_code)
         with self._acks:
+            callback = self._ack_callbacks.pop(mid, None)
             if mid in self._pending_publishes:
                 self._pending_publishes.discard(mid)
                 if not self._pending_publishes:
@@ -336,6 +357,8 @@ class MqttBus:
                     m: at for m, at in self._early_acks.items() if now - at < _EARLY_ACK_TTL_S
                 }
                 self._early_acks[mid] = now
+        if callback is not None and not refused:
+            _run_ack_callback(callback)
 
     def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._ack_first:

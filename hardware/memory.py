@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hardware.bus import ConnectHook, Handler
@@ -232,7 +233,7 @@ class MemoryBus:
         self._lock = threading.Lock()
         self._handlers: list[tuple[str, Handler]] = []
         self._connect_hooks: list[ConnectHook] = []
-        self._outbox: list[PublishedMessage] = []
+        self._outbox: list[tuple[PublishedMessage, Callable[[], None] | None]] = []
         self._connected = threading.Event()
 
     @property
@@ -261,17 +262,26 @@ class MemoryBus:
         qos: int = 1,
         retain: bool = False,
         expiry_s: int | None = None,
+        on_acked: Callable[[], None] | None = None,
     ) -> PublishedMessage:
-        """Publish; while disconnected, QoS 1 messages wait for the next connect (as paho's do)."""
+        """Publish; while disconnected, QoS 1 messages wait for the next connect (as paho's do).
+
+        ``on_acked`` runs once the broker has taken a QoS 1 message, as after a PUBACK.
+        """
         expires_at = time.monotonic() + expiry_s if expiry_s is not None else None
         message = PublishedMessage(topic, bytes(payload), qos, retain, self.client_id, expires_at)
         if not self.connected:
             if qos > 0:
                 with self._lock:
-                    self._outbox.append(message)
+                    self._outbox.append((message, on_acked))
             return message
-        self.broker._publish(message)
+        self._hand_over(message, on_acked)
         return message
+
+    def _hand_over(self, message: PublishedMessage, on_acked: Callable[[], None] | None) -> None:
+        self.broker._publish(message)
+        if on_acked is not None and message.qos > 0:
+            on_acked()
 
     def start(self) -> None:
         """Connect now (synchronously): hooks run, queued messages arrive before this returns."""
@@ -309,9 +319,9 @@ class MemoryBus:
             outbox, self._outbox = self._outbox, []
         for topic_filter in dict.fromkeys(filters):
             self.broker._subscribe(self, topic_filter)
-        for message in outbox:
+        for message, on_acked in outbox:
             if not message.expired():
-                self.broker._publish(message)
+                self._hand_over(message, on_acked)
         for hook in hooks:
             try:
                 hook()

@@ -14,8 +14,10 @@ class Command(StrEnum):
 
 
 class CommandStatus(StrEnum):
-    """A command's outcome as the server records it."""
+    """A command's outcome as the server records it: ``queued`` until the broker has
+    acknowledged the publish (PUBACK), then ``sent``, then the device's answer."""
 
+    QUEUED = "queued"
     SENT = "sent"
     ACKED = "acked"
     FAILED = "failed"

@@ -14,7 +14,8 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 from sqlalchemy import event
@@ -29,10 +30,14 @@ _lock = threading.Lock()
 
 @dataclass(frozen=True)
 class OutgoingMessage:
+    """One message to publish (QoS 1); ``on_acked`` runs once the broker acknowledged it
+    (PUBACK), on the client's network thread."""
+
     topic: str
     payload: bytes
     expiry_s: int | None = None
     retain: bool = False
+    on_acked: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 class Publisher:
@@ -44,7 +49,12 @@ class Publisher:
 
     def publish(self, message: OutgoingMessage) -> None:
         self.bus.publish(
-            message.topic, message.payload, qos=1, retain=message.retain, expiry_s=message.expiry_s
+            message.topic,
+            message.payload,
+            qos=1,
+            retain=message.retain,
+            expiry_s=message.expiry_s,
+            on_acked=message.on_acked,
         )
 
     def stop(self) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import select, update
 
 from gatekeeper.vocabulary import DEVICE_KINDS_WITH_ACCESS_POINT
@@ -50,7 +51,7 @@ def issue(
         payload={k: v for k, v in (("open_ms", open_ms), ("text", text)) if v},
         issued_at=now,
         expires_at=now + timedelta(seconds=ttl),
-        status=CommandStatus.SENT,
+        status=CommandStatus.QUEUED,
     )
     db.session.add(row)
     db.session.flush()
@@ -66,10 +67,30 @@ def issue(
     queue_message(
         db.session,
         OutgoingMessage(
-            device_topic(device.community_id, device.id, "cmd"), message.encode(), expiry_s=ttl
+            device_topic(device.community_id, device.id, "cmd"),
+            message.encode(),
+            expiry_s=ttl,
+            on_acked=partial(mark_sent, current_app._get_current_object(), row.id),  # type: ignore[attr-defined]
         ),
     )
     return row
+
+
+def mark_sent(app: Flask, command_id: str) -> None:
+    """The broker acknowledged the command's publish: ``queued`` becomes ``sent``.
+
+    Runs on the MQTT client's network thread, in a session of its own; a command the
+    device already answered keeps its answer."""
+    with app.app_context():
+        try:
+            db.session.execute(
+                update(DeviceCommand)
+                .where(DeviceCommand.id == command_id, DeviceCommand.status == CommandStatus.QUEUED)
+                .values(status=CommandStatus.SENT, status_at=utcnow())
+            )
+            db.session.commit()
+        finally:
+            db.session.remove()
 
 
 def actuators(point: AccessPoint) -> list[Device]:
@@ -166,12 +187,14 @@ def record_ack(device: Device, ack: AckMessage) -> DeviceCommand | None:
 
 
 def expire_overdue(now: datetime | None = None) -> int:
-    """Mark commands still unanswered after their expiry as ``expired``; return how many."""
+    """Mark commands still unanswered after their expiry as ``expired`` (queued ones too:
+    the broker never took them in time); return how many."""
     now = now or utcnow()
     result = db.session.execute(
         update(DeviceCommand)
         .where(
-            DeviceCommand.status == CommandStatus.SENT, DeviceCommand.expires_at < now - _ACK_GRACE
+            DeviceCommand.status.in_((CommandStatus.QUEUED, CommandStatus.SENT)),
+            DeviceCommand.expires_at < now - _ACK_GRACE,
         )
         .values(status=CommandStatus.EXPIRED, status_at=now, detail="no answer before expiry")
     )

@@ -222,7 +222,7 @@ class DeviceCommand(IdMixin, CommunityOwned, Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
-    status: Mapped[CommandStatus] = enum_column(CommandStatus, default=CommandStatus.SENT)
+    status: Mapped[CommandStatus] = enum_column(CommandStatus, default=CommandStatus.QUEUED)
     status_at: Mapped[datetime | None]
     detail: Mapped[str | None] = mapped_column(String(255))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -308,3 +311,27 @@ def test_a_guest_scans_a_pass_at_a_simulated_door(
     again = site.door.present_qr_token(visitor_pass["token"])
     assert (again["decision"], again["reason"]) == ("deny", "pass_used_up")
     assert site.door.wait_for(lambda: len(site.door.actions) > 1, 1.0) is False
+
+
+def test_a_command_is_sent_only_once_the_broker_took_it(
+    live_app, worker, site: Site, broker: Broker
+) -> None:
+    """A paused broker sends no PUBACK: the command stays ``queued``; once it runs again
+    the publish is acknowledged, the door acts and the command is ``acked``."""
+    staff = Api(live_app.test_client(), "staff_a")
+    staff.post(f"/access-points/{site.door_point_id}/open")  # the web client is connected
+    os.kill(broker.process.pid, signal.SIGSTOP)
+    try:
+        answer = staff.post(f"/access-points/{site.door_point_id}/open")
+        assert answer.status_code == 202, answer.json
+        command_id = answer.json[0]["id"]
+        assert answer.json[0]["status"] == "queued"
+        time.sleep(1.0)
+        assert staff.get(f"/commands/{command_id}").json["status"] == "queued"
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
+    assert eventually(
+        lambda: staff.get(f"/commands/{command_id}").json["status"] in ("sent", "acked")
+    ), staff.get(f"/commands/{command_id}").json
+    assert site.door.wait_for_action(Command.OPEN, WAIT_S, cmd_id=command_id) is not None
+    assert eventually(lambda: staff.get(f"/commands/{command_id}").json["status"] == "acked")

@@ -54,8 +54,13 @@ def test_open_is_stored_then_published(app, client, world, published) -> None:
     )
     assert answer.status_code == 202, answer.json
     [command] = answer.json
-    assert command["status"] == "sent" and command["device_id"] == world.device_a
+    # Queued until the broker acknowledges the publish (the Recorder here never does).
+    assert command["status"] == "queued" and command["device_id"] == world.device_a
     [message] = published
+    staff = Api(client, "staff_a")
+    assert staff.get(f"/commands/{command['id']}").json["status"] == "queued"
+    message.on_acked()  # what the MQTT client calls on the broker's PUBACK
+    assert staff.get(f"/commands/{command['id']}").json["status"] == "sent"
     assert message.topic == device_topic(world.a, world.device_a, "cmd")
     decoded = CommandMessage.decode(message.payload)
     assert decoded.cmd is Command.OPEN and decoded.cmd_id == command["id"]
@@ -118,7 +123,7 @@ def test_device_commands_display_and_history(app, client, world, published) -> N
     staff.post(f"/access-points/{world.door_a}/commands", {"command": "unlock_hold"})
     history = staff.get(f"/devices/{world.device_a}/commands")
     assert [c["command"] for c in history.json] == ["unlock_hold", "display"]
-    assert staff.get(f"/commands/{shown.json['id']}").json["status"] == "sent"
+    assert staff.get(f"/commands/{shown.json['id']}").json["status"] == "queued"
     assert Api(client, "staff_b").get(f"/commands/{shown.json['id']}").status_code == 404
 
 
@@ -163,7 +168,7 @@ def test_unanswered_commands_expire(app, world, published) -> None:
         assert commands.expire_overdue() == 1
         db.session.commit()
         assert db.session.get(DeviceCommand, old.id).status is CommandStatus.EXPIRED
-        assert db.session.get(DeviceCommand, fresh.id).status is CommandStatus.SENT
+        assert db.session.get(DeviceCommand, fresh.id).status is CommandStatus.QUEUED
 
 
 def test_events_are_stored_once_per_seq(app, world) -> None:
