@@ -7,6 +7,7 @@ configuration table is written from it); nothing else in the code base looks at
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import zoneinfo
@@ -135,6 +136,13 @@ VARIABLES: tuple[Variable, ...] = (
         "processes (gunicorn's workers, hosts) use `redis://...`, so that each limit holds "
         "across them; `make run` starts a local Redis and sets it.",
     ),
+    Variable(
+        "WEBHOOK_ALLOWED_HOSTS",
+        "(unset)",
+        "Comma-separated host names (or IP addresses) webhooks may point to although they "
+        "resolve to a loopback, private, link-local or reserved address, such as an internal "
+        "police records system. Every other webhook must resolve to public addresses only.",
+    ),
     Variable("WORKER_HEARTBEAT_SECONDS", "30", "Interval of the worker's heartbeat job."),
     Variable("DEFAULT_TIMEZONE", "Asia/Shanghai", "Time zone given to new communities."),
     Variable("LOG_LEVEL", "INFO", "Python logging level."),
@@ -166,6 +174,7 @@ class Settings:
     pass_key_rotation_days: int
     alert_streams_per_process: int
     ratelimit_storage_uri: str
+    webhook_allowed_hosts: frozenset[str]
     worker_heartbeat_seconds: int
     default_timezone: str
     log_level: str
@@ -220,6 +229,7 @@ class Settings:
                 "ALERT_STREAMS_PER_PROCESS", 4, low=1, high=1000
             ),
             "ratelimit_storage_uri": parser.text("RATELIMIT_STORAGE_URI", "memory://"),
+            "webhook_allowed_hosts": parser.hosts("WEBHOOK_ALLOWED_HOSTS"),
             "worker_heartbeat_seconds": parser.integer(
                 "WORKER_HEARTBEAT_SECONDS", 30, low=1, high=3600
             ),
@@ -275,6 +285,13 @@ class _Parser:
     def path(self, name: str) -> Path | None:
         raw = self._raw(name)
         return Path(raw).resolve() if raw else None
+
+    def hosts(self, name: str) -> frozenset[str]:
+        """A comma-separated list of host names, lower case, as URLs spell them."""
+        names = [_host_name(item) for item in (self._raw(name) or "").split(",")]
+        names = [item for item in names if item]
+        self.check(name, all(map(_valid_host_name, names)), "must be host names, comma-separated")
+        return frozenset(names)
 
     def check(self, name: str, ok: bool, message: str) -> None:
         if not ok and not any(p.startswith(name + ":") for p in self.problems):
@@ -375,6 +392,22 @@ def _valid_mqtt_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("mqtt", "mqtts") and bool(parts.hostname) and (port is None or port > 0)
+
+
+def _host_name(item: str) -> str:
+    """``Records.Police.Internal.`` and ``[fd00::1]`` as a URL's host reads: lower, bare."""
+    return item.strip().removeprefix("[").removesuffix("]").rstrip(".").lower()
+
+
+def _valid_host_name(name: str) -> bool:
+    """No scheme, path, port or spaces: ``http://x``, ``x:8080`` or ``x/y`` are mistakes."""
+    if ":" in name:  # only an IPv6 address may hold colons
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            return False
+        return True
+    return not any(char in name for char in "/@ ?#\\")
 
 
 def _valid_rate_limit(value: str) -> bool:

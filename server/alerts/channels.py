@@ -11,7 +11,9 @@ The delivery log is one ``AlertDelivery`` row per attempt (``sent_at``: when it 
 a failed attempt stays as it was (``failed``, the HTTP status or the error, and in
 ``next_attempt_at`` when the retry is due, empty once the job gives up) and its retry is
 a new ``pending`` row with ``attempts`` one higher. Retries back off exponentially
-(``retry_delay``).
+(``retry_delay``). A webhook whose target is refused (``server.alerts.targets``: checked
+again on every attempt) fails at once and is not retried: the address is policy, not a
+passing fault, and the alert's next change is a new delivery, checked afresh.
 
 The body of every channel is the alert as it is when sent (``alert_payload``): the fields
 of docs/protocol.md section 5, plus ``reason`` (why it was sent) and ``updated_at``. A retry
@@ -25,12 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import secrets
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +46,7 @@ from sqlalchemy import select
 
 from hardware.messages import format_ts
 from hardware.topics import alerts_topic
+from server.alerts import targets
 from server.core import crypto
 from server.core.links import snapshot_url
 from server.core.messaging import OutgoingMessage, queue_message
@@ -180,6 +184,8 @@ class Attempt:
     ok: bool
     response_status: int | None = None
     error: str | None = None
+    # Retrying cannot help (a target the policy refuses): the attempt is not retried.
+    final: bool = False
 
 
 # Sends one prepared message (runs outside any database transaction).
@@ -253,48 +259,84 @@ class MqttChannel:
         )
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A webhook that answers 3xx has not taken the alert: no POST is re-sent elsewhere."""
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """HTTP to the checked address; ``host`` still names the Host header."""
 
-    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
-        return None
+    def __init__(self, target: targets.Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self.address = target.address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to the checked address; SNI and the certificate are checked against ``host``."""
+
+    def __init__(self, target: targets.Target, timeout: float) -> None:
+        self.tls = ssl.create_default_context()
+        super().__init__(target.host, target.port, timeout=timeout, context=self.tls)
+        self.address = target.address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
+
+
+_CONNECTIONS = {"http": _PinnedHTTPConnection, "https": _PinnedHTTPSConnection}
 
 
 @dataclass(frozen=True)
 class WebhookSend:
-    """One signed POST of a JSON body to a webhook."""
+    """One signed POST of a JSON body to a webhook, to an address checked just before.
+
+    http.client follows no redirects: a webhook that answers 3xx has not taken the alert,
+    and no POST is re-sent to a target nobody checked.
+    """
 
     url: str
     secret: str
     body: bytes
     delivery_id: str
     reason: str
+    allowed_hosts: frozenset[str] = frozenset()
 
     def __call__(self) -> Attempt:
-        timestamp = int(time.time())
-        request = urllib.request.Request(  # noqa: S310 (http(s) only: checked when created)
-            self.url,
-            data=self.body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json; charset=utf-8",
-                "User-Agent": USER_AGENT,
-                SIGNATURE_HEADER: signature(self.secret, self.body, timestamp),
-                "X-Gatekeeper-Delivery": self.delivery_id,
-                "X-Gatekeeper-Reason": self.reason,
-            },
-        )
         try:
-            with _OPENER.open(request, timeout=WEBHOOK_TIMEOUT_S) as response:
-                response.read(1024)
-                return Attempt(ok=200 <= response.status < 300, response_status=response.status)
-        except urllib.error.HTTPError as error:
-            return Attempt(ok=False, response_status=error.code, error=f"HTTP {error.code}")
-        except (OSError, ValueError) as error:  # refused, timed out, DNS, TLS ...
+            target = targets.check_target(self.url, self.allowed_hosts)
+        except targets.UnresolvedHost as error:  # DNS may be back by the retry
+            return Attempt(ok=False, error=str(error)[:ERROR_CHARS])
+        except targets.TargetRefused as error:
+            return Attempt(ok=False, error=f"Refused: {error}"[:ERROR_CHARS], final=True)
+        try:
+            status = self._post(target)
+        except (OSError, http.client.HTTPException) as error:  # refused, timed out, TLS ...
             return Attempt(ok=False, error=f"{type(error).__name__}: {error}"[:ERROR_CHARS])
+        if 200 <= status < 300:
+            return Attempt(ok=True, response_status=status)
+        return Attempt(ok=False, response_status=status, error=f"HTTP {status}")
+
+    def _post(self, target: targets.Target) -> int:
+        timestamp = int(time.time())
+        connection = _CONNECTIONS[target.scheme](target, WEBHOOK_TIMEOUT_S)
+        try:
+            connection.request(
+                "POST",
+                target.path,
+                body=self.body,
+                headers={
+                    "Content-Type": "application/json; charset=utf-8",
+                    "User-Agent": USER_AGENT,
+                    SIGNATURE_HEADER: signature(self.secret, self.body, timestamp),
+                    "X-Gatekeeper-Delivery": self.delivery_id,
+                    "X-Gatekeeper-Reason": self.reason,
+                },
+            )
+            response = connection.getresponse()
+            response.read(1024)
+            return response.status
+        finally:
+            connection.close()
 
 
 class WebhookChannel(QueuedChannel):
@@ -329,6 +371,7 @@ class WebhookChannel(QueuedChannel):
             encode(payload),
             delivery.id,
             delivery.reason,
+            webhook_allowed_hosts(),
         )
 
 
@@ -448,7 +491,7 @@ def _record(claimed: Iterable[_Claimed], outcomes: dict[str, Attempt], now: date
             _LOGGER.info("alert %s sent to %s %s", row.alert_id, row.channel, row.target)
             continue
         row.status, row.last_error = DeliveryStatus.FAILED.value, attempt.error
-        retry = item.send is not None and row.attempts < MAX_ATTEMPTS
+        retry = item.send is not None and not attempt.final and row.attempts < MAX_ATTEMPTS
         row.next_attempt_at = now + retry_delay(row.attempts) if retry else None
         _LOGGER.warning(
             "alert %s to %s %s: attempt %s failed (%s)%s",
@@ -476,7 +519,17 @@ def _record(claimed: Iterable[_Claimed], outcomes: dict[str, Attempt], now: date
     db.session.commit()
 
 
-def webhook_url_allowed(url: str) -> bool:
-    """http(s) URLs only; production requires https (the body names people and places)."""
-    production = current_app.config["SETTINGS"].is_production
-    return url.startswith("https://") or (not production and url.startswith("http://"))
+def webhook_allowed_hosts() -> frozenset[str]:
+    """Hosts an administrator allows despite their address (``WEBHOOK_ALLOWED_HOSTS``)."""
+    return current_app.config["SETTINGS"].webhook_allowed_hosts
+
+
+def check_webhook_url(url: str) -> targets.Target:
+    """Where ``url`` would be POSTed, or ``TargetRefused`` saying why it may not be.
+
+    http(s) URLs only, https in production (the body names people and places), and a
+    public address unless the host is allowed (``server.alerts.targets``).
+    """
+    if current_app.config["SETTINGS"].is_production and not url.startswith("https://"):
+        raise targets.TargetRefused("The URL must be https:// in production.")
+    return targets.check_target(url, webhook_allowed_hosts())

@@ -20,6 +20,7 @@ from sqlalchemy import Select, case, select
 from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
 from server.alerts import channels as alert_channels
 from server.alerts.channels import DeliveryReason
+from server.alerts.targets import TargetRefused
 from server.community import settings as community_settings
 from server.core import audit, crypto
 from server.core.errors import Conflict, Forbidden, Invalid
@@ -288,11 +289,12 @@ def create_webhook(scope: Scope, community_id: str, url: str) -> tuple[Webhook, 
     community = scope.get(Community, community_id)
     scope.require_write(Webhook)
     url = url.strip()
-    if not alert_channels.webhook_url_allowed(url):
+    try:
+        alert_channels.check_webhook_url(url)
+    except TargetRefused as refused:
         raise Invalid(
-            "The URL must be https:// (http:// outside production).",
-            errors={"url": ["Must be an https:// URL."]},
-        )
+            f"The webhook URL is refused: {refused}", errors={"url": [str(refused)]}
+        ) from refused
     secret = alert_channels.new_webhook_secret()
     row = Webhook(community_id=community.id, url=url, secret_encrypted=crypto.encrypt_text(secret))
     db.session.add(row)

@@ -1,18 +1,25 @@
-"""Webhooks against a real HTTP receiver on loopback: signatures, retries with backoff, the log."""
+"""Webhooks against a real HTTP receiver on loopback: signatures, retries with backoff, the log,
+and deliveries refused or pinned to the address checked (the receiver's host is allowed)."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from flask import Flask
 from sqlalchemy import select
 
@@ -21,7 +28,7 @@ from server.alerts import channels as alert_channels
 from server.extensions import db
 from server.models import AlertDelivery, utcnow
 from tests.factories import Api
-from tests.support.alerts import raise_in
+from tests.support.alerts import allow_webhook_hosts, fake_dns, raise_in
 from tests.support.api import WorldIds, in_app
 
 
@@ -81,8 +88,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def hook(app: Flask, world: WorldIds, receiver: Receiver) -> str:
-    """The receiver registered as community A's webhook; its secret."""
+def hook(app: Flask, world: WorldIds, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The receiver registered as community A's webhook; its secret.
+
+    The receiver listens on loopback, which webhooks may reach only when allowed.
+    """
+    allow_webhook_hosts(app, monkeypatch, ["127.0.0.1"])
     answer = Api(app.test_client(), "staff_a").post(
         f"/communities/{world.a}/webhooks", json={"url": receiver.url}
     )
@@ -250,3 +261,152 @@ def test_unreachable_and_redirecting_receivers_fail(app, world, hook, receiver, 
     assert failed.status == "failed" and failed.response_status is None
     assert "Connection" in failed.last_error or "refused" in failed.last_error.lower()
     assert retry.status == "pending" and retry.attempts == 2
+
+
+# Where deliveries may go (server.alerts.targets) ----------------------------------------------
+
+PUBLIC = "93.184.216.34"
+
+
+def make_hook(app: Flask, community_id: str, url: str) -> None:
+    answer = Api(app.test_client(), "staff_a").post(
+        f"/communities/{community_id}/webhooks", json={"url": url}
+    )
+    assert answer.status_code == 201, answer.json
+
+
+def test_a_name_rebound_to_loopback_is_refused_at_delivery(
+    app, world, receiver, published, monkeypatch
+) -> None:
+    """Public when the webhook was made, loopback when the alert is sent: nothing is sent."""
+    answers = {"hooks.rebind.example": [PUBLIC]}
+    fake_dns(monkeypatch, answers)
+    port = receiver.server.server_port
+    make_hook(app, world.a, f"http://hooks.rebind.example:{port}/hooks/alerts")
+    answers["hooks.rebind.example"] = ["127.0.0.1"]  # the name's owner changes its answer
+    alert_id = raise_panic(app, world.a)
+    start = utcnow()
+    assert deliver(app, start) == 1
+    assert receiver.received == []
+    [row] = webhook_log(app, alert_id)
+    assert (row.status, row.response_status, row.next_attempt_at) == ("failed", None, None)
+    assert row.last_error == (
+        "Refused: hooks.rebind.example resolves to 127.0.0.1, which is not a public address "
+        "(loopback, private, link-local or reserved); webhooks may only point to the internet."
+    )
+    assert deliver(app, start + timedelta(hours=9)) == 0  # a refusal is not retried
+    log = Api(app.test_client(), "officer_a").get(f"/alerts/{alert_id}/deliveries").json
+    assert [(d["status"], d["last_error"][:8]) for d in log if d["channel"] == "webhook"] == [
+        ("failed", "Refused:")
+    ]
+    assert receiver.received == []
+
+
+def test_a_delivery_connects_to_the_address_it_checked(
+    app, world, receiver, published, monkeypatch
+) -> None:
+    """A second lookup between the check and the connection (rebinding) is never made."""
+    port = receiver.server.server_port
+    fake_dns(monkeypatch, {"hooks.rebind.example": [PUBLIC]})
+    make_hook(app, world.a, f"http://hooks.rebind.example:{port}/hooks/alerts")
+    lookups: list[str] = []
+
+    def public_once_then_loopback(host: str, _port: int) -> list[str]:
+        lookups.append(host)
+        return [PUBLIC] if len(lookups) == 1 else ["127.0.0.1"]
+
+    connected: list[tuple[str, int]] = []
+
+    def no_connection(address: tuple[str, int], *_args: Any, **_kwargs: Any) -> Any:
+        connected.append(address)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(alert_channels.targets, "resolve", public_once_then_loopback)
+    monkeypatch.setattr(alert_channels.socket, "create_connection", no_connection)
+    alert_id = raise_panic(app, world.a)
+    assert deliver(app) == 1
+    assert lookups == ["hooks.rebind.example"]
+    assert connected == [(PUBLIC, port)]
+    assert receiver.received == []
+    [failed, retry] = webhook_log(app, alert_id)
+    assert failed.last_error == "ConnectionRefusedError: [Errno 111] Connection refused"
+    assert (retry.status, retry.attempts) == ("pending", 2)  # an ordinary failure is retried
+
+
+def test_an_allowed_name_is_posted_to_its_address_with_its_own_host_header(
+    app, world, receiver, published, monkeypatch
+) -> None:
+    fake_dns(monkeypatch, {"receiver.internal": ["127.0.0.1"]})
+    allow_webhook_hosts(app, monkeypatch, ["receiver.internal"])
+    port = receiver.server.server_port
+    make_hook(app, world.a, f"http://receiver.internal:{port}/hooks/alerts?community=a")
+    alert_id = raise_panic(app, world.a)
+    assert deliver(app) == 1
+    [request] = receiver.received
+    assert request.path == "/hooks/alerts?community=a"
+    assert request.headers["Host"] == f"receiver.internal:{port}"
+    assert [row.status for row in webhook_log(app, alert_id)] == ["sent"]
+
+
+def test_https_checks_the_certificate_against_the_name_not_the_address(
+    app, world, published, monkeypatch, tmp_path
+) -> None:
+    """Connected to the checked address, TLS still sends and verifies the webhook's name."""
+    cert, key = self_signed(tmp_path, "hooks.example")
+    names: list[str | None] = []
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    server_tls.sni_callback = lambda _socket, name, _context: names.append(name)
+    receiver = Receiver()
+    receiver.server.socket = server_tls.wrap_socket(receiver.server.socket, server_side=True)
+    receiver.start()
+    try:
+        trusting = ssl.create_default_context
+
+        monkeypatch.setattr(
+            alert_channels.ssl, "create_default_context", lambda: trusting(cafile=str(cert))
+        )
+        fake_dns(monkeypatch, {"hooks.example": ["127.0.0.1"], "other.example": ["127.0.0.1"]})
+        allow_webhook_hosts(app, monkeypatch, ["hooks.example", "other.example"])
+        port = receiver.server.server_port
+        make_hook(app, world.a, f"https://hooks.example:{port}/in")
+        make_hook(app, world.a, f"https://other.example:{port}/in")
+        alert_id = raise_panic(app, world.a)
+        assert deliver(app) == 2
+    finally:
+        receiver.stop()
+    assert [r.headers["Host"] for r in receiver.received] == [f"hooks.example:{port}"]
+    assert sorted(n or "" for n in names) == ["hooks.example", "other.example"]
+    rows = {r.target: r for r in webhook_log(app, alert_id) if r.attempts == 1}
+    assert rows[f"https://hooks.example:{port}/in"].status == "sent"
+    mismatch = rows[f"https://other.example:{port}/in"]
+    assert mismatch.status == "failed" and "certificate" in mismatch.last_error.lower()
+
+
+def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` that signs itself, and its key (PEM files)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

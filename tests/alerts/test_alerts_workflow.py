@@ -33,7 +33,7 @@ from server.models import (
 )
 from tests import factories
 from tests.factories import Api
-from tests.support.alerts import raise_in
+from tests.support.alerts import fake_dns, raise_in
 from tests.support.api import WorldIds, assert_problem, in_app
 
 NOW = datetime(2026, 11, 21, 13, 0, tzinfo=UTC)
@@ -291,7 +291,8 @@ def test_severity_steps() -> None:
     ]
 
 
-def test_webhooks_api(app, world, published) -> None:
+def test_webhooks_api(app, world, published, monkeypatch) -> None:
+    fake_dns(monkeypatch, {"hooks.example": ["93.184.216.34"], "evil.example": ["93.184.216.35"]})
     staff = Api(app.test_client(), "staff_a")
     made = staff.post(f"/communities/{world.a}/webhooks", json={"url": "https://hooks.example/a"})
     assert made.status_code == 201, made.json

@@ -46,12 +46,26 @@ def test_production_requires_keys(tmp_path: Path) -> None:
         ("LOG_LEVEL", "chatty", "LOG_LEVEL: must be one of DEBUG"),
         ("SECRET_KEY", "short", "SECRET_KEY: is too short or malformed"),
         ("DATA_KEY", "not-base64-of-32-bytes", "DATA_KEY: is too short or malformed"),
+        ("WEBHOOK_ALLOWED_HOSTS", "https://records.internal", "WEBHOOK_ALLOWED_HOSTS: must be"),
+        ("WEBHOOK_ALLOWED_HOSTS", "records.internal:8443", "WEBHOOK_ALLOWED_HOSTS: must be"),
+        ("WEBHOOK_ALLOWED_HOSTS", "a.internal b.internal", "WEBHOOK_ALLOWED_HOSTS: must be"),
     ],
 )
 def test_invalid_variable_is_named(tmp_path: Path, name: str, value: str, expected: str) -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({"INSTANCE_DIR": str(tmp_path), name: value})
     assert expected in str(caught.value)
+
+
+def test_webhook_allowed_hosts_are_read_as_urls_spell_hosts(tmp_path: Path) -> None:
+    assert Settings.from_env({"INSTANCE_DIR": str(tmp_path)}).webhook_allowed_hosts == frozenset()
+    settings = Settings.from_env(
+        {
+            "INSTANCE_DIR": str(tmp_path),
+            "WEBHOOK_ALLOWED_HOSTS": " Records.Police.Internal. ,[fd00::1],, 10.0.0.5 ",
+        }
+    )
+    assert settings.webhook_allowed_hosts == {"records.police.internal", "fd00::1", "10.0.0.5"}
 
 
 def test_all_problems_reported_together(tmp_path: Path) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
 from gatekeeper.vocabulary import AlertType, Severity
+from server.alerts import targets
 from server.alerts.service import raise_alert
 from server.extensions import db
 from server.models import Alert
@@ -41,3 +45,20 @@ def alerts(app: Flask, type_: AlertType | None = None) -> list[Alert]:
         rows = list(db.session.scalars(query))
         db.session.expunge_all()
         return rows
+
+
+def fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> None:
+    """Names resolve to ``answers`` (changeable: rebinding); anything else does not resolve."""
+
+    def resolve(host: str, port: int) -> list[str]:
+        if host not in answers:
+            raise targets.UnresolvedHost(f"The host name {host} does not resolve.")
+        return list(answers[host])
+
+    monkeypatch.setattr(targets, "resolve", resolve)
+
+
+def allow_webhook_hosts(app: Flask, monkeypatch: pytest.MonkeyPatch, hosts: Iterable[str]) -> None:
+    """``WEBHOOK_ALLOWED_HOSTS`` for this test only."""
+    settings = dataclasses.replace(app.config["SETTINGS"], webhook_allowed_hosts=frozenset(hosts))
+    monkeypatch.setitem(app.config, "SETTINGS", settings)
