@@ -44,7 +44,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
 
     from server import cli, web
     from server.api import init_app as init_api
-    from server.core import auth, messaging, problems
+    from server.core import auth, headers, messaging, problems
     from server.extensions import csrf, db, limiter, login_manager, migrate
     from server.passes import keyset
 
@@ -54,6 +54,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     auth.init_app(app)
+    headers.init_app(app)
     messaging.init_app(app)
     init_api(app)
     web.init_app(app)
@@ -85,6 +86,8 @@ def _flask_config(settings: Settings) -> dict[str, object]:
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/assets/",
+        # No badge from validator.swagger.io: the docs page loads nothing from elsewhere.
+        "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
     }
 
 

@@ -254,7 +254,7 @@ def test_block_and_unblock_a_plate(app, client, site) -> None:
 
     with app.app_context():
         bid = db.session.scalar(select(BlockedPlate.id))
-    assert "return confirm(" in page and f"/blocked-plates/{bid}/remove" in page
+    assert 'data-confirm="Unblock 沪C88888?' in page and f"/blocked-plates/{bid}/remove" in page
     answer = _post(client, f"/blocked-plates/{bid}/remove", follow_redirects=True)
     assert "沪C88888 is no longer blocked." in answer.text
     assert _blocked(app) == []
