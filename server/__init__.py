@@ -48,6 +48,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     from server.extensions import csrf, db, limiter, login_manager, migrate
     from server.passes import keyset
 
+    problems.init_url_limit(app)  # first, so an over-long URL meets no other hook
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, compare_type=True)
     login_manager.init_app(app)

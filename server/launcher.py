@@ -61,6 +61,10 @@ _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+# gunicorn's longest request line (method, target, version), its maximum: above the app's
+# own URL limit (``server.core.problems.MAX_URL_BYTES``) so that a long URL reaches the
+# app and gets its 414 problem document, not gunicorn's HTML page (default 4094).
+REQUEST_LINE_LIMIT = 8190
 MQTT_HOST = "127.0.0.1"
 MQTT_PORT = 1883
 # The server's account on the local broker (its password: <INSTANCE_DIR>/mosquitto/server_password).
@@ -364,6 +368,8 @@ def web_command(host: str, port: int) -> list[str]:
         "gthread",
         "--threads",
         "8",
+        "--limit-request-line",
+        str(REQUEST_LINE_LIMIT),
         "server:create_app()",
     ]
 

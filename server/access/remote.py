@@ -12,7 +12,7 @@ from gatekeeper import policy
 from gatekeeper.vocabulary import CredentialType, Decision, Reason
 from hardware.protocol import Command
 from server.access.decision import point_view, subject_of
-from server.core import audit
+from server.core import audit, ratelimits
 from server.core.errors import Conflict, Forbidden
 from server.core.scope import Scope
 from server.core.wording import reason_words
@@ -46,8 +46,13 @@ def _resident_may_open(scope: Scope, point: AccessPoint) -> Person:
 
 
 def open_access_point(scope: Scope, access_point_id: str) -> list[DeviceCommand]:
-    """Send ``open`` to every device of the point for this caller (staff or resident)."""
+    """Send ``open`` to every device of the point for this caller (staff or resident).
+
+    The door is looked up in scope before the rate limit is spent: a door the caller cannot
+    see answers 404 and neither spends nor reveals their budget.
+    """
     point = scope.get(AccessPoint, access_point_id)
+    ratelimits.spend_remote_open()
     person = None
     if scope.user.role is UserRole.RESIDENT:
         person = _resident_may_open(scope, point)

@@ -32,7 +32,6 @@ from server.models import (
     AlertHistory,
     Community,
     User,
-    UserRole,
     Webhook,
     utcnow,
 )
@@ -220,9 +219,10 @@ _SEVERITY_RANK = case(
 
 
 def readable(scope: Scope) -> None:
-    """Residents have no alerts to read (403 rather than a list that is always empty)."""
-    if scope.role is UserRole.RESIDENT:
-        raise Forbidden("Alerts are for officers and the property office.")
+    """404 for residents: alerts are the officers' and the property office's, and a family
+    a role never sees answers like an unknown id (not 403, which would say it exists, nor a
+    list that is always empty)."""
+    scope.require_sees(Alert)
 
 
 def alerts_query(scope: Scope, filters: dict[str, Any]) -> Select[tuple[Alert]]:

@@ -2,8 +2,9 @@
 the delivery log, and the webhooks a community's alerts are POSTed to.
 
 Officers see and act on the alerts of the communities they cover; the community's staff
-read them (acting answers 403); residents get 403 for the collection and 404 for any
-alert. Webhooks are the property office's (staff and admins; officers get 403/404).
+read them (acting answers 403); residents get 404 for the collection, the stream and any
+alert: for them alerts do not exist. Webhooks are the property office's (staff and admins;
+officers get 403/404).
 ``docs/alerts.md`` describes channels, payload, signatures and the stream.
 """
 

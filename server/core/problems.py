@@ -8,15 +8,22 @@ extension members such as ``errors``); pages get an HTML error page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, json, render_template, request
 from sqlalchemy.exc import DataError, IntegrityError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestURITooLarge
 
 from server.core.errors import DomainError
 
 _LOGGER = logging.getLogger(__name__)
+
+# The longest request target (path and query, as sent) the app reads; longer ones answer
+# 414. It stays below gunicorn's request-line limit (``server.launcher.REQUEST_LINE_LIMIT``,
+# which also counts the method and the HTTP version) so the app, not gunicorn, answers.
+MAX_URL_BYTES = 8000
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -31,6 +38,8 @@ PROBLEM_TYPES: dict[str, str] = {
     "method-not-allowed": "The resource exists but does not support this HTTP method.",
     "conflict": "The change collides with existing data (a duplicate name, a unit still in use).",
     "payload-too-large": "The body is larger than the server accepts.",
+    "uri-too-long": f"The URL (path and query) is longer than the {MAX_URL_BYTES} bytes the "
+    "server reads; send long filters in a body where the endpoint takes one.",
     "unsupported-media-type": "The body's content type is not one this endpoint reads.",
     "validation-error": "Well-formed input that breaks a rule; `errors` maps each field to its "
     "messages. Unknown fields are errors: they are never silently stored.",
@@ -46,6 +55,7 @@ _SLUG_BY_STATUS = {
     405: "method-not-allowed",
     409: "conflict",
     413: "payload-too-large",
+    414: "uri-too-long",
     415: "unsupported-media-type",
     422: "validation-error",
     429: "rate-limited",
@@ -81,6 +91,32 @@ def problem(
 def wants_problem() -> bool:
     """API callers get problem documents; browsers on pages get HTML."""
     return request.path.startswith("/api/")
+
+
+def init_url_limit(app: Flask) -> None:
+    """Refuse over-long URLs before any other hook runs (sessions, CSRF, authentication)."""
+    app.before_request(_refuse_long_url)
+
+
+def _refuse_long_url() -> None:
+    length = request_target_bytes(request.environ)
+    if length > MAX_URL_BYTES:
+        raise RequestURITooLarge(f"The URL is {length} bytes; the limit is {MAX_URL_BYTES}.")
+
+
+def request_target_bytes(environ: Mapping[str, Any]) -> int:
+    """The length of the request target as the client sent it (percent-escapes included).
+
+    gunicorn and Werkzeug keep it in ``RAW_URI``/``REQUEST_URI``; otherwise it is rebuilt
+    from the decoded path (WSGI strings are bytes read as Latin-1) and the query string.
+    """
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw is None:
+        query = environ.get("QUERY_STRING", "")
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        path = quote(path.encode("latin-1", "replace"), safe="/")
+        raw = path + ("?" + query if query else "")
+    return len(raw.encode("latin-1", "replace"))
 
 
 def init_app(app: Flask) -> None:

@@ -50,13 +50,23 @@ def _remote_open_limit() -> str:
     return current_app.config["SETTINGS"].remote_open_rate_limit
 
 
-# Decorators: one budget each, whichever interface the request comes through.
+# One budget each, whichever interface the request comes through.
 signing_in = limiter.shared_limit(
     _login_limit, scope="login", key_func=_per_account_tried_and_client, methods=["POST"]
 )
 issuing_passes = limiter.shared_limit(
     _pass_limit, scope="pass-issue", key_func=_per_account, methods=["POST"]
 )
-remote_opens = limiter.shared_limit(
+_remote_opens = limiter.shared_limit(
     _remote_open_limit, scope="remote-open", key_func=_per_account, methods=["POST"]
 )
+
+
+@_remote_opens
+def spend_remote_open() -> None:
+    """Count one remote open against the caller's budget; 429 once it is spent.
+
+    Called by the remote-open service after it has found the door in the caller's scope,
+    not as a view decorator: a decorator runs before the view, so a door the caller cannot
+    see would spend their budget and answer 429 where the scope rule says 404.
+    """

@@ -2,7 +2,10 @@
 
 Views never filter by community themselves: they ask ``Scope`` for a query or a
 row. Anything outside the caller's scope does not exist for them (404); things
-they may see but not change answer 403.
+they may see but not change answer 403. A whole family of rows a role never sees
+(alerts for residents, the officers' records for staff and residents) answers 404 too,
+never an empty list; a list a role may not read under a parent it sees (the people of
+an officer's or a resident's community) answers 403.
 
 - admin: everything.
 - staff: everything in the communities they run.
@@ -98,6 +101,12 @@ _OFFICERS_ONLY: frozenset[type] = frozenset({WatchlistEntry, StrangerCluster, St
 # Alerts only the police see: the property office must not learn who is watched for.
 POLICE_ALERT_TYPES: frozenset[str] = frozenset({AlertType.STRANGER, AlertType.WATCHLIST_HIT})
 _WRITERS.update(dict.fromkeys(_OFFICERS_ONLY, frozenset({UserRole.ADMIN, UserRole.OFFICER})))
+# Families a role never sees at all: their collections answer 404, as an id would, so a
+# resident does not even learn that alerts exist (they are the officers' and staff's).
+_UNSEEN: dict[UserRole, frozenset[type]] = {
+    UserRole.STAFF: _OFFICERS_ONLY,
+    UserRole.RESIDENT: _OFFICERS_ONLY | {Alert},
+}
 
 
 class Scope:
@@ -127,11 +136,7 @@ class Scope:
         if model is Community:
             return Community.id.in_(self.community_ids)
         community_id = getattr(model, "community_id", None)
-        if community_id is None or (model in _PERSONAL and self.role not in _STAFF):
-            return false()
-        if model in _HIDDEN_FROM_OFFICERS and self.role is UserRole.OFFICER:
-            return false()
-        if not self.sees(model):
+        if community_id is None or not self.reads(model):
             return false()
         in_communities = community_id.in_(self.community_ids)
         if self.role is UserRole.RESIDENT:
@@ -148,13 +153,36 @@ class Scope:
         )
 
     def sees(self, model: type) -> bool:
-        """False when no row of ``model`` exists for this role (officers' records for others)."""
-        return self.is_admin or model not in _OFFICERS_ONLY or self.role is UserRole.OFFICER
+        """False when no row of ``model`` exists for this role (officers' records for others,
+        alerts for residents)."""
+        return model not in _UNSEEN.get(self.role, frozenset())
 
     def require_sees(self, model: type) -> None:
         """``NotFound`` for a whole collection this role cannot see (not even empty)."""
         if not self.sees(model):
             raise NotFound(f"No {_plural(model)} here.")
+
+    def reads(self, model: type) -> bool:
+        """False when this role reads no row of ``model`` in any community it sees: personal
+        data for officers and residents, passes and webhooks for officers, and what it does
+        not see at all (``sees``)."""
+        if self.is_admin:
+            return True
+        if model in _PERSONAL and self.role not in _STAFF:
+            return False
+        if model in _HIDDEN_FROM_OFFICERS and self.role is UserRole.OFFICER:
+            return False
+        return self.sees(model)
+
+    def require_read(self, model: type) -> None:
+        """For a list under a parent the caller sees (a community's people): 404 when the
+        family is hidden from this role (``require_sees``), 403 when it exists for them but
+        is not theirs to read. Either beats an empty list, which would claim there is none."""
+        self.require_sees(model)
+        if not self.reads(model):
+            raise Forbidden(
+                f"{self._article()} {self.role.value} account cannot read {_plural(model)}."
+            )
 
     def _resident_rows(self, model: type) -> ColumnElement[bool]:
         unit = self.user.unit
@@ -206,8 +234,12 @@ class Scope:
 
     def require_write(self, model: type) -> None:
         if not self.can_write(model):
-            article = "An" if self.role.value[0] in "aeiou" else "A"
-            raise Forbidden(f"{article} {self.role.value} account cannot change {_plural(model)}.")
+            raise Forbidden(
+                f"{self._article()} {self.role.value} account cannot change {_plural(model)}."
+            )
+
+    def _article(self) -> str:
+        return "An" if self.role.value[0] in "aeiou" else "A"
 
     def writable(self, model: type[M], ident: Any) -> M:
         """The row, visible and changeable by this user (404 if invisible, 403 if read-only)."""
@@ -231,6 +263,6 @@ def _label(model: type) -> str:
 
 
 def _plural(model: type) -> str:
-    return {Community: "communities", WatchlistEntry: "watchlist entries"}.get(
+    return {Community: "communities", Person: "people", WatchlistEntry: "watchlist entries"}.get(
         model, _label(model) + "s"
     )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from server.core import audit
 from server.core.auth import end_sign_ins, hash_password
 from server.core.errors import Conflict, Forbidden, Invalid
 from server.core.scope import Scope
 from server.extensions import db
-from server.models import Community, Person, Unit, User, UserRole, utcnow
+from server.models import Community, Membership, Person, Unit, User, UserRole, utcnow
 
 _COMMUNITY_ROLES = {UserRole.STAFF, UserRole.OFFICER}
 
@@ -89,8 +89,32 @@ def _bind_resident(
         )
         if person is None:
             errors["person_id"] = ["No such person in the unit's community."]
+        elif not _lives_in(person, unit):
+            message = "This person has no current membership in this unit."
+            errors["person_id"], errors["unit_id"] = [message], [message]
         else:
             user.person_id = person.id
+
+
+def _lives_in(person: Person, unit: Unit) -> bool:
+    """Whether ``person`` holds a membership of ``unit`` now.
+
+    A resident account acts for its unit (passes, remote open, the household's history)
+    and as its person (the door policy), so the two must belong together: the person of
+    102 bound to an account of 101 would issue 101's passes with 102's rights.
+    """
+    now = utcnow()
+    return (
+        db.session.scalar(
+            select(Membership.id).where(
+                Membership.person_id == person.id,
+                Membership.unit_id == unit.id,
+                or_(Membership.valid_from.is_(None), Membership.valid_from <= now),
+                or_(Membership.valid_until.is_(None), Membership.valid_until > now),
+            )
+        )
+        is not None
+    )
 
 
 def update_user(scope: Scope, user_id: str, changes: dict[str, Any]) -> User:

@@ -92,17 +92,8 @@ def create_person(scope: Scope, community_id: str, data: dict[str, Any]) -> Pers
     community = scope.get(Community, community_id)
     scope.require_write(Person)
     role: PersonRole = data["role"]
-    unit = None
-    if role in UNIT_ROLES:
-        if not data.get("unit_id"):
-            raise _field_error("unit_id", f"A {role.value} lives in a unit: give unit_id.")
-        unit = _in_community(scope, Unit, data["unit_id"], community.id, "unit_id")
-    elif data.get("unit_id"):
-        raise _field_error("unit_id", "Workers do not belong to a unit.")
-    if role is PersonRole.TENANT and not data.get("lease"):
-        raise _field_error("lease", "A tenant needs a lease (starts_at, ends_at).")
-    if role is PersonRole.WORKER and not data.get("worker"):
-        raise _field_error("worker", "A worker needs a permit (tag, access points, dates).")
+    unit = _unit_of_role(scope, community.id, role, data)
+    _check_role_parts(role, data, unit)
     _check_window(data.get("valid_from"), data.get("valid_until"), "valid_until")
     settings = community_settings.effective(community.settings)
     pending = settings.require_id_match and role in ID_MATCH_ROLES
@@ -129,8 +120,8 @@ def create_person(scope: Scope, community_id: str, data: dict[str, Any]) -> Pers
     )
     if data.get("guardian_ids"):
         person.guardians = _guardians(scope, person, data["guardian_ids"])
-    if role is PersonRole.TENANT:
-        _new_lease(scope, person, unit, data["lease"])
+    if role is PersonRole.TENANT and unit is not None:  # a tenant's unit is required above
+        _new_lease(person, unit, data["lease"])
     if role is PersonRole.WORKER:
         _new_permit(scope, person, data["worker"])
     audit.record(
@@ -145,6 +136,39 @@ def create_person(scope: Scope, community_id: str, data: dict[str, Any]) -> Pers
         },
     )
     return person
+
+
+def _unit_of_role(
+    scope: Scope, community_id: str, role: PersonRole, data: dict[str, Any]
+) -> Unit | None:
+    """The unit ``unit_id`` names, in this community: required for every role but workers."""
+    if role in UNIT_ROLES:
+        if not data.get("unit_id"):
+            raise _field_error("unit_id", f"A {role.value} lives in a unit: give unit_id.")
+        return _in_community(scope, Unit, data["unit_id"], community_id, "unit_id")
+    if data.get("unit_id"):
+        raise _field_error("unit_id", "Workers do not belong to a unit.")
+    return None
+
+
+def _check_role_parts(role: PersonRole, data: dict[str, Any], unit: Unit | None) -> None:
+    """A tenant comes with a lease and a worker with a permit, nobody else with either.
+
+    What does not fit is refused rather than dropped: a lease whose ``unit_id`` is not the
+    membership's unit (another unit, another community's) would otherwise be stored as
+    the membership's, and the caller would never learn the unit they named was ignored.
+    """
+    lease, worker = data.get("lease"), data.get("worker")
+    if role is PersonRole.TENANT and not lease:
+        raise _field_error("lease", "A tenant needs a lease (starts_at, ends_at).")
+    if role is not PersonRole.TENANT and lease:
+        raise _field_error("lease", f"Only tenants have leases, not a {role.value}.")
+    if lease and unit is not None and lease.get("unit_id") not in (None, unit.id):
+        raise _field_error("lease.unit_id", "The lease is of the tenant's unit: give unit_id's.")
+    if role is PersonRole.WORKER and not worker:
+        raise _field_error("worker", "A worker needs a permit (tag, access points, dates).")
+    if role is not PersonRole.WORKER and worker:
+        raise _field_error("worker", f"Only workers have permits, not a {role.value}.")
 
 
 def _guardians(scope: Scope, person: Person, ids: list[str]) -> list[Person]:
@@ -207,7 +231,11 @@ def search_people(
     ``q`` is found anywhere in the name or the phone, in any case; ``%`` and ``_`` in it are
     plain characters, not wildcards. ``role``, ``unit_id`` and ``building_id`` match any of a
     person's memberships. The API's list and the staff pages' list both ask this.
+
+    People are the property office's: an officer or a resident who sees the community gets
+    403 (``Scope.require_read``), not an empty list that would say it has nobody.
     """
+    scope.require_read(Person)
     query = scope.query(Person).where(Person.community_id == community_id)
     if q:
         pattern = _like_pattern(q)
@@ -309,9 +337,8 @@ def move_out(scope: Scope, person_id: str) -> Person:
 # Leases -------------------------------------------------------------------------------------
 
 
-def _new_lease(scope: Scope, person: Person, unit: Unit | None, data: dict[str, Any]) -> Lease:
-    if unit is None:
-        unit = _in_community(scope, Unit, data["unit_id"], person.community_id, "lease.unit_id")
+def _new_lease(person: Person, unit: Unit, data: dict[str, Any]) -> Lease:
+    """A lease of ``unit``, found in the person's community by the caller."""
     _check_window(data["starts_at"], data["ends_at"], "lease")
     lease = Lease(
         community_id=person.community_id,
@@ -332,7 +359,7 @@ def create_lease(scope: Scope, person_id: str, data: dict[str, Any]) -> Lease:
     if PersonRole.TENANT not in roles:
         raise Conflict("Only tenants have leases.")
     unit = _in_community(scope, Unit, data["unit_id"], person.community_id, "unit_id")
-    lease = _new_lease(scope, person, unit, data)
+    lease = _new_lease(person, unit, data)
     if not db.session.scalar(
         select(Membership.id).where(
             Membership.person_id == person.id,

@@ -396,7 +396,6 @@ def portal_doors() -> tuple[str, int]:
 
 @bp.post("/my/doors/<apid>/open")
 @login_required
-@ratelimits.remote_opens
 def portal_door_open(apid: str) -> Any:
     resident = _resident()
     point = resident.scope.get(AccessPoint, apid)

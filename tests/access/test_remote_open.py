@@ -92,3 +92,19 @@ def test_remote_open_is_rate_limited_per_account(app, client, site, monkeypatch)
     codes = [resident.post(f"/access-points/{site.door}/open").status_code for _ in range(3)]
     assert codes == [202, 202, 429]
     assert Api(client, "staff_a").post(f"/access-points/{site.door}/open").status_code == 202
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_door_out_of_scope_answers_404_before_the_rate_limit(app, client, site, monkeypatch):
+    """The scope check comes first: a door the caller cannot see neither spends their
+    budget nor reports it (429 would say the door exists)."""
+    settings = dataclasses.replace(app.config["SETTINGS"], remote_open_rate_limit="2 per minute")
+    monkeypatch.setitem(app.config, "SETTINGS", settings)
+    resident = Api(client, "resident_a")
+    unseen = [resident.post(f"/access-points/{site.door_b}/open").status_code for _ in range(3)]
+    assert unseen == [404, 404, 404]
+    codes = [resident.post(f"/access-points/{site.door}/open").status_code for _ in range(3)]
+    assert codes == [202, 202, 429]  # the 404s spent nothing
+    spent = resident.post(f"/access-points/{site.door_b}/open")
+    assert spent.status_code == 404, spent.json  # not 429 once the budget is spent
+    assert "Retry-After" not in spent.headers and "X-RateLimit-Limit" not in spent.headers

@@ -102,7 +102,7 @@ def test_each_caller_sees_only_their_communities(app, world, elsewhere, streams)
     assert staff_b.next_alert()[0].alert["alert_id"] == in_b
     assert {admin.next_alert()[0].alert["alert_id"] for _ in range(2)} == {in_a, in_b}
     resident = streams(bearer(app, "resident_a"))
-    assert resident.response.status == 403
+    assert resident.response.status == 404
     anonymous = streams({})
     assert anonymous.response.status == 401
 

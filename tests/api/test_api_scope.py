@@ -6,6 +6,7 @@ refused request must leave the database exactly as it was.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from flask.testing import FlaskClient
 
 from gatekeeper.vocabulary import Zone
 from server.extensions import db
-from server.models import Building, Unit, User
+from server.models import Building, Unit, User, utcnow
 from tests import factories
 from tests.factories import Api
 from tests.support.api import WorldIds, assert_problem, in_app, snapshot
@@ -364,6 +365,66 @@ def test_staff_creates_a_resident_of_their_community(
         stored = db.session.get(User, answer.json["id"])
         assert stored.unit_id == world.unit_a
         assert db.session.get(Unit, world.unit_a).community_id == world.a
+
+
+@pytest.fixture
+def neighbours(app: Flask, world: WorldIds) -> dict[str, str]:
+    """Unit 102 next to resident_a's 101, the person who lives there, and one who left it."""
+    with in_app(app):
+        building_a = db.session.get(Building, world.building_a)
+        unit_102 = factories.unit(building_a, "102")
+        lives_there = factories.person(world.a, "住102")
+        factories.membership(lives_there, unit_of=unit_102)
+        left = factories.person(world.a, "搬走了")
+        factories.membership(left, unit_of=unit_102, valid_until=utcnow() - timedelta(days=1))
+        return {"unit_102": unit_102.id, "lives_there": lives_there.id, "left": left.id}
+
+
+def _resident_account(unit_id: str, person_id: str) -> dict[str, str]:
+    return {
+        "username": "bound_resident",
+        "password": "long-enough-pw",
+        "role": "resident",
+        "unit_id": unit_id,
+        "person_id": person_id,
+    }
+
+
+@pytest.mark.parametrize(
+    ("unit", "person"),
+    [
+        ("unit_a", "lives_there"),  # the person of 102 on an account of 101
+        ("unit_102", "left"),  # a membership of 102 that has ended
+    ],
+)
+def test_a_resident_account_binds_only_a_person_of_its_unit(
+    app: Flask,
+    client: FlaskClient,
+    world: WorldIds,
+    neighbours: dict[str, str],
+    unit: str,
+    person: str,
+) -> None:
+    unit_id = world.unit_a if unit == "unit_a" else neighbours[unit]
+    staff = Api(client, "staff_a")
+    before = snapshot(app)
+    answer = staff.post("/users", json=_resident_account(unit_id, neighbours[person]))
+    body = assert_problem(answer, 422)
+    assert {"unit_id", "person_id"} <= set(body["errors"]), body
+    assert snapshot(app) == before
+
+
+def test_a_resident_account_binds_a_person_of_its_unit(
+    client: FlaskClient, world: WorldIds, neighbours: dict[str, str]
+) -> None:
+    answer = Api(client, "staff_a").post(
+        "/users", json=_resident_account(neighbours["unit_102"], neighbours["lives_there"])
+    )
+    assert answer.status_code == 201, answer.json
+    assert (answer.json["unit_id"], answer.json["person_id"]) == (
+        neighbours["unit_102"],
+        neighbours["lives_there"],
+    )
 
 
 def test_staff_changes_residents_but_not_other_staff(client: FlaskClient, world: WorldIds) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from tests.factories import Api
 from tests.fetch_test_data import test_image as photo_path
 from tests.support.identity import make_resident_id
 from tests.support.pages import csrf, login
+from tests.support.search import LITERAL_SEARCHES, add_searchable_people
 
 ID_NUMBER = make_resident_id("330106", sequence=234)
 
@@ -151,6 +153,16 @@ def test_list_search_is_the_apis(app, client, world, staff, q) -> None:
     answer = Api(client, "staff_a").get(f"/communities/{world.a}/people", query_string={"q": q})
     assert on_page == [p["name"] for p in answer.json]
     assert on_page  # every word here finds someone
+
+
+@pytest.mark.parametrize(("q", "expected"), LITERAL_SEARCHES)
+def test_the_list_takes_wildcards_literally(app, client, world, staff, q, expected) -> None:
+    """The page searches like the API: ``%``, ``_`` and ``\\`` are letters, not patterns."""
+    add_searchable_people(app, world.a)
+    page = client.get(f"/communities/{world.a}/people", query_string={"q": q})
+    assert page.status_code == 200
+    found = re.findall(r'<a href="/people/per_[^"]+">([^<]+)</a>', page.text)
+    assert [html.unescape(name) for name in found] == sorted(expected)
 
 
 def test_list_pages_fifty_at_a_time(app, client, world, staff) -> None:

@@ -351,3 +351,24 @@ def test_issuing_shares_the_budget_with_the_api(app, resident, site, monkeypatch
     assert refused.status_code == 429 and "Too many requests" in refused.text
     assert Api(resident, "resident_a").post("/passes", json={"guest_name": "x"}).status_code == 429
     assert _count_passes(app) == 2
+
+
+def test_remote_opens_share_the_budget_and_unseen_doors_spend_none(
+    app, resident, site, published, monkeypatch
+) -> None:
+    """The page counts against the API's budget, and only for doors the resident sees: a
+    door of another building answers 404 even once the budget is spent."""
+    settings = app.config["SETTINGS"]
+    monkeypatch.setitem(
+        app.config,
+        "SETTINGS",
+        settings.__class__(**{**settings.__dict__, "remote_open_rate_limit": "2 per minute"}),
+    )
+    for _ in range(3):
+        assert _post(resident, f"/my/doors/{site.other_door}/open").status_code == 404
+    assert _post(resident, f"/my/doors/{site.door}/open").status_code == 303
+    assert Api(resident, "resident_a").post(f"/access-points/{site.door}/open").status_code == 202
+    refused = _post(resident, f"/my/doors/{site.door}/open")
+    assert refused.status_code == 429 and "Too many requests" in refused.text
+    assert _post(resident, f"/my/doors/{site.other_door}/open").status_code == 404
+    assert len(published) == 2
