@@ -187,7 +187,15 @@ KINDS = ("unit", "integration", "browser", "e2e")
 BROWSER_FIXTURES = frozenset({"browser"})
 # A real Mosquitto, worker or HTTP server (tests.support.e2e_fixtures, tests/hardware/conftest.py).
 E2E_FIXTURES = frozenset(
-    {"broker", "worker", "http_server", "live_server", "live_app", "mosquitto"}
+    {
+        "broker",
+        "authenticated_broker",
+        "worker",
+        "http_server",
+        "live_server",
+        "live_app",
+        "mosquitto",
+    }
 )
 INTEGRATION_FIXTURES = frozenset(
     {"app", "client", "ctx", "published", "world", "database_url", "new_database", "postgres"}

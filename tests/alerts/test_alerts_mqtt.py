@@ -22,22 +22,19 @@ from tests import factories
 from tests.factories import Api
 from tests.support.alerts import raise_in
 from tests.support.api import WorldIds, build_world, in_app
-from tests.support.e2e import WAIT_S, mqtt_app, running_broker, running_worker, serving
+from tests.support.e2e import (
+    WAIT_S,
+    managing_app,
+    mqtt_app,
+    running_broker,
+    running_worker,
+    serving,
+)
 from tests.support.mosquitto import Broker
 from tests.support.mqtt_listener import Listener
 from tests.support.sse import SseClient
 
-SERVER_USER = "gatekeeper-server"
-SERVER_PASSWORD = "server-password-for-alert-tests"
-
-
 # An officer's own broker account ------------------------------------------------------------
-
-
-@pytest.fixture
-def authenticated_broker(tmp_path: Path) -> Iterator[Broker]:
-    with running_broker(directory=tmp_path / "broker-files") as broker:
-        yield broker
 
 
 @pytest.fixture
@@ -45,14 +42,8 @@ def broker_app(
     app: Flask, workdir: Path, database_url: str, authenticated_broker: Broker
 ) -> Iterator[Flask]:
     """A second app on the test database that publishes to and manages the broker."""
-    with mqtt_app(
-        workdir,
-        database_url,
-        authenticated_broker,
-        "gatekeeper-alert-tests",
-        login=(SERVER_USER, SERVER_PASSWORD),
-        MQTT_BROKER_DIR=str(authenticated_broker.directory),
-        MQTT_BROKER_PIDFILE=str(authenticated_broker.pidfile),
+    with managing_app(
+        workdir, database_url, authenticated_broker, "gatekeeper-alert-tests"
     ) as managed:
         yield managed
 

@@ -31,19 +31,11 @@ from server.extensions import db
 from server.models import Alert, Device, DeviceEvent
 from server.worker import Worker
 from tests import factories
-from tests.support.e2e import WAIT_S, eventually, mqtt_app, query, running_broker
+from tests.support.e2e import WAIT_S, eventually, managing_app, query
 from tests.support.mosquitto import Broker
 
-SERVER_USER = "gatekeeper-server"
-SERVER_PASSWORD = "server-password-for-client-id-tests"
 WORKER_CLIENT_ID = "gatekeeper-worker"
 ATTEMPTS = 5
-
-
-@pytest.fixture
-def authenticated_broker(tmp_path: Path) -> Iterator[Broker]:
-    with running_broker(directory=tmp_path / "broker-files") as broker:
-        yield broker
 
 
 @pytest.fixture
@@ -51,15 +43,7 @@ def live_app(
     app: Flask, workdir: Path, database_url: str, authenticated_broker: Broker
 ) -> Iterator[Flask]:
     """The worker's app: the server's account, the worker's usual client id."""
-    with mqtt_app(
-        workdir,
-        database_url,
-        authenticated_broker,
-        WORKER_CLIENT_ID,
-        login=(SERVER_USER, SERVER_PASSWORD),
-        MQTT_BROKER_DIR=str(authenticated_broker.directory),
-        MQTT_BROKER_PIDFILE=str(authenticated_broker.pidfile),
-    ) as live:
+    with managing_app(workdir, database_url, authenticated_broker, WORKER_CLIENT_ID) as live:
         with live.app_context():
             assert sync_broker(live)  # the server's own account, before the worker connects
         yield live

@@ -31,14 +31,18 @@ from server.passes import keys as passkeys
 from server.passes import service as passes
 from server.worker import Worker
 from tests import factories
-from tests.support.e2e import WAIT_S, eventually, mqtt_app, running_worker
+from tests.support.e2e import (
+    SERVER_PASSWORD,
+    SERVER_USER,
+    WAIT_S,
+    eventually,
+    mqtt_app,
+    running_worker,
+)
 from tests.support.mosquitto import Broker
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.timeout(120)
-
-SERVER_USER = "gatekeeper-server"
-SERVER_PASSWORD = "server-password-for-offline-tests"
 
 
 @pytest.fixture

@@ -84,6 +84,30 @@ def mqtt_app(
             publisher.stop()
 
 
+# The server's own account on an authenticated broker (``managing_app``).
+SERVER_USER = "gatekeeper-server"
+SERVER_PASSWORD = "server-password-for-tests"
+
+
+@contextmanager
+def managing_app(
+    workdir: Path, database_url: str, broker: Broker, client_id: str, **settings: str
+) -> Iterator[Flask]:
+    """``mqtt_app`` signed in to an authenticated ``broker`` as the server, and keeping the
+    broker's password files and ACL in step (``MQTT_BROKER_DIR``, ``MQTT_BROKER_PIDFILE``)."""
+    with mqtt_app(
+        workdir,
+        database_url,
+        broker,
+        client_id,
+        login=(SERVER_USER, SERVER_PASSWORD),
+        MQTT_BROKER_DIR=str(broker.directory),
+        MQTT_BROKER_PIDFILE=str(broker.pidfile),
+        **settings,
+    ) as app:
+        yield app
+
+
 @contextmanager
 def running_worker(app: Flask) -> Iterator[Worker]:
     """The worker (MQTT ingest, command outcomes, scheduled jobs) in a daemon thread."""
