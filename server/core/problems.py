@@ -7,13 +7,20 @@ extension members such as ``errors``); pages get an HTML error page.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from flask import Flask, Response, json, render_template, request
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from werkzeug.exceptions import HTTPException, RequestURITooLarge
 
 from server.core.errors import DomainError
@@ -44,6 +51,8 @@ PROBLEM_TYPES: dict[str, str] = {
     "validation-error": "Well-formed input that breaks a rule; `errors` maps each field to its "
     "messages. Unknown fields are errors: they are never silently stored.",
     "rate-limited": "Too many requests; retry after the time given in `Retry-After`.",
+    "service-unavailable": "A part the server needs (the database) does not answer just now; "
+    "nothing was applied. Retry after the time given in `Retry-After`.",
     "internal-error": "The server failed. The incident is logged; the request was not applied.",
 }
 
@@ -60,6 +69,7 @@ _SLUG_BY_STATUS = {
     422: "validation-error",
     429: "rate-limited",
     500: "internal-error",
+    503: "service-unavailable",
 }
 
 
@@ -124,6 +134,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(IntegrityError, _handle_integrity_error)
     app.register_error_handler(DataError, _handle_data_error)
+    app.register_error_handler(OperationalError, _handle_database_down)
+    app.register_error_handler(InterfaceError, _handle_database_down)
     app.register_error_handler(Exception, _handle_unexpected)
 
 
@@ -201,6 +213,28 @@ def _handle_data_error(error: DataError) -> Response:
         422,
         "A value in the request cannot be stored (for example a NUL "
         "character in a text or a number out of range).",
+    )
+
+
+# Seconds a client is told to wait when the database does not answer.
+RETRY_AFTER_S = 5
+
+
+def _handle_database_down(error: OperationalError | InterfaceError) -> Response:
+    """The database does not answer (down, restarting, unreachable, locked): a 503 that
+    tells the caller to retry, not a 500. SQLite names its programming errors
+    OperationalError too (``no such table``): those stay 500s, they are bugs."""
+    from server.extensions import db
+
+    if "no such " in str(error.orig):
+        return _handle_unexpected(error)
+    with contextlib.suppress(SQLAlchemyError):  # the connection may be gone already
+        db.session.rollback()
+    _LOGGER.warning("database unavailable on %s %s: %s", request.method, request.path, error.orig)
+    return _respond(
+        503,
+        "The database does not answer just now; nothing was applied. Retry shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 
 

@@ -64,6 +64,10 @@ class PostgresCluster:
             "--encoding=UTF8",
             "--no-sync",
         )
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on the existing data (after ``start`` made it, or ``pause``)."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -80,6 +84,10 @@ class PostgresCluster:
             "start",
         )
         wait_for_port(self.port)
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data: the database is down until ``resume``."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
