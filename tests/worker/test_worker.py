@@ -140,3 +140,71 @@ def test_a_stopped_worker_makes_health_degraded_until_it_runs_again(
         os.kill(process.pid, signal.SIGCONT)
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_killed_worker_loses_no_device_event(
+    app, workdir: Path, database_url: str, broker: Broker
+) -> None:
+    """SIGKILL the worker process while a door keeps sending: its persistent session keeps
+    the events at the broker, and the restarted worker stores every one exactly once,
+    compared by the door's own sequence numbers."""
+    from sqlalchemy import func, select
+
+    from hardware.protocol import EventType
+    from hardware.simulate.actuators import Door
+    from hardware.simulate.device import DeviceIdentity
+    from server.models import DeviceEvent
+
+    with app.app_context():
+        world = factories.world(door_secret="door-secret-for-the-kill-test")
+        identity = DeviceIdentity(world.device_a.id, "door-secret-for-the-kill-test", world.a.id)
+        db.session.remove()
+    door = Door(identity, broker.url)
+    door.start()
+    assert door.wait_ready(15)
+
+    def stored() -> list[int]:
+        with app.app_context():
+            rows = db.session.scalars(
+                select(DeviceEvent.seq).where(DeviceEvent.device_id == identity.device_id)
+            ).all()
+            db.session.remove()
+        return sorted(rows)
+
+    def wait_connected(since: object) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            beat = _heartbeat(app)
+            if beat is not None and beat.mqtt_connected and beat.pid != since:
+                time.sleep(0.5)  # the subscriptions follow the connection
+                return
+            time.sleep(0.2)
+        raise AssertionError("the worker never connected")
+
+    sent: list[int] = []
+    first = _worker(workdir, database_url, broker.url, seconds=60)
+    try:
+        wait_connected(None)
+        sent += [door.emit(EventType.EXIT_REQUEST).seq for _ in range(10)]
+        first.kill()  # no clean disconnect, no last acknowledgements
+        first.wait(timeout=30)
+        sent += [door.emit(EventType.EXIT_REQUEST).seq for _ in range(10)]  # nobody listening
+        second = _worker(workdir, database_url, broker.url, seconds=60)
+        try:
+            wait_connected(first.pid)
+            sent += [door.emit(EventType.EXIT_REQUEST).seq for _ in range(10)]
+            deadline = time.monotonic() + 30
+            while stored() != sorted(sent) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert stored() == sorted(sent), (len(stored()), len(sent))
+            with app.app_context():
+                count = db.session.scalar(select(func.count()).select_from(DeviceEvent))
+                db.session.remove()
+            assert count == 30
+        finally:
+            second.terminate()
+            second.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        door.stop()
