@@ -257,10 +257,25 @@ def check_image(
     """The width and height of an upload that is a JPEG, PNG or WebP within the limits,
     from its header only (no pixels decoded); :class:`ImageError` otherwise.
 
-    For pictures only stored, such as a barrier's snapshot.
+    For pictures only stored, such as a barrier's snapshot. A file cut short (no JPEG end
+    marker, no PNG ``IEND``, a WebP shorter than its RIFF header says) is refused too: it
+    would be kept as evidence nobody can open.
     """
     with _open_checked(data, max_bytes, max_side) as image:
+        if not _is_complete(image.format, data):
+            raise ImageError(ImageProblem.UNREADABLE, "the image file is cut short")
         return image.size
+
+
+def _is_complete(image_format: str | None, data: bytes) -> bool:
+    """Whether the file ends where its format says it ends (cheap: no pixels decoded)."""
+    if image_format == "JPEG":
+        return data.rstrip(b"\x00").endswith(b"\xff\xd9")  # cameras may pad after EOI
+    if image_format == "PNG":
+        return data.endswith(b"IEND\xaeB`\x82")
+    if image_format == "WEBP":
+        return len(data) >= 8 and int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    return True
 
 
 def _open_checked(data: bytes, max_bytes: int, max_side: int) -> Image.Image:

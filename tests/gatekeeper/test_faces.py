@@ -262,6 +262,19 @@ def test_a_truncated_jpeg_is_an_image_error() -> None:
         assert caught.value.reason == ImageProblem.UNREADABLE, cut
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_a_stored_picture_cut_short_is_refused_by_its_header_check(fmt: str) -> None:
+    """``check_image`` decodes no pixels, so it looks for the file's end marker instead."""
+    data = make.encode(make.upright_rgb("obama.jpg"), fmt)
+    assert faces.check_image(data) == make.upright_rgb("obama.jpg").size
+    for cut in (len(data) // 2, len(data) - 2):
+        with pytest.raises(ImageError) as caught:
+            faces.check_image(data[:cut])
+        assert caught.value.reason == ImageProblem.UNREADABLE, (fmt, cut)
+    if fmt == "JPEG":  # some cameras pad after the end marker
+        assert faces.check_image(data + b"\x00" * 64) == make.upright_rgb("obama.jpg").size
+
+
 # --- person-ID match -------------------------------------------------------------------------
 
 

@@ -44,7 +44,15 @@ def _wait_loaded(image: Locator) -> None:
 
 
 def _fits_the_phone(page: Page) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], page.url
+    """Nothing wider than the phone, once the page a click led to has loaded (asked
+    straight after a click, the old document may already be gone)."""
+    page.wait_for_load_state()
+    page.wait_for_function(
+        "width => document.documentElement !== null"
+        " && document.documentElement.scrollWidth <= width",
+        arg=PHONE["width"],
+        timeout=10_000,
+    )
 
 
 def test_a_pass_is_made_shared_and_revoked(browser: Browser, live_server: LiveServer, ctx) -> None:
