@@ -12,12 +12,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from gatekeeper.vocabulary import AlertType, Severity
+from gatekeeper.vocabulary import AlertType
 from server import create_app
-from server.alerts.service import raise_alert
 from server.core.headers import content_security_policy
-from server.extensions import db
 from tests.factories import Api
+from tests.support.alerts import raise_in
 from tests.support.pages import login, logout
 from tests.support.passes import PassSite, pass_site
 
@@ -85,16 +84,7 @@ def _ids(app: Flask, client: FlaskClient, site: PassSite) -> dict[str, str]:
     """The ids the pages' paths need: a pass (with its share secret) and an alert."""
     resident = Api(client, "resident_a")
     visitor_pass = resident.post("/passes", json={"guest_name": "李四"}).json
-    with app.app_context():
-        alert = raise_alert(
-            community_id=site.a,
-            type=AlertType.STRANGER,
-            severity=Severity.HIGH,
-            summary="Unknown person at the door",
-        )
-        db.session.commit()
-        alert_id = alert.id
-        db.session.remove()
+    alert_id = raise_in(app, site.a, type=AlertType.STRANGER, summary="Unknown person at the door")
     return {
         "a": site.a,
         "person": site.resident_person,

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from flask import Flask
 
-from gatekeeper.vocabulary import AlertType, Severity
-from server.alerts.service import raise_alert
+from gatekeeper.vocabulary import AlertType
 from server.extensions import db
+from tests.support.alerts import raise_in
 from tests.support.browser import expect, sign_in
 from tests.support.live_server import LiveServer
 from tests.support.passes import build_pass_site
@@ -66,16 +66,7 @@ def test_officer_console_runs_under_the_policy(
     sign_in(watched.page, live_server.url, "officer_a")
     page = watched.goto("/officer")
     expect(page.locator("#live-state")).to_have_text("live")  # the stream is connected
-    with app.app_context():
-        alert = raise_alert(
-            community_id=site.a,
-            type=AlertType.STRANGER,
-            severity=Severity.HIGH,
-            summary="Unknown person at the door",
-        )
-        db.session.commit()
-        alert_id = alert.id
-        db.session.remove()
+    alert_id = raise_in(app, site.a, type=AlertType.STRANGER, summary="Unknown person at the door")
     card = page.locator(f"#alert-{alert_id}")
     expect(card).to_be_visible()
     card.get_by_role("button", name="Acknowledge").click()
