@@ -55,14 +55,19 @@ class Client:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
     def call(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Any:
-        try:
-            self.connection.request(method, path, body=body, headers=headers)
-            answer = self.connection.getresponse()
-            return answer.status, answer.read()
-        except (OSError, http.client.HTTPException):
-            self.connection.close()
-            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            return 0, b""
+        """(status, body); 0 when no answer came, even on a fresh connection. A keep-alive
+        connection the server closed while idle is reopened and the request sent again."""
+        for attempt in (1, 2):
+            try:
+                self.connection.request(method, path, body=body, headers=headers)
+                answer = self.connection.getresponse()
+                return answer.status, answer.read()
+            except (OSError, http.client.HTTPException):
+                self.connection.close()
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                if attempt == 2:
+                    return 0, b""
+        return 0, b""
 
 
 def _require(condition: object, what: object) -> None:
@@ -75,7 +80,7 @@ def _json(client: Client, method: str, path: str, body: Any, token: str = "") ->
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     payload = None if body is None else json.dumps(body).encode()
     status, data = client.call(method, path, payload, headers)
-    _require(status < 300, (method, path, status, data[:300]))
+    _require(200 <= status < 300, (method, path, status, data[:300]))
     return json.loads(data) if data else None
 
 
@@ -313,31 +318,42 @@ class Consoles:
         self.arrivals: list[float] = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        base = f"http://127.0.0.1:{stack.port}"
+        self.reconnects = 0
+        self.base, self.headers = (
+            f"http://127.0.0.1:{stack.port}",
+            {"Authorization": f"Bearer {token}"},
+        )
         for _ in range(CONSOLES):
-            client = SseClient(base, {"Authorization": f"Bearer {token}"})
-            threading.Thread(target=self._read, args=(client,), daemon=True).start()
+            threading.Thread(target=self._read, daemon=True).start()
 
     def press(self, button: PanicButton) -> None:
         with self.lock:
             self.presses.append(time.monotonic())
         button.press()
 
-    def _read(self, client: SseClient) -> None:
-        seen = None  # the first press this console can hear is the next one
+    def _read(self) -> None:
+        """One console: reads the stream, and connects again when it ends (as a browser's
+        EventSource does). The k-th press is the alert whose evidence lists k panic events
+        (a press while the alert is open updates it)."""
+        heard: set[int] = set()
+        client = SseClient(self.base, self.headers)
         while not self.stop.is_set():
             try:
                 event = client.read_event()
-            except (TimeoutError, OSError, EOFError):
+            except TimeoutError:
+                continue  # a quiet stream between heartbeats
+            except (OSError, EOFError, http.client.HTTPException):
+                self.reconnects += 1
+                time.sleep(1)
+                client = SseClient(self.base, self.headers)
                 continue
             if event.event != "alert" or event.alert.get("device_id") != self.button_id:
                 continue
+            press = len(event.alert.get("evidence", {}).get("device_event_ids", [])) - 1
             with self.lock:
-                if seen is None:
-                    seen = len(self.presses) - 1
-                if seen < len(self.presses):
-                    self.arrivals.append((time.monotonic() - self.presses[seen]) * 1000)
-                    seen += 1
+                if 0 <= press < len(self.presses) and press not in heard:
+                    heard.add(press)
+                    self.arrivals.append((time.monotonic() - self.presses[press]) * 1000)
 
 
 def main() -> None:
