@@ -2,22 +2,57 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
+from http import HTTPStatus
 from typing import Any
 
+import marshmallow as ma
 import swagger_ui_bundle
+from apispec import BasePlugin
+from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import Flask, g, request, send_from_directory
 from flask_smorest import Api, Blueprint
+from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import UnsupportedMediaType
 
 from server.api.schemas import ProblemSchema
 from server.core import bodies
 from server.core.auth import authenticate_api_request
+from server.core.problems import PROBLEM_MEDIA_TYPE
 from server.core.scope import Scope
 from server.extensions import csrf
 
 API_PREFIX = "/api/v1"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+# flask-smorest sends its pagination metadata as JSON text in one header: a string on the wire.
+PAGINATION_HEADER = {
+    "description": "Pagination metadata, as JSON text: `total`, `total_pages`, `first_page`, "
+    "`last_page` and `page`, with `previous_page` and `next_page` when there is one.",
+    "schema": {"type": "string"},
+    "example": '{"total": 25, "total_pages": 3, "first_page": 1, "last_page": 3, "page": 2, '
+    '"previous_page": 1, "next_page": 3}',
+}
+
+
+class SchemaRules(BasePlugin):
+    """Rules of a whole body that its fields cannot state (``minProperties``, ...): a schema
+    class's ``OPENAPI`` mapping joins its component in the document."""
+
+    def schema_helper(self, name: str, definition: dict, **kwargs: Any) -> dict | None:
+        schema = kwargs.get("schema")
+        if schema is None:
+            return None
+        return deepcopy(getattr(resolve_schema_cls(schema), "OPENAPI", None))
+
+
+def multipart_body(name: str, *parts: type[ma.Schema]) -> dict[str, Any]:
+    """The request body of an upload read as form fields and as files, one ``@blp.arguments``
+    schema each: flask-smorest documents only one of them, this documents all their fields
+    (give it to ``@blp.doc(requestBody=...)``)."""
+    whole = type(f"{name}Schema", parts, {"__doc__": f"The multipart body: {name}."})
+    return {"required": True, "content": {"multipart/form-data": {"schema": whole}}}
 
 
 class GatekeeperApi(Api):
@@ -28,9 +63,27 @@ class GatekeeperApi(Api):
     def _register_error_handlers(self) -> None:
         """``server.core.problems`` registers the handlers for the whole app."""
 
+    def _register_responses(self) -> None:
+        """flask-smorest's response components (one per HTTP status, and ``DEFAULT_ERROR``),
+        documented as what ``server.core.problems`` sends: ``application/problem+json``."""
+        for status in HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 200 and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_MEDIA_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, PROBLEM_MEDIA_TYPE)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
+
+    def _register_pagination_header(self) -> None:
+        """The ``X-Pagination`` header component, as it is sent: JSON text."""
+        self.spec.components.header("PAGINATION", PAGINATION_HEADER, lazy=True)
+
 
 api = GatekeeperApi(
     spec_kwargs={
+        "extra_plugins": [SchemaRules()],
         "info": {
             "description": "Management API of the Gatekeeper access-control server. "
             "Device endpoints follow docs/protocol.md."

@@ -75,7 +75,8 @@ def list_users(pagination_parameters: Any) -> Any:
 @blp.arguments(UserSchema)
 @blp.response(201, UserSchema)
 def create_user(data: dict[str, Any]) -> Any:
-    """Create an account. Staff create residents of their communities; admins anyone."""
+    """Create an account. Staff create residents of their communities; admins anyone.
+    Residents need ``unit_id``; staff and officers at least one of ``community_ids``."""
     user = accounts.create_user(scope(), data)
     db.session.commit()
     return user_answer(user)
@@ -91,7 +92,8 @@ def get_user(user_id: str) -> Any:
 @blp.arguments(UserPatchSchema)
 @blp.response(200, UserSchema)
 def update_user(changes: dict[str, Any], user_id: str) -> Any:
-    """Change the display name or password, disable, or (admins) change communities."""
+    """Change the display name or password, disable, or (admins) change communities (staff
+    and officer accounts only). An empty body answers 422: nothing to change."""
     user = accounts.update_user(scope(), user_id, changes)
     db.session.commit()
     if user.mqtt_password_hash:  # an officer's broker account follows disabling and communities

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from hardware.protocol import Command
 from server.access import remote
 from server.api import authenticated_blueprint, scope
 from server.api.pagination import paginated
@@ -30,7 +31,7 @@ def command_access_point(data: dict[str, Any], apid: str) -> Any:
 
     The commands are published after they are stored; follow them with ``GET /commands/{id}``.
     """
-    rows = commands.command_access_point(scope(), apid, data["command"])
+    rows = commands.command_access_point(scope(), apid, Command(data["command"]))
     db.session.commit()
     return rows
 

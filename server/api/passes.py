@@ -78,7 +78,8 @@ def pass_answer(visitor_pass: VisitorPass) -> dict[str, Any]:
 def create_pass(data: dict[str, Any]) -> Any:
     """Issue a pass (rate-limited per account). Residents: for their own unit, at most the
     community's ``pass_max_days``, never past a tenant's lease; default doors: the unit's
-    building door(s) and the perimeter gates."""
+    building door(s) and the perimeter gates. Staff and admins must name the ``unit_id``
+    (422 without it); a resident's is their own."""
     row = passes.create(scope(), data)
     db.session.commit()
     return pass_answer(row)

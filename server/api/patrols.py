@@ -12,7 +12,7 @@ from marshmallow import fields, validate
 
 from server.alerts import patrols
 from server.api import authenticated_blueprint, scope
-from server.api.schemas import ScheduleWindowSchema
+from server.api.schemas import PatchSchema, ScheduleWindowSchema
 from server.extensions import db
 from server.models import PatrolRoute
 
@@ -59,7 +59,7 @@ class PatrolRouteSchema(_PatrolRouteFields):
     updated_at = fields.AwareDateTime(dump_only=True)
 
 
-class PatrolRoutePatchSchema(_PatrolRouteFields):
+class PatrolRoutePatchSchema(PatchSchema, _PatrolRouteFields):
     name = fields.Str(validate=validate.Length(min=1, max=80))
     checkpoint_device_ids = _checkpoints(required=False)
 

@@ -7,7 +7,8 @@ cannot slip in ``community_id``, ``role`` or any field it may not set.
 from __future__ import annotations
 
 import re
-from typing import Any
+import zoneinfo
+from typing import Any, ClassVar
 
 import marshmallow as ma
 from marshmallow import fields, validate
@@ -16,6 +17,7 @@ from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from hardware.protocol import Command, CommandStatus
 from server.community.settings import CommunitySettingsSchema
 from server.core.fields import JsonBool
+from server.devices.commands import ACCESS_POINT_COMMANDS
 from server.models import PersonStatus, UserRole, WorkerTag
 from server.settings import is_time_zone
 
@@ -26,13 +28,31 @@ def _name(max_length: int = 80) -> fields.Str:
     return fields.Str(required=True, validate=validate.Length(min=1, max=max_length))
 
 
-def _time_zone(value: str) -> None:
-    if not is_time_zone(value):
-        raise ma.ValidationError("Not an IANA time zone (e.g. Asia/Shanghai).")
+# The IANA time zones this machine knows, listed in the document.
+_TIME_ZONES = validate.OneOf(
+    sorted(name for name in zoneinfo.available_timezones() if is_time_zone(name)),
+    error="Not an IANA time zone (e.g. Asia/Shanghai).",
+)
+
+
+class PatchSchema(ma.Schema):
+    """A ``PATCH`` body: at least one field; an empty one answers 422, nothing to change.
+
+    ``OPENAPI`` joins the schema's component in the document (``server.api.SchemaRules``)."""
+
+    OPENAPI: ClassVar[dict[str, Any]] = {"minProperties": 1}
+
+    @ma.validates_schema
+    def _changes_something(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if not data:
+            raise ma.ValidationError("Nothing to change: send at least one field.")
 
 
 class ProblemSchema(ma.Schema):
-    """RFC 9457 problem document."""
+    """RFC 9457 problem document; other members (``reason``, ...) extend it."""
+
+    class Meta:
+        unknown = ma.INCLUDE
 
     type = fields.Str()
     title = fields.Str()
@@ -40,6 +60,7 @@ class ProblemSchema(ma.Schema):
     detail = fields.Str()
     instance = fields.Str()
     errors = fields.Dict(metadata={"description": "Field -> messages, for validation errors."})
+    reason = fields.Str(metadata={"description": "Why an input was refused, as a code."})
 
 
 # Auth ----------------------------------------------------------------------------------------
@@ -61,14 +82,14 @@ class TokenSchema(ma.Schema):
 class CommunitySchema(ma.Schema):
     id = fields.Str(dump_only=True)
     name = _name(120)
-    timezone = fields.Str(validate=_time_zone, metadata={"example": "Asia/Shanghai"})
+    timezone = fields.Str(validate=_TIME_ZONES, metadata={"example": "Asia/Shanghai"})
     settings = fields.Nested(CommunitySettingsSchema)
     created_at = fields.AwareDateTime(dump_only=True)
 
 
-class CommunityPatchSchema(ma.Schema):
+class CommunityPatchSchema(PatchSchema):
     name = fields.Str(validate=validate.Length(min=1, max=120))
-    timezone = fields.Str(validate=_time_zone)
+    timezone = fields.Str(validate=_TIME_ZONES)
     settings = fields.Nested(CommunitySettingsSchema)
 
 
@@ -79,7 +100,7 @@ class BuildingSchema(ma.Schema):
     created_at = fields.AwareDateTime(dump_only=True)
 
 
-class BuildingPatchSchema(ma.Schema):
+class BuildingPatchSchema(PatchSchema):
     name = fields.Str(validate=validate.Length(min=1, max=80))
 
 
@@ -92,7 +113,7 @@ class UnitSchema(ma.Schema):
     created_at = fields.AwareDateTime(dump_only=True)
 
 
-class UnitPatchSchema(ma.Schema):
+class UnitPatchSchema(PatchSchema):
     number = fields.Str(validate=validate.Length(min=1, max=40))
     floor = fields.Int(allow_none=True, validate=validate.Range(min=-10, max=300))
 
@@ -139,7 +160,7 @@ class AccessPointSchema(_AccessPointFields):
     created_at = fields.AwareDateTime(dump_only=True)
 
 
-class AccessPointPatchSchema(_AccessPointFields):
+class AccessPointPatchSchema(PatchSchema, _AccessPointFields):
     name = fields.Str(validate=validate.Length(min=1, max=80))
 
 
@@ -155,13 +176,13 @@ class DeviceSchema(ma.Schema):
     zone = fields.Enum(Zone, by_value=True, allow_none=True)
     disabled = fields.Bool(dump_only=True)
     online = fields.Bool(dump_only=True)
-    last_seen_at = fields.AwareDateTime(dump_only=True)
-    firmware = fields.Str(dump_only=True)
-    secret_rotated_at = fields.AwareDateTime(dump_only=True)
+    last_seen_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+    firmware = fields.Str(dump_only=True, allow_none=True)
+    secret_rotated_at = fields.AwareDateTime(dump_only=True, allow_none=True)
     created_at = fields.AwareDateTime(dump_only=True)
 
 
-class DevicePatchSchema(ma.Schema):
+class DevicePatchSchema(PatchSchema):
     name = fields.Str(validate=validate.Length(min=1, max=80))
     disabled = JsonBool()
     access_point_id = fields.Str(allow_none=True)
@@ -201,7 +222,7 @@ class UserSchema(ma.Schema):
     person_id = fields.Str(allow_none=True, metadata={"description": "residents: who they are"})
     disabled = fields.Bool(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
-    last_login_at = fields.AwareDateTime(dump_only=True)
+    last_login_at = fields.AwareDateTime(dump_only=True, allow_none=True)
 
 
 class MqttCredentialsSchema(ma.Schema):
@@ -212,7 +233,7 @@ class MqttCredentialsSchema(ma.Schema):
     topics = fields.List(fields.Str(), metadata={"example": ["gk/v1/com_01JD.../alerts"]})
 
 
-class UserPatchSchema(ma.Schema):
+class UserPatchSchema(PatchSchema):
     display_name = fields.Str(allow_none=True, validate=validate.Length(max=80))
     password = fields.Str(load_only=True, validate=validate.Length(min=10, max=256))
     disabled = JsonBool()
@@ -223,15 +244,25 @@ class UserPatchSchema(ma.Schema):
 
 
 class AccessPointCommandSchema(ma.Schema):
-    command = fields.Enum(
-        Command,
-        by_value=True,
-        required=True,
-        metadata={"description": "open, lock or unlock_hold"},
+    # A string of the commands access points take (an Enum field would list every command).
+    command = fields.Str(
+        required=True, validate=validate.OneOf(sorted(c.value for c in ACCESS_POINT_COMMANDS))
     )
 
 
 class DeviceCommandRequestSchema(ma.Schema):
+    # display needs its text; the other commands take none.
+    OPENAPI: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {
+                "properties": {
+                    "command": {"enum": [c.value for c in Command if c != Command.DISPLAY]}
+                }
+            },
+            {"required": ["text"]},
+        ]
+    }
+
     command = fields.Enum(Command, by_value=True, required=True)
     text = fields.Str(validate=validate.Length(min=1, max=200), metadata={"description": "display"})
 
@@ -305,7 +336,7 @@ class WorkerPermitSchema(WorkerPermitInputSchema):
         return [p.id for p in permit.access_points]
 
 
-class WorkerPermitPatchSchema(ma.Schema):
+class WorkerPermitPatchSchema(PatchSchema):
     tag = fields.Enum(WorkerTag, by_value=True)
     access_point_ids = fields.List(fields.Str(), validate=validate.Length(min=1))
     schedule = fields.List(fields.Nested(ScheduleWindowSchema), allow_none=True)
@@ -328,7 +359,7 @@ class LeaseSchema(ma.Schema):
     closed_at = fields.AwareDateTime(allow_none=True)
 
 
-class LeasePatchSchema(ma.Schema):
+class LeasePatchSchema(PatchSchema):
     ends_at = fields.AwareDateTime(metadata={"description": "renew (later) or shorten"})
     end_now = JsonBool(metadata={"description": "end the lease now"})
 
@@ -356,7 +387,7 @@ class PersonSchema(ma.Schema):
     created_at = fields.AwareDateTime(dump_only=True)
 
 
-class PersonPatchSchema(ma.Schema):
+class PersonPatchSchema(PatchSchema):
     name = fields.Str(validate=validate.Length(min=1, max=80))
     phone = fields.Str(allow_none=True, validate=validate.Regexp(r"^\+?[0-9 -]{5,20}$"))
     id_document = fields.Nested(IdDocumentSchema, allow_none=True)
@@ -408,7 +439,7 @@ class RfidTagSchema(_CredentialFields):
     )
 
 
-class CredentialPatchSchema(ma.Schema):
+class CredentialPatchSchema(PatchSchema):
     disabled = JsonBool()
     valid_from = fields.AwareDateTime(allow_none=True)
     valid_until = fields.AwareDateTime(allow_none=True)

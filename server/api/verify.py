@@ -21,7 +21,7 @@ from werkzeug.exceptions import BadRequest
 from gatekeeper import faces, passtokens, qrcodes
 from server.access import card, face, plate, qr
 from server.access.decision import Door
-from server.api import public_blueprint, require_body
+from server.api import multipart_body, public_blueprint, require_body
 from server.core.auth import authenticate_device
 from server.core.errors import Forbidden, Invalid
 from server.extensions import db
@@ -129,7 +129,10 @@ def _read_frame(read: Callable[[bytes], T]) -> T:
 @blp.arguments(FaceFormSchema, location="form")
 @blp.arguments(FaceFilesSchema, location="files")
 @blp.response(200, DecisionSchema)
-@blp.doc(security=[{"deviceAuth": []}])
+@blp.doc(
+    security=[{"deviceAuth": []}],
+    requestBody=multipart_body("FaceVerify", FaceFormSchema, FaceFilesSchema),
+)
 def verify_face(form: dict[str, Any], _files: dict[str, Any]) -> Any:
     """A face at the device's door (multipart ``image``, optional ``depth`` and ``direction``).
 

@@ -9,7 +9,7 @@ from flask import request
 from marshmallow import fields, validate
 
 from server.alerts import watchlist
-from server.api import authenticated_blueprint, scope
+from server.api import authenticated_blueprint, multipart_body, scope
 from server.core.errors import Invalid
 from server.extensions import db
 from server.models import WatchlistEntry
@@ -58,6 +58,7 @@ class WatchlistEntrySchema(ma.Schema):
 @blp.post("/communities/<cid>/watchlist")
 @blp.arguments(WatchlistFormSchema, location="form")
 @blp.arguments(WatchlistFilesSchema, location="files")
+@blp.doc(requestBody=multipart_body("WatchlistUpload", WatchlistFormSchema, WatchlistFilesSchema))
 @blp.response(201, WatchlistEntrySchema)
 def enrol(form: dict[str, Any], _files: dict[str, Any], cid: str) -> WatchlistEntry:
     """Enrol a face: exactly one face, big and sharp enough, else 422 with ``reason``
