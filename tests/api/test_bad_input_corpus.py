@@ -109,13 +109,20 @@ def site(app: Flask, world: WorldIds) -> dict[str, str]:
     api = Api(app.test_client(), "staff_a")  # signed in before any snapshot is taken
     consent = api.post(f"/people/{ids['pid']}/consents", json={"purpose": FACE_PURPOSE})
     assert consent.status_code == 201, consent.json
-    return {**ids, "staff": api.headers["Authorization"]}
+    officer = Api(app.test_client(), "officer_a")
+    return {
+        **ids,
+        "staff": api.headers["Authorization"],
+        "officer": officer.headers["Authorization"],
+    }
 
 
 def _headers(site: dict[str, str], path: str) -> dict[str, str]:
     if "/verify/" in path:
         device = site["barrier"] if path.endswith("/plate") else site["door"]
         return {"Authorization": f"Bearer {device}"}
+    if "/watchlist" in path:  # the officer's, not the property office's
+        return {"Authorization": site["officer"]}
     return {"Authorization": site["staff"]}
 
 

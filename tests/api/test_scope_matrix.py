@@ -110,6 +110,8 @@ def minimal_body(schema: dict[str, Any] | None, *, also: tuple[str, ...] = ()) -
         return {}
     properties = schema.get("properties", {})
     wanted = [*schema.get("required", []), *(name for name in also if name in properties)]
+    if not wanted and schema.get("minProperties", 0) > 0 and properties:
+        wanted = [next(iter(properties))]  # a PATCH must change something
     return {name: _example(name, properties.get(name, {})) for name in wanted}
 
 
