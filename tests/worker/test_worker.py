@@ -142,18 +142,24 @@ def test_a_stopped_worker_makes_health_degraded_until_it_runs_again(
         process.wait(timeout=30)
 
 
-def test_a_killed_worker_loses_no_device_event(
-    app, workdir: Path, database_url: str, broker: Broker
-) -> None:
+def test_a_killed_worker_loses_no_device_event(workdir: Path, new_database, broker: Broker) -> None:
     """SIGKILL the worker process while a door keeps sending: its persistent session keeps
     the events at the broker, and the restarted worker stores every one exactly once,
-    compared by the door's own sequence numbers."""
+    compared by the door's own sequence numbers. (A database of its own: the worker is
+    killed in the middle of its writes.)"""
+    from flask_migrate import upgrade
     from sqlalchemy import func, select
 
     from hardware.protocol import EventType
     from hardware.simulate.actuators import Door
     from hardware.simulate.device import DeviceIdentity
+    from server import create_app
     from server.models import DeviceEvent
+
+    database_url = new_database(f"killed_worker_{os.getpid()}_{time.monotonic_ns()}")
+    app = create_app(app_environment(workdir, database_url))
+    with app.app_context():
+        upgrade()
 
     with app.app_context():
         world = factories.world(door_secret="door-secret-for-the-kill-test")
