@@ -22,6 +22,7 @@ import redis as redis_client
 from server import launcher
 from tests.conftest import app_environment
 from tests.support.api import WorldIds
+from tests.support.clock import daemon_environment
 from tests.support.net import free_port, wait_for_port
 from tests.support.redis import RedisServer
 
@@ -111,7 +112,7 @@ def test_sign_in_attempts_share_one_budget_across_processes(gunicorn: str) -> No
 
 def test_the_launcher_starts_a_redis_and_stops_it(tmp_path: Path) -> None:
 
-    with launcher.local_redis(tmp_path, os.environ) as environment:
+    with launcher.local_redis(tmp_path, daemon_environment()) as environment:
         url = environment["RATELIMIT_STORAGE_URI"]
         assert url.startswith("redis://127.0.0.1:")
         client = redis_client.Redis.from_url(url)
