@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gatekeeper.passtokens import MAX_TOKEN_CHARS, TAG_BYTES
-from gatekeeper.text import lone_surrogate_at
+from gatekeeper.text import unstorable_text_at
 from hardware.protocol import Command, EventType
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -66,9 +66,10 @@ def _load(payload: bytes) -> dict[str, Any]:
         raise PayloadError("not UTF-8 JSON") from error
     if not isinstance(data, dict):
         raise PayloadError("payload is not a JSON object")
-    where = lone_surrogate_at(data)
-    if where is not None:  # text no database or encoder downstream can take
-        raise PayloadError(f"text at {where or 'the top'!r} holds a lone UTF-16 surrogate")
+    found = unstorable_text_at(data)
+    if found is not None:  # text no database or encoder downstream can take
+        where, flaw = found
+        raise PayloadError(f"text at {where or 'the top'!r} holds a {flaw}")
     return data
 
 

@@ -34,9 +34,6 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         raise
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     app.config.from_mapping(_flask_config(settings))
-    from server.core.bodies import JSONProvider
-
-    app.json = JSONProvider(app)  # bodies with text that cannot be stored are refused
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -44,11 +41,12 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
 
     from server import cli, web
     from server.api import init_app as init_api
-    from server.core import auth, headers, messaging, problems
+    from server.core import auth, bodies, headers, messaging, problems
     from server.extensions import csrf, db, limiter, login_manager, migrate
     from server.passes import keyset
 
     problems.init_url_limit(app)  # first, so an over-long URL meets no other hook
+    bodies.init_app(app)  # then text that cannot be stored is refused
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, compare_type=True)
     login_manager.init_app(app)

@@ -86,7 +86,10 @@ api = GatekeeperApi(
         "extra_plugins": [SchemaRules()],
         "info": {
             "description": "Management API of the Gatekeeper access-control server. "
-            "Device endpoints follow docs/protocol.md."
+            "Device endpoints follow docs/protocol.md. Text anywhere in a request (body, "
+            "query, form field) must be valid Unicode without NUL characters: a lone UTF-16 "
+            "surrogate or a NUL is refused with a 422 naming the field, and a path segment "
+            "holding a NUL names no resource (404)."
         },
     }
 )

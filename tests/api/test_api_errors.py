@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from server.core.bodies import NUL_CHARACTER
 from server.extensions import db, limiter
 from server.models import AccessPoint, ApiToken, Building, Community, User, utcnow
 from tests.factories import PASSWORD, Api
@@ -28,11 +29,6 @@ def send_raw(api: Api, method: str, path: str, data: bytes | str, content_type: 
         data=data,
         headers={**api.headers, "Content-Type": content_type},
     )
-
-
-def dialect(app: Flask) -> str:
-    with in_app(app):
-        return db.engine.dialect.name
 
 
 # Authentication ------------------------------------------------------------------------------
@@ -547,21 +543,22 @@ def test_unloadable_json_answers_400(client: FlaskClient, world: WorldIds) -> No
         assert_problem(send_raw(api, "POST", path, raw), 400)
 
 
-def test_nul_characters_never_fail_the_server(
+def test_nul_characters_are_refused_alike_on_every_backend(
     app: Flask, client: FlaskClient, world: WorldIds
 ) -> None:
-    """PostgreSQL text cannot hold NUL: it answers 422; SQLite stores the name as given."""
+    """PostgreSQL text cannot hold NUL and SQLite can: the boundary refuses it for both."""
     api = Api(client, "staff_a")
+    before = snapshot(app)
     answer = api.post(f"/communities/{world.a}/buildings", json={"name": "A\x00B"})
-    if dialect(app) == "postgresql":
-        assert_problem(answer, 422)
-    else:
-        assert answer.status_code == 201
-        assert answer.json["name"] == "A\x00B"
-    lookup = api.get("/buildings/bld_%00")
-    assert_problem(lookup, 422 if dialect(app) == "postgresql" else 404)
+    assert assert_problem(answer, 422)["errors"] == {"name": [NUL_CHARACTER]}
+    search = api.get(f"/communities/{world.a}/people", query_string={"q": "王\x00"})
+    assert assert_problem(search, 422)["errors"] == {"q": [NUL_CHARACTER]}
+    assert_problem(api.get("/buildings/bld_%00"), 404)  # names no resource
     login = client.post("/api/v1/auth/token", json={"username": "staff\x00a", "password": PASSWORD})
-    assert_problem(login, 401)  # no account can have the name, on any backend
+    assert assert_problem(login, 422)["errors"] == {"username": [NUL_CHARACTER]}
+    form = client.post("/login", data={"username": "staff\x00a", "password": PASSWORD})
+    assert form.status_code == 422 and "NUL" in form.get_data(as_text=True)
+    assert snapshot(app) == before
 
 
 def test_empty_building_id_is_a_validation_error(

@@ -248,22 +248,44 @@ def test_bad_event_payloads_are_counted(app, world, payload) -> None:
 
 
 @pytest.mark.parametrize(
-    ("suffix", "payload"),
+    ("suffix", "payload", "flaw"),
     [
-        ("status", b'{"online": true, "ts": "2026-11-21T08:00:00Z", "fw": "1.\\ud800"}'),
-        ("evt", b'{"type": "door_opened", "seq": 1, "ts": "2026-11-21T08:00:00Z", "x": "\\udfff"}'),
-        ("ack", b'{"cmd_id": "cmd_\\ud800", "status": "ok", "ts": "2026-11-21T08:00:00Z"}'),
+        (
+            "status",
+            b'{"online": true, "ts": "2026-11-21T08:00:00Z", "fw": "1.\\ud800"}',
+            "lone UTF-16 surrogate",
+        ),
+        (
+            "evt",
+            b'{"type": "door_opened", "seq": 1, "ts": "2026-11-21T08:00:00Z", "x": "\\udfff"}',
+            "lone UTF-16 surrogate",
+        ),
+        (
+            "ack",
+            b'{"cmd_id": "cmd_\\ud800", "status": "ok", "ts": "2026-11-21T08:00:00Z"}',
+            "lone UTF-16 surrogate",
+        ),
+        (
+            "status",
+            b'{"online": true, "ts": "2026-11-21T08:00:00Z", "fw": "1.0\\u0000"}',
+            "NUL character",
+        ),
+        (
+            "evt",
+            b'{"type": "door_opened", "seq": 1, "ts": "2026-11-21T08:00:00Z", "x": "\\u0000"}',
+            "NUL character",
+        ),
     ],
-    ids=["status", "evt", "ack"],
+    ids=["status", "evt", "ack", "status-nul", "evt-nul"],
 )
-def test_a_lone_surrogate_drops_the_message_counted_and_logged(
-    app, world, suffix: str, payload: bytes, caplog: pytest.LogCaptureFixture
+def test_unstorable_text_drops_the_message_counted_and_logged(
+    app, world, suffix: str, payload: bytes, flaw: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="server.worker.ingest")
     ingest = _ingest(app, world.device_a, world.a, suffix, payload)
     assert ingest.stats["bad_payload"] == 1
     [record] = [r for r in caplog.records if "bad payload" in r.getMessage()]
-    assert "lone UTF-16 surrogate" in record.getMessage() and record.exc_info is None
+    assert flaw in record.getMessage() and record.exc_info is None
     with app.app_context():
         device = db.session.get(Device, world.device_a)
         assert device.firmware is None and device.online is not True
