@@ -39,19 +39,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any, ClassVar, Protocol
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Update, select, update
 
 from hardware.messages import format_ts
 from hardware.topics import alerts_topic
 from server.alerts import targets
 from server.core import crypto
 from server.core.links import snapshot_url
-from server.core.messaging import OutgoingMessage, queue_message
+from server.core.messaging import OutgoingMessage, queue_message, when_acked
 from server.extensions import db
 from server.models import AccessEvent, AccessPoint, Alert, AlertDelivery, Webhook, utcnow
+from server.models.ids import new_id
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -86,7 +88,8 @@ class DeliveryReason(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # due at next_attempt_at (queued channels)
+    QUEUED = "queued"  # handed to the MQTT client; the broker has not taken it yet
     SENT = "sent"
     FAILED = "failed"
 
@@ -235,28 +238,42 @@ class QueuedChannel:
 
 
 class MqttChannel:
-    """``gk/v1/{community_id}/alerts``, QoS 1, published by the outbox after the commit."""
+    """``gk/v1/{community_id}/alerts``, QoS 1, published by the outbox after the commit.
+
+    The delivery is ``queued`` until the broker acknowledges the publish (PUBACK), then
+    ``sent``: paho keeps QoS 1 messages while the broker is away and sends them on
+    reconnect, so the log says whether subscribers could have it yet."""
 
     name = "mqtt"
 
     def dispatch(self, alert: Alert, reason: DeliveryReason, now: datetime) -> None:
         topic = alerts_topic(alert.community_id)
-        queue_message(db.session, OutgoingMessage(topic, encode(alert_payload(alert, reason))))
-        # Handed to the MQTT client when the transaction commits; paho keeps QoS 1
-        # messages while the broker is away and sends them on reconnect.
-        db.session.add(
-            AlertDelivery(
-                community_id=alert.community_id,
-                alert_id=alert.id,
-                channel=self.name,
-                target=topic,
-                reason=reason.value,
-                status=DeliveryStatus.SENT.value,
-                attempts=1,
-                created_at=now,
-                sent_at=now,
-            )
+        delivery = AlertDelivery(
+            id=new_id(AlertDelivery.ID_PREFIX),
+            community_id=alert.community_id,
+            alert_id=alert.id,
+            channel=self.name,
+            target=topic,
+            reason=reason.value,
+            status=DeliveryStatus.QUEUED.value,
+            attempts=1,
+            created_at=now,
         )
+        db.session.add(delivery)
+        message = encode(alert_payload(alert, reason))
+        on_acked = when_acked(partial(_taken_by_the_broker, delivery.id))
+        queue_message(db.session, OutgoingMessage(topic, message, on_acked=on_acked))
+
+
+def _taken_by_the_broker(delivery_id: str) -> Update:
+    return (
+        update(AlertDelivery)
+        .where(
+            AlertDelivery.id == delivery_id,
+            AlertDelivery.status == DeliveryStatus.QUEUED.value,
+        )
+        .values(status=DeliveryStatus.SENT.value, sent_at=utcnow())
+    )
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):

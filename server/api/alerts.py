@@ -95,7 +95,12 @@ class AlertDeliverySchema(ma.Schema):
     reason = fields.Str(
         metadata={"description": "raised, updated, escalated, acknowledged, resolved"}
     )
-    status = fields.Str(metadata={"description": "pending, sent, failed"})
+    status = fields.Str(
+        metadata={
+            "description": "pending (due at next_attempt_at), queued (MQTT: the broker has "
+            "not acknowledged the publish yet), sent, failed"
+        }
+    )
     attempts = fields.Int(metadata={"description": "which attempt this row is (from 1)"})
     next_attempt_at = fields.AwareDateTime(
         allow_none=True,

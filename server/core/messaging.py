@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
-from sqlalchemy import event
+from sqlalchemy import Executable, event
 from sqlalchemy.orm import Session
 
 from hardware.bus import BrokerAddress, MqttBus
@@ -82,6 +82,28 @@ def publisher(app: Flask | None = None) -> Publisher:
 def use_bus(app: Flask, bus: MqttBus) -> None:
     """Publish through ``bus`` (the worker's own connection) instead of a client of our own."""
     app.extensions["mqtt_publisher"] = Publisher(bus, owned=False)
+
+
+def when_acked(statement: Callable[[], Executable]) -> Callable[[], None]:
+    """An ``on_acked`` callback that runs the UPDATE ``statement()`` builds (recording that
+    the broker took the message, at the time it did) in a session of its own, on the
+    client's network thread.
+
+    Write the statement so that it changes only rows still waiting for the broker: the
+    PUBACK may come after the row moved on (a device answered, a job expired it)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def record() -> None:
+        with app.app_context():
+            from server.extensions import db
+
+            try:
+                db.session.execute(statement())
+                db.session.commit()
+            finally:
+                db.session.remove()
+
+    return record
 
 
 def queue_message(session: Session, message: OutgoingMessage) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import partial
 
-from flask import Flask, current_app
-from sqlalchemy import select, update
+from flask import current_app
+from sqlalchemy import Update, select, update
 
 from gatekeeper.vocabulary import DEVICE_KINDS_WITH_ACCESS_POINT
 from hardware.messages import AckMessage, CommandMessage
@@ -14,7 +14,7 @@ from hardware.protocol import Command, CommandStatus
 from hardware.topics import device_topic
 from server.core import audit
 from server.core.errors import Conflict, Invalid
-from server.core.messaging import OutgoingMessage, queue_message
+from server.core.messaging import OutgoingMessage, queue_message, when_acked
 from server.core.scope import Scope
 from server.extensions import db
 from server.models import AccessPoint, Device, DeviceCommand, utcnow
@@ -70,27 +70,19 @@ def issue(
             device_topic(device.community_id, device.id, "cmd"),
             message.encode(),
             expiry_s=ttl,
-            on_acked=partial(mark_sent, current_app._get_current_object(), row.id),  # type: ignore[attr-defined]
+            on_acked=when_acked(partial(_sent, row.id)),
         ),
     )
     return row
 
 
-def mark_sent(app: Flask, command_id: str) -> None:
-    """The broker acknowledged the command's publish: ``queued`` becomes ``sent``.
-
-    Runs on the MQTT client's network thread, in a session of its own; a command the
-    device already answered keeps its answer."""
-    with app.app_context():
-        try:
-            db.session.execute(
-                update(DeviceCommand)
-                .where(DeviceCommand.id == command_id, DeviceCommand.status == CommandStatus.QUEUED)
-                .values(status=CommandStatus.SENT, status_at=utcnow())
-            )
-            db.session.commit()
-        finally:
-            db.session.remove()
+def _sent(command_id: str) -> Update:
+    """The broker took the command: ``queued`` becomes ``sent``; an answer already in stays."""
+    return (
+        update(DeviceCommand)
+        .where(DeviceCommand.id == command_id, DeviceCommand.status == CommandStatus.QUEUED)
+        .values(status=CommandStatus.SENT, status_at=utcnow())
+    )
 
 
 def actuators(point: AccessPoint) -> list[Device]:

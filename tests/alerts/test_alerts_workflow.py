@@ -137,11 +137,21 @@ def test_officer_acknowledges_then_resolves_with_history(app, world, published) 
         ("resolved", "resolved"),
     ]
     log = officer.get(f"/alerts/{alert_id}/deliveries").json
-    assert [(d["channel"], d["reason"], d["status"]) for d in log] == [
-        ("mqtt", "raised", "sent"),
-        ("mqtt", "acknowledged", "sent"),
-        ("mqtt", "resolved", "sent"),
+    # Queued until the broker acknowledges each publish (the Recorder here never does).
+    assert [(d["channel"], d["reason"], d["status"], d["sent_at"]) for d in log] == [
+        ("mqtt", "raised", "queued", None),
+        ("mqtt", "acknowledged", "queued", None),
+        ("mqtt", "resolved", "queued", None),
     ]
+    for message in published:
+        message.on_acked()  # what the MQTT client calls on the broker's PUBACK
+    log = officer.get(f"/alerts/{alert_id}/deliveries").json
+    assert [(d["reason"], d["status"]) for d in log] == [
+        ("raised", "sent"),
+        ("acknowledged", "sent"),
+        ("resolved", "sent"),
+    ]
+    assert all(datetime.fromisoformat(d["sent_at"]).tzinfo for d in log)
     assert {d["target"] for d in log} == {alerts_topic(world.a)}
     with in_app(app):
         actions = db.session.scalars(
@@ -360,7 +370,7 @@ def test_channel_registry_takes_a_new_channel(app, world, published) -> None:
         ("+86 138 0000 0000", alert_id, "raised")
     ]
     log = Api(app.test_client(), "officer_a").get(f"/alerts/{alert_id}/deliveries").json
-    assert {(d["channel"], d["status"]) for d in log} == {("mqtt", "sent"), ("pager", "sent")}
+    assert {(d["channel"], d["status"]) for d in log} == {("mqtt", "queued"), ("pager", "sent")}
 
 
 def test_signature_round_trip() -> None:

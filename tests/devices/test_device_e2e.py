@@ -19,10 +19,12 @@ from hardware.protocol import Command, CommandStatus, EventType
 from hardware.simulate.actuators import Door
 from hardware.simulate.device import DeviceIdentity
 from hardware.simulate.sensors import PanicButton
+from server.devices.commands import expire_overdue
 from server.extensions import db
 from server.models import Alert, Device, DeviceCommand, DeviceEvent
 from tests import factories
 from tests.factories import Api
+from tests.support.alerts import raise_in
 from tests.support.e2e import WAIT_S, eventually, mqtt_app, query
 from tests.support.mosquitto import Broker
 
@@ -335,3 +337,61 @@ def test_a_command_is_sent_only_once_the_broker_took_it(
     ), staff.get(f"/commands/{command_id}").json
     assert site.door.wait_for_action(Command.OPEN, WAIT_S, cmd_id=command_id) is not None
     assert eventually(lambda: staff.get(f"/commands/{command_id}").json["status"] == "acked")
+
+
+def test_a_command_that_expired_while_the_broker_was_away_never_opens_the_door(
+    live_app, worker, site: Site, broker: Broker, workdir: Path, database_url: str
+) -> None:
+    """The broker is paused past a command's lifetime: the command is ``expired`` (never
+    ``sent``); once the broker runs again, its late PUBACK changes nothing, the door drops
+    the command by its ``expires_at`` and does not open."""
+    with mqtt_app(
+        workdir, database_url, broker, "gatekeeper-short-ttl", COMMAND_TTL_SECONDS="1"
+    ) as short:
+        staff = Api(short.test_client(), "staff_a")
+        first = staff.post(f"/access-points/{site.door_point_id}/open").json[0]["id"]
+        assert site.door.wait_for_ack(first, WAIT_S) is not None  # the client is connected
+        os.kill(broker.process.pid, signal.SIGSTOP)
+        try:
+            command = staff.post(f"/access-points/{site.door_point_id}/open").json[0]
+            assert command["status"] == "queued"
+            expires_at = datetime.fromisoformat(command["expires_at"])
+            time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 0.2)
+            with short.app_context():  # the worker's job, run at the end of the grace
+                expire_overdue(expires_at + timedelta(seconds=6))
+                db.session.commit()
+            assert staff.get(f"/commands/{command['id']}").json["status"] == "expired"
+        finally:
+            os.kill(broker.process.pid, signal.SIGCONT)
+        ack = site.door.wait_for_ack(command["id"], WAIT_S)
+        assert ack is not None and (ack.ok, ack.detail) == (False, "expired")
+        assert site.door.wait_for_action(Command.OPEN, 0.5, cmd_id=command["id"]) is None
+        time.sleep(0.5)  # the worker stores the door's ack
+        shown = staff.get(f"/commands/{command['id']}").json
+        assert shown["status"] == "expired", shown
+
+
+def test_an_alert_is_sent_on_mqtt_only_once_the_broker_took_it(
+    live_app, worker, site: Site, broker: Broker
+) -> None:
+    """A paused broker sends no PUBACK: the alert's MQTT delivery stays ``queued``; once it
+    runs again the publish is acknowledged and the delivery is ``sent``."""
+    officer = Api(live_app.test_client(), "officer_a")
+    raise_in(live_app, site.community_id)  # the app's MQTT client connects
+    os.kill(broker.process.pid, signal.SIGSTOP)
+    try:
+        alert_id = raise_in(live_app, site.community_id, type=AlertType.PANIC)
+        time.sleep(1.0)
+        [delivery] = officer.get(f"/alerts/{alert_id}/deliveries").json
+        assert (delivery["channel"], delivery["status"], delivery["sent_at"]) == (
+            "mqtt",
+            "queued",
+            None,
+        )
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
+    assert eventually(
+        lambda: officer.get(f"/alerts/{alert_id}/deliveries").json[0]["status"] == "sent"
+    )
+    [delivery] = officer.get(f"/alerts/{alert_id}/deliveries").json
+    assert datetime.fromisoformat(delivery["sent_at"]).tzinfo is not None
