@@ -62,10 +62,11 @@ def _check_url_and_form() -> None:
     fields = [*request.args.items(multi=True)]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         fields.extend(request.form.items(multi=True))
-    for name, value in fields:
-        flaw = text_flaw(name) or text_flaw(value)
+    for name, value in fields:  # a multipart part may come without a name
+        name_flaw = text_flaw(name or "")
+        flaw = name_flaw or text_flaw(value or "")
         if flaw is not None:
-            errors.setdefault(name if text_flaw(name) is None else "_fields", [MESSAGES[flaw]])
+            errors.setdefault("_fields" if name_flaw or not name else name, [MESSAGES[flaw]])
     if errors:
         raise _refused(errors)
 
