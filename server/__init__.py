@@ -41,7 +41,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
 
     from server import cli, web
     from server.api import init_app as init_api
-    from server.core import auth, bodies, headers, messaging, problems
+    from server.core import auth, bodies, headers, i18n, messaging, problems
     from server.extensions import csrf, db, limiter, login_manager, migrate
     from server.passes import keyset
 
@@ -51,6 +51,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     csrf.init_app(app)
+    i18n.init_app(app)
     limiter.init_app(app)
     auth.init_app(app)
     headers.init_app(app)

@@ -1,5 +1,6 @@
 """Flask extensions, created unbound here and bound to the app in ``create_app``."""
 
+from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -10,6 +11,8 @@ from flask_wtf.csrf import CSRFProtect
 from server.models.base import Base
 
 db = SQLAlchemy(model_class=Base)
+# Languages: server.core.i18n binds it and chooses each request's language.
+babel = Babel()
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

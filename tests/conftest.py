@@ -14,6 +14,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -101,9 +102,20 @@ def app(workdir: Path, database_url: str) -> Iterator[Flask]:
     from flask_migrate import upgrade
 
     app = create_app(app_environment(workdir, database_url))
+    app.test_client_class = EnglishClient
     with app.app_context():
         upgrade()
     yield app
+
+
+class EnglishClient(FlaskClient):
+    """A test client whose requests ask for English (``Accept-Language: en``), so tests read
+    the pages' source texts; tests of the language itself set the header they mean
+    (tests/web/test_language.py), and Chinese is what a browser asking for nothing gets."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from server.core.fields import JsonBool
+from server.core.i18n import DEFAULT_LOCALE, LOCALES
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class CommunitySettings:
     spoof_window_minutes: int = 10
     # An alert not acknowledged within this many minutes escalates.
     alert_ack_minutes: int = 15
+    # The pages' language for people who chose none and whose browser asks for none
+    # (server.core.i18n): zh_CN (Simplified Chinese) or en.
+    default_locale: str = DEFAULT_LOCALE
 
 
 DEFAULTS = CommunitySettings()
@@ -90,6 +94,7 @@ class CommunitySettingsSchema(ma.Schema):
     spoof_attempts = ma.fields.Int(validate=validate.Range(min=2, max=100))
     spoof_window_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
     alert_ack_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
+    default_locale = ma.fields.Str(validate=validate.OneOf(LOCALES))
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

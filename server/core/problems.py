@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Flask, Response, json, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from sqlalchemy.exc import (
     DataError,
     IntegrityError,
@@ -35,25 +37,67 @@ MAX_URL_BYTES = 8000
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 # slug -> what it means; each is documented at /problems/<slug>.
-PROBLEM_TYPES: dict[str, str] = {
-    "bad-request": "The request could not be read: malformed JSON, a wrong content type, a "
-    "missing or invalid CSRF token.",
-    "unauthorized": "No credentials, or credentials that are wrong, expired or revoked.",
-    "forbidden": "The caller is known but may not do this (a disabled device, a read-only role).",
-    "not-found": "No such resource, or one outside the caller's scope: the two answer alike so "
-    "identifiers cannot be probed.",
-    "method-not-allowed": "The resource exists but does not support this HTTP method.",
-    "conflict": "The change collides with existing data (a duplicate name, a unit still in use).",
-    "payload-too-large": "The body is larger than the server accepts.",
-    "uri-too-long": f"The URL (path and query) is longer than the {MAX_URL_BYTES} bytes the "
-    "server reads; send long filters in a body where the endpoint takes one.",
-    "unsupported-media-type": "The body's content type is not one this endpoint reads.",
-    "validation-error": "Well-formed input that breaks a rule; `errors` maps each field to its "
-    "messages. Unknown fields are errors: they are never silently stored.",
-    "rate-limited": "Too many requests; retry after the time given in `Retry-After`.",
-    "service-unavailable": "A part the server needs (the database) does not answer just now; "
-    "nothing was applied. Retry after the time given in `Retry-After`.",
-    "internal-error": "The server failed. The incident is logged; the request was not applied.",
+PROBLEM_TYPES: dict[str, LazyString] = {
+    "bad-request": _l(
+        "The request could not be read: malformed JSON, a wrong content type, a "
+        "missing or invalid CSRF token."
+    ),
+    "unauthorized": _l("No credentials, or credentials that are wrong, expired or revoked."),
+    "forbidden": _l(
+        "The caller is known but may not do this (a disabled device, a read-only role)."
+    ),
+    "not-found": _l(
+        "No such resource, or one outside the caller's scope: the two answer alike so "
+        "identifiers cannot be probed."
+    ),
+    "method-not-allowed": _l("The resource exists but does not support this HTTP method."),
+    "conflict": _l(
+        "The change collides with existing data (a duplicate name, a unit still in use)."
+    ),
+    "payload-too-large": _l("The body is larger than the server accepts."),
+    "uri-too-long": _l(
+        "The URL (path and query) is longer than the %(limit)s bytes the server reads; "
+        "send long filters in a body where the endpoint takes one.",
+        limit=MAX_URL_BYTES,
+    ),
+    "unsupported-media-type": _l("The body's content type is not one this endpoint reads."),
+    "validation-error": _l(
+        "Well-formed input that breaks a rule; `errors` maps each field to its "
+        "messages. Unknown fields are errors: they are never silently stored."
+    ),
+    "rate-limited": _l("Too many requests; retry after the time given in `Retry-After`."),
+    "service-unavailable": _l(
+        "A part the server needs (the database) does not answer just now; "
+        "nothing was applied. Retry after the time given in `Retry-After`."
+    ),
+    "internal-error": _l("The server failed. The incident is logged; the request was not applied."),
+}
+
+# What a page says for each status: the title, and the detail when no rule of ours wrote
+# one (Werkzeug's own descriptions are English and speak of "the server").
+_PAGE_TITLES = {
+    400: _l("Bad request"),
+    401: _l("Sign-in required"),
+    403: _l("Not allowed"),
+    404: _l("Not found"),
+    405: _l("Not possible here"),
+    409: _l("Conflict"),
+    413: _l("Too large"),
+    414: _l("Address too long"),
+    415: _l("Unsupported file type"),
+    422: _l("Invalid input"),
+    429: _l("Too many attempts"),
+    500: _l("Something went wrong"),
+    503: _l("Temporarily unavailable"),
+}
+_PAGE_DETAILS = {
+    400: _l("The request could not be read. Go back and try again."),
+    403: _l("You may not do this."),
+    404: _l("There is no such page, or it is not yours to see."),
+    405: _l("This page cannot be used that way."),
+    413: _l("What you sent is larger than the server accepts."),
+    415: _l("This kind of file cannot be read here."),
+    500: _l("The server failed; the incident is logged."),
 }
 
 _SLUG_BY_STATUS = {
@@ -88,7 +132,7 @@ def problem(
         "type": f"/problems/{slug}" if slug else "about:blank",
         "title": title or _default_title(status),
         "status": status,
-        "detail": detail,
+        "detail": str(detail),
         "instance": request.path,
         **extensions,
     }
@@ -111,7 +155,13 @@ def init_url_limit(app: Flask) -> None:
 def _refuse_long_url() -> None:
     length = request_target_bytes(request.environ)
     if length > MAX_URL_BYTES:
-        raise RequestURITooLarge(f"The URL is {length} bytes; the limit is {MAX_URL_BYTES}.")
+        raise RequestURITooLarge(
+            _l(
+                "The URL is %(length)s bytes; the limit is %(limit)s.",
+                length=length,
+                limit=MAX_URL_BYTES,
+            )
+        )
 
 
 def request_target_bytes(environ: Mapping[str, Any]) -> int:
@@ -150,9 +200,8 @@ def _respond(
 ) -> Response:
     if wants_problem():
         return problem(status, detail, slug=slug, title=title, headers=headers, **extensions)
-    html = render_template(
-        "error.html", status=status, title=title or _default_title(status), detail=detail
-    )
+    page_title = _PAGE_TITLES.get(status) or title or _default_title(status)
+    html = render_template("error.html", status=status, title=page_title, detail=detail)
     return Response(html, status=status, headers=headers, mimetype="text/html")
 
 
@@ -180,14 +229,16 @@ def _handle_http_exception(error: HTTPException) -> Response:
     if messages:
         extensions["errors"] = _flatten_locations(messages)
         detail = (
-            "The request body is not valid JSON."
+            _l("The request body is not valid JSON.")
             if status == 400
-            else "The request does not match the schema; see `errors`."
+            else _l("The request does not match the schema; see `errors`.")
         )
     if status >= 500:
-        detail = "The server failed; the incident is logged."
+        detail = _l("The server failed; the incident is logged.")
     if status == 429:
-        detail = f"Too many requests: the limit is {error.description}."
+        detail = _l("Too many requests: the limit is %(limit)s.", limit=error.description)
+    if not wants_problem() and not messages:
+        detail = _PAGE_DETAILS.get(status, detail)
     return _respond(status, detail, headers=headers, **extensions)
 
 
@@ -198,7 +249,10 @@ def _handle_integrity_error(error: IntegrityError) -> Response:
     _LOGGER.info("integrity error on %s %s: %s", request.method, request.path, error.orig)
     return _respond(
         409,
-        "The change collides with existing data (a duplicate or a reference that does not hold).",
+        _l(
+            "The change collides with existing data "
+            "(a duplicate or a reference that does not hold)."
+        ),
     )
 
 
@@ -211,8 +265,10 @@ def _handle_data_error(error: DataError) -> Response:
     _LOGGER.info("data error on %s %s: %s", request.method, request.path, error.orig)
     return _respond(
         422,
-        "A value in the request cannot be stored (for example a NUL "
-        "character in a text or a number out of range).",
+        _l(
+            "A value in the request cannot be stored (for example a NUL "
+            "character in a text or a number out of range)."
+        ),
     )
 
 
@@ -233,7 +289,7 @@ def _handle_database_down(error: OperationalError | InterfaceError) -> Response:
     _LOGGER.warning("database unavailable on %s %s: %s", request.method, request.path, error.orig)
     return _respond(
         503,
-        "The database does not answer just now; nothing was applied. Retry shortly.",
+        _l("The database does not answer just now; nothing was applied. Retry shortly."),
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 
@@ -243,7 +299,7 @@ def _handle_unexpected(error: Exception) -> Response:
 
     db.session.rollback()
     _LOGGER.exception("unhandled error on %s %s", request.method, request.path)
-    return _respond(500, "The server failed; the incident is logged.")
+    return _respond(500, _l("The server failed; the incident is logged."))
 
 
 def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
@@ -268,4 +324,5 @@ def _default_title(status: int) -> str:
 
 def problem_type_page(slug: str) -> tuple[str, str]:
     """The slug's title and description, for the /problems/<slug> page."""
-    return slug.replace("-", " ").capitalize(), PROBLEM_TYPES[slug]
+    status = next(code for code, known in _SLUG_BY_STATUS.items() if known == slug)
+    return str(_PAGE_TITLES[status]), str(PROBLEM_TYPES[slug])

@@ -1,28 +1,60 @@
-"""Words people read: refusal reasons of the face quality check and of doors, input rules."""
+"""Words people read: the one translated vocabulary of domain values, refusal reasons of the
+face quality check and of doors, input rules.
+
+Pages never show a domain value raw (``owner``, ``panic_button``, ``unlock_hold``): they
+show ``word(value)``, the ``word`` filter in templates, which looks the value up by its type
+here and answers in the request's language (``server.core.i18n``). Each text is written in
+English and translated in the catalogue.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
+from flask_babel.speaklater import LazyString
+
 from gatekeeper.faces import ENROLMENT_THRESHOLDS, FaceQualityReason
-from gatekeeper.vocabulary import CredentialType, Reason
+from gatekeeper.identity import DocumentType
+from gatekeeper.plates import PlateKind
+from gatekeeper.vocabulary import (
+    AccessPointKind,
+    AlertStatus,
+    AlertType,
+    CredentialType,
+    Decision,
+    DeviceKind,
+    PassStatus,
+    PersonRole,
+    PersonStatus,
+    Reason,
+    Severity,
+    Zone,
+)
+from hardware.protocol import Command, CommandStatus, EventType
+from server.models.accounts import UserRole
+from server.models.people import WorkerTag
 
 # The phone rule of PersonSchema, in words (its own message is a bare "does not match").
-PHONE_FORMAT = "digits, spaces and dashes, with an optional + in front (5 to 20 characters)"
+PHONE_FORMAT = _l("digits, spaces and dashes, with an optional + in front (5 to 20 characters)")
 
 # Staff-facing words for the quality check's reason codes.
-FACE_REASON_WORDS = {
-    FaceQualityReason.NO_FACE: "No face found",
-    FaceQualityReason.MULTIPLE_FACES: "More than one face in the photo",
-    FaceQualityReason.FACE_TOO_SMALL: "The face is too small: come closer or use a larger photo",
-    FaceQualityReason.TOO_BLURRY: "The photo is too blurry",
+FACE_REASON_WORDS: dict[str, LazyString] = {
+    FaceQualityReason.NO_FACE: _l("No face found"),
+    FaceQualityReason.MULTIPLE_FACES: _l("More than one face in the photo"),
+    FaceQualityReason.FACE_TOO_SMALL: _l(
+        "The face is too small: come closer or use a larger photo"
+    ),
+    FaceQualityReason.TOO_BLURRY: _l("The photo is too blurry"),
 }
 
 
 def face_reason_words(reason: str | None) -> str:
     """The words for a quality reason code (the code itself when it is unknown)."""
     try:
-        return FACE_REASON_WORDS[FaceQualityReason(reason)]
+        return str(FACE_REASON_WORDS[FaceQualityReason(reason)])
     except ValueError:
         return str(reason)
 
@@ -33,63 +65,246 @@ def face_measurement_lines(measurements: dict[str, Any] | None) -> list[str]:
         return []
     lines = []
     if "image_width" in measurements:
-        lines.append(f"image {measurements['image_width']}x{measurements['image_height']} px")
+        lines.append(
+            str(
+                _l(
+                    "image %(width)s x %(height)s px",
+                    width=measurements["image_width"],
+                    height=measurements["image_height"],
+                )
+            )
+        )
     if "face_width_px" in measurements:
-        lines.append(f"face width {measurements['face_width_px']} px")
+        lines.append(str(_l("face width %(px)s px", px=measurements["face_width_px"])))
     if "eye_distance_px" in measurements:
         lines.append(
-            f"eye distance {measurements['eye_distance_px']} px"
-            f" (at least {ENROLMENT_THRESHOLDS.min_eye_distance_px:g})"
+            str(
+                _l(
+                    "eye distance %(px)s px (at least %(minimum)s)",
+                    px=measurements["eye_distance_px"],
+                    minimum=f"{ENROLMENT_THRESHOLDS.min_eye_distance_px:g}",
+                )
+            )
         )
     if "sharpness" in measurements:
         lines.append(
-            f"sharpness {measurements['sharpness']}"
-            f" (at least {ENROLMENT_THRESHOLDS.min_sharpness:g})"
+            str(
+                _l(
+                    "sharpness %(value)s (at least %(minimum)s)",
+                    value=measurements["sharpness"],
+                    minimum=f"{ENROLMENT_THRESHOLDS.min_sharpness:g}",
+                )
+            )
         )
     if "brightness" in measurements:
-        lines.append(f"brightness {measurements['brightness']} of 255")
+        lines.append(str(_l("brightness %(value)s of 255", value=measurements["brightness"])))
     return lines
 
 
 # Why a door opened or stayed shut, in words a resident reads on their phone.
-REASON_WORDS: dict[str, str] = {
-    Reason.RESIDENT: "Resident",
-    Reason.TENANT: "Tenant",
-    Reason.WORKER: "Worker's permit",
-    Reason.VISITOR_PASS: "Visitor pass",
-    Reason.RESIDENT_VEHICLE: "Household car",
-    Reason.VISITOR_VEHICLE: "Guest's car",
-    Reason.CARD: "Card",
-    Reason.REMOTE_OPEN: "Opened from the phone",
-    Reason.UNKNOWN_FACE: "Face not recognised",
-    Reason.NO_FACE: "No face seen",
-    Reason.MULTIPLE_FACES: "More than one face in view",
-    Reason.SPOOF_SUSPECTED: "Looked like a photo or a screen",
-    Reason.LEASE_EXPIRED: "The lease has ended",
-    Reason.LEASE_NOT_STARTED: "The lease has not started yet",
-    Reason.OUTSIDE_SCHEDULE: "Outside the door's opening hours",
-    Reason.NOT_AUTHORIZED_HERE: "Not allowed at this door",
-    Reason.PASS_EXPIRED: "The pass had expired",
-    Reason.PASS_USED_UP: "The pass was used up",
-    Reason.PASS_REVOKED: "The pass was revoked",
-    Reason.PASS_INVALID: "Code not valid (or not valid yet)",
-    Reason.UNKNOWN_PLATE: "Plate not known",
-    Reason.PLATE_BLOCKED: "Plate blocked",
-    Reason.UNKNOWN_CARD: "Card not known",
-    Reason.CARD_DISABLED: "Card disabled",
-    Reason.PERSON_SUSPENDED: "Access suspended",
-    Reason.WATCHLIST: "Refused by security",
+REASON_WORDS: dict[str, LazyString] = {
+    Reason.RESIDENT: _l("Resident"),
+    Reason.TENANT: _l("Tenant"),
+    Reason.WORKER: _l("Worker's permit"),
+    Reason.VISITOR_PASS: _l("Visitor pass"),
+    Reason.RESIDENT_VEHICLE: _l("Household car"),
+    Reason.VISITOR_VEHICLE: _l("Guest's car"),
+    Reason.CARD: _l("Card"),
+    Reason.REMOTE_OPEN: _l("Opened from the phone"),
+    Reason.UNKNOWN_FACE: _l("Face not recognised"),
+    Reason.NO_FACE: _l("No face seen"),
+    Reason.MULTIPLE_FACES: _l("More than one face in view"),
+    Reason.SPOOF_SUSPECTED: _l("Looked like a photo or a screen"),
+    Reason.LEASE_EXPIRED: _l("The lease has ended"),
+    Reason.LEASE_NOT_STARTED: _l("The lease has not started yet"),
+    Reason.OUTSIDE_SCHEDULE: _l("Outside the door's opening hours"),
+    Reason.NOT_AUTHORIZED_HERE: _l("Not allowed at this door"),
+    Reason.PASS_EXPIRED: _l("The pass had expired"),
+    Reason.PASS_USED_UP: _l("The pass was used up"),
+    Reason.PASS_REVOKED: _l("The pass was revoked"),
+    Reason.PASS_INVALID: _l("Code not valid (or not valid yet)"),
+    Reason.UNKNOWN_PLATE: _l("Plate not known"),
+    Reason.PLATE_BLOCKED: _l("Plate blocked"),
+    Reason.UNKNOWN_CARD: _l("Card not known"),
+    Reason.CARD_DISABLED: _l("Card disabled"),
+    Reason.PERSON_SUSPENDED: _l("Access suspended"),
+    Reason.WATCHLIST: _l("Refused by security"),
 }
-CREDENTIAL_WORDS: dict[str, str] = {
-    CredentialType.FACE: "face",
-    CredentialType.QR: "QR code",
-    CredentialType.PLATE: "plate",
-    CredentialType.CARD: "card",
-    CredentialType.TAG: "tag",
-    CredentialType.REMOTE: "phone",
+CREDENTIAL_WORDS: dict[str, LazyString] = {
+    CredentialType.FACE: _l("face"),
+    CredentialType.QR: _l("QR code"),
+    CredentialType.PLATE: _l("plate"),
+    CredentialType.CARD: _l("card"),
+    CredentialType.TAG: _l("tag"),
+    CredentialType.REMOTE: _l("phone"),
 }
 
 
 def reason_words(reason: str | None) -> str:
     """A decision's reason code in words (the code itself when it is unknown)."""
-    return REASON_WORDS.get(reason or "", (reason or "unknown").replace("_", " "))
+    words = REASON_WORDS.get(reason or "")
+    return str(words) if words is not None else (reason or "unknown").replace("_", " ")
+
+
+# The vocabulary: every domain value a page shows, by its type. StrEnum members of
+# different types can share a value ("resident" is a role of a person, of an account and a
+# reason), so the key is the type as well as the value.
+VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
+    PersonRole: {
+        PersonRole.OWNER: _p("person role", "owner"),
+        PersonRole.RESIDENT: _p("person role", "family member"),
+        PersonRole.TENANT: _p("person role", "tenant"),
+        PersonRole.WORKER: _p("person role", "worker"),
+        PersonRole.ELDER: _p("person role", "elder"),
+        PersonRole.CHILD: _p("person role", "child"),
+    },
+    PersonStatus: {
+        PersonStatus.ACTIVE: _p("person status", "active"),
+        PersonStatus.PENDING: _p("person status", "pending"),
+        PersonStatus.SUSPENDED: _p("person status", "suspended"),
+        PersonStatus.MOVED_OUT: _p("person status", "moved out"),
+    },
+    UserRole: {
+        UserRole.ADMIN: _p("account role", "administrator"),
+        UserRole.STAFF: _p("account role", "property staff"),
+        UserRole.RESIDENT: _p("account role", "resident"),
+        UserRole.OFFICER: _p("account role", "police officer"),
+    },
+    AccessPointKind: {
+        AccessPointKind.DOOR: _p("access point kind", "door"),
+        AccessPointKind.GATE: _p("access point kind", "gate"),
+        AccessPointKind.BARRIER: _p("access point kind", "car barrier"),
+    },
+    Zone: {
+        Zone.PERIMETER: _p("zone", "perimeter"),
+        Zone.BUILDING: _p("zone", "building"),
+        Zone.KINDERGARTEN: _p("zone", "kindergarten"),
+        Zone.PATROL_CHECKPOINT: _p("zone", "patrol checkpoint"),
+    },
+    DeviceKind: {
+        DeviceKind.DOOR: _p("device kind", "door terminal"),
+        DeviceKind.BARRIER: _p("device kind", "barrier camera"),
+        DeviceKind.RFID_READER: _p("device kind", "RFID reader"),
+        DeviceKind.PANIC_BUTTON: _p("device kind", "panic button"),
+    },
+    CredentialType: CREDENTIAL_WORDS,
+    Decision: {Decision.GRANT: _p("decision", "opened"), Decision.DENY: _p("decision", "refused")},
+    Reason: REASON_WORDS,
+    PassStatus: {
+        PassStatus.UPCOMING: _p("pass status", "not yet valid"),
+        PassStatus.ACTIVE: _p("pass status", "valid"),
+        PassStatus.USED: _p("pass status", "used"),
+        PassStatus.EXPIRED: _p("pass status", "expired"),
+        PassStatus.REVOKED: _p("pass status", "cancelled"),
+    },
+    AlertType: {
+        AlertType.STRANGER: _p("alert type", "stranger"),
+        AlertType.WATCHLIST_HIT: _p("alert type", "watchlist hit"),
+        AlertType.ELDER_WANDERING: _p("alert type", "elder wandering"),
+        AlertType.CHILD_WANDERING: _p("alert type", "child wandering"),
+        AlertType.ELDER_INACTIVE: _p("alert type", "elder not seen"),
+        AlertType.PANIC: _p("alert type", "panic button"),
+        AlertType.DOOR_FORCED: _p("alert type", "door forced"),
+        AlertType.DOOR_HELD_OPEN: _p("alert type", "door held open"),
+        AlertType.TAMPER: _p("alert type", "tamper"),
+        AlertType.DEVICE_OFFLINE: _p("alert type", "device offline"),
+        AlertType.SPOOF_ATTEMPT: _p("alert type", "spoof attempts"),
+        AlertType.PLATE_BLOCKED: _p("alert type", "blocked plate"),
+        AlertType.OVERSTAY: _p("alert type", "car overstaying"),
+        AlertType.PATROL_MISSED: _p("alert type", "patrol missed"),
+    },
+    Severity: {
+        Severity.LOW: _p("severity", "low"),
+        Severity.MEDIUM: _p("severity", "medium"),
+        Severity.HIGH: _p("severity", "high"),
+        Severity.CRITICAL: _p("severity", "critical"),
+    },
+    AlertStatus: {
+        AlertStatus.OPEN: _p("alert status", "open"),
+        AlertStatus.ACKNOWLEDGED: _p("alert status", "acknowledged"),
+        AlertStatus.RESOLVED: _p("alert status", "resolved"),
+    },
+    Command: {
+        Command.OPEN: _p("command", "open"),
+        Command.LOCK: _p("command", "lock"),
+        Command.UNLOCK_HOLD: _p("command", "hold unlocked"),
+        Command.DISPLAY: _p("command", "show text"),
+        Command.REBOOT: _p("command", "restart"),
+    },
+    CommandStatus: {
+        CommandStatus.QUEUED: _p("command status", "queued"),
+        CommandStatus.SENT: _p("command status", "sent"),
+        CommandStatus.ACKED: _p("command status", "done"),
+        CommandStatus.FAILED: _p("command status", "failed"),
+        CommandStatus.EXPIRED: _p("command status", "expired"),
+    },
+    EventType: {
+        EventType.DOOR_OPENED: _p("device event", "door opened"),
+        EventType.DOOR_CLOSED: _p("device event", "door closed"),
+        EventType.DOOR_FORCED: _p("device event", "door forced"),
+        EventType.DOOR_HELD_OPEN: _p("device event", "door held open"),
+        EventType.EXIT_REQUEST: _p("device event", "exit button"),
+        EventType.TAMPER: _p("device event", "tamper"),
+        EventType.PANIC: _p("device event", "panic button"),
+        EventType.TAG_READ: _p("device event", "tag read"),
+        EventType.HEARTBEAT: _p("device event", "heartbeat"),
+        EventType.PASS_USED: _p("device event", "pass used offline"),
+    },
+    WorkerTag: {
+        WorkerTag.CLEANER: _p("work", "cleaner"),
+        WorkerTag.PLUMBER: _p("work", "plumber"),
+        WorkerTag.GARDENER: _p("work", "gardener"),
+        WorkerTag.REPAIR: _p("work", "repair"),
+        WorkerTag.DELIVERY: _p("work", "delivery"),
+        WorkerTag.OTHER: _p("work", "other"),
+    },
+    DocumentType: {
+        DocumentType.RESIDENT_ID: _p("document", "resident identity card"),
+        DocumentType.PASSPORT: _p("document", "passport"),
+        DocumentType.HK_MACAU_PERMIT: _p("document", "Hong Kong and Macao travel permit"),
+        DocumentType.TAIWAN_PERMIT: _p("document", "Taiwan travel permit"),
+        DocumentType.FOREIGNER_PERMANENT_RESIDENCE: _p(
+            "document", "foreigner's permanent residence card"
+        ),
+    },
+    PlateKind: {
+        PlateKind.ORDINARY: _p("plate kind", "ordinary"),
+        PlateKind.NEW_ENERGY_SMALL: _p("plate kind", "new energy, small"),
+        PlateKind.NEW_ENERGY_LARGE: _p("plate kind", "new energy, large"),
+        PlateKind.POLICE: _p("plate kind", "police"),
+        PlateKind.DRIVING_SCHOOL: _p("plate kind", "driving school"),
+        PlateKind.TRAILER: _p("plate kind", "trailer"),
+        PlateKind.CONSULATE: _p("plate kind", "consulate"),
+        PlateKind.HONG_KONG: _p("plate kind", "Hong Kong"),
+        PlateKind.MACAU: _p("plate kind", "Macao"),
+        PlateKind.EMBASSY: _p("plate kind", "embassy"),
+        PlateKind.EMERGENCY: _p("plate kind", "emergency"),
+    },
+}
+
+# Values stored as plain text rather than as an enum (a consent's purpose).
+CONSENT_PURPOSES: dict[str, LazyString] = {
+    "face_recognition": _p("consent purpose", "face recognition"),
+}
+
+
+def word(value: Any) -> str:
+    """A domain value in words in the request's language (``—`` for none).
+
+    ``value`` is a member of one of the vocabulary's enums; a plain string is looked up in
+    every type (the first type that knows it answers), and a value nobody translated is
+    shown with spaces for underscores rather than not at all.
+    """
+    if value is None:
+        return "—"
+    if isinstance(value, StrEnum):
+        words = VOCABULARY.get(type(value), {}).get(value)
+        if words is not None:
+            return str(words)
+        text = value.value
+    else:
+        text = str(value)
+        for table in (*VOCABULARY.values(), CONSENT_PURPOSES):
+            if text in table:
+                return str(table[text])
+    return text.replace("_", " ")

@@ -48,6 +48,8 @@ class User(IdMixin, TimestampMixin, Base):
         ForeignKey("units.id", ondelete="SET NULL"), index=True
     )
     disabled_at: Mapped[datetime | None]
+    # The language the user chose for the pages (``zh_CN`` or ``en``); none: the browser's.
+    locale: Mapped[str | None] = mapped_column(String(8))
     last_login_at: Mapped[datetime | None]
     # Officers: their MQTT password in the broker's password-file format (devices.broker_sync).
     mqtt_password_hash: Mapped[str | None] = mapped_column(String(255))

@@ -18,6 +18,8 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -25,7 +27,7 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from server.core import audit, health
+from server.core import audit, health, i18n
 from server.core.auth import (
     authenticate_user,
     end_sign_ins,
@@ -36,6 +38,7 @@ from server.core.localtime import local_time
 from server.core.problems import PROBLEM_TYPES, problem_type_page
 from server.core.ratelimits import signing_in
 from server.core.scope import Scope
+from server.core.wording import word
 from server.extensions import db
 from server.models import (
     AccessPoint,
@@ -56,8 +59,8 @@ bp = Blueprint("web", __name__)
 
 
 class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)])
 
 
 # What a browser drops from a URL before it reads it (the WHATWG URL standard): tabs and
@@ -102,7 +105,7 @@ def login() -> Any:
             audit.record(user, "auth.login", community_id=None, target=user)
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
-        flash_error("Wrong username or password.")
+        flash_error(_("Wrong username or password."))
         status = 401
     elif request.method == "POST":
         status = 400
@@ -230,9 +233,32 @@ def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@bp.post("/language")
+def choose_language() -> Response:
+    """The language switch in every page's header: kept on the account when signed in, in a
+    cookie otherwise (guests, the sign-in page); then back to the page it was used on."""
+    locale = i18n.normalise(request.form.get("locale"))
+    if locale is None:
+        abort(400)
+    if current_user.is_authenticated:
+        current_user.locale = locale
+        db.session.commit()
+    response = redirect(_safe_next(request.form.get("next")))
+    response.set_cookie(
+        i18n.LOCALE_COOKIE,
+        locale,
+        max_age=int(timedelta(days=365).total_seconds()),
+        samesite="Lax",
+        httponly=True,
+        secure=request.is_secure,
+    )
+    return response
+
+
 def init_app(app: Flask) -> None:
     from server.web import cars, devices, guest, officer, people, portal  # noqa: F401 - they register routes on bp
 
     app.register_blueprint(bp)
     app.add_template_filter(local_time, "local_time")
+    app.add_template_filter(word, "word")
     app.context_processor(lambda: {"now": utcnow()})

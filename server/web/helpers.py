@@ -233,8 +233,9 @@ def flash_ok(message: str) -> None:
 
 
 def flash_error(message: str) -> None:
-    """Why an action did not happen, shown once on the next page."""
-    flash(message, "error")
+    """Why an action did not happen, shown once on the next page (translated now: the
+    session keeps text, not a lazy translation)."""
+    flash(str(message), "error")
 
 
 def flash_form_errors(errors: dict[str, list[str]]) -> None:

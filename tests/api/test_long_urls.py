@@ -60,7 +60,7 @@ def test_a_page_url_over_the_limit_answers_an_html_414(client: FlaskClient) -> N
     assert answer.status_code == 414
     assert answer.mimetype == "text/html"
     page = answer.get_data(as_text=True)
-    assert "414 · Request-URI Too Long" in page and str(MAX_URL_BYTES) in page
+    assert "414 · Address too long" in page and str(MAX_URL_BYTES) in page
 
 
 def test_the_problem_type_is_documented(client: FlaskClient) -> None:

@@ -111,7 +111,8 @@ def test_pages_get_html_errors(client) -> None:
     answer = client.get("/no/such/page")
     assert answer.status_code == 404
     assert answer.mimetype == "text/html"
-    assert "404 · Not Found" in answer.text
+    assert "404 · Not found" in answer.text
+    assert "There is no such page" in answer.text
 
 
 def test_problem_types_are_documented(client) -> None:

@@ -334,7 +334,7 @@ def test_history_pages_back(app, resident, site) -> None:
     older = re.search(r'href="(/my/history\?before=[^"]+)"', first).group(1)
     second = resident.get(older).text
     assert second.count("<li>") == 5 and "2026-11-21 15:36 CST" in second
-    assert "before=" not in second
+    assert 'href="/my/history?before=' not in second  # no link to an older page
 
 
 def test_issuing_shares_the_budget_with_the_api(app, resident, site, monkeypatch) -> None:
