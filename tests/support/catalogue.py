@@ -3,6 +3,7 @@ Chinese ``.po`` file, and bring the ``.po`` file up to date.
 
     python -m tests.support.catalogue            # update the .po file; list what lacks Chinese
     python -m tests.support.catalogue fill X.json  # also take translations from {msgid: msgstr}
+    python -m tests.support.catalogue check X.json # what still lacks Chinese; writes nothing
 
 The JSON file may key an entry with a context as ``"context\\u0004msgid"`` (gettext's own
 separator). ``tests/app/test_translations.py`` fails while any marked text has no Chinese.
@@ -123,8 +124,30 @@ def update(translations: dict[str, str] | None = None) -> tuple[list[str], list[
     return sorted(set(wanted) - set(present)), sorted(set(present) - set(wanted))
 
 
+def check(files: list[str]) -> int:
+    """Texts still without Chinese once the JSON files are taken into account (nothing is
+    written): what someone translating part of the server has left to do."""
+    given: dict[str, str] = {}
+    for name in files:
+        given.update(json.loads(Path(name).read_text(encoding="utf-8")))
+    catalogue = read_catalogue()
+    missing = [entry for entry in untranslated(catalogue, extract()) if not given.get(entry)]
+    for entry in missing:
+        print("untranslated:", entry.replace(CONTEXT_SEPARATOR, " | "))
+    wrong = [
+        entry
+        for entry, string in given.items()
+        if placeholders(entry.split(CONTEXT_SEPARATOR)[-1]) != placeholders(string)
+    ]
+    for entry in wrong:
+        print("placeholders differ:", entry.replace(CONTEXT_SEPARATOR, " | "))
+    return 1 if missing or wrong else 0
+
+
 def main(argv: list[str]) -> int:
     translations: dict[str, str] = {}
+    if argv[:1] == ["check"]:
+        return check(argv[1:])
     if argv[:1] == ["fill"] and len(argv) == 2:
         translations = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
     elif argv:
