@@ -96,6 +96,30 @@ class Gallery:
         matrix[:used], norms[:used], codes[:used] = self._matrix, self._norms, self._person_codes
         self._matrix, self._norms, self._person_codes = matrix, norms, codes
 
+    def nearest_other(self, probe: np.ndarray, person_id: str | None) -> GalleryMatch | None:
+        """The closest template of anyone but ``person_id`` (None: nobody else is enrolled).
+
+        Enrolment asks this before storing a face: a template of person P within the door's
+        tolerance plus margin of person Q's would leave both P and Q ``unknown_face``
+        (ambiguous) at the door.
+        """
+        vector = np.asarray(probe, dtype=np.float32).reshape(TEMPLATE_SIZE)
+        with self._lock:
+            count = len(self._template_ids)
+            if count == 0:
+                return None
+            squared = self._norms[:count] - 2.0 * (self._matrix[:count] @ vector)
+            squared += float(vector @ vector)
+            code = self._code_of.get(person_id) if person_id is not None else None
+            if code is not None:
+                squared[self._person_codes[:count] == code] = np.inf
+            row = int(np.argmin(squared))
+            if not np.isfinite(squared[row]):
+                return None
+            found_person, found_template = self._person_ids[row], self._template_ids[row]
+        distance = float(np.sqrt(max(float(squared[row]), 0.0)))
+        return GalleryMatch(found_person, found_template, distance, None)
+
     def search(self, probe: np.ndarray, *, tolerance: float, margin: float) -> GalleryMatch:
         """The person whose template is closest, if under ``tolerance`` and by ``margin``."""
         vector = np.asarray(probe, dtype=np.float32).reshape(TEMPLATE_SIZE)

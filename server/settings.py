@@ -113,6 +113,12 @@ VARIABLES: tuple[Variable, ...] = (
         "Visitor passes one account may issue (`POST /api/v1/passes` and the portal).",
     ),
     Variable(
+        "REGISTRATION_RATE_LIMIT",
+        "10 per hour",
+        "Self-registration forms one client address may send through the lobby's link "
+        "(`/join/...`), counted whether or not they are filed.",
+    ),
+    Variable(
         "REMOTE_OPEN_RATE_LIMIT",
         "10 per minute",
         "Remote opens one account may send (`POST /api/v1/access-points/{id}/open`).",
@@ -171,6 +177,7 @@ class Settings:
     login_rate_limit: str
     pass_rate_limit: str
     remote_open_rate_limit: str
+    registration_rate_limit: str
     pass_key_rotation_days: int
     alert_streams_per_process: int
     ratelimit_storage_uri: str
@@ -224,6 +231,7 @@ class Settings:
             "login_rate_limit": parser.text("LOGIN_RATE_LIMIT", "10 per minute"),
             "pass_rate_limit": parser.text("PASS_RATE_LIMIT", "30 per hour"),
             "remote_open_rate_limit": parser.text("REMOTE_OPEN_RATE_LIMIT", "10 per minute"),
+            "registration_rate_limit": parser.text("REGISTRATION_RATE_LIMIT", "10 per hour"),
             "pass_key_rotation_days": parser.integer("PASS_KEY_ROTATION_DAYS", 30, low=1, high=365),
             "alert_streams_per_process": parser.integer(
                 "ALERT_STREAMS_PER_PROCESS", 4, low=1, high=1000
@@ -248,7 +256,12 @@ class Settings:
             is_time_zone(values["default_timezone"]),
             "must be an IANA time zone such as Asia/Shanghai",
         )
-        for name in ("LOGIN_RATE_LIMIT", "PASS_RATE_LIMIT", "REMOTE_OPEN_RATE_LIMIT"):
+        for name in (
+            "LOGIN_RATE_LIMIT",
+            "PASS_RATE_LIMIT",
+            "REMOTE_OPEN_RATE_LIMIT",
+            "REGISTRATION_RATE_LIMIT",
+        ):
             parser.check(
                 name,
                 _valid_rate_limit(values[name.lower()]),

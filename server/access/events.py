@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext as _
 from sqlalchemy import Integer, Select, cast, func, or_, select
 
 from gatekeeper.identity import mask_name
@@ -137,7 +138,7 @@ def who(scope: Scope, events: Iterable[AccessEvent]) -> dict[str, str]:
             answer[event.id] = name if full else mask_name(name)
         elif event.pass_id in guests:
             name = guests[event.pass_id]
-            answer[event.id] = f"Guest: {name if full else mask_name(name)}"
+            answer[event.id] = _("Guest: %(name)s", name=name if full else mask_name(name))
     return answer
 
 

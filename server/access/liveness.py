@@ -6,10 +6,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 from gatekeeper import liveness
 from gatekeeper.faces import AlignedFace
 from server.core.errors import Invalid, PayloadTooLarge
+
+# Why a depth upload is refused, in words (the library's own detail follows, in English).
+DEPTH_PROBLEM_WORDS: dict[liveness.DepthProblem, LazyString] = {
+    liveness.DepthProblem.EMPTY: _l("the depth map is empty"),
+    liveness.DepthProblem.TOO_LARGE: _l("the depth map is too large"),
+    liveness.DepthProblem.NOT_PNG: _l("the depth map must be a PNG"),
+    liveness.DepthProblem.UNREADABLE: _l("the depth map cannot be read"),
+    liveness.DepthProblem.NOT_16_BIT: _l("the depth map must be a 16-bit grayscale PNG"),
+    liveness.DepthProblem.TOO_SMALL: _l("the depth map is too small"),
+    liveness.DepthProblem.WRONG_ASPECT: _l("the depth map's shape does not match the photo"),
+}
 
 
 @dataclass(frozen=True)
@@ -59,8 +72,11 @@ def _depth_liveness(image: np.ndarray, face: AlignedFace, depth_png: bytes) -> L
         result = liveness.assess_depth(depth_png, image, face.box)
     except liveness.DepthError as error:
         problem = PayloadTooLarge if error.reason is liveness.DepthProblem.TOO_LARGE else Invalid
+        words = DEPTH_PROBLEM_WORDS.get(error.reason, error.reason.value)
         raise problem(
-            f"depth: {error.detail}", errors={"depth": [error.detail]}, reason=error.reason.value
+            _l("depth: %(problem)s (%(detail)s)", problem=str(words), detail=error.detail),
+            errors={"depth": [str(words)]},
+            reason=error.reason.value,
         ) from error
     return Liveness(
         result.checked,

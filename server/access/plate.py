@@ -53,6 +53,7 @@ from gatekeeper.vocabulary import (
 from server.access import snapshots
 from server.access.decision import Door, Presented, Verdict, decide, held_credential
 from server.access.qr import pass_decision
+from server.alerts import summaries
 from server.alerts.service import raise_alert
 from server.community import settings as community_settings
 from server.core.plates import checked_plate
@@ -144,16 +145,22 @@ def _match(
     }
     if match.kind is MatchKind.AMBIGUOUS:
         record["why"] = "more than one registered plate is one camera confusion away"
+        record["why_code"] = "ambiguous"
     elif not settings.fuzzy_plates:
         record["why"] = "fuzzy matching is off in this community"
+        record["why_code"] = "off"
     elif read.confidence is None or read.confidence >= settings.fuzzy_plate_max_confidence:
         record["why"] = (
             f"the camera was sure of its read (confidence {read.confidence}, "
             f"fuzzy below {settings.fuzzy_plate_max_confidence})"
         )
+        record["why_code"] = "confident"
+        record["confidence"] = read.confidence
+        record["fuzzy_below"] = settings.fuzzy_plate_max_confidence
     else:
         record["accepted"] = True
         record["why"] = "the only registered plate one camera confusion away, low confidence"
+        record["why_code"] = "low_confidence"
         return match.plate, record
     return None, record
 
@@ -248,7 +255,7 @@ def _alert_blocked(door: Door, event: AccessEvent, blocked: BlockedPlate) -> Non
         community_id=event.community_id,
         type=AlertType.PLATE_BLOCKED,
         severity=Severity.HIGH,
-        summary=f"Blocked plate {blocked.plate} at {point.name}: {blocked.reason}",
+        summary=summaries.blocked_plate(blocked.plate, point.name, blocked.reason),
         access_point_id=point.id,
         device_id=door.device.id,
         evidence=evidence,

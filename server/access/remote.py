@@ -8,6 +8,8 @@ is audited, and leaves an access event (``remote`` / ``remote_open``) in the his
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+
 from gatekeeper import policy
 from gatekeeper.vocabulary import CredentialType, Decision, Reason
 from hardware.protocol import Command
@@ -15,7 +17,7 @@ from server.access.decision import point_view, subject_of
 from server.core import audit, ratelimits
 from server.core.errors import Conflict, Forbidden
 from server.core.scope import Scope
-from server.core.wording import reason_words
+from server.core.wording import reason_words, word
 from server.devices import commands
 from server.extensions import db
 from server.models import (
@@ -33,13 +35,17 @@ def _resident_may_open(scope: Scope, point: AccessPoint) -> Person:
     """The resident's person if the policy lets them through ``point`` now; else 403."""
     person = db.session.get(Person, scope.user.person_id) if scope.user.person_id else None
     if person is None:
-        raise Conflict("This account is not linked to a resident.")
+        raise Conflict(_l("This account is not linked to a resident."))
     subject, _kind = subject_of(person, None)
     community = db.session.get(Community, point.community_id)
     decision = policy.decide_access(subject, point_view(point, community), utcnow())
     if not decision.granted:
         raise Forbidden(
-            f"You cannot open {point.name!r} now: {reason_words(decision.reason)}.",
+            _l(
+                "You cannot open '%(name)s' now: %(why)s.",
+                name=point.name,
+                why=reason_words(decision.reason),
+            ),
             reason=decision.reason.value,
         )
     return person
@@ -57,10 +63,12 @@ def open_access_point(scope: Scope, access_point_id: str) -> list[DeviceCommand]
     if scope.user.role is UserRole.RESIDENT:
         person = _resident_may_open(scope, point)
     elif not scope.can_write(AccessPoint):
-        raise Forbidden(f"This {scope.role.value} account cannot open doors remotely.")
+        raise Forbidden(
+            _l("This %(role)s account cannot open doors remotely.", role=word(scope.role))
+        )
     devices = commands.actuators(point)
     if not devices:
-        raise Conflict(f"No enabled door or barrier device serves {point.name!r}.")
+        raise Conflict(_l("No enabled door or barrier device serves '%(name)s'.", name=point.name))
     now = utcnow()
     event = AccessEvent(
         community_id=point.community_id,

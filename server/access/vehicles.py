@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from gatekeeper.vocabulary import AlertType, Severity
+from server.alerts import summaries
 from server.alerts.service import raise_alert
 from server.core import audit
 from server.core.errors import Conflict, Invalid
@@ -24,14 +26,17 @@ def block_plate(scope: Scope, community_id: str, data: dict[str, Any]) -> Blocke
     plate = checked_plate(data["plate"])
     reason = data["reason"].strip()
     if not reason:
-        raise Invalid("Say why the plate is blocked.", errors={"reason": ["Must not be blank."]})
+        raise Invalid(
+            _l("Say why the plate is blocked."),
+            errors={"reason": [str(_l("Must not be blank."))]},
+        )
     exists = db.session.scalar(
         select(BlockedPlate.id).where(
             BlockedPlate.community_id == community.id, BlockedPlate.plate == plate
         )
     )
     if exists is not None:
-        raise Conflict(f"{plate} is already blocked.")
+        raise Conflict(_l("%(plate)s is already blocked.", plate=plate))
     row = BlockedPlate(
         community_id=community.id,
         plate=plate,
@@ -92,10 +97,7 @@ def flag_overstays(now: datetime | None = None) -> int:
             community_id=presence.community_id,
             type=AlertType.OVERSTAY,
             severity=Severity.MEDIUM,
-            summary=(
-                f"Visitor car {presence.plate} is still inside; its pass ended at "
-                f"{local_time(visitor_pass.valid_until, zone)}"
-            ),
+            summary=summaries.overstay(presence.plate, local_time(visitor_pass.valid_until, zone)),
             evidence={
                 "event_ids": [e for e in (presence.entry_event_id,) if e],
                 "pass_id": visitor_pass.id,

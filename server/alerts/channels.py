@@ -43,11 +43,13 @@ from functools import partial
 from typing import Any, ClassVar, Protocol
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Update, select, update
 
 from hardware.messages import format_ts
 from hardware.topics import alerts_topic
 from server.alerts import targets
+from server.alerts.summaries import SUMMARY_KEY
 from server.core import crypto
 from server.core.links import snapshot_url
 from server.core.messaging import OutgoingMessage, queue_message, when_acked
@@ -124,6 +126,7 @@ def evidence_of(alert: Alert) -> dict[str, Any]:
     stored = dict(alert.evidence or {})
     event_ids = [str(e) for e in stored.pop("event_ids", []) or []]
     stored.pop("snapshots", None)  # alerts raised before links were made here
+    stored.pop(SUMMARY_KEY, None)  # the summary's text for pages (``alert.summary`` is sent)
     kept = set()
     if event_ids:
         kept = set(
@@ -548,5 +551,5 @@ def check_webhook_url(url: str) -> targets.Target:
     public address unless the host is allowed (``server.alerts.targets``).
     """
     if current_app.config["SETTINGS"].is_production and not url.startswith("https://"):
-        raise targets.TargetRefused("The URL must be https:// in production.")
+        raise targets.TargetRefused(_l("The URL must be https:// in production."))
     return targets.check_target(url, webhook_allowed_hosts())

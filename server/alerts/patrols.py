@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from gatekeeper.schedule import WeeklySchedule
@@ -15,6 +16,7 @@ from gatekeeper.vocabulary import DeviceKind, Zone
 from server.core import audit
 from server.core.errors import Invalid
 from server.core.scope import Scope
+from server.core.wording import word
 from server.extensions import db
 from server.models import Community, Device, PatrolRoute
 
@@ -27,7 +29,7 @@ def _checked(community_id: str, data: dict[str, Any]) -> dict[str, Any]:
     if "checkpoint_device_ids" in data:
         ids = list(data["checkpoint_device_ids"])
         if len(set(ids)) != len(ids):
-            errors["checkpoint_device_ids"] = ["A checkpoint is listed twice."]
+            errors["checkpoint_device_ids"] = [str(_l("A checkpoint is listed twice."))]
         else:
             found = {
                 d.id: d
@@ -44,8 +46,14 @@ def _checked(community_id: str, data: dict[str, Any]) -> dict[str, Any]:
             ]
             if wrong:
                 errors["checkpoint_device_ids"] = [
-                    "Not an RFID reader of this community in the patrol_checkpoint zone: "
-                    + ", ".join(wrong)
+                    str(
+                        _l(
+                            "Not an RFID reader of this community in the %(zone)s zone: "
+                            "%(devices)s",
+                            zone=word(Zone.PATROL_CHECKPOINT),
+                            devices=", ".join(wrong),
+                        )
+                    )
                 ]
     if data.get("schedule"):
         try:
@@ -55,7 +63,7 @@ def _checked(community_id: str, data: dict[str, Any]) -> dict[str, Any]:
     elif "schedule" in data:
         data["schedule"] = None  # null or []: rounds all day, every day
     if errors:
-        raise Invalid("The patrol route is not valid.", errors=errors)
+        raise Invalid(_l("The patrol route is not valid."), errors=errors)
     return data
 
 

@@ -39,6 +39,7 @@ from gatekeeper.vocabulary import (
 )
 from hardware.protocol import EventType
 from server.alerts.service import raise_alert
+from server.alerts.summaries import N_, summary
 from server.community import settings as community_settings
 from server.core.localtime import local_time
 from server.extensions import db
@@ -238,18 +239,31 @@ def _judge_read(
     if _already_judged(community.id, person.id, row):
         return None
     place = device.access_point.name if device.access_point else device.name
-    who = "Elder" if verdict.alert_type is AlertType.ELDER_WANDERING else "Child"
-    where = (
-        f"left the kindergarten during school hours ({place})"
-        if verdict.exit is rules.Exit.KINDERGARTEN
-        else f"went out through {place}"
-    )
+    elder = verdict.alert_type is AlertType.ELDER_WANDERING
+    if verdict.exit is rules.Exit.KINDERGARTEN:
+        text = (
+            N_(
+                "Elder %(name)s left the kindergarten during school hours (%(place)s) "
+                "without a guardian at %(time)s"
+            )
+            if elder
+            else N_(
+                "Child %(name)s left the kindergarten during school hours (%(place)s) "
+                "without a guardian at %(time)s"
+            )
+        )
+    else:
+        text = (
+            N_("Elder %(name)s went out through %(place)s without a guardian at %(time)s")
+            if elder
+            else N_("Child %(name)s went out through %(place)s without a guardian at %(time)s")
+        )
     when = local_time(read.at, settings.time_zone)
     return raise_alert(
         community_id=community.id,
         type=verdict.alert_type,
         severity=verdict.severity or Severity.MEDIUM,
-        summary=f"{who} {mask_name(person.name)} {where} without a guardian at {when}",
+        summary=summary(text, name=mask_name(person.name), place=place, time=when),
         access_point_id=device.access_point_id,
         device_id=device.id,
         evidence={
@@ -409,16 +423,20 @@ def flag_inactive_elders(now: datetime | None = None) -> int:
             )
             if exists is not None:
                 continue  # this absence has its alert, even if it was resolved since
-            since = (
-                f"not seen since {local_time(start, community.timezone)}"
+            text = (
+                N_("Elder %(name)s, living alone, not seen since %(time)s")
                 if person.id in seen
-                else f"never seen since enrolment ({local_time(start, community.timezone)})"
+                else N_("Elder %(name)s, living alone, never seen since enrolment (%(time)s)")
             )
             raise_alert(
                 community_id=community_id,
                 type=AlertType.ELDER_INACTIVE,
                 severity=Severity.HIGH,
-                summary=f"Elder {mask_name(person.name)}, living alone, {since}",
+                summary=summary(
+                    text,
+                    name=mask_name(person.name),
+                    time=local_time(start, community.timezone),
+                ),
                 evidence={"person_id": person.id, "last_seen_at": start.isoformat()},
                 dedup_key=key,
             )
@@ -496,9 +514,17 @@ def _raise_patrol_missed(
         community_id=route.community_id,
         type=AlertType.PATROL_MISSED,
         severity=Severity.MEDIUM,
-        summary=(
-            f"Patrol {route.name}: round {start} to {end} missed "
-            f"{len(result.missed)} of {total} checkpoints: {names}"
+        summary=summary(
+            N_(
+                "Patrol %(route)s: round %(start)s to %(end)s missed %(missed)s of %(total)s "
+                "checkpoints: %(names)s"
+            ),
+            route=route.name,
+            start=start,
+            end=end,
+            missed=len(result.missed),
+            total=total,
+            names=names,
         ),
         device_id=result.missed[0],
         evidence={
@@ -551,9 +577,11 @@ def after_access_event(event: AccessEvent) -> Alert | None:
         community_id=event.community_id,
         type=AlertType.SPOOF_ATTEMPT,
         severity=Severity.HIGH,
-        summary=(
-            f"{len(denials)} spoofing attempts (photo or screen) at {point.name} "
-            f"within {settings.spoof_window_minutes} min"
+        summary=summary(
+            N_("%(count)s spoofing attempts (photo or screen) at %(place)s within %(minutes)s min"),
+            count=len(denials),
+            place=point.name,
+            minutes=settings.spoof_window_minutes,
         ),
         access_point_id=event.access_point_id,
         device_id=event.device_id,

@@ -15,16 +15,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, case, select
 
 from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
 from server.alerts import channels as alert_channels
 from server.alerts.channels import DeliveryReason
+from server.alerts.summaries import SUMMARY_KEY, Summary
 from server.alerts.targets import TargetRefused
 from server.community import settings as community_settings
 from server.core import audit, crypto
 from server.core.errors import Conflict, Forbidden, Invalid
 from server.core.scope import Scope
+from server.core.wording import word
 from server.extensions import db
 from server.models import (
     Alert,
@@ -53,7 +56,7 @@ def raise_alert(
     community_id: str,
     type: AlertType,
     severity: Severity,
-    summary: str,
+    summary: str | Summary,
     access_point_id: str | None = None,
     device_id: str | None = None,
     evidence: dict[str, Any] | None = None,
@@ -62,8 +65,14 @@ def raise_alert(
     """A new open alert, or the open one with the same ``dedup_key`` brought up to date.
 
     Either way every channel hears of it (``raised`` or ``updated``) once the caller commits.
+    A :class:`~server.alerts.summaries.Summary` is stored as its English sentence, its text
+    and values kept in the evidence for pages to show in the reader's language.
     """
     now = utcnow()
+    evidence = dict(evidence or {})
+    if isinstance(summary, Summary):
+        evidence[SUMMARY_KEY] = summary.as_json()
+        summary = summary.english()
     if dedup_key is not None:
         existing = db.session.scalar(
             select(Alert).where(
@@ -74,7 +83,10 @@ def raise_alert(
         )
         if existing is not None:
             existing.summary = summary
-            existing.evidence = _merge_evidence(existing.evidence, evidence or {})
+            merged = _merge_evidence(existing.evidence, evidence)
+            if SUMMARY_KEY not in evidence:  # a plain summary now: the old text is stale
+                merged.pop(SUMMARY_KEY, None)
+            existing.evidence = merged
             existing.updated_at = now
             alert_channels.dispatch(existing, DeliveryReason.UPDATED, now)
             return existing
@@ -133,13 +145,15 @@ def resolve(scope: Scope, alert_id: str, note: str | None = None) -> Alert:
 def _transition(scope: Scope, alert_id: str, action: str, note: str | None) -> Alert:
     alert = scope.get(Alert, alert_id)
     if not scope.can_write(Alert):
-        raise Forbidden("Only the officers covering this community act on its alerts.")
+        raise Forbidden(_l("Only the officers covering this community act on its alerts."))
     target, allowed_from = TRANSITIONS[action]
     if alert.status not in allowed_from:
-        raise Conflict(
-            f"The alert is {alert.status.value}; it cannot be {action}.",
-            status_now=alert.status.value,
+        refusal = (
+            _l("The alert is %(status)s; it cannot be acknowledged.", status=word(alert.status))
+            if action == "acknowledged"
+            else _l("The alert is %(status)s; it cannot be resolved.", status=word(alert.status))
         )
+        raise Conflict(refusal, status_now=alert.status.value)
     now = utcnow()
     alert.status = target
     alert.updated_at = now
@@ -293,7 +307,8 @@ def create_webhook(scope: Scope, community_id: str, url: str) -> tuple[Webhook, 
         alert_channels.check_webhook_url(url)
     except TargetRefused as refused:
         raise Invalid(
-            f"The webhook URL is refused: {refused}", errors={"url": [str(refused)]}
+            _l("The webhook URL is refused: %(why)s", why=str(refused)),
+            errors={"url": [str(refused)]},
         ) from refused
     secret = alert_channels.new_webhook_secret()
     row = Webhook(community_id=community.id, url=url, secret_encrypted=crypto.encrypt_text(secret))

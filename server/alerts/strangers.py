@@ -20,14 +20,17 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, select
 
 from gatekeeper import faces, strangers
 from gatekeeper.vocabulary import AlertStatus, AlertType, CredentialType, Severity
 from server.alerts.service import raise_alert
+from server.alerts.summaries import N_, Summary, summary
 from server.alerts.watchlist import add_entry
 from server.community import settings as community_settings
 from server.community.settings import CommunitySettings
@@ -219,7 +222,7 @@ def _alert(
         community_id=community.id,
         type=AlertType.STRANGER,
         severity=Severity.MEDIUM,
-        summary=strangers.summary(sightings, community.timezone),
+        summary=_summary(sightings, community.timezone),
         access_point_id=event.access_point_id,
         device_id=event.device_id,
         evidence={
@@ -234,6 +237,27 @@ def _alert(
         dedup_key=f"stranger:{cluster.id}",
     )
     cluster.alert_id = alert.id
+
+
+# ``gatekeeper.strangers.summary``'s sentence, by whether it says "once" and "1 door".
+_SUMMARIES = {
+    (True, True): N_("Unknown person seen once at 1 door since %(since)s"),
+    (True, False): N_("Unknown person seen once at %(doors)s doors since %(since)s"),
+    (False, True): N_("Unknown person seen %(count)s times at 1 door since %(since)s"),
+    (False, False): N_("Unknown person seen %(count)s times at %(doors)s doors since %(since)s"),
+}
+
+
+def _summary(sightings: list[strangers.Sighting], zone: str) -> Summary:
+    """``Unknown person seen 3 times at 2 doors since 21:40`` (``gatekeeper.strangers``'s
+    wording), to be shown in the reader's language."""
+    info = ZoneInfo(zone)
+    ordered = sorted(sightings, key=lambda s: s.seen_at)
+    first, last = ordered[0].seen_at.astimezone(info), ordered[-1].seen_at.astimezone(info)
+    since = f"{first:%H:%M}" if first.date() == last.date() else f"{first:%Y-%m-%d %H:%M}"
+    count = len(ordered)
+    doors = len({s.access_point_id for s in ordered if s.access_point_id is not None})
+    return summary(_SUMMARIES[count == 1, doors == 1], count=count, doors=doors, since=since)
 
 
 def _sightings() -> Select[Any]:
@@ -313,7 +337,7 @@ def _changeable(scope: Scope, cluster_id: str) -> StrangerCluster:
     scope.require_sees(StrangerCluster)
     cluster = scope.writable(StrangerCluster, cluster_id)
     if cluster.status == WATCHLISTED:
-        raise Conflict("This stranger is on the watchlist already.")
+        raise Conflict(_l("This stranger is on the watchlist already."))
     return cluster
 
 

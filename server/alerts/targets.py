@@ -9,7 +9,8 @@ to the very address that was checked, so a DNS answer that changes in between (r
 cannot redirect it. An administrator may allow named hosts despite their address
 (``WEBHOOK_ALLOWED_HOSTS``: an internal police records system, say).
 
-Pure Python (no Flask): callers pass the allow-list. Names are resolved with
+No Flask app needed: callers pass the allow-list (the refusals are lazy texts, read in the
+language of whoever reads them). Names are resolved with
 ``socket.getaddrinfo``, which also turns odd spellings of literal addresses
 (``2130706433``, ``0x7f.1``, ``127.1``) into the address the kernel would connect to.
 """
@@ -22,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from flask_babel import lazy_gettext as _l
+
 SCHEMES = {"http": 80, "https": 443}
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -30,7 +33,7 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class TargetRefused(ValueError):
-    """The URL may not be posted to; the message says why (English, shown to staff)."""
+    """The URL may not be posted to; the message says why (shown to staff, translated)."""
 
 
 class UnresolvedHost(TargetRefused):
@@ -53,7 +56,9 @@ def resolve(host: str, port: int) -> list[str]:
     try:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
-        raise UnresolvedHost(f"The host name {host} does not resolve ({error}).") from error
+        raise UnresolvedHost(
+            _l("The host name %(host)s does not resolve (%(error)s).", host=host, error=str(error))
+        ) from error
     return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in answers))
 
 
@@ -66,7 +71,7 @@ def check_target(url: str, allowed_hosts: Iterable[str] = ()) -> Target:
     scheme, host, port, path = _parts(url)
     addresses = resolve(host, port)
     if not addresses:
-        raise UnresolvedHost(f"The host name {host} does not resolve.")
+        raise UnresolvedHost(_l("The host name %(host)s does not resolve.", host=host))
     if host not in set(allowed_hosts):
         for address in addresses:
             _require_public(host, address)
@@ -79,7 +84,7 @@ def normal_host(host: str) -> str:
     try:
         return host.encode("idna").decode("ascii") if not host.isascii() else host
     except UnicodeError as error:
-        raise TargetRefused(f"{host} is not a valid host name.") from error
+        raise TargetRefused(_l("%(host)s is not a valid host name.", host=host)) from error
 
 
 def _parts(url: str) -> tuple[str, str, int, str]:
@@ -87,11 +92,11 @@ def _parts(url: str) -> tuple[str, str, int, str]:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as error:
-        raise TargetRefused(f"The URL is malformed ({error}).") from error
+        raise TargetRefused(_l("The URL is malformed (%(error)s).", error=str(error))) from error
     if parts.scheme not in SCHEMES:
-        raise TargetRefused("The URL must start with http:// or https://.")
+        raise TargetRefused(_l("The URL must start with http:// or https://."))
     if not parts.hostname:
-        raise TargetRefused("The URL has no host.")
+        raise TargetRefused(_l("The URL has no host."))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.scheme, normal_host(parts.hostname), port or SCHEMES[parts.scheme], path
 
@@ -99,10 +104,21 @@ def _parts(url: str) -> tuple[str, str, int, str]:
 def _require_public(host: str, address: str) -> None:
     ip = ipaddress.ip_address(address.partition("%")[0])  # drop an IPv6 scope (fe80::1%eth0)
     if not is_public(ip):
-        shown = host if host == str(ip) else f"{host} resolves to {ip}, which"
+        if host == str(ip):
+            raise TargetRefused(
+                _l(
+                    "%(host)s is not a public address (loopback, private, link-local or "
+                    "reserved); webhooks may only point to the internet.",
+                    host=host,
+                )
+            )
         raise TargetRefused(
-            f"{shown} is not a public address (loopback, private, link-local or reserved); "
-            "webhooks may only point to the internet."
+            _l(
+                "%(host)s resolves to %(address)s, which is not a public address (loopback, "
+                "private, link-local or reserved); webhooks may only point to the internet.",
+                host=host,
+                address=str(ip),
+            )
         )
 
 

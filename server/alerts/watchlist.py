@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from gatekeeper import faces
 from gatekeeper.vocabulary import AlertType, Decision, Severity
 from server.alerts.service import raise_alert
+from server.alerts.summaries import N_, Phrase, summary
 from server.core import audit, crypto
 from server.core.appstate import per_app
 from server.core.errors import Invalid
@@ -184,8 +186,8 @@ def add_entry(
     """Store an entry whose template is already checked and encrypted; audited."""
     if category not in CATEGORIES:
         raise Invalid(
-            f"category must be one of {', '.join(CATEGORIES)}.",
-            errors={"category": ["Unknown category."]},
+            _l("category must be one of %(choices)s.", choices=", ".join(CATEGORIES)),
+            errors={"category": [str(_l("Unknown category."))]},
         )
     entry = WatchlistEntry(
         community_id=community.id,
@@ -246,7 +248,11 @@ def alert_hit(event: AccessEvent, hit: WatchlistHit, *, live: bool) -> None:
     """Raise (or bring up to date) the entry's ``watchlist_hit`` alert with this event."""
     point = db.session.get(AccessPoint, event.access_point_id) if event.access_point_id else None
     where = point.name if point else "a deleted access point"
-    label = "Wanted" if hit.category == "wanted" else "Missing"
+    text = (
+        N_("Wanted person %(name)s at %(place)s (distance %(distance)s)")
+        if hit.category == "wanted"
+        else N_("Missing person %(name)s at %(place)s (distance %(distance)s)")
+    )
     evidence: dict[str, Any] = {
         "watchlist_entry_id": hit.entry_id,
         "category": hit.category,
@@ -261,7 +267,12 @@ def alert_hit(event: AccessEvent, hit: WatchlistHit, *, live: bool) -> None:
         community_id=event.community_id,
         type=AlertType.WATCHLIST_HIT,
         severity=Severity.HIGH,
-        summary=f"{label} person {hit.name} at {where} (distance {hit.distance:.2f})",
+        summary=summary(
+            text,
+            name=hit.name,
+            place=point.name if point else Phrase(N_("a deleted access point")),
+            distance=f"{hit.distance:.2f}",
+        ),
         access_point_id=event.access_point_id,
         device_id=event.device_id,
         evidence=evidence,

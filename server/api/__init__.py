@@ -11,6 +11,7 @@ import swagger_ui_bundle
 from apispec import BasePlugin
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import Flask, g, request, send_from_directory
+from flask_babel import lazy_gettext as _l
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
@@ -133,7 +134,17 @@ def public_blueprint(name: str, description: str, *, json_only: bool = True) -> 
 def require_body(*mimetypes: str) -> None:
     """415 unless the request body has one of ``mimetypes`` (for mixed blueprints)."""
     if request.mimetype not in mimetypes:
-        raise UnsupportedMediaType(f"Send the body as {' or '.join(mimetypes)}.")
+        raise UnsupportedMediaType(_send_the_body_as(*mimetypes))
+
+
+def _send_the_body_as(*mimetypes: str) -> Any:
+    if len(mimetypes) == 1:
+        return _l("Send the body as %(media_type)s.", media_type=mimetypes[0])
+    return _l(
+        "Send the body as %(media_types)s or %(last)s.",
+        media_types=", ".join(mimetypes[:-1]),
+        last=mimetypes[-1],
+    )
 
 
 def authenticated_blueprint(name: str, description: str, *, uploads: bool = False) -> Blueprint:
@@ -153,12 +164,12 @@ def _require_user() -> None:
 
 def _require_json_body() -> None:
     if request.method in _BODY_METHODS and request.content_length and not request.is_json:
-        raise UnsupportedMediaType("Send the body as application/json.")
+        raise UnsupportedMediaType(_send_the_body_as("application/json"))
 
 
 def _require_multipart_body() -> None:
     if request.method in _BODY_METHODS and request.mimetype != "multipart/form-data":
-        raise UnsupportedMediaType("Send the files as multipart/form-data.")
+        raise UnsupportedMediaType(_l("Send the files as multipart/form-data."))
 
 
 def init_app(app: Flask) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g
+from flask_babel import lazy_gettext as _l
 
 from server.api import authenticated_blueprint, scope
 from server.api.pagination import paginated
@@ -47,7 +48,7 @@ def me() -> Any:
 def delete_token() -> None:
     """Revoke the bearer token this request carries (sign out an API client)."""
     if "bearer_token" not in g:
-        raise Invalid("This request carries no bearer token to revoke.")
+        raise Invalid(_l("This request carries no bearer token to revoke."))
     revoke_token(g.bearer_token)
     db.session.commit()
 

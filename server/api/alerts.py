@@ -14,6 +14,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response, current_app, request
+from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 from werkzeug.wsgi import ClosingIterator
 
@@ -186,7 +187,7 @@ def stream_alerts() -> Response:
     except alert_stream.TooManyStreams:
         return problem(
             503,
-            "Too many live streams on this server process; try again shortly.",
+            _l("Too many live streams on this server process; try again shortly."),
             headers={"Retry-After": "10"},
         )
     try:

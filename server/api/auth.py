@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 from server.api import public_blueprint
 from server.api.schemas import TokenRequestSchema, TokenSchema
 from server.core import audit
@@ -25,7 +27,7 @@ def create_token(credentials: dict[str, Any]) -> dict[str, Any]:
     """Exchange a username and password for a bearer token."""
     user = authenticate_user(credentials["username"], credentials["password"])
     if user is None:
-        raise Unauthorized("Wrong username or password, or the account is disabled.")
+        raise Unauthorized(_l("Wrong username or password, or the account is disabled."))
     token, expires_at = issue_token(user)
     user.last_login_at = utcnow()
     audit.record(user, "auth.token", community_id=None, target=user)

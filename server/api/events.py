@@ -15,6 +15,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response, stream_with_context
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from marshmallow import fields, validate
 
 from gatekeeper.vocabulary import CredentialType, Reason
@@ -91,9 +93,9 @@ def event_answer(event: AccessEvent) -> dict[str, Any]:
     }
 
 
-def _not_for_residents(caller: Scope, what: str) -> None:
+def _not_for_residents(caller: Scope, detail: LazyString) -> None:
     if caller.role is UserRole.RESIDENT:
-        raise NotFound(f"No {what}.")
+        raise NotFound(detail)
 
 
 @blp.get("/events")
@@ -118,7 +120,7 @@ def events_csv(query: dict[str, Any]) -> Response:
     for officers.
     """
     caller = scope()
-    _not_for_residents(caller, "such export")
+    _not_for_residents(caller, _l("No such export."))
     statement = events.search(caller, EventFilters.from_query(query))
     stamp = f"access-events-{utcnow():%Y%m%d-%H%M}"
     return Response(
@@ -194,10 +196,11 @@ def event_snapshot(event_id: str) -> Response:
     """
     caller = scope()
     event = caller.get(AccessEvent, event_id)
-    _not_for_residents(caller, f"snapshot for event {event_id!r}")
+    no_snapshot = _l("No snapshot for event %(id)s.", id=repr(event_id))
+    _not_for_residents(caller, no_snapshot)
     picture = snapshots.load(event)
     if picture is None:
-        raise NotFound(f"No snapshot for event {event_id!r}.")
+        raise NotFound(no_snapshot)
     return Response(picture, mimetype="image/jpeg", headers=_NO_STORE)
 
 
@@ -209,6 +212,6 @@ def similar_events(event_id: str) -> Any:
     known person, their other face events, newest first; nothing for any other event."""
     caller = scope()
     event = caller.get(AccessEvent, event_id)
-    _not_for_residents(caller, f"access event with id {event_id!r}")
+    _not_for_residents(caller, _l("No access event with id %(id)s.", id=repr(event_id)))
     matches = events.similar(caller, event)
     return [{**event_answer(row), "distance": distance} for row, distance in matches]

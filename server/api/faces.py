@@ -6,6 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask import request
+from flask_babel import lazy_gettext as _l
 from marshmallow import fields
 from sqlalchemy import select
 
@@ -55,7 +56,9 @@ class IdCheckSchema(ma.Schema):
 def _file(name: str) -> bytes:
     upload = request.files.get(name)
     if upload is None:
-        raise Invalid(f"Upload the {name} file.", errors={name: ["Missing file."]})
+        raise Invalid(
+            _l("Upload the %(name)s file.", name=name), errors={name: [_l("Missing file.")]}
+        )
     return upload.read()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, url_for
+from flask_babel import lazy_gettext as _l
 
 from server.access import qr as pass_verification
 from server.api import authenticated_blueprint, scope
@@ -145,7 +146,7 @@ def _own_person() -> Person:
     user = current_principal()
     person = db.session.get(Person, user.person_id) if user.person_id else None
     if person is None:
-        raise Conflict("Only an account linked to a resident has a code to open doors.")
+        raise Conflict(_l("Only an account linked to a resident has a code to open doors."))
     return person
 
 

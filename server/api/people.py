@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from server.api import authenticated_blueprint, scope
@@ -141,7 +142,7 @@ def create_lease(data: dict[str, Any], pid: str) -> Any:
     if "unit_id" not in data:
         from server.core.errors import Invalid
 
-        raise Invalid("unit_id is required.", errors={"unit_id": ["Required."]})
+        raise Invalid(_l("unit_id is required."), errors={"unit_id": [_l("Required.")]})
     lease = people.create_lease(scope(), pid, data)
     db.session.commit()
     return lease

@@ -11,6 +11,8 @@ import zoneinfo
 from typing import Any, ClassVar
 
 import marshmallow as ma
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
@@ -23,6 +25,11 @@ from server.settings import is_time_zone
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
+# Our own field messages (marshmallow's built-in ones stay English); lazy, so that a
+# validator formats them in the caller's language.
+HEX_8_TO_32 = _l("Hex, 8 to 32 digits.")
+HEX_8_TO_64 = _l("Hex, 8 to 64 digits.")
+
 
 def _name(max_length: int = 80) -> fields.Str:
     return fields.Str(required=True, validate=validate.Length(min=1, max=max_length))
@@ -31,7 +38,7 @@ def _name(max_length: int = 80) -> fields.Str:
 # The IANA time zones this machine knows, listed in the document.
 _TIME_ZONES = validate.OneOf(
     sorted(name for name in zoneinfo.available_timezones() if is_time_zone(name)),
-    error="Not an IANA time zone (e.g. Asia/Shanghai).",
+    error=_l("Not an IANA time zone (e.g. Asia/Shanghai)."),
 )
 
 
@@ -45,7 +52,7 @@ class PatchSchema(ma.Schema):
     @ma.validates_schema
     def _changes_something(self, data: dict[str, Any], **_kwargs: Any) -> None:
         if not data:
-            raise ma.ValidationError("Nothing to change: send at least one field.")
+            raise ma.ValidationError(_("Nothing to change: send at least one field."))
 
 
 class ProblemSchema(ma.Schema):
@@ -135,7 +142,7 @@ class ScheduleWindowSchema(ma.Schema):
     @ma.validates_schema
     def _not_empty(self, data: dict[str, Any], **_kwargs: Any) -> None:
         if data.get("start") == data.get("end"):
-            raise ma.ValidationError("start and end must differ.", "end")
+            raise ma.ValidationError(_("start and end must differ."), "end")
 
 
 class _AccessPointFields(ma.Schema):
@@ -421,7 +428,7 @@ class _CredentialFields(ma.Schema):
 class CardSchema(_CredentialFields):
     uid = fields.Str(
         required=True,
-        validate=validate.Regexp(r"^[0-9A-Fa-f]{8,32}$", error="Hex, 8 to 32 digits."),
+        validate=validate.Regexp(r"^[0-9A-Fa-f]{8,32}$", error=HEX_8_TO_32),
     )
 
 
@@ -435,7 +442,7 @@ class VehicleSchema(_CredentialFields):
 class RfidTagSchema(_CredentialFields):
     epc = fields.Str(
         required=True,
-        validate=validate.Regexp(r"^[0-9A-Fa-f]{8,64}$", error="Hex, 8 to 64 digits."),
+        validate=validate.Regexp(r"^[0-9A-Fa-f]{8,64}$", error=HEX_8_TO_64),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import marshmallow as ma
 from flask import g, request
+from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 from werkzeug.exceptions import BadRequest
 
@@ -22,6 +23,7 @@ from gatekeeper import faces, passtokens, qrcodes
 from server.access import card, face, plate, qr
 from server.access.decision import Door
 from server.api import multipart_body, public_blueprint, require_body
+from server.api.schemas import HEX_8_TO_32
 from server.core.auth import authenticate_device
 from server.core.errors import Forbidden, Invalid
 from server.extensions import db
@@ -40,7 +42,7 @@ class CardRequestSchema(ma.Schema):
 
     uid = fields.Str(
         required=True,
-        validate=validate.Regexp(r"^[0-9A-Fa-f]{8,32}$", error="Hex, 8 to 32 digits."),
+        validate=validate.Regexp(r"^[0-9A-Fa-f]{8,32}$", error=HEX_8_TO_32),
     )
 
 
@@ -68,7 +70,7 @@ def _authenticate_device() -> None:
     then the caller's ``Door`` on ``g.door``, for the view."""
     device = authenticate_device(request.headers.get("Authorization"))
     if device.access_point_id is None:
-        raise Forbidden("This device serves no access point: it cannot verify credentials.")
+        raise Forbidden(_l("This device serves no access point: it cannot verify credentials."))
     if request.endpoint in _BODIES:
         require_body(*_BODIES[request.endpoint])
     g.door = Door.of(device)
@@ -118,7 +120,7 @@ def _read_frame(read: Callable[[bytes], T]) -> T:
     """The required camera frame ``image``, read by ``read``; missing or unusable is a 4xx."""
     image_bytes = _upload("image")
     if image_bytes is None:
-        raise Invalid("Upload the frame as 'image'.", errors={"image": ["Missing file."]})
+        raise Invalid(_l("Upload the frame as 'image'."), errors={"image": [_l("Missing file.")]})
     try:
         return read(image_bytes)
     except faces.ImageError as error:
@@ -203,16 +205,16 @@ def _json_body() -> Any:
     try:
         return request.get_json()
     except RecursionError as error:  # werkzeug turns ValueError into 400 itself
-        raise BadRequest("The JSON body nests too deeply.") from error
+        raise BadRequest(_l("The JSON body nests too deeply.")) from error
 
 
 def _load(schema: ma.Schema, payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
-        raise Invalid("The body must be a JSON object.")
+        raise Invalid(_l("The body must be a JSON object."))
     try:
         return schema.load(payload)
     except ma.ValidationError as error:
-        raise Invalid("The request has invalid fields.", errors=error.messages) from error
+        raise Invalid(_l("The request has invalid fields."), errors=error.messages) from error
 
 
 class PlateRequestSchema(ma.Schema):

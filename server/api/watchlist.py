@@ -6,6 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask import request
+from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 
 from server.alerts import watchlist
@@ -66,7 +67,7 @@ def enrol(form: dict[str, Any], _files: dict[str, Any], cid: str) -> WatchlistEn
     stored. Officers of the community only (others: 404)."""
     upload = request.files.get("image")
     if upload is None:
-        raise Invalid("Upload the photo as 'image'.", errors={"image": ["Missing file."]})
+        raise Invalid(_l("Upload the photo as 'image'."), errors={"image": [_l("Missing file.")]})
     entry = watchlist.enrol(scope(), cid, upload.read(), **form)
     db.session.commit()
     return entry

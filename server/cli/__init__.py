@@ -122,7 +122,7 @@ def create_user(
     except DomainError as error:
         db.session.rollback()
         details = getattr(error, "extensions", {}).get("errors", {})
-        _fail(error.detail + "".join(f" {k}: {' '.join(v)}" for k, v in details.items()))
+        _fail(str(error) + "".join(f" {k}: {' '.join(map(str, v))}" for k, v in details.items()))
     except (OperationalError, ProgrammingError) as error:
         db.session.rollback()
         _fail(f"the database is not ready ({error.orig}); run 'flask db upgrade' first")

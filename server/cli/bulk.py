@@ -313,8 +313,8 @@ def _domain_error_text(error: DomainError) -> str:
         words = face_reason_words(reason)
         return f"photo rejected: {reason} ({words}{'; ' if measured else ''}{', '.join(measured)})"
     if reason is not None:
-        return f"photo refused: {error.detail}"
+        return f"photo refused: {error}"
     errors = error.extensions.get("errors")
     if errors:
         return _validation_text(errors)
-    return error.detail
+    return str(error)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import marshmallow as ma
+from flask_babel import lazy_gettext as _l
 from marshmallow import validate
 
 from server.core.fields import JsonBool
@@ -67,6 +68,8 @@ DEFAULTS = CommunitySettings()
 
 
 _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+# Formatted by marshmallow when a value fails (a LazyString: in the request's language).
+_HHMM_ERROR = _l("HH:MM")
 
 
 class CommunitySettingsSchema(ma.Schema):
@@ -85,11 +88,11 @@ class CommunitySettingsSchema(ma.Schema):
     stranger_window_hours = ma.fields.Int(validate=validate.Range(min=1, max=24 * 30))
     stranger_access_points = ma.fields.Int(validate=validate.Range(min=1, max=50))
     keep_stranger_crops = JsonBool()
-    night_start = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
-    night_end = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
+    night_start = ma.fields.Str(validate=validate.Regexp(_HHMM, error=_HHMM_ERROR))
+    night_end = ma.fields.Str(validate=validate.Regexp(_HHMM, error=_HHMM_ERROR))
     guardian_window_minutes = ma.fields.Int(validate=validate.Range(min=0, max=120))
-    school_start = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
-    school_end = ma.fields.Str(validate=validate.Regexp(_HHMM, error="HH:MM"))
+    school_start = ma.fields.Str(validate=validate.Regexp(_HHMM, error=_HHMM_ERROR))
+    school_end = ma.fields.Str(validate=validate.Regexp(_HHMM, error=_HHMM_ERROR))
     elder_inactive_hours = ma.fields.Int(validate=validate.Range(min=1, max=24 * 14))
     spoof_attempts = ma.fields.Int(validate=validate.Range(min=2, max=100))
     spoof_window_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
@@ -104,7 +107,9 @@ class CommunitySettingsSchema(ma.Schema):
             return
         hours, days = data["pass_default_hours"], data["pass_max_days"]
         if hours > days * 24:
-            raise ma.ValidationError("must not exceed pass_max_days.", "pass_default_hours")
+            raise ma.ValidationError(
+                str(_l("must not exceed pass_max_days.")), "pass_default_hours"
+            )
 
 
 def effective(stored: dict[str, Any] | None) -> CommunitySettings:

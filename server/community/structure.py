@@ -6,6 +6,8 @@ from typing import Any
 
 import marshmallow as ma
 from blinker import Namespace
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from sqlalchemy import select
 
 from server.community import settings as community_settings
@@ -21,7 +23,7 @@ _signals = Namespace()
 community_created = _signals.signal("community-created")
 
 
-def _unique(model: type, message: str, *conditions: Any) -> None:
+def _unique(model: type, message: str | LazyString, *conditions: Any) -> None:
     if db.session.scalar(select(model.id).where(*conditions).limit(1)) is not None:  # type: ignore[attr-defined]
         raise Conflict(message)
 
@@ -69,7 +71,9 @@ def _update(
 def create_community(scope: Scope, data: dict[str, Any], default_timezone: str) -> Community:
     scope.require_admin()
     _unique(
-        Community, f"A community named {data['name']!r} exists.", Community.name == data["name"]
+        Community,
+        _l("A community named '%(name)s' exists.", name=data["name"]),
+        Community.name == data["name"],
     )
     settings = _validated_settings({}, data.get("settings") or {})
     community = Community(
@@ -93,7 +97,7 @@ def update_community(scope: Scope, community_id: str, changes: dict[str, Any]) -
     if "name" in changes and changes["name"] != community.name:
         _unique(
             Community,
-            f"A community named {changes['name']!r} exists.",
+            _l("A community named '%(name)s' exists.", name=changes["name"]),
             Community.name == changes["name"],
         )
     if "settings" in changes:
@@ -110,7 +114,7 @@ def _validated_settings(stored: dict[str, Any], changes: dict[str, Any]) -> dict
         return community_settings.merged(stored, changes)
     except ma.ValidationError as error:
         raise Invalid(
-            "Invalid community settings.", errors={"settings": error.normalized_messages()}
+            _l("Invalid community settings."), errors={"settings": error.normalized_messages()}
         ) from error
 
 
@@ -122,7 +126,7 @@ def create_building(scope: Scope, community_id: str, data: dict[str, Any]) -> Bu
     scope.require_write(Building)
     _unique(
         Building,
-        f"Building {data['name']!r} exists in this community.",
+        _l("Building '%(name)s' exists in this community.", name=data["name"]),
         Building.community_id == community.id,
         Building.name == data["name"],
     )
@@ -144,7 +148,7 @@ def update_building(scope: Scope, building_id: str, changes: dict[str, Any]) -> 
     if "name" in changes and changes["name"] != building.name:
         _unique(
             Building,
-            f"Building {changes['name']!r} exists in this community.",
+            _l("Building '%(name)s' exists in this community.", name=changes["name"]),
             Building.community_id == building.community_id,
             Building.name == changes["name"],
         )
@@ -161,8 +165,8 @@ def _building_in(scope: Scope, community_id: str, building_id: str, field: str) 
     )
     if building is None:
         raise Invalid(
-            "No such building in this community.",
-            errors={field: ["No such building in this community."]},
+            _l("No such building in this community."),
+            errors={field: [str(_l("No such building in this community."))]},
         )
     return building
 
@@ -173,7 +177,11 @@ def create_unit(scope: Scope, community_id: str, data: dict[str, Any]) -> Unit:
     building = _building_in(scope, community.id, data["building_id"], "building_id")
     _unique(
         Unit,
-        f"Unit {data['number']!r} exists in {building.name}.",
+        _l(
+            "Unit '%(number)s' exists in %(building)s.",
+            number=data["number"],
+            building=building.name,
+        ),
         Unit.building_id == building.id,
         Unit.number == data["number"],
     )
@@ -200,7 +208,7 @@ def update_unit(scope: Scope, unit_id: str, changes: dict[str, Any]) -> Unit:
     if "number" in changes and changes["number"] != unit.number:
         _unique(
             Unit,
-            f"Unit {changes['number']!r} exists in this building.",
+            _l("Unit '%(number)s' exists in this building.", number=changes["number"]),
             Unit.building_id == unit.building_id,
             Unit.number == changes["number"],
         )
@@ -216,7 +224,7 @@ def create_access_point(scope: Scope, community_id: str, data: dict[str, Any]) -
     scope.require_write(AccessPoint)
     _unique(
         AccessPoint,
-        f"Access point {data['name']!r} exists in this community.",
+        _l("Access point '%(name)s' exists in this community.", name=data["name"]),
         AccessPoint.community_id == community.id,
         AccessPoint.name == data["name"],
     )
@@ -243,7 +251,7 @@ def update_access_point(scope: Scope, access_point_id: str, changes: dict[str, A
     if "name" in changes and changes["name"] != point.name:
         _unique(
             AccessPoint,
-            f"Access point {changes['name']!r} exists in this community.",
+            _l("Access point '%(name)s' exists in this community.", name=changes["name"]),
             AccessPoint.community_id == point.community_id,
             AccessPoint.name == changes["name"],
         )

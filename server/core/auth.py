@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, current_app, g, request, session
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select, update
 
@@ -83,7 +84,7 @@ def _bearer(header: str | None) -> str | None:
         return None
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        raise Unauthorized("Use 'Authorization: Bearer <token>'.")
+        raise Unauthorized(_l("Use 'Authorization: Bearer <token>'."))
     return value.strip()
 
 
@@ -178,7 +179,7 @@ def authenticate_api_request() -> User:
             or record.expires_at <= utcnow()
             or record.user.disabled
         ):
-            raise Unauthorized("The token is unknown, expired or revoked.")
+            raise Unauthorized(_l("The token is unknown, expired or revoked."))
         g.principal = record.user
         g.bearer_token = raw
         return record.user
@@ -188,7 +189,7 @@ def authenticate_api_request() -> User:
         g.principal = current_user._get_current_object()
         return g.principal
     raise Unauthorized(
-        "Sign in, or send 'Authorization: Bearer <token>' from POST /api/v1/auth/token."
+        _l("Sign in, or send 'Authorization: Bearer <token>' from POST /api/v1/auth/token.")
     )
 
 
@@ -197,7 +198,7 @@ def current_principal() -> User:
     principal = g.get("principal")
     if principal is None:
         if not current_user.is_authenticated:
-            raise Unauthorized("Sign in first.")
+            raise Unauthorized(_l("Sign in first."))
         principal = g.principal = current_user._get_current_object()
     return principal
 
@@ -223,11 +224,11 @@ def authenticate_device(header: str | None) -> Device:
     """
     raw = _bearer(header)
     if raw is None:
-        raise Unauthorized("Devices send 'Authorization: Bearer <device_id>.<secret>'.")
+        raise Unauthorized(_l("Devices send 'Authorization: Bearer <device_id>.<secret>'."))
     device_id, dot, secret = raw.partition(".")
     device = db.session.get(Device, device_id) if dot and secret else None
     if device is None or not hmac.compare_digest(device.secret_hash, device_secret_hash(secret)):
-        raise Unauthorized("Unknown device or wrong secret.")
+        raise Unauthorized(_l("Unknown device or wrong secret."))
     if device.disabled:
-        raise Forbidden("This device is disabled.")
+        raise Forbidden(_l("This device is disabled."))
     return device

@@ -18,22 +18,26 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Request, request
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 from gatekeeper.text import Flaw, text_flaw, unstorable_text_at
 from server.core.errors import Invalid, NotFound
 
-MESSAGES = {
-    Flaw.LONE_SURROGATE: "Text must be valid Unicode: this holds a lone UTF-16 surrogate.",
-    Flaw.NUL: "Text must not hold a NUL character.",
+MESSAGES: dict[Flaw, LazyString] = {
+    Flaw.LONE_SURROGATE: _l("Text must be valid Unicode: this holds a lone UTF-16 surrogate."),
+    Flaw.NUL: _l("Text must not hold a NUL character."),
 }
 LONE_SURROGATE = MESSAGES[Flaw.LONE_SURROGATE]
 NUL_CHARACTER = MESSAGES[Flaw.NUL]
 
 
-def _refused(errors: dict[str, list[str]]) -> Invalid:
+def _refused(errors: dict[str, list[LazyString]]) -> Invalid:
     return Invalid(
-        "The request holds text that cannot be stored (a lone UTF-16 surrogate or a NUL "
-        "character); see `errors`.",
+        _l(
+            "The request holds text that cannot be stored (a lone UTF-16 surrogate or a NUL "
+            "character); see `errors`."
+        ),
         errors=errors,
     )
 
@@ -57,8 +61,8 @@ class CheckedRequest(Request):
 def _check_url_and_form() -> None:
     for value in (request.view_args or {}).values():
         if isinstance(value, str) and text_flaw(value) is not None:
-            raise NotFound("No such resource.")
-    errors: dict[str, list[str]] = {}
+            raise NotFound(_l("No such resource."))
+    errors: dict[str, list[LazyString]] = {}
     fields = [*request.args.items(multi=True)]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         fields.extend(request.form.items(multi=True))

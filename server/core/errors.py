@@ -1,8 +1,20 @@
-"""Typed errors raised by services; ``server.core.problems`` turns them into HTTP answers."""
+"""Typed errors raised by services; ``server.core.problems`` turns them into HTTP answers.
+
+A ``detail`` (and each message in an ``Invalid``'s ``errors``) is written with
+``lazy_gettext`` (``_l``): it stays a lazy text until the answer is built, so a problem
+document's ``detail`` is in the caller's language (``server.core.problems`` makes every
+lazy text in it a plain string); ``str(error)`` is the detail in the language of the
+moment (English outside a request: the command line, the logs).
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from flask_babel.speaklater import LazyString
+
+# What a detail or a field message may be: plain text, or a lazy translation.
+Text = str | LazyString
 
 
 class DomainError(Exception):
@@ -12,10 +24,13 @@ class DomainError(Exception):
     slug = "bad-request"
     title = "Bad request"
 
-    def __init__(self, detail: str, **extensions: Any):
+    def __init__(self, detail: Text, **extensions: Any):
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
+
+    def __str__(self) -> str:
+        return str(self.detail)
 
 
 class NotFound(DomainError):
@@ -51,7 +66,7 @@ class Invalid(DomainError):
     slug = "validation-error"
     title = "Invalid input"
 
-    def __init__(self, detail: str, errors: dict[str, Any] | None = None, **extensions: Any):
+    def __init__(self, detail: Text, errors: dict[str, Any] | None = None, **extensions: Any):
         if errors:
             extensions["errors"] = errors
         super().__init__(detail, **extensions)

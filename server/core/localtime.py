@@ -1,6 +1,7 @@
 """Community-local times: what staff type and read, converted to and from UTC.
 
-Storage is UTC; forms and files speak the community's zone.
+Storage is UTC; forms and files speak the community's zone. A ``ValueError``'s text is a
+lazy translation: ``str(error)`` is in the request's language (English outside one).
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import zoneinfo
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
 
 
 def local_to_utc(naive: datetime, zone: ZoneInfo) -> datetime:
@@ -19,7 +22,10 @@ def local_to_utc(naive: datetime, zone: ZoneInfo) -> datetime:
         return naive.astimezone(UTC)
     local = naive.replace(tzinfo=zone)
     if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
-        raise ValueError(f"{naive:%Y-%m-%d %H:%M} does not exist in {zone.key} (clock change)")
+        when = naive.strftime("%Y-%m-%d %H:%M")
+        raise ValueError(
+            _l("%(time)s does not exist in %(zone)s (clock change)", time=when, zone=zone.key)
+        )
     return local.astimezone(UTC)
 
 
@@ -37,7 +43,10 @@ def parse_local_time(text: str, zone: ZoneInfo, *, end_of_day: bool = False) -> 
             naive = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(
-            f"{value!r} is not a date (2026-12-01) or a local time (2026-12-01T09:00)"
+            _l(
+                "%(value)s is not a date (2026-12-01) or a local time (2026-12-01T09:00)",
+                value=repr(value),
+            )
         ) from None
     return local_to_utc(naive, zone)
 

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from flask import Flask, Response, json, render_template, request
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from flask_babel.speaklater import LazyString
 from sqlalchemy.exc import (
     DataError,
@@ -25,7 +26,7 @@ from sqlalchemy.exc import (
 )
 from werkzeug.exceptions import HTTPException, RequestURITooLarge
 
-from server.core.errors import DomainError
+from server.core.errors import DomainError, Text
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -100,6 +101,35 @@ _PAGE_DETAILS = {
     500: _l("The server failed; the incident is logged."),
 }
 
+# What Werkzeug and Flask-WTF say in English (an HTTP error's default description, why a
+# CSRF check failed), in the caller's language; a text not listed here stays as it is.
+_FOREIGN_DETAILS: dict[str, LazyString] = {
+    "The browser (or proxy) sent a request that this server could not understand.": _l(
+        "The browser (or proxy) sent a request that this server could not understand."
+    ),
+    "The requested URL was not found on the server. If you entered the URL manually please "
+    "check your spelling and try again.": _l(
+        "The requested URL was not found on the server. If you entered the URL manually "
+        "please check your spelling and try again."
+    ),
+    "The method is not allowed for the requested URL.": _l(
+        "The method is not allowed for the requested URL."
+    ),
+    "The data value transmitted exceeds the capacity limit.": _l(
+        "The data value transmitted exceeds the capacity limit."
+    ),
+    "The server does not support the media type transmitted in the request.": _l(
+        "The server does not support the media type transmitted in the request."
+    ),
+    "The CSRF token is missing.": _l("The CSRF token is missing."),
+    "The CSRF session token is missing.": _l("The CSRF session token is missing."),
+    "The CSRF token has expired.": _l("The CSRF token has expired."),
+    "The CSRF token is invalid.": _l("The CSRF token is invalid."),
+    "The CSRF tokens do not match.": _l("The CSRF tokens do not match."),
+    "The referrer header is missing.": _l("The referrer header is missing."),
+    "The referrer does not match the host.": _l("The referrer does not match the host."),
+}
+
 _SLUG_BY_STATUS = {
     400: "bad-request",
     401: "unauthorized",
@@ -117,24 +147,38 @@ _SLUG_BY_STATUS = {
 }
 
 
+def plain(value: Any) -> Any:
+    """``value`` with every lazy text in it made a plain string in the request's language:
+    a problem's ``detail``, and the messages anywhere in its extensions (``errors`` maps
+    fields to lists of messages, nested for nested fields; keys may be lazy too)."""
+    if isinstance(value, LazyString):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {plain(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(item) for item in value]
+    return value
+
+
 def problem(
     status: int,
-    detail: str,
+    detail: Text,
     *,
     slug: str | None = None,
     title: str | None = None,
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> Response:
-    """A problem-document response."""
+    """A problem-document response; lazy texts in ``detail`` and ``extensions`` are rendered
+    in the caller's language here (``title`` stays English, ``type`` stable)."""
     slug = slug or _SLUG_BY_STATUS.get(status)
     body: dict[str, Any] = {
         "type": f"/problems/{slug}" if slug else "about:blank",
-        "title": title or _default_title(status),
+        "title": str(title or _default_title(status)),
         "status": status,
         "detail": str(detail),
         "instance": request.path,
-        **extensions,
+        **plain(extensions),
     }
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
     for name, value in (headers or {}).items():
@@ -191,7 +235,7 @@ def init_app(app: Flask) -> None:
 
 def _respond(
     status: int,
-    detail: str,
+    detail: Text,
     *,
     slug: str | None = None,
     title: str | None = None,
@@ -201,7 +245,9 @@ def _respond(
     if wants_problem():
         return problem(status, detail, slug=slug, title=title, headers=headers, **extensions)
     page_title = _PAGE_TITLES.get(status) or title or _default_title(status)
-    html = render_template("error.html", status=status, title=page_title, detail=detail)
+    # Plain strings: Jinja would take a lazy text for markup (it has ``__html__``) and not
+    # escape it, and a detail may quote what the caller sent.
+    html = render_template("error.html", status=status, title=str(page_title), detail=str(detail))
     return Response(html, status=status, headers=headers, mimetype="text/html")
 
 
@@ -224,6 +270,8 @@ def _handle_http_exception(error: HTTPException) -> Response:
     extensions: dict[str, Any] = {}
     data = getattr(error, "data", None) or {}
     detail = data.get("message") or error.description or _default_title(status)
+    if isinstance(detail, str):
+        detail = _FOREIGN_DETAILS.get(detail, detail)
     headers.update(data.get("headers") or {})
     messages = data.get("errors") or data.get("messages")
     if messages:
@@ -236,10 +284,36 @@ def _handle_http_exception(error: HTTPException) -> Response:
     if status >= 500:
         detail = _l("The server failed; the incident is logged.")
     if status == 429:
-        detail = _l("Too many requests: the limit is %(limit)s.", limit=error.description)
+        detail = _l("Too many requests: the limit is %(limit)s.", limit=_rate_words(error))
     if not wants_problem() and not messages:
         detail = _PAGE_DETAILS.get(status, detail)
     return _respond(status, detail, headers=headers, **extensions)
+
+
+# The units of a rate limit (``10 per 1 minute``), as Flask-Limiter's limits name them.
+_RATE_UNITS: dict[str, LazyString] = {
+    "second": _p("rate limit", "second"),
+    "minute": _p("rate limit", "minute"),
+    "hour": _p("rate limit", "hour"),
+    "day": _p("rate limit", "day"),
+    "month": _p("rate limit", "month"),
+    "year": _p("rate limit", "year"),
+}
+
+
+def _rate_words(error: HTTPException) -> Text:
+    """The limit a 429 ran into, ``10 per 1 minute``, in the caller's language (the
+    exception's description as it is when it is not Flask-Limiter's own)."""
+    item = getattr(getattr(error, "limit", None), "limit", None)
+    unit = _RATE_UNITS.get(getattr(getattr(item, "GRANULARITY", None), "name", ""))
+    if item is None or unit is None or error.description != repr(item):
+        return error.description or ""
+    return _l(
+        "%(amount)s per %(multiples)s %(unit)s",
+        amount=item.amount,
+        multiples=item.multiples,
+        unit=unit,
+    )
 
 
 def _handle_integrity_error(error: IntegrityError) -> Response:

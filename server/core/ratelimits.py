@@ -46,6 +46,10 @@ def _pass_limit() -> str:
     return current_app.config["SETTINGS"].pass_rate_limit
 
 
+def _registration_limit() -> str:
+    return current_app.config["SETTINGS"].registration_rate_limit
+
+
 def _remote_open_limit() -> str:
     return current_app.config["SETTINGS"].remote_open_rate_limit
 
@@ -56,6 +60,10 @@ signing_in = limiter.shared_limit(
 )
 issuing_passes = limiter.shared_limit(
     _pass_limit, scope="pass-issue", key_func=_per_account, methods=["POST"]
+)
+# Nobody is signed in on the lobby's form: counted per client address.
+registering = limiter.shared_limit(
+    _registration_limit, scope="registration", key_func=get_remote_address, methods=["POST"]
 )
 _remote_opens = limiter.shared_limit(
     _remote_open_limit, scope="remote-open", key_func=_per_account, methods=["POST"]

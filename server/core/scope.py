@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
+from flask_babel.speaklater import LazyString
 from sqlalchemy import ColumnElement, Select, false, or_, select, true
 
 from gatekeeper.vocabulary import AlertType
@@ -29,6 +32,7 @@ from server.extensions import db
 from server.models import (
     AccessEvent,
     AccessPoint,
+    AccountActivation,
     Alert,
     BlockedPlate,
     Building,
@@ -42,6 +46,8 @@ from server.models import (
     Membership,
     PatrolRoute,
     Person,
+    RegistrationLink,
+    RegistrationRequest,
     RfidTag,
     StrangerCluster,
     StrangerSighting,
@@ -83,6 +89,10 @@ _PERSONAL: frozenset[type] = frozenset(
         RfidTag,
         IdCheck,
         WorkerPermit,
+        # Onboarding: what someone asked for and the links that let them in.
+        RegistrationLink,
+        RegistrationRequest,
+        AccountActivation,
     }
 )
 _WRITERS.update(dict.fromkeys(_PERSONAL, _STAFF))
@@ -160,7 +170,7 @@ class Scope:
     def require_sees(self, model: type) -> None:
         """``NotFound`` for a whole collection this role cannot see (not even empty)."""
         if not self.sees(model):
-            raise NotFound(f"No {_plural(model)} here.")
+            raise NotFound(_l("No %(things)s here.", things=_plural(model)))
 
     def reads(self, model: type) -> bool:
         """False when this role reads no row of ``model`` in any community it sees: personal
@@ -181,7 +191,11 @@ class Scope:
         self.require_sees(model)
         if not self.reads(model):
             raise Forbidden(
-                f"{self._article()} {self.role.value} account cannot read {_plural(model)}."
+                _l(
+                    "%(account)s cannot read %(things)s.",
+                    account=_ACCOUNTS[self.role],
+                    things=_plural(model),
+                )
             )
 
     def _resident_rows(self, model: type) -> ColumnElement[bool]:
@@ -224,7 +238,7 @@ class Scope:
         """The row with this id, or ``NotFound`` when it is missing or out of scope."""
         row = db.session.scalar(self.query(model).where(model.id == ident))  # type: ignore[attr-defined]
         if row is None:
-            raise NotFound(f"No {_label(model)} with id {ident!r}.")
+            raise NotFound(_l("No %(thing)s with id %(id)s.", thing=_label(model), id=repr(ident)))
         return row
 
     # Changing -----------------------------------------------------------------------------
@@ -235,11 +249,12 @@ class Scope:
     def require_write(self, model: type) -> None:
         if not self.can_write(model):
             raise Forbidden(
-                f"{self._article()} {self.role.value} account cannot change {_plural(model)}."
+                _l(
+                    "%(account)s cannot change %(things)s.",
+                    account=_ACCOUNTS[self.role],
+                    things=_plural(model),
+                )
             )
-
-    def _article(self) -> str:
-        return "An" if self.role.value[0] in "aeiou" else "A"
 
     def writable(self, model: type[M], ident: Any) -> M:
         """The row, visible and changeable by this user (404 if invisible, 403 if read-only)."""
@@ -249,20 +264,56 @@ class Scope:
 
     def require_admin(self) -> None:
         if not self.is_admin:
-            raise Forbidden("Only an administrator can do this.")
+            raise Forbidden(_l("Only an administrator can do this."))
 
 
-def _label(model: type) -> str:
-    return {
-        AccessPoint: "access point",
-        PatrolRoute: "patrol route",
-        WatchlistEntry: "watchlist entry",
-        StrangerCluster: "stranger",
-        StrangerSighting: "stranger sighting",
-    }.get(model, model.__name__.lower())
+# The caller's account in a refusal ("A staff account cannot change people.").
+_ACCOUNTS: dict[UserRole, LazyString] = {
+    UserRole.ADMIN: _l("An admin account"),
+    UserRole.STAFF: _l("A staff account"),
+    UserRole.RESIDENT: _l("A resident account"),
+    UserRole.OFFICER: _l("An officer account"),
+}
+
+# What a row is called in a refusal, one and many ("No person with id ...", "No people
+# here."); a model not listed is called by its class name.
+_LABELS: dict[type, tuple[LazyString, LazyString]] = {
+    AccessEvent: (_p("record", "access event"), _p("records", "access events")),
+    AccessPoint: (_p("record", "access point"), _p("records", "access points")),
+    Alert: (_p("record", "alert"), _p("records", "alerts")),
+    BlockedPlate: (_p("record", "blocked plate"), _p("records", "blocked plates")),
+    Building: (_p("record", "building"), _p("records", "buildings")),
+    Card: (_p("record", "card"), _p("records", "cards")),
+    Community: (_p("record", "community"), _p("records", "communities")),
+    Consent: (_p("record", "consent"), _p("records", "consents")),
+    Device: (_p("record", "device"), _p("records", "devices")),
+    FaceTemplate: (_p("record", "face"), _p("records", "faces")),
+    IdCheck: (_p("record", "ID check"), _p("records", "ID checks")),
+    Lease: (_p("record", "lease"), _p("records", "leases")),
+    Membership: (_p("record", "membership"), _p("records", "memberships")),
+    PatrolRoute: (_p("record", "patrol route"), _p("records", "patrol routes")),
+    RegistrationLink: (_p("record", "invitation"), _p("records", "invitations")),
+    RegistrationRequest: (_p("record", "registration"), _p("records", "registrations")),
+    AccountActivation: (_p("record", "activation link"), _p("records", "activation links")),
+    Person: (_p("record", "person"), _p("records", "people")),
+    RfidTag: (_p("record", "RFID tag"), _p("records", "RFID tags")),
+    StrangerCluster: (_p("record", "stranger"), _p("records", "strangers")),
+    StrangerSighting: (_p("record", "stranger sighting"), _p("records", "stranger sightings")),
+    Unit: (_p("record", "unit"), _p("records", "units")),
+    User: (_p("record", "user"), _p("records", "users")),
+    Vehicle: (_p("record", "vehicle"), _p("records", "vehicles")),
+    VisitorPass: (_p("record", "visitor pass"), _p("records", "visitor passes")),
+    WatchlistEntry: (_p("record", "watchlist entry"), _p("records", "watchlist entries")),
+    Webhook: (_p("record", "webhook"), _p("records", "webhooks")),
+    WorkerPermit: (_p("record", "worker permit"), _p("records", "worker permits")),
+}
 
 
-def _plural(model: type) -> str:
-    return {Community: "communities", Person: "people", WatchlistEntry: "watchlist entries"}.get(
-        model, _label(model) + "s"
-    )
+def _label(model: type) -> LazyString | str:
+    labels = _LABELS.get(model)
+    return labels[0] if labels else model.__name__.lower()
+
+
+def _plural(model: type) -> LazyString | str:
+    labels = _LABELS.get(model)
+    return labels[1] if labels else model.__name__.lower() + "s"

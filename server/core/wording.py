@@ -35,6 +35,7 @@ from gatekeeper.vocabulary import (
 )
 from hardware.protocol import Command, CommandStatus, EventType
 from server.models.accounts import UserRole
+from server.models.onboarding import RegistrationStatus
 from server.models.people import WorkerTag
 
 # The phone rule of PersonSchema, in words (its own message is a bare "does not match").
@@ -266,6 +267,11 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         DocumentType.FOREIGNER_PERMANENT_RESIDENCE: _p(
             "document", "foreigner's permanent residence card"
         ),
+    },
+    RegistrationStatus: {
+        RegistrationStatus.PENDING: _p("registration status", "waiting"),
+        RegistrationStatus.APPROVED: _p("registration status", "approved"),
+        RegistrationStatus.REJECTED: _p("registration status", "rejected"),
     },
     PlateKind: {
         PlateKind.ORDINARY: _p("plate kind", "ordinary"),

@@ -24,6 +24,7 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import selectinload
@@ -162,19 +163,26 @@ def issue_officer_credentials(scope: Scope, user_id: str) -> OfficerCredentials:
     """
     user = scope.get(User, user_id)  # 404 for anyone the caller cannot see
     if user.id != scope.user.id and not scope.is_admin:
-        raise Forbidden("Only the officer themself or an administrator can do this.")
+        raise Forbidden(_l("Only the officer themself or an administrator can do this."))
     if user.role is not UserRole.OFFICER:
-        raise Invalid("Only officer accounts get MQTT credentials.")
+        raise Invalid(_l("Only officer accounts get MQTT credentials."))
     if user.disabled:
-        raise Invalid("This account is disabled.")
+        raise Invalid(_l("This account is disabled."))
     if _username_is_reserved(user.username):
-        raise Conflict(f"The broker username {user.username!r} belongs to another account.")
+        raise Conflict(
+            _l(
+                "The broker username '%(username)s' belongs to another account.",
+                username=user.username,
+            )
+        )
     password = secrets.token_urlsafe(32)
     password_hash = mosquitto_password_hash(password)
     try:
         _officer_account(user, password_hash)
     except ValueError as error:  # a name the broker files cannot hold
-        raise Invalid(f"This account cannot have MQTT credentials: {error}.") from None
+        raise Invalid(
+            _l("This account cannot have MQTT credentials: %(why)s.", why=str(error))
+        ) from None
     user.mqtt_password_hash = password_hash
     audit.record(scope.user, "user.mqtt_credentials", community_id=None, target=user)
     return OfficerCredentials(

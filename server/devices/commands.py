@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Update, select, update
 
 from gatekeeper.vocabulary import DEVICE_KINDS_WITH_ACCESS_POINT
@@ -25,6 +26,8 @@ DEVICE_COMMANDS = frozenset(Command)
 # A device that answers "expired" dropped the command because it came too late.
 _EXPIRED_DETAIL = "expired"
 _DUPLICATE_DETAIL = "duplicate"
+# The detail of a command nobody answered before it expired (pages show it in words).
+NO_ANSWER_DETAIL = "no answer before expiry"
 # An ack may be on its way when a command expires; give it a moment before giving up.
 _ACK_GRACE = timedelta(seconds=5)
 
@@ -107,13 +110,14 @@ def command_access_point(
     point = scope.get(AccessPoint, access_point_id)
     scope.require_write(AccessPoint)
     if command not in ACCESS_POINT_COMMANDS:
+        choices = ", ".join(sorted(c.value for c in ACCESS_POINT_COMMANDS))
         raise Invalid(
-            f"{command.value!r} is not sent to access points.",
-            errors={"command": [f"One of {sorted(c.value for c in ACCESS_POINT_COMMANDS)}."]},
+            _l("'%(command)s' is not sent to access points.", command=command.value),
+            errors={"command": [str(_l("One of %(choices)s.", choices=choices))]},
         )
     devices = actuators(point)
     if not devices:
-        raise Conflict(f"No enabled door or barrier device serves {point.name!r}.")
+        raise Conflict(_l("No enabled door or barrier device serves '%(name)s'.", name=point.name))
     rows = [
         issue(
             device,
@@ -139,9 +143,11 @@ def command_device(
     """Staff send any command to one device (``display`` needs ``text``)."""
     device = scope.writable(Device, device_id)
     if device.disabled:
-        raise Conflict("The device is disabled.")
+        raise Conflict(_l("The device is disabled."))
     if command is Command.DISPLAY and not text:
-        raise Invalid("display needs a text.", errors={"text": ["Required for display."]})
+        raise Invalid(
+            _l("display needs a text."), errors={"text": [str(_l("Required for display."))]}
+        )
     point = device.access_point
     row = issue(
         device,
@@ -188,6 +194,6 @@ def expire_overdue(now: datetime | None = None) -> int:
             DeviceCommand.status.in_((CommandStatus.QUEUED, CommandStatus.SENT)),
             DeviceCommand.expires_at < now - _ACK_GRACE,
         )
-        .values(status=CommandStatus.EXPIRED, status_at=now, detail="no answer before expiry")
+        .values(status=CommandStatus.EXPIRED, status_at=now, detail=NO_ANSWER_DETAIL)
     )
     return result.rowcount or 0

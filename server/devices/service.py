@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 from gatekeeper.vocabulary import DEVICE_KINDS_WITH_ACCESS_POINT, AccessPointKind, DeviceKind
 from hardware.broker import mosquitto_password_hash
 from hardware.topics import device_prefix
@@ -12,6 +14,7 @@ from server.core import audit
 from server.core.auth import device_secret_hash, new_device_secret
 from server.core.errors import Invalid
 from server.core.scope import Scope
+from server.core.wording import word
 from server.extensions import db
 from server.models import AccessPoint, Community, Device, utcnow
 
@@ -79,15 +82,25 @@ def _check_binding(
             )
         )
         if point is None:
-            errors["access_point_id"] = ["No such access point in this community."]
+            errors["access_point_id"] = [str(_l("No such access point in this community."))]
         elif point.kind not in _SERVES[kind]:
-            errors["access_point_id"] = [f"A {kind.value} cannot serve a {point.kind.value}."]
+            errors["access_point_id"] = [
+                str(
+                    _l(
+                        "A %(kind)s cannot serve a %(point)s.",
+                        kind=word(kind),
+                        point=word(point.kind),
+                    )
+                )
+            ]
     elif kind in DEVICE_KINDS_WITH_ACCESS_POINT:
-        errors["access_point_id"] = [f"A {kind.value} must serve an access point."]
+        errors["access_point_id"] = [
+            str(_l("A %(kind)s must serve an access point.", kind=word(kind)))
+        ]
     if kind is DeviceKind.RFID_READER and zone is None and point is None:
-        errors["zone"] = ["An RFID reader must watch a zone."]
+        errors["zone"] = [str(_l("An RFID reader must watch a zone."))]
     if errors:
-        raise Invalid("The device's binding is not valid.", errors=errors)
+        raise Invalid(_l("The device's binding is not valid."), errors=errors)
     return point
 
 

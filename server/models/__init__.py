@@ -29,6 +29,12 @@ from server.models.activity import (
 )
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, Unit
+from server.models.onboarding import (
+    AccountActivation,
+    RegistrationLink,
+    RegistrationRequest,
+    RegistrationStatus,
+)
 from server.models.people import (
     Card,
     Consent,
@@ -51,6 +57,7 @@ from server.models.people import (
 __all__ = [
     "AccessEvent",
     "AccessPoint",
+    "AccountActivation",
     "Alert",
     "AlertDelivery",
     "AlertHistory",
@@ -74,6 +81,9 @@ __all__ = [
     "PatrolRoute",
     "Person",
     "PersonStatus",
+    "RegistrationLink",
+    "RegistrationRequest",
+    "RegistrationStatus",
     "RfidTag",
     "ServiceHeartbeat",
     "SigningKey",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy import Column, ForeignKey, String, Table, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.models.base import Base, IdMixin, TimestampMixin, enum_column, utcnow
@@ -40,6 +40,8 @@ class User(IdMixin, TimestampMixin, Base):
 
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    # False for an invited resident until the activation link sets the first password.
+    password_set: Mapped[bool] = mapped_column(default=True, server_default=true())
     role: Mapped[UserRole] = enum_column(UserRole)
     display_name: Mapped[str | None] = mapped_column(String(80))
     # Residents: the person they are and the unit they act for.

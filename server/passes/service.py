@@ -16,6 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext
+from flask_babel.speaklater import LazyString
 from sqlalchemy import or_, select
 
 from gatekeeper import passtokens, policy
@@ -121,19 +124,19 @@ def _hash_secret(secret: str) -> str:
 def by_share_secret(secret: str) -> VisitorPass:
     """The pass a share link names; ``NotFound`` for anything else."""
     if len(secret) > 64:
-        raise NotFound("No such pass.")
+        raise NotFound(_l("No such pass."))
     row = db.session.scalar(
         select(VisitorPass).where(VisitorPass.share_secret_hash == _hash_secret(secret))
     )
     if row is None or not hmac.compare_digest(share_secret(row), secret):
-        raise NotFound("No such pass.")
+        raise NotFound(_l("No such pass."))
     return row
 
 
 # --- issuing ---------------------------------------------------------------------------------
 
 
-def _field_error(field: str, message: str) -> Invalid:
+def _field_error(field: str, message: LazyString) -> Invalid:
     return Invalid(message, errors={field: [message]})
 
 
@@ -180,21 +183,25 @@ def _chosen_access_points(
     if ids is None:
         points = default_access_points(unit, with_barriers=with_barriers)
         if not points:
-            raise Conflict("This unit's building has no door a pass could open.")
+            raise Conflict(_l("This unit's building has no door a pass could open."))
         return points
     unique = list(dict.fromkeys(ids))
     if not unique:
-        raise _field_error("access_point_ids", "Name at least one access point.")
+        raise _field_error("access_point_ids", _l("Name at least one access point."))
     if len(unique) > passtokens.MAX_ACCESS_POINT_TAGS:
         raise _field_error(
-            "access_point_ids", f"At most {passtokens.MAX_ACCESS_POINT_TAGS} access points."
+            "access_point_ids",
+            _l("At most %(count)s access points.", count=passtokens.MAX_ACCESS_POINT_TAGS),
         )
     allowed = {point.id: point for point in allowed_access_points(unit)}
     unknown = [ident for ident in unique if ident not in allowed]
     if unknown:
         raise _field_error(
             "access_point_ids",
-            f"Not a door of this unit's building or a shared gate: {', '.join(unknown)}.",
+            _l(
+                "Not a door of this unit's building or a shared gate: %(ids)s.",
+                ids=", ".join(unknown),
+            ),
         )
     return [allowed[ident] for ident in unique]
 
@@ -207,7 +214,7 @@ def _issuer_until(person: Person | None, unit: Unit, now: datetime) -> datetime 
     if person is None:  # staff issue for any unit
         return None
     if person.status is not PersonStatus.ACTIVE:
-        raise Conflict("Only an active resident can issue passes.")
+        raise Conflict(_l("Only an active resident can issue passes."))
     memberships = db.session.scalars(
         select(Membership).where(
             Membership.person_id == person.id,
@@ -226,7 +233,7 @@ def _issuer_until(person: Person | None, unit: Unit, now: datetime) -> datetime 
         if (starts is None or starts <= now) and (until is None or now < until)
     ]
     if not current:
-        raise Conflict("You do not live in this unit now, so you cannot issue passes for it.")
+        raise Conflict(_l("You do not live in this unit now, so you cannot issue passes for it."))
     ends = [] if None in current else [max(u for u in current if u is not None)]
     ends += [person.valid_until] if person.valid_until is not None else []
     return min(ends, default=None)
@@ -239,16 +246,16 @@ def create(scope: Scope, data: dict[str, Any], now: datetime | None = None) -> V
     if user.role is UserRole.RESIDENT:
         unit = user.unit
         if unit is None:
-            raise Conflict("This account is not linked to a unit.")
+            raise Conflict(_l("This account is not linked to a unit."))
         if data.get("unit_id") not in (None, unit.id):
-            raise NotFound(f"No unit with id {data['unit_id']!r}.")
+            raise NotFound(_l("No unit with id %(id)s.", id=repr(data["unit_id"])))
         issuer = db.session.get(Person, user.person_id) if user.person_id else None
         if issuer is None:
-            raise Conflict("This account is not linked to a resident.")
+            raise Conflict(_l("This account is not linked to a resident."))
     else:
         scope.require_write(VisitorPass)
         if not data.get("unit_id"):
-            raise _field_error("unit_id", "Staff name the unit the pass is for.")
+            raise _field_error("unit_id", _l("Staff name the unit the pass is for."))
         unit = scope.get(Unit, data["unit_id"])
         issuer = None
     community = db.session.get(Community, unit.community_id)
@@ -256,21 +263,26 @@ def create(scope: Scope, data: dict[str, Any], now: datetime | None = None) -> V
 
     valid_from = data.get("valid_from") or now
     if valid_from < now - _BACKDATE_GRACE:
-        raise _field_error("valid_from", "A pass cannot start in the past.")
+        raise _field_error("valid_from", _l("A pass cannot start in the past."))
     valid_until = data.get("valid_until") or valid_from + timedelta(
         hours=settings.pass_default_hours
     )
     if valid_until <= valid_from:
-        raise _field_error("valid_until", "The end must come after the start.")
+        raise _field_error("valid_until", _l("The end must come after the start."))
     latest = now + timedelta(days=settings.pass_max_days)
     if valid_until > latest:
         raise _field_error(
-            "valid_until", f"A pass lasts at most {settings.pass_max_days} days from now."
+            "valid_until",
+            lazy_ngettext(
+                "A pass lasts at most %(num)s day from now.",
+                "A pass lasts at most %(num)s days from now.",
+                settings.pass_max_days,
+            ),
         )
     lives_until = _issuer_until(issuer, unit, now)
     if lives_until is not None and valid_until > lives_until:
         if valid_from >= lives_until:
-            raise _field_error("valid_from", "The pass would start after your lease ends.")
+            raise _field_error("valid_from", _l("The pass would start after your lease ends."))
         valid_until = lives_until  # a tenant's pass never outlives the lease
 
     max_uses = data.get("max_uses", 1)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from server.core import audit
 from server.core.auth import end_sign_ins, hash_password
 from server.core.errors import Conflict, Forbidden, Invalid
 from server.core.scope import Scope
+from server.core.wording import word
 from server.extensions import db
 from server.models import Community, Membership, Person, Unit, User, UserRole, utcnow
 
 _COMMUNITY_ROLES = {UserRole.STAFF, UserRole.OFFICER}
+
+# The messages in an error's ``errors`` are translated when raised (gettext, ``_``): the
+# command line joins them as text. Its ``detail`` is lazy (``_l``) like every other.
 
 
 def _communities(ids: list[str]) -> list[Community]:
@@ -21,8 +27,10 @@ def _communities(ids: list[str]) -> list[Community]:
     missing = sorted(set(ids) - {c.id for c in found})
     if missing:
         raise Invalid(
-            "Unknown communities.",
-            errors={"community_ids": [f"No community with id {m!r}." for m in missing]},
+            _l("Unknown communities."),
+            errors={
+                "community_ids": [_("No community with id %(id)s.", id=repr(m)) for m in missing]
+            },
         )
     return found
 
@@ -32,7 +40,7 @@ def create_user(scope: Scope, data: dict[str, Any]) -> User:
     scope.require_write(User)
     role: UserRole = data["role"]
     if not scope.is_admin and role is not UserRole.RESIDENT:
-        raise Forbidden("Staff can create resident accounts only.")
+        raise Forbidden(_l("Staff can create resident accounts only."))
     user = User(
         username=data["username"],
         role=role,
@@ -42,19 +50,23 @@ def create_user(scope: Scope, data: dict[str, Any]) -> User:
     errors: dict[str, list[str]] = {}
     if role in _COMMUNITY_ROLES:
         if not data.get("community_ids"):
-            errors["community_ids"] = [f"A {role.value} account needs at least one community."]
+            errors["community_ids"] = [
+                _("An account of the role %(role)s needs at least one community.", role=word(role))
+            ]
         else:
             user.communities = _communities(data["community_ids"])
     elif data.get("community_ids"):
-        errors["community_ids"] = [f"A {role.value} account has no community list."]
+        errors["community_ids"] = [
+            _("An account of the role %(role)s has no community list.", role=word(role))
+        ]
     if role is UserRole.RESIDENT:
         _bind_resident(scope, user, data, errors)
     elif data.get("unit_id") or data.get("person_id"):
-        errors["unit_id"] = ["Only resident accounts belong to a unit."]
+        errors["unit_id"] = [_("Only resident accounts belong to a unit.")]
     if errors:
-        raise Invalid("The account is not valid.", errors=errors)
+        raise Invalid(_l("The account is not valid."), errors=errors)
     if db.session.scalar(select(User.id).where(User.username == user.username)):
-        raise Conflict(f"The username {user.username!r} is taken.")
+        raise Conflict(_l("The username %(username)s is taken.", username=repr(user.username)))
     db.session.add(user)
     db.session.flush()
     community_id = user.unit.community_id if user.unit else None
@@ -78,7 +90,7 @@ def _bind_resident(
     unit_id = data.get("unit_id")
     unit = db.session.scalar(scope.query(Unit).where(Unit.id == unit_id)) if unit_id else None
     if unit is None:
-        errors["unit_id"] = ["A resident account needs a unit in your communities."]
+        errors["unit_id"] = [_("A resident account needs a unit in your communities.")]
         return
     user.unit = unit
     if data.get("person_id"):
@@ -88,9 +100,9 @@ def _bind_resident(
             )
         )
         if person is None:
-            errors["person_id"] = ["No such person in the unit's community."]
+            errors["person_id"] = [_("No such person in the unit's community.")]
         elif not _lives_in(person, unit):
-            message = "This person has no current membership in this unit."
+            message = _("This person has no current membership in this unit.")
             errors["person_id"], errors["unit_id"] = [message], [message]
         else:
             user.person_id = person.id
@@ -123,16 +135,16 @@ def update_user(scope: Scope, user_id: str, changes: dict[str, Any]) -> User:
     if not is_self:
         scope.require_write(User)
         if not scope.is_admin and user.role is not UserRole.RESIDENT:
-            raise Forbidden("Staff can change resident accounts only.")
+            raise Forbidden(_l("Staff can change resident accounts only."))
     elif set(changes) - {"password", "display_name"}:
-        raise Forbidden("You can change your own password and display name only.")
+        raise Forbidden(_l("You can change your own password and display name only."))
     details: dict[str, Any] = {}
     if "community_ids" in changes:
         scope.require_admin()
         if user.role not in _COMMUNITY_ROLES or not changes["community_ids"]:
             raise Invalid(
-                "Only staff and officers have communities, at least one.",
-                errors={"community_ids": ["Not applicable or empty."]},
+                _l("Only staff and officers have communities, at least one."),
+                errors={"community_ids": [_("Not applicable or empty.")]},
             )
         user.communities = _communities(changes["community_ids"])
         details["community_ids"] = [c.id for c in user.communities]

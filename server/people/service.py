@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from sqlalchemy import Select, or_, select, update
 
-from gatekeeper.identity import DocumentError, mask_document, validate_document
+from gatekeeper.identity import DocumentError, DocumentProblem, mask_document, validate_document
 from gatekeeper.schedule import WeeklySchedule
 from gatekeeper.vocabulary import PersonRole
 from server.community import settings as community_settings
 from server.core import audit, crypto
+from server.core.auth import end_sign_ins
 from server.core.errors import Conflict, Invalid
+from server.core.i18n import ENGLISH, current_locale
 from server.core.scope import Scope
+from server.core.wording import word
 from server.extensions import db
 from server.models import (
     AccessPoint,
@@ -41,8 +47,53 @@ UNIT_ROLES = frozenset(set(PersonRole) - {PersonRole.WORKER})
 ID_MATCH_ROLES = frozenset({PersonRole.OWNER, PersonRole.RESIDENT, PersonRole.TENANT})
 FACE_PURPOSE = "face_recognition"
 
+_NOT_IN_COMMUNITY = {
+    Unit: _l("No such unit in this community."),
+    Person: _l("No such person in this community."),
+    AccessPoint: _l("No such access point in this community."),
+}
+_ALREADY_REGISTERED = {
+    "uid": _l("This card UID is already registered in the community."),
+    "plate": _l("This plate is already registered in the community."),
+    "epc": _l("This tag EPC is already registered in the community."),
+}
+# Why a document number was refused, for answers in another language than English (the
+# library's English sentence names the rule broken; these say it in the reader's words).
+DOCUMENT_PROBLEM_WORDS: dict[str, LazyString] = {
+    DocumentProblem.UNKNOWN_TYPE: _l("Unknown document type."),
+    DocumentProblem.EMPTY: _l("Enter the document number."),
+    DocumentProblem.BAD_LENGTH: _l("The document number has the wrong length."),
+    DocumentProblem.BAD_CHARACTERS: _l(
+        "The document number has characters this document does not use."
+    ),
+    DocumentProblem.BAD_FORMAT: _l("The number does not have this document's format."),
+    DocumentProblem.BAD_REGION: _l(
+        "A resident ID number starts with a province code (11 to 82); this one does not."
+    ),
+    DocumentProblem.BAD_BIRTH_DATE: _l("The date of birth in the number is not possible."),
+    DocumentProblem.BAD_CHECK_DIGIT: _l(
+        "The number fails its check digit: a character is probably mistyped."
+    ),
+}
 
-def _field_error(field: str, message: str) -> Invalid:
+
+def english_or(english: str, words: Any) -> LazyString:
+    """A message from the ``gatekeeper`` library, which writes English only: its own
+    sentence when the answer is English (it names the numbers and limits), ``words`` (a
+    translated text for its reason code) in any other language."""
+    return LazyString(lambda: english if current_locale() == ENGLISH else str(words))
+
+
+# A phone number as people type it (the API's PersonSchema checks the same).
+PHONE_PATTERN = re.compile(r"\+?[0-9 -]{5,20}")
+
+
+def document_problem_words(error: DocumentError) -> LazyString:
+    """Why a document number was refused, in the reader's language."""
+    return english_or(str(error), DOCUMENT_PROBLEM_WORDS[error.reason])
+
+
+def _field_error(field: str, message: Any) -> Invalid:
     return Invalid(message, errors={field: [message]})
 
 
@@ -51,13 +102,13 @@ def _in_community(scope: Scope, model: type, ident: str, community_id: str, fiel
         scope.query(model).where(model.id == ident, model.community_id == community_id)  # type: ignore[attr-defined]
     )
     if row is None:
-        raise _field_error(field, f"No such {model.__name__.lower()} in this community.")
+        raise _field_error(field, _NOT_IN_COMMUNITY[model])
     return row
 
 
 def _check_window(starts: datetime | None, ends: datetime | None, field: str) -> None:
     if starts is not None and ends is not None and ends <= starts:
-        raise _field_error(field, "The end must come after the start.")
+        raise _field_error(field, _l("The end must come after the start."))
 
 
 def _apply_document(person: Person, document: dict[str, str] | None) -> None:
@@ -68,7 +119,7 @@ def _apply_document(person: Person, document: dict[str, str] | None) -> None:
     try:
         number = validate_document(document["type"], document["number"])
     except DocumentError as error:
-        raise _field_error("id_document", str(error)) from error
+        raise _field_error("id_document", document_problem_words(error)) from error
     person.id_document_type = document["type"]
     person.id_document_encrypted = crypto.encrypt_text(number)
     person.id_document_masked = mask_document(document["type"], number)
@@ -80,7 +131,9 @@ def _schedule(raw: list[Any] | None, field: str) -> list[Any] | None:
     try:
         WeeklySchedule.from_json(raw)
     except ValueError as error:
-        raise _field_error(field, str(error)) from error
+        raise _field_error(
+            field, english_or(str(error), _l("The weekly schedule is not valid."))
+        ) from error
     return raw
 
 
@@ -144,10 +197,16 @@ def _unit_of_role(
     """The unit ``unit_id`` names, in this community: required for every role but workers."""
     if role in UNIT_ROLES:
         if not data.get("unit_id"):
-            raise _field_error("unit_id", f"A {role.value} lives in a unit: give unit_id.")
+            raise _field_error(
+                "unit_id",
+                _l(
+                    "Someone with the role %(role)s lives in a unit: give unit_id.",
+                    role=LazyString(word, role),
+                ),
+            )
         return _in_community(scope, Unit, data["unit_id"], community_id, "unit_id")
     if data.get("unit_id"):
-        raise _field_error("unit_id", "Workers do not belong to a unit.")
+        raise _field_error("unit_id", _l("Workers do not belong to a unit."))
     return None
 
 
@@ -160,28 +219,36 @@ def _check_role_parts(role: PersonRole, data: dict[str, Any], unit: Unit | None)
     """
     lease, worker = data.get("lease"), data.get("worker")
     if role is PersonRole.TENANT and not lease:
-        raise _field_error("lease", "A tenant needs a lease (starts_at, ends_at).")
+        raise _field_error("lease", _l("A tenant needs a lease (starts_at, ends_at)."))
     if role is not PersonRole.TENANT and lease:
-        raise _field_error("lease", f"Only tenants have leases, not a {role.value}.")
+        raise _field_error(
+            "lease",
+            _l("Only tenants have leases, not the role %(role)s.", role=LazyString(word, role)),
+        )
     if lease and unit is not None and lease.get("unit_id") not in (None, unit.id):
-        raise _field_error("lease.unit_id", "The lease is of the tenant's unit: give unit_id's.")
+        raise _field_error(
+            "lease.unit_id", _l("The lease is of the tenant's unit: give unit_id's.")
+        )
     if role is PersonRole.WORKER and not worker:
-        raise _field_error("worker", "A worker needs a permit (tag, access points, dates).")
+        raise _field_error("worker", _l("A worker needs a permit (tag, access points, dates)."))
     if role is not PersonRole.WORKER and worker:
-        raise _field_error("worker", f"Only workers have permits, not a {role.value}.")
+        raise _field_error(
+            "worker",
+            _l("Only workers have permits, not the role %(role)s.", role=LazyString(word, role)),
+        )
 
 
 def _guardians(scope: Scope, person: Person, ids: list[str]) -> list[Person]:
     guardians = [_in_community(scope, Person, i, person.community_id, "guardian_ids") for i in ids]
     if any(g.id == person.id for g in guardians):
-        raise _field_error("guardian_ids", "A person cannot be their own guardian.")
+        raise _field_error("guardian_ids", _l("A person cannot be their own guardian."))
     return guardians
 
 
 def update_person(scope: Scope, person_id: str, changes: dict[str, Any]) -> Person:
     person = scope.writable(Person, person_id)
     if person.status is PersonStatus.MOVED_OUT:
-        raise Conflict("This person has moved out; enrol them again instead.")
+        raise Conflict(_l("This person has moved out; enrol them again instead."))
     details: dict[str, Any] = {}
     for field in ("name", "phone", "lives_alone", "wander_risk", "valid_from", "valid_until"):
         if field in changes and getattr(person, field) != changes[field]:
@@ -196,7 +263,7 @@ def update_person(scope: Scope, person_id: str, changes: dict[str, Any]) -> Pers
         details["guardian_ids"] = changes["guardian_ids"]
     if "status" in changes and changes["status"] != person.status:
         if changes["status"] not in (PersonStatus.ACTIVE, PersonStatus.SUSPENDED):
-            raise _field_error("status", "Set active or suspended; move-out is DELETE.")
+            raise _field_error("status", _l("Set active or suspended; move-out is DELETE."))
         person.status = changes["status"]
         details["status"] = person.status.value
     if details:
@@ -317,11 +384,7 @@ def move_out(scope: Scope, person_id: str) -> Person:
         .where(Consent.person_id == person.id, Consent.withdrawn_at.is_(None))
         .values(withdrawn_at=now)
     )
-    db.session.execute(
-        update(User)
-        .where(User.person_id == person.id, User.disabled_at.is_(None))
-        .values(disabled_at=now)
-    )
+    disable_accounts_of(person.id, now)
     person.status = PersonStatus.MOVED_OUT
     person.moved_out_at = now
     audit.record(
@@ -357,7 +420,7 @@ def create_lease(scope: Scope, person_id: str, data: dict[str, Any]) -> Lease:
     person = scope.writable(Person, person_id)
     roles = {m.role for m in roles_of(person.id)}
     if PersonRole.TENANT not in roles:
-        raise Conflict("Only tenants have leases.")
+        raise Conflict(_l("Only tenants have leases."))
     unit = _in_community(scope, Unit, data["unit_id"], person.community_id, "unit_id")
     lease = _new_lease(person, unit, data)
     if not db.session.scalar(
@@ -390,7 +453,7 @@ def update_lease(scope: Scope, lease_id: str, changes: dict[str, Any]) -> Lease:
     lease = scope.writable(Lease, lease_id)
     now = utcnow()
     if lease.closed_at is not None:
-        raise Conflict("This lease has ended; create a new one.")
+        raise Conflict(_l("This lease has ended; create a new one."))
     if changes.get("end_now"):
         lease.ends_at = lease.ended_early_at = now
         action, details = "lease.end_early", {"ends_at": now.isoformat()}
@@ -400,7 +463,7 @@ def update_lease(scope: Scope, lease_id: str, changes: dict[str, Any]) -> Lease:
         details = {"from": lease.ends_at.isoformat(), "to": changes["ends_at"].isoformat()}
         lease.ends_at = changes["ends_at"]
     else:
-        raise Invalid("Give ends_at to renew, or end_now: true to end the lease now.")
+        raise Invalid(_l("Give ends_at to renew, or end_now: true to end the lease now."))
     audit.record(scope.user, action, community_id=lease.community_id, target=lease, details=details)
     return lease
 
@@ -430,6 +493,8 @@ def close_ended_leases(now: datetime | None = None) -> list[Lease]:
             if m.role is not PersonRole.TENANT and (m.valid_until is None or m.valid_until > now)
         ]
         erased = 0 if other_roles else erase_biometrics(person)
+        # The tenant's login ends with the lease (one who stays under another role keeps it).
+        disabled = 0 if other_roles else disable_accounts_of(person.id, now)
         audit.record(
             None,
             "lease.ended",
@@ -439,10 +504,25 @@ def close_ended_leases(now: datetime | None = None) -> list[Lease]:
                 "person_id": person.id,
                 "passes_revoked": revoked,
                 "templates_erased": erased,
+                "accounts_disabled": disabled,
                 "kept_roles": [m.role.value for m in other_roles],
             },
         )
     return due
+
+
+def disable_accounts_of(person_id: str, now: datetime) -> int:
+    """Disable the accounts acting as this person (their lease ended, they moved out);
+    every sign-in of theirs ends with it."""
+    users = list(
+        db.session.scalars(
+            select(User).where(User.person_id == person_id, User.disabled_at.is_(None))
+        )
+    )
+    for user in users:
+        user.disabled_at = now
+        end_sign_ins(user)
+    return len(users)
 
 
 def _still_leasing(person_id: str, now: datetime) -> bool:
@@ -521,14 +601,14 @@ def add_credential(scope: Scope, person_id: str, model: type, data: dict[str, An
     """An IC card, vehicle or RFID tag for ``person`` (values already normalised)."""
     person = scope.writable(Person, person_id)
     if person.status is PersonStatus.MOVED_OUT:
-        raise Conflict("This person has moved out.")
+        raise Conflict(_l("This person has moved out."))
     key = _KEY_FIELD[model]
     if db.session.scalar(
         select(model.id).where(
             model.community_id == person.community_id, getattr(model, key) == data[key]
         )
     ):
-        raise Conflict(f"This {key} is already registered in the community.")
+        raise Conflict(_ALREADY_REGISTERED[key])
     _check_window(data.get("valid_from"), data.get("valid_until"), "valid_until")
     row = model(community_id=person.community_id, person_id=person.id, **data)
     db.session.add(row)
@@ -595,7 +675,7 @@ def withdraw_consent(scope: Scope, person_id: str, purpose: str) -> int:
     person = scope.writable(Person, person_id)
     consent = active_consent(person.id, purpose)
     if consent is None:
-        raise Conflict(f"No active consent for {purpose}.")
+        raise Conflict(_l("No active consent for %(purpose)s.", purpose=LazyString(word, purpose)))
     consent.withdrawn_at = utcnow()
     erased = erase_biometrics(person) if purpose == FACE_PURPOSE else 0
     audit.record(

@@ -1,6 +1,7 @@
 /* The resident's rotating code (portal_code.html): loads the next code at each step
  * boundary, by the server's clock (the phone's may be off); the page itself is never
- * reloaded. A file, not an inline script: the Content-Security-Policy allows no inline one. */
+ * reloaded. A file, not an inline script: the Content-Security-Policy allows no inline one.
+ * Its words come from the page (data-failed on #code-note), in the page's language. */
 (function () {
   const image = document.getElementById("my-code");
   const seconds = document.getElementById("code-seconds");
@@ -31,7 +32,7 @@
     next.onerror = function () {
       loading = false;
       retryAt = Date.now() + 2000;
-      note.textContent = "The code could not be refreshed: check the connection, or sign in again.";
+      note.textContent = note.dataset.failed;
     };
     next.src = base + "?step=" + until;
   }

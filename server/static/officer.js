@@ -7,6 +7,11 @@
  * the page has been clicked once, so the "Sound" button also unlocks it).
  * Both pages: the Acknowledge and Resolve buttons POST {note} to the alerts API with the
  * page's session and its CSRF token (X-CSRFToken), then show the new status.
+ * Words: every text this script writes comes from the page (the JSON block #officer-texts,
+ * in the reader's language); the stream's summaries are English, so the console asks the
+ * page's server for each new summary in the reader's language (data-summary-url, set when
+ * the page is not English). Times are labelled with the zone's abbreviation the server
+ * uses (data-communities: tz_labels, by UTC offset in minutes), as the rest of the page.
  */
 (function () {
   "use strict";
@@ -19,6 +24,23 @@
   if (!host) return;
   var api = host.dataset.api;
   var csrf = host.dataset.csrf;
+  var textsBlock = document.getElementById("officer-texts");
+  var TEXTS = textsBlock ? JSON.parse(textsBlock.textContent) : {};
+
+  // A text of the page, its {name} placeholders filled in.
+  function text(name, values) {
+    var pattern = TEXTS[name];
+    if (typeof pattern !== "string") return "";
+    return pattern.replace(/\{(\w+)\}/g, function (whole, key) {
+      return values && key in values ? String(values[key]) : whole;
+    });
+  }
+
+  // A domain value in the page's words ("types", "severities", "statuses", "steps").
+  function words(table, value) {
+    var known = TEXTS[table] || {};
+    return known[value] || String(value || "").replace(/_/g, " ");
+  }
 
   // --- the alert's JSON, whichever endpoint sent it -----------------------------------------
   function normalise(alert) {
@@ -46,16 +68,17 @@
   }
 
   // Show an alert's state on its card (the console's cards and the alert page's header).
+  // Says whether the status changed and whether the (stored, English) summary did.
   function show(card, alert) {
     var before = card.dataset.status;
     if (alert.updated_at) card.dataset.updated = alert.updated_at;
     if (alert.severity) {
       card.dataset.severity = alert.severity;
-      field(card, "severity").textContent = alert.severity;
+      field(card, "severity").textContent = words("severities", alert.severity);
     }
     if (alert.status) {
       card.dataset.status = alert.status;
-      field(card, "status").textContent = alert.status;
+      field(card, "status").textContent = words("statuses", alert.status);
     }
     var classes = card.className.split(/\s+/).filter(function (name) {
       return name && name.indexOf("sev-") !== 0 && name.indexOf("status-") !== 0 && name !== "flashing";
@@ -63,8 +86,14 @@
     classes.push("sev-" + card.dataset.severity, "status-" + card.dataset.status);
     if (flashes({ status: card.dataset.status, severity: card.dataset.severity })) classes.push("flashing");
     card.className = classes.join(" ");
-    if (alert.summary && field(card, "summary")) field(card, "summary").textContent = alert.summary;
-    return before !== card.dataset.status;
+    // The card shows the summary in the reader's language; data-summary keeps the stored
+    // one, to tell a new summary from the same one in other words.
+    var summaryChanged = !!alert.summary && alert.summary !== card.dataset.summary;
+    if (summaryChanged) {
+      card.dataset.summary = alert.summary;
+      if (field(card, "summary")) field(card, "summary").textContent = alert.summary;
+    }
+    return { status: before !== card.dataset.status, summary: summaryChanged };
   }
 
   // --- acknowledge and resolve ---------------------------------------------------------------
@@ -90,7 +119,7 @@
       body: JSON.stringify(note ? { note: note } : {}),
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
-        if (!response.ok) throw new Error(body.detail || body.title || "The server answered " + response.status + ".");
+        if (!response.ok) throw new Error(body.detail || body.title || text("server_answered", { status: response.status }));
         return body;
       });
     }).then(function (body) {
@@ -117,18 +146,18 @@
     var item = document.createElement("li");
     var pill = document.createElement("span");
     pill.className = "pill";
-    pill.textContent = step.action || (action === "resolve" ? "resolved" : "acknowledged");
+    pill.textContent = words("steps", step.action || (action === "resolve" ? "resolved" : "acknowledged"));
     var who = document.createElement("strong");
-    who.textContent = step.by || "you";
+    who.textContent = step.by || text("you");
     var when = document.createElement("time");
     when.dateTime = step.at || new Date().toISOString();
-    when.textContent = "just now";
+    when.textContent = text("just_now");
     item.append(pill, " ", who, " ", when);
     if (step.note || note) {
-      var text = document.createElement("span");
-      text.className = "history-note";
-      text.textContent = "“" + (step.note || note) + "”";
-      item.append(" ", text);
+      var quoted = document.createElement("span");
+      quoted.className = "history-note";
+      quoted.textContent = "“" + (step.note || note) + "”";
+      item.append(" ", quoted);
     }
     list.append(item);
   }
@@ -167,16 +196,22 @@
     document.getElementById("no-alerts").hidden = list.children.length > 0;
   }
 
-  function localTime(iso, zone) {
+  // "2026-12-01 09:00 CST", as the server's local_time writes it: the wall clock in the
+  // community's zone and the zone's abbreviation for that UTC offset (tz_labels), which
+  // the browser's own short names do not always match ("GMT+8").
+  function localTime(iso, community) {
     var when = new Date(iso);
     if (isNaN(when)) return iso || "";
     try {
       var parts = {};
       new Intl.DateTimeFormat("en-GB", {
-        timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
-        hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short",
+        timeZone: community.tz, year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short",
       }).formatToParts(when).forEach(function (part) { parts[part.type] = part.value; });
-      return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute + " " + parts.timeZoneName;
+      var wall = Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour % 24, +parts.minute, +parts.second);
+      var offset = Math.round((wall - Math.floor(when.getTime() / 1000) * 1000) / 60000);
+      var label = (community.tz_labels || {})[String(offset)] || parts.timeZoneName;
+      return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute + " " + label;
     } catch (error) {
       return when.toISOString();
     }
@@ -185,13 +220,13 @@
   function picture(src) {
     var img = document.createElement("img");
     img.className = "snapshot";
-    img.alt = "Evidence picture";
+    img.alt = text("evidence_picture");
     img.width = 96;
     img.height = 54;
     img.addEventListener("error", function () {
       var none = document.createElement("span");
       none.className = "snapshot placeholder";
-      none.textContent = "no picture";
+      none.textContent = text("no_picture");
       img.replaceWith(none);
     });
     img.src = src;
@@ -205,10 +240,10 @@
     card.dataset.alertId = alert.id;
     card.dataset.community = alert.community_id;
     card.dataset.ts = alert.ts || new Date().toISOString();
-    field(card, "type").textContent = (alert.type || "alert").replace(/_/g, " ");
+    field(card, "type").textContent = alert.type ? words("types", alert.type) : text("alert");
     var ts = field(card, "ts");
     ts.dateTime = card.dataset.ts;
-    ts.textContent = localTime(card.dataset.ts, community.tz);
+    ts.textContent = localTime(card.dataset.ts, community);
     field(card, "summary").href = console_.dataset.alertUrl.replace("ALERT_ID", encodeURIComponent(alert.id));
     field(card, "where").textContent = [community.name, alert.access_point].filter(Boolean).join(" · ");
     var shots = field(card, "snapshots");
@@ -224,11 +259,28 @@
     // An answer fetched before a change the stream already showed must not undo it.
     if (card && card.dataset.updated && alert.updated_at &&
         Date.parse(alert.updated_at) < Date.parse(card.dataset.updated)) return;
-    var changedSummary = card && alert.summary && field(card, "summary").textContent !== alert.summary;
     if (fresh) card = newCard(alert);
-    var statusChanged = show(card, alert);
+    var changed = show(card, alert);
     place(card);
-    if (live && flashes(alert) && (fresh || statusChanged || changedSummary)) alarm(card, alert);
+    if (changed.summary) translateSummary(card);
+    if (live && flashes(alert) && (fresh || changed.status || changed.summary)) alarm(card, alert);
+  }
+
+  // The summary in the reader's language, from the page's server (the stream's is English).
+  var summaryUrl = console_.dataset.summaryUrl;
+  function translateSummary(card) {
+    if (!summaryUrl) return;
+    var id = card.dataset.alertId;
+    fetch(summaryUrl.replace("ALERT_ID", encodeURIComponent(id)), {
+      credentials: "same-origin", headers: { "Accept": "application/json" },
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (body) {
+      // An answer about another summary than the card's (a newer one came since) is dropped.
+      if (!body || body.source !== card.dataset.summary) return;
+      field(card, "summary").textContent = body.summary;
+      if (!banner.hidden && banner.dataset.alarmFor === id) banner.textContent = alarmText(card, body.summary);
+    }).catch(function () { /* the stored summary stays */ });
   }
 
   // --- flash and tone for high and critical ---------------------------------------------------
@@ -237,7 +289,7 @@
   var soundButton = document.getElementById("sound-toggle");
 
   function showSound() {
-    soundButton.textContent = soundOn ? "Sound on" : "Sound off";
+    soundButton.textContent = text(soundOn ? "sound_on" : "sound_off");
     soundButton.setAttribute("aria-pressed", String(soundOn));
   }
 
@@ -283,9 +335,15 @@
   }
 
   var bannerTimer = null;
+  function alarmText(card, summary) {
+    var loud = (TEXTS.alarm || {})[card.dataset.severity] || "{summary}";
+    return loud.replace("{summary}", function () { return summary; });
+  }
+
   function alarm(card, alert) {
     tone(alert.severity === "critical" ? 3 : 2);
-    banner.textContent = (alert.severity === "critical" ? "Critical" : "High") + " alert: " + (alert.summary || alert.type);
+    banner.dataset.alarmFor = card.dataset.alertId;
+    banner.textContent = alarmText(card, field(card, "summary").textContent || words("types", alert.type));
     banner.hidden = false;
     banner.classList.remove("pulse");
     void banner.offsetWidth;  // restart the animation
@@ -295,9 +353,9 @@
   }
 
   // --- the stream -----------------------------------------------------------------------------
-  function setLive(state, words) {
+  function setLive(state, name) {
     liveState.dataset.state = state;
-    liveState.textContent = words;
+    liveState.textContent = text(name);
   }
 
   // Alerts raised between the page's rendering and the stream's start are in no stream:
@@ -313,7 +371,7 @@
   }
 
   if (!window.EventSource) {
-    setLive("off", "reload for new alerts");
+    setLive("off", "no_stream");
     return;
   }
   // EventSource reconnects by itself after a stream ends (with Last-Event-ID), but not
@@ -339,10 +397,10 @@
     });
     stream.addEventListener("error", function () {
       if (stream.readyState === EventSource.CLOSED) {
-        setLive("reconnecting", "offline: retrying…");
+        setLive("reconnecting", "offline");
         setTimeout(connect, 10000);
       } else {
-        setLive("reconnecting", "reconnecting…");
+        setLive("reconnecting", "reconnecting");
       }
     });
   }

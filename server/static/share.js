@@ -1,6 +1,8 @@
 /* A pass's page in the resident portal (portal_pass.html): copy the link; share it (with
- * the QR image where the phone can) through the Web Share API. */
+ * the QR image where the phone can) through the Web Share API. Its words come from the
+ * page (data-* on #share), in the page's language. */
 (function () {
+  const words = document.getElementById("share").dataset;
   const link = document.getElementById("share-link");
   const note = document.getElementById("share-note");
   const share = document.getElementById("share-pass");
@@ -8,10 +10,10 @@
   document.getElementById("copy-link").addEventListener("click", async function () {
     try {
       await navigator.clipboard.writeText(link.value);
-      note.textContent = "Link copied.";
+      note.textContent = words.copied;
     } catch (error) {
       link.select();
-      note.textContent = document.execCommand("copy") ? "Link copied." : "Select the link and copy it.";
+      note.textContent = document.execCommand("copy") ? words.copied : words.copyByHand;
     }
   });
   if (!navigator.share) return;
@@ -24,7 +26,7 @@
     if (candidate && navigator.canShare && navigator.canShare({files: [candidate]})) file = candidate;
   }).catch(function () {});
   share.addEventListener("click", function () {
-    const data = {title: "Visitor pass", text: "Your pass to " + share.dataset.community + ":", url: link.value};
+    const data = {title: words.shareTitle, text: words.shareText, url: link.value};
     if (file) data.files = [file];
     navigator.share(data).catch(function () {});
   });

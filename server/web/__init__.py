@@ -256,7 +256,15 @@ def choose_language() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from server.web import cars, devices, guest, officer, people, portal  # noqa: F401 - they register routes on bp
+    from server.web import (  # noqa: F401 - they register routes on bp
+        cars,
+        devices,
+        guest,
+        officer,
+        onboarding,
+        people,
+        portal,
+    )
 
     app.register_blueprint(bp)
     app.add_template_filter(local_time, "local_time")

@@ -14,6 +14,10 @@ from typing import Any
 
 import marshmallow as ma
 from flask import redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import pgettext
+from flask_babel.speaklater import LazyString
 from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
@@ -24,7 +28,7 @@ from server.api.schemas import BlockedPlateInputSchema
 from server.core.errors import DomainError, Forbidden, NotFound
 from server.core.links import snapshot_url
 from server.core.scope import Scope
-from server.core.wording import reason_words
+from server.core.wording import reason_words, word
 from server.devices import commands
 from server.extensions import db
 from server.models import (
@@ -50,9 +54,15 @@ from server.web.helpers import (
 
 # Decisions shown per barrier.
 RECENT = 20
-PRESENCE_WORDS = {
-    "entry_without_exit": "came in again: its last exit was not seen",
-    "exit_without_entry": "went out without a recorded entry",
+PRESENCE_WORDS: dict[str, LazyString] = {
+    "entry_without_exit": _l("came in again: its last exit was not seen"),
+    "exit_without_entry": _l("went out without a recorded entry"),
+}
+# Why a near read of a plate was or was not taken for the registered one (plate.py's codes).
+FUZZY_WHY: dict[str, LazyString] = {
+    "ambiguous": _l("more than one registered plate is one camera confusion away"),
+    "off": _l("fuzzy matching is off in this community"),
+    "low_confidence": _l("the only registered plate one camera confusion away, low confidence"),
 }
 
 
@@ -62,10 +72,10 @@ def how_long(delta: timedelta) -> str:
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)
     if days:
-        return f"{days} d {hours} h"
+        return _("%(days)s d %(hours)s h", days=days, hours=hours)
     if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min"
+        return _("%(hours)s h %(minutes)s min", hours=hours, minutes=format(minutes, "02d"))
+    return _("%(minutes)s min", minutes=minutes)
 
 
 def _kind(presence: VehiclePresence) -> str | None:
@@ -105,22 +115,47 @@ def _cars_inside(scope: Scope, community: Community, now: datetime) -> list[dict
 
 def _fuzzy_words(fuzzy: dict[str, Any]) -> str:
     """What the fuzzy match did, for the guard: the read, the registered plate, the outcome."""
-    matched = fuzzy.get("matched") or " or ".join(fuzzy.get("candidates") or ()) or "—"
-    verdict = "accepted" if fuzzy.get("accepted") else "not accepted"
-    why = f": {fuzzy['why']}" if fuzzy.get("why") else ""
-    return f"read {fuzzy.get('read', '?')}, registered {matched}; {verdict}{why}"
+    separator = pgettext("between plates", " or ")
+    matched = fuzzy.get("matched") or separator.join(fuzzy.get("candidates") or ()) or "—"
+    read = fuzzy.get("read", "?")
+    if fuzzy.get("accepted"):
+        words = _("read %(read)s, registered %(matched)s; accepted", read=read, matched=matched)
+    else:
+        words = _("read %(read)s, registered %(matched)s; not accepted", read=read, matched=matched)
+    why = _fuzzy_why(fuzzy)
+    return _("%(words)s: %(why)s", words=words, why=why) if why else words
+
+
+def _fuzzy_why(fuzzy: dict[str, Any]) -> str | None:
+    """The reason in the page's language; the stored English for records without a code."""
+    code = fuzzy.get("why_code")
+    if code == "confident":
+        return _(
+            "the camera was sure of its read (confidence %(confidence)s, fuzzy below %(limit)s)",
+            confidence=fuzzy.get("confidence"),
+            limit=fuzzy.get("fuzzy_below"),
+        )
+    if code in FUZZY_WHY:
+        return str(FUZZY_WHY[code])
+    return fuzzy.get("why")
 
 
 def _decision_row(event: AccessEvent) -> dict[str, Any]:
     details = event.details or {}
     notes = []
     if details.get("blocked_plate"):
-        reason = f": {details['detail']}" if details.get("detail") else ""
-        notes.append(f"blocked plate {details['blocked_plate']}{reason}")
+        plate = details["blocked_plate"]
+        if details.get("detail"):
+            notes.append(
+                _("blocked plate %(plate)s: %(reason)s", plate=plate, reason=details["detail"])
+            )
+        else:
+            notes.append(_("blocked plate %(plate)s", plate=plate))
     if details.get("presence") in PRESENCE_WORDS:
-        notes.append(PRESENCE_WORDS[details["presence"]])
+        notes.append(str(PRESENCE_WORDS[details["presence"]]))
     if event.credential_type is CredentialType.REMOTE:
-        notes.append(f"opened by {details.get('username', 'staff')}")
+        username = details.get("username")
+        notes.append(_("opened by %(name)s", name=username) if username else _("opened by staff"))
     return {
         "event": event,
         "granted": event.decision is Decision.GRANT,
@@ -186,9 +221,9 @@ def cars_open_barrier(apid: str) -> Response:
     scope = desk_scope()
     point = scope.get(AccessPoint, apid)
     if point.kind is not AccessPointKind.BARRIER:
-        raise NotFound(f"No barrier with id {apid!r}.")
+        raise NotFound(_("No barrier with id '%(id)s'.", id=apid))
     if not scope.can_write(AccessPoint):
-        raise Forbidden(f"This {scope.role.value} account cannot open barriers.")
+        raise Forbidden(_("This %(role)s account cannot open barriers.", role=word(scope.role)))
     try:
         rows = remote.open_access_point(scope, point.id)
         db.session.commit()
@@ -199,7 +234,7 @@ def cars_open_barrier(apid: str) -> Response:
         db.session.rollback()
         flash_error(error.detail)
     else:
-        flash_ok(f"{point.name} is opening ({len(rows)} device(s)).")
+        flash_ok(_("%(name)s is opening (%(count)s device(s)).", name=point.name, count=len(rows)))
     target = url_for("web.cars", cid=point.community_id, _anchor=f"barrier-{point.id}")
     return redirect(target, 303)
 
@@ -248,9 +283,9 @@ def blocked_plate_add(cid: str) -> Any:
     payload = {name: form.get(name, "").strip() for name in ("plate", "reason")}
     errors: dict[str, list[str]] = {}
     if not payload["plate"]:
-        errors["plate"] = ["Enter the plate."]
+        errors["plate"] = [_("Enter the plate.")]
     if not payload["reason"]:
-        errors["reason"] = ["Say why: the officer reads it in the alert."]
+        errors["reason"] = [_("Say why: the officer reads it in the alert.")]
     if errors:
         return _blocked_page(scope, community, form, errors), 422
     try:
@@ -268,7 +303,7 @@ def blocked_plate_add(cid: str) -> Any:
         status = error.status
     if errors:
         return _blocked_page(scope, community, form, errors), status
-    flash_ok(f"{row.plate} is blocked: barriers refuse it and alert the officer.")
+    flash_ok(_("%(plate)s is blocked: barriers refuse it and alert the officer.", plate=row.plate))
     return redirect(url_for("web.blocked_plates", cid=community.id), 303)
 
 
@@ -280,5 +315,5 @@ def blocked_plate_remove(bid: str) -> Response:
     plate, community_id = row.plate, row.community_id
     vehicles.unblock_plate(scope, row.id)
     db.session.commit()
-    flash_ok(f"{plate} is no longer blocked.")
+    flash_ok(_("%(plate)s is no longer blocked.", plate=plate))
     return redirect(url_for("web.blocked_plates", cid=community_id), 303)

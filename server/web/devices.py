@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from hardware.protocol import Command
+from hardware.protocol import Command, EventType
 from server.core.errors import DomainError
+from server.core.wording import word
 from server.devices import commands
 from server.extensions import db
 from server.models import AccessPoint, Community, Device, DeviceCommand, DeviceEvent
@@ -21,6 +25,18 @@ from server.web.helpers import (
 )
 
 RECENT = 15
+# What the server itself writes as a command's outcome detail (devices write their own).
+COMMAND_DETAILS: dict[str | None, LazyString] = {
+    commands.NO_ANSWER_DETAIL: _l("no answer before expiry"),
+}
+
+
+def event_words(value: str) -> str:
+    """A device event's type (stored as text) in words."""
+    try:
+        return word(EventType(value))
+    except ValueError:
+        return value
 
 
 @bp.get("/communities/<cid>/devices")
@@ -47,6 +63,8 @@ def device_console(cid: str) -> str:
         events=recent_events,
         can_command=scope.can_write(AccessPoint),
         point_commands=[Command.OPEN, Command.LOCK, Command.UNLOCK_HOLD],
+        command_details=COMMAND_DETAILS,
+        event_words=event_words,
     )
 
 
@@ -59,9 +77,16 @@ def command_access_point(apid: str) -> Response:
         command = Command(request.form.get("command", ""))
         rows = commands.command_access_point(scope, point.id, command)
         db.session.commit()
-        flash_ok(f"{command.value} sent to {point.name} ({len(rows)} device(s)).")
+        flash_ok(
+            _(
+                "%(command)s sent to %(name)s (%(count)s device(s)).",
+                command=word(command),
+                name=point.name,
+                count=len(rows),
+            )
+        )
     except ValueError:
-        flash_error("Unknown command.")
+        flash_error(_("Unknown command."))
     except DomainError as error:
         db.session.rollback()
         flash_error(error.detail)

@@ -5,17 +5,22 @@ Pure functions of their inputs (no database), so they are easy to test. There ar
 coordinates of buildings or doors anywhere, so the map is a schematic: the community's
 boundary with its perimeter gates on the edge, one block per building with its doors,
 and one dashed block per other zone. Every mark carries a ``<title>`` (a tooltip and
-what a screen reader says) and the SVG an ``aria-label``.
+what a screen reader says) and the SVG an ``aria-label``. Their words are in the request's
+language (English outside a request); names and labels come in already in words.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from markupsafe import Markup, escape
+
+from server.core.wording import word
 
 FONT = 'font-family="system-ui, sans-serif"'
 INK, MUTED, LINE, PAPER = "#1d2330", "#5d6677", "#c9d1dc", "#ffffff"
@@ -74,7 +79,7 @@ class MapPoint:
 
     id: str
     name: str
-    kind: str  # door | gate | barrier
+    kind: str  # door | gate | barrier (an AccessPointKind)
 
 
 @dataclass(frozen=True)
@@ -116,10 +121,14 @@ def _marker(point: MapPoint, x: float, y: float, hit: bool) -> str:
         if hit
         else ""
     )
-    state = " (this alert)" if hit else ""
+    title = (
+        _("%(name)s · %(kind)s (this alert)", name=point.name, kind=word(point.kind))
+        if hit
+        else f"{point.name} · {word(point.kind)}"
+    )
     return (
         f'<g class="ap{" hit" if hit else ""}" data-access-point="{escape(point.id)}">'
-        f"<title>{escape(point.name)} · {escape(point.kind)}{state}</title>{ring}{shape}</g>"
+        f"<title>{escape(title)}</title>{ring}{shape}</g>"
     )
 
 
@@ -186,7 +195,7 @@ def site_map(plan: SiteMap) -> Markup:
                 )
             )
             if not block.points:
-                body.append(_text(x + 10, y + 20 + _ROW, "no access point", size=11, fill=MUTED))
+                body.append(_text(x + 10, y + 20 + _ROW, _("no access point"), size=11, fill=MUTED))
             for m, point in enumerate(block.points):
                 py = y + 20 + _ROW * (m + 1) - 4
                 hit = point.id in hits
@@ -204,14 +213,18 @@ def site_map(plan: SiteMap) -> Markup:
         y += row_height + _GAP
     if not blocks:
         body.append(
-            _text(inner_left, top + band + 16, "No buildings recorded.", size=12, fill=MUTED)
+            _text(inner_left, top + band + 16, _("No buildings recorded."), size=12, fill=MUTED)
         )
     named = sorted(
         point.name
         for point in [*perimeter, *(p for b in blocks for p in b.points)]
         if point.id in hits
     )
-    label = f"Map of {plan.title}" + (f"; marked: {', '.join(named)}" if named else "")
+    label = (
+        _("Map of %(name)s; marked: %(marked)s", name=plan.title, marked=", ".join(named))
+        if named
+        else _("Map of %(name)s", name=plan.title)
+    )
     return _svg(_MAP_WIDTH, height, label, body, "site-map")
 
 
@@ -250,11 +263,10 @@ def heat_map(title: str, rows: Sequence[tuple[str, Sequence[int]]]) -> Markup:
             body.append(
                 f'<rect class="cell" x="{x}" y="{y}" width="{cell}" height="{cell}" rx="3" '
                 f'fill="{_shade(count, busiest)}" data-count="{count}">'
-                f"<title>{escape(name)}, {hour:02d}:00-{hour:02d}:59: {count} "
-                f"event{'' if count == 1 else 's'}</title></rect>"
+                f"<title>{escape(_cell_title(name, hour, count))}</title></rect>"
             )
     if not rows:
-        body.append(_text(label_width, top + 15, "No access points.", fill=MUTED))
+        body.append(_text(label_width, top + 15, _("No access points."), fill=MUTED))
     # Legend: the scale from none to the busiest hour.
     y = height - 30
     body.append(_text(label_width, y + 12, "0", size=11, fill=MUTED, text_anchor="end"))
@@ -268,13 +280,28 @@ def heat_map(title: str, rows: Sequence[tuple[str, Sequence[int]]]) -> Markup:
         _text(
             label_width + 172,
             y + 12,
-            f"{busiest} event{'' if busiest == 1 else 's'} in the busiest hour",
+            ngettext(
+                "%(num)s event in the busiest hour", "%(num)s events in the busiest hour", busiest
+            ),
             size=11,
             fill=MUTED,
         )
     )
     total = sum(sum(counts) for _, counts in rows)
-    return _svg(width, height, f"{title}: {total} events", body, "heat-map")
+    label = ngettext("%(title)s: %(num)s event", "%(title)s: %(num)s events", total, title=title)
+    return _svg(width, height, label, body, "heat-map")
+
+
+def _cell_title(name: str, hour: int, count: int) -> str:
+    """``North gate, 21:00-21:59: 3 events``."""
+    return ngettext(
+        "%(name)s, %(start)s-%(end)s: %(num)s event",
+        "%(name)s, %(start)s-%(end)s: %(num)s events",
+        count,
+        name=name,
+        start=f"{hour:02d}:00",
+        end=f"{hour:02d}:59",
+    )
 
 
 # Bar chart: alerts by type and day -----------------------------------------------------------
@@ -296,8 +323,15 @@ def bar_chart(
     days: Sequence[date],
     series: Sequence[tuple[str, Sequence[int]]],
     colours: dict[str, str],
+    labels: Mapping[str, str] | None = None,
 ) -> Markup:
-    """Stacked bars, one per day; ``series`` is (name, one count per day) in stacking order."""
+    """Stacked bars, one per day; ``series`` is (name, one count per day) in stacking order.
+
+    ``labels`` names each series in words (by default its name, spaces for underscores)."""
+
+    def label_of(name: str) -> str:
+        return (labels or {}).get(name) or name.replace("_", " ")
+
     left, right, top, plot_height = 44, 16, 30, 180
     width = 720
     plot_width = width - left - right
@@ -329,7 +363,7 @@ def bar_chart(
                 f'<rect class="bar" x="{x:.1f}" y="{base:.1f}" width="{bar:.1f}" '
                 f'height="{h:.1f}" fill="{colours.get(name, MUTED)}" '
                 f'data-type="{escape(name)}" data-count="{count}">'
-                f"<title>{day.isoformat()} · {escape(name.replace('_', ' '))}: {count}"
+                f"<title>{day.isoformat()} · {escape(label_of(name))}: {count}"
                 "</title></rect>"
             )
         if n % every == 0:
@@ -352,8 +386,13 @@ def bar_chart(
             f'<rect x="{x}" y="{y}" width="12" height="12" rx="2" '
             f'fill="{colours.get(name, MUTED)}"/>'
         )
-        body.append(_text(x + 18, y + 11, name.replace("_", " "), size=12, fill=INK))
+        body.append(_text(x + 18, y + 11, label_of(name), size=12, fill=INK))
     if not series:
-        body.append(_text(left + 8, top + plot_height / 2, "No alerts in this period.", fill=MUTED))
+        body.append(
+            _text(left + 8, top + plot_height / 2, _("No alerts in this period."), fill=MUTED)
+        )
     height = legend_top + max(1, math.ceil(len(series) / 4)) * 18 + 8
-    return _svg(width, height, f"{title}: {sum(totals)} alerts", body, "bar-chart")
+    label = ngettext(
+        "%(title)s: %(num)s alert", "%(title)s: %(num)s alerts", sum(totals), title=title
+    )
+    return _svg(width, height, label, body, "bar-chart")

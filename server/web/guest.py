@@ -2,7 +2,8 @@
 
 The link's secret is the only key (``server.passes.service.share_secret``). The page
 shows the guest's own name, the community, the validity in the community's time zone and
-the doors; nothing about the resident who issued it (no name, unit or phone).
+the doors; nothing about the resident who issued it (no name, unit or phone). It speaks the
+guest's language (their choice or their browser's), else the community's default, else Chinese.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from flask import Response, render_template
 
+from server.core import i18n
 from server.extensions import db
 from server.models import Community
 from server.passes import images as qrimages
@@ -29,6 +31,8 @@ _PRIVATE = {
 def shared_pass(secret: str) -> Any:
     visitor_pass = passes.by_share_secret(secret)
     community = db.session.get(Community, visitor_pass.community_id)
+    # Nobody is signed in: the guest's own choice or browser decides, else the community.
+    i18n.use_community(community)
     status = passes.status_of(visitor_pass)
     body = render_template(
         "guest_pass.html",

@@ -12,11 +12,15 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from flask import flash
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
+from flask_babel.speaklater import LazyString
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from server.core.errors import DomainError, NotFound
+from server.core.errors import DomainError, NotFound, Text
 from server.core.localtime import local_to_utc
 from server.core.scope import Scope
 from server.extensions import db
@@ -46,7 +50,7 @@ def scope_for(*roles: UserRole) -> Scope:
     """The signed-in user's scope when their role is one of ``roles``; else no such page (404)."""
     scope = current_scope()
     if scope.role not in roles:
-        raise NotFound("No such page.")
+        raise NotFound(_l("No such page."))
     return scope
 
 
@@ -152,26 +156,26 @@ def read_local(
     """A ``datetime-local`` input as aware UTC; a message in ``errors`` when it is not one."""
     text = form.get(name, "").strip()
     if not text:
-        add_error(errors, name, "Enter a date and time.")
+        add_error(errors, name, _("Enter a date and time."))
         return None
     try:
         datetime.fromisoformat(text)
     except ValueError:
-        add_error(errors, name, "Enter a date and time like 2026-12-01 09:00.")
+        add_error(errors, name, _("Enter a date and time like 2026-12-01 09:00."))
         return None
     try:
         return from_local_input(text, zone)
     except ValueError as error:
-        add_error(errors, name, f"{error}.")
+        add_error(errors, name, _("%(problem)s.", problem=str(error)))
         return None
 
 
 # Form messages -----------------------------------------------------------------------------
 
 
-def add_error(errors: dict[str, list[str]], field: str, text: str) -> None:
-    """One more message for one input."""
-    errors.setdefault(field, []).append(text)
+def add_error(errors: dict[str, list[str]], field: str, text: Text) -> None:
+    """One more message for one input (a lazy text is rendered now)."""
+    errors.setdefault(field, []).append(str(text))
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -197,7 +201,7 @@ def merge_errors(
     errors: dict[str, list[str]],
     messages: Any,
     field_of: Callable[[str], str],
-    friendly: dict[str, str] | None = None,
+    friendly: dict[str, Text] | None = None,
 ) -> None:
     """Schema or service messages onto a form's inputs, unless an input has its own already.
 
@@ -216,23 +220,24 @@ def merge_errors(
 
 def error_text(error: DomainError) -> str:
     """A service error in one line: the detail, then any field messages it does not repeat."""
-    parts = [error.detail]
+    detail = str(error.detail)
+    parts = [detail]
     for field, texts in flatten_messages(error.extensions.get("errors") or {}).items():
         for text in texts:
-            if text not in error.detail:
-                parts.append(f"{field}: {text}" if field else text)
+            if text not in detail:
+                parts.append(f"{field_label(field)}: {text}" if field else text)
     return " ".join(parts)
 
 
 # Flashed outcomes --------------------------------------------------------------------------
 
 
-def flash_ok(message: str) -> None:
-    """What an action did, shown once on the next page."""
-    flash(message, "info")
+def flash_ok(message: Text) -> None:
+    """What an action did, shown once on the next page (translated now, as errors are)."""
+    flash(str(message), "info")
 
 
-def flash_error(message: str) -> None:
+def flash_error(message: Text) -> None:
     """Why an action did not happen, shown once on the next page (translated now: the
     session keeps text, not a lazy translation)."""
     flash(str(message), "error")
@@ -241,10 +246,43 @@ def flash_error(message: str) -> None:
 def flash_form_errors(errors: dict[str, list[str]]) -> None:
     """A form's messages when the page it came from is shown again (one flash per input)."""
     for field, texts in errors.items():
-        flash_error(f"{field.replace('_', ' ')}: {' '.join(texts)}" if field else " ".join(texts))
+        words = " ".join(str(text) for text in texts)
+        flash_error(f"{field_label(field)}: {words}" if field else words)
 
 
-def attempt(action: Callable[[], T], done: str | Callable[[T], str]) -> bool:
+# The inputs a flashed message names, in words ("valid from: ..."); a name not listed is
+# shown with spaces for underscores. Each part of a dotted name ("schedule.0.days") is
+# looked up alone.
+FIELD_LABELS: dict[str, LazyString] = {
+    "access points": _p("form field", "access points"),
+    "access_point_ids": _p("form field", "access points"),
+    "color": _p("form field", "plate colour"),
+    "days": _p("form field", "days"),
+    "end": _p("form field", "end"),
+    "ends_at": _p("form field", "ends at"),
+    "epc": _p("form field", "tag EPC"),
+    "name": _p("form field", "name"),
+    "phone": _p("form field", "phone"),
+    "plate": _p("form field", "plate"),
+    "schedule": _p("form field", "schedule"),
+    "start": _p("form field", "start"),
+    "starts_at": _p("form field", "starts at"),
+    "tag": _p("form field", "work"),
+    "uid": _p("form field", "card UID"),
+    "unit": _p("form field", "unit"),
+    "unit_id": _p("form field", "unit"),
+    "valid_from": _p("form field", "valid from"),
+    "valid_until": _p("form field", "valid until"),
+}
+
+
+def field_label(field: str) -> str:
+    """An input's name as a flashed message shows it, in the request's language."""
+    parts = field.split(".")
+    return " · ".join(str(FIELD_LABELS.get(part) or part.replace("_", " ")) for part in parts)
+
+
+def attempt(action: Callable[[], T], done: Text | Callable[[T], Text]) -> bool:
     """Run one service action and commit, then flash ``done`` (or ``done(result)``).
 
     A refusal (``DomainError``) rolls back and flashes its text instead; a row out of the
@@ -252,7 +290,7 @@ def attempt(action: Callable[[], T], done: str | Callable[[T], str]) -> bool:
     """
     try:
         result = action()
-        message = done if isinstance(done, str) else done(result)
+        message = done(result) if callable(done) else done
         db.session.commit()
     except NotFound:
         db.session.rollback()

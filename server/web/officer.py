@@ -15,6 +15,8 @@ Who sees what (404 for everyone else, as for any row out of scope):
 The console is live: ``static/officer.js`` listens to ``/api/v1/alerts/stream`` (server-sent
 events, docs/protocol.md section 5) and acknowledges and resolves through the alerts API with
 the page's session and its CSRF token. Times are shown and entered in the community's zone.
+The script's words come from the page (``_script_texts``, a JSON block), and it shows a live
+alert's summary in the reader's language by asking ``/alerts/<id>/summary`` for it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import render_template, request, url_for
+from flask import jsonify, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from flask_login import login_required
 from sqlalchemy import select
 
@@ -42,11 +48,13 @@ from gatekeeper.vocabulary import (
 )
 from server.access import events
 from server.access.events import EventFilters
+from server.alerts.summaries import display_summary
 from server.api import API_PREFIX
 from server.core.errors import NotFound
+from server.core.i18n import ENGLISH, current_locale
 from server.core.links import snapshot_url
 from server.core.scope import Scope
-from server.core.wording import CREDENTIAL_WORDS, reason_words
+from server.core.wording import reason_words, word
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -85,6 +93,36 @@ SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity
 LOUD = frozenset({Severity.HIGH, Severity.CRITICAL})
 # How long before and after an alert its "events around then" link searches.
 AROUND = timedelta(hours=1)
+# The steps of an alert's history (``AlertHistory.action``), in words.
+STEP_WORDS = {
+    "raised": _p("alert step", "raised"),
+    "acknowledged": _p("alert step", "acknowledged"),
+    "resolved": _p("alert step", "resolved"),
+    "escalated": _p("alert step", "escalated"),
+}
+# How far either side of now the console looks for a zone's abbreviations (summer and winter).
+ZONE_LABEL_SPAN = timedelta(days=400)
+
+
+def step_words(action: str) -> str:
+    words = STEP_WORDS.get(action)
+    return str(words) if words is not None else action.replace("_", " ")
+
+
+def zone_labels(zone_name: str, now: datetime | None = None) -> dict[str, str]:
+    """UTC offset in minutes -> the zone's abbreviation (``CST``) as ``local_time`` writes it,
+    for every offset the zone uses within a year or so of now: the console's script labels
+    live alerts' times with it, as the server labels the rest of the page."""
+    zone = ZoneInfo(zone_name)
+    now = now or utcnow()
+    labels: dict[str, str] = {}
+    span = range(-ZONE_LABEL_SPAN.days, ZONE_LABEL_SPAN.days + 1, 7)
+    for days in sorted(span, key=abs):  # the name nearest to now, should a zone rename one
+        local = (now + timedelta(days=days)).astimezone(zone)
+        offset = local.utcoffset()
+        if offset is not None:
+            labels.setdefault(str(int(offset.total_seconds() // 60)), local.strftime("%Z"))
+    return labels
 
 
 def _officer_scope() -> Scope:
@@ -98,7 +136,7 @@ def _chosen_community(scope: Scope, cid: str | None) -> tuple[Community, list[Co
     if cid:
         return scope.get(Community, cid), communities
     if not communities:
-        raise NotFound("You cover no community yet; ask an administrator.")
+        raise NotFound(_l("You cover no community yet; ask an administrator."))
     return communities[0], communities
 
 
@@ -135,6 +173,7 @@ class AlertCard:
 
     alert: Alert
     community: Community
+    summary: str  # in the reader's language
     where: str | None
     snapshots: list[str]
     flashing: bool
@@ -152,12 +191,48 @@ def _cards(scope: Scope, alerts: list[Alert], communities: dict[str, Community])
         AlertCard(
             alert=alert,
             community=communities[alert.community_id],
+            summary=display_summary(alert),
             where=points.get(alert.access_point_id or ""),
             snapshots=[pictured[i] for i in evidence[alert.id] if pictured.get(i)],
             flashing=alert.status is AlertStatus.OPEN and alert.severity in LOUD,
         )
         for alert in alerts
     ]
+
+
+def _script_texts() -> dict[str, Any]:
+    """Every word ``static/officer.js`` writes, in the reader's language (``{name}`` is
+    filled in by the script)."""
+    return {
+        "types": {kind.value: word(kind) for kind in AlertType},
+        "severities": {severity.value: word(severity) for severity in Severity},
+        "statuses": {status.value: word(status) for status in AlertStatus},
+        "steps": {action: step_words(action) for action in STEP_WORDS},
+        "alarm": {
+            Severity.CRITICAL.value: _("Critical alert: %(summary)s", summary="{summary}"),
+            Severity.HIGH.value: _("High alert: %(summary)s", summary="{summary}"),
+        },
+        "alert": _("Alert"),
+        "sound_on": _("Sound on"),
+        "sound_off": _("Sound off"),
+        "live": _("live"),
+        "reconnecting": _("reconnecting…"),
+        "offline": _("offline: retrying…"),
+        "no_stream": _("reload for new alerts"),
+        "evidence_picture": _("Evidence picture"),
+        "no_picture": _("no picture"),
+        "server_answered": _("The server answered %(status)s.", status="{status}"),
+        "you": _("you"),
+        "just_now": _("just now"),
+    }
+
+
+def _summary_url() -> str | None:
+    """Where the script asks for a live alert's summary in the reader's language (English
+    readers need not: the stream's summary is English)."""
+    if current_locale() == ENGLISH:
+        return None
+    return url_for("web.alert_summary", alert_id="ALERT_ID")
 
 
 @bp.get("/officer")
@@ -186,11 +261,25 @@ def officer_console() -> str:
         cards=_cards(scope, alerts, communities),
         communities=list(communities.values()),
         community_info=json.dumps(
-            {c.id: {"name": c.name, "tz": c.timezone} for c in communities.values()},
+            {
+                c.id: {"name": c.name, "tz": c.timezone, "tz_labels": zone_labels(c.timezone)}
+                for c in communities.values()
+            },
             ensure_ascii=False,
         ),
+        texts=_script_texts(),
+        summary_url=_summary_url(),
         api=f"{API_PREFIX}/alerts",
     )
+
+
+@bp.get("/alerts/<alert_id>/summary")
+@login_required
+def alert_summary(alert_id: str) -> ResponseReturnValue:
+    """An alert's summary in the reader's language, for the console's live cards; ``source``
+    is the stored English one (the stream's), so the script knows which it replaces."""
+    alert = _officer_scope().get(Alert, alert_id)
+    return jsonify(summary=display_summary(alert), source=alert.summary)
 
 
 # One alert -----------------------------------------------------------------------------------
@@ -202,7 +291,7 @@ def _event_row(event: AccessEvent, points: dict[str, str], who: dict[str, str]) 
         "door": points.get(event.access_point_id or ""),
         "granted": event.decision is Decision.GRANT,
         "words": reason_words(event.reason),
-        "credential": CREDENTIAL_WORDS.get(event.credential_type, event.credential_type.value),
+        "credential": word(event.credential_type),
         "who": who.get(event.id),
         "snapshot": _snapshot(event),
         "face": event.credential_type is CredentialType.FACE,
@@ -225,16 +314,16 @@ def community_plan(
     by_building: dict[str, list[MapPoint]] = {b.id: [] for b in buildings}
     by_zone: dict[str, list[MapPoint]] = {}
     for point in points:
-        mark = MapPoint(id=point.id, name=point.name, kind=point.kind.value)
+        mark = MapPoint(id=point.id, name=point.name, kind=point.kind)
         if point.building_id in by_building:
             by_building[point.building_id].append(mark)
         elif point.zone is Zone.PERIMETER or point.kind is not AccessPointKind.DOOR:
             perimeter.append(mark)
         else:
-            by_zone.setdefault(point.zone.value, []).append(mark)
+            by_zone.setdefault(point.zone, []).append(mark)
     blocks = [MapBlock(label=b.name, points=tuple(by_building[b.id])) for b in buildings]
-    for zone_name, marks in sorted(by_zone.items()):
-        label = {"building": "Other doors"}.get(zone_name, zone_name.replace("_", " ").capitalize())
+    for zone, marks in sorted(by_zone.items()):
+        label = _("Other doors") if zone is Zone.BUILDING else word(zone).capitalize()
         blocks.append(MapBlock(label=label, points=tuple(marks), dashed=True))
     return SiteMap(
         title=community.name,
@@ -254,7 +343,14 @@ def _history(alert: Alert) -> list[dict[str, Any]]:
     )
     # Who acted on alerts: other officers' names are part of the alert's record.
     names = user_names(step.by_user_id for step in steps)
-    return [{"step": step, "who": names.get(step.by_user_id or "", "the system")} for step in steps]
+    return [
+        {
+            "step": step,
+            "words": step_words(step.action),
+            "who": names.get(step.by_user_id or "", _("the system")),
+        }
+        for step in steps
+    ]
 
 
 @bp.get("/alerts/<alert_id>")
@@ -288,6 +384,8 @@ def alert_page(alert_id: str) -> str:
     return render_template(
         "officer_alert.html",
         alert=alert,
+        summary=display_summary(alert),
+        texts=_script_texts(),
         community=community,
         point=point,
         device=device,
@@ -336,25 +434,30 @@ def _read_search(
         try:
             chosen[name] = from_local_input(values[name], zone)
         except ValueError:
-            errors[name] = [f"Enter a date and time like 2026-12-01 09:00 ({community.timezone})."]
+            errors[name] = [
+                _(
+                    "Enter a date and time like 2026-12-01 09:00 (%(zone)s).",
+                    zone=community.timezone,
+                )
+            ]
     if "since" in chosen and "until" in chosen and chosen["until"] <= chosen["since"]:
-        errors["until"] = ["The end must be after the start."]
+        errors["until"] = [_("The end must be after the start.")]
     if values["access_point_id"]:
         if values["access_point_id"] in {p.id for p in points}:
             chosen["access_point_id"] = values["access_point_id"]
         else:
-            errors["access_point_id"] = ["Choose an access point of this community."]
+            errors["access_point_id"] = [_("Choose an access point of this community.")]
     if values["person_id"]:
         if len(values["person_id"]) <= 40:
             chosen["person_id"] = values["person_id"]
         else:
-            errors["person_id"] = ["A person id is at most 40 characters (per_...)."]
+            errors["person_id"] = [_("A person id is at most 40 characters (per_...).")]
     for name, allowed in _CHOICES.items():
         if values[name]:
             if values[name] in allowed:
                 chosen[name] = values[name]
             else:
-                errors[name] = ["Choose one of the list."]
+                errors[name] = [_("Choose one of the list.")]
     return SearchForm(values=values, filters=EventFilters.from_query(chosen), errors=errors)
 
 
@@ -381,7 +484,7 @@ def event_search() -> tuple[str, int]:
         "form": form,
         "decisions": list(Decision),
         "reasons": [(r.value, reason_words(r.value)) for r in Reason],
-        "credentials": [(c.value, CREDENTIAL_WORDS.get(c, c.value)) for c in CredentialType],
+        "credentials": [(c.value, word(c)) for c in CredentialType],
         "sees_names": events.sees_names(scope),
         "origin": None,
         "distances": {},
@@ -427,16 +530,16 @@ def _read_period(args: Mapping[str, str], today: date) -> tuple[date, date, dict
         try:
             day = date.fromisoformat(text)
         except ValueError:
-            errors[name] = ["Enter a date like 2026-12-01."]
+            errors[name] = [_("Enter a date like 2026-12-01.")]
             continue
         if name == "from":
             first = day
         else:
             last = day
     if last < first:
-        errors["to"] = ["The last day must not be before the first."]
+        errors["to"] = [_("The last day must not be before the first.")]
     elif (last - first).days >= STATS_MAX_DAYS:
-        errors["to"] = [f"Choose at most {STATS_MAX_DAYS} days."]
+        errors["to"] = [_("Choose at most %(days)s days.", days=STATS_MAX_DAYS)]
     if errors:  # show the default week rather than nothing
         first, last = today - timedelta(days=STATS_DEFAULT_DAYS - 1), today
     return first, last, errors
@@ -459,7 +562,7 @@ def stats() -> tuple[str, int]:
         for hour in range(24)
     ]
     if any(others):
-        rows.append(("Removed or no door", others))
+        rows.append((_("Removed or no door"), others))
     days = events.local_days(first, last)
     alerts = events.alerts_by_day(scope, community.id, since, until, zone)
     present = {kind for _day, kind in alerts}
@@ -469,7 +572,7 @@ def stats() -> tuple[str, int]:
     colours = {
         kind.value: SERIES_COLOURS[n % len(SERIES_COLOURS)] for n, kind in enumerate(AlertType)
     }
-    period = f"{first.isoformat()} to {last.isoformat()} ({community.timezone})"
+    period = {"first": first.isoformat(), "last": last.isoformat(), "zone": community.timezone}
     return render_template(
         "officer_stats.html",
         community=community,
@@ -478,10 +581,16 @@ def stats() -> tuple[str, int]:
         last=last,
         errors=errors,
         values={"from": request.args.get("from", ""), "to": request.args.get("to", "")},
-        heat=heat_map(f"Events by hour of day, {period}", rows),
-        bars=bar_chart(f"Alerts by type and day, {period}", days, series, colours),
+        heat=heat_map(_("Events by hour of day, %(first)s to %(last)s (%(zone)s)", **period), rows),
+        bars=bar_chart(
+            _("Alerts by type and day, %(first)s to %(last)s (%(zone)s)", **period),
+            days,
+            series,
+            colours,
+            labels={kind.value: word(kind) for kind in AlertType},
+        ),
         point_totals=[(name, sum(counts)) for name, counts in rows],
-        type_totals=[(name, sum(counts)) for name, counts in series],
+        type_totals=[(word(AlertType(name)), sum(counts)) for name, counts in series],
         events_total=sum(hourly.values()),
         search=_search_link(
             community_id=community.id,

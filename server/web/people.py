@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 from flask import abort, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext, pgettext
 from flask_login import login_required
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
@@ -33,7 +36,7 @@ from server.api.schemas import (
 from server.core.errors import DomainError, NotFound
 from server.core.plates import checked_plate
 from server.core.scope import Scope
-from server.core.wording import PHONE_FORMAT, face_measurement_lines, face_reason_words
+from server.core.wording import face_measurement_lines, face_reason_words, word
 from server.extensions import db
 from server.models import (
     Building,
@@ -76,16 +79,10 @@ from server.web.helpers import (
     user_names,
     zone_of,
 )
+from server.web.onboarding import account_context
 
 PAGE_SIZE = 50
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-DOCUMENT_LABELS: dict[str, str] = {
-    DocumentType.RESIDENT_ID: "Resident ID card",
-    DocumentType.PASSPORT: "Passport",
-    DocumentType.HK_MACAU_PERMIT: "Hong Kong/Macau permit",
-    DocumentType.TAIWAN_PERMIT: "Taiwan permit",
-    DocumentType.FOREIGNER_PERMANENT_RESIDENCE: "Permanent residence card",
-}
+WEEKDAYS = (_l("Mon"), _l("Tue"), _l("Wed"), _l("Thu"), _l("Fri"), _l("Sat"), _l("Sun"))
 # kind in the URL -> model, input schema, key field, normalisation (as the API does it)
 _CREDENTIALS: dict[str, tuple[type, type[ma.Schema], str, Callable[[str], str]]] = {
     "cards": (Card, CardSchema, "uid", str.upper),
@@ -117,30 +114,35 @@ _FORM_FIELD = {
     "worker.valid_until": "worker_valid_until",
 }
 FIELD_LABELS = {
-    "form": "Enrolment",
-    "name": "Name",
-    "role": "Role",
-    "unit_id": "Unit",
-    "phone": "Phone",
-    "id_type": "Document type",
-    "id_number": "Document number",
-    "lease_starts_at": "Lease start",
-    "lease_ends_at": "Lease end",
-    "worker_tag": "Kind of work",
-    "worker_access_point_ids": "Access points",
-    "worker_schedule": "Schedule",
-    "worker_valid_from": "Permit from",
-    "worker_valid_until": "Permit until",
-    "photo": "Face photo",
+    "form": _l("Enrolment"),
+    "name": _l("Name"),
+    "role": _l("Role"),
+    "unit_id": _l("Unit"),
+    "phone": _l("Phone"),
+    "id_type": _l("Document type"),
+    "id_number": _l("Document number"),
+    "lease_starts_at": _l("Lease start"),
+    "lease_ends_at": _l("Lease end"),
+    "worker_tag": _l("Kind of work"),
+    "worker_access_point_ids": _l("Access points"),
+    "worker_schedule": _l("Schedule"),
+    "worker_valid_from": _l("Permit from"),
+    "worker_valid_until": _l("Permit until"),
+    "photo": _l("Face photo"),
 }
-_FRIENDLY = {"phone": PHONE_FORMAT[0].upper() + PHONE_FORMAT[1:] + "."}
+# The phone rule (server.core.wording.PHONE_FORMAT) as a sentence on its own.
+_FRIENDLY = {
+    "phone": _l("Digits, spaces and dashes, with an optional + in front (5 to 20 characters).")
+}
+# The two photos of a person-ID match.
+_PHOTO_WORDS = {"id_photo": _l("ID card photo"), "live_photo": _l("live photo")}
 
 
 def _staff_scope() -> Scope:
     """People are the property office's: officers and residents find no such page."""
     scope = current_scope()
     if not scope.can_write(Person):
-        raise NotFound("No such page.")
+        raise NotFound(_l("No such page."))
     return scope
 
 
@@ -157,52 +159,65 @@ def _schedule_from_form(
         add_error(
             errors,
             prefix + "schedule",
-            "Give the days, a start and an end time (or none of them for any time).",
+            _("Give the days, a start and an end time (or none of them for any time)."),
         )
         return None
     try:
         numbers = sorted({int(day) for day in days})
     except ValueError:
-        add_error(errors, prefix + "schedule", "Days are 1 (Monday) to 7 (Sunday).")
+        add_error(errors, prefix + "schedule", _("Days are 1 (Monday) to 7 (Sunday)."))
+        return None
+    if start == end and end != "00:00":
+        add_error(
+            errors,
+            prefix + "schedule",
+            _("The start and the end are the same time; 00:00 to 00:00 is the whole day."),
+        )
         return None
     # A time input cannot say 24:00; an end at midnight means the end of the day.
     return [{"days": numbers, "start": start, "end": "24:00" if end == "00:00" else end}]
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _lease_state(lease: Lease, now: datetime, zone: ZoneInfo) -> dict[str, str]:
     """Where a lease stands, in calendar days of the community's zone."""
     today = now.astimezone(zone).date()
     if lease.ends_at <= now:
-        return {"state": "off", "text": "ended early" if lease.ended_early_at else "ended"}
+        return {"state": "off", "text": _("ended early") if lease.ended_early_at else _("ended")}
     if now < lease.starts_at:
         days = (lease.starts_at.astimezone(zone).date() - today).days
-        text = "starts today" if days == 0 else f"starts in {_plural(days, 'day')}"
+        text = (
+            _("starts today")
+            if days == 0
+            else ngettext("starts in %(num)d day", "starts in %(num)d days", days)
+        )
         return {"state": "", "text": text}
     days = (lease.ends_at.astimezone(zone).date() - today).days
-    return {"state": "on", "text": "ends today" if days == 0 else f"{_plural(days, 'day')} left"}
+    text = _("ends today") if days == 0 else ngettext("%(num)d day left", "%(num)d days left", days)
+    return {"state": "on", "text": text}
 
 
 @bp.app_template_filter("weekly_schedule")
 def weekly_schedule(schedule: list[dict[str, Any]] | None) -> str:
     """A stored weekly schedule in words: ``Mon-Fri 08:00-18:00; Sat 22:00-06:00 (next day)``."""
     if not schedule:
-        return "Any time"
+        return _("Any time")
     parts = []
     for window in schedule:
         start, end = window["start"], window["end"]
-        overnight = " (next day)" if end != "24:00" and end < start else ""
-        parts.append(f"{_describe_days(window['days'])} {start}-{end}{overnight}")
-    return "; ".join(parts)
+        days = _describe_days(window["days"])
+        if end != "24:00" and end < start:
+            parts.append(
+                _("%(days)s %(start)s-%(end)s (next day)", days=days, start=start, end=end)
+            )
+        else:
+            parts.append(_("%(days)s %(start)s-%(end)s", days=days, start=start, end=end))
+    return pgettext("weekly schedule", "; ").join(parts)
 
 
 def _describe_days(days: Iterable[int]) -> str:
     chosen = sorted(set(days))
     if chosen == list(range(1, 8)):
-        return "Every day"
+        return _("Every day")
     runs: list[list[int]] = []
     for day in chosen:
         if runs and day == runs[-1][-1] + 1:
@@ -212,10 +227,17 @@ def _describe_days(days: Iterable[int]) -> str:
     words = []
     for run in runs:
         if len(run) >= 3:
-            words.append(f"{WEEKDAYS[run[0] - 1]}-{WEEKDAYS[run[-1] - 1]}")
+            words.append(
+                pgettext(
+                    "weekly schedule",
+                    "%(first)s-%(last)s",
+                    first=WEEKDAYS[run[0] - 1],
+                    last=WEEKDAYS[run[-1] - 1],
+                )
+            )
         else:
-            words.extend(WEEKDAYS[day - 1] for day in run)
-    return ", ".join(words)
+            words.extend(str(WEEKDAYS[day - 1]) for day in run)
+    return pgettext("weekly schedule", ", ").join(words)
 
 
 def _buildings_with_units(scope: Scope, community: Community) -> list[tuple[Building, list[Unit]]]:
@@ -238,7 +260,7 @@ def _memberships(person_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         place = unit_label(building, unit) if unit is not None else None
         out.setdefault(membership.person_id, []).append(
             {
-                "role": membership.role.value,
+                "role": membership.role,
                 "place": place,
                 "unit": unit,
                 "until": membership.valid_until,
@@ -283,14 +305,14 @@ def people_list(cid: str) -> str:
     ):
         leases[lease.person_id] = _lease_state(lease, now, zone)  # the latest-ending one wins
     credentials: dict[str, list[str]] = {}
-    for word, model in (("card", Card), ("vehicle", Vehicle), ("tag", RfidTag)):
+    for model in (Card, Vehicle, RfidTag):
         counted = db.session.execute(
             select(model.person_id, func.count())
             .where(model.person_id.in_(ids), model.disabled_at.is_(None))
             .group_by(model.person_id)
         )
         for person_id, count in counted:
-            credentials.setdefault(person_id, []).append(_plural(count, word))
+            credentials.setdefault(person_id, []).append(_credential_count(model, count))
     face_counts = dict(
         db.session.execute(
             select(FaceTemplate.person_id, func.count())
@@ -299,7 +321,9 @@ def people_list(cid: str) -> str:
         ).all()
     )
     for person_id, count in face_counts.items():
-        credentials.setdefault(person_id, []).append(_plural(count, "face"))
+        credentials.setdefault(person_id, []).append(
+            ngettext("%(num)d face", "%(num)d faces", count)
+        )
     link_args = {k: v for k, v in filters.items() if v}
     return render_template(
         "people.html",
@@ -317,6 +341,14 @@ def people_list(cid: str) -> str:
         total=total,
         link_args=link_args,
     )
+
+
+def _credential_count(model: type, count: int) -> str:
+    if model is Card:
+        return ngettext("%(num)d card", "%(num)d cards", count)
+    if model is Vehicle:
+        return ngettext("%(num)d vehicle", "%(num)d vehicles", count)
+    return ngettext("%(num)d tag", "%(num)d tags", count)
 
 
 # The person page -------------------------------------------------------------------------------
@@ -393,8 +425,8 @@ def person_page(pid: str) -> str:
         now=now,
         editable=person.status is not PersonStatus.MOVED_OUT,
         memberships=memberships,
-        is_tenant="tenant" in roles,
-        document_label=DOCUMENT_LABELS.get(person.id_document_type or "", person.id_document_type),
+        is_tenant=PersonRole.TENANT in roles,
+        document_label=_document_words(person.id_document_type),
         consents=consents,
         face_consent=next(
             (c for c in consents if c.purpose == people.FACE_PURPOSE and c.withdrawn_at is None),
@@ -405,6 +437,7 @@ def person_page(pid: str) -> str:
         face_quality=face_measurement_lines,
         face_result=face_result,
         checks=checks,
+        check_reason=_check_reason,
         credentials={
             "cards": of_person(Card, Card.created_at),
             "vehicles": of_person(Vehicle, Vehicle.created_at),
@@ -414,7 +447,8 @@ def person_page(pid: str) -> str:
         buildings=buildings,
         unit_labels={u.id: unit_label(b, u) for b, units in buildings for u in units},
         tenant_unit_id=next(
-            (m["unit"].id for m in memberships if m["role"] == "tenant" and m["unit"]), None
+            (m["unit"].id for m in memberships if m["role"] is PersonRole.TENANT and m["unit"]),
+            None,
         ),
         permit=permit,
         permit_window=window,
@@ -427,6 +461,27 @@ def person_page(pid: str) -> str:
         wards=wards,
         names=names,
         local_input=lambda value: local_input(value, zone),
+        **account_context(person),
+    )
+
+
+def _document_words(value: str | None) -> str:
+    """A stored document type in words."""
+    try:
+        return word(DocumentType(value))
+    except ValueError:
+        return value or ""
+
+
+def _check_reason(reason: str | None) -> str:
+    """Why a person-ID match could not compare (``live_photo:no_face``), in words."""
+    if not reason:
+        return ""
+    photo, _sep, cause = reason.partition(":")
+    return _(
+        "%(photo)s: %(reason)s",
+        photo=_PHOTO_WORDS.get(photo, photo),
+        reason=face_reason_words(cause),
     )
 
 
@@ -452,7 +507,7 @@ def person_set_status(pid: str) -> Response:
         abort(400)
     attempt(
         lambda: people.update_person(scope, person.id, {"status": status}),
-        f"{person.name} is now {status.value}.",
+        _("%(name)s is now %(status)s.", name=person.name, status=word(status)),
     )
     return _back(person.id)
 
@@ -464,7 +519,10 @@ def person_move_out(pid: str) -> Response:
     person = scope.get(Person, pid)
     attempt(
         lambda: people.move_out(scope, person.id),
-        f"{person.name} has moved out: faces erased, credentials disabled, leases ended.",
+        _(
+            "%(name)s has moved out: faces erased, credentials disabled, leases ended.",
+            name=person.name,
+        ),
     )
     return _back(person.id)
 
@@ -476,7 +534,7 @@ def person_record_consent(pid: str) -> Response:
     person = scope.get(Person, pid)
     attempt(
         lambda: people.record_consent(scope, person.id, people.FACE_PURPOSE),
-        "Consent to face recognition recorded.",
+        _("Consent to face recognition recorded."),
     )
     return _back(person.id, "consent")
 
@@ -488,7 +546,11 @@ def person_withdraw_consent(pid: str) -> Response:
     person = scope.get(Person, pid)
     attempt(
         lambda: people.withdraw_consent(scope, person.id, people.FACE_PURPOSE),
-        lambda erased: f"Consent withdrawn; {_plural(erased, 'face photo')} erased.",
+        lambda erased: ngettext(
+            "Consent withdrawn; %(num)d face photo erased.",
+            "Consent withdrawn; %(num)d face photos erased.",
+            erased,
+        ),
     )
     return _back(person.id, "consent")
 
@@ -513,7 +575,7 @@ def _enrol_photo(scope: Scope, person: Person, image: bytes) -> None:
                 "measurements": face_measurement_lines(error.extensions.get("measurements")),
             }
         else:
-            flash_error(f"Photo not stored: {error_text(error)}")
+            flash_error(_("Photo not stored: %(reason)s", reason=error_text(error)))
         return
     session[_FACE_RESULT] = {
         "person_id": person.id,
@@ -529,7 +591,7 @@ def person_upload_face(pid: str) -> Response:
     person = scope.get(Person, pid)
     image = _upload("photo")
     if image is None:
-        flash_error("Choose a photo to upload.")
+        flash_error(_("Choose a photo to upload."))
     else:
         _enrol_photo(scope, person, image)
     return _back(person.id, "faces")
@@ -541,7 +603,7 @@ def person_delete_face(fid: str) -> Response:
     scope = current_scope()
     face = scope.get(FaceTemplate, fid)
     person_id = face.person_id
-    attempt(lambda: faces.delete_face(scope, face.id), "Face photo deleted.")
+    attempt(lambda: faces.delete_face(scope, face.id), _("Face photo deleted."))
     return _back(person_id, "faces")
 
 
@@ -552,20 +614,30 @@ def person_id_check(pid: str) -> Response:
     person = scope.get(Person, pid)
     id_photo, live_photo = _upload("id_photo"), _upload("live_photo")
     if id_photo is None or live_photo is None:
-        flash_error("Choose both photos: the ID card's chip photo and a live photo.")
+        flash_error(_("Choose both photos: the ID card's chip photo and a live photo."))
         return _back(person.id, "id-check")
 
     def verdict(result: IdCheck) -> str:
         if result.distance is None:
-            photo, _, reason = (result.reason or ":").partition(":")
-            return (
-                f"No match: the {photo.replace('_', ' ')} cannot be used "
-                f"({face_reason_words(reason)})."
+            photo, _sep, reason = (result.reason or ":").partition(":")
+            return _(
+                "No match: the %(photo)s cannot be used (%(reason)s).",
+                photo=_PHOTO_WORDS.get(photo, photo),
+                reason=face_reason_words(reason),
             )
-        words = "Match" if result.match else "No match"
-        return (
-            f"{words}: distance {result.distance:.2f} (tolerance {result.tolerance:.2f}). "
-            f"Status: {person.status.value}."
+        numbers = {
+            "distance": f"{result.distance:.2f}",
+            "tolerance": f"{result.tolerance:.2f}",
+            "status": word(person.status),
+        }
+        if result.match:
+            return _(
+                "Match: distance %(distance)s (tolerance %(tolerance)s). Status: %(status)s.",
+                **numbers,
+            )
+        return _(
+            "No match: distance %(distance)s (tolerance %(tolerance)s). Status: %(status)s.",
+            **numbers,
         )
 
     attempt(lambda: faces.id_check(scope, person.id, id_photo, live_photo), verdict)
@@ -593,8 +665,24 @@ def person_add_credential(pid: str, kind: str) -> Response:
         data[key] = normalise(data[key])  # a plate is checked here: its error is flashed
         return people.add_credential(scope, person.id, model, data)
 
-    attempt(add, lambda _row: f"{kind[:-1].capitalize()} {data[key]} added.")
+    attempt(add, lambda _row: _credential_done(kind, data[key], "added"))
     return _back(person.id, "credentials")
+
+
+def _credential_done(kind: str, value: str, done: str) -> str:
+    """What happened to a card, vehicle or tag, in one sentence."""
+    texts = {
+        ("cards", "added"): _("Card %(value)s added.", value=value),
+        ("cards", "disabled"): _("Card %(value)s disabled.", value=value),
+        ("cards", "enabled"): _("Card %(value)s enabled.", value=value),
+        ("vehicles", "added"): _("Vehicle %(value)s added.", value=value),
+        ("vehicles", "disabled"): _("Vehicle %(value)s disabled.", value=value),
+        ("vehicles", "enabled"): _("Vehicle %(value)s enabled.", value=value),
+        ("tags", "added"): _("Tag %(value)s added.", value=value),
+        ("tags", "disabled"): _("Tag %(value)s disabled.", value=value),
+        ("tags", "enabled"): _("Tag %(value)s enabled.", value=value),
+    }
+    return texts[(kind, done)]
 
 
 @bp.post("/credentials/<kind>/<crid>")
@@ -608,9 +696,8 @@ def person_switch_credential(kind: str, crid: str) -> Response:
     disabled = request.form.get("disabled") == "1"
     attempt(
         lambda: people.update_credential(scope, model, row.id, {"disabled": disabled}),
-        lambda changed: (
-            f"{kind[:-1].capitalize()} {getattr(changed, key)} "
-            f"{'disabled' if disabled else 'enabled'}."
+        lambda changed: _credential_done(
+            kind, getattr(changed, key), "disabled" if disabled else "enabled"
         ),
     )
     return _back(row.person_id, "credentials")
@@ -626,12 +713,12 @@ def person_new_lease(pid: str) -> Response:
     starts = read_local(request.form, "starts_at", zone, errors)
     ends = read_local(request.form, "ends_at", zone, errors)
     if not request.form.get("unit_id"):
-        add_error(errors, "unit", "Choose the unit.")
+        add_error(errors, "unit", _("Choose the unit."))
     if errors:
         flash_form_errors(errors)
         return _back(person.id, "leases")
     data = {"unit_id": request.form["unit_id"], "starts_at": starts, "ends_at": ends}
-    attempt(lambda: people.create_lease(scope, person.id, data), "Lease added.")
+    attempt(lambda: people.create_lease(scope, person.id, data), _("Lease added."))
     return _back(person.id, "leases")
 
 
@@ -640,7 +727,7 @@ def person_new_lease(pid: str) -> Response:
 def lease_end_now(lid: str) -> Response:
     scope = current_scope()
     lease = scope.get(Lease, lid)
-    attempt(lambda: people.update_lease(scope, lease.id, {"end_now": True}), "Lease ended now.")
+    attempt(lambda: people.update_lease(scope, lease.id, {"end_now": True}), _("Lease ended now."))
     return _back(lease.person_id, "leases")
 
 
@@ -658,7 +745,9 @@ def lease_renew(lid: str) -> Response:
         return _back(lease.person_id, "leases")
     attempt(
         lambda: people.update_lease(scope, lease.id, {"ends_at": ends}),
-        lambda changed: f"Lease now ends {local_input(changed.ends_at, zone).replace('T', ' ')}.",
+        lambda changed: _(
+            "Lease now ends %(time)s.", time=local_input(changed.ends_at, zone).replace("T", " ")
+        ),
     )
     return _back(lease.person_id, "leases")
 
@@ -677,7 +766,7 @@ def worker_permit_edit(wid: str) -> Response:
         "schedule": _schedule_from_form(form, "", errors),
     }
     if not payload["access_point_ids"]:
-        add_error(errors, "access points", "Choose at least one access point.")
+        add_error(errors, "access_point_ids", _("Choose at least one access point."))
     for field in ("valid_from", "valid_until"):
         value = read_local(form, field, zone, errors)
         if value is not None:
@@ -690,7 +779,7 @@ def worker_permit_edit(wid: str) -> Response:
     if errors:
         flash_form_errors(errors)
         return _back(permit.person_id, "permit")
-    attempt(lambda: people.update_permit(scope, permit.id, changes), "Permit saved.")
+    attempt(lambda: people.update_permit(scope, permit.id, changes), _("Permit saved."))
     return _back(permit.person_id, "permit")
 
 
@@ -706,7 +795,7 @@ def person_guardians(pid: str) -> Response:
         wanted = [g for g in current if g != request.form.get("remove")]
     attempt(
         lambda: people.update_person(scope, person.id, {"guardian_ids": wanted}),
-        "Guardians saved.",
+        _("Guardians saved."),
     )
     return _back(person.id, "guardians")
 
@@ -721,18 +810,18 @@ def _enrolment_data(
     role = form.get("role", "")
     payload: dict[str, Any] = {"name": form.get("name", "").strip(), "role": role}
     if not payload["name"]:
-        add_error(errors, "name", "Enter the person's name.")
+        add_error(errors, "name", _("Enter the person's name."))
     if role not in set(PersonRole):
-        add_error(errors, "role", "Choose a role.")
+        add_error(errors, "role", _("Choose a role."))
     if role != PersonRole.WORKER and form.get("unit_id"):
         payload["unit_id"] = form["unit_id"]
     if form.get("phone", "").strip():
         payload["phone"] = form["phone"].strip()
     id_type, id_number = form.get("id_type", ""), form.get("id_number", "").strip()
     if id_number and not id_type:
-        add_error(errors, "id_type", "Choose the document type.")
+        add_error(errors, "id_type", _("Choose the document type."))
     elif id_type and not id_number:
-        add_error(errors, "id_number", "Enter the number, or choose no document.")
+        add_error(errors, "id_number", _("Enter the number, or choose no document."))
     elif id_type:
         payload["id_document"] = {"type": id_type, "number": id_number}
     payload["lives_alone"] = "lives_alone" in form
@@ -751,7 +840,7 @@ def _enrolment_data(
             "schedule": _schedule_from_form(form, "worker_", errors),
         }
         if not worker["access_point_ids"]:
-            add_error(errors, "worker_access_point_ids", "Choose at least one access point.")
+            add_error(errors, "worker_access_point_ids", _("Choose at least one access point."))
         for key in ("valid_from", "valid_until"):
             value = read_local(form, f"worker_{key}", zone, errors)
             if value is not None:
@@ -784,7 +873,7 @@ def _enrol_page(
         buildings=_buildings_with_units(scope, community),
         access_points=access_points_of(scope, community.id),
         worker_tags=list(WorkerTag),
-        documents=DOCUMENT_LABELS,
+        documents=list(DocumentType),
         weekdays=WEEKDAYS,
     )
 
@@ -817,13 +906,16 @@ def person_enrol(cid: str) -> Any:
                 _FRIENDLY,
             )
     if person is None:
-        return _enrol_page(community, scope, form, errors or {"form": ["Check the form."]}), 422
-    flash_ok(f"{person.name} enrolled.")
+        return _enrol_page(community, scope, form, errors or {"form": [_("Check the form.")]}), 422
+    flash_ok(_("%(name)s enrolled.", name=person.name))
     photo = _upload("photo")
     if photo is not None and consent:
         _enrol_photo(scope, person, photo)
     elif photo is not None:
         flash_error(
-            "The photo was not stored: the person's consent to face recognition was not recorded."
+            _(
+                "The photo was not stored: the person's consent to face recognition "
+                "was not recorded."
+            )
         )
     return redirect(url_for("web.person_page", pid=person.id))

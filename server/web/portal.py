@@ -19,6 +19,10 @@ from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 from flask import redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
+from flask_babel.speaklater import LazyString
 from flask_login import login_required
 from sqlalchemy import func, or_, select
 from werkzeug.datastructures import MultiDict
@@ -75,31 +79,24 @@ class Duration:
     """A preset length of a pass: a fixed span, or (``span`` None) until tonight."""
 
     key: str
-    label: str
+    label: LazyString
     span: timedelta | None
 
 
 DURATIONS = (
-    Duration("2h", "2 hours", timedelta(hours=2)),
-    Duration("tonight", "Until tonight", None),
-    Duration("24h", "24 hours", timedelta(hours=24)),
-    Duration("3d", "3 days", timedelta(days=3)),
-    Duration("7d", "7 days", timedelta(days=7)),
+    Duration("2h", _l("2 hours"), timedelta(hours=2)),
+    Duration("tonight", _l("Until tonight"), None),
+    Duration("24h", _l("24 hours"), timedelta(hours=24)),
+    Duration("3d", _l("3 days"), timedelta(days=3)),
+    Duration("7d", _l("7 days"), timedelta(days=7)),
 )
 DEFAULT_DURATION = "24h"
 
 # The pass list's tabs: which statuses each shows.
-TABS: dict[str, tuple[str, tuple[PassStatus, ...]]] = {
-    "current": ("Active", tuple(passes.OPENS_DOORS)),
-    "used": ("Used", (PassStatus.USED,)),
-    "ended": ("Expired", (PassStatus.EXPIRED, PassStatus.REVOKED)),
-}
-STATUS_WORDS = {
-    PassStatus.ACTIVE: "active",
-    PassStatus.UPCOMING: "starts later",
-    PassStatus.USED: "used",
-    PassStatus.EXPIRED: "expired",
-    PassStatus.REVOKED: "revoked",
+TABS: dict[str, tuple[LazyString, tuple[PassStatus, ...]]] = {
+    "current": (_p("pass list", "Active"), tuple(passes.OPENS_DOORS)),
+    "used": (_p("pass list", "Used"), (PassStatus.USED,)),
+    "ended": (_p("pass list", "Expired"), (PassStatus.EXPIRED, PassStatus.REVOKED)),
 }
 
 # Schema and service error keys -> the form's inputs.
@@ -112,13 +109,13 @@ _FORM_FIELD = {
     "plate": "plate",
 }
 FIELD_LABELS = {
-    "form": "Pass",
-    "guest_name": "Guest's name",
-    "starts_at": "Starts",
-    "duration": "How long",
-    "max_uses": "Uses",
-    "access_point_ids": "Doors",
-    "plate": "Car plate",
+    "form": _l("Pass"),
+    "guest_name": _l("Guest's name"),
+    "starts_at": _l("Starts"),
+    "duration": _l("How long"),
+    "max_uses": _l("Uses"),
+    "access_point_ids": _p("pass", "Doors"),
+    "plate": _l("Car plate"),
 }
 
 
@@ -141,10 +138,10 @@ def _resident() -> Resident:
     """The resident behind this request; other roles find no such page (404)."""
     user = signed_in_user()
     if user.role is not UserRole.RESIDENT:
-        raise NotFound("No such page.")
+        raise NotFound(_l("No such page."))
     unit = user.unit
     if unit is None:
-        raise Conflict("Your account is not linked to a unit yet; ask the property office.")
+        raise Conflict(_l("Your account is not linked to a unit yet; ask the property office."))
     return Resident(
         user=user,
         scope=Scope(user),
@@ -196,7 +193,6 @@ def portal_passes() -> str:
         tab=tab,
         counts=counts,
         rows=[(row, passes.status_of(row, now)) for row in rows],
-        status_words=STATUS_WORDS,
         more=counts[tab] > len(rows),
     )
 
@@ -230,7 +226,7 @@ def _pass_input(
         "access_point_ids": form.getlist("access_point_ids"),
     }
     if not payload["guest_name"]:
-        add_error(errors, "guest_name", "Enter your guest's name.")
+        add_error(errors, "guest_name", _("Enter your guest's name."))
     starts = None
     if form.get("starts_at", "").strip():
         starts = read_local(form, "starts_at", resident.zone, errors)
@@ -239,7 +235,7 @@ def _pass_input(
     presets = {preset.key: preset for preset in _durations(resident, now)}
     chosen = presets.get(form.get("duration", ""))
     if chosen is None:
-        add_error(errors, "duration", "Choose how long the pass lasts.")
+        add_error(errors, "duration", _("Choose how long the pass lasts."))
     else:
         start = starts or now
         until = _tonight(start, resident.zone) if chosen.span is None else start + chosen.span
@@ -249,10 +245,10 @@ def _pass_input(
     except ValueError:
         uses = 0
     if uses not in USE_CHOICES:
-        add_error(errors, "max_uses", "Choose how many times the pass opens.")
+        add_error(errors, "max_uses", _("Choose how many times the pass opens."))
     payload["max_uses"] = uses
     if not payload["access_point_ids"]:
-        add_error(errors, "access_point_ids", "Choose at least one door.")
+        add_error(errors, "access_point_ids", _("Choose at least one door."))
     plate = form.get("plate", "").strip()
     if plate:
         payload["plate"] = plate
@@ -313,9 +309,15 @@ def portal_pass_new() -> Any:
                 errors, error.extensions.get("errors") or {"": [error.detail]}, _form_field
             )
         else:
-            flash_ok(f"Pass for {row.guest_name} created: share the link or show the QR code.")
+            flash_ok(
+                _(
+                    "Pass for %(guest)s created: share the link or show the QR code.",
+                    guest=row.guest_name,
+                )
+            )
             return redirect(url_for("web.portal_pass", pass_id=row.id), 303)
-    return _pass_form(resident, now, request.form, errors or {"form": ["Check the form."]}), status
+    errors = errors or {"form": [_("Check the form.")]}
+    return _pass_form(resident, now, request.form, errors), status
 
 
 @bp.get("/my/passes/<pass_id>")
@@ -330,7 +332,6 @@ def portal_pass(pass_id: str) -> str:
         resident=resident,
         visitor_pass=row,
         status=status,
-        status_words=STATUS_WORDS,
         usable=status in passes.OPENS_DOORS,
         share_url=url_for("web.shared_pass", secret=passes.share_secret(row), _external=True),
         doors=sorted(point.name for point in row.access_points),
@@ -346,7 +347,12 @@ def portal_pass_revoke(pass_id: str) -> Response:
     resident = _resident()
     row = passes.revoke(resident.scope, pass_id)
     db.session.commit()
-    flash_ok(f"Pass for {row.guest_name} revoked: its code no longer opens any door.")
+    flash_ok(
+        _(
+            "Pass for %(guest)s revoked: its code no longer opens any door.",
+            guest=row.guest_name,
+        )
+    )
     return redirect(url_for("web.portal_pass", pass_id=row.id), 303)
 
 
@@ -359,7 +365,7 @@ def portal_code() -> Any:
     resident = _resident()
     person = db.session.get(Person, resident.user.person_id) if resident.user.person_id else None
     if person is None:
-        raise Conflict("Your account is not linked to a resident yet; ask the property office.")
+        raise Conflict(_l("Your account is not linked to a resident yet; ask the property office."))
     now = utcnow()
     _token, valid_until = pass_verification.resident_code(person, now)
     db.session.commit()  # a first code serial or signing key may have been made
@@ -409,7 +415,7 @@ def portal_door_open(apid: str) -> Any:
         db.session.rollback()
         flash_error(error.detail)
         return _doors_page(resident, error.status)
-    flash_ok(f"{point.name} is opening.")
+    flash_ok(_("%(door)s is opening.", door=point.name))
     return redirect(url_for("web.portal_doors"), 303)
 
 
@@ -429,9 +435,9 @@ def _who(events: list[AccessEvent], scope: Scope) -> dict[str, str]:
     who = {}
     for event in events:
         if event.pass_id in guests:
-            who[event.id] = f"Guest: {guests[event.pass_id]}"
+            who[event.id] = _("Guest: %(name)s", name=guests[event.pass_id])
         else:
-            who[event.id] = people.get(event.person_id or "", "Someone")
+            who[event.id] = people.get(event.person_id or "") or _("Someone")
     return who
 
 

@@ -25,6 +25,7 @@ from hardware.messages import AckMessage, EventMessage, PayloadError, StatusMess
 from hardware.protocol import EventType
 from hardware.topics import DeviceTopic, parse_device_topic
 from server.alerts import rules as alert_rules
+from server.alerts import summaries
 from server.alerts.service import raise_alert
 from server.devices import commands
 from server.extensions import db
@@ -146,12 +147,12 @@ class DeviceIngest:
             access = offline_passes.record_offline_use(device, row)
             self.stats[f"pass_used_{access.decision.value}"] += 1
         if message.type in EVENT_ALERTS:
-            alert_type, severity, summary = EVENT_ALERTS[message.type]
+            alert_type, severity, _english = EVENT_ALERTS[message.type]
             raise_alert(
                 community_id=device.community_id,
                 type=alert_type,
                 severity=severity,
-                summary=f"{summary}: {device.name}",
+                summary=summaries.device_event(alert_type, device.name),
                 access_point_id=device.access_point_id,
                 device_id=device.id,
                 evidence={"device_event_ids": [row.id]},
@@ -187,7 +188,7 @@ def detect_offline(heartbeat_s: int, misses: int, now: datetime | None = None) -
             community_id=device.community_id,
             type=AlertType.DEVICE_OFFLINE,
             severity=Severity.MEDIUM,
-            summary=f"{device.name} offline: no heartbeat for {misses} intervals",
+            summary=summaries.device_offline(device.name, misses),
             access_point_id=device.access_point_id,
             device_id=device.id,
             evidence={"last_seen_at": device.last_seen_at.isoformat()},

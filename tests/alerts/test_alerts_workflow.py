@@ -129,6 +129,13 @@ def test_officer_acknowledges_then_resolves_with_history(app, world, published) 
     for action in ("acknowledge", "ack", "resolve"):
         answer = officer.post(f"/alerts/{alert_id}/{action}", json={"note": "again"})
         assert_problem(answer, 409)
+    assert answer.json["detail"] == "The alert is resolved; it cannot be resolved."
+    chinese = officer.client.post(
+        f"/api/v1/alerts/{alert_id}/acknowledge",
+        json={},
+        headers={**officer.headers, "Accept-Language": "zh-CN"},
+    )
+    assert assert_problem(chinese, 409)["detail"] == "告警状态为“已解决”，无法确认。"
 
     # Every step went out on MQTT, and is in the delivery log.
     assert [(p["reason"], p["status"]) for p in payloads(published, world.a)] == [

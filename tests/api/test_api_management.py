@@ -558,6 +558,12 @@ def test_the_eleventh_login_in_a_minute_is_refused(
     assert "10 per 1 minute" in body["detail"]
     assert 0 < int(answer.headers["Retry-After"]) <= 60
     assert snapshot(app) == before  # not even the right password got a token
+    chinese = client.post(
+        "/api/v1/auth/token",
+        json={"username": "staff_a", "password": PASSWORD},
+        headers={"Accept-Language": "zh-CN"},
+    )
+    assert "每 1 分钟 10 次" in assert_problem(chinese, 429)["detail"]
 
 
 # Session and CSRF ----------------------------------------------------------------------------

@@ -103,6 +103,18 @@ def test_command_scope_and_rules(app, client, world, published) -> None:
     answer = staff_a.post(f"/access-points/{world.door_a}/open")
     assert answer.status_code == 409
     assert "No enabled door or barrier" in answer.json["detail"]
+    # The detail (and a field's messages) in the caller's language; the title stays English.
+    chinese = {**staff_a.headers, "Accept-Language": "zh-CN"}
+    answer = client.post(f"/api/v1/access-points/{world.door_a}/open", headers=chinese)
+    assert answer.status_code == 409 and answer.json["title"] == "Conflict"
+    assert answer.json["detail"] == "“A door”没有已启用的门禁或道闸设备。"
+    answer = client.post(
+        f"/api/v1/communities/{world.a}/devices",
+        json={"name": "T", "kind": "barrier", "access_point_id": world.door_a},
+        headers=chinese,
+    )
+    assert answer.status_code == 422 and answer.json["detail"] == "设备的绑定无效。"
+    assert answer.json["errors"] == {"access_point_id": ["道闸相机不能用于门。"]}
     assert (
         staff_a.post(f"/devices/{world.device_a}/commands", {"command": "reboot"}).status_code
         == 409
@@ -346,12 +358,22 @@ def test_device_console_page_sends_commands(app, client, world, published) -> No
     assert CommandMessage.decode(published[0].payload).cmd is Command.LOCK
     page = client.get(f"/communities/{world.a}/devices")
     assert "lock sent to A door (1 device(s))." in page.text
+    assert "door terminal" in page.text and ">hold unlocked</button>" in page.text
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"  # the flash is written in it too
+    answer = client.post(
+        f"/access-points/{world.door_a}/command", data={"command": "open", "csrf_token": token}
+    )
+    chinese = client.get(f"/communities/{world.a}/devices")
+    assert "<h1>设备 · Community A</h1>" in chinese.text
+    assert "已向 A door 发送“开门”指令（1 台设备）。" in chinese.text
+    assert ">保持常开</button>" in chinese.text and "<td>门禁终端</td>" in chinese.text
+    assert 'data-word-offline="离线"' in chinese.text and "<td>锁门</td>" in chinese.text
     assert (
         client.post(f"/access-points/{world.door_a}/command", data={"command": "open"}).status_code
         == 400
     )  # no CSRF token
     assert client.get(f"/communities/{world.b}/devices").status_code == 404
-    assert len(published) == 1
+    assert len(published) == 2
 
 
 def test_officer_sees_console_without_buttons(app, client, world, published) -> None:

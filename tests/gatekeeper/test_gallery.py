@@ -62,3 +62,21 @@ def test_remove_keeps_the_rest_searchable() -> None:
     assert gallery.search(vectors[0], tolerance=0.5, margin=0.0).person_id is None
     for i in range(1, 10):
         assert gallery.search(vectors[i], tolerance=0.1, margin=0.0).person_id == f"p{i}"
+
+
+def test_nearest_other_skips_the_persons_own_templates() -> None:
+    rng = np.random.default_rng(5)
+    base, other = unit(rng), unit(rng)
+    bella = base + 0.05 * unit(rng)
+    gallery = Gallery()
+    assert gallery.nearest_other(base, "alice") is None
+    gallery.add("a1", "alice", base)
+    assert gallery.nearest_other(base, "alice") is None  # only her own face
+    gallery.add("b1", "bella", bella)
+    gallery.add("c1", "carol", other)
+    nearest = gallery.nearest_other(base, "alice")
+    assert nearest.person_id == "bella" and nearest.template_id == "b1"
+    assert nearest.distance == pytest.approx(float(np.linalg.norm(bella - base)), abs=1e-4)
+    # A new person (no id yet) is compared with everyone.
+    assert gallery.nearest_other(base, None).person_id == "alice"
+    assert gallery.nearest_other(other, "alice").person_id == "carol"

@@ -107,6 +107,21 @@ def test_limits_on_window_uses_and_doors(client, site, frozen) -> None:
     assert week.status_code == 201 and week.json["max_uses"] == 5
 
 
+def test_refusals_speak_the_callers_language(client, site, frozen) -> None:
+    resident = Api(client, "resident_a")
+    too_long = {"guest_name": "x", "valid_until": "2026-11-28T08:31:00+00:00"}
+    english = resident.post("/passes", json=too_long).json
+    assert english["detail"] == "A pass lasts at most 7 days from now."
+    assert english["errors"] == {"valid_until": ["A pass lasts at most 7 days from now."]}
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
+    chinese = resident.post("/passes", json=too_long).json
+    assert chinese["detail"] == "通行证最长有效期为自现在起 7 天。"
+    assert chinese["errors"] == {"valid_until": [chinese["detail"]]}
+    assert chinese["title"] == english["title"]  # titles stay English
+    foreign = resident.post("/passes", json={"guest_name": "x", "access_point_ids": ["ap_x"]})
+    assert foreign.json["detail"] == "不是本户所在楼栋的门，也不是公共大门：ap_x。"
+
+
 def test_a_tenants_pass_never_outlives_the_lease(client, site) -> None:
     with time_machine.travel(datetime(2026, 11, 29, 12, 0, tzinfo=UTC), tick=False):
         tenant = Api(client, "tenant_a")

@@ -192,3 +192,49 @@ def test_person_id_match_activates_a_pending_resident(app, client, world) -> Non
     with app.app_context():
         checks = list(db.session.scalars(select(IdCheck).order_by(IdCheck.checked_at)))
         assert [c.match for c in checks] == [False, True]
+
+
+def test_a_face_already_enrolled_for_another_person_is_refused_naming_them(
+    app, client, world, person
+) -> None:
+    """Two people with one face would both be refused at the door (ambiguous): the second
+    enrolment is refused, naming the first person masked and their unit; nothing is stored."""
+    staff = Api(client, "staff_a")
+    staff.patch(f"/people/{person}", {"name": "王小明"})
+    staff.post(f"/people/{person}/consents", {})
+    assert _upload(staff, f"/people/{person}/faces", image=photo("obama.jpg")).status_code == 201
+    other = staff.post(
+        f"/communities/{world.a}/people",
+        {"name": "李华", "role": "resident", "unit_id": world.unit_a},
+    ).json["id"]
+    staff.post(f"/people/{other}/consents", {})
+    refused = _upload(staff, f"/people/{other}/faces", image=photo("obama2.jpg"))
+    assert refused.status_code == 409, refused.json
+    assert refused.json["reason"] == "duplicate_face"
+    assert refused.json["duplicate_of"]["person_id"] == person
+    assert refused.json["duplicate_of"]["name"] == "王*明"
+    assert refused.json["duplicate_of"]["unit"] == "A1 · 101"
+    assert "王*明" in refused.json["detail"] and "A1 · 101" in refused.json["detail"]
+    with app.app_context():
+        assert (
+            db.session.scalar(select(FaceTemplate.id).where(FaceTemplate.person_id == other))
+            is None
+        )
+    # The same person's second photo is fine, and so is another person's own face.
+    assert _upload(staff, f"/people/{person}/faces", image=photo("obama2.jpg")).status_code == 201
+    assert _upload(staff, f"/people/{other}/faces", image=photo("biden.jpg")).status_code == 201
+
+
+def test_a_duplicate_face_is_explained_in_chinese(client, world, person) -> None:
+    staff = Api(client, "staff_a")
+    staff.post(f"/people/{person}/consents", {})
+    _upload(staff, f"/people/{person}/faces", image=photo("obama.jpg"))
+    other = staff.post(
+        f"/communities/{world.a}/people",
+        {"name": "李华", "role": "resident", "unit_id": world.unit_a},
+    ).json["id"]
+    staff.post(f"/people/{other}/consents", {})
+    staff.headers["Accept-Language"] = "zh-CN"
+    refused = _upload(staff, f"/people/{other}/faces", image=photo("obama3.jpg"))
+    assert refused.status_code == 409
+    assert "已登记" in refused.json["detail"], refused.json["detail"]

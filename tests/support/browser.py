@@ -40,21 +40,28 @@ def chromium_path() -> str:
     return path
 
 
-class _FakedClockBrowser:
-    """A Browser whose new pages and contexts start at the suite's faked time.
+# What the browser tests' pages ask for unless a test names another (``locale="zh-CN"``):
+# the assertions read the English source texts; Chinese is tested by naming it.
+DEFAULT_LOCALE = "en-US"
 
-    Under ``faketime`` Chromium runs on the real clock (tests.support.clock), so each
-    context gets Playwright's clock set to the faked now, running on from there."""
 
-    def __init__(self, browser: Browser) -> None:
+class _TestBrowser:
+    """A Browser whose new contexts ask for English unless told otherwise, and under
+    ``faketime`` start at the suite's faked time (Chromium itself runs on the real clock,
+    tests.support.clock, so each context gets Playwright's clock set to the faked now)."""
+
+    def __init__(self, browser: Browser, *, faked_clock: bool) -> None:
         self._browser = browser
+        self._faked_clock = faked_clock
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._browser, name)
 
     def new_context(self, **options: Any) -> Any:
+        options.setdefault("locale", DEFAULT_LOCALE)
         context = self._browser.new_context(**options)
-        context.clock.install(time=faked_now())
+        if self._faked_clock:
+            context.clock.install(time=faked_now())
         return context
 
     def new_page(self, **options: Any) -> Any:
@@ -70,7 +77,7 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(
             executable_path=chromium_path(), args=CHROMIUM_ARGS, env=daemon_environment()
         )
-        yield _FakedClockBrowser(browser) if under_faketime() else browser  # type: ignore[misc]
+        yield _TestBrowser(browser, faked_clock=under_faketime())  # type: ignore[misc]
         browser.close()
 
 
@@ -93,4 +100,4 @@ def sign_in(
     page.goto(base_url + "/login" + (f"?next={next_path}" if next_path else ""))
     page.fill("#username", username)
     page.fill("#password", password)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")  # not the language switch in the header

@@ -21,12 +21,12 @@ def test_staff_signs_in_and_sees_home(browser: Browser, live_server: LiveServer,
     expect(page).to_have_url(live_server.url + "/login?next=%2F")
     page.fill("#username", w.staff_a.username)
     page.fill("#password", "wrong-password")
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")  # not the language switch
     expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
 
     page.fill("#username", w.staff_a.username)
     page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")  # not the language switch
     expect(page).to_have_url(live_server.url + "/")
     expect(page.get_by_role("heading", name="Property office")).to_be_visible()
     expect(page.get_by_role("heading", name="Community A")).to_be_visible()
@@ -70,8 +70,26 @@ def test_the_browser_stays_on_the_site_whatever_next_says(
         page.goto(f"{live_server.url}/login?next={target}")
         page.fill("#username", "boss")
         page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+        page.click("main button[type=submit]")  # not the language switch
         expect(page).to_have_url(live_server.url + "/")
         page.click("text=Sign out")
         expect(page).to_have_url(live_server.url + "/login")
+    page.close()
+
+
+def test_the_device_console_refreshes_in_the_pages_language(
+    browser: Browser, live_server: LiveServer, ctx
+) -> None:
+    """devices.js spells no word itself: the states it writes come from the page."""
+    w = factories.world()
+    community_id, device_id = w.a.id, w.device_a.id
+    page = browser.new_page(locale="zh-CN")
+    sign_in(page, live_server.url, w.staff_a.username)
+    page.goto(f"{live_server.url}/communities/{community_id}/devices")
+    expect(page.get_by_role("heading", name="设备 · Community A")).to_be_visible()
+    state = page.locator(f'#devices tr[data-device="{device_id}"] .state')
+    expect(state).to_have_text("离线")
+    state.evaluate("cell => { cell.textContent = 'stale'; }")
+    expect(state).to_have_text("离线", timeout=10_000)  # the script's next round
+    expect(state.locator(".pill")).to_have_count(1)
     page.close()

@@ -57,7 +57,7 @@ def test_enrol_with_a_photo_then_a_refused_upload(
     expect(result).to_contain_text("eye distance")
     expect(page.get_by_role("heading", name="Faces (1 of 5)")).to_be_visible()
     expect(page.locator("#faces tbody tr")).to_have_count(1)
-    expect(page.get_by_text("resident · A1 · 101")).to_be_visible()
+    expect(page.get_by_text("family member · A1 · 101")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
     page.get_by_label("Add a face photo").set_input_files(

@@ -174,6 +174,37 @@ def test_a_blocked_plate_shows_why(app, client, site) -> None:
     assert "沪C8B888" in row
 
 
+def test_the_car_pages_speak_chinese(app, client, site, published) -> None:
+    _settings(app, site.a, fuzzy_plates=True)
+    with time_machine.travel(NOW, tick=False):
+        Api(client, "staff_a").post(
+            f"/communities/{site.a}/blocked-plates", json={"plate": "沪C88888", "reason": "被盗"}
+        )
+        _read(client, site, "浙B82345", confidence=0.97, direction="in")
+        _read(client, site, "沪C8B888", confidence=0.99, direction="in")
+        _read(client, site, "浙B8Z345", confidence=0.97, direction="in")
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
+    login(client, "staff_a")
+    answer = _post(client, f"/barriers/{site.barrier}/open", follow_redirects=True)
+    html = answer.text
+    assert "<h1>车辆 · Community A</h1>" in html
+    assert "South barrier 正在开闸（1 台设备）。" in html
+    inside = _section(html, "inside")
+    assert "场内共 1 辆车： 住户 1 辆，访客 0 辆。" in inside
+    assert '<span class="pill on">住户</span>' in inside and 'data-label="进场时间"' in inside
+    barrier = _section(html, f"barrier-{site.barrier}")
+    assert ">开闸</button>" in barrier and "→ 进" in barrier
+    assert "由 staff_a 开闸" in barrier and "手机远程开门" in barrier
+    assert "黑名单车牌 沪C88888：被盗" in barrier and ">已拒绝</span>" in barrier
+    assert "识别为 浙B8Z345，登记为 浙B82345；未采纳：相机对识别结果有把握" in barrier
+    blocked = client.get(f"/communities/{site.a}/blocked-plates").text
+    assert "<h1>黑名单车牌 · Community A</h1>" in blocked
+    assert 'aria-label="将 沪C88888 移出黑名单"' in blocked and "由 staff_a 添加" in blocked
+    refused = _post(client, f"/communities/{site.a}/blocked-plates", {"plate": "", "reason": ""})
+    assert refused.status_code == 422
+    assert "未保存任何内容：请检查。" in refused.text and "请输入车牌。" in refused.text
+
+
 def test_an_empty_community_says_so(client, site) -> None:
     login(client, "staff_b")
     html = client.get(f"/communities/{site.b}/cars").text

@@ -9,7 +9,10 @@ import time_machine
 from PIL import Image
 from pyzbar import pyzbar
 
+from server.extensions import db
+from server.models import Community
 from tests.factories import Api
+from tests.support.api import in_app
 from tests.support.passes import NOW, pass_site
 
 
@@ -57,3 +60,28 @@ def test_a_wrong_or_dead_link_shows_no_code(app, client, site) -> None:
     assert page.status_code == 200 and "cancelled" in page.get_data(as_text=True)
     assert "qr.png" not in page.get_data(as_text=True)
     assert guest.get(f"{path}/qr.png").status_code == 410
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_guest_page_is_chinese_unless_the_guest_asks_for_english(app, client, site) -> None:
+    resident = Api(client, "resident_a")
+    body = resident.post("/passes", json={"guest_name": "李四", "max_uses": 2}).json
+    path = body["share_url"].removeprefix("http://localhost")
+    guest = app.test_client()
+    guest.environ_base.pop("HTTP_ACCEPT_LANGUAGE", None)  # a courier's phone that asks for none
+    html = guest.get(path).get_data(as_text=True)
+    assert '<html lang="zh-CN">' in html
+    assert "<h1>访客通行证</h1>" in html and "请在距门口摄像头约 30 厘米处出示此二维码。" in html
+    assert "<dt>剩余次数</dt><dd>剩余 2 次（共 2 次）</dd>" in html
+    assert "时间为 Asia/Shanghai 时区。" in html and "Visitor pass" not in html
+    english = guest.get(path, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<html lang="en">' in english and "<h1>Visitor pass</h1>" in english
+    assert "<dt>Uses left</dt><dd>2 of 2</dd>" in english and "访客通行证" not in english
+    # Asking for nothing, the guest gets the community's own default language.
+    with in_app(app):
+        db.session.get(Community, site.a).settings = {"default_locale": "en"}
+        db.session.commit()
+    assert "<h1>Visitor pass</h1>" in guest.get(path).get_data(as_text=True)
+    resident.delete(f"/passes/{body['id']}")
+    assert "This pass was cancelled." in guest.get(path).get_data(as_text=True)
+    assert "此通行证已被取消。" in guest.get(path, headers={"Accept-Language": "zh-CN"}).text

@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
+from server.alerts import summaries
 from server.alerts.service import raise_alert
 from server.extensions import db
 from server.models import Alert, AlertHistory
@@ -20,9 +21,13 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 FLASHING = re.compile(r"\bflashing\b")
+# As the server's local_time writes it (the browser's own name for Shanghai is "GMT+8").
+SHANGHAI_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d CST$")
 
 
-def _raise(app: Flask, community_id: str, severity: Severity, summary: str, **values) -> str:
+def _raise(
+    app: Flask, community_id: str, severity: Severity, summary: str | summaries.Summary, **values
+) -> str:
     """An alert raised as a rule would, in its own app context (not the page's request)."""
     with app.app_context():
         alert = raise_alert(
@@ -65,6 +70,8 @@ def test_console_shows_new_alerts_live_and_works_them(
     expect(card).to_contain_text("Unknown person seen 3 times at 2 doors")
     expect(card).to_contain_text("Community A · A door")
     expect(card).to_have_class(FLASHING)
+    expect(card.locator('[data-field="ts"]')).to_have_text(SHANGHAI_TIME)
+    expect(card.locator('[data-field="type"]')).to_have_text("stranger")
     expect(page.locator("#alarm-banner")).to_contain_text("High alert: Unknown person")
     low_card = page.locator(f"#alert-{low}")
     expect(low_card).to_be_visible()
@@ -134,4 +141,40 @@ def test_alert_page_acknowledges_in_place(
     )
     page.get_by_role("button", name="Acknowledge").click()
     expect(header.locator('[data-field="error"]')).to_contain_text("cannot be acknowledged")
+    page.close()
+
+
+def test_console_in_chinese(app: Flask, browser: Browser, live_server: LiveServer) -> None:
+    """A live alert's card in the reader's language: its words from the page, its summary
+    from the page's server (the stream's is English), its time labelled as the page's."""
+    with app.app_context():
+        w = factories.world()
+        a, door = w.a.id, w.door_a.id
+        db.session.remove()
+    page = browser.new_page(locale="zh-CN")
+    page.set_default_timeout(5000)
+    sign_in(page, live_server.url, "officer_a", next_path="/officer")
+    expect(page.get_by_role("heading", name="告警台")).to_be_visible()
+    expect(page.locator("#live-state")).to_have_text("实时")
+    expect(page.locator("#sound-toggle")).to_have_text("声音：开")
+    ident = _raise(
+        app,
+        a,
+        Severity.HIGH,
+        summaries.summary(summaries.N_("Door forced open: %(device)s"), device="A door terminal"),
+        type=AlertType.DOOR_FORCED,
+        access_point_id=door,
+    )
+    card = page.locator(f"#alert-{ident}")
+    expect(card.locator('[data-field="summary"]')).to_have_text("门被强行打开：A door terminal")
+    expect(card.locator('[data-field="type"]')).to_have_text("门被强行打开")
+    expect(card.locator('[data-field="severity"]')).to_have_text("高")
+    expect(card.locator('[data-field="status"]')).to_have_text("待处理")
+    expect(card.locator('[data-field="ts"]')).to_have_text(SHANGHAI_TIME)
+    expect(page.locator("#alarm-banner")).to_have_text("高级告警：门被强行打开：A door terminal")
+    card.get_by_role("button", name="确认").click()
+    expect(card.locator('[data-field="status"]')).to_have_text("已确认")
+    expect(card.locator('[data-field="summary"]')).to_have_text("门被强行打开：A door terminal")
+    page.get_by_role("button", name="声音：开").click()
+    expect(page.locator("#sound-toggle")).to_have_text("声音：关")
     page.close()

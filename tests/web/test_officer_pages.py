@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import html as markup
 import io
+import json
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -24,6 +26,7 @@ from gatekeeper.vocabulary import (
 from server.access import events as event_service
 from server.access import snapshots
 from server.alerts import service as alerts
+from server.alerts import summaries
 from server.core import crypto
 from server.extensions import db
 from server.models import AccessEvent, Alert, AlertHistory, Community, Device, User, UserRole
@@ -528,7 +531,8 @@ def test_statistics_draw_events_by_hour_and_alerts_by_day(client, site, history)
     assert "A door, 21:00-21:59: 1 event<" in html
     assert "A2 door, 21:00-21:59: 1 event<" in html  # the day before
     assert "2026-11-20 · stranger: 2" in html and "2026-11-19 · stranger: 1" in html
-    assert "2026-11-20 · panic: 1" in html
+    assert "2026-11-20 · panic button: 1" in html  # the type in words
+    assert 'data-type="panic"' in html
     assert "Community B" not in html.split("</nav>")[-1]
 
     default = client.get("/stats")
@@ -538,6 +542,82 @@ def test_statistics_draw_events_by_hour_and_alerts_by_day(client, site, history)
     logout(client)
     login(client, "staff_a")
     assert client.get("/stats?from=2026-11-14&to=2026-11-20").status_code == 200
+
+
+# In Chinese -----------------------------------------------------------------------------------
+
+ZH = {"Accept-Language": "zh-CN"}
+STRANGER_EN = "Unknown person seen 3 times at 2 doors since 21:40"
+STRANGER_ZH = "陌生人自 21:40 起在 2 个门出现 3 次"
+
+
+def test_officer_pages_in_chinese(client, app, site) -> None:
+    """The pages, their script's words and the alerts' summaries in the reader's language;
+    the stored summary (what the API, MQTT and webhooks send) stays English."""
+    with app.app_context():
+        _event(site.a, site.gate, EVENING, decision=Decision.DENY, reason=Reason.UNKNOWN_FACE)
+        stranger = _alert(
+            site.a,
+            Severity.HIGH,
+            summaries.summary(
+                summaries.N_(
+                    "Unknown person seen %(count)s times at %(doors)s doors since %(since)s"
+                ),
+                count=3,
+                doors=2,
+                since="21:40",
+            ),
+            access_point_id=site.gate,
+        )
+        _alert(site.a, Severity.LOW, "Door 3 battery low", type=AlertType.TAMPER)  # plain text
+        alerts.raise_alert(
+            community_id=site.a, type=AlertType.PANIC, severity=Severity.CRITICAL, summary="y"
+        ).created_at = EVENING
+        db.session.commit()
+        db.session.remove()
+    login(client, "officer_a")
+
+    console = client.get("/officer", headers=ZH).text
+    assert '<html lang="zh-CN">' in console and "<h1>告警台</h1>" in console
+    assert STRANGER_ZH in console and f">{STRANGER_EN}<" not in console
+    assert f'data-summary="{STRANGER_EN}"' in console  # what the stream's summary is
+    assert "Door 3 battery low" in console  # no text to translate: the stored summary
+    assert 'sev-pill" data-field="severity">高<' in console
+    assert 'data-field="status">待处理<' in console and ">陌生人<" in console
+    texts = _script_texts(console)
+    assert texts["types"]["panic"] == "紧急求助" and texts["statuses"]["open"] == "待处理"
+    assert texts["alarm"]["high"] == "高级告警：{summary}" and texts["live"] == "实时"
+    assert 'data-summary-url="/alerts/ALERT_ID/summary"' in console
+    communities = json.loads(markup.unescape(re.search(r'data-communities="([^"]*)"', console)[1]))
+    assert communities[site.a]["tz_labels"] == {"480": "CST"}  # as local_time writes it
+
+    answer = client.get(f"/alerts/{stranger}/summary", headers=ZH)
+    assert answer.json == {"summary": STRANGER_ZH, "source": STRANGER_EN}
+    assert client.get(f"/alerts/{stranger}/summary").json["summary"] == STRANGER_EN
+    api = Api(client, "officer_a")
+    answer = client.get(f"/api/v1/alerts/{stranger}", headers={**api.headers, **ZH})
+    assert answer.json["summary"] == STRANGER_EN and "summary_text" not in answer.json["evidence"]
+
+    page = client.get(f"/alerts/{stranger}", headers=ZH).text
+    assert "<h2>处理记录</h2>" in page and ">已触发<" in page and "系统" in page
+    assert STRANGER_ZH in page and "确认" in page and "您采取的措施或看到的情况" in page
+
+    stats = client.get(f"/stats?community_id={site.a}&from=2026-11-14&to=2026-11-20", headers=ZH)
+    assert "统计 · Community A" in stats.text and "2026-11-20 · 紧急求助: 1" in stats.text
+    assert "North gate，21:00-21:59：1 次" in stats.text
+
+    search = client.get(f"/events/search?community_id={site.a}", headers=ZH).text
+    assert "全部出入口" in search and "1 条事件，最新的在前" in search and "未知人脸" in search
+
+    english = client.get("/officer").text
+    assert "data-summary-url" not in english  # the stream's summaries are English already
+    assert STRANGER_EN in english and _script_texts(english)["sound_on"] == "Sound on"
+
+
+def _script_texts(html: str) -> dict:
+    """The words the page gives static/officer.js."""
+    block = re.search(r'<script type="application/json" id="officer-texts">(.*?)</script>', html)
+    return json.loads(block.group(1))
 
 
 # The pictures themselves ------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def test_each_role_sees_its_home(client, ctx) -> None:
     w = factories.world()
     expectations = {
         "admin": ["Administration", "Community A", "Community B", "has not reported yet"],
-        "staff_a": ["Property office", "Community A", "access points"],
+        "staff_a": ["Property office", "Community A", "<strong>1</strong> access point<"],
         "officer_a": ["Officer console", "Community A", "No open alerts"],
         "resident_a": ["My home", "Community A", "A1 · 101"],
     }
@@ -67,7 +67,26 @@ def test_staff_home_lists_devices_of_their_community(client, ctx) -> None:
     page = client.get("/")
     assert w.device_a.name in page.text
     assert w.device_b.name not in page.text
-    assert "offline" in page.text
+    assert "offline" in page.text and "door terminal" in page.text  # words, not door
+    assert "<strong>1</strong> device<" in page.text
+
+
+def test_each_role_sees_its_home_in_chinese(client, ctx) -> None:
+    factories.world()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
+    expectations = {
+        "admin": ["<h1>系统管理</h1>", "后台服务尚未上报", "<code>flask worker</code>"],
+        "staff_a": ["<h1>物业服务中心</h1>", "车辆道闸", "门禁终端", "离线", "个出入口"],
+        "officer_a": ["<h1>民警工作台</h1>", "没有待处理告警", "时区 Asia/Shanghai"],
+        "resident_a": ["<h1>我的家</h1>", "邀请访客", "A1 · 101"],
+    }
+    for username, texts in expectations.items():
+        login(client, username)
+        page = client.get("/")
+        assert '<html lang="zh-CN">' in page.text
+        for text in texts:
+            assert text in page.text, (username, text)
+        client.post("/logout", data={"csrf_token": csrf(page.text)})
 
 
 # Each is what a browser would follow to another site, once it drops tabs and line breaks,

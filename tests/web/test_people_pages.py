@@ -129,6 +129,11 @@ def test_list_search_and_filters(app, client, world, staff) -> None:
     assert "owner · A1 · 101" in page and "elder · A2 · 201" in page
     assert "1 card" in page
     assert "Enrol a person" in page
+    chinese = client.get(
+        f"/communities/{world.a}/people", headers={"Accept-Language": "zh-CN"}
+    ).text
+    assert "登记人员" in chinese and "剩 10 天" in chinese and "1 张门禁卡" in chinese
+    assert "业主 · A1 · 101" in chinese and "已暂停" in chinese
 
 
 @pytest.mark.parametrize("q", ["%", "_", "n_L", "annx", "0%", "\\", "wang", "138", "王"])
@@ -199,9 +204,13 @@ def test_person_page_shows_only_the_masked_document(client, world, staff) -> Non
     assert page.status_code == 200
     assert ID_NUMBER[:4] + "*" * 10 + ID_NUMBER[-4:] in page.text
     assert ID_NUMBER not in page.text
-    assert "Resident ID card" in page.text and "13800000001" in page.text
+    assert "resident identity card" in page.text and "13800000001" in page.text
     assert "owner · A1 · 101" in page.text
     assert ID_NUMBER not in client.get(f"/communities/{world.a}/people").text
+    chinese = client.get(f"/people/{pid}", headers={"Accept-Language": "zh-CN"}).text
+    assert '<html lang="zh-CN">' in chinese
+    assert "居民身份证" in chinese and "业主 · A1 · 101" in chinese
+    assert "<h2>人脸识别授权</h2>" in chinese and "Consent to face recognition" not in chinese
 
 
 def test_consent_record_and_withdraw(app, client, world, staff) -> None:
@@ -444,6 +453,16 @@ def test_enrolment_errors_re_render_and_store_nothing(
         assert db.session.scalar(select(func.count()).select_from(Lease)) == 0
     if "id_number" in fields:
         assert fields["id_number"] not in answer.text  # not echoed back
+
+
+def test_enrolment_errors_in_chinese(app, client, world, staff) -> None:
+    page = f"/communities/{world.a}/people/new"
+    form = client.get(page, headers={"Accept-Language": "zh-CN"})
+    assert "登记人员" in form.text and "走失风险（老人、儿童）" in form.text
+    data = {"csrf_token": csrf(form.text), "name": "", "role": "owner", "unit_id": world.unit_a}
+    answer = client.post(page, data=data, headers={"Accept-Language": "zh-CN"})
+    assert answer.status_code == 422
+    assert "未保存任何内容，请检查" in answer.text and "请输入姓名。" in answer.text
 
 
 def test_enrol_a_worker_and_edit_the_permit(app, client, world, staff) -> None:

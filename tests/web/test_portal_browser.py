@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
 
 PHONE = {"width": 360, "height": 740}
+# The browser asks for English (the texts below); a courier's phone asks for Chinese.
+ENGLISH = {"viewport": PHONE, "locale": "en-US"}
 _LOADED = "image => image.complete && image.naturalWidth > 0"
 
 
@@ -58,7 +60,7 @@ def _fits_the_phone(page: Page) -> None:
 def test_a_pass_is_made_shared_and_revoked(browser: Browser, live_server: LiveServer, ctx) -> None:
     build_pass_site()
     base = live_server.url
-    context = browser.new_context(viewport=PHONE)
+    context = browser.new_context(**ENGLISH)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     page = context.new_page()
     _sign_in(page, base, "resident_a")
@@ -85,7 +87,7 @@ def test_a_pass_is_made_shared_and_revoked(browser: Browser, live_server: LiveSe
     assert _decode(page.request.get(qr.evaluate("image => image.src")).body()) == token
 
     # The guest opens the link on their own phone: no session, no cookies.
-    guest_context = browser.new_context(viewport=PHONE)
+    guest_context = browser.new_context(**ENGLISH)
     guest = guest_context.new_page()
     guest.goto(share_url)
     expect(guest.get_by_text("快递 小李")).to_be_visible()
@@ -94,11 +96,18 @@ def test_a_pass_is_made_shared_and_revoked(browser: Browser, live_server: LiveSe
     _fits_the_phone(guest)
     assert _decode(guest.request.get(image.evaluate("image => image.src")).body()) == token
     assert _decode(image.screenshot()) == token  # as the browser painted it
+    # A courier's phone set to Chinese reads the page in Chinese.
+    courier_context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    courier = courier_context.new_page()
+    courier.goto(share_url)
+    expect(courier.get_by_role("heading", name="访客通行证")).to_be_visible()
+    expect(courier.get_by_text("请在距门口摄像头约 30 厘米处出示此二维码。")).to_be_visible()
+    courier_context.close()
 
     page.get_by_text("Revoke this pass…").click()
     page.get_by_role("button", name="Yes, revoke the pass").click()
     expect(page.get_by_text("its code no longer opens any door")).to_be_visible()
-    expect(page.locator("#pass-status")).to_have_text("revoked")
+    expect(page.locator("#pass-status")).to_have_text("cancelled")
     expect(page.locator("#pass-qr")).to_have_count(0)
 
     guest.reload()
@@ -118,7 +127,7 @@ def test_a_pass_is_made_shared_and_revoked(browser: Browser, live_server: LiveSe
 
 def test_my_code_changes_at_the_step(browser: Browser, live_server: LiveServer, ctx) -> None:
     build_pass_site()
-    page = browser.new_page(viewport=PHONE)
+    page = browser.new_page(**ENGLISH)
     _sign_in(page, live_server.url, "resident_a")
     # The server's clock jumps (forward, so the session stays valid) to just before a step
     # ends; the page keeps time by the server's clock, not the browser's.

@@ -94,6 +94,38 @@ def test_each_page_renders_for_a_resident(resident, site) -> None:
     assert "A door" in doors and "North gate" in doors and "A2 door" not in doors
 
 
+# One Chinese text of each page, and one of the pass page once a pass exists.
+CHINESE = {
+    "/my/passes": "<h1>我的通行证</h1>",
+    "/my/passes/new": "<legend>有效时长</legend>",
+    "/my/code": "秒后更新",
+    "/my/doors": "<h1>远程开门</h1>",
+    "/my/history": "<h1>通行记录</h1>",
+}
+
+
+def test_the_portal_is_chinese_for_a_phone_that_asks_for_nothing(resident, site) -> None:
+    pass_id = _created_id(_new_pass(resident, site, guest_name="Ann"))
+    resident.environ_base.pop("HTTP_ACCEPT_LANGUAGE", None)
+    for path, text in CHINESE.items():
+        page = resident.get(path).text
+        assert '<html lang="zh-CN">' in page and text in page, path
+        assert ">通行证</a>" in page, path  # the portal's own links
+    page = resident.get(f"/my/passes/{pass_id}").text
+    assert '<span class="pill on" id="pass-status">有效</span>' in page
+    assert "<dt>已使用</dt><dd>0 / 1 次</dd>" in page
+    # The words the share buttons use (share.js reads them from the page).
+    assert 'data-copied="链接已复制。"' in page
+    assert f'data-share-text="您的访客通行证（{_community_name(resident, site)}）：' in page
+    refused = _new_pass(resident, site, guest_name=" ")
+    assert refused.status_code == 422 and "<li>访客姓名：请输入访客姓名。</li>" in refused.text
+
+
+def _community_name(client, site) -> str:
+    with client.application.app_context():
+        return db.session.get(Community, site.a).name
+
+
 def test_a_pass_made_in_a_few_taps(app, resident, site) -> None:
     answer = _new_pass(resident, site, plate="浙a 12345", max_uses="5")
     pass_id = _created_id(answer)
@@ -111,7 +143,7 @@ def test_a_pass_made_in_a_few_taps(app, resident, site) -> None:
     guest = resident.get(share.removeprefix("http://localhost"))
     assert guest.status_code == 200 and "快递 小李" in guest.text
     listed = resident.get("/my/passes").text
-    assert f"/my/passes/{pass_id}" in listed and "active" in listed
+    assert f"/my/passes/{pass_id}" in listed and '<span class="pill on">valid</span>' in listed
     assert f"/my/passes/{pass_id}" not in resident.get("/my/passes?show=ended").text
 
     tonight = _created_id(_new_pass(resident, site, duration="tonight", guest_name="Ann"))
@@ -125,7 +157,7 @@ def test_a_pass_made_in_a_few_taps(app, resident, site) -> None:
         upcoming = db.session.get(VisitorPass, later)
         assert upcoming.valid_from == datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
         assert upcoming.valid_until == datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
-    assert "starts later" in resident.get("/my/passes").text
+    assert '<span class="pill ">not yet valid</span>' in resident.get("/my/passes").text
 
 
 @pytest.mark.parametrize(
