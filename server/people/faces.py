@@ -157,6 +157,32 @@ def _editable_person(scope: Scope, person_id: str) -> Person:
 
 def enrol_face(scope: Scope, person_id: str, image: bytes) -> FaceTemplate:
     """Check an enrolment photo and store its template; a rejection stores nothing."""
+    person, consent = _ready_for_a_face(scope, person_id)
+    result = checked_photo(image)
+    return _store_template(
+        scope, person, consent, result.template, measurements(result.measurements), image
+    )
+
+
+def enrol_checked_template(
+    scope: Scope,
+    person_id: str,
+    template: Any,
+    quality: dict[str, Any] | None,
+    image: bytes | None = None,
+) -> FaceTemplate:
+    """Store a template that passed :func:`checked_photo` earlier (the enrolment form checks
+    the photo before the person exists, and keeps the template across a retry).
+
+    ``image`` is the photo itself when the caller still has it: kept only where the
+    community keeps enrolment photos. The duplicate check runs again here.
+    """
+    person, consent = _ready_for_a_face(scope, person_id)
+    return _store_template(scope, person, consent, template, quality, image)
+
+
+def _ready_for_a_face(scope: Scope, person_id: str) -> tuple[Person, Any]:
+    """The person, and their consent, when one more face may be enrolled for them."""
     person = _editable_person(scope, person_id)
     consent = active_consent(person.id, FACE_PURPOSE)
     if consent is None:
@@ -176,29 +202,40 @@ def enrol_face(scope: Scope, person_id: str, image: bytes) -> FaceTemplate:
                 count=MAX_FACES_PER_PERSON,
             )
         )
-    result = checked_photo(image)
-    check_not_duplicate(person.community_id, result.template, person.id)
+    return person, consent
+
+
+def _store_template(
+    scope: Scope,
+    person: Person,
+    consent: Any,
+    template: Any,
+    quality: dict[str, Any] | None,
+    image: bytes | None,
+) -> FaceTemplate:
+    check_not_duplicate(person.community_id, template, person.id)
     settings = community_settings.effective(db.session.get(Community, person.community_id).settings)
-    template = FaceTemplate(
+    keep_photo = settings.keep_enrolment_photos and image is not None
+    row = FaceTemplate(
         community_id=person.community_id,
         person_id=person.id,
         model=MODEL_NAME,
-        template_encrypted=crypto.encrypt(faces.template_to_bytes(result.template)),
-        quality=measurements(result.measurements),
+        template_encrypted=crypto.encrypt(faces.template_to_bytes(template)),
+        quality=quality,
         consent_id=consent.id,
-        photo_encrypted=crypto.encrypt(image) if settings.keep_enrolment_photos else None,
+        photo_encrypted=crypto.encrypt(image) if keep_photo and image is not None else None,
     )
-    db.session.add(template)
+    db.session.add(row)
     db.session.flush()
-    record_change(person.community_id, template.id, person.id, "add")
+    record_change(person.community_id, row.id, person.id, "add")
     audit.record(
         scope.user,
         "face.enrol",
         community_id=person.community_id,
-        target=template,
-        details={"person_id": person.id, "photo_kept": template.photo_encrypted is not None},
+        target=row,
+        details={"person_id": person.id, "photo_kept": row.photo_encrypted is not None},
     )
-    return template
+    return row
 
 
 def delete_face(scope: Scope, face_id: str) -> None:

@@ -170,6 +170,97 @@ def read_local(
         return None
 
 
+# Weekly schedules typed in a form ----------------------------------------------------------
+
+# How many windows a schedule form shows at most (the API's limit).
+MAX_WINDOWS = 28
+
+
+def schedule_window(
+    form: MultiDict[str, str], prefix: str, errors: dict[str, list[str]]
+) -> list[dict[str, Any]] | None:
+    """One weekly window from day checkboxes and two time inputs; None: any time."""
+    days = form.getlist(prefix + "days")
+    start = form.get(prefix + "start", "").strip()[:5]
+    end = form.get(prefix + "end", "").strip()[:5]
+    if not days and not start and not end:
+        return None
+    if not days or not start or not end:
+        add_error(
+            errors,
+            prefix + "schedule",
+            _("Give the days, a start and an end time (or none of them for any time)."),
+        )
+        return None
+    try:
+        numbers = sorted({int(day) for day in days})
+    except ValueError:
+        add_error(errors, prefix + "schedule", _("Days are 1 (Monday) to 7 (Sunday)."))
+        return None
+    if start == end and end != "00:00":
+        add_error(
+            errors,
+            prefix + "schedule",
+            _("The start and the end are the same time; 00:00 to 00:00 is the whole day."),
+        )
+        return None
+    # A time input cannot say 24:00; an end at midnight means the end of the day.
+    return [{"days": numbers, "start": start, "end": "24:00" if end == "00:00" else end}]
+
+
+def schedule_windows(
+    form: MultiDict[str, str], errors: dict[str, list[str]]
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Every window of a form's rows ``w0_``, ``w1_``, ... (``windows`` says how many), the
+    empty rows left out; and for each window kept, its row (to put a message on the row).
+
+    A row's messages go under ``w<row>_schedule``.
+    """
+    try:
+        rows = min(max(int(form.get("windows", "0")), 0), MAX_WINDOWS + 1)
+    except ValueError:
+        rows = 0
+    windows: list[dict[str, Any]] = []
+    kept: list[int] = []
+    for row in range(rows):
+        window = schedule_window(form, f"w{row}_", errors)
+        if window:
+            windows.extend(window)
+            kept.append(row)
+    return windows, kept
+
+
+def window_rows(
+    schedule: list[dict[str, Any]] | None, form: MultiDict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """What a schedule form's rows show: the form as typed when given, else the stored
+    windows; then one empty row to add a window (``days`` as text, like a form's)."""
+    rows: list[dict[str, Any]] = []
+    if form is not None:
+        try:
+            count = min(max(int(form.get("windows", "0")), 0), MAX_WINDOWS + 1)
+        except ValueError:
+            count = 0
+        for row in range(count):
+            prefix = f"w{row}_"
+            days = form.getlist(prefix + "days")
+            start, end = form.get(prefix + "start", ""), form.get(prefix + "end", "")
+            if days or start or end:
+                rows.append({"days": days, "start": start, "end": end, "row": row})
+    else:
+        for window in schedule or []:
+            rows.append(
+                {
+                    "days": [str(day) for day in window["days"]],
+                    "start": window["start"],
+                    "end": window["end"],
+                }
+            )
+    if len(rows) < MAX_WINDOWS:
+        rows.append({"days": [], "start": "", "end": ""})
+    return rows
+
+
 # Form messages -----------------------------------------------------------------------------
 
 

@@ -75,6 +75,7 @@ from server.web.helpers import (
     local_input,
     merge_errors,
     read_local,
+    schedule_window,
     unit_label,
     user_names,
     zone_of,
@@ -144,38 +145,6 @@ def _staff_scope() -> Scope:
     if not scope.can_write(Person):
         raise NotFound(_l("No such page."))
     return scope
-
-
-def _schedule_from_form(
-    form: MultiDict[str, str], prefix: str, errors: dict[str, list[str]]
-) -> list[dict[str, Any]] | None:
-    """One weekly window from day checkboxes and two time inputs; None: any time."""
-    days = form.getlist(prefix + "days")
-    start = form.get(prefix + "start", "").strip()[:5]
-    end = form.get(prefix + "end", "").strip()[:5]
-    if not days and not start and not end:
-        return None
-    if not days or not start or not end:
-        add_error(
-            errors,
-            prefix + "schedule",
-            _("Give the days, a start and an end time (or none of them for any time)."),
-        )
-        return None
-    try:
-        numbers = sorted({int(day) for day in days})
-    except ValueError:
-        add_error(errors, prefix + "schedule", _("Days are 1 (Monday) to 7 (Sunday)."))
-        return None
-    if start == end and end != "00:00":
-        add_error(
-            errors,
-            prefix + "schedule",
-            _("The start and the end are the same time; 00:00 to 00:00 is the whole day."),
-        )
-        return None
-    # A time input cannot say 24:00; an end at midnight means the end of the day.
-    return [{"days": numbers, "start": start, "end": "24:00" if end == "00:00" else end}]
 
 
 def _lease_state(lease: Lease, now: datetime, zone: ZoneInfo) -> dict[str, str]:
@@ -763,7 +732,7 @@ def worker_permit_edit(wid: str) -> Response:
     payload: dict[str, Any] = {
         "tag": form.get("tag", ""),
         "access_point_ids": form.getlist("access_point_ids"),
-        "schedule": _schedule_from_form(form, "", errors),
+        "schedule": schedule_window(form, "", errors),
     }
     if not payload["access_point_ids"]:
         add_error(errors, "access_point_ids", _("Choose at least one access point."))
@@ -837,7 +806,7 @@ def _enrolment_data(
         worker: dict[str, Any] = {
             "tag": form.get("worker_tag", ""),
             "access_point_ids": form.getlist("worker_access_point_ids"),
-            "schedule": _schedule_from_form(form, "worker_", errors),
+            "schedule": schedule_window(form, "worker_", errors),
         }
         if not worker["access_point_ids"]:
             add_error(errors, "worker_access_point_ids", _("Choose at least one access point."))
