@@ -136,6 +136,13 @@ VARIABLES: tuple[Variable, ...] = (
         "holds a gunicorn thread. More answer 503 and retry.",
     ),
     Variable(
+        "PAGE_STREAMS_PER_PROCESS",
+        "2",
+        "Live pages (`/live`: the device console, the cars page, a resident's door opening) one "
+        "web process updates at once; each holds a gunicorn thread. More answer 503, and the "
+        "page says to reload.",
+    ),
+    Variable(
         "RATELIMIT_STORAGE_URI",
         "memory://",
         "Where rate-limit counters live. `memory://` counts per process: with several web "
@@ -180,6 +187,7 @@ class Settings:
     registration_rate_limit: str
     pass_key_rotation_days: int
     alert_streams_per_process: int
+    page_streams_per_process: int
     ratelimit_storage_uri: str
     webhook_allowed_hosts: frozenset[str]
     worker_heartbeat_seconds: int
@@ -235,6 +243,9 @@ class Settings:
             "pass_key_rotation_days": parser.integer("PASS_KEY_ROTATION_DAYS", 30, low=1, high=365),
             "alert_streams_per_process": parser.integer(
                 "ALERT_STREAMS_PER_PROCESS", 4, low=1, high=1000
+            ),
+            "page_streams_per_process": parser.integer(
+                "PAGE_STREAMS_PER_PROCESS", 2, low=1, high=1000
             ),
             "ratelimit_storage_uri": parser.text("RATELIMIT_STORAGE_URI", "memory://"),
             "webhook_allowed_hosts": parser.hosts("WEBHOOK_ALLOWED_HOSTS"),

@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from server import create_app
-from server.alerts.stream import stop_broadcaster
+from server.core.live import stop_broadcaster
 from server.core.messaging import OutgoingMessage, Publisher
 from server.extensions import db, limiter
 from tests.support.api import WorldIds, build_world

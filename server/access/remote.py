@@ -4,15 +4,21 @@ A resident letting in a courier may open what they could walk through themselves
 moment (their building's doors, the shared gates, within the point's schedule). Every
 remote open goes through the command service (stored, published after the commit, acked),
 is audited, and leaves an access event (``remote`` / ``remote_open``) in the history.
+
+What became of one's own latest opens (``recent_opens``, ``outcome``) is what the resident's
+doors page shows, and follows live (the ``commands`` feed, their own commands only).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from gatekeeper import policy
 from gatekeeper.vocabulary import CredentialType, Decision, Reason
-from hardware.protocol import Command
+from hardware.protocol import Command, CommandStatus
 from server.access.decision import point_view, subject_of
 from server.core import audit, ratelimits
 from server.core.errors import Conflict, Forbidden
@@ -102,3 +108,43 @@ def open_access_point(scope: Scope, access_point_id: str) -> list[DeviceCommand]
         details={"commands": [r.id for r in rows], "event_id": event.id},
     )
     return rows
+
+
+# How long the doors page shows what became of one's last open of a door.
+RECENT_OPEN = timedelta(minutes=2)
+_WAITING = frozenset({CommandStatus.QUEUED, CommandStatus.SENT})
+
+
+def recent_opens(scope: Scope, now: datetime | None = None) -> dict[str, list[DeviceCommand]]:
+    """The caller's own latest remote open of each door within ``RECENT_OPEN``: access point
+    id -> the commands of that open (one per device of the door)."""
+    since = (now or utcnow()) - RECENT_OPEN
+    rows = db.session.scalars(
+        select(DeviceCommand)
+        .where(
+            DeviceCommand.issued_by_user_id == scope.user.id,
+            DeviceCommand.command == Command.OPEN,
+            DeviceCommand.access_point_id.is_not(None),
+            DeviceCommand.status_at >= since,  # indexed; never before the issue
+            DeviceCommand.issued_at >= since,
+        )
+        .order_by(DeviceCommand.issued_at.desc(), DeviceCommand.id)
+    )
+    latest: dict[str, list[DeviceCommand]] = {}
+    for row in rows:
+        point = row.access_point_id or ""
+        first = latest.setdefault(point, [row])[0]
+        if row is not first and row.event_id is not None and row.event_id == first.event_id:
+            latest[point].append(row)
+    return latest
+
+
+def outcome(statuses: list[CommandStatus]) -> str:
+    """What became of one open (its commands' statuses): ``opened`` when a device acted,
+    else ``waiting`` while one may still answer, else ``failed`` or ``expired``. The doors
+    page's script (static/doors.js) reads it the same way."""
+    if CommandStatus.ACKED in statuses:
+        return "opened"
+    if any(status in _WAITING for status in statuses):
+        return "waiting"
+    return "failed" if CommandStatus.FAILED in statuses else "expired"

@@ -61,6 +61,14 @@ def unblock_plate(scope: Scope, blocked_id: str) -> None:
     db.session.delete(row)
 
 
+def kind_of(presence: VehiclePresence) -> str | None:
+    """A guest's car (it came in on a pass), a registered one (a resident's, a worker's), or
+    None (a plate let in by staff)."""
+    if presence.pass_id:
+        return "visitor"
+    return "resident" if presence.vehicle_id else None
+
+
 def inside(scope: Scope, community_id: str) -> list[VehiclePresence]:
     """The cars inside now, longest first."""
     community = scope.get(Community, community_id)

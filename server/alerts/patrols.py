@@ -78,6 +78,23 @@ def routes(scope: Scope, community_id: str) -> list[PatrolRoute]:
     )
 
 
+def checkpoint_readers(scope: Scope, community_id: str) -> list[Device]:
+    """The devices a route may list as checkpoints: the community's RFID readers in the
+    patrol-checkpoint zone, by name."""
+    community = scope.get(Community, community_id)
+    return list(
+        db.session.scalars(
+            scope.query(Device)
+            .where(
+                Device.community_id == community.id,
+                Device.kind == DeviceKind.RFID_READER,
+                Device.zone == Zone.PATROL_CHECKPOINT,
+            )
+            .order_by(Device.name, Device.id)
+        )
+    )
+
+
 def create(scope: Scope, community_id: str, data: dict[str, Any]) -> PatrolRoute:
     community = scope.get(Community, community_id)
     scope.require_write(PatrolRoute)

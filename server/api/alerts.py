@@ -13,10 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, current_app, request
-from flask_babel import lazy_gettext as _l
+from flask import Response, current_app
 from marshmallow import fields, validate
-from werkzeug.wsgi import ClosingIterator
 
 from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
 from server.alerts import service as alerts
@@ -24,7 +22,7 @@ from server.alerts import stream as alert_stream
 from server.alerts.channels import alert_payload
 from server.api import authenticated_blueprint, scope
 from server.api.pagination import paginated
-from server.core.problems import problem
+from server.core import live
 from server.extensions import db
 from server.models import Alert
 
@@ -177,41 +175,15 @@ def stream_alerts() -> Response:
     """
     caller = scope()
     alerts.readable(caller)
-    hub = alert_stream.broadcaster()
-    subscriber = alert_stream.Subscriber(
-        None if caller.is_admin else caller.community_ids, caller.hidden_alert_types
-    )
-    limit = current_app.config["SETTINGS"].alert_streams_per_process
-    try:
-        hub.subscribe(subscriber, limit)
-    except alert_stream.TooManyStreams:
-        return problem(
-            503,
-            _l("Too many live streams on this server process; try again shortly."),
-            headers={"Retry-After": "10"},
-        )
-    try:
-        since = alert_stream.parse_event_id(
-            request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
-        )
-        resume = alert_stream.resume_changes(caller.visible(Alert), since) if since else []
-    except BaseException:
-        hub.unsubscribe(subscriber)
-        raise
-    db.session.remove()  # the stream needs no database: give the connection back now
-    body = alert_stream.event_stream(
-        hub,
-        subscriber,
-        resume,
+    return live.respond(
+        alert_stream.broadcaster(),
+        alert_stream.subscriber(
+            None if caller.is_admin else caller.community_ids, caller.hidden_alert_types
+        ),
+        current_app.config["SETTINGS"].alert_streams_per_process,
+        lambda since: alert_stream.resume_changes(caller.visible(Alert), since),
         heartbeat_s=alert_stream.HEARTBEAT_S,
         max_s=alert_stream.STREAM_MAX_S,
-    )
-    # A response closed before its first chunk never runs the generator's cleanup.
-    closing = ClosingIterator(body, [lambda: hub.unsubscribe(subscriber)])
-    return Response(
-        closing,
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 

@@ -3,7 +3,13 @@
 Everyone reads the events their scope holds (residents: their household's and their
 guests'). The CSV export, snapshots and face matches are the property office's and the
 officers' (residents get 404). Names in the CSV follow ``server.access.events``:
-in full for staff and admins, masked (``王*明``) next to the person's id for officers.
+in full for staff and admins, masked (``王*明``) next to the person's id for officers;
+the ``person`` column is the masked name for everyone.
+
+The CSV opens as it should in Excel on Chinese Windows: UTF-8 with a byte order mark,
+CRLF line ends, and no cell a spreadsheet would run as a formula. Its header row is the
+column keys (``event_id`` ...) unless the request's language (``Accept-Language``) is
+Chinese, then their Chinese names; the values are the same either way.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, stream_with_context
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _p
 from flask_babel.speaklater import LazyString
 from marshmallow import fields, validate
 
+from gatekeeper.identity import mask_name
 from gatekeeper.vocabulary import CredentialType, Reason
 from server.access import events, snapshots
 from server.access.events import EventFilters
@@ -26,10 +34,19 @@ from server.api import authenticated_blueprint, scope
 from server.api.pagination import paginated
 from server.api.schemas import AccessEventSchema, EventQuerySchema
 from server.core.errors import NotFound
+from server.core.i18n import ENGLISH, current_locale
 from server.core.scope import Scope
 from server.core.wording import reason_words
 from server.extensions import db
-from server.models import AccessEvent, AccessPoint, Community, UserRole, utcnow
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    Community,
+    Person,
+    UserRole,
+    VisitorPass,
+    utcnow,
+)
 
 blp = authenticated_blueprint(
     "events", "Access events: search, CSV export, snapshots, face matches"
@@ -54,7 +71,31 @@ CSV_COLUMNS = (
     "pass_id",
     "device_id",
     "detail",
+    "plate",
+    "person",
 )
+# The header row in another language than English (the keys are the English header).
+CSV_HEADERS = {
+    "event_id": _p("CSV column", "event_id"),
+    "occurred_at": _p("CSV column", "occurred_at"),
+    "community": _p("CSV column", "community"),
+    "access_point_id": _p("CSV column", "access_point_id"),
+    "access_point": _p("CSV column", "access_point"),
+    "direction": _p("CSV column", "direction"),
+    "credential_type": _p("CSV column", "credential_type"),
+    "decision": _p("CSV column", "decision"),
+    "reason": _p("CSV column", "reason"),
+    "reason_text": _p("CSV column", "reason_text"),
+    "person_id": _p("CSV column", "person_id"),
+    "name": _p("CSV column", "name"),
+    "pass_id": _p("CSV column", "pass_id"),
+    "device_id": _p("CSV column", "device_id"),
+    "detail": _p("CSV column", "detail"),
+    "plate": _p("CSV column", "plate"),
+    "person": _p("CSV column", "person"),
+}
+# What Excel needs to read the file as UTF-8 rather than the system's code page (GBK).
+BOM = "\ufeff"
 
 
 class EventSearchSchema(EventQuerySchema):
@@ -116,8 +157,10 @@ def list_events(query: dict[str, Any], pagination_parameters: Any) -> Any:
 def events_csv(query: dict[str, Any]) -> Response:
     """The same search as ``GET /events``, every match as CSV (staff and officers).
 
-    Times are ISO 8601 in the community's time zone with its offset; ``name`` is masked
-    for officers.
+    UTF-8 with a byte order mark and CRLF line ends (Excel). Times are ISO 8601 in the
+    community's time zone with its offset; ``name`` is masked for officers, ``person`` (the
+    person or the guest) for everyone; ``plate`` is the plate read at a car gate. The header
+    row is the column keys, or their Chinese names when ``Accept-Language`` asks for Chinese.
     """
     caller = scope()
     _not_for_residents(caller, _l("No such export."))
@@ -133,10 +176,18 @@ def events_csv(query: dict[str, Any]) -> Response:
     )
 
 
+def csv_header() -> list[str]:
+    """The header row in the request's language: the column keys in English."""
+    if current_locale() == ENGLISH:
+        return list(CSV_COLUMNS)
+    return [str(CSV_HEADERS[column]) for column in CSV_COLUMNS]
+
+
 def _csv_rows(caller: Scope, statement: Any) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    writer = csv.writer(buffer)  # CRLF line ends, as Excel writes them
+    buffer.write(BOM)
+    writer.writerow(_cell(column) for column in csv_header())
     communities = {c.id: c for c in db.session.scalars(caller.query(Community))}
     zones = {cid: ZoneInfo(c.timezone) for cid, c in communities.items()}
     points: dict[str, str] = {}
@@ -150,6 +201,7 @@ def _csv_rows(caller: Scope, statement: Any) -> Iterator[str]:
                 ).all()
             )
         names = events.who(caller, chunk)
+        masked = _masked_names(chunk)
         for event in chunk:
             writer.writerow(
                 [
@@ -170,6 +222,8 @@ def _csv_rows(caller: Scope, statement: Any) -> Iterator[str]:
                         event.pass_id,
                         event.device_id,
                         (event.details or {}).get("detail"),
+                        _plate(event),
+                        masked.get(event.id),
                     )
                 ]
             )
@@ -177,6 +231,33 @@ def _csv_rows(caller: Scope, statement: Any) -> Iterator[str]:
         buffer.seek(0)
         buffer.truncate()
     yield buffer.getvalue()
+
+
+def _plate(event: AccessEvent) -> str | None:
+    """The plate a car gate read (as the event recorded it); none for other events."""
+    if event.credential_type is not CredentialType.PLATE:
+        return None
+    return (event.details or {}).get("plate")
+
+
+def _masked_names(chunk: list[AccessEvent]) -> dict[str, str]:
+    """Event id -> the masked name of whom it was about: the person, else the pass's guest."""
+    people = _names(Person.id, Person.name, {e.person_id for e in chunk})
+    guests = _names(VisitorPass.id, VisitorPass.guest_name, {e.pass_id for e in chunk})
+    answer = {}
+    for event in chunk:
+        name = people.get(event.person_id or "") or guests.get(event.pass_id or "")
+        if name:
+            answer[event.id] = mask_name(name)
+    return answer
+
+
+def _names(id_column: Any, name_column: Any, ids: set[str | None]) -> dict[str, str]:
+    wanted = {ident for ident in ids if ident}
+    if not wanted:
+        return {}
+    rows = db.session.execute(db.select(id_column, name_column).where(id_column.in_(wanted)))
+    return {ident: name for ident, name in rows if name}
 
 
 def _cell(value: Any) -> str:

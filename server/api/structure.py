@@ -111,6 +111,14 @@ def update_building(changes: dict[str, Any], bid: str) -> Any:
     return building
 
 
+@blp.delete("/buildings/<bid>")
+@blp.response(204)
+def delete_building(bid: str) -> None:
+    """Remove an empty building (409 while it has units or access points)."""
+    structure.delete_building(scope(), bid)
+    db.session.commit()
+
+
 # Units ---------------------------------------------------------------------------------------
 
 
@@ -145,6 +153,15 @@ def update_unit(changes: dict[str, Any], uid: str) -> Any:
     unit = structure.update_unit(scope(), uid, changes)
     db.session.commit()
     return unit
+
+
+@blp.delete("/units/<uid>")
+@blp.response(204)
+def delete_unit(uid: str) -> None:
+    """Remove a unit nobody uses (409 while people, leases, logins, passes or
+    registrations name it)."""
+    structure.delete_unit(scope(), uid)
+    db.session.commit()
 
 
 # Access points -------------------------------------------------------------------------------

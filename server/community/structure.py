@@ -15,7 +15,17 @@ from server.core import audit
 from server.core.errors import Conflict, Invalid
 from server.core.scope import Scope
 from server.extensions import db
-from server.models import AccessPoint, Building, Community, Unit, User
+from server.models import (
+    AccessPoint,
+    Building,
+    Community,
+    Lease,
+    Membership,
+    RegistrationRequest,
+    Unit,
+    User,
+    VisitorPass,
+)
 
 _signals = Namespace()
 #: Sent with the new community, inside the transaction that adds it (other rooms react:
@@ -214,6 +224,65 @@ def update_unit(scope: Scope, unit_id: str, changes: dict[str, Any]) -> Unit:
         )
     _update(scope, unit, changes, "unit.update", unit.community_id)
     return unit
+
+
+def _in_use(*queries: Any) -> bool:
+    return any(db.session.scalar(q.limit(1)) is not None for q in queries)
+
+
+def delete_building(scope: Scope, building_id: str) -> None:
+    """Remove an empty building: no units and no access point of its own (its lobby
+    invitations go with it)."""
+    building = scope.writable(Building, building_id)
+    if _in_use(select(Unit.id).where(Unit.building_id == building.id)):
+        raise Conflict(
+            _l("Building '%(name)s' still has units: delete them first.", name=building.name)
+        )
+    if _in_use(select(AccessPoint.id).where(AccessPoint.building_id == building.id)):
+        raise Conflict(
+            _l(
+                "Building '%(name)s' still has access points: move them elsewhere first.",
+                name=building.name,
+            )
+        )
+    audit.record(
+        _actor(scope),
+        "building.delete",
+        community_id=building.community_id,
+        target=building,
+        details={"name": building.name},
+    )
+    db.session.delete(building)
+    db.session.flush()
+
+
+def delete_unit(scope: Scope, unit_id: str) -> None:
+    """Remove a unit nobody uses: no person, lease, login, visitor pass or registration
+    names it (deleting would take their history with it)."""
+    unit = scope.writable(Unit, unit_id)
+    if _in_use(
+        select(Membership.id).where(Membership.unit_id == unit.id),
+        select(Lease.id).where(Lease.unit_id == unit.id),
+        select(User.id).where(User.unit_id == unit.id),
+        select(VisitorPass.id).where(VisitorPass.unit_id == unit.id),
+        select(RegistrationRequest.id).where(RegistrationRequest.unit_id == unit.id),
+    ):
+        raise Conflict(
+            _l(
+                "Unit '%(number)s' is in use (people, leases, logins, passes or "
+                "registrations name it): it cannot be deleted.",
+                number=unit.number,
+            )
+        )
+    audit.record(
+        _actor(scope),
+        "unit.delete",
+        community_id=unit.community_id,
+        target=unit,
+        details={"number": unit.number, "building_id": unit.building_id},
+    )
+    db.session.delete(unit)
+    db.session.flush()
 
 
 # Access points ------------------------------------------------------------------------------

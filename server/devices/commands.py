@@ -1,4 +1,8 @@
-"""Device commands: issued, recorded, published after commit, tracked to their outcome."""
+"""Device commands: issued, recorded, published after commit, tracked to their outcome.
+
+Every status change writes ``status_at`` with the server's clock; the commands feed of the
+live pages (``server.devices.feeds``) follows them by it.
+"""
 
 from __future__ import annotations
 
@@ -55,6 +59,7 @@ def issue(
         issued_at=now,
         expires_at=now + timedelta(seconds=ttl),
         status=CommandStatus.QUEUED,
+        status_at=now,
     )
     db.session.add(row)
     db.session.flush()
@@ -179,7 +184,9 @@ def record_ack(device: Device, ack: AckMessage) -> DeviceCommand | None:
         row.status = CommandStatus.EXPIRED
     else:
         row.status = CommandStatus.FAILED
-    row.status_at = ack.ts
+    # When the server learned the outcome (its clock, like every status_at: the live pages
+    # read changes by it), not the device's ``ts``.
+    row.status_at = utcnow()
     row.detail = ack.detail[:255] or None
     return row
 

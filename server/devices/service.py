@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,20 @@ class ProvisionedDevice:
                 "topic_prefix": device_prefix(device.community_id, device.id),
             },
         }
+
+    def provisioning_text(self, server_url: str, mqtt_url: str | None = None) -> str:
+        """What the installer's QR code holds: compact JSON with the server's address, the
+        device id and its secret, and the broker's device listener when known
+        (``docs/protocol.md``, "Provisioning by QR code")."""
+        payload: dict[str, Any] = {
+            "v": 1,
+            "server": server_url.rstrip("/"),
+            "device_id": self.device.id,
+            "secret": self.secret,
+        }
+        if mqtt_url:
+            payload["mqtt"] = mqtt_url
+        return json.dumps(payload, separators=(",", ":"))
 
 
 def set_secret(device: Device, secret: str | None = None) -> str:

@@ -109,6 +109,9 @@ class VehiclePresence(IdMixin, CommunityOwned, Base):
     __table_args__ = (
         Index("ix_vehicle_presences_community_id_plate", "community_id", "plate"),
         Index("ix_vehicle_presences_community_id_exited_at", "community_id", "exited_at"),
+        # The cars feed of live pages reads entries and exits by time (server.core.live).
+        Index("ix_vehicle_presences_entered_at", "entered_at"),
+        Index("ix_vehicle_presences_exited_at", "exited_at"),
     )
     ID_PREFIX = "vpr"
 
@@ -203,9 +206,14 @@ class DeviceEvent(IdMixin, CommunityOwned, Base):
 
 
 class DeviceCommand(IdMixin, CommunityOwned, Base):
-    """A command published to a device, and what became of it."""
+    """A command published to a device, and what became of it.
+
+    ``status_at`` is when the server recorded the status (its own clock, from the issue on):
+    the live pages' commands feed reads changes by it.
+    """
 
     __tablename__ = "device_commands"
+    __table_args__ = (Index("ix_device_commands_status_at", "status_at"),)
     ID_PREFIX = "cmd"
 
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
@@ -81,6 +81,8 @@ class Device(IdMixin, CommunityOwned, TimestampMixin, Base):
     """A terminal, barrier camera, RFID reader or panic button; its id is its MQTT username."""
 
     __tablename__ = "devices"
+    # The devices feed of live pages reads changes by time (server.core.live).
+    __table_args__ = (Index("ix_devices_updated_at", "updated_at"),)
     ID_PREFIX = "dev"
 
     name: Mapped[str] = mapped_column(String(80))

@@ -257,13 +257,17 @@ def choose_language() -> Response:
 
 def init_app(app: Flask) -> None:
     from server.web import (  # noqa: F401 - they register routes on bp
+        alerting,
         cars,
+        device_admin,
         devices,
         guest,
+        live,
         officer,
         onboarding,
         people,
         portal,
+        site,
     )
 
     app.register_blueprint(bp)

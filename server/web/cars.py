@@ -1,5 +1,6 @@
 """Staff pages for car gates: the cars inside now, each barrier's recent decisions with its
-"Open barrier" button, and the blocked-plate list.
+"Open barrier" button, and the blocked-plate list. The cars inside follow entries and exits
+live for staff and admins (the ``cars`` feed, ``server.web.live``).
 
 Staff and admins see and act on the communities they run; officers read (no buttons, no
 names of residents or guests: those rows are not theirs to see); residents find no such
@@ -38,7 +39,6 @@ from server.models import (
     Community,
     Person,
     Vehicle,
-    VehiclePresence,
     VisitorPass,
     utcnow,
 )
@@ -51,6 +51,7 @@ from server.web.helpers import (
     rows_by_id,
     user_names,
 )
+from server.web.live import stream_url
 
 # Decisions shown per barrier.
 RECENT = 20
@@ -78,13 +79,6 @@ def how_long(delta: timedelta) -> str:
     return _("%(minutes)s min", minutes=minutes)
 
 
-def _kind(presence: VehiclePresence) -> str | None:
-    """A guest's car (it came in on a pass) or a registered one (a resident's, a worker's)."""
-    if presence.pass_id:
-        return "visitor"
-    return "resident" if presence.vehicle_id else None
-
-
 def _cars_inside(scope: Scope, community: Community, now: datetime) -> list[dict[str, Any]]:
     """Each open presence with whose car it is, how long it has been in, and overstay."""
     presences = vehicles.inside(scope, community.id)
@@ -99,7 +93,7 @@ def _cars_inside(scope: Scope, community: Community, now: datetime) -> list[dict
         rows.append(
             {
                 "presence": presence,
-                "kind": _kind(presence),
+                "kind": vehicles.kind_of(presence),
                 "owner": owners.get(car.person_id) if car else None,
                 "guest": visitor_pass.guest_name if visitor_pass else None,
                 "pass_until": ended,
@@ -198,19 +192,27 @@ def _barriers(scope: Scope, community: Community) -> list[dict[str, Any]]:
 
 @bp.get("/communities/<cid>/cars")
 @login_required
-def cars(cid: str) -> str:
+def cars(cid: str) -> Any:
+    """The page; ``?part=inside`` only its cars-inside card (static/cars.js fetches it when a
+    car enters or leaves: the ``cars`` feed, staff and admins)."""
     scope = desk_scope()
     community = scope.get(Community, cid)
     now = utcnow()
     inside = _cars_inside(scope, community, now)
+    shown = {
+        "community": community,
+        "inside": inside,
+        "visitors": sum(1 for row in inside if row["kind"] == "visitor"),
+        "can_see_people": scope.can_write(Person),
+    }
+    if request.args.get("part") == "inside":
+        return render_template("_cars_inside.html", **shown), 200, {"Cache-Control": "no-store"}
     return render_template(
         "cars.html",
-        community=community,
-        inside=inside,
-        visitors=sum(1 for row in inside if row["kind"] == "visitor"),
+        **shown,
         barriers=_barriers(scope, community),
         can_open=scope.can_write(AccessPoint),
-        can_see_people=scope.can_write(Person),
+        stream=stream_url(scope, community.id, "cars"),
     )
 
 

@@ -1,4 +1,8 @@
-"""The staff device console: live state of every device, recent traffic, open/lock buttons."""
+"""The staff device console: live state of every device, recent traffic, open/lock buttons.
+
+The page follows the ``devices`` and ``commands`` feeds (``server.web.live``): a device's
+online state and a command's outcome change in place, in the words the page gives its script.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from flask_babel.speaklater import LazyString
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from hardware.protocol import Command, EventType
+from hardware.protocol import Command, CommandStatus, EventType
 from server.core.errors import DomainError
 from server.core.wording import word
 from server.devices import commands
@@ -23,6 +27,7 @@ from server.web.helpers import (
     flash_error,
     flash_ok,
 )
+from server.web.live import stream_url
 
 RECENT = 15
 # What the server itself writes as a command's outcome detail (devices write their own).
@@ -65,6 +70,10 @@ def device_console(cid: str) -> str:
         point_commands=[Command.OPEN, Command.LOCK, Command.UNLOCK_HOLD],
         command_details=COMMAND_DETAILS,
         event_words=event_words,
+        # The words static/devices.js writes when a command's outcome changes.
+        command_statuses={status.value: word(status) for status in CommandStatus},
+        command_detail_words={key: str(text) for key, text in COMMAND_DETAILS.items() if key},
+        stream=stream_url(scope, community.id, "commands", "devices"),
     )
 
 

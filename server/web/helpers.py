@@ -6,6 +6,7 @@ Each helper is written once here; the page modules keep only what is theirs alon
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -233,8 +234,9 @@ def schedule_windows(
 def window_rows(
     schedule: list[dict[str, Any]] | None, form: MultiDict[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """What a schedule form's rows show: the form as typed when given, else the stored
-    windows; then one empty row to add a window (``days`` as text, like a form's)."""
+    """What a schedule form's rows show: the form's rows as typed when given (in their
+    places, so a row's messages stay on it), else the stored windows; then one empty row to
+    add a window. ``days`` as text, as a form sends them."""
     rows: list[dict[str, Any]] = []
     if form is not None:
         try:
@@ -243,10 +245,13 @@ def window_rows(
             count = 0
         for row in range(count):
             prefix = f"w{row}_"
-            days = form.getlist(prefix + "days")
-            start, end = form.get(prefix + "start", ""), form.get(prefix + "end", "")
-            if days or start or end:
-                rows.append({"days": days, "start": start, "end": end, "row": row})
+            rows.append(
+                {
+                    "days": form.getlist(prefix + "days"),
+                    "start": form.get(prefix + "start", ""),
+                    "end": form.get(prefix + "end", ""),
+                }
+            )
     else:
         for window in schedule or []:
             rows.append(
@@ -256,9 +261,18 @@ def window_rows(
                     "end": window["end"],
                 }
             )
-    if len(rows) < MAX_WINDOWS:
+    last = rows[-1] if rows else None
+    if (last is None or last["days"] or last["start"] or last["end"]) and len(rows) < MAX_WINDOWS:
         rows.append({"days": [], "start": "", "end": ""})
     return rows
+
+
+def schedule_field(key: str, kept: list[int]) -> str:
+    """The input a schema's message about ``schedule.<i>...`` belongs to: its window's row."""
+    parts = key.split(".")
+    if len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(kept):
+        return f"w{kept[int(parts[1])]}_schedule"
+    return "schedule"
 
 
 # Form messages -----------------------------------------------------------------------------
@@ -307,6 +321,56 @@ def merge_errors(
             add_error(errors, field, friendly[field])
         else:
             errors.setdefault(field, []).extend(t for t in texts if t)
+
+
+def refusal_errors(
+    errors: dict[str, list[str]],
+    error: DomainError,
+    field_of: Callable[[str], str],
+    conflict_field: str = "form",
+) -> None:
+    """A service's refusal onto a form: its field messages on their inputs, else its detail
+    (on ``conflict_field`` for a conflict such as a name already taken, else on the form)."""
+    messages = error.extensions.get("errors")
+    if messages:
+        merge_errors(errors, messages, field_of)
+    elif error.status == 409:
+        add_error(errors, conflict_field, error.detail)
+    else:
+        add_error(errors, "form", error.detail)
+
+
+def save_form(
+    action: Callable[[], T],
+    errors: dict[str, list[str]],
+    refused: Callable[[DomainError], None],
+) -> T | None:
+    """Run a form's service action and commit, unless the form has messages: then the action
+    still runs, so that its own refusals join the form's messages, and is rolled back.
+
+    A refusal rolls back and goes to ``refused``; a row out of the caller's scope stays a 404.
+    The action's result when it was committed, else None.
+    """
+    try:
+        result = action()
+    except NotFound:
+        db.session.rollback()
+        raise
+    except DomainError as error:
+        db.session.rollback()
+        refused(error)
+        return None
+    if errors:
+        db.session.rollback()
+        return None
+    db.session.commit()
+    return result
+
+
+def stand_in(text: str) -> str:
+    """A name typed empty, while the rest of the form is checked: no row ever holds it (the
+    form has a message, so nothing is saved), and it is like no name in use."""
+    return text or "\u2063" + secrets.token_hex(8)
 
 
 def error_text(error: DomainError) -> str:

@@ -9,22 +9,29 @@ back; only the enrolment form re-renders itself (422) with the messages next to 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
-from flask import abort, redirect, render_template, request, session, url_for
+from flask import abort, current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext, pgettext
 from flask_login import login_required
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from gatekeeper.faces import FaceQualityReason
-from gatekeeper.identity import DocumentType
+from gatekeeper.faces import (
+    FaceQualityReason,
+    TemplateError,
+    template_from_bytes,
+    template_to_bytes,
+)
+from gatekeeper.identity import DocumentError, DocumentProblem, DocumentType, validate_document
 from gatekeeper.vocabulary import PersonRole
 from server.api.schemas import (
     CardSchema,
@@ -33,6 +40,9 @@ from server.api.schemas import (
     VehicleSchema,
     WorkerPermitPatchSchema,
 )
+from server.community import settings as community_settings
+from server.core import crypto
+from server.core.crypto import DecryptionError
 from server.core.errors import DomainError, NotFound
 from server.core.plates import checked_plate
 from server.core.scope import Scope
@@ -76,6 +86,7 @@ from server.web.helpers import (
     merge_errors,
     read_local,
     schedule_window,
+    signed_in_user,
     unit_label,
     user_names,
     zone_of,
@@ -113,6 +124,7 @@ _FORM_FIELD = {
     "worker.access_point_ids": "worker_access_point_ids",
     "worker.valid_from": "worker_valid_from",
     "worker.valid_until": "worker_valid_until",
+    "image": "photo",
 }
 FIELD_LABELS = {
     "form": _l("Enrolment"),
@@ -129,6 +141,7 @@ FIELD_LABELS = {
     "worker_schedule": _l("Schedule"),
     "worker_valid_from": _l("Permit from"),
     "worker_valid_until": _l("Permit until"),
+    "face_consent": _l("Consent to face recognition"),
     "photo": _l("Face photo"),
 }
 # The phone rule (server.core.wording.PHONE_FORMAT) as a sentence on its own.
@@ -771,19 +784,124 @@ def person_guardians(pid: str) -> Response:
 
 # Enrolment -------------------------------------------------------------------------------------
 
+# A face photo that passed its checks while something else on the form did not is kept for the
+# next try as its template, never the photo: encrypted with DATA_KEY, then signed with the
+# app's SECRET_KEY into a hidden field, for this community and this account, half an hour.
+PHOTO_SALT = "enrolment-photo"  # itsdangerous: a salt, not a secret
+PHOTO_TOKEN_MAX_AGE = 30 * 60
+
+
+@dataclass
+class _EnrolmentPhoto:
+    """A face photo that passed its quality and duplicate checks (this time or last time)."""
+
+    template: Any
+    quality: dict[str, Any] | None
+    image: bytes | None  # the photo itself, when it came with this submission
+    token: str | None = None  # keeps it for the next try; None where it must be chosen again
+
+
+def _photo_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=PHOTO_SALT)
+
+
+def _photo_token(community: Community, template: Any, quality: dict[str, Any] | None) -> str:
+    """The hidden field that keeps a checked photo's template for the form's next try."""
+    sealed = crypto.encrypt(template_to_bytes(template)).decode("ascii")
+    return str(
+        _photo_serializer().dumps(
+            {
+                "community_id": community.id,
+                "user_id": signed_in_user().id,
+                "template": sealed,
+                "quality": quality,
+            }
+        )
+    )
+
+
+def _kept_photo(community: Community, token: str) -> _EnrolmentPhoto | None:
+    """The photo an earlier try kept; None for none, or one tampered with, expired, made for
+    another community or account, or sealed with another key (the photo is asked again)."""
+    if not token:
+        return None
+    try:
+        kept = _photo_serializer().loads(token, max_age=PHOTO_TOKEN_MAX_AGE)
+        if kept["community_id"] != community.id or kept["user_id"] != signed_in_user().id:
+            return None
+        template = template_from_bytes(crypto.decrypt(kept["template"].encode("ascii")))
+        quality = kept.get("quality")
+    except (BadData, DecryptionError, TemplateError, KeyError, TypeError, AttributeError):
+        return None
+    return _EnrolmentPhoto(template, quality if isinstance(quality, dict) else None, None)
+
+
+def _enrolment_photo(
+    community: Community, form: MultiDict[str, str], errors: dict[str, list[str]], view: dict
+) -> _EnrolmentPhoto | None:
+    """The face photo to enrol: the one chosen now (checked here), else the one an earlier try
+    kept, else none. Its problems go under ``photo``; a refused photo's measurements and
+    whether a good one must be chosen again go in ``view``."""
+    keeps_photos = community_settings.effective(community.settings).keep_enrolment_photos
+    image = _upload("photo")
+    if image is not None:
+        try:
+            result = faces.checked_photo(image)
+        except DomainError as error:
+            add_error(errors, "photo", error.detail)
+            view["photo_measurements"] = face_measurement_lines(
+                error.extensions.get("measurements")
+            )
+            return None
+        photo = _EnrolmentPhoto(result.template, faces.measurements(result.measurements), image)
+    elif "photo_discard" in form or keeps_photos:
+        return None
+    else:
+        photo = _kept_photo(community, form.get("photo_token", ""))
+        if photo is None:
+            return None
+    try:
+        faces.check_not_duplicate(community.id, photo.template, None)
+    except DomainError as error:
+        add_error(errors, "photo", error.detail)
+        return None
+    if keeps_photos:
+        view["photo_again"] = True  # the photo itself would be kept: too big for the form
+    else:
+        photo.token = _photo_token(community, photo.template, photo.quality)
+    return photo
+
+
+def _check_order(
+    starts: datetime | None, ends: datetime | None, field: str, errors: dict[str, list[str]]
+) -> None:
+    if starts is not None and ends is not None and ends <= starts:
+        add_error(errors, field, _("The end must come after the start."))
+
 
 def _enrolment_data(
-    form: MultiDict[str, str], zone: ZoneInfo, errors: dict[str, list[str]]
+    scope: Scope, community: Community, form: MultiDict[str, str], errors: dict[str, list[str]]
 ) -> dict[str, Any] | None:
-    """The enrolment form as ``create_person``'s input; messages in ``errors`` when it is not."""
+    """The enrolment form as ``create_person``'s input; else None, with every message in
+    ``errors`` at once: the service would refuse one thing at a time, so what it checks
+    (the unit, the document number, the order of dates) is checked here first."""
+    zone = zone_of(community)
     role = form.get("role", "")
     payload: dict[str, Any] = {"name": form.get("name", "").strip(), "role": role}
     if not payload["name"]:
         add_error(errors, "name", _("Enter the person's name."))
     if role not in set(PersonRole):
         add_error(errors, "role", _("Choose a role."))
-    if role != PersonRole.WORKER and form.get("unit_id"):
-        payload["unit_id"] = form["unit_id"]
+    elif role in people.UNIT_ROLES:
+        unit_id = form.get("unit_id", "")
+        if not unit_id:
+            add_error(errors, "unit_id", _("Choose the unit."))
+        elif not db.session.scalar(
+            scope.query(Unit).where(Unit.id == unit_id, Unit.community_id == community.id)
+        ):
+            add_error(errors, "unit_id", _("No such unit in this community."))
+        else:
+            payload["unit_id"] = unit_id
     if form.get("phone", "").strip():
         payload["phone"] = form["phone"].strip()
     id_type, id_number = form.get("id_type", ""), form.get("id_number", "").strip()
@@ -793,15 +911,22 @@ def _enrolment_data(
         add_error(errors, "id_number", _("Enter the number, or choose no document."))
     elif id_type:
         payload["id_document"] = {"type": id_type, "number": id_number}
+        try:
+            validate_document(id_type, id_number)
+        except DocumentError as error:
+            field = "id_type" if error.reason is DocumentProblem.UNKNOWN_TYPE else "id_number"
+            add_error(errors, field, people.document_problem_words(error))
     payload["lives_alone"] = "lives_alone" in form
     payload["wander_risk"] = "wander_risk" in form
     if role == PersonRole.TENANT:
-        lease = {}
-        for key in ("starts_at", "ends_at"):
-            value = read_local(form, f"lease_{key}", zone, errors)
-            if value is not None:
-                lease[key] = value.isoformat()
-        payload["lease"] = lease
+        starts = read_local(form, "lease_starts_at", zone, errors)
+        ends = read_local(form, "lease_ends_at", zone, errors)
+        _check_order(starts, ends, "lease_ends_at", errors)
+        payload["lease"] = {
+            key: value.isoformat()
+            for key, value in (("starts_at", starts), ("ends_at", ends))
+            if value is not None
+        }
     if role == PersonRole.WORKER:
         worker: dict[str, Any] = {
             "tag": form.get("worker_tag", ""),
@@ -810,16 +935,19 @@ def _enrolment_data(
         }
         if not worker["access_point_ids"]:
             add_error(errors, "worker_access_point_ids", _("Choose at least one access point."))
-        for key in ("valid_from", "valid_until"):
-            value = read_local(form, f"worker_{key}", zone, errors)
+        valid_from = read_local(form, "worker_valid_from", zone, errors)
+        valid_until = read_local(form, "worker_valid_until", zone, errors)
+        _check_order(valid_from, valid_until, "worker_valid_until", errors)
+        for key, value in (("valid_from", valid_from), ("valid_until", valid_until)):
             if value is not None:
                 worker[key] = value.isoformat()
         payload["worker"] = worker
     try:
-        return PersonSchema().load(payload)
+        data = PersonSchema().load(payload)
     except ma.ValidationError as error:
         merge_errors(errors, error.messages, _form_field, _FRIENDLY)
         return None
+    return None if errors else data
 
 
 def _form_field(key: str) -> str:
@@ -830,13 +958,19 @@ def _form_field(key: str) -> str:
 
 
 def _enrol_page(
-    community: Community, scope: Scope, values: MultiDict[str, str], errors: dict[str, list[str]]
+    community: Community,
+    scope: Scope,
+    values: MultiDict[str, str],
+    errors: dict[str, list[str]],
+    photo: _EnrolmentPhoto | None = None,
+    view: dict[str, Any] | None = None,
 ) -> str:
+    order = {field: n for n, field in enumerate(FIELD_LABELS)}  # the form's order
     return render_template(
         "person_new.html",
         community=community,
         values=values,
-        errors=errors,
+        errors=dict(sorted(errors.items(), key=lambda item: order.get(item[0], len(order)))),
         labels=FIELD_LABELS,
         roles=list(PersonRole),
         buildings=_buildings_with_units(scope, community),
@@ -844,26 +978,47 @@ def _enrol_page(
         worker_tags=list(WorkerTag),
         documents=list(DocumentType),
         weekdays=WEEKDAYS,
+        photo=photo if photo is not None and photo.token else None,
+        photo_quality=face_measurement_lines(photo.quality) if photo is not None else [],
+        photo_again=bool((view or {}).get("photo_again")),
+        photo_measurements=(view or {}).get("photo_measurements") or [],
     )
 
 
 @bp.route("/communities/<cid>/people/new", methods=["GET", "POST"])
 @login_required
 def person_enrol(cid: str) -> Any:
+    """The enrolment form: every problem shown at once, next to its input, and nothing stored
+    unless all of it is (the person, the role, the consent, the face)."""
     scope = _staff_scope()
     community = scope.get(Community, cid)
     if request.method == "GET":
         return _enrol_page(community, scope, MultiDict({"role": "resident"}), {})
     form = request.form
     errors: dict[str, list[str]] = {}
-    data = _enrolment_data(form, zone_of(community), errors)
+    view: dict[str, Any] = {}
+    data = _enrolment_data(scope, community, form, errors)
+    photo = _enrolment_photo(community, form, errors, view)
     consent = "face_consent" in form
-    person = None
+    if (photo is not None or "photo" in errors) and not consent:
+        add_error(
+            errors,
+            "face_consent",
+            _(
+                "A face photo is enrolled only with the person's consent to face "
+                "recognition: tick it, or leave the photo out."
+            ),
+        )
+    person = face = None
     if data is not None and not errors:
         try:
             person = people.create_person(scope, community.id, data)
             if consent:
                 people.record_consent(scope, person.id, people.FACE_PURPOSE)
+            if photo is not None:
+                face = faces.enrol_checked_template(
+                    scope, person.id, photo.template, photo.quality, photo.image
+                )
             db.session.commit()
         except DomainError as error:
             db.session.rollback()  # nothing half-stored
@@ -875,16 +1030,16 @@ def person_enrol(cid: str) -> Any:
                 _FRIENDLY,
             )
     if person is None:
-        return _enrol_page(community, scope, form, errors or {"form": [_("Check the form.")]}), 422
-    flash_ok(_("%(name)s enrolled.", name=person.name))
-    photo = _upload("photo")
-    if photo is not None and consent:
-        _enrol_photo(scope, person, photo)
-    elif photo is not None:
-        flash_error(
-            _(
-                "The photo was not stored: the person's consent to face recognition "
-                "was not recorded."
-            )
+        kept = photo if "photo" not in errors else None
+        page = _enrol_page(
+            community, scope, form, errors or {"form": [_("Check the form.")]}, kept, view
         )
+        return page, 422
+    flash_ok(_("%(name)s enrolled.", name=person.name))
+    if face is not None:
+        session[_FACE_RESULT] = {
+            "person_id": person.id,
+            "ok": True,
+            "measurements": face_measurement_lines(face.quality),
+        }
     return redirect(url_for("web.person_page", pid=person.id))

@@ -65,6 +65,7 @@ from server.web.helpers import (
     signed_in_user,
     zone_of,
 )
+from server.web.live import stream_url
 
 LIST_SIZE = 50
 HISTORY_SIZE = 50
@@ -385,12 +386,47 @@ def portal_code() -> Any:
 # --- doors ----------------------------------------------------------------------------------
 
 
+# What became of a remote open, as the doors page says it (remote.outcome's words).
+OPEN_OUTCOMES: dict[str, LazyString] = {
+    "waiting": _l("Opening… waiting for the door."),
+    "opened": _l("The door opened."),
+    "failed": _l("The door did not open."),
+    "expired": _l("The door did not answer."),
+}
+
+
+@dataclass(frozen=True)
+class DoorRow:
+    """A door on the doors page, and what became of the resident's last open of it."""
+
+    point: AccessPoint
+    openable: bool
+    commands: dict[str, str]  # the last open's commands: id -> status
+    outcome: str | None
+
+
 def _doors_page(resident: Resident, status: int = 200) -> tuple[str, int]:
     points = list(db.session.scalars(resident.scope.query(AccessPoint).order_by(AccessPoint.name)))
+    opens = remote.recent_opens(resident.scope)
+    rows = []
+    for point in points:
+        sent = opens.get(point.id, [])
+        rows.append(
+            DoorRow(
+                point=point,
+                openable=bool(commands.actuators(point)),
+                commands={row.id: row.status.value for row in sent},
+                outcome=remote.outcome([row.status for row in sent]) if sent else None,
+            )
+        )
+    waiting = any(row.outcome == "waiting" for row in rows)
     return render_template(
         "portal_doors.html",
         resident=resident,
-        doors=[(point, bool(commands.actuators(point))) for point in points],
+        doors=rows,
+        outcomes={key: str(text) for key, text in OPEN_OUTCOMES.items()},
+        # Followed only while an open waits for its door's answer.
+        stream=stream_url(resident.scope, resident.community.id, "commands") if waiting else None,
     ), status
 
 

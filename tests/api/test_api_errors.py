@@ -481,7 +481,7 @@ def test_unknown_ids_answer_404(
         ("DELETE", "/communities/{a}"),
         ("PUT", "/communities/{a}"),
         ("PATCH", "/communities"),
-        ("DELETE", "/buildings/{building_a}"),
+        ("PUT", "/buildings/{building_a}"),
         ("PUT", "/units/{unit_a}"),
         ("DELETE", "/access-points/{door_a}"),
         ("DELETE", "/devices/{device_a}"),

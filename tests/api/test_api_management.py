@@ -171,6 +171,31 @@ def test_unit_in_another_communitys_building_is_refused(
     assert "building_id" in assert_problem(answer, 422)["errors"]
 
 
+def test_units_and_buildings_are_deleted_only_when_unused(
+    client: FlaskClient, world: WorldIds
+) -> None:
+    api = Api(client, "staff_a")
+    building = api.post(f"/communities/{world.a}/buildings", json={"name": "A9"}).json["id"]
+    unit = api.post(
+        f"/communities/{world.a}/units", json={"building_id": building, "number": "901"}
+    ).json["id"]
+    assert_problem(api.delete(f"/buildings/{building}"), 409)
+    assert_problem(api.delete(f"/units/{world.unit_a}"), 409)  # resident_a's unit
+    for caller, status in (("staff_b", 404), ("officer_a", 403), ("resident_a", 404)):
+        assert_problem(Api(client, caller).delete(f"/units/{unit}"), status)
+    assert api.delete(f"/units/{unit}").status_code == 204
+    assert_problem(api.get(f"/units/{unit}"), 404)
+    assert api.delete(f"/buildings/{building}").status_code == 204
+    assert_problem(api.get(f"/buildings/{building}"), 404)
+    # A building keeps its units, then its own access points.
+    assert_problem(api.delete(f"/buildings/{world.building_a}"), 409)
+    lobby = api.post(f"/communities/{world.a}/buildings", json={"name": "A8"}).json["id"]
+    door = {"name": "A8 door", "kind": "door", "zone": "building", "building_id": lobby}
+    assert api.post(f"/communities/{world.a}/access-points", json=door).status_code == 201
+    refused = assert_problem(api.delete(f"/buildings/{lobby}"), 409)
+    assert "access points" in refused["detail"]
+
+
 WEEK = [
     {"days": [1, 2, 3, 4, 5], "start": "07:00", "end": "22:00"},
     {"days": [6, 7], "start": "22:00", "end": "06:00"},

@@ -1,4 +1,5 @@
-"""A raw HTTP client for Server-Sent Events (the alert console's stream), bounded reads."""
+"""A raw HTTP client for Server-Sent Events (the alert console's stream, the pages' ``/live``),
+bounded reads."""
 
 from __future__ import annotations
 
@@ -27,12 +28,18 @@ class Event:
 class SseClient:
     """A raw HTTP client reading ``text/event-stream`` line by line."""
 
-    def __init__(self, base_url: str, headers: dict[str, str], query: str = ""):
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        query: str = "",
+        path: str = "/api/v1/alerts/stream",
+    ):
         parts = urlsplit(base_url)
         self.connection = http.client.HTTPConnection(
             parts.hostname, parts.port, timeout=READ_TIMEOUT_S
         )
-        self.connection.request("GET", "/api/v1/alerts/stream" + query, headers=headers)
+        self.connection.request("GET", path + query, headers=headers)
         self.response = self.connection.getresponse()
 
     def read_event(self) -> Event:
@@ -58,9 +65,13 @@ class SseClient:
 
     def next_alert(self) -> tuple[Event, float]:
         """The next ``alert`` event and when it arrived (``time.monotonic``)."""
+        return self.next_of("alert")
+
+    def next_of(self, kind: str) -> tuple[Event, float]:
+        """The next event named ``kind`` and when it arrived (``time.monotonic``)."""
         while True:
             event = self.read_event()
-            if event.event == "alert":
+            if event.event == kind:
                 return event, time.monotonic()
 
     def close(self) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from flask import Flask
+
 from server.models import UserRole
 from tests import factories
 from tests.factories import PASSWORD
 from tests.support.browser import expect, sign_in
+from tests.support.live import set_online
 from tests.support.live_server import LiveServer
 
 if TYPE_CHECKING:
@@ -77,8 +80,8 @@ def test_the_browser_stays_on_the_site_whatever_next_says(
     page.close()
 
 
-def test_the_device_console_refreshes_in_the_pages_language(
-    browser: Browser, live_server: LiveServer, ctx
+def test_the_device_console_updates_in_the_pages_language(
+    app: Flask, browser: Browser, live_server: LiveServer, ctx
 ) -> None:
     """devices.js spells no word itself: the states it writes come from the page."""
     w = factories.world()
@@ -89,7 +92,8 @@ def test_the_device_console_refreshes_in_the_pages_language(
     expect(page.get_by_role("heading", name="设备 · Community A")).to_be_visible()
     state = page.locator(f'#devices tr[data-device="{device_id}"] .state')
     expect(state).to_have_text("离线")
-    state.evaluate("cell => { cell.textContent = 'stale'; }")
-    expect(state).to_have_text("离线", timeout=10_000)  # the script's next round
-    expect(state.locator(".pill")).to_have_count(1)
+    expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+    set_online(app, device_id, True)  # the worker, on the device's status message
+    expect(state).to_have_text("在线")
+    expect(state.locator(".pill.on")).to_have_count(1)
     page.close()

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 from flask import Flask
+from flask_babel import refresh
 
 from gatekeeper import faces
 from gatekeeper.vocabulary import (
@@ -381,7 +382,8 @@ def _rows(answer) -> list[dict[str, str]]:
     assert answer.status_code == 200, answer.text
     assert answer.mimetype == "text/csv"
     assert "attachment" in answer.headers["Content-Disposition"]
-    return list(csv.DictReader(io.StringIO(answer.text)))
+    assert answer.data.startswith(b"\xef\xbb\xbf")  # UTF-8 with a BOM, for Excel
+    return list(csv.DictReader(io.StringIO(answer.data.decode("utf-8-sig"), newline="")))
 
 
 def test_csv_export_follows_the_search(client, site, history) -> None:
@@ -421,6 +423,70 @@ def test_csv_export_is_scoped(client, site, history) -> None:
     assert _rows(Api(client, "officer_b").get(f"/events.csv?community_id={site.a}")) == []
     assert Api(client, "resident_a").get("/events.csv").status_code == 404
     assert Api(client, "officer_a").get("/events.csv?reason=nonsense").status_code == 422
+
+
+def test_csv_export_opens_in_excel(client, site, ctx) -> None:
+    """UTF-8 with a BOM and CRLF lines, the plate of a car event, the masked name of whom an
+    event is about, and no cell a spreadsheet would run as a formula."""
+    car = _event(
+        site.a,
+        site.gate,
+        EVENING,
+        credential=CredentialType.PLATE,
+        reason=Reason.RESIDENT_VEHICLE,
+        person_id=site.owner,
+        details={"plate": "浙A12345", "confidence": 0.97},
+    )
+    face = _event(
+        site.a,
+        site.door,
+        EVENING - timedelta(minutes=1),
+        person_id=site.owner,
+        details={"detail": "+1 then @SUM(A1)"},
+    )
+    unknown = _event(
+        site.a,
+        site.gate,
+        EVENING - timedelta(minutes=2),
+        decision=Decision.DENY,
+        reason=Reason.UNKNOWN_PLATE,
+        credential=CredentialType.PLATE,
+        details={"plate": "沪B99999", "detail": "-2+3"},
+    )
+    staff = Api(client, "staff_a").get("/events.csv")
+    body = staff.data
+    assert body.startswith(b"\xef\xbb\xbf")
+    text = body.decode("utf-8-sig")
+    assert text.startswith("event_id,occurred_at,") and text.count("\r\n") == 4
+    assert all(line.endswith("\r") for line in text.split("\n")[:-1])
+    rows = {row["event_id"]: row for row in _rows(staff)}
+    assert set(rows) == {car, face, unknown}
+    assert rows[car]["plate"] == "浙A12345" and rows[car]["person"] == "王*明"
+    assert rows[car]["name"] == "王小明"  # staff read names in full; person is masked for all
+    assert rows[car]["occurred_at"] == "2026-11-20T21:40:00+08:00"
+    assert rows[face]["plate"] == "" and rows[face]["person"] == "王*明"
+    assert rows[face]["detail"] == "'+1 then @SUM(A1)"
+    assert rows[unknown]["plate"] == "沪B99999" and rows[unknown]["person"] == ""
+    assert rows[unknown]["detail"] == "'-2+3"
+    officer = {row["event_id"]: row for row in _rows(Api(client, "officer_a").get("/events.csv"))}
+    assert officer[car]["name"] == officer[car]["person"] == "王*明"
+
+
+def test_csv_header_follows_accept_language(client, site, history) -> None:
+    api = Api(client, "officer_a")
+    english = _rows(api.get("/events.csv"))
+    assert list(english[0]) == list(event_service_columns())
+    api.headers["Accept-Language"] = "zh-CN"
+    refresh()  # the test's app context (ctx) would keep the first request's language
+    chinese = _rows(api.get("/events.csv"))
+    header = list(chinese[0])
+    assert header[0] == "事件编号" and "车牌" in header and len(header) == len(english[0])
+    # The same values; only the reason in words is in the request's language.
+    same = [key for key in event_service_columns() if key != "reason_text"]
+    assert [[row[k] for k in same] for row in english] == [
+        [row[header[i]] for i, k in enumerate(event_service_columns()) if k != "reason_text"]
+        for row in chinese
+    ]
 
 
 def test_events_api_takes_the_new_filters(client, site, history) -> None:
@@ -607,7 +673,7 @@ def test_officer_pages_in_chinese(client, app, site) -> None:
     assert "North gate，21:00-21:59：1 次" in stats.text
 
     search = client.get(f"/events/search?community_id={site.a}", headers=ZH).text
-    assert "全部出入口" in search and "1 条事件，最新的在前" in search and "未知人脸" in search
+    assert "全部门禁点" in search and "1 条事件，最新的在前" in search and "未知人脸" in search
 
     english = client.get("/officer").text
     assert "data-summary-url" not in english  # the stream's summaries are English already

@@ -76,7 +76,7 @@ def test_each_role_sees_its_home_in_chinese(client, ctx) -> None:
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
     expectations = {
         "admin": ["<h1>系统管理</h1>", "后台服务尚未上报", "<code>flask worker</code>"],
-        "staff_a": ["<h1>物业服务中心</h1>", "车辆道闸", "门禁终端", "离线", "个出入口"],
+        "staff_a": ["<h1>物业服务中心</h1>", "车辆道闸", "门禁终端", "离线", "个门禁点"],
         "officer_a": ["<h1>民警工作台</h1>", "没有待处理告警", "时区 Asia/Shanghai"],
         "resident_a": ["<h1>我的家</h1>", "邀请访客", "A1 · 101"],
     }

@@ -8,9 +8,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 from PIL import Image, ImageFilter
 from sqlalchemy import func, select
 
+from server.core import crypto
 from server.extensions import db
 from server.models import (
     Card,
@@ -421,10 +423,10 @@ def test_enrol_a_tenant_with_local_lease_times(app, client, world, staff) -> Non
             "check digit",
         ),
         ({"name": "", "unit_id": "{unit}"}, "Enter the person&#39;s name."),
-        ({}, "lives in a unit"),
+        ({}, "Choose the unit."),
+        ({"unit_id": "uni_elsewhere"}, "No such unit in this community."),
         ({"unit_id": "{unit}", "phone": "call me"}, "Digits, spaces and dashes"),
         ({"role": "tenant", "unit_id": "{unit}"}, "Enter a date and time."),
-        # Refused by the service after the person row was flushed: rolled back.
         (
             {
                 "role": "tenant",
@@ -435,12 +437,26 @@ def test_enrol_a_tenant_with_local_lease_times(app, client, world, staff) -> Non
             "The end must come after the start.",
         ),
         ({"role": "worker"}, "Choose at least one access point."),
+        # Refused by the service after the person row was flushed: rolled back.
+        (
+            {
+                "role": "worker",
+                "worker_tag": "plumber",
+                "worker_access_point_ids": "{door_b}",
+                "worker_valid_from": "2026-12-01T00:00",
+                "worker_valid_until": "2026-12-08T00:00",
+            },
+            "No such access point in this community.",
+        ),
     ],
 )
 def test_enrolment_errors_re_render_and_store_nothing(
     app, client, world, staff, fields, message
 ) -> None:
-    fields = {k: v.replace("{unit}", world.unit_a) for k, v in fields.items()}
+    fields = {
+        k: v.replace("{unit}", world.unit_a).replace("{door_b}", world.door_b)
+        for k, v in fields.items()
+    }
     answer = _enrol(client, world, face_consent="on", **fields)
     assert answer.status_code == 422
     assert message in answer.text
@@ -531,7 +547,7 @@ def test_enrol_with_consent_and_photo(app, client, world, staff) -> None:
     assert _rows(app, Consent, person_id=person.id)[0].recorded_by_id == world.staff_a
 
 
-def test_enrol_with_a_refused_photo_keeps_the_person(app, client, world, staff) -> None:
+def test_enrol_with_a_refused_photo_stores_nothing(app, client, world, staff) -> None:
     answer = _enrol(
         client,
         world,
@@ -539,19 +555,221 @@ def test_enrol_with_a_refused_photo_keeps_the_person(app, client, world, staff) 
         face_consent="on",
         photo=(io.BytesIO(blurred()), "blurred.jpg"),
     )
-    assert answer.status_code == 302
-    page = client.get(answer.location).text
-    assert "张伟 enrolled." in page and "Photo refused: The photo is too blurry." in page
-    assert len(_rows(app, Person)) == 1 and _rows(app, FaceTemplate) == []
+    assert answer.status_code == 422
+    assert "Photo rejected: The photo is too blurry." in _field_messages(answer.text, "photo")
+    assert "sharpness" in answer.text and "(at least 15)" in answer.text
+    assert 'name="photo_token"' not in answer.text
+    assert _rows(app, Person) == [] and _rows(app, FaceTemplate) == []
+    assert _rows(app, Consent) == []
 
 
-def test_enrol_photo_without_consent_is_not_stored(app, client, world, staff) -> None:
+def test_enrol_photo_without_consent_is_an_error(app, client, world, staff) -> None:
     answer = _enrol(
         client, world, unit_id=world.unit_a, photo=(io.BytesIO(photo("obama.jpg")), "obama.jpg")
     )
-    assert answer.status_code == 302
-    assert "consent to face recognition was not recorded" in client.get(answer.location).text
-    assert _rows(app, FaceTemplate) == [] and _rows(app, Consent) == []
+    assert answer.status_code == 422
+    [message] = _field_messages(answer.text, "face_consent")
+    assert "consent to face recognition" in message
+    assert "Photo accepted — kept for this form." in answer.text  # tick consent and go on
+    assert _rows(app, Person) == [] and _rows(app, FaceTemplate) == []
+    assert _rows(app, Consent) == []
+
+
+def _field_messages(page: str, field: str) -> list[str]:
+    """The messages shown next to one input (its ``<field>-error`` paragraphs)."""
+    found = re.findall(rf'<p class="field-error" id="{re.escape(field)}-error">([^<]*)</p>', page)
+    return [html.unescape(text) for text in found]
+
+
+def _token(page: str) -> str:
+    return re.search(r'name="photo_token" value="([^"]+)"', page).group(1)
+
+
+def test_enrolment_reports_every_error_at_once(app, client, world, staff) -> None:
+    """One submission: every problem next to its input, what was typed kept, nothing stored."""
+    answer = _enrol(
+        client,
+        world,
+        name="",
+        role="tenant",
+        phone="call me",
+        id_type="resident_id",
+        id_number="330106199001011230",  # a wrong check digit
+        lease_starts_at="2026-12-01T09:00",
+        lease_ends_at="2026-11-01T09:00",
+        photo=(io.BytesIO(photo("obama.jpg")), "obama.jpg"),  # no consent ticked
+    )
+    assert answer.status_code == 422
+    page = answer.text
+    assert _field_messages(page, "name") == ["Enter the person's name."]
+    assert _field_messages(page, "unit_id") == ["Choose the unit."]
+    assert "Digits, spaces and dashes" in _field_messages(page, "phone")[0]
+    assert "check digit" in _field_messages(page, "id_number")[0]
+    assert _field_messages(page, "lease_ends_at") == ["The end must come after the start."]
+    assert "consent to face recognition" in _field_messages(page, "face_consent")[0]
+    assert _field_messages(page, "photo") == []
+    # The summary lists them all, and the form keeps what was typed (the number excepted).
+    summary = page[page.index('id="errors-title"') : page.index("</section>")]
+    assert summary.count("<li>") == 6
+    assert 'value="call me"' in page and 'value="2026-11-01T09:00"' in page
+    assert 'value="tenant" selected' in page and "330106199001011230" not in page
+    assert "Photo accepted — kept for this form." in page
+    assert _rows(app, Person) == [] and _rows(app, Lease) == [] and _rows(app, Consent) == []
+
+
+def test_a_worker_s_errors_at_once(app, client, world, staff) -> None:
+    answer = _enrol(
+        client,
+        world,
+        role="worker",
+        worker_days=["1"],
+        worker_valid_from="2026-12-08T00:00",
+        worker_valid_until="2026-12-01T00:00",
+        id_type="resident_id",
+        id_number="12",
+    )
+    assert answer.status_code == 422
+    page = answer.text
+    assert _field_messages(page, "worker_access_point_ids") == ["Choose at least one access point."]
+    assert _field_messages(page, "worker_schedule")
+    assert _field_messages(page, "worker_valid_until") == ["The end must come after the start."]
+    assert _field_messages(page, "id_number")
+    assert _rows(app, Person) == [] and _rows(app, WorkerPermit) == []
+
+
+def test_a_checked_photo_is_kept_for_the_next_try(app, client, world, staff) -> None:
+    """The photo passed but the name was missing: the next try enrols it, not chosen again."""
+    first = _enrol(
+        client,
+        world,
+        name="",
+        unit_id=world.unit_a,
+        face_consent="on",
+        photo=(io.BytesIO(photo("obama.jpg")), "obama.jpg"),
+    )
+    assert first.status_code == 422
+    assert "Photo accepted — kept for this form." in first.text
+    assert "eye distance" in first.text
+    assert 'id="photo-kept"' in first.text and "Replace the photo" in first.text
+    token = _token(first.text)
+    assert _rows(app, Person) == []
+    # The token holds the template encrypted: nothing in it reads as the template or photo.
+    with app.app_context():
+        payload = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="enrolment-photo").loads(
+            token
+        )
+        assert set(payload) == {"community_id", "user_id", "template", "quality"}
+        assert payload["community_id"] == world.a
+        assert len(crypto.decrypt(payload["template"].encode())) == 512
+
+    again = _enrol(client, world, unit_id=world.unit_a, face_consent="on", photo_token=token)
+    assert again.status_code == 302, again.text
+    [person] = _rows(app, Person)
+    [face] = _rows(app, FaceTemplate, person_id=person.id)
+    assert face.quality["eye_distance_px"] > 0 and face.photo_encrypted is None
+    assert _rows(app, Consent, person_id=person.id)
+    page = client.get(again.location).text
+    assert "张伟 enrolled." in page and "Photo accepted." in page and "Faces (1 of 5)" in page
+
+
+def test_a_kept_photo_can_be_left_out(app, client, world, staff) -> None:
+    first = _enrol(
+        client, world, name="", face_consent="on", photo=(io.BytesIO(photo("obama.jpg")), "x.jpg")
+    )
+    token = _token(first.text)
+    again = _enrol(client, world, unit_id=world.unit_a, photo_token=token, photo_discard="on")
+    assert again.status_code == 302, again.text
+    assert len(_rows(app, Person)) == 1 and _rows(app, FaceTemplate) == []
+
+
+@pytest.mark.parametrize("spoil", ["tampered", "expired", "garbage"])
+def test_a_spoilt_photo_token_is_ignored(app, client, world, staff, monkeypatch, spoil) -> None:
+    first = _enrol(
+        client, world, name="", face_consent="on", photo=(io.BytesIO(photo("obama.jpg")), "x.jpg")
+    )
+    token = _token(first.text)
+    if spoil == "tampered":
+        body, _dot, rest = token.partition(".")
+        token = body[:-3] + ("AAA" if body[-3:] != "AAA" else "BBB") + "." + rest
+    elif spoil == "expired":
+        monkeypatch.setattr("server.web.people.PHOTO_TOKEN_MAX_AGE", -1)
+    else:
+        token = "not-a-token"
+    # With something else wrong, the form asks for the photo again (no "kept" notice) ...
+    again = _enrol(client, world, name="", face_consent="on", photo_token=token)
+    assert again.status_code == 422
+    assert 'name="photo_token"' not in again.text and "kept for this form" not in again.text
+    # ... and with nothing wrong, the person is enrolled without a face.
+    done = _enrol(client, world, unit_id=world.unit_a, face_consent="on", photo_token=token)
+    assert done.status_code == 302, done.text
+    assert len(_rows(app, Person)) == 1 and _rows(app, FaceTemplate) == []
+
+
+def test_a_duplicate_face_is_the_photo_s_error(app, client, world, staff) -> None:
+    first = _enrol(
+        client,
+        world,
+        name="王小明",
+        unit_id=world.unit_a,
+        face_consent="on",
+        photo=(io.BytesIO(photo("obama.jpg")), "obama.jpg"),
+    )
+    assert first.status_code == 302
+    answer = _enrol(
+        client,
+        world,
+        name="李华",
+        unit_id=world.unit_a,
+        face_consent="on",
+        photo=(io.BytesIO(photo("obama2.jpg")), "obama2.jpg"),
+    )
+    assert answer.status_code == 422
+    [message] = _field_messages(answer.text, "photo")
+    assert "already enrolled for 王*明 (A1 · 101)" in message
+    assert "王小明" not in answer.text
+    assert 'name="photo_token"' not in answer.text
+    assert [p.name for p in _rows(app, Person)] == ["王小明"]
+    assert len(_rows(app, FaceTemplate)) == 1
+    chinese = client.post(
+        f"/communities/{world.a}/people/new",
+        data={
+            "csrf_token": csrf(client.get("/").text),
+            "name": "李华",
+            "role": "resident",
+            "unit_id": world.unit_a,
+            "face_consent": "on",
+            "photo": (io.BytesIO(photo("obama2.jpg")), "obama2.jpg"),
+        },
+        headers={"Accept-Language": "zh-CN"},
+        content_type="multipart/form-data",
+    )
+    assert chinese.status_code == 422
+    assert "王*明" in _field_messages(chinese.text, "photo")[0]
+    assert "已登记" in _field_messages(chinese.text, "photo")[0]
+
+
+def test_a_community_keeping_photos_asks_for_the_photo_again(app, client, world, staff) -> None:
+    """Keeping the photo itself in the form would be too big: such a community chooses it again."""
+    with app.app_context():
+        community = db.session.get(Community, world.a)
+        community.settings = {**(community.settings or {}), "keep_enrolment_photos": True}
+        db.session.commit()
+    first = _enrol(
+        client, world, name="", face_consent="on", photo=(io.BytesIO(photo("obama.jpg")), "x.jpg")
+    )
+    assert first.status_code == 422
+    assert 'name="photo_token"' not in first.text
+    assert "choose it again" in first.text
+    done = _enrol(
+        client,
+        world,
+        unit_id=world.unit_a,
+        face_consent="on",
+        photo=(io.BytesIO(photo("obama.jpg")), "x.jpg"),
+    )
+    assert done.status_code == 302
+    [face] = _rows(app, FaceTemplate)
+    assert face.photo_encrypted is not None
 
 
 # Scope -----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from server import create_app
 from server.core.headers import content_security_policy
 from server.core.scope import Scope
 from server.extensions import db
-from server.models import Unit, User
+from server.models import Building, PatrolRoute, Unit, User
 from server.people import onboarding
 from tests import factories
 from tests.factories import Api
@@ -60,6 +60,16 @@ PAGES: dict[str | None, list[str]] = {
         "/communities/{a}/registrations",
         "/registration-links/{link}/poster",
         "/registrations/{registration}",
+        "/communities/{a}/site",
+        "/buildings/{building}",
+        "/communities/{a}/access-points/new",
+        "/access-points/{door}",
+        "/communities/{a}/devices/new",
+        "/devices/{device}",
+        "/communities/{a}/webhooks",
+        "/communities/{a}/patrol-routes",
+        "/communities/{a}/patrol-routes/new",
+        "/patrol-routes/{route}",
     ],
     "officer_a": [
         "/",
@@ -80,7 +90,7 @@ PAGES: dict[str | None, list[str]] = {
     ],
 }
 # Not a page: its answer never ends (the checks of the stream's headers are the API's).
-NOT_PAGES = frozenset({"web.shared_pass_qr"})
+NOT_PAGES = frozenset({"web.shared_pass_qr", "web.live_stream"})  # /live never ends
 
 
 def assert_secured(answer: TestResponse, *, nonce: str | None = None) -> None:
@@ -113,6 +123,9 @@ def _ids(app: Flask, client: FlaskClient, site: PassSite) -> dict[str, str]:
         registration = onboarding.submit_registration(
             link, {"name": "张伟", "phone": "13900139000", "unit_id": unit, "role": "owner"}, None
         )
+        building = db.session.scalar(select(Building.id).where(Building.community_id == site.a))
+        route = PatrolRoute(community_id=site.a, name="Night round", checkpoint_device_ids=[])
+        db.session.add(route)
         newcomer = factories.person(site.a, "李华")
         factories.membership(newcomer, PersonRole.OWNER, unit_of=unit)
         invitation = onboarding.invite_resident(staff, newcomer.id, "li.hua")
@@ -123,6 +136,8 @@ def _ids(app: Flask, client: FlaskClient, site: PassSite) -> dict[str, str]:
             "registration": registration.request.id,
             "registration_token": registration.token,
             "activation_token": invitation.token,
+            "building": building,
+            "route": route.id,
         }
     return {
         **onboarding_ids,
@@ -131,6 +146,8 @@ def _ids(app: Flask, client: FlaskClient, site: PassSite) -> dict[str, str]:
         "pass_id": visitor_pass["id"],
         "secret": visitor_pass["share_url"].rsplit("/", 1)[-1],
         "alert": alert_id,
+        "door": site.door,
+        "device": site.door_device,
     }
 
 
