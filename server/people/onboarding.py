@@ -39,7 +39,6 @@ from server.models import (
     Building,
     Community,
     Consent,
-    FaceTemplate,
     Person,
     RegistrationLink,
     RegistrationRequest,
@@ -50,8 +49,12 @@ from server.models import (
     utcnow,
 )
 from server.people import service
-from server.people.faces import MODEL_NAME, check_not_duplicate, checked_photo, measurements
-from server.people.galleries import record_change
+from server.people.faces import (
+    check_not_duplicate,
+    checked_photo,
+    enrol_checked_template,
+    measurements,
+)
 
 # How long an activation link works.
 ACTIVATION_DAYS = 14
@@ -117,28 +120,49 @@ def _home_unit(person: Person) -> Unit | None:
     return None
 
 
-def _issue_activation(
-    user: User, community_id: str, by: User | None, token: str | None = None
-) -> Invitation:
-    """A new activation link for ``user``; any earlier open link stops working."""
+def _open_activation(user: User, community_id: str, by: User | None, token_hash: str) -> datetime:
+    """Store an activation link (its secret's hash) for ``user``, ending any earlier open
+    one; when it expires."""
     now = utcnow()
     db.session.execute(
         update(AccountActivation)
         .where(AccountActivation.user_id == user.id, AccountActivation.used_at.is_(None))
         .values(expires_at=now)
     )
-    token = token or _new_secret()
     expires_at = now + timedelta(days=ACTIVATION_DAYS)
     db.session.add(
         AccountActivation(
             community_id=community_id,
             user_id=user.id,
-            token_hash=_sha256(token),
+            token_hash=token_hash,
             created_by_id=by.id if by else None,
             expires_at=expires_at,
         )
     )
-    return Invitation(user, token, expires_at)
+    return expires_at
+
+
+def _issue_activation(user: User, community_id: str, by: User | None) -> Invitation:
+    """A new activation link for ``user``, its secret returned this once."""
+    token = _new_secret()
+    return Invitation(user, token, _open_activation(user, community_id, by, _sha256(token)))
+
+
+def _resident_account(person: Person, unit_id: str, username: str) -> User:
+    """A resident login acting as ``person`` for ``unit_id``, not usable until activated."""
+    user = User(
+        username=username,
+        role=UserRole.RESIDENT,
+        display_name=person.name,
+        # Nobody knows this password: the account opens with the activation link.
+        password_hash=hash_password(_new_secret()),
+        password_set=False,
+        person_id=person.id,
+        unit_id=unit_id,
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
 
 
 def _check_username(username: str, field: str = "username") -> str:
@@ -184,18 +208,7 @@ def invite_resident(scope: Scope, person_id: str, username: str) -> Invitation:
     unit = _home_unit(person)
     if unit is None:
         raise Conflict(_l("Only people who live in a unit can have a resident account."))
-    user = User(
-        username=_check_username(username),
-        role=UserRole.RESIDENT,
-        display_name=person.name,
-        # Nobody knows this password: the account opens with the activation link.
-        password_hash=hash_password(_new_secret()),
-        password_set=False,
-        person_id=person.id,
-        unit_id=unit.id,
-    )
-    db.session.add(user)
-    db.session.flush()
+    user = _resident_account(person, unit.id, _check_username(username))
     invitation = _issue_activation(user, person.community_id, scope.user)
     audit.record(
         scope.user,
@@ -606,47 +619,21 @@ def approve(scope: Scope, request_id: str) -> RegistrationRequest:
     username = _check_username(request.phone, field="phone")
     person = service.create_person(scope, request.community_id, data)
     if template is not None:
-        consent = Consent(
-            community_id=person.community_id,
-            person_id=person.id,
-            purpose=service.FACE_PURPOSE,
-            recorded_by_id=scope.user.id,
-            granted_at=request.face_consent_at or utcnow(),
+        # The registrant consented on the form, before staff saw the request.
+        db.session.add(
+            Consent(
+                community_id=person.community_id,
+                person_id=person.id,
+                purpose=service.FACE_PURPOSE,
+                recorded_by_id=scope.user.id,
+                granted_at=request.face_consent_at or utcnow(),
+            )
         )
-        db.session.add(consent)
         db.session.flush()
-        face = FaceTemplate(
-            community_id=person.community_id,
-            person_id=person.id,
-            model=MODEL_NAME,
-            template_encrypted=request.template_encrypted,
-            quality=request.template_quality,
-            consent_id=consent.id,
-        )
-        db.session.add(face)
-        db.session.flush()
-        record_change(person.community_id, face.id, person.id, "add")
-    user = User(
-        username=username,
-        role=UserRole.RESIDENT,
-        display_name=person.name,
-        password_hash=hash_password(_new_secret()),
-        password_set=False,
-        person_id=person.id,
-        unit_id=request.unit_id,
-    )
-    db.session.add(user)
-    db.session.flush()
+        enrol_checked_template(scope, person.id, template, request.template_quality)
+    user = _resident_account(person, request.unit_id, username)
     # The registrant's own page (its secret) is the activation link: nothing to hand over.
-    db.session.add(
-        AccountActivation(
-            community_id=request.community_id,
-            user_id=user.id,
-            token_hash=request.status_token_hash,
-            created_by_id=scope.user.id,
-            expires_at=utcnow() + timedelta(days=ACTIVATION_DAYS),
-        )
-    )
+    _open_activation(user, request.community_id, scope.user, request.status_token_hash)
     request.status = RegistrationStatus.APPROVED
     request.reviewed_by_id, request.reviewed_at = scope.user.id, utcnow()
     request.person_id, request.user_id = person.id, user.id

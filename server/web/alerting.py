@@ -32,11 +32,11 @@ from server.web.helpers import (
     attempt,
     desk_scope,
     flash_ok,
+    load_form,
     merge_errors,
     names_by_id,
     refusal_errors,
     save_form,
-    schedule_field,
     schedule_windows,
     scope_for,
     stand_in,
@@ -216,16 +216,7 @@ def _route_data(
     windows, kept = schedule_windows(form, errors)
     payload["schedule"] = windows or None
     schema = PatrolRouteSchema() if creating else PatrolRoutePatchSchema()
-    try:
-        return schema.load(payload)
-    except ma.ValidationError as error:
-        merge_errors(
-            errors,
-            error.messages,
-            lambda key: schedule_field(key, kept) if key.startswith("schedule") else _field(key),
-            _FRIENDLY,
-        )
-        return None
+    return load_form(schema, payload, errors, kept, _field, _FRIENDLY)
 
 
 def _route_page(

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import marshmallow as ma
 from flask import flash
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -321,6 +322,28 @@ def merge_errors(
             add_error(errors, field, friendly[field])
         else:
             errors.setdefault(field, []).extend(t for t in texts if t)
+
+
+def load_form(
+    schema: Any,
+    payload: dict[str, Any],
+    errors: dict[str, list[str]],
+    kept: list[int],
+    field_of: Callable[[str], str],
+    friendly: dict[str, Text] | None = None,
+) -> dict[str, Any] | None:
+    """A form's payload through the API's schema; its messages onto the inputs (a weekly
+    schedule's on the row of its window, the rest by ``field_of``). None when refused."""
+    try:
+        return schema.load(payload)
+    except ma.ValidationError as error:
+        merge_errors(
+            errors,
+            error.messages,
+            lambda key: schedule_field(key, kept) if key.startswith("schedule") else field_of(key),
+            friendly,
+        )
+        return None
 
 
 def refusal_errors(

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import marshmallow as ma
 from flask import redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -37,10 +36,9 @@ from server.web.helpers import (
     buildings_of,
     community_rows,
     flash_ok,
-    merge_errors,
+    load_form,
     refusal_errors,
     save_form,
-    schedule_field,
     schedule_windows,
     scope_for,
     stand_in,
@@ -328,16 +326,7 @@ def _point_data(
     windows, kept = schedule_windows(form, errors)
     payload["schedule"] = windows or None
     schema = AccessPointSchema() if creating else AccessPointPatchSchema()
-    try:
-        return schema.load(payload)
-    except ma.ValidationError as error:
-        merge_errors(
-            errors,
-            error.messages,
-            lambda key: schedule_field(key, kept) if key.startswith("schedule") else _field(key),
-            _FRIENDLY,
-        )
-        return None
+    return load_form(schema, payload, errors, kept, _field, _FRIENDLY)
 
 
 def _point_page(
