@@ -48,6 +48,8 @@ from server.models import (
     Community,
     Device,
     Person,
+    RegistrationRequest,
+    RegistrationStatus,
     ServiceHeartbeat,
     Unit,
     UserRole,
@@ -207,6 +209,16 @@ def _structure_counts(scope: Scope) -> dict[str, dict[str, int]]:
         )
         for community_id, count in rows:
             counts.setdefault(community_id, {})[label] = count
+    waiting = db.session.execute(
+        select(RegistrationRequest.community_id, func.count())
+        .where(
+            scope.visible(RegistrationRequest),
+            RegistrationRequest.status == RegistrationStatus.PENDING,
+        )
+        .group_by(RegistrationRequest.community_id)
+    )
+    for community_id, count in waiting:
+        counts.setdefault(community_id, {})["pending_registrations"] = count
     return counts
 
 

@@ -273,6 +273,8 @@ def test_a_registration_waits_for_staff_then_the_resident_activates(
     assert again.status_code == 422
     assert "already waiting for the property office" in again.text
 
+    home = client.get("/").text
+    assert f"/communities/{world.a}/registrations" in home and "1 waiting" in home
     queue = client.get(f"/communities/{world.a}/registrations")
     assert "张伟" in queue.text and f"/registrations/{request_id}" in queue.text
     review = client.get(f"/registrations/{request_id}")
