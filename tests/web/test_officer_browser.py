@@ -166,7 +166,11 @@ def test_console_in_chinese(app: Flask, browser: Browser, live_server: LiveServe
         access_point_id=door,
     )
     card = page.locator(f"#alert-{ident}")
-    expect(card.locator('[data-field="summary"]')).to_have_text("门被强行打开：A door terminal")
+    # The translation is a second request after the stream's (English) change: a loaded
+    # machine takes longer than Playwright's default 5 s.
+    expect(card.locator('[data-field="summary"]')).to_have_text(
+        "门被强行打开：A door terminal", timeout=15_000
+    )
     expect(card.locator('[data-field="type"]')).to_have_text("门被强行打开")
     expect(card.locator('[data-field="severity"]')).to_have_text("高")
     expect(card.locator('[data-field="status"]')).to_have_text("待处理")
@@ -174,7 +178,11 @@ def test_console_in_chinese(app: Flask, browser: Browser, live_server: LiveServe
     expect(page.locator("#alarm-banner")).to_have_text("高级告警：门被强行打开：A door terminal")
     card.get_by_role("button", name="确认").click()
     expect(card.locator('[data-field="status"]')).to_have_text("已确认")
-    expect(card.locator('[data-field="summary"]')).to_have_text("门被强行打开：A door terminal")
+    # The translation is a second request after the stream's (English) change: a loaded
+    # machine takes longer than Playwright's default 5 s.
+    expect(card.locator('[data-field="summary"]')).to_have_text(
+        "门被强行打开：A door terminal", timeout=15_000
+    )
     page.get_by_role("button", name="声音：开").click()
     expect(page.locator("#sound-toggle")).to_have_text("声音：关")
     page.close()
