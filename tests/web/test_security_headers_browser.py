@@ -94,6 +94,7 @@ def test_resident_portal_runs_under_the_policy(
     watched.goto("/my/passes/new")
     page.get_by_label("Guest's name").fill("李四")
     page.get_by_role("button", name="Create pass").click()
+    page.wait_for_url("**/my/passes/pas_*")
     page.wait_for_load_state()  # share.js binds the button once the page has loaded
     page.get_by_role("button", name="Copy link").click()
     expect(page.locator("#share-note")).to_have_text("Link copied.")
