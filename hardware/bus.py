@@ -22,6 +22,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hardware.topics import topic_filter_of
+
 _LOGGER = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
@@ -146,6 +148,7 @@ class MqttBus:
         self._keepalive_s = keepalive_s
         self._handlers: list[tuple[str, Handler]] = []
         self._connect_hooks: list[ConnectHook] = []
+        self._disconnect_hooks: list[ConnectHook] = []
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._lock = threading.Lock()
@@ -179,7 +182,10 @@ class MqttBus:
         return self._connected.is_set()
 
     def subscribe(self, topic_filter: str, handler: Handler) -> None:
-        """Call ``handler(topic, payload)`` for messages matching ``topic_filter``."""
+        """Call ``handler(topic, payload)`` for messages matching ``topic_filter``.
+
+        A shared subscription (``$share/{group}/{filter}``) is matched as ``filter``.
+        """
         with self._lock:
             self._handlers.append((topic_filter, handler))
             if self.connected:
@@ -189,6 +195,18 @@ class MqttBus:
         """Call ``hook()`` after every successful (re)connect, once subscriptions are renewed."""
         with self._lock:
             self._connect_hooks.append(hook)
+
+    def add_disconnect_hook(self, hook: ConnectHook) -> None:
+        """Call ``hook()`` whenever the connection is lost or closed (the server's metrics)."""
+        with self._lock:
+            self._disconnect_hooks.append(hook)
+
+    @property
+    def unacknowledged(self) -> int:
+        """QoS 1/2 messages published and not yet acknowledged by the broker (kept by paho
+        while the broker is away)."""
+        with self._acks:
+            return len(self._pending_publishes)
 
     def start(self) -> None:
         """Connect in the background; paho retries with backoff until it succeeds."""
@@ -327,6 +345,13 @@ class MqttBus:
         self._connected.clear()
         self._subscribed.clear()
         _LOGGER.info("disconnected from broker: %s", reason_code)
+        with self._lock:
+            hooks = tuple(self._disconnect_hooks)
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:  # a hook must never stop the client
+                _LOGGER.exception("disconnect hook %r failed", hook)
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, mid: int, reason_codes: Any, _properties: Any
@@ -365,9 +390,87 @@ class MqttBus:
             client.ack(message.mid, message.qos)
         with self._lock:
             handlers = tuple(self._handlers)
-        for topic_filter, handler in handlers:
-            if mqtt.topic_matches_sub(topic_filter, message.topic):
+        for subscription, handler in handlers:
+            # A shared subscription ($share/{group}/...) matches as its filter does.
+            if mqtt.topic_matches_sub(topic_filter_of(subscription), message.topic):
                 try:
                     handler(message.topic, message.payload)
                 except Exception:  # a bad message must never stop the consumer
                     _LOGGER.exception("handler for %s failed", message.topic)
+
+
+def drain_session(
+    address: BrokerAddress,
+    client_id: str,
+    subscriptions: tuple[str, ...],
+    handler: Handler,
+    *,
+    quiet_s: float = 1.0,
+    limit_s: float = 30.0,
+) -> int | None:
+    """Take over the persistent session of ``client_id`` (a client that is gone for good),
+    hand ``handler`` every message the broker kept for it, and end the session.
+
+    It connects as ``client_id`` with clean start off (the session and its queue are
+    resumed) and a session expiry of 0 (the broker deletes the session when we leave), and
+    unsubscribes ``subscriptions`` at once, so the broker routes nothing new to it: with
+    shared subscriptions it would otherwise keep giving the gone client its turn. Messages
+    are acknowledged after ``handler`` ran. It leaves when no message came for ``quiet_s``
+    seconds, or after ``limit_s``. Returns how many messages it handled; None when the
+    broker refused the connection or had no session for ``client_id`` (nothing to drain).
+    """
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+    if address.tls:
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    state = {"handled": 0, "last": time.monotonic(), "resumed": False}
+    finished = threading.Event()
+
+    def on_connect(
+        client: mqtt.Client, _userdata: Any, flags: Any, reason_code: Any, _properties: Any
+    ) -> None:
+        if reason_code.is_failure or not getattr(flags, "session_present", False):
+            finished.set()  # refused, or no session: nothing was kept for it
+            return
+        state["resumed"] = True
+        state["last"] = time.monotonic()
+        client.unsubscribe(list(subscriptions))
+
+    def on_message(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            handler(message.topic, message.payload)
+        except Exception:  # one bad message must not keep the rest
+            _LOGGER.exception("handler for %s failed while draining %s", message.topic, client_id)
+        state["handled"] += 1
+        state["last"] = time.monotonic()
+
+    def on_disconnect(*_args: Any) -> None:
+        finished.set()  # e.g. the client came back and took its session: leave it be
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.on_disconnect = on_disconnect
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 0
+    deadline = time.monotonic() + limit_s
+    try:
+        client.connect(
+            address.host, address.port, keepalive=30, clean_start=False, properties=properties
+        )
+    except OSError as error:
+        _LOGGER.warning("cannot drain %s: %s", client_id, error)
+        return None
+    client.loop_start()
+    try:
+        while not finished.wait(0.1):
+            now = time.monotonic()
+            if now > deadline or (state["resumed"] and now - state["last"] > quiet_s):
+                break
+    finally:
+        client.disconnect()
+        with contextlib.suppress(AttributeError):  # paho 2.1: a thread that already ended
+            client.loop_stop()
+    return int(state["handled"]) if state["resumed"] else None

@@ -115,19 +115,22 @@ class CommandMessage:
     event_id: str | None = None
     open_ms: int | None = None
     text: str | None = None
+    # The server's HTTP request that caused the command, for joining logs (present only then).
+    request_id: str | None = None
 
     def encode(self) -> bytes:
-        return _dump(
-            {
-                "cmd_id": self.cmd_id,
-                "cmd": self.cmd.value,
-                "event_id": self.event_id,
-                "open_ms": self.open_ms,
-                "text": self.text,
-                "issued_at": format_ts(self.issued_at),
-                "expires_at": format_ts(self.expires_at),
-            }
-        )
+        body: dict[str, Any] = {
+            "cmd_id": self.cmd_id,
+            "cmd": self.cmd.value,
+            "event_id": self.event_id,
+            "open_ms": self.open_ms,
+            "text": self.text,
+            "issued_at": format_ts(self.issued_at),
+            "expires_at": format_ts(self.expires_at),
+        }
+        if self.request_id:
+            body["request_id"] = self.request_id
+        return _dump(body)
 
     @classmethod
     def decode(cls, payload: bytes) -> CommandMessage:
@@ -144,6 +147,7 @@ class CommandMessage:
             event_id=_optional_text(data, "event_id", 64),
             open_ms=_optional_int(data, "open_ms", 0, 3_600_000),
             text=_optional_text(data, "text", 500),
+            request_id=_optional_text(data, "request_id", 64),
         )
 
     def expired(self, now: datetime) -> bool:

@@ -11,6 +11,7 @@ import click
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server.settings import Settings, SettingsError
 
@@ -34,18 +35,22 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         raise
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     app.config.from_mapping(_flask_config(settings))
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from server.core import logs
+
+    logs.configure(settings.log_level, settings.log_format)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    if settings.proxy_hops:  # the client's address and scheme as the proxies saw them
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     from server import cli, web
     from server.api import init_app as init_api
-    from server.core import auth, bodies, headers, i18n, messaging, problems
+    from server.core import auth, bodies, headers, i18n, messaging, metrics, problems
     from server.extensions import csrf, db, limiter, login_manager, migrate
     from server.passes import keyset
 
-    problems.init_url_limit(app)  # first, so an over-long URL meets no other hook
+    logs.init_app(app)  # the request id first: every later hook's log lines carry it
+    problems.init_url_limit(app)  # then, so an over-long URL meets no other hook
     bodies.init_app(app)  # then text that cannot be stored is refused
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, compare_type=True)
@@ -56,6 +61,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     auth.init_app(app)
     headers.init_app(app)
     messaging.init_app(app)
+    metrics.init_app(app)
     init_api(app)
     web.init_app(app)
     problems.init_app(app)

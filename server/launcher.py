@@ -15,8 +15,17 @@
 - a local Redis on a free loopback port, when ``RATELIMIT_STORAGE_URI`` is unset or
   empty, so the web processes count rate limits into one budget
   (``server.core.ratelimits``);
-- the web server: gunicorn with ``server:create_app()`` on ``GK_BIND``;
-- the worker: ``flask --app server worker``.
+- the web server: gunicorn with ``server:create_app()`` on ``GK_BIND``, its hooks in
+  ``server.gunicorn_config``, and its processes' metrics in ``<INSTANCE_DIR>/metrics``
+  (``PROMETHEUS_MULTIPROC_DIR``, emptied when gunicorn starts; ``/metrics`` adds them up);
+- the stream process: gunicorn with gevent's worker class and ``server.streams:create_app()``
+  on the web server's host and ``STREAM_PORT`` (default: the web port + 1, else a free one),
+  serving the officers' consoles and the live pages, a greenlet each; the web server gets
+  ``STREAM_PORT`` so its pages open their streams there (``server.streams``), and its
+  metrics go to ``<INSTANCE_DIR>/metrics-streams``;
+- the worker: ``flask --app server worker``; ``WORKERS=N`` starts N of them, numbered by
+  ``WORKER_ID`` 1 to N, with ``MQTT_SHARED_SUBSCRIPTIONS=1`` (unless set): they share the
+  device traffic, and one of them leads the scheduled jobs (``server.worker``).
 
 It waits for ``/healthz``, prints where to log in and the demo accounts, and then
 watches the children: if one exits, the others are stopped and the launcher exits
@@ -24,11 +33,12 @@ non-zero. Each child runs in its own process group, so a Ctrl-C in the terminal
 reaches only the launcher, which then stops the children in order (web and worker
 first, the broker last) and kills whatever is left after ``STOP_TIMEOUT_S``.
 
-The launcher reads three variables of its own (they configure processes, not the
+The launcher reads four variables of its own (they configure processes, not the
 server, so they are not in ``server.settings.VARIABLES``): ``GK_BIND`` (gunicorn's
-bind address), ``PORT`` (the port when ``GK_BIND`` is unset) and ``MQTT_URL``
-(whether to start a broker); and whether the server's ``RATELIMIT_STORAGE_URI`` is set
-(whether to start Redis). Everything else is validated by ``Settings``.
+bind address), ``PORT`` (the port when ``GK_BIND`` is unset), ``MQTT_URL``
+(whether to start a broker) and ``WORKERS`` (how many workers, 1 by default); and whether
+the server's ``RATELIMIT_STORAGE_URI`` is set (whether to start Redis), and its
+``STREAM_PORT`` (the stream process's port). Everything else is validated by ``Settings``.
 """
 
 from __future__ import annotations
@@ -354,12 +364,15 @@ def local_redis(
 
 
 def web_command(host: str, port: int) -> list[str]:
-    """Gunicorn from this interpreter's environment, serving the app factory."""
+    """Gunicorn from this interpreter's environment, serving the app factory, with the
+    server's hooks (``server.gunicorn_config``: Prometheus' multiprocess folder, log format)."""
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return [
         sys.executable,
         "-m",
         "gunicorn",
+        "--config",
+        "python:server.gunicorn_config",
         "--bind",
         bind,
         "--workers",
@@ -371,6 +384,99 @@ def web_command(host: str, port: int) -> list[str]:
         "--limit-request-line",
         str(REQUEST_LINE_LIMIT),
         "server:create_app()",
+    ]
+
+
+def metrics_environment(instance_dir: Path) -> dict[str, str]:
+    """The environment of gunicorn's processes for ``/metrics``: each counts into files in
+    ``<INSTANCE_DIR>/metrics`` (prometheus-client's multiprocess mode), which gunicorn's
+    ``on_starting`` hook empties. The worker is not given it: it serves its own metrics
+    (``METRICS_PORT``)."""
+    folder = instance_dir / "metrics"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+
+
+# Streams one stream process holds at once, of each kind (its ALERT_STREAMS_PER_PROCESS and
+# PAGE_STREAMS_PER_PROCESS): bench/consoles.py measured alerts within 500 ms at P99 there.
+STREAM_PROCESS_STREAMS = 1000
+# gevent's connections per process: the streams and the requests around them.
+STREAM_WORKER_CONNECTIONS = 2 * STREAM_PROCESS_STREAMS + 100
+
+
+def stream_command(host: str, port: int) -> list[str]:
+    """The stream process (``server.streams``): gunicorn with one gevent process, the same
+    hooks as the web server."""
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:server.gunicorn_config",
+        "--bind",
+        bind,
+        "--workers",
+        "1",
+        "--worker-class",
+        "gevent",
+        "--worker-connections",
+        str(STREAM_WORKER_CONNECTIONS),
+        "--limit-request-line",
+        str(REQUEST_LINE_LIMIT),
+        "server.streams:create_app()",
+    ]
+
+
+def stream_port(environ: Mapping[str, str], host: str, web_port: int) -> int:
+    """``STREAM_PORT`` when set, else the web port + 1 when free, else a free port."""
+    raw = environ.get("STREAM_PORT", "").strip()
+    if raw:
+        if not raw.isdigit() or not 0 < int(raw) < 65536 or int(raw) == web_port:
+            raise LaunchError(f"STREAM_PORT must be a port other than the web one, got {raw!r}")
+        return int(raw)
+    if web_port < 65535 and port_is_free(host, web_port + 1):
+        return web_port + 1
+    return free_port(DEFAULT_HOST if host in ("0.0.0.0", "::") else host)  # noqa: S104
+
+
+def stream_environment(environ: Mapping[str, str], instance_dir: Path) -> dict[str, str]:
+    """The stream process's environment: its budgets, and a metrics folder of its own (its
+    gunicorn empties it at start, as the web server's empties ``metrics``)."""
+    folder = instance_dir / "metrics-streams"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        **environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(folder),
+        "ALERT_STREAMS_PER_PROCESS": str(STREAM_PROCESS_STREAMS),
+        "PAGE_STREAMS_PER_PROCESS": str(STREAM_PROCESS_STREAMS),
+    }
+
+
+MAX_WORKERS = 16
+
+
+def worker_count(environ: Mapping[str, str]) -> int:
+    """``WORKERS``: how many workers to start (1 to ``MAX_WORKERS``, default 1)."""
+    raw = environ.get("WORKERS", "").strip() or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WORKERS:
+        raise LaunchError(f"WORKERS must be a whole number from 1 to {MAX_WORKERS}, got {raw!r}")
+    return int(raw)
+
+
+def worker_environments(environ: Mapping[str, str], count: int) -> list[tuple[str, dict[str, str]]]:
+    """Each worker's name and environment. One worker keeps ``environ`` as it is; several
+    are ``WORKER_ID`` 1 to ``count`` and share device traffic (``MQTT_SHARED_SUBSCRIPTIONS``
+    is 1 unless ``environ`` says otherwise)."""
+    if count == 1:
+        return [("worker", dict(environ))]
+    shared = environ.get("MQTT_SHARED_SUBSCRIPTIONS", "").strip() or "1"
+    return [
+        (
+            f"worker-{number}",
+            {**environ, "WORKER_ID": str(number), "MQTT_SHARED_SUBSCRIPTIONS": shared},
+        )
+        for number in range(1, count + 1)
     ]
 
 
@@ -500,12 +606,18 @@ def _check_settings(environ: Mapping[str, str]) -> Path:
 
 
 def run(environ: Mapping[str, str], stop: threading.Event) -> int:
-    """Start broker (if needed), web server and worker; supervise until ``stop`` or a failure."""
+    """Start broker (if needed), web server and workers; supervise until ``stop`` or a failure."""
     env = dict(environ)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn's alone (metrics_environment)
     host, port = web_bind(env)
     base_url = local_url(host, port)
     if not port_is_free(host, port):
         raise LaunchError(f"{host}:{port} is taken; set GK_BIND or PORT to another address")
+    streams_port = stream_port(env, host, port)
+    if not port_is_free(host, streams_port):
+        raise LaunchError(f"{host}:{streams_port} is taken; set STREAM_PORT to another port")
+    env["STREAM_PORT"] = str(streams_port)  # the pages open their streams there
+    workers = worker_count(env)
     instance_dir = _check_settings(env)
     with contextlib.ExitStack() as stack:
         if not env.get("MQTT_URL", "").strip():
@@ -522,11 +634,19 @@ def run(environ: Mapping[str, str], stop: threading.Event) -> int:
             _LOGGER.info("local Redis for rate limits at %s", env["RATELIMIT_STORAGE_URI"])
         children: list[Child] = []
         stack.callback(stop_children, children)  # runs before the broker stops
-        children.append(start_child("web", web_command(host, port), env))
-        children.append(start_child("worker", worker_command(), env))
+        streams = start_child(
+            "streams", stream_command(host, streams_port), stream_environment(env, instance_dir)
+        )
+        children.append(streams)
+        web_env = {**env, **metrics_environment(instance_dir)}
+        children.append(start_child("web", web_command(host, port), web_env))
+        for name, worker_env in worker_environments(env, workers):
+            children.append(start_child(name, worker_command(), worker_env))
         if not wait_until_healthy(base_url, [*children, *watched], stop):
             _LOGGER.info("stop requested while starting")
             return 0
+        _wait_for_port(host, streams_port, streams, HEALTH_TIMEOUT_S)
+        _LOGGER.info("stream process at %s", local_url(host, streams_port))
         fleet = simulators_command(env, instance_dir, base_url)
         if fleet is not None:
             children.append(start_child("devices", fleet, env))

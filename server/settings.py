@@ -72,7 +72,26 @@ VARIABLES: tuple[Variable, ...] = (
         "TLS). When unset, `make run` starts a local Mosquitto.",
     ),
     Variable(
-        "MQTT_CLIENT_ID", "gatekeeper-worker", "MQTT client id of the worker (persistent session)."
+        "MQTT_CLIENT_ID",
+        "gatekeeper-worker",
+        "Start of each worker's MQTT client id: `<MQTT_CLIENT_ID>-<host>-<WORKER_ID>`, the same "
+        "after a restart, so its persistent session (and what the broker queued for it) "
+        "carries on.",
+    ),
+    Variable(
+        "WORKER_ID",
+        "(unset)",
+        "This worker's name among the workers of its host (letters, digits, `_ . -`). Unset: "
+        "the lowest number from 1 that no running worker of this host (and `INSTANCE_DIR`) "
+        "holds. A second worker with the same id refuses to start.",
+    ),
+    Variable(
+        "MQTT_SHARED_SUBSCRIPTIONS",
+        "0",
+        "`1`: the workers share device traffic through MQTT shared subscriptions "
+        "(`$share/...`), each message to one of them: set it to run several workers. `0`: "
+        "each worker subscribes on its own and gets every message (one worker; Mosquitto 2.0 "
+        "keeps such subscriptions over its own restart, not shared ones: `docs/broker.md`).",
     ),
     Variable(
         "MQTT_BROKER_DIR",
@@ -133,14 +152,24 @@ VARIABLES: tuple[Variable, ...] = (
         "ALERT_STREAMS_PER_PROCESS",
         "4",
         "Officer consoles (`/api/v1/alerts/stream`) one web process serves at once; each "
-        "holds a gunicorn thread. More answer 503 and retry.",
+        "holds a gunicorn thread there. The stream process (gevent: a greenlet each, "
+        "`docs/deploy.md`) is given 1000. More answer 503 and retry.",
     ),
     Variable(
         "PAGE_STREAMS_PER_PROCESS",
         "2",
         "Live pages (`/live`: the device console, the cars page, a resident's door opening) one "
-        "web process updates at once; each holds a gunicorn thread. More answer 503, and the "
-        "page says to reload.",
+        "web process updates at once; each holds a gunicorn thread there. The stream process "
+        "is given 1000. More answer 503, and the page says to reload.",
+    ),
+    Variable(
+        "STREAM_PORT",
+        "(unset)",
+        "Port of the stream process on the pages' own host, for a site with no proxy that "
+        "routes `/live` and `/api/v1/alerts/stream` to it (`make run` sets it): pages open "
+        "their streams on `<scheme>://<their host>:<STREAM_PORT>`. Unset: on the pages' own "
+        "origin (behind the proxy of `docs/deploy.md`, or served by the web process itself, "
+        "a thread each).",
     ),
     Variable(
         "RATELIMIT_STORAGE_URI",
@@ -156,9 +185,52 @@ VARIABLES: tuple[Variable, ...] = (
         "resolve to a loopback, private, link-local or reserved address, such as an internal "
         "police records system. Every other webhook must resolve to public addresses only.",
     ),
+    Variable(
+        "FACE_GALLERY_MEMORY_MB",
+        "256",
+        "Face galleries one process keeps, in MiB (memory maps included); past it the least "
+        "recently used community's gallery is dropped, and loaded again at its next face "
+        '(`docs/faces.md`, "Galleries in memory").',
+    ),
+    Variable(
+        "FACE_GALLERY_DIR",
+        "<INSTANCE_DIR>/face-galleries",
+        "Where the web processes of one machine share decrypted face galleries, one read-only "
+        "file per community (mode 0600, signed). A local disk, or tmpfs to keep them off disk; "
+        "`off`: each process keeps its own copy in memory.",
+    ),
     Variable("WORKER_HEARTBEAT_SECONDS", "30", "Interval of the worker's heartbeat job."),
     Variable("DEFAULT_TIMEZONE", "Asia/Shanghai", "Time zone given to new communities."),
     Variable("LOG_LEVEL", "INFO", "Python logging level."),
+    Variable(
+        "LOG_FORMAT",
+        "text",
+        "`text` (one readable line per record) or `json` (one JSON object per line, for a log "
+        "shipper). Either way, a line logged while serving an HTTP request carries its request "
+        "id (`X-Request-ID`), and so does the `open` command that request caused "
+        "(`docs/deploy.md`).",
+    ),
+    Variable(
+        "METRICS_TOKEN",
+        "(unset)",
+        "Bearer token Prometheus sends to read `/metrics` (and the worker's `METRICS_PORT`) "
+        "from any address; at least 16 characters. Unset: only this machine may read them "
+        "(a loopback address, not through a proxy).",
+    ),
+    Variable(
+        "METRICS_PORT",
+        "(unset)",
+        "Port on which `flask worker` serves its own Prometheus metrics (`/metrics`): on "
+        "127.0.0.1, or on every address when `METRICS_TOKEN` is set. Give each worker on a "
+        "machine its own port. Unset: the worker serves none.",
+    ),
+    Variable(
+        "PROXY_HOPS",
+        "0",
+        "Reverse proxies in front of gunicorn whose `X-Forwarded-For`, `-Proto`, `-Host` and "
+        "`-Port` the server believes (1 behind one nginx). 0: the peer's address is the "
+        "client's, and forwarded headers are ignored.",
+    ),
 )
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -175,6 +247,8 @@ class Settings:
     data_key: str
     mqtt_url: str
     mqtt_client_id: str
+    worker_id: str | None
+    mqtt_shared_subscriptions: bool
     mqtt_broker_dir: Path | None
     mqtt_broker_pidfile: Path | None
     device_heartbeat_seconds: int
@@ -190,9 +264,16 @@ class Settings:
     page_streams_per_process: int
     ratelimit_storage_uri: str
     webhook_allowed_hosts: frozenset[str]
+    face_gallery_memory_mb: int
+    face_gallery_dir: Path | None  # None: no shared files, each process its own copy
     worker_heartbeat_seconds: int
     default_timezone: str
     log_level: str
+    log_format: str = "text"
+    metrics_token: str | None = None
+    metrics_port: int | None = None
+    proxy_hops: int = 0
+    stream_port: int | None = None  # None: pages open their streams on their own origin
 
     @property
     def is_production(self) -> bool:
@@ -226,6 +307,9 @@ class Settings:
             ),
             "mqtt_url": parser.text("MQTT_URL", "mqtt://127.0.0.1:1883"),
             "mqtt_client_id": parser.text("MQTT_CLIENT_ID", "gatekeeper-worker"),
+            "worker_id": parser.optional_text("WORKER_ID"),
+            "mqtt_shared_subscriptions": parser.choice("MQTT_SHARED_SUBSCRIPTIONS", ("0", "1"))
+            == "1",
             "mqtt_broker_dir": parser.path("MQTT_BROKER_DIR"),
             "mqtt_broker_pidfile": parser.path("MQTT_BROKER_PIDFILE"),
             "device_heartbeat_seconds": parser.integer(
@@ -242,13 +326,20 @@ class Settings:
             "registration_rate_limit": parser.text("REGISTRATION_RATE_LIMIT", "10 per hour"),
             "pass_key_rotation_days": parser.integer("PASS_KEY_ROTATION_DAYS", 30, low=1, high=365),
             "alert_streams_per_process": parser.integer(
-                "ALERT_STREAMS_PER_PROCESS", 4, low=1, high=1000
+                "ALERT_STREAMS_PER_PROCESS", 4, low=1, high=100_000
             ),
             "page_streams_per_process": parser.integer(
-                "PAGE_STREAMS_PER_PROCESS", 2, low=1, high=1000
+                "PAGE_STREAMS_PER_PROCESS", 2, low=1, high=100_000
             ),
+            "stream_port": parser.optional_integer("STREAM_PORT", low=1, high=65535),
             "ratelimit_storage_uri": parser.text("RATELIMIT_STORAGE_URI", "memory://"),
             "webhook_allowed_hosts": parser.hosts("WEBHOOK_ALLOWED_HOSTS"),
+            "face_gallery_memory_mb": parser.integer(
+                "FACE_GALLERY_MEMORY_MB", 256, low=1, high=1024 * 1024
+            ),
+            "face_gallery_dir": _gallery_dir(
+                parser.text("FACE_GALLERY_DIR", ""), instance_dir / "face-galleries"
+            ),
             "worker_heartbeat_seconds": parser.integer(
                 "WORKER_HEARTBEAT_SECONDS", 30, low=1, high=3600
             ),
@@ -256,11 +347,25 @@ class Settings:
             "log_level": parser.choice(
                 "LOG_LEVEL", _LOG_LEVELS, default="INFO", transform=str.upper
             ),
+            "log_format": parser.choice("LOG_FORMAT", ("text", "json")),
+            "metrics_token": parser.optional_text("METRICS_TOKEN"),
+            "metrics_port": parser.optional_integer("METRICS_PORT", low=1, high=65535),
+            "proxy_hops": parser.integer("PROXY_HOPS", 0, low=0, high=5),
         }
         parser.check(
             "MQTT_URL",
             _valid_mqtt_url(values["mqtt_url"]),
             "must look like mqtt://[user:password@]host[:port]",
+        )
+        parser.check(
+            "WORKER_ID",
+            values["worker_id"] is None or _valid_worker_id(values["worker_id"]),
+            "must be 1 to 32 letters, digits, '_', '.' or '-'",
+        )
+        parser.check(
+            "MQTT_CLIENT_ID",
+            _valid_worker_id(values["mqtt_client_id"], 64),
+            "must be 1 to 64 letters, digits, '_', '.' or '-'",
         )
         parser.check(
             "DEFAULT_TIMEZONE",
@@ -278,6 +383,8 @@ class Settings:
                 _valid_rate_limit(values[name.lower()]),
                 "must look like '10 per minute'",
             )
+        if values["metrics_token"] is not None and len(values["metrics_token"]) < 16:
+            parser.problems.append("METRICS_TOKEN: must be at least 16 characters")  # not echoed
         if parser.problems:
             raise SettingsError(parser.problems)
         return cls(**values)
@@ -305,6 +412,14 @@ class _Parser:
 
     def text(self, name: str, default: str) -> str:
         return self._raw(name) or default
+
+    def optional_text(self, name: str) -> str | None:
+        return self._raw(name)
+
+    def optional_integer(self, name: str, low: int, high: int) -> int | None:
+        if self._raw(name) is None:
+            return None
+        return self.integer(name, low, low=low, high=high)
 
     def path(self, name: str) -> Path | None:
         raw = self._raw(name)
@@ -381,6 +496,13 @@ def _instance_key(path: Path, generate: Callable[[], str]) -> str:
     return value
 
 
+def _gallery_dir(raw: str, default: Path) -> Path | None:
+    """``FACE_GALLERY_DIR``: a folder, ``off`` for none, empty for the default."""
+    if raw.lower() == "off":
+        return None
+    return Path(raw).resolve() if raw else default
+
+
 def _new_secret_key() -> str:
     return secrets.token_urlsafe(48)
 
@@ -407,6 +529,11 @@ def _check_data_key(value: str) -> bool:
 
 def _valid_database_url(url: str) -> bool:
     return url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://"))
+
+
+def _valid_worker_id(value: str, longest: int = 32) -> bool:
+    """An id that goes into MQTT client ids and file names as it is."""
+    return len(value) <= longest and all(c.isascii() and (c.isalnum() or c in "_.-") for c in value)
 
 
 def _valid_mqtt_url(url: str) -> bool:

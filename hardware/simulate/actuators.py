@@ -78,7 +78,11 @@ class AccessPointDevice(SimulatedDevice):
             open_ms = command.open_ms if command.open_ms is not None else DEFAULT_OPEN_MS
             self._unlock(open_ms)
             _LOGGER.info(
-                "%s unlocked for %d ms (command %s)", self.device_id, open_ms, command.cmd_id
+                "%s unlocked for %d ms (command %s, request %s)",
+                self.device_id,
+                open_ms,
+                command.cmd_id,
+                command.request_id or "-",
             )
         elif command.cmd is Command.LOCK:
             with self._state:

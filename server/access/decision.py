@@ -23,6 +23,7 @@ from gatekeeper.schedule import schedule_from_json
 from gatekeeper.vocabulary import CredentialType, Decision, PersonRole, Reason
 from hardware.protocol import Command
 from server.alerts import rules as alert_rules
+from server.core import metrics
 from server.devices import commands
 from server.extensions import db
 from server.models import (
@@ -237,6 +238,9 @@ def decide(
     )
     db.session.add(event)
     db.session.flush()
+    metrics.access_decided(
+        presented.credential_type.value, decision.decision.value, decision.reason.value
+    )
     alert_rules.after_access_event(event)  # repeated spoofing at this door
     if decision.granted:
         commands.issue(device, Command.OPEN, event_id=event.id, open_ms=point.open_ms)

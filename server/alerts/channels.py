@@ -50,7 +50,7 @@ from hardware.messages import format_ts
 from hardware.topics import alerts_topic
 from server.alerts import targets
 from server.alerts.summaries import SUMMARY_KEY
-from server.core import crypto
+from server.core import crypto, metrics
 from server.core.links import snapshot_url
 from server.core.messaging import OutgoingMessage, queue_message, when_acked
 from server.extensions import db
@@ -265,7 +265,14 @@ class MqttChannel:
         db.session.add(delivery)
         message = encode(alert_payload(alert, reason))
         on_acked = when_acked(partial(_taken_by_the_broker, delivery.id))
+        if reason == DeliveryReason.RAISED:
+            on_acked = metrics.after(on_acked, partial(_delivered, self.name, alert.created_at))
         queue_message(db.session, OutgoingMessage(topic, message, on_acked=on_acked))
+
+
+def _delivered(channel: str, raised_at: datetime) -> None:
+    """Count the lag from raising an alert to its delivery on ``channel`` (``/metrics``)."""
+    metrics.alert_delivered(channel, (utcnow() - raised_at).total_seconds())
 
 
 def _taken_by_the_broker(delivery_id: str) -> Update:
@@ -509,6 +516,12 @@ def _record(claimed: Iterable[_Claimed], outcomes: dict[str, Attempt], now: date
         if attempt.ok:
             row.status, row.next_attempt_at = DeliveryStatus.SENT.value, None
             _LOGGER.info("alert %s sent to %s %s", row.alert_id, row.channel, row.target)
+            if row.reason == DeliveryReason.RAISED.value:
+                raised_at = db.session.scalar(
+                    select(Alert.created_at).where(Alert.id == row.alert_id)
+                )
+                if raised_at is not None:
+                    _delivered(row.channel, raised_at)
             continue
         row.status, row.last_error = DeliveryStatus.FAILED.value, attempt.error
         retry = item.send is not None and not attempt.final and row.attempts < MAX_ATTEMPTS

@@ -24,6 +24,7 @@ from server.access import card, face, plate, qr
 from server.access.decision import Door
 from server.api import multipart_body, public_blueprint, require_body
 from server.api.schemas import HEX_8_TO_32
+from server.core import metrics
 from server.core.auth import authenticate_device
 from server.core.errors import Forbidden, Invalid
 from server.extensions import db
@@ -80,6 +81,7 @@ def _authenticate_device() -> None:
 @blp.arguments(CardRequestSchema)
 @blp.response(200, DecisionSchema)
 @blp.doc(security=[{"deviceAuth": []}])
+@metrics.timed_verify("card")
 def verify_card(data: dict[str, Any]) -> Any:
     """An IC card presented at the device's door; an ``open`` command follows a grant."""
     verdict = card.verify(g.door, data["uid"])
@@ -135,6 +137,7 @@ def _read_frame(read: Callable[[bytes], T]) -> T:
     security=[{"deviceAuth": []}],
     requestBody=multipart_body("FaceVerify", FaceFormSchema, FaceFilesSchema),
 )
+@metrics.timed_verify("face")
 def verify_face(form: dict[str, Any], _files: dict[str, Any]) -> Any:
     """A face at the device's door (multipart ``image``, optional ``depth`` and ``direction``).
 
@@ -183,6 +186,7 @@ _QR_BODY = {
 @blp.post("/verify/qr")
 @blp.response(200, DecisionSchema)
 @blp.doc(security=[{"deviceAuth": []}], requestBody=_QR_BODY)
+@metrics.timed_verify("qr")
 def verify_qr() -> Any:
     """A QR code at the device's door: a visitor pass or a resident's rotating code.
 
@@ -259,6 +263,7 @@ _PLATE_BODY = {
 @blp.post("/verify/plate")
 @blp.response(200, DecisionSchema)
 @blp.doc(security=[{"deviceAuth": []}], requestBody=_PLATE_BODY)
+@metrics.timed_verify("plate")
 def verify_plate() -> Any:
     """A plate read by the device's barrier camera; ``open`` follows a grant.
 

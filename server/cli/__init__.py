@@ -138,10 +138,19 @@ def create_user(
     help="Stop after this many seconds (for tests and smoke checks).",
 )
 def worker(run_seconds: float | None) -> None:
-    """Run the worker: MQTT consumer and scheduler (exactly one per deployment)."""
-    from server.worker import Worker
+    """Run a worker: MQTT consumer, and scheduler while it leads (run one or more)."""
+    from server.core.metrics import serve_worker_metrics
+    from server.worker import Worker, WorkerIdTaken
 
-    Worker(current_app._get_current_object()).run(run_seconds)  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    metrics_server = serve_worker_metrics(app.config["SETTINGS"])  # METRICS_PORT, when set
+    try:
+        Worker(app).run(run_seconds)
+    except WorkerIdTaken as error:
+        _fail(f"{error}; set another WORKER_ID, or leave it unset")
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
 
 
 @click.command("demo-fleet")

@@ -10,8 +10,10 @@ switch off. Here it is plain what the browser is told, and why:
   in ``server/static/*.js``; a template that must inline one (the API docs' start-up
   script) marks it with ``nonce="{{ csp_nonce() }}"``, and only then does ``script-src``
   name that request's nonce. ``img-src`` adds ``data:`` for the stylesheets' small icons
-  (Swagger UI's); ``frame-ancestors 'none'`` keeps the portal's remote open and the
-  officer's console out of other sites' frames (clickjacking).
+  (Swagger UI's); ``connect-src`` adds the stream process's origin where pages open their
+  live streams on another port of their host (``STREAM_PORT``, ``make run``:
+  ``server.core.live.stream_origin``); ``frame-ancestors 'none'`` keeps the portal's
+  remote open and the officer's console out of other sites' frames (clickjacking).
 - ``X-Frame-Options: DENY``: the same for browsers that predate ``frame-ancestors``.
 - ``X-Content-Type-Options: nosniff``: a file is read as the type it is sent with (an
   uploaded picture is never run as script).
@@ -29,6 +31,8 @@ import secrets
 
 from flask import Flask, current_app, g
 from werkzeug.wrappers import Response
+
+from server.core.live import stream_origin
 
 # The directives before script-src's nonce is added, in the order they are sent.
 POLICY: dict[str, str] = {
@@ -60,16 +64,21 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
-def content_security_policy(nonce: str | None = None) -> str:
-    """The policy text; ``nonce`` (when a template inlined a script) joins ``script-src``."""
+def content_security_policy(nonce: str | None = None, stream_origin: str | None = None) -> str:
+    """The policy text; ``nonce`` (when a template inlined a script) joins ``script-src``,
+    ``stream_origin`` (where the page's live streams are) ``connect-src``."""
     directives = dict(POLICY)
     if nonce is not None:
         directives["script-src"] += f" 'nonce-{nonce}'"
+    if stream_origin is not None:
+        directives["connect-src"] += f" {stream_origin}"
     return "; ".join(f"{name} {sources}" for name, sources in directives.items())
 
 
 def _add_headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = content_security_policy(g.get("csp_nonce"))
+    response.headers["Content-Security-Policy"] = content_security_policy(
+        g.get("csp_nonce"), stream_origin()
+    )
     for name, value in FIXED_HEADERS.items():
         response.headers.setdefault(name, value)  # a view's stricter choice stays
     if current_app.config["SETTINGS"].is_production:

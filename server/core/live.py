@@ -10,18 +10,38 @@ device commands and devices (``server.devices.feeds``) and cars inside
 (``server.access.feeds``) are feeds.
 
 Each process runs one ``Broadcaster`` thread, started by the first stream and ended when the
-last one closes. Every ``POLL_S`` it reads, for each feed an open stream wants, the rows whose
-change time moved (one short query on a pooled connection, given back at once) and hands each
-change to the queues of the streams that may see it: their communities, their feeds, only their
-own rows where the feed says so. A stream thread waits on its own queue and holds no database
-connection; it writes a comment every ``HEARTBEAT_S`` so that a client that went away is
-noticed, and ends after ``STREAM_MAX_S`` (the browser's ``EventSource`` reconnects by itself,
-with ``Last-Event-ID``, and the caller's rights are checked again). Each kind of stream has a
-budget per process (``Subscriber.budget``): one more answers 503 with ``Retry-After``, and the
-page says to reload.
+last one closes. It reads, for each feed an open stream wants, the rows whose change time
+moved (one short query on a pooled connection, given back at once) and hands each change to
+the queues of the streams that may see it: their communities, their feeds, only their own
+rows where the feed says so. When it reads:
+
+- on PostgreSQL, when told: every feed's table has a trigger (``gk_live_notify``, a
+  migration) that sends ``NOTIFY gk_live, '<feed>:<community id>'`` with each change,
+  delivered at its commit. The broadcaster holds one connection of its own for ``LISTEN
+  gk_live`` (autocommit, no transaction, TCP keepalives) and reads a feed only after a
+  notification that some open stream may want (its feed, one of its communities), at most
+  once per ``COALESCE_S`` (a burst of changes is one read), and every feed once per
+  ``SAFETY_POLL_S`` in case a notification was lost. While nothing changes it sends the
+  database nothing else. When that connection is lost (the database restarted, the backend
+  was ended) it polls every ``POLL_S`` meanwhile, connects again with a growing pause
+  (``RECONNECT_MAX_S`` at most) and then reads every feed once, for what changed while it
+  was away;
+- on SQLite, which has no notifications: every ``POLL_S``.
+
+A stream thread waits on its own queue and holds no database connection; it writes a comment
+every ``HEARTBEAT_S`` so that a client that went away is noticed, and ends after
+``STREAM_MAX_S`` (the browser's ``EventSource`` reconnects by itself, with ``Last-Event-ID``,
+and the caller's rights are checked again). Each kind of stream has a budget per process
+(``Subscriber.budget``): one more answers 503 with ``Retry-After``, and the page says to
+reload. A web process under gunicorn's threads spends a thread on each stream; the stream
+process (``server.streams``, gevent) a greenlet.
+
+Pages open their streams on their own origin, or, where the stream process listens on
+another port of the same host and no proxy routes the streams to it (``make run``), on
+``stream_origin()`` (``STREAM_PORT``).
 
 A change can be committed a little after its change time was taken (a long transaction, clocks
-of two hosts): each poll looks ``LOOKBACK_S`` behind the newest change it has seen and skips
+of two hosts): each read looks ``LOOKBACK_S`` behind the newest change it has seen and skips
 what it already sent, so such a change is late, not lost. What was in a table when a feed
 started to be watched is the past: it is not sent (a reconnecting client asks for what it
 missed with ``Last-Event-ID``, ``resume``).
@@ -29,22 +49,30 @@ missed with ``Last-Event-ID``, ``resume``).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import logging
 import queue
+import re
+import select as select_module  # looked up per call: gevent patches it in the stream process
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
 from flask import Flask, Response, current_app, request
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 from werkzeug.wsgi import ClosingIterator
 
+from server.core import metrics
 from server.core.errors import Invalid, NotFound
 from server.core.problems import problem
 from server.core.scope import Scope
@@ -54,6 +82,15 @@ from server.models import Community, UserRole
 _LOGGER = logging.getLogger(__name__)
 
 POLL_S = 0.2
+# PostgreSQL: the channel the feeds' triggers notify, a feed read at most this often after a
+# notification, every feed read this often all the same (a notification lost), and the
+# longest pause between two tries to connect the listener again.
+CHANNEL = "gk_live"
+COALESCE_S = 0.1
+SAFETY_POLL_S = 5.0
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 10.0
+LISTENER_NAME = "gatekeeper-live"  # its application_name in pg_stat_activity
 LOOKBACK_S = 5.0
 HEARTBEAT_S = 15.0
 STREAM_MAX_S = 300.0
@@ -239,10 +276,12 @@ class _Cursor:
 
 
 class Broadcaster:
-    """One per process: polls the feeds open streams want, fans their changes out.
+    """One per process: reads the feeds open streams want when they change, fans the changes
+    out (told by PostgreSQL's notifications; polling SQLite every ``POLL_S``).
 
     ``feeds``: the feeds this broadcaster always polls when ``poll`` is called by hand (from
     the start of their tables); otherwise it polls the registered feeds its streams want.
+    ``listen``: whether to wait for notifications (None: on PostgreSQL).
     """
 
     def __init__(
@@ -252,10 +291,16 @@ class Broadcaster:
         *,
         poll_s: float = POLL_S,
         lookback_s: float = LOOKBACK_S,
+        listen: bool | None = None,
+        coalesce_s: float = COALESCE_S,
+        safety_poll_s: float = SAFETY_POLL_S,
     ):
         self.app = app
         self.poll_s = poll_s
         self.lookback = timedelta(seconds=lookback_s)
+        self.listen = listen
+        self.coalesce_s = coalesce_s
+        self.safety_poll_s = safety_poll_s
         self._own = {feed.name: feed for feed in feeds or ()}
         # Lock order: _lock (streams, thread), then _poll_lock (cursors), never the reverse.
         self._lock = threading.Lock()
@@ -264,17 +309,24 @@ class Broadcaster:
         self._cursors: dict[str, _Cursor] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._bell: _Bell | None = None  # wakes the listening thread (under _lock)
+        self._listener: _Listener | None = None  # the thread's own
 
     @property
     def subscriber_count(self) -> int:
         with self._lock:
             return len(self._subscribers)
 
+    @property
+    def listening(self) -> bool:
+        """Whether the thread is waiting for PostgreSQL's notifications right now."""
+        return self._listener is not None
+
     def feed(self, name: str) -> Feed:
         return self._own.get(name) or FEEDS[name]
 
     def subscribe(self, subscriber: Subscriber, limit: int) -> None:
-        """Start receiving changes from now on (the poller starts with the first stream);
+        """Start receiving changes from now on (the thread starts with the first stream);
         ``TooManyStreams`` when ``limit`` streams of the same budget are open."""
         for name in subscriber.feeds:
             self.feed(name)  # KeyError for a feed nobody registered
@@ -290,31 +342,43 @@ class Broadcaster:
                 )
                 self._thread.start()
             self._subscribers.add(subscriber)
+            self._count_streams()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         with self._lock:
             if subscriber not in self._subscribers:
                 return
             self._subscribers.discard(subscriber)
+            self._count_streams()
             wanted = set(self._own).union(*(s.feeds for s in self._subscribers))
             with self._poll_lock:
                 for name in set(self._cursors) - wanted:
                     del self._cursors[name]  # watched again later: started afresh
+            if not self._subscribers and self._bell is not None:
+                self._bell.ring()  # the listening thread ends now, not at its next poll
 
     def stop(self) -> None:
-        """End the poller and forget every stream (tests, shutdown): streams still open get
-        nothing more, and the next stream starts a fresh poller. Returns once the poller has
+        """End the thread and forget every stream (tests, shutdown): streams still open get
+        nothing more, and the next stream starts a fresh thread. Returns once the thread has
         let go of the database, so the caller may wipe or close it."""
         self._stop.set()
         with self._lock:
             self._subscribers.clear()
+            self._count_streams()
             thread = self._thread
+            if self._bell is not None:
+                self._bell.ring()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
             if thread.is_alive():
-                _LOGGER.warning("the live poller did not stop within 5 s")
+                _LOGGER.warning("the live broadcaster did not stop within 5 s")
         with self._lock, self._poll_lock:
             self._cursors.clear()
+
+    def _count_streams(self) -> None:
+        """The open streams per budget, for ``/metrics`` (``gk_live_streams``); under _lock."""
+        counts = collections.Counter(s.budget for s in self._subscribers)
+        metrics.live_streams(counts, kinds=(PAGE_STREAMS,))
 
     def _start_feeds(self, names: Iterable[str]) -> None:
         """What is in these feeds' tables now is the past: mark it seen without sending it."""
@@ -334,37 +398,139 @@ class Broadcaster:
                 db.session.remove()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            with self._lock:
-                if not self._subscribers:
-                    self._thread = None  # the next stream starts a fresh poller
-                    with self._poll_lock:
-                        for name in set(self._cursors) - set(self._own):
-                            del self._cursors[name]
-                    return
-            try:
-                changes = self.poll()
-            except Exception:  # a database hiccup must not end the pages' updates for good
-                _LOGGER.exception("polling the live feeds failed; trying again")
-                continue
-            if changes:
-                with self._lock:
-                    subscribers = list(self._subscribers)
-                for change in changes:
-                    for subscriber in subscribers:
-                        if subscriber.wants(change):
-                            subscriber.offer(change)
+        if self._listens():
+            self._run_listening()
+        else:
+            self._run_polling()
 
-    def poll(self) -> list[Change]:
-        """The changes since the last poll (each row's state once), oldest first."""
+    def _listens(self) -> bool:
+        if self.listen is not None:
+            return self.listen
+        with self.app.app_context():
+            return db.engine.dialect.name == "postgresql"
+
+    def _finished(self) -> bool:
+        """Whether the thread should end: stopped, or its last stream gone. Decided under the
+        lock a new stream takes, so that it either finds this thread going on or none."""
+        if self._stop.is_set():
+            return True
+        with self._lock:
+            if self._subscribers:
+                return False
+            self._thread = None  # the next stream starts a fresh thread
+            with self._poll_lock:
+                for name in set(self._cursors) - set(self._own):
+                    del self._cursors[name]
+            return True
+
+    def _run_polling(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            if self._finished():
+                return
+            self._read()
+
+    def _run_listening(self) -> None:
+        """Wait for notifications; read what they name (see the module's docstring)."""
+        bell = _Bell()
+        with self._lock:
+            self._bell = bell
+        due: set[str] = set()  # feeds notified since their last read
+        everything = False  # read every feed (started, reconnected, the safety poll)
+        last_read = 0.0
+        safety_at = time.monotonic() + self.safety_poll_s
+        retry_at, pause = 0.0, RECONNECT_MIN_S
+        try:
+            while not self._finished():
+                now = time.monotonic()
+                if self._listener is None and now >= retry_at:
+                    try:
+                        self._listener = _Listener(self.app)
+                    except (psycopg.Error, OSError) as error:
+                        _LOGGER.warning(
+                            "cannot listen for live changes (%s); polling every %.1f s, "
+                            "trying again in %.1f s",
+                            error,
+                            self.poll_s,
+                            pause,
+                        )
+                        retry_at, pause = now + pause, min(pause * 2, RECONNECT_MAX_S)
+                    else:
+                        pause = RECONNECT_MIN_S
+                        everything = True  # what changed before it listened
+                if self._listener is None:  # meanwhile, poll
+                    self._read()
+                    bell.wait(min(self.poll_s, max(0.0, retry_at - now)))
+                    continue
+                if now >= safety_at:
+                    everything = True
+                if everything or (due and now >= last_read + self.coalesce_s):
+                    self._read(None if everything else due)
+                    if everything:
+                        safety_at = now + self.safety_poll_s
+                    due, everything, last_read = set(), False, now
+                    continue
+                timeout = last_read + self.coalesce_s - now if due else safety_at - now
+                try:
+                    notified = self._listener.wait(bell, max(0.0, timeout))
+                except (psycopg.Error, OSError) as error:
+                    _LOGGER.warning("lost the live changes' listener (%s); reconnecting", error)
+                    self._listener.close()
+                    self._listener = None
+                    retry_at = time.monotonic()
+                    continue
+                due |= self._wanted(notified)
+        finally:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            with self._lock:
+                self._bell = None
+            bell.close()
+
+    def _wanted(self, notified: Iterable[tuple[str, str]]) -> set[str]:
+        """The notified feeds that an open stream may want (its feed, its community)."""
+        notified = set(notified)
+        if not notified:
+            return set()
+        with self._lock:
+            subscribers = list(self._subscribers)
+        return {
+            feed
+            for feed, community_id in notified
+            if feed in self._cursors
+            and any(
+                feed in s.feeds and (s.community_ids is None or community_id in s.community_ids)
+                for s in subscribers
+            )
+        }
+
+    def _read(self, names: Iterable[str] | None = None) -> None:
+        """Poll ``names`` (None: every feed watched) and hand the changes to the streams."""
+        try:
+            changes = self.poll(names)
+        except Exception:  # a database hiccup must not end the pages' updates for good
+            _LOGGER.exception("reading the live feeds failed; trying again")
+            return
+        if changes:
+            with self._lock:
+                subscribers = list(self._subscribers)
+            for change in changes:
+                for subscriber in subscribers:
+                    if subscriber.wants(change):
+                        subscriber.offer(change)
+
+    def poll(self, names: Iterable[str] | None = None) -> list[Change]:
+        """The changes since the last poll of these feeds (None: every feed watched), each
+        row's state once, oldest first."""
         with self._poll_lock:
             for name in self._own.keys() - self._cursors.keys():
                 self._cursors[name] = _Cursor()  # polled by hand: from the table's start
+            wanted = set(self._cursors) if names is None else set(names) & set(self._cursors)
             changes: list[Change] = []
             with self.app.app_context():
                 try:
-                    for name, cursor in list(self._cursors.items()):
-                        changes.extend(self._poll_feed(self.feed(name), cursor))
+                    for name in sorted(wanted):
+                        changes.extend(self._poll_feed(self.feed(name), self._cursors[name]))
                 finally:
                     db.session.remove()
         changes.sort(key=lambda change: change.changed_at)
@@ -409,6 +575,86 @@ class Broadcaster:
             since, after_id = page[-1][1], page[-1][0]
 
 
+class _Bell:
+    """Wakes the listening thread from another thread (a socket pair: ``select`` waits on it
+    and on the listener's socket at once, under gevent too)."""
+
+    def __init__(self) -> None:
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+
+    def fileno(self) -> int:
+        return self._reader.fileno()
+
+    def ring(self) -> None:
+        with contextlib.suppress(OSError):  # full (it rang already), or closed (thread ended)
+            self._writer.send(b"x")
+
+    def silence(self) -> None:
+        with contextlib.suppress(OSError):  # nothing more to read
+            while self._reader.recv(512):
+                pass
+
+    def wait(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` seconds, less when rung."""
+        readable, _, _ = select_module.select([self], [], [], timeout)
+        if readable:
+            self.silence()
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+
+_NOTIFICATION = re.compile(r"^([a-z_]{1,40}):([A-Za-z0-9_]{1,64})$")
+
+
+class _Listener:
+    """A connection of its own that listens on ``CHANNEL`` (psycopg, autocommit: it never
+    holds a transaction open), on the app's database."""
+
+    def __init__(self, app: Flask):
+        with app.app_context():
+            url = db.engine.url.set(drivername="postgresql")
+        self.connection = psycopg.connect(
+            url.render_as_string(hide_password=False),
+            autocommit=True,
+            application_name=LISTENER_NAME,
+            connect_timeout=5,
+            # A peer that vanished without a word (a network cut) is noticed within a minute.
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
+        )
+        try:
+            self.connection.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            self.connection.close()
+            raise
+
+    def wait(self, bell: _Bell, timeout: float) -> list[tuple[str, str]]:
+        """The (feed, community id) of the notifications that arrive within ``timeout``
+        seconds (empty when none did, or the bell rang); psycopg's errors when the connection
+        is lost."""
+        readable, _, _ = select_module.select([self.connection.fileno(), bell], [], [], timeout)
+        if bell in readable:
+            bell.silence()
+        if self.connection.fileno() not in readable:
+            return []
+        found = []
+        for notification in self.connection.notifies(timeout=0):
+            match = _NOTIFICATION.match(notification.payload)
+            if match:
+                found.append((match[1], match[2]))
+        return found
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg.Error):  # already gone
+            self.connection.close()
+
+
 def _newest(feed: Feed) -> datetime | None:
     """The newest change time in the feed's table (each column's own index)."""
     values = [db.session.scalar(select(func.max(column))) for column in feed.changed]
@@ -443,6 +689,28 @@ def stop_broadcaster(app: Flask) -> None:
     existing = app.extensions.get(_EXTENSION)
     if existing is not None:
         existing.stop()
+
+
+# Where pages open their streams -----------------------------------------------------------------
+
+_HOST_NAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
+_IPV6 = re.compile(r"^[0-9A-Fa-f:.]{2,45}$")
+
+
+def stream_origin() -> str | None:
+    """The origin of the stream process for this request's page, when it is on another port
+    of the same host (``STREAM_PORT``, ``make run``): ``<scheme>://<this host>:<port>``; None
+    when streams are on the page's own origin (a proxy routes them, or this process serves
+    them), or when the request's host is no plain host name or address."""
+    port = current_app.config["SETTINGS"].stream_port
+    if port is None:
+        return None
+    host = urlsplit(f"//{request.host}").hostname or ""
+    if _HOST_NAME.match(host):
+        return f"{request.scheme}://{host}:{port}"
+    if _IPV6.match(host):
+        return f"{request.scheme}://[{host}]:{port}"
+    return None
 
 
 # Pages' streams ---------------------------------------------------------------------------------

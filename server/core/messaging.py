@@ -5,7 +5,9 @@ session commits, they are handed to the process's MQTT client; when it rolls bac
 they are dropped. So a door never opens for an event that was not stored.
 
 Each process has one lazily started client (``publisher``): web workers start it on
-their first publish; the worker process installs its own bus (``use_bus``).
+their first publish; the worker process installs its own bus (``use_bus``). Either way the
+client's connection and the messages the broker has not acknowledged yet are counted for
+``/metrics`` (``gk_mqtt_connected``, ``gk_mqtt_unacknowledged``, client ``web`` or ``worker``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from sqlalchemy import Executable, event
 from sqlalchemy.orm import Session
 
 from hardware.bus import BrokerAddress, MqttBus
+from server.core import metrics
 
 _LOGGER = logging.getLogger(__name__)
+# Web processes' MQTT client ids start so (no broker account may be named so: broker_sync).
+WEB_CLIENT_PREFIX = "gatekeeper-web-"
 _OUTBOX = "mqtt_outbox"
 _lock = threading.Lock()
 
@@ -43,9 +48,11 @@ class OutgoingMessage:
 class Publisher:
     """Owns one MQTT client for this process and publishes outgoing messages (QoS 1)."""
 
-    def __init__(self, bus: MqttBus, *, owned: bool):
+    def __init__(self, bus: MqttBus, *, owned: bool, client: str = "web"):
         self.bus = bus
         self._owned = owned
+        self.client = client
+        _watch(bus, client)
 
     def publish(self, message: OutgoingMessage) -> None:
         self.bus.publish(
@@ -54,8 +61,12 @@ class Publisher:
             qos=1,
             retain=message.retain,
             expiry_s=message.expiry_s,
-            on_acked=message.on_acked,
+            on_acked=metrics.after(message.on_acked, self._count_unacknowledged),
         )
+        self._count_unacknowledged()
+
+    def _count_unacknowledged(self) -> None:
+        metrics.mqtt_state(self.client, unacknowledged=self.bus.unacknowledged)
 
     def stop(self) -> None:
         if self._owned:
@@ -72,16 +83,30 @@ def publisher(app: Flask | None = None) -> Publisher:
         existing = app.extensions.get("mqtt_publisher")
         if existing is None:
             settings = app.config["SETTINGS"]
-            client_id = f"gatekeeper-web-{socket.gethostname()}-{os.getpid()}"
+            client_id = f"{WEB_CLIENT_PREFIX}{socket.gethostname()}-{os.getpid()}"
             bus = MqttBus(BrokerAddress.from_url(settings.mqtt_url), client_id=client_id)
-            bus.start()
             existing = app.extensions["mqtt_publisher"] = Publisher(bus, owned=True)
+            bus.start()  # after Publisher watches it: no connection goes uncounted
         return existing
 
 
 def use_bus(app: Flask, bus: MqttBus) -> None:
     """Publish through ``bus`` (the worker's own connection) instead of a client of our own."""
-    app.extensions["mqtt_publisher"] = Publisher(bus, owned=False)
+    app.extensions["mqtt_publisher"] = Publisher(bus, owned=False, client="worker")
+
+
+def _watch(bus: MqttBus, client: str) -> None:
+    """Keep ``gk_mqtt_connected`` and ``gk_mqtt_unacknowledged`` of ``client`` in step."""
+
+    def connected() -> None:
+        metrics.mqtt_state(client, connected=True, unacknowledged=bus.unacknowledged)
+
+    def disconnected() -> None:
+        metrics.mqtt_state(client, connected=False, unacknowledged=bus.unacknowledged)
+
+    bus.add_connect_hook(connected)
+    bus.add_disconnect_hook(disconnected)
+    metrics.mqtt_state(client, connected=bus.connected, unacknowledged=bus.unacknowledged)
 
 
 def when_acked(statement: Callable[[], Executable]) -> Callable[[], None]:

@@ -40,6 +40,7 @@ from hardware.bus import BrokerAddress
 from hardware.topics import alerts_topic
 from server.core import audit
 from server.core.errors import Conflict, Forbidden, Invalid
+from server.core.messaging import WEB_CLIENT_PREFIX
 from server.core.scope import Scope
 from server.extensions import db
 from server.models import Device, User, UserRole
@@ -85,7 +86,7 @@ def accounts_from_db(settings: Settings | None = None) -> list[BrokerAccount]:
     accounts += [BrokerAccount.device(d.id, d.mqtt_password_hash, d.community_id) for d in devices]
     taken = {a.username for a in accounts}
     for officer in _officers_with_credentials():
-        if officer.username in taken:
+        if officer.username in taken or _is_server_client_id(officer.username, settings):
             _LOGGER.warning("officer %s clashes with a broker account; left out", officer.username)
             continue
         try:
@@ -191,10 +192,21 @@ def issue_officer_credentials(scope: Scope, user_id: str) -> OfficerCredentials:
 
 
 def _username_is_reserved(username: str) -> bool:
-    server = server_account(_settings(None))
+    settings = _settings(None)
+    server = server_account(settings)
     if server is not None and server.username == username:
         return True
+    if _is_server_client_id(username, settings):
+        return True
     return db.session.get(Device, username) is not None
+
+
+def _is_server_client_id(username: str, settings: Settings) -> bool:
+    """Whether ``username`` could be a server process's MQTT client id: a worker's
+    ``<MQTT_CLIENT_ID>-<host>-<id>`` or a web process's ``gatekeeper-web-...``. On the device
+    listener an officer's client id is their username, so such an officer would take over
+    that process's session."""
+    return username.startswith((f"{settings.mqtt_client_id}-", WEB_CLIENT_PREFIX))
 
 
 # flask broker-files --------------------------------------------------------------------------

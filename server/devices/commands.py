@@ -6,6 +6,7 @@ live pages (``server.devices.feeds``) follows them by it.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -17,12 +18,14 @@ from gatekeeper.vocabulary import DEVICE_KINDS_WITH_ACCESS_POINT
 from hardware.messages import AckMessage, CommandMessage
 from hardware.protocol import Command, CommandStatus
 from hardware.topics import device_topic
-from server.core import audit
+from server.core import audit, logs, metrics
 from server.core.errors import Conflict, Invalid
 from server.core.messaging import OutgoingMessage, queue_message, when_acked
 from server.core.scope import Scope
 from server.extensions import db
 from server.models import AccessPoint, Device, DeviceCommand, utcnow
+
+_LOGGER = logging.getLogger(__name__)
 
 # What staff may send to an access point, and to one device.
 ACCESS_POINT_COMMANDS = frozenset({Command.OPEN, Command.LOCK, Command.UNLOCK_HOLD})
@@ -48,6 +51,8 @@ def issue(
     """Record a command for ``device`` and queue it for publishing when the session commits."""
     ttl = current_app.config["SETTINGS"].command_ttl_seconds
     now = utcnow()
+    request_id = logs.current_request_id()  # the HTTP request that caused it, if one did
+    extras = (("open_ms", open_ms), ("text", text), ("request_id", request_id))
     row = DeviceCommand(
         community_id=device.community_id,
         device_id=device.id,
@@ -55,7 +60,7 @@ def issue(
         event_id=event_id,
         issued_by_user_id=issued_by_user_id,
         command=command,
-        payload={k: v for k, v in (("open_ms", open_ms), ("text", text)) if v},
+        payload={k: v for k, v in extras if v},
         issued_at=now,
         expires_at=now + timedelta(seconds=ttl),
         status=CommandStatus.QUEUED,
@@ -71,6 +76,10 @@ def issue(
         event_id=event_id,
         open_ms=open_ms,
         text=text,
+        request_id=request_id,
+    )
+    sent = metrics.after(
+        when_acked(partial(_sent, row.id)), partial(metrics.command_outcome, "sent")
     )
     queue_message(
         db.session,
@@ -78,9 +87,11 @@ def issue(
             device_topic(device.community_id, device.id, "cmd"),
             message.encode(),
             expiry_s=ttl,
-            on_acked=when_acked(partial(_sent, row.id)),
+            on_acked=sent,
         ),
     )
+    metrics.command_issued(command.value)
+    _LOGGER.info("command %s (%s) queued for device %s", row.id, command.value, device.id)
     return row
 
 
@@ -176,7 +187,9 @@ def record_ack(device: Device, ack: AckMessage) -> DeviceCommand | None:
     row = db.session.get(DeviceCommand, ack.cmd_id)
     if row is None or row.device_id != device.id:
         return None
+    request_id = (row.payload or {}).get("request_id")
     if row.status is CommandStatus.ACKED or ack.detail == _DUPLICATE_DETAIL:
+        metrics.command_outcome("duplicate")
         return row  # a redelivery (QoS 1) answered "duplicate": the first answer stands
     if ack.ok:
         row.status = CommandStatus.ACKED  # the device acted: that outranks our own expiry
@@ -188,6 +201,15 @@ def record_ack(device: Device, ack: AckMessage) -> DeviceCommand | None:
     # read changes by it), not the device's ``ts``.
     row.status_at = utcnow()
     row.detail = ack.detail[:255] or None
+    metrics.command_outcome(row.status.value)
+    _LOGGER.info(
+        "command %s (%s) %s by device %s",
+        row.id,
+        row.command.value,
+        row.status.value,
+        device.id,
+        extra={"request_id": request_id},  # the request that caused it: its lines join ours
+    )
     return row
 
 
@@ -203,4 +225,5 @@ def expire_overdue(now: datetime | None = None) -> int:
         )
         .values(status=CommandStatus.EXPIRED, status_at=now, detail=NO_ANSWER_DETAIL)
     )
+    metrics.command_outcome("no_answer", result.rowcount or 0)
     return result.rowcount or 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, String, Table, true
+from sqlalchemy import Column, ForeignKey, String, Table, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.models.base import Base, IdMixin, TimestampMixin, enum_column, utcnow
@@ -111,13 +111,17 @@ class WebSession(IdMixin, Base):
 
 
 class ServiceHeartbeat(Base):
-    """The worker's last sign of life, shown on the admin home and ``/healthz``."""
+    """A worker's last sign of life (one row each, ``worker:<id>``), shown on the admin home
+    and ``/healthz``; ``leader`` marks the one that runs the scheduled jobs."""
 
     __tablename__ = "service_heartbeats"
 
-    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
     host: Mapped[str] = mapped_column(String(120))
     pid: Mapped[int]
     started_at: Mapped[datetime]
     beat_at: Mapped[datetime]
     mqtt_connected: Mapped[bool] = mapped_column(default=False)
+    mqtt_client_id: Mapped[str | None] = mapped_column(String(200))
+    leader: Mapped[bool] = mapped_column(default=False, server_default=false())
+    leader_since: Mapped[datetime | None]

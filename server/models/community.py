@@ -99,7 +99,12 @@ class Device(IdMixin, CommunityOwned, TimestampMixin, Base):
     secret_rotated_at: Mapped[datetime | None]
     disabled_at: Mapped[datetime | None]
     online: Mapped[bool] = mapped_column(default=False)
+    # The server's receive time of the newest message from the device (a maximum, whatever
+    # order the workers apply messages in).
     last_seen_at: Mapped[datetime | None]
+    # When the newest message that decided ``online`` was sent (server.worker.ingest): an
+    # older one applied later by another worker does not change it.
+    last_status_at: Mapped[datetime | None]
     firmware: Mapped[str | None] = mapped_column(String(40))
 
     access_point: Mapped[AccessPoint | None] = relationship()

@@ -30,7 +30,7 @@
     clearTimeout(retry);
     if (stream) stream.close();
     show("connecting");
-    stream = new EventSource(url());
+    stream = new EventSource(url(), { withCredentials: true }); // another port: the cookie too
     events.forEach(function (name) {
       stream.addEventListener(name, function (event) {
         if (event.lastEventId) lastEventId = event.lastEventId;

@@ -382,7 +382,9 @@
   function connect() {
     var url = console_.dataset.stream;
     if (lastEventId) url += "?last_event_id=" + encodeURIComponent(lastEventId);
-    stream = new EventSource(url);
+    // The stream may be on the stream process's port of this host (make run): send the
+    // session cookie there too (it answers this origin with CORS).
+    stream = new EventSource(url, { withCredentials: true });
     stream.addEventListener("alert", function (event) {
       if (event.lastEventId) lastEventId = event.lastEventId;
       try {

@@ -50,7 +50,6 @@ from server.models import (
     Person,
     RegistrationRequest,
     RegistrationStatus,
-    ServiceHeartbeat,
     Unit,
     UserRole,
     utcnow,
@@ -150,7 +149,7 @@ def home() -> str:
         )
         context["lease_ends"] = _recent_lease_ends(scope)
     if user.role is UserRole.ADMIN:
-        context["worker"] = db.session.get(ServiceHeartbeat, "worker")
+        context["worker"] = health.leading_worker()
     if user.role is UserRole.OFFICER:
         context["open_alerts"] = dict(
             db.session.execute(

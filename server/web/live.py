@@ -8,6 +8,10 @@ staff find no such stream (404), unknown feeds answer 422, and a signed-out brow
 sign in. 503 with ``Retry-After`` when this process serves ``PAGE_STREAMS_PER_PROCESS``
 pages already (the page says to reload for the latest). Pages work without it: a reload shows
 the same.
+
+The stream is on the page's own origin, or on the stream process's (``STREAM_PORT``,
+``server.core.live.stream_origin``): ``stream_url`` and the templates' ``stream_origin()``
+(the officer's console) say which.
 """
 
 from __future__ import annotations
@@ -47,9 +51,16 @@ def stream_url(scope: Scope, community_id: str, *feeds: str) -> str | None:
     between the page and the stream's start is not lost); None when the caller follows none."""
     if not live.offers(scope, *feeds):
         return None
-    return url_for(
+    path = url_for(
         "web.live_stream",
         feeds=",".join(feeds),
         community=community_id,
         last_event_id=live.event_id_at(utcnow()),
     )
+    return (live.stream_origin() or "") + path
+
+
+@bp.app_template_global("stream_origin")
+def stream_origin() -> str:
+    """Where the page opens its streams: the stream process's origin, or "" (its own)."""
+    return live.stream_origin() or ""

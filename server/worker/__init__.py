@@ -1,25 +1,41 @@
-"""The worker: the one process that consumes MQTT and runs the scheduler."""
+"""The worker: a process that consumes MQTT and, while it leads, runs the scheduled jobs.
+
+Several workers may run at once, on one host or many. Each consumes device traffic through
+the broker's shared subscriptions (``hardware.topics.server_subscriptions``: the broker
+hands each message to one of them) with a client id and persistent session of its own
+(``server.worker.identity``). One of them, the leader, runs APScheduler's jobs: the one
+that holds the scheduler's lock (``server.worker.leadership``). Every worker tries to take
+it at each heartbeat, so another leads within two heartbeat intervals of the leader's death.
+Each worker writes its own heartbeat row (``worker:<id>``), saying whether it leads.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from hardware.bus import BrokerAddress, MqttBus
-from hardware.topics import SERVER_SUBSCRIPTIONS
+from hardware.bus import BrokerAddress, MqttBus, drain_session
+from hardware.topics import SERVER_SUBSCRIPTIONS, server_subscriptions, share_group
 from server.access import snapshots, vehicles
 from server.alerts import channels as alert_channels
 from server.alerts import rules as alert_rules
 from server.alerts import service as alerts
 from server.core import messaging
+from server.core.health import stale_after_s
 from server.devices import commands
 from server.extensions import db
 from server.models import ServiceHeartbeat, utcnow
@@ -27,10 +43,22 @@ from server.passes import keys as passkeys
 from server.passes import keyset
 from server.people import service as people
 from server.worker import ingest
+from server.worker.identity import (
+    HEARTBEAT_PREFIX,
+    IdentityLock,
+    WorkerIdentity,
+    WorkerIdTaken,
+    choose_identity,
+    claim_identity,
+)
+from server.worker.leadership import LeaderLock, scheduler_lock
 
 _LOGGER = logging.getLogger(__name__)
 
-WORKER_NAME = "worker"
+__all__ = ["Worker", "WorkerIdTaken", "checkpoint_sqlite"]
+
+# Heartbeat rows of workers silent this long are deleted by the leader.
+FORGET_WORKER_AFTER = timedelta(days=1)
 # How often unanswered commands are marked expired.
 COMMAND_EXPIRY_CHECK_S = 5
 # How often ended leases are closed (credentials disabled, passes revoked, faces erased).
@@ -72,34 +100,182 @@ def checkpoint_sqlite(app: Flask) -> tuple[int, int] | None:
 
 
 class Worker:
-    """Consumes device messages, runs scheduled jobs, and reports a heartbeat until stopped."""
+    """Consumes device messages, runs the scheduled jobs while it leads, and reports a
+    heartbeat until stopped."""
 
     def __init__(self, app: Flask):
         self.app = app
         self.settings = app.config["SETTINGS"]
         self.started_at = utcnow()
-        self.bus = MqttBus(
-            BrokerAddress.from_url(self.settings.mqtt_url), client_id=self.settings.mqtt_client_id
-        )
+        self.address = BrokerAddress.from_url(self.settings.mqtt_url)
+        # Chosen now, held from run() on (choose_identity only looks).
+        self.identity: WorkerIdentity = choose_identity(self.settings)
+        self.bus = self._new_bus()
         self.ingest = ingest.DeviceIngest(app)
         self.scheduler = BackgroundScheduler(timezone=UTC)
+        self.leading = False
+        self.leader_since: datetime | None = None
+        self._identity_lock: IdentityLock | None = None
+        self._leader_lock: LeaderLock | None = None
+        self._leader_jobs: list[str] = []
         self._stop = threading.Event()
         self._keys_published = False
+        self._fence: Callable[[Session], bool] | None = None
+        self._following = False  # said once that another worker leads
+        self._warned_unshared = False
+        self._beat_lock = threading.Lock()  # elect() beats at once when it takes the lead
+
+    def _new_bus(self) -> MqttBus:
+        return MqttBus(self.address, client_id=self.identity.client_id)
+
+    @property
+    def worker_id(self) -> str:
+        return self.identity.worker_id
 
     def heartbeat(self) -> None:
-        """Record that the worker is alive and whether the broker is reachable."""
-        with self.app.app_context():
-            beat = db.session.get(ServiceHeartbeat, WORKER_NAME)
+        """Record that this worker is alive, whether it holds the broker and whether it leads.
+
+        The leader also clears the leader mark of rows that are not its own and forgets
+        workers silent for a day.
+        """
+        with self._beat_lock, self.app.app_context():
+            name = self.identity.heartbeat_name
+            beat = db.session.get(ServiceHeartbeat, name)
             if beat is None:
-                beat = ServiceHeartbeat(name=WORKER_NAME)
+                beat = ServiceHeartbeat(name=name)
                 db.session.add(beat)
-            beat.host = socket.gethostname()
+            now = utcnow()
+            beat.host = socket.gethostname()[:120]
             beat.pid = os.getpid()
             beat.started_at = self.started_at
-            beat.beat_at = utcnow()
-            beat.mqtt_connected = self.bus.connected
+            beat.beat_at = now
+            # Connected, and the broker acknowledged the subscriptions: it consumes traffic.
+            beat.mqtt_connected = self.bus.wait_subscribed(0)
+            beat.mqtt_client_id = self.identity.client_id
+            beat.leader = self.leading
+            beat.leader_since = self.leader_since if self.leading else None
+            if self.leading:
+                others = ServiceHeartbeat.name.like(f"{HEARTBEAT_PREFIX}%") & (
+                    ServiceHeartbeat.name != name
+                )
+                db.session.execute(
+                    update(ServiceHeartbeat)
+                    .where(others, ServiceHeartbeat.leader)
+                    .values(leader=False)
+                )
+                db.session.execute(
+                    delete(ServiceHeartbeat).where(
+                        others, ServiceHeartbeat.beat_at < now - FORGET_WORKER_AFTER
+                    )
+                )
+                self._warn_of_unshared(others, now)
             db.session.commit()
-        _LOGGER.debug("heartbeat (broker connected: %s)", self.bus.connected)
+            db.session.remove()
+        _LOGGER.debug(
+            "heartbeat of %s (leads: %s, broker connected: %s)",
+            self.worker_id,
+            self.leading,
+            self.bus.connected,
+        )
+
+    def _warn_of_unshared(self, others: ColumnElement[bool], now: datetime) -> None:
+        """Say once if several workers run without shared subscriptions: each then applies
+        every device message (right, ingest is idempotent, but all the work N times)."""
+        if self.settings.mqtt_shared_subscriptions or self._warned_unshared:
+            return
+        recent = now - timedelta(seconds=3 * self.settings.worker_heartbeat_seconds)
+        running = db.session.scalar(
+            select(func.count()).where(others, ServiceHeartbeat.beat_at >= recent)
+        )
+        if running:
+            self._warned_unshared = True
+            _LOGGER.warning(
+                "%d other worker(s) run, and each applies every device message: set "
+                "MQTT_SHARED_SUBSCRIPTIONS=1 on every worker so that they share them",
+                running,
+            )
+
+    def elect(self) -> None:
+        """Keep the scheduler's lock, or try to take it; every worker, at every heartbeat.
+
+        It runs on the thread of ``run()``, never as a job: it adds and removes the leader's
+        jobs, which a job thread must not do while the scheduler shuts down (the scheduler
+        holds its lock while it waits for running jobs).
+        """
+        lock = self._leader_lock
+        if lock is None:
+            return
+        if self.leading:
+            if not lock.still_held():
+                self._resign(f"{self.worker_id} lost the scheduler lock ({lock.where})")
+            return
+        if self._stop.is_set():
+            return
+        if not lock.try_acquire():
+            if not self._following:
+                self._following = True
+                _LOGGER.info(
+                    "worker %s consumes MQTT; another worker runs the scheduled jobs "
+                    "(it tries to take over at every heartbeat)",
+                    self.worker_id,
+                )
+            return
+        self._following = False
+        self.leading = True
+        self.leader_since = utcnow()
+        self._keys_published = False  # a new leader publishes the key sets at once
+        for job, seconds in self._jobs():
+            self._schedule(self._while_leading(job), seconds)
+            self._leader_jobs.append(job.__name__)
+        _LOGGER.info("worker %s leads the scheduled jobs (%s)", self.worker_id, lock.where)
+        try:
+            self.heartbeat()  # say so now, not a heartbeat later
+        except SQLAlchemyError as error:  # the heartbeat job says so again
+            _LOGGER.warning("heartbeat of %s failed: %s", self.worker_id, error.__class__.__name__)
+
+    def _resign(self, why: str, level: int = logging.WARNING, *, release: bool = True) -> None:
+        """Stop leading: no more jobs start here (one already running finishes). The lock is
+        released too unless ``release`` is False (then the caller releases it once the
+        running jobs have ended)."""
+        if not self.leading:
+            return
+        for job_id in self._leader_jobs:
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job(job_id)
+        self._leader_jobs.clear()
+        self.leading = False
+        self.leader_since = None
+        if release and self._leader_lock is not None:
+            self._leader_lock.release()
+        _LOGGER.log(level, "worker %s no longer leads: %s", self.worker_id, why)
+
+    def _elect_until_stopped(self, run_seconds: float | None) -> None:
+        """Call ``elect`` now and every heartbeat interval until stopped or ``run_seconds``."""
+        deadline = None if run_seconds is None else time.monotonic() + run_seconds
+        while not self._stop.is_set():
+            try:
+                self.elect()
+            except Exception:  # the next heartbeat tries again
+                _LOGGER.exception("worker %s could not take part in the election", self.worker_id)
+            wait = float(self.settings.worker_heartbeat_seconds)
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+            if wait <= 0 or self._stop.wait(wait):
+                return
+
+    def _while_leading(self, job: Callable[[], None]) -> Callable[[], None]:
+        def run_if_leading() -> None:
+            if self.leading:
+                _LOGGER.debug("job %s starts", job.__name__)
+                job()
+
+        run_if_leading.__name__ = run_if_leading.__qualname__ = job.__name__
+        return run_if_leading
+
+    def _still_leading(self, session: Session) -> bool:
+        """The fence of a scheduled job's transaction: this worker's lock is still held."""
+        lock = self._leader_lock
+        return self.leading and lock is not None and lock.confirm(session)
 
     def detect_offline_devices(self) -> None:
         self._in_transaction(
@@ -160,9 +336,60 @@ class Worker:
         self._in_transaction(job)
         self._keys_published = True
 
+    def adopt_gone_workers(self) -> None:
+        """Drain the broker sessions of workers that stopped beating (shared subscriptions).
+
+        A broker keeps giving a shared subscription's turn to a member that is gone but whose
+        persistent session lives on (Mosquitto does): every Nth device message would wait
+        for that worker to come back, a day at most. So the leader takes over the session
+        of a worker silent past ``stale_after_s`` (``hardware.bus.drain_session``): it
+        applies what was queued there (ingest is idempotent), and ends the session, which
+        takes the gone worker out of the group. A worker that was only paused joins again
+        when it reconnects, with a fresh session.
+        """
+        limit = utcnow() - timedelta(seconds=stale_after_s(self.settings.worker_heartbeat_seconds))
+        with self.app.app_context():
+            gone = db.session.execute(
+                select(ServiceHeartbeat.name, ServiceHeartbeat.mqtt_client_id).where(
+                    ServiceHeartbeat.name.like(f"{HEARTBEAT_PREFIX}%"),
+                    ServiceHeartbeat.name != self.identity.heartbeat_name,
+                    ServiceHeartbeat.mqtt_client_id.is_not(None),
+                    ServiceHeartbeat.beat_at < limit,
+                )
+            ).all()
+            db.session.remove()
+        for name, client_id in gone:
+            if not self.leading:
+                return
+            ingest_of_gone = ingest.DeviceIngest(self.app)
+            handled = drain_session(
+                self.address, client_id, self.subscriptions(), ingest_of_gone.handle
+            )
+            with self.app.app_context():  # adopted: not again, even if it comes back
+                db.session.execute(
+                    update(ServiceHeartbeat)
+                    .where(ServiceHeartbeat.name == name)
+                    .values(mqtt_client_id=None)
+                )
+                db.session.commit()
+                db.session.remove()
+            _LOGGER.info(
+                "worker %s took over the broker session of %s (%s): %s queued message(s) "
+                "applied, the session ended; ingest counts: %s",
+                self.worker_id,
+                name.removeprefix(HEARTBEAT_PREFIX),
+                client_id,
+                "no session, 0" if handled is None else handled,
+                dict(ingest_of_gone.stats),
+            )
+
     def _in_transaction(self, job: Callable[[], object]) -> None:
         with self.app.app_context():
             try:
+                # Scheduled (run() sets the fence): only while this worker still leads.
+                if self._fence is not None and not self._fence(db.session):
+                    _LOGGER.warning("%s skipped a job: it no longer leads", self.worker_id)
+                    return
                 job()
                 db.session.commit()
             finally:
@@ -182,40 +409,91 @@ class Worker:
             max_instances=1,
         )
 
+    def subscriptions(self) -> tuple[str, ...]:
+        """Every device's ``ack``, ``evt`` and ``status``: shared with the other workers
+        (``MQTT_SHARED_SUBSCRIPTIONS=1``: each message to one of them), or this worker's own."""
+        if self.settings.mqtt_shared_subscriptions:
+            return server_subscriptions(share_group(self.address.password))
+        return SERVER_SUBSCRIPTIONS
+
+    def _jobs(self) -> list[tuple[Callable[[], None], float]]:
+        """The leader's jobs, each with its interval in seconds."""
+        return [
+            # Check several times per allowed silence so an absence is caught promptly.
+            (self.detect_offline_devices, max(1.0, self.settings.device_heartbeat_seconds / 2)),
+            (self.expire_commands, COMMAND_EXPIRY_CHECK_S),
+            (self.close_leases, LEASE_CHECK_S),
+            (self.erase_expired_snapshots, SNAPSHOT_RETENTION_CHECK_S),
+            (self.rotate_pass_keys, KEY_ROTATION_CHECK_S),
+            (self.flag_overstays, OVERSTAY_CHECK_S),
+            (self.checkpoint_sqlite, SQLITE_CHECKPOINT_S),
+            (self.judge_wandering, WANDERING_CHECK_S),
+            (self.flag_inactive_elders, INACTIVE_ELDER_CHECK_S),
+            (self.judge_patrol_rounds, PATROL_CHECK_S),
+            (self.deliver_alerts, ALERT_DELIVERY_CHECK_S),
+            (self.escalate_alerts, ALERT_ESCALATION_CHECK_S),
+            *(
+                [(self.adopt_gone_workers, self.settings.worker_heartbeat_seconds)]
+                if self.settings.mqtt_shared_subscriptions
+                else []
+            ),
+        ]
+
+    def _claim_identity(self) -> None:
+        """Hold this worker's id; an unnamed worker takes the next free one if it lost a race."""
+        for _attempt in range(3):
+            try:
+                self._identity_lock = claim_identity(self.settings, self.identity)
+                return
+            except WorkerIdTaken:
+                if self.identity.chosen:
+                    raise
+                self.identity = choose_identity(self.settings)
+                self.bus = self._new_bus()
+        self._identity_lock = claim_identity(self.settings, self.identity)
+
     def run(self, run_seconds: float | None = None) -> None:
-        """Run until SIGINT/SIGTERM, or for ``run_seconds``."""
+        """Run until SIGINT/SIGTERM, or for ``run_seconds``.
+
+        Raises ``WorkerIdTaken`` before connecting when ``WORKER_ID`` names a worker that runs.
+        """
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
         # APScheduler logs each run at INFO: a line a second from the delivery job alone.
         if _LOGGER.getEffectiveLevel() > logging.DEBUG:
             logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
-        _LOGGER.info("worker starting; broker %s:%s", self.bus.address.host, self.bus.address.port)
-        for topic_filter in SERVER_SUBSCRIPTIONS:
-            self.bus.subscribe(topic_filter, self.ingest.handle)
+        self._claim_identity()
+        with self.app.app_context():
+            self._leader_lock = scheduler_lock(db.engine, self.settings.instance_dir)
+        self._fence = self._still_leading
+        _LOGGER.info(
+            "worker %s starting; broker %s:%s, client id %s",
+            self.worker_id,
+            self.address.host,
+            self.address.port,
+            self.identity.client_id,
+        )
+        for subscription in self.subscriptions():
+            self.bus.subscribe(subscription, self.ingest.handle)
         messaging.use_bus(self.app, self.bus)  # jobs that command devices publish through us
         self.bus.start()
         self._schedule(self.heartbeat, self.settings.worker_heartbeat_seconds)
-        # Check several times per allowed silence so an absence is caught promptly.
-        self._schedule(
-            self.detect_offline_devices, max(1.0, self.settings.device_heartbeat_seconds / 2)
-        )
-        self._schedule(self.expire_commands, COMMAND_EXPIRY_CHECK_S)
-        self._schedule(self.close_leases, LEASE_CHECK_S)
-        self._schedule(self.erase_expired_snapshots, SNAPSHOT_RETENTION_CHECK_S)
-        self._schedule(self.rotate_pass_keys, KEY_ROTATION_CHECK_S)
-        self._schedule(self.flag_overstays, OVERSTAY_CHECK_S)
-        self._schedule(self.checkpoint_sqlite, SQLITE_CHECKPOINT_S)
-        self._schedule(self.judge_wandering, WANDERING_CHECK_S)
-        self._schedule(self.flag_inactive_elders, INACTIVE_ELDER_CHECK_S)
-        self._schedule(self.judge_patrol_rounds, PATROL_CHECK_S)
-        self._schedule(self.deliver_alerts, ALERT_DELIVERY_CHECK_S)
-        self._schedule(self.escalate_alerts, ALERT_ESCALATION_CHECK_S)
         self.scheduler.start()
         try:
-            self._stop.wait(run_seconds)
+            self._elect_until_stopped(run_seconds)
         finally:
-            self.scheduler.shutdown(wait=True)
+            self._resign("it stopped", logging.INFO, release=False)
+            self.scheduler.shutdown(wait=True)  # the jobs still running end here ...
+            if self._leader_lock is not None:
+                self._leader_lock.release()  # ... before another worker may lead
             self.bus.stop()
-            self.heartbeat()  # the last word: stopped, and no longer connected
-            _LOGGER.info("worker stopped; ingest counts: %s", dict(self.ingest.stats))
+            self._fence = None
+            try:
+                self.heartbeat()  # the last word: stopped, no longer connected nor leading
+            finally:
+                if self._identity_lock is not None:
+                    self._identity_lock.release()
+            _LOGGER.info(
+                "worker %s stopped; ingest counts: %s", self.worker_id, dict(self.ingest.stats)
+            )

@@ -7,6 +7,12 @@ pass (``server.passes.offline``).
 
 Every message is handled in its own transaction. A bad payload is logged and
 counted, never raised: one broken device must not stop the consumer.
+
+Several workers share the device traffic (the broker hands each message to one of them), so
+one device's messages may be applied out of order: a worker still busy with a heartbeat may
+commit it after another worker stored the device's goodbye. So nothing here is "last
+written wins" (``record_presence``): ``last_seen_at`` only ever moves forward, and ``online``
+changes only for a message sent after the one that set it last (``devices.last_status_at``).
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, literal, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gatekeeper.vocabulary import AlertType, Severity
@@ -27,6 +34,7 @@ from hardware.topics import DeviceTopic, parse_device_topic
 from server.alerts import rules as alert_rules
 from server.alerts import summaries
 from server.alerts.service import raise_alert
+from server.core import metrics
 from server.devices import commands
 from server.extensions import db
 from server.models import Alert, Device, DeviceEvent, utcnow
@@ -42,21 +50,86 @@ EVENT_ALERTS: dict[EventType, tuple[AlertType, Severity, str]] = {
     EventType.DOOR_HELD_OPEN: (AlertType.DOOR_HELD_OPEN, Severity.MEDIUM, "Door held open"),
 }
 
+# How far a device's clock may lag the server's before an event's ``ts`` is not believed for
+# the order of its messages (docs/devices.md, "Online state"). It also bounds how late an
+# event held up in a busy worker may be applied and still count as older than a goodbye.
+CLOCK_TOLERANCE = timedelta(seconds=10)
+
+
+def sent_at(device_ts: datetime, received_at: datetime) -> datetime:
+    """When an event or ack counts as sent, for the order of a device's status changes: its
+    ``ts``, never later than the server received it and never more than ``CLOCK_TOLERANCE``
+    earlier. (Status messages count at their receive time: ``DeviceIngest._on_status``.)"""
+    return min(max(device_ts, received_at - CLOCK_TOLERANCE), received_at)
+
+
+def _newer(column: ColumnElement[datetime | None], at: datetime) -> ColumnElement[bool]:
+    return or_(column.is_(None), column < literal(at, Device.last_status_at.type))
+
+
+def record_presence(
+    device_id: str,
+    *,
+    online: bool,
+    at: datetime,
+    seen_at: datetime | None = None,
+    firmware: str | None = None,
+) -> None:
+    """One conditional UPDATE of a device's presence, right in whatever order it comes.
+
+    ``online`` (and ``firmware``) change only when ``at`` (``sent_at``) is later than the
+    ``last_status_at`` of the message that set them; ``last_seen_at`` becomes ``seen_at``
+    only when that is later. Two messages give the same row applied either way round.
+    """
+    wins = _newer(Device.last_status_at, at)
+    values: dict[str, object] = {
+        "online": case((wins, literal(online)), else_=Device.online),
+        "last_status_at": case(
+            (wins, literal(at, Device.last_status_at.type)), else_=Device.last_status_at
+        ),
+    }
+    if firmware is not None:
+        values["firmware"] = case((wins, literal(firmware)), else_=Device.firmware)
+    if seen_at is not None:
+        values["last_seen_at"] = case(
+            (_newer(Device.last_seen_at, seen_at), literal(seen_at, Device.last_seen_at.type)),
+            else_=Device.last_seen_at,
+        )
+    db.session.execute(
+        update(Device).where(Device.id == device_id).values(values),
+        execution_options={"synchronize_session": False},
+    )
+
+
+@dataclass(frozen=True)
+class Presence:
+    """What one message says about its device: ``online`` as of ``at`` (``sent_at``), seen
+    (any message but a goodbye), and the firmware an online status names."""
+
+    online: bool
+    at: datetime
+    seen: bool = True
+    firmware: str | None = None
+
 
 class DeviceIngest:
     """Handles ``(topic, payload)`` from the bus; ``stats`` counts what happened."""
 
     def __init__(self, app: Flask):
         self.app = app
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[str] = metrics.IngestCounts()  # also counted for /metrics
+        self._uncommitted: list[str] = []  # this message's counts, until it commits
         # What each topic suffix a device publishes on becomes (``cmd`` is ours: ignored).
-        self._handlers: dict[str, Callable[[Device, bytes], None]] = {
+        self._handlers: dict[str, Callable[[Device, bytes, datetime], Presence]] = {
             "status": self._on_status,
             "ack": self._on_ack,
             "evt": self._on_evt,
         }
 
-    def handle(self, topic: str, payload: bytes) -> None:
+    def handle(self, topic: str, payload: bytes, received_at: datetime | None = None) -> None:
+        """Apply one message in its own transaction; ``received_at`` defaults to now."""
+        received_at = received_at or utcnow()
+        self._uncommitted = []
         parsed = parse_device_topic(topic)
         handler = None if parsed is None else self._handlers.get(parsed.suffix)
         if parsed is None or handler is None:
@@ -69,8 +142,18 @@ class DeviceIngest:
                     self.stats["unknown_device"] += 1
                     _LOGGER.warning("message on %s from an unknown or disabled device", topic)
                     return
-                handler(device, payload)
+                presence = handler(device, payload, received_at)
+                # Last, so the device's row is locked for as short a time as can be.
+                record_presence(
+                    device.id,
+                    online=presence.online,
+                    at=presence.at,
+                    seen_at=received_at if presence.seen else None,
+                    firmware=presence.firmware,
+                )
                 db.session.commit()
+                for name in self._uncommitted:  # counted once the message is stored
+                    self.stats[name] += 1
             except PayloadError as error:
                 db.session.rollback()
                 self.stats["bad_payload"] += 1
@@ -85,51 +168,50 @@ class DeviceIngest:
             finally:
                 db.session.remove()
 
+    def _count(self, name: str) -> None:
+        """Count ``name`` for this message once its transaction commits."""
+        self._uncommitted.append(name)
+
     def _device(self, parsed: DeviceTopic) -> Device | None:
         device = db.session.get(Device, parsed.device_id)
         if device is None or device.community_id != parsed.community_id or device.disabled:
             return None
         return device
 
-    @staticmethod
-    def _seen(device: Device) -> None:
-        device.online = True
-        device.last_seen_at = utcnow()
-
-    def _on_status(self, device: Device, payload: bytes) -> None:
+    def _on_status(self, device: Device, payload: bytes, received_at: datetime) -> Presence:
         status = StatusMessage.decode(payload)
-        self.stats["status"] += 1
+        self._count("status")
+        # Connects and goodbyes (the last will has no ts) count when the worker got them:
+        # one worker gets them in the broker's order, so a quick reconnect's "online" always
+        # outranks the will the broker published for the connection it replaced.
         if status.online:
-            self._seen(device)
-            if status.fw:
-                device.firmware = status.fw
-        else:  # a clean goodbye or the broker's last will
-            device.online = False
-            _LOGGER.info("device %s reports offline", device.id)
+            return Presence(online=True, at=received_at, firmware=status.fw or None)
+        _LOGGER.info("device %s reports offline", device.id)
+        return Presence(online=False, at=received_at, seen=False)
 
-    def _on_ack(self, device: Device, payload: bytes) -> None:
+    def _on_ack(self, device: Device, payload: bytes, received_at: datetime) -> Presence:
         ack = AckMessage.decode(payload)
-        self._seen(device)
         if commands.record_ack(device, ack) is None:
-            self.stats["ack_unknown_command"] += 1
+            self._count("ack_unknown_command")
             _LOGGER.warning("ack from %s for unknown command %s", device.id, ack.cmd_id)
         else:
-            self.stats["ack"] += 1
+            self._count("ack")
+        return Presence(online=True, at=sent_at(ack.ts, received_at))
 
-    def _on_evt(self, device: Device, payload: bytes) -> None:
+    def _on_evt(self, device: Device, payload: bytes, received_at: datetime) -> Presence:
         message = EventMessage.decode(payload)
-        self._seen(device)
+        presence = Presence(online=True, at=sent_at(message.ts, received_at))
         if message.type is EventType.HEARTBEAT:  # liveness only: not worth a row a minute
-            self.stats["heartbeat"] += 1
-            return
+            self._count("heartbeat")
+            return presence
         duplicate = db.session.scalar(
             select(DeviceEvent.id).where(
                 DeviceEvent.device_id == device.id, DeviceEvent.seq == message.seq
             )
         )
         if duplicate is not None:
-            self.stats["duplicate_event"] += 1
-            return
+            self._count("duplicate_event")
+            return presence
         row = DeviceEvent(
             community_id=device.community_id,
             device_id=device.id,
@@ -140,12 +222,12 @@ class DeviceIngest:
         )
         db.session.add(row)
         db.session.flush()
-        self.stats["event"] += 1
+        self._count("event")
         if message.type is EventType.TAG_READ:  # an elder or child at an exit (wandering)
             alert_rules.on_tag_read(device, row)
         if message.type is EventType.PASS_USED:  # a pass the door admitted offline
             access = offline_passes.record_offline_use(device, row)
-            self.stats[f"pass_used_{access.decision.value}"] += 1
+            self._count(f"pass_used_{access.decision.value}")
         if message.type in EVENT_ALERTS:
             alert_type, severity, _english = EVENT_ALERTS[message.type]
             raise_alert(
@@ -158,10 +240,15 @@ class DeviceIngest:
                 evidence={"device_event_ids": [row.id]},
                 dedup_key=f"{alert_type.value}:{device.id}",
             )
+        return presence
 
 
 def detect_offline(heartbeat_s: int, misses: int, now: datetime | None = None) -> int:
-    """Mark devices silent for ``misses`` heartbeats offline; one alert per absence."""
+    """Mark devices silent for ``misses`` heartbeats offline; one alert per absence.
+
+    The device is offline as of the start of its silence (``limit``): a message a busy
+    worker applies after this job counts only if it was sent after that.
+    """
     now = now or utcnow()
     limit = now - timedelta(seconds=heartbeat_s * misses)
     silent = db.session.scalars(
@@ -170,10 +257,21 @@ def detect_offline(heartbeat_s: int, misses: int, now: datetime | None = None) -
             Device.last_seen_at.is_not(None),
             Device.last_seen_at < limit,
         )
+    ).all()
+    if not silent:
+        return 0
+    db.session.execute(
+        update(Device)
+        .where(
+            Device.id.in_([device.id for device in silent]),
+            Device.last_seen_at < limit,  # again, in the same statement: not seen since
+            _newer(Device.last_status_at, limit),
+        )
+        .values(online=False, last_status_at=limit),
+        execution_options={"synchronize_session": False},
     )
     raised = 0
     for device in silent:
-        device.online = False
         key = f"device_offline:{device.id}:{device.last_seen_at.isoformat()}"
         if (
             db.session.scalar(

@@ -623,12 +623,22 @@ def test_officer_credentials_are_guarded(
         assert db.session.get(User, synced_world.officer_a).mqtt_password_hash is None
 
 
+@pytest.mark.parametrize(
+    "username",
+    [
+        SERVER_USER,
+        "gatekeeper-worker-host-1",  # a worker's client id (MQTT_CLIENT_ID-<host>-<id>)
+        "gatekeeper-web-host-1234",  # a web process's client id
+    ],
+)
 def test_an_officer_named_like_the_server_gets_no_credentials(
-    synced_world: WorldIds, api_client: FlaskClient, broker_app: Flask
+    synced_world: WorldIds, api_client: FlaskClient, broker_app: Flask, username: str
 ) -> None:
+    """On the device listener an officer's client id is their username: one named like a
+    server process's client id would take over its session."""
     with in_app(broker_app):
         community = db.session.get(Community, synced_world.a)
-        officer = factories.user(UserRole.OFFICER, communities=[community], username=SERVER_USER)
+        officer = factories.user(UserRole.OFFICER, communities=[community], username=username)
         officer_id = officer.id
     answer = Api(api_client, "admin").post(f"/users/{officer_id}/mqtt-credentials")
     assert_problem(answer, 409)

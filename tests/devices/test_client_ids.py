@@ -35,6 +35,7 @@ from tests import factories
 from tests.support.e2e import WAIT_S, eventually, managing_app, query
 from tests.support.mosquitto import Broker
 
+# MQTT_CLIENT_ID: the worker's client id is "<MQTT_CLIENT_ID>-<host>-<number>".
 WORKER_CLIENT_ID = "gatekeeper-worker"
 ATTEMPTS = 5
 
@@ -115,6 +116,8 @@ def test_a_device_cannot_take_the_workers_session(
 ) -> None:
     reconnects: list[int] = []
     worker.bus.add_connect_hook(lambda: reconnects.append(next(_ids)))
+    worker_client_id = worker.identity.client_id
+    assert worker_client_id.startswith(f"{WORKER_CLIENT_ID}-")
     sent: list[int] = []
     intruders = []
     try:
@@ -124,7 +127,7 @@ def test_a_device_cannot_take_the_workers_session(
                 authenticated_broker.port,
                 site.attacker_id,
                 site.attacker_secret,
-                WORKER_CLIENT_ID,
+                worker_client_id,
             )
             assert not reason.is_failure, authenticated_broker.log
             intruders.append(intruder)
@@ -133,7 +136,7 @@ def test_a_device_cannot_take_the_workers_session(
                 authenticated_broker.server_port,
                 site.attacker_id,
                 site.attacker_secret,
-                WORKER_CLIENT_ID,
+                worker_client_id,
             )
             stop(refused)
             assert reason.is_failure and reason.getName() == "Not authorized"
@@ -164,7 +167,7 @@ def test_a_device_cannot_take_the_workers_session(
     ), alert_types()
     assert worker.bus.connected and reconnects == [], "the worker's session was taken over"
     log = authenticated_broker.log
-    assert f"Client {WORKER_CLIENT_ID} already connected" not in log
+    assert f"Client {worker_client_id} already connected" not in log
     # Each intruder was known by the reader's own id: the last one took over the one before.
     connected_as_reader = [
         line

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gatekeeper.gallery import Gallery
+from gatekeeper.gallery import Gallery, GalleryArrays
 
 
 def unit(rng: np.random.Generator) -> np.ndarray:
@@ -80,3 +80,86 @@ def test_nearest_other_skips_the_persons_own_templates() -> None:
     # A new person (no id yet) is compared with everyone.
     assert gallery.nearest_other(base, None).person_id == "alice"
     assert gallery.nearest_other(other, "alice").person_id == "carol"
+
+
+def _brute(live: dict[str, tuple[str, np.ndarray]], probe: np.ndarray) -> tuple[str, str, float]:
+    """(template id, person id, distance) of the closest live template."""
+    best = min(live, key=lambda tid: float(np.linalg.norm(live[tid][1] - probe)))
+    return best, live[best][0], float(np.linalg.norm(live[best][1] - probe))
+
+
+def test_a_frozen_base_with_changes_searches_like_one_list() -> None:
+    """A read-only base (as a shared memory map is), rows removed from it, replaced in it
+    and added after it: search, nearest_other, len and contains see only the live rows."""
+    rng = np.random.default_rng(11)
+    live = {f"t{i:03d}": (f"p{i % 40}", unit(rng)) for i in range(120)}
+    ids = list(live)
+    rng.shuffle(ids)  # built in any order, kept sorted by template id
+    base = GalleryArrays.build(ids, [live[t][0] for t in ids], np.stack([live[t][1] for t in ids]))
+    for array in (base.matrix, base.norms, base.codes, base.template_ids, base.person_ids):
+        array.flags.writeable = False  # the gallery must never write its base
+    gallery = Gallery(capacity=2, base=base)
+    assert len(gallery) == 120 and "t005" in gallery and "nope" not in gallery
+    removed = {}
+    for gone in ("t000", "t007", "t119"):
+        assert gallery.remove(gone) and not gallery.remove(gone)
+        removed[gone] = live.pop(gone)
+    live["t010"] = ("p99", unit(rng))  # replaced: a new person and a new face
+    gallery.add("t010", *live["t010"])
+    for i in range(120, 130):  # the tail, a few people from the base among them
+        live[f"t{i}"] = (f"p{i % 45}", unit(rng))
+        gallery.add(f"t{i}", *live[f"t{i}"])
+    gallery.remove("t125")
+    del live["t125"]
+    assert len(gallery) == len(live) and "t007" not in gallery and "t010" in gallery
+
+    for target in ("t010", "t050", "t127", "t001"):
+        probe = live[target][1] + 0.01 * unit(rng)
+        match = gallery.search(probe, tolerance=0.5, margin=0.0)
+        assert (match.template_id, match.person_id) == (target, live[target][0])
+        others = [
+            float(np.linalg.norm(v - probe)) for p, v in live.values() if p != live[target][0]
+        ]
+        assert match.second_distance == pytest.approx(min(others), abs=1e-4)
+        nearest = gallery.nearest_other(probe, live[target][0])
+        expected = _brute({t: pv for t, pv in live.items() if pv[0] != live[target][0]}, probe)
+        assert (nearest.template_id, nearest.person_id) == expected[:2]
+        assert nearest.distance == pytest.approx(expected[2], abs=1e-4)
+    for _person, vector in removed.values():
+        assert gallery.search(vector, tolerance=0.05, margin=0.0).person_id is None
+
+    folded = Gallery(base=gallery.arrays())
+    assert len(folded) == len(live) and folded.changes_since_base == 0
+    for target, (person, vector) in live.items():
+        assert folded.search(vector, tolerance=0.01, margin=0.0).person_id == person, target
+
+
+def test_removed_rows_are_no_second_person() -> None:
+    rng = np.random.default_rng(12)
+    alice, bella = unit(rng), unit(rng)
+    gallery = Gallery(
+        base=GalleryArrays.build(["a", "b"], ["alice", "bella"], np.stack([alice, bella]))
+    )
+    gallery.remove("b")
+    match = gallery.search(alice, tolerance=0.5, margin=0.06)
+    assert match.person_id == "alice" and match.second_distance is None
+    assert gallery.nearest_other(alice, "alice") is None
+    gallery.remove("a")
+    assert len(gallery) == 0
+    assert gallery.search(alice, tolerance=0.5, margin=0.06).reason == "empty"
+
+
+def test_nbytes_counts_what_the_gallery_holds() -> None:
+    rng = np.random.default_rng(13)
+    rows = 1000
+    base = GalleryArrays.build(
+        [f"fce_{i:026d}" for i in range(rows)],
+        [f"per_{i:026d}" for i in range(rows)],
+        np.stack([unit(rng) for _ in range(rows)]),
+    )
+    frozen = Gallery(base=base)
+    # 512 bytes of template, a norm, a code and two 30-byte ids a row: no Python objects.
+    assert rows * 580 < frozen.nbytes < rows * 600 + 4096
+    grown = Gallery(capacity=rows)
+    grown.add_many([(f"fce_{i:026d}", f"per_{i:026d}", unit(rng)) for i in range(rows)])
+    assert grown.nbytes > frozen.nbytes * 1.3  # rows added one by one cost their objects

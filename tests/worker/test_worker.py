@@ -1,4 +1,7 @@
-"""The worker process: connects to a real Mosquitto and runs the scheduler's heartbeat."""
+"""The worker process: connects to a real Mosquitto and runs the scheduler's heartbeat.
+
+Several workers at once (shared subscriptions, one leader): ``test_several_workers.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from sqlalchemy import select
+
 from server.extensions import db
 from server.models import ServiceHeartbeat
 from server.worker import checkpoint_sqlite
@@ -18,9 +23,13 @@ from tests.conftest import app_environment
 from tests.support.mosquitto import Broker
 
 
-def _heartbeat(app) -> ServiceHeartbeat | None:
+def _heartbeat(app, pid: int | None = None) -> ServiceHeartbeat | None:
+    """The newest worker's heartbeat row (of the worker process ``pid`` when given)."""
+    query = select(ServiceHeartbeat).where(ServiceHeartbeat.name.like("worker:%"))
+    if pid is not None:
+        query = query.where(ServiceHeartbeat.pid == pid)
     with app.app_context():
-        beat = db.session.get(ServiceHeartbeat, "worker")
+        beat = db.session.scalars(query.order_by(ServiceHeartbeat.beat_at.desc())).first()
         db.session.expunge_all()
         db.session.remove()
         return beat
@@ -47,21 +56,23 @@ def test_worker_connects_and_beats(app, workdir: Path, database_url: str, broker
         deadline = time.monotonic() + 20
         beats = []
         while time.monotonic() < deadline:
-            beat = _heartbeat(app)
+            beat = _heartbeat(app, process.pid)
             if beat is not None and beat.mqtt_connected:
                 beats.append(beat.beat_at)
                 if len(set(beats)) >= 2:  # the scheduled job runs again, not just at start
                     break
             time.sleep(0.2)
         assert len(set(beats)) >= 2, "worker never reported two connected heartbeats"
-        assert beat.pid == process.pid
         assert beat.beat_at.tzinfo is not None
+        assert beat.leader and beat.leader_since is not None  # alone: it leads the jobs
+        assert beat.mqtt_client_id.startswith("gatekeeper-worker-")
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)
     assert process.returncode == 0, output
-    final = _heartbeat(app)
-    assert final is not None and final.mqtt_connected is False  # its last word on SIGTERM
+    final = _heartbeat(app, process.pid)
+    # Its last word on SIGTERM: no longer connected, no longer leading.
+    assert final is not None and final.mqtt_connected is False and final.leader is False
 
 
 def test_worker_without_broker_keeps_running_and_says_so(
@@ -72,7 +83,7 @@ def test_worker_without_broker_keeps_running_and_says_so(
     process = _worker(workdir, database_url, f"mqtt://127.0.0.1:{free_port()}", seconds=2)
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
-    beat = _heartbeat(app)
+    beat = _heartbeat(app, process.pid)
     assert beat is not None and beat.mqtt_connected is False
 
 
@@ -181,8 +192,8 @@ def test_a_killed_worker_loses_no_device_event(workdir: Path, new_database, brok
         deadline = time.monotonic() + 60  # a worker starts in seconds; more on a loaded CI box
         while time.monotonic() < deadline:
             beat = _heartbeat(app)
+            # mqtt_connected: connected, and the broker acknowledged its subscriptions.
             if beat is not None and beat.mqtt_connected and beat.pid != since:
-                time.sleep(0.5)  # the subscriptions follow the connection
                 return
             time.sleep(0.2)
         raise AssertionError("the worker never connected")
