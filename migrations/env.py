@@ -7,6 +7,7 @@ from typing import Any
 from alembic import context
 from flask import current_app
 
+from server.models.activity import is_event_partition
 from server.models.base import UTCDateTime
 
 config = context.config
@@ -27,12 +28,18 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> Any:
     return False
 
 
+def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:
+    """Leave access_events' partitions (PostgreSQL, migration 0017) out of autogenerate."""
+    return not (type_ == "table" and name is not None and is_event_partition(name))
+
+
 def _options() -> dict[str, Any]:
     return {
         "target_metadata": db.metadata,
         "render_as_batch": True,  # SQLite can only ALTER through table copies
         "compare_type": True,
         "render_item": render_item,
+        "include_name": include_name,
         **current_app.extensions["migrate"].configure_args,
     }
 

@@ -467,17 +467,19 @@ def worker_count(environ: Mapping[str, str]) -> int:
 def worker_environments(environ: Mapping[str, str], count: int) -> list[tuple[str, dict[str, str]]]:
     """Each worker's name and environment. One worker keeps ``environ`` as it is; several
     are ``WORKER_ID`` 1 to ``count`` and share device traffic (``MQTT_SHARED_SUBSCRIPTIONS``
-    is 1 unless ``environ`` says otherwise)."""
+    is 1 unless ``environ`` says otherwise); with ``METRICS_PORT`` set, worker N serves its
+    metrics on that port + N - 1 (two cannot listen on one port)."""
     if count == 1:
         return [("worker", dict(environ))]
     shared = environ.get("MQTT_SHARED_SUBSCRIPTIONS", "").strip() or "1"
-    return [
-        (
-            f"worker-{number}",
-            {**environ, "WORKER_ID": str(number), "MQTT_SHARED_SUBSCRIPTIONS": shared},
-        )
-        for number in range(1, count + 1)
-    ]
+    metrics_port = environ.get("METRICS_PORT", "").strip()
+    environments = []
+    for number in range(1, count + 1):
+        worker = {**environ, "WORKER_ID": str(number), "MQTT_SHARED_SUBSCRIPTIONS": shared}
+        if metrics_port.isdigit():
+            worker["METRICS_PORT"] = str(int(metrics_port) + number - 1)
+        environments.append((f"worker-{number}", worker))
+    return environments
 
 
 def worker_command() -> list[str]:

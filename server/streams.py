@@ -23,8 +23,11 @@ site gets no such headers, and its browser keeps the answer from it (and, the co
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+import psycopg.waiting
 from flask import Flask, abort, request
 from werkzeug.wrappers import Response
 
@@ -37,12 +40,34 @@ SERVED_ENDPOINTS = STREAM_ENDPOINTS | {"web.livez", "web.healthz", "metrics"}
 PREFLIGHT_MAX_AGE_S = 600
 
 
-def create_app() -> Flask:
-    """The web server's app, serving only the streams (and health and metrics)."""
-    app = create_web_app()
-    app.before_request(_streams_only)
+def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
+    """The web server's app, serving only the streams (and health and metrics);
+    ``overrides`` replace environment variables (``server.create_app``'s)."""
+    if gevent_patched() and not psycopg_cooperates():
+        raise RuntimeError(
+            "psycopg was imported before gevent patched select: its waits for the database "
+            "would stop every stream of this process. Import nothing from the server in "
+            "gunicorn's master (its config, preload_app)."
+        )
+    app = create_web_app(overrides)
+    # First of all hooks: nothing else of the web server (sign-in pages, CSRF) answers here.
+    app.before_request_funcs.setdefault(None, []).insert(0, _streams_only)
     app.after_request(_allow_same_host)
     return app
+
+
+def gevent_patched() -> bool:
+    """Whether gevent has patched ``select`` in this process (gunicorn's gevent worker)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("select"))
+
+
+def psycopg_cooperates() -> bool:
+    """Whether psycopg waits for the database through the (patched) ``select`` module, so
+    that a greenlet waiting on a query lets the others run. psycopg picks its wait function
+    when first imported: its C one (``wait_c``) blocks the whole process, and it avoids it
+    only when gevent had patched ``select`` already."""
+    return psycopg.waiting.wait is not getattr(psycopg.waiting, "wait_c", None)
 
 
 def _streams_only() -> Response | None:

@@ -23,7 +23,7 @@ from gatekeeper.vocabulary import AlertType, CredentialType, Decision
 from server.alerts.strangers import similar_events
 from server.core.scope import Scope
 from server.extensions import db
-from server.models import AccessEvent, Alert, Person, UserRole, VisitorPass
+from server.models import AccessEvent, AccessPoint, Alert, Person, UserRole, VisitorPass
 
 SIMILAR_LIMIT = 50
 
@@ -63,8 +63,24 @@ class EventFilters:
         return out
 
 
-def search(scope: Scope, filters: EventFilters, *, before: AccessEvent | None = None) -> Select:
-    """The caller's events matching ``filters``, newest first; older than ``before`` if given."""
+EventKey = tuple[datetime, str]
+
+
+def event_key(event: AccessEvent) -> EventKey:
+    """Where ``event`` sits in a search's order (``search(after=...)`` starts after it)."""
+    return (event.occurred_at, event.id)
+
+
+def search(
+    scope: Scope,
+    filters: EventFilters,
+    *,
+    before: AccessEvent | None = None,
+    after: EventKey | None = None,
+) -> Select:
+    """The caller's events matching ``filters``, newest first; older than ``before`` (an
+    event) or than the key ``after`` if given: a range of the indexes by time, per community
+    or across them (``server.models.indexes``), wherever it lies in the history."""
     statement = scope.query(AccessEvent)
     for name in (
         "community_id",
@@ -83,10 +99,13 @@ def search(scope: Scope, filters: EventFilters, *, before: AccessEvent | None = 
     if filters.until is not None:
         statement = statement.where(AccessEvent.occurred_at < filters.until)
     if before is not None:
+        after = event_key(before)
+    if after is not None:
+        occurred_at, ident = after
         statement = statement.where(
             or_(
-                AccessEvent.occurred_at < before.occurred_at,
-                (AccessEvent.occurred_at == before.occurred_at) & (AccessEvent.id < before.id),
+                AccessEvent.occurred_at < occurred_at,
+                (AccessEvent.occurred_at == occurred_at) & (AccessEvent.id < ident),
             )
         )
     return statement.order_by(AccessEvent.occurred_at.desc(), AccessEvent.id.desc())
@@ -112,7 +131,12 @@ def similar(
     ]
 
 
-# Who ---------------------------------------------------------------------------------------
+# Who and where -----------------------------------------------------------------------------
+
+
+def point_names(events: Iterable[AccessEvent]) -> dict[str, str]:
+    """Access point id -> name for ``events``, in one statement (not one per event)."""
+    return _column_by_id(AccessPoint.id, AccessPoint.name, (e.access_point_id for e in events))
 
 
 def sees_names(scope: Scope) -> bool:

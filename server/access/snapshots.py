@@ -54,6 +54,11 @@ def load(event: AccessEvent) -> bytes | None:
     return crypto.decrypt(path.read_bytes()) if path.exists() else None
 
 
+def discard(snapshot_path: str) -> None:
+    """Delete a crop's file (its event is being deleted); a missing file is no error."""
+    (_root() / snapshot_path).unlink(missing_ok=True)
+
+
 def erase_expired() -> int:
     """Erase crops older than each community's retention; return how many."""
     erased = 0
@@ -68,7 +73,7 @@ def erase_expired() -> int:
             )
         )
         for event in old:
-            (_root() / event.snapshot_path).unlink(missing_ok=True)
+            discard(event.snapshot_path)
             event.snapshot_path = None
             erased += 1
     return erased

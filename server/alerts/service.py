@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, case, select
+from sqlalchemy import Select, and_, case, literal_column, or_, select
 
 from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
 from server.alerts import channels as alert_channels
@@ -30,6 +30,7 @@ from server.core.scope import Scope
 from server.core.wording import word
 from server.extensions import db
 from server.models import (
+    AccessPoint,
     Alert,
     AlertDelivery,
     AlertHistory,
@@ -225,12 +226,6 @@ def escalate_overdue(now: datetime | None = None) -> int:
 
 # Reading --------------------------------------------------------------------------------------
 
-_SEVERITY_RANK = case(
-    {severity: rank for rank, severity in enumerate(SEVERITY_STEPS)},
-    value=Alert.severity,
-    else_=-1,
-)
-
 
 def readable(scope: Scope) -> None:
     """404 for residents: alerts are the officers' and the property office's, and a family
@@ -239,15 +234,86 @@ def readable(scope: Scope) -> None:
     scope.require_sees(Alert)
 
 
-def alerts_query(scope: Scope, filters: dict[str, Any]) -> Select[tuple[Alert]]:
-    """The alerts the caller may see, filtered, most severe and newest first."""
+# The list: unresolved alerts (open, acknowledged) first, then resolved ones, each newest
+# first. Each half is read in that order from its own index (migration 0016: the partial
+# index of unresolved alerts by time, and alerts by time), so a page costs the same with a
+# year of resolved alerts behind it, and however many communities the caller covers.
+# A row's place is its key: (0 unresolved / 1 resolved, created_at, id), newest first.
+AlertKey = tuple[int, datetime, str]
+_UNRESOLVED, _RESOLVED = 0, 1
+# Spelled with a literal, as the partial indexes' predicate is (``server.models.indexes``):
+# with a bound parameter a prepared statement's generic plan could not use them.
+_RESOLVED_LITERAL = literal_column(f"'{AlertStatus.RESOLVED.value}'")
+_IS_RESOLVED = Alert.status == _RESOLVED_LITERAL
+_NOT_RESOLVED = Alert.status != _RESOLVED_LITERAL
+
+
+def alert_key(alert: Alert) -> AlertKey:
+    """Where ``alert`` sits in the list (``alerts_after`` starts after it)."""
+    return (
+        _RESOLVED if alert.status is AlertStatus.RESOLVED else _UNRESOLVED,
+        alert.created_at,
+        alert.id,
+    )
+
+
+def _filtered(scope: Scope, filters: dict[str, Any]) -> Select[tuple[Alert]]:
     readable(scope)
     statement = scope.query(Alert)
     kinds = {"status": AlertStatus, "type": AlertType, "severity": Severity, "community_id": str}
     for name, kind in kinds.items():
         if filters.get(name):
             statement = statement.where(getattr(Alert, name) == kind(filters[name]))
-    return statement.order_by(_SEVERITY_RANK.desc(), Alert.created_at.desc(), Alert.id.desc())
+    return statement
+
+
+def _halves(filters: dict[str, Any]) -> tuple[int, ...]:
+    """The halves of the list a status filter leaves."""
+    status = filters.get("status")
+    if not status:
+        return (_UNRESOLVED, _RESOLVED)
+    return (_RESOLVED,) if AlertStatus(status) is AlertStatus.RESOLVED else (_UNRESOLVED,)
+
+
+def alerts_query(scope: Scope, filters: dict[str, Any]) -> Select[tuple[Alert]]:
+    """The alerts the caller may see, filtered, unresolved first, each half newest first (as
+    one statement, for ``OFFSET`` pages; ``alerts_after`` reads a page from the indexes)."""
+    resolved = case((_IS_RESOLVED, _RESOLVED), else_=_UNRESOLVED)
+    return _filtered(scope, filters).order_by(resolved, Alert.created_at.desc(), Alert.id.desc())
+
+
+def alerts_after(
+    scope: Scope, filters: dict[str, Any], after: AlertKey | None, limit: int
+) -> list[Alert]:
+    """At most ``limit`` alerts of the list (``alerts_query``'s order) after the key ``after``
+    (from the start when ``None``): one indexed range read per half of the list."""
+    statement = _filtered(scope, filters)
+    rows: list[Alert] = []
+    for half in _halves(filters):
+        if after is not None and half < after[0]:
+            continue
+        query = statement.where(_IS_RESOLVED if half == _RESOLVED else _NOT_RESOLVED)
+        if after is not None and half == after[0]:
+            _, created_at, ident = after
+            query = query.where(
+                or_(
+                    Alert.created_at < created_at,
+                    and_(Alert.created_at == created_at, Alert.id < ident),
+                )
+            )
+        query = query.order_by(Alert.created_at.desc(), Alert.id.desc())
+        rows.extend(db.session.scalars(query.limit(limit - len(rows))))
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def load_access_points(rows: list[Alert]) -> None:
+    """The access points of ``rows`` in one statement: each alert's answer then finds its own
+    in the session (``session.get`` reads no row twice), not one statement per alert."""
+    wanted = {row.access_point_id for row in rows if row.access_point_id}
+    if wanted:
+        db.session.scalars(select(AccessPoint).where(AccessPoint.id.in_(wanted))).all()
 
 
 def history_of(alert: Alert) -> list[dict[str, Any]]:

@@ -2,11 +2,12 @@
 
 Alerts are raised in web processes (verification) and in the worker (MQTT ingest, scheduled
 jobs), so a stream cannot wait for an in-process signal. The alerts are a feed of the
-process's change broadcaster (``server.core.live``): while a console is open it reads, every
-``POLL_S``, the alerts whose ``updated_at`` moved and hands each change to the streams whose
-caller may see that community (staff never get the police's alert types). This module says
-what an alert's change is (its console payload, with why it changed, from its history); the
-polling, the heartbeats, ``STREAM_MAX_S`` and the resume from ``Last-Event-ID`` are the core's.
+process's change broadcaster (``server.core.live``): while a console is open it reads the
+alerts whose ``updated_at`` moved (on PostgreSQL when the ``alerts`` trigger notifies a
+change, on SQLite every ``POLL_S``) and hands each change to the streams whose caller may
+see that community (staff never get the police's alert types). This module says what an
+alert's change is (its console payload, with why it changed, from its history); the reads,
+the heartbeats, ``STREAM_MAX_S`` and the resume from ``Last-Event-ID`` are the core's.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from copy import deepcopy
 from http import HTTPStatus
 from typing import Any
@@ -17,6 +18,7 @@ from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import UnsupportedMediaType
 
+from server.api.pagination import pagination_metadata
 from server.api.schemas import ProblemSchema
 from server.core import bodies
 from server.core.auth import authenticate_api_request
@@ -30,7 +32,11 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # flask-smorest sends its pagination metadata as JSON text in one header: a string on the wire.
 PAGINATION_HEADER = {
     "description": "Pagination metadata, as JSON text: `total`, `total_pages`, `first_page`, "
-    "`last_page` and `page`, with `previous_page` and `next_page` when there is one.",
+    "`last_page` and `page`, with `previous_page` and `next_page` when there is one. `total` "
+    "is counted up to 1,000 rows past the page: beyond, `total_capped` is true, `total` a "
+    "lower bound, and there is no `last_page` nor `total_pages`. Lists that take `after` "
+    "(alerts, events) add `next_after`, the cursor of the next page, while more rows follow; "
+    "a page asked for with `after` has only `page_size` and `next_after`.",
     "schema": {"type": "string"},
     "example": '{"total": 25, "total_pages": 3, "first_page": 1, "last_page": 3, "page": 2, '
     '"previous_page": 1, "next_page": 3}',
@@ -121,6 +127,12 @@ class _JsonParser(FlaskParser):
 
 class _Blueprint(Blueprint):
     ARGUMENTS_PARSER = _JsonParser()
+
+    def _set_pagination_metadata(self, page_params: Any, result: Any, headers: Any) -> Any:
+        """``X-Pagination`` with a bounded total and keyset cursors (``server.api.pagination``)."""
+        headers = {} if headers is None else headers
+        headers[self.PAGINATION_HEADER_NAME] = json.dumps(pagination_metadata(page_params))
+        return result, headers
 
 
 def public_blueprint(name: str, description: str, *, json_only: bool = True) -> Blueprint:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,7 +32,7 @@ from gatekeeper.vocabulary import CredentialType, Reason
 from server.access import events, snapshots
 from server.access.events import EventFilters
 from server.api import authenticated_blueprint, scope
-from server.api.pagination import paginated
+from server.api.pagination import Cursor, keyset_paginated
 from server.api.schemas import AccessEventSchema, EventQuerySchema
 from server.core.errors import NotFound
 from server.core.i18n import ENGLISH, current_locale
@@ -105,14 +106,29 @@ class EventSearchSchema(EventQuerySchema):
     credential_type = fields.Str(validate=validate.OneOf([kind.value for kind in CredentialType]))
 
 
+class EventListSchema(EventSearchSchema):
+    after = Cursor(datetime, str)
+
+
 class SimilarEventSchema(AccessEventSchema):
     distance = fields.Float(
         allow_none=True, metadata={"description": "face distance to the event asked about"}
     )
 
 
-def event_answer(event: AccessEvent) -> dict[str, Any]:
-    point = db.session.get(AccessPoint, event.access_point_id) if event.access_point_id else None
+def event_answers(
+    rows: list[AccessEvent], more: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The answers of ``rows``; their access points' names read in one statement, not one
+    per row. ``more``: event id -> fields to add to its answer."""
+    points = events.point_names(rows)
+    more = more or {}
+    return [{**event_answer(row, points), **more.get(row.id, {})} for row in rows]
+
+
+def event_answer(event: AccessEvent, points: dict[str, str]) -> dict[str, Any]:
+    """One event's answer; ``points``: access point id -> name (``events.point_names``)."""
+    point_id = event.access_point_id
     return {
         **{
             name: getattr(event, name)
@@ -129,7 +145,9 @@ def event_answer(event: AccessEvent) -> dict[str, Any]:
                 "pass_id",
             )
         },
-        "access_point": {"id": point.id, "name": point.name} if point else None,
+        "access_point": (
+            {"id": point_id, "name": points[point_id]} if point_id in points else None
+        ),
         "detail": (event.details or {}).get("detail"),
     }
 
@@ -140,15 +158,30 @@ def _not_for_residents(caller: Scope, detail: LazyString) -> None:
 
 
 @blp.get("/events")
-@blp.arguments(EventSearchSchema, location="query")
+@blp.arguments(EventListSchema, location="query")
 @blp.response(200, AccessEventSchema(many=True))
 @blp.paginate()
 def list_events(query: dict[str, Any], pagination_parameters: Any) -> Any:
     """Access events you may see, newest first (residents: your household's and your
     guests'); filter by time (``since`` included, ``until`` not), community, access point,
-    person, pass, decision, reason and credential type."""
-    statement = events.search(scope(), EventFilters.from_query(query))
-    return [event_answer(row) for row in paginated(statement, pagination_parameters)]
+    person, pass, decision, reason and credential type.
+
+    Page with ``after`` (the ``next_after`` of the previous page's ``X-Pagination``): each
+    page is then read from an index wherever it is in the history, and events recorded
+    meanwhile do not shift it. 422 for a cursor this list did not give."""
+    caller, after = scope(), query.pop("after", None)
+    filters = EventFilters.from_query(query)
+    rows = keyset_paginated(
+        lambda limit: db.session.scalars(events.search(caller, filters).limit(limit)).all(),
+        lambda key, limit: db.session.scalars(
+            events.search(caller, filters, after=key).limit(limit)
+        ).all(),
+        events.event_key,
+        lambda: events.search(caller, filters),
+        after,
+        pagination_parameters,
+    )
+    return event_answers(rows)
 
 
 @blp.get("/events.csv")
@@ -295,4 +328,5 @@ def similar_events(event_id: str) -> Any:
     event = caller.get(AccessEvent, event_id)
     _not_for_residents(caller, _l("No access event with id %(id)s.", id=repr(event_id)))
     matches = events.similar(caller, event)
-    return [{**event_answer(row), "distance": distance} for row, distance in matches]
+    rows = [row for row, _distance in matches]
+    return event_answers(rows, {row.id: {"distance": d} for row, d in matches})

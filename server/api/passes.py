@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext as _l
 
 from server.access import qr as pass_verification
 from server.api import authenticated_blueprint, scope
-from server.api.events import event_answer
+from server.api.events import event_answers
 from server.api.pagination import paginated
 from server.api.schemas import (
     AccessEventSchema,
@@ -121,7 +121,7 @@ def revoke_pass(pass_id: str) -> Any:
 def pass_uses(pass_id: str) -> Any:
     """Where and when the pass was presented, granted or denied, newest first."""
     row = scope().get(VisitorPass, pass_id)
-    return [event_answer(event) for event in passes.uses_of(row)]
+    return event_answers(list(passes.uses_of(row)))
 
 
 @blp.get("/passes/<pass_id>/qr.png")

@@ -27,6 +27,8 @@ class CommunitySettings:
     # Keep face crops of access events (off: templates only), and for how long.
     keep_snapshots: bool = False
     snapshot_retention_days: int = 30
+    # Access events older than this are deleted (server.access.retention), with their crops.
+    event_retention_days: int = 180
     # Keep enrolment photos next to the templates (off by default).
     keep_enrolment_photos: bool = False
     # Residents and tenants stay pending until a person-ID match succeeds.
@@ -79,6 +81,7 @@ class CommunitySettingsSchema(ma.Schema):
     pass_max_days = ma.fields.Int(validate=validate.Range(min=1, max=366))
     keep_snapshots = JsonBool()
     snapshot_retention_days = ma.fields.Int(validate=validate.Range(min=1, max=3650))
+    event_retention_days = ma.fields.Int(validate=validate.Range(min=7, max=3650))
     keep_enrolment_photos = JsonBool()
     require_id_match = JsonBool()
     fuzzy_plates = JsonBool()

@@ -310,7 +310,7 @@ class Broadcaster:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._bell: _Bell | None = None  # wakes the listening thread (under _lock)
-        self._listener: _Listener | None = None  # the thread's own
+        self._listener: _Listener | None = None  # the listening thread's, while connected
 
     @property
     def subscriber_count(self) -> int:
@@ -430,8 +430,13 @@ class Broadcaster:
             self._read()
 
     def _run_listening(self) -> None:
-        """Wait for notifications; read what they name (see the module's docstring)."""
+        """Wait for notifications; read what they name (see the module's docstring).
+
+        The bell and the listener are this thread's own: a thread that is ending (its last
+        stream gone) may still be closing them while the next stream starts a fresh thread
+        with its own."""
         bell = _Bell()
+        listener: _Listener | None = None
         with self._lock:
             self._bell = bell
         due: set[str] = set()  # feeds notified since their last read
@@ -442,9 +447,9 @@ class Broadcaster:
         try:
             while not self._finished():
                 now = time.monotonic()
-                if self._listener is None and now >= retry_at:
+                if listener is None and now >= retry_at:
                     try:
-                        self._listener = _Listener(self.app)
+                        listener = _Listener(self.app)
                     except (psycopg.Error, OSError) as error:
                         _LOGGER.warning(
                             "cannot listen for live changes (%s); polling every %.1f s, "
@@ -455,9 +460,10 @@ class Broadcaster:
                         )
                         retry_at, pause = now + pause, min(pause * 2, RECONNECT_MAX_S)
                     else:
+                        self._listener = listener
                         pause = RECONNECT_MIN_S
                         everything = True  # what changed before it listened
-                if self._listener is None:  # meanwhile, poll
+                if listener is None:  # meanwhile, poll
                     self._read()
                     bell.wait(min(self.poll_s, max(0.0, retry_at - now)))
                     continue
@@ -471,20 +477,23 @@ class Broadcaster:
                     continue
                 timeout = last_read + self.coalesce_s - now if due else safety_at - now
                 try:
-                    notified = self._listener.wait(bell, max(0.0, timeout))
-                except (psycopg.Error, OSError) as error:
+                    notified = listener.wait(bell, max(0.0, timeout))
+                except Exception as error:  # psycopg's, the socket's (fd gone): lost
                     _LOGGER.warning("lost the live changes' listener (%s); reconnecting", error)
-                    self._listener.close()
+                    listener.close()
+                    listener = None
                     self._listener = None
                     retry_at = time.monotonic()
                     continue
                 due |= self._wanted(notified)
         finally:
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
+            if listener is not None:
+                listener.close()
             with self._lock:
-                self._bell = None
+                if self._listener is listener:
+                    self._listener = None
+                if self._bell is bell:
+                    self._bell = None
             bell.close()
 
     def _wanted(self, notified: Iterable[tuple[str, str]]) -> set[str]:
@@ -638,10 +647,13 @@ class _Listener:
         """The (feed, community id) of the notifications that arrive within ``timeout``
         seconds (empty when none did, or the bell rang); psycopg's errors when the connection
         is lost."""
-        readable, _, _ = select_module.select([self.connection.fileno(), bell], [], [], timeout)
+        if self.connection.closed or self.connection.broken:
+            raise psycopg.OperationalError("the listener's connection is closed")
+        socket_fd = self.connection.fileno()
+        readable, _, _ = select_module.select([socket_fd, bell], [], [], timeout)
         if bell in readable:
             bell.silence()
-        if self.connection.fileno() not in readable:
+        if socket_fd not in readable:
             return []
         found = []
         for notification in self.connection.notifies(timeout=0):
@@ -784,6 +796,10 @@ def respond(
 ) -> Response:
     """The SSE response of one stream: subscribed, with what the client missed since its
     ``Last-Event-ID`` (``missed``); 503 with ``Retry-After`` when the budget is spent."""
+    # No pooled connection held while waiting for the broadcaster's locks: their holder may
+    # need one (a feed's start, a read), and many streams opening at once (the stream
+    # process) would hold the whole pool waiting for it. What was loaded stays, expired.
+    db.session.rollback()
     try:
         hub.subscribe(subscriber, limit)
     except TooManyStreams:

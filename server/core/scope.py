@@ -19,6 +19,7 @@ an officer's or a resident's community) answers 403.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, TypeVar
 
 from flask_babel import lazy_gettext as _l
@@ -125,11 +126,26 @@ class Scope:
     def __init__(self, user: User):
         self.user = user
         self.role = user.role
+
+    @cached_property
+    def community_ids(self) -> frozenset[str]:
+        """The ids of the communities this user sees (not the rows: an officer may cover
+        thousands). Queries use ``_communities`` instead, a subquery the database joins."""
         if self.role is UserRole.RESIDENT:
-            unit = user.unit
-            self.community_ids = frozenset({unit.community_id} if unit else ())
-        else:
-            self.community_ids = frozenset(c.id for c in user.communities)
+            unit = self.user.unit
+            return frozenset({unit.community_id} if unit else ())
+        return frozenset(db.session.scalars(self._communities))
+
+    @cached_property
+    def _communities(self) -> Select[tuple[str]] | frozenset[str]:
+        """What ``community_id IN (...)`` compares with: a resident's one community, else the
+        user's rows of ``user_communities`` as a subquery, so a scope covering 2,500
+        communities neither loads them nor sends 2,500 parameters with every query."""
+        if self.role is UserRole.RESIDENT:
+            return self.community_ids
+        return select(user_communities.c.community_id).where(
+            user_communities.c.user_id == self.user.id
+        )
 
     @property
     def is_admin(self) -> bool:
@@ -144,11 +160,11 @@ class Scope:
         if model is User:
             return self._visible_users()
         if model is Community:
-            return Community.id.in_(self.community_ids)
+            return Community.id.in_(self._communities)
         community_id = getattr(model, "community_id", None)
         if community_id is None or not self.reads(model):
             return false()
-        in_communities = community_id.in_(self.community_ids)
+        in_communities = community_id.in_(self._communities)
         if self.role is UserRole.RESIDENT:
             return in_communities & self._resident_rows(model)
         if model is Alert and self.role is not UserRole.OFFICER:
@@ -225,9 +241,9 @@ class Scope:
         if self.role is not UserRole.STAFF:
             return User.id == self.user.id
         same_community = select(user_communities.c.user_id).where(
-            user_communities.c.community_id.in_(self.community_ids)
+            user_communities.c.community_id.in_(self._communities)
         )
-        resident_here = select(Unit.id).where(Unit.community_id.in_(self.community_ids))
+        resident_here = select(Unit.id).where(Unit.community_id.in_(self._communities))
         return or_(User.id.in_(same_community), User.unit_id.in_(resident_here))
 
     def query(self, model: type[M]) -> Select[tuple[M]]:

@@ -29,6 +29,7 @@ from server.models.activity import (
 )
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, Unit
+from server.models.indexes import CITY_INDEXES
 from server.models.onboarding import (
     AccountActivation,
     RegistrationLink,
@@ -55,6 +56,7 @@ from server.models.people import (
 )
 
 __all__ = [
+    "CITY_INDEXES",
     "AccessEvent",
     "AccessPoint",
     "AccountActivation",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from secrets import token_hex
 from typing import Any
@@ -121,13 +122,11 @@ class VehiclePresence(IdMixin, CommunityOwned, Base):
         ForeignKey("visitor_passes.id", ondelete="SET NULL"), index=True
     )
     entered_at: Mapped[datetime]
-    entry_event_id: Mapped[str | None] = mapped_column(
-        ForeignKey("access_events.id", ondelete="SET NULL")
-    )
+    # No foreign keys to access_events (partitioned by month on PostgreSQL, whose key is then
+    # (id, occurred_at)): server.access.retention clears these ids before an event goes.
+    entry_event_id: Mapped[str | None] = mapped_column(String(40), index=True)
     exited_at: Mapped[datetime | None]
-    exit_event_id: Mapped[str | None] = mapped_column(
-        ForeignKey("access_events.id", ondelete="SET NULL")
-    )
+    exit_event_id: Mapped[str | None] = mapped_column(String(40), index=True)
     closed_reason: Mapped[str | None] = mapped_column(String(20))
     overstay_alerted_at: Mapped[datetime | None]
 
@@ -148,8 +147,27 @@ class SigningKey(Base):
     verifies_until: Mapped[datetime]
 
 
+# The monthly partitions of access_events on PostgreSQL (``access_events_2026_12``) and its
+# default one: tables no model describes (migration 0017, server.access.retention).
+EVENT_PARTITION = re.compile(
+    r"access_events_(?P<year>\d{4})_(?P<month>\d{2})|access_events_default"
+)
+
+
+def is_event_partition(table_name: str) -> bool:
+    """Whether a table is one of access_events' partitions (Alembic's comparisons skip them)."""
+    return EVENT_PARTITION.fullmatch(table_name) is not None
+
+
 class AccessEvent(IdMixin, CommunityOwned, Base):
-    """One verification at an access point, granted or denied."""
+    """One verification at an access point, granted or denied.
+
+    On PostgreSQL the table is partitioned by month of ``occurred_at`` (migration 0017) and
+    its primary key is (id, occurred_at); ids stay unique (ULIDs), and no table holds a
+    foreign key to it. Whole months past every community's ``event_retention_days`` are
+    dropped, younger rows deleted per community (``server.access.retention``); on SQLite it
+    is one table and only the rows are deleted.
+    """
 
     __tablename__ = "access_events"
     __table_args__ = (
@@ -220,9 +238,8 @@ class DeviceCommand(IdMixin, CommunityOwned, Base):
     access_point_id: Mapped[str | None] = mapped_column(
         ForeignKey("access_points.id", ondelete="SET NULL")
     )
-    event_id: Mapped[str | None] = mapped_column(
-        ForeignKey("access_events.id", ondelete="SET NULL")
-    )
+    # The access event that opened the door; no foreign key (see VehiclePresence).
+    event_id: Mapped[str | None] = mapped_column(String(40), index=True)
     issued_by_user_id: Mapped[str | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
@@ -332,7 +349,8 @@ class StrangerSighting(IdMixin, CommunityOwned, Base):
     ID_PREFIX = "sts"
 
     cluster_id: Mapped[str] = mapped_column(ForeignKey("stranger_clusters.id", ondelete="CASCADE"))
-    event_id: Mapped[str] = mapped_column(ForeignKey("access_events.id", ondelete="CASCADE"))
+    # No foreign key (see VehiclePresence): retention deletes a sighting with its event.
+    event_id: Mapped[str] = mapped_column(String(40), index=True)
     access_point_id: Mapped[str | None] = mapped_column(
         ForeignKey("access_points.id", ondelete="SET NULL")
     )

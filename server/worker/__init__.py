@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from hardware.bus import BrokerAddress, MqttBus, drain_session
 from hardware.topics import SERVER_SUBSCRIPTIONS, server_subscriptions, share_group
-from server.access import snapshots, vehicles
+from server.access import retention, snapshots, vehicles
 from server.alerts import channels as alert_channels
 from server.alerts import rules as alert_rules
 from server.alerts import service as alerts
@@ -63,8 +63,8 @@ FORGET_WORKER_AFTER = timedelta(days=1)
 COMMAND_EXPIRY_CHECK_S = 5
 # How often ended leases are closed (credentials disabled, passes revoked, faces erased).
 LEASE_CHECK_S = 60
-# How often kept face crops are checked against their retention.
-SNAPSHOT_RETENTION_CHECK_S = 3600
+# How often kept face crops and access events are checked against their retention.
+RETENTION_CHECK_S = 3600
 # How often the pass-signing keys are checked for rotation.
 KEY_ROTATION_CHECK_S = 3600
 # How often SQLite's write-ahead log is copied into the database (see server/__init__.py).
@@ -120,7 +120,7 @@ class Worker:
         self._leader_jobs: list[str] = []
         self._stop = threading.Event()
         self._keys_published = False
-        self._fence: Callable[[Session], bool] | None = None
+        self._fence: Callable[[Session, str], bool] | None = None
         self._following = False  # said once that another worker leads
         self._warned_unshared = False
         self._beat_lock = threading.Lock()  # elect() beats at once when it takes the lead
@@ -212,6 +212,9 @@ class Worker:
         if self._stop.is_set():
             return
         if not lock.try_acquire():
+            _LOGGER.debug(
+                "worker %s tried the scheduler lock: another worker holds it", self.worker_id
+            )
             if not self._following:
                 self._following = True
                 _LOGGER.info(
@@ -272,10 +275,11 @@ class Worker:
         run_if_leading.__name__ = run_if_leading.__qualname__ = job.__name__
         return run_if_leading
 
-    def _still_leading(self, session: Session) -> bool:
-        """The fence of a scheduled job's transaction: this worker's lock is still held."""
+    def _still_leading(self, session: Session, job: str) -> bool:
+        """The fence of a scheduled job's transaction: this worker's lock is still held, and
+        no other transaction runs ``job`` (``LeaderLock.confirm``)."""
         lock = self._leader_lock
-        return self.leading and lock is not None and lock.confirm(session)
+        return self.leading and lock is not None and lock.confirm(session, job)
 
     def detect_offline_devices(self) -> None:
         self._in_transaction(
@@ -287,9 +291,11 @@ class Worker:
     def expire_commands(self) -> None:
         self._in_transaction(commands.expire_overdue)
 
-    def erase_expired_snapshots(self) -> None:
-        """Face crops past their community's retention days are deleted."""
+    def apply_retention(self) -> None:
+        """Face crops and access events past their community's retention days are deleted
+        (events: whole months on PostgreSQL, whose months ahead are created here too)."""
         self._in_transaction(snapshots.erase_expired)
+        self._in_transaction(retention.enforce)
 
     def close_leases(self) -> None:
         """The lease-end cascade (access already ended: the policy checks leases itself)."""
@@ -387,8 +393,9 @@ class Worker:
         with self.app.app_context():
             try:
                 # Scheduled (run() sets the fence): only while this worker still leads.
-                if self._fence is not None and not self._fence(db.session):
-                    _LOGGER.warning("%s skipped a job: it no longer leads", self.worker_id)
+                name = f"{job.__module__}.{getattr(job, '__qualname__', type(job).__name__)}"
+                if self._fence is not None and not self._fence(db.session, name):
+                    _LOGGER.warning("%s skipped the job %s this time", self.worker_id, name)
                     return
                 job()
                 db.session.commit()
@@ -423,7 +430,7 @@ class Worker:
             (self.detect_offline_devices, max(1.0, self.settings.device_heartbeat_seconds / 2)),
             (self.expire_commands, COMMAND_EXPIRY_CHECK_S),
             (self.close_leases, LEASE_CHECK_S),
-            (self.erase_expired_snapshots, SNAPSHOT_RETENTION_CHECK_S),
+            (self.apply_retention, RETENTION_CHECK_S),
             (self.rotate_pass_keys, KEY_ROTATION_CHECK_S),
             (self.flag_overstays, OVERSTAY_CHECK_S),
             (self.checkpoint_sqlite, SQLITE_CHECKPOINT_S),

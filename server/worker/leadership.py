@@ -11,7 +11,12 @@ job twice.
   PostgreSQL releases the lock at once; one whose connection breaks (a network fault, a
   database restart) notices at its next heartbeat and stops leading. In between, each job
   checks in its own transaction that the lock is still held by that connection (``confirm``),
-  so a job does not start on a leader that has lost the lock. TCP keepalives on the
+  so a job does not start on a leader that has lost the lock; it then takes that job's own
+  transaction-level advisory lock (``pg_advisory_xact_lock``), so no two transactions ever
+  run one job at once: not a leader that lost the scheduler lock unnoticed (its lock
+  connection cut, its pool still answering) and the new one, nor the new leader and the
+  transaction a killed leader left behind until PostgreSQL ends it (the new leader waits
+  for it, then finds its work undone: jobs act on committed state). TCP keepalives on the
   connection bound how long a silently dead link goes unnoticed. A pooler in transaction
   mode (PgBouncer) cannot hold session locks: give the workers a direct connection.
 - SQLite: an exclusive ``flock`` on ``<database file>-scheduler.lock``, released by the
@@ -24,12 +29,13 @@ import contextlib
 import fcntl
 import logging
 import os
+import zlib
 from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -38,6 +44,10 @@ _LOGGER = logging.getLogger(__name__)
 # pg_try_advisory_lock(key1, key2): key1 names this application ("gk"), key2 the lock.
 ADVISORY_CLASS = 0x676B
 SCHEDULER_LOCK = 1
+# A job's transaction lock: pg_advisory_xact_lock(JOB_CLASS, job_key(name)), waited for at
+# most JOB_LOCK_WAIT_S (then the job is skipped until its next run).
+JOB_CLASS = 0x676A
+JOB_LOCK_WAIT_S = 30
 # libpq options of the lock's connection: TCP keepalives find a dead link within ~40 s, and
 # a database that does not answer does not hold up the election for long.
 CONNECT_ARGS = {
@@ -47,6 +57,12 @@ CONNECT_ARGS = {
     "keepalives_interval": 10,
     "keepalives_count": 3,
 }
+
+
+def job_key(job: str) -> int:
+    """The second key of ``job``'s transaction lock: a stable 32-bit signed hash of its name."""
+    key = zlib.crc32(job.encode())
+    return key - (1 << 32) if key >= 1 << 31 else key
 
 
 class LeaderLock(Protocol):
@@ -59,7 +75,7 @@ class LeaderLock(Protocol):
 
     def still_held(self) -> bool: ...
 
-    def confirm(self, session: Session) -> bool: ...
+    def confirm(self, session: Session, job: str) -> bool: ...
 
     def release(self) -> None: ...
 
@@ -115,8 +131,10 @@ class AdvisoryLock:
             return False
         return True
 
-    def confirm(self, session: Session) -> bool:
-        """Whether, seen from ``session``'s transaction, our connection still holds the lock."""
+    def confirm(self, session: Session, job: str) -> bool:
+        """Whether, seen from ``session``'s transaction, our connection still holds the lock;
+        then ``job``'s transaction lock, held until that transaction ends (waiting for
+        another transaction running the same job to end; False if it lasts too long)."""
         if self._backend_pid is None:
             return False
         held = session.scalar(
@@ -126,7 +144,25 @@ class AdvisoryLock:
             ),
             {"a": ADVISORY_CLASS, "b": SCHEDULER_LOCK, "pid": self._backend_pid},
         )
-        return bool(held)
+        if not held:
+            return False
+        previous = session.scalar(text("SELECT current_setting('lock_timeout')"))
+        wait = {"name": "lock_timeout", "value": f"{JOB_LOCK_WAIT_S}s"}
+        try:
+            session.execute(text("SELECT set_config(:name, :value, true)"), wait)
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(CAST(:a AS integer), CAST(:b AS integer))"),
+                {"a": JOB_CLASS, "b": job_key(job)},
+            )
+        except OperationalError as error:  # lock_timeout: the other one still runs
+            session.rollback()
+            _LOGGER.warning("job %s still runs in another transaction: %s", job, error.orig)
+            return False
+        session.execute(
+            text("SELECT set_config(:name, :value, true)"),
+            {"name": "lock_timeout", "value": previous},
+        )
+        return True
 
     def release(self) -> None:
         if self._connection is not None and self._backend_pid is not None:
@@ -172,8 +208,8 @@ class FileLock:
     def still_held(self) -> bool:
         return self._fd is not None  # a flock lasts as long as the open file
 
-    def confirm(self, session: Session) -> bool:
-        return self._fd is not None
+    def confirm(self, session: Session, job: str) -> bool:
+        return self._fd is not None  # one machine: the kernel's flock cannot be split
 
     def release(self) -> None:
         if self._fd is not None:

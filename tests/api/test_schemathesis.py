@@ -143,6 +143,12 @@ RULES_BEYOND_THE_SCHEMA: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ),
     ("POST", "/api/v1/people/{pid}/faces"): (ROLES, "as for the watchlist"),
     ("POST", "/api/v1/people/{pid}/id-check"): (ROLES, "as for the watchlist, for both photos"),
+    ("GET", "/api/v1/alerts"): (
+        ROLES,
+        "after must be a cursor the list gave (next_after): text of the right shape is not "
+        "yet one (keyset pagination, server.api.pagination)",
+    ),
+    ("GET", "/api/v1/events"): (ROLES, "as for GET alerts"),
     ("POST", "/api/v1/communities/{cid}/webhooks"): (
         ROLES,
         "the URL's host must resolve to public addresses only, checked by resolving it",

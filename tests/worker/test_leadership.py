@@ -3,11 +3,13 @@ workers' ids, and how the launcher numbers several workers."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from server.extensions import db
 from server.launcher import LaunchError, worker_count, worker_environments
@@ -25,7 +27,7 @@ def test_one_lock_holder_at_a_time_and_the_next_takes_over(app: Flask, workdir: 
             assert first.try_acquire()  # already ours
             assert not second.try_acquire()
             assert first.still_held() and not second.still_held()
-            assert first.confirm(db.session) and not second.confirm(db.session)
+            assert first.confirm(db.session, "job") and not second.confirm(db.session, "job")
             first.release()
             assert second.try_acquire()
             assert not first.try_acquire()
@@ -48,13 +50,44 @@ def test_a_leader_whose_connection_breaks_notices_and_steps_aside(app: Flask) ->
             backend = first.backend_pid
             db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
             db.session.commit()
-            assert not first.confirm(db.session)  # the fence of a job that would start now
+            assert not first.confirm(db.session, "job")  # the fence of a job starting now
             assert not first.still_held()
             assert second.try_acquire()
             assert not first.try_acquire()
         finally:
             first.release()
             second.release()
+            db.session.remove()
+
+
+def test_one_job_runs_in_one_transaction_at_a_time(app: Flask) -> None:
+    """A job's transaction holds that job's lock until it ends: a second transaction of the
+    same job (a new leader's, while a killed leader's is not ended yet) waits for it, then
+    runs; another job runs meanwhile."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("the file lock of SQLite is one machine's: nothing to split")
+        lock = AdvisoryLock(db.engine)
+        assert lock.try_acquire()
+        first, second = Session(db.engine), Session(db.engine)
+        outcome: list[bool] = []
+        try:
+            assert lock.confirm(first, "close_leases")
+            assert lock.confirm(second, "escalate_alerts")  # another job: at once
+            waiting = threading.Thread(
+                target=lambda: outcome.append(lock.confirm(second, "close_leases"))
+            )
+            waiting.start()
+            waiting.join(timeout=1)
+            assert waiting.is_alive() and outcome == []  # waits for the first transaction
+            first.commit()
+            waiting.join(timeout=30)
+            assert outcome == [True]
+            assert second.scalar(text("SELECT current_setting('lock_timeout')")) == "0"
+        finally:
+            first.close()
+            second.close()
+            lock.release()
             db.session.remove()
 
 
@@ -95,5 +128,6 @@ def test_the_launcher_starts_one_worker_or_numbers_several() -> None:
     assert [name for name, _ in several] == ["worker-1", "worker-2"]
     assert [env["WORKER_ID"] for _, env in several] == ["1", "2"]
     assert all(env["MQTT_SHARED_SUBSCRIPTIONS"] == "1" and env["A"] == "1" for _, env in several)
-    kept = worker_environments({"MQTT_SHARED_SUBSCRIPTIONS": "0"}, 2)
+    kept = worker_environments({"MQTT_SHARED_SUBSCRIPTIONS": "0", "METRICS_PORT": "9101"}, 2)
     assert all(env["MQTT_SHARED_SUBSCRIPTIONS"] == "0" for _, env in kept)
+    assert [env["METRICS_PORT"] for _, env in kept] == ["9101", "9102"]  # a port each

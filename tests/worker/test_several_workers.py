@@ -28,13 +28,14 @@ from gatekeeper.vocabulary import AlertType, PersonRole, Severity
 from hardware.protocol import EventType
 from hardware.simulate.actuators import Door
 from hardware.simulate.device import DeviceIdentity
-from hardware.topics import DEFAULT_SHARE_GROUP, SERVER_SUBSCRIPTIONS, shared
+from hardware.topics import DEFAULT_SHARE_GROUP, SERVER_SUBSCRIPTIONS, alerts_topic, shared
 from server import create_app
 from server.alerts.service import raise_alert
 from server.devices.broker_sync import sync_broker
 from server.extensions import db
 from server.models import (
     Alert,
+    AlertDelivery,
     AlertHistory,
     AuditEntry,
     Card,
@@ -48,10 +49,14 @@ from tests import factories
 from tests.conftest import app_environment
 from tests.support.e2e import SERVER_PASSWORD, SERVER_USER, WAIT_S, eventually, managing_app, query
 from tests.support.mosquitto import Broker
-from tests.worker.processes import WorkerProcess
+from tests.support.mqtt_listener import Listener
+from tests.worker.processes import LogLine, WorkerProcess
 
 HEARTBEAT_S = 1
 EVENTS = 60
+# What a worker logs (at DEBUG) when it finds the scheduler lock held, and when a job starts.
+FOUND_HELD = "tried the scheduler lock: another worker holds it"
+JOB_START = re.compile(r"job \w+ starts")
 
 
 def _leads(worker: WorkerProcess) -> str:
@@ -122,7 +127,14 @@ def shared_site(
             db.session.remove()
         url = broker.server_url(SERVER_USER, SERVER_PASSWORD)
         workers = [
-            WorkerProcess(workdir, database_url, url, name, MQTT_SHARED_SUBSCRIPTIONS="1")
+            WorkerProcess(
+                workdir,
+                database_url,
+                url,
+                name,
+                log_level="DEBUG",  # each job's start, for "never twice"
+                MQTT_SHARED_SUBSCRIPTIONS="1",
+            )
             for name in ("a", "b")
         ]
         door = Door(identity, broker.url)
@@ -173,6 +185,9 @@ def test_two_workers_split_device_events_and_store_each_once(shared_site: Shared
     assert sum(stored_by) == EVENTS, counts
     assert sum(c.get("duplicate_event", 0) for c in counts) == len(range(0, EVENTS - 20, 3))
     assert stolen == []
+    # Both consumed; only the leader ran jobs (the delivery job alone runs every second).
+    running_jobs = [w.worker_id for w in site.workers if _job_starts(w)]
+    assert len(running_jobs) == 1, [w.output for w in site.workers]
 
 
 def test_the_share_of_a_worker_that_died_reaches_the_other(shared_site: SharedSite) -> None:
@@ -241,13 +256,24 @@ def _waiting_on_locks(database_url: str) -> int:
         engine.dispose()
 
 
+def _tries_since(worker: WorkerProcess, since: float) -> int:
+    """How many times ``worker`` found the scheduler lock held, in lines read after ``since``."""
+    return sum(1 for line in worker.lines if line.at > since and FOUND_HELD in line.text)
+
+
+def _job_starts(worker: WorkerProcess) -> list[LogLine]:
+    return [line for line in worker.lines if JOB_START.search(line.text)]
+
+
 def test_killing_the_leader_during_a_lease_end_and_an_escalation(
     workdir: Path, new_database, broker: Broker
 ) -> None:
     """Two workers; the leader's lease-end and escalation jobs are held in the middle of their
-    transactions, and the leader is killed (SIGKILL). The other worker takes over at its next
-    heartbeat and does each exactly once: one ``lease.ended`` audit entry, one ``escalated``
-    step in the alert's history."""
+    transactions, and the leader is killed (SIGKILL). The other worker takes over within two
+    heartbeat intervals (counted in its own tries of the lock, not in seconds) and does each
+    exactly once: one ``lease.ended`` audit entry, one ``escalated`` step in the alert's
+    history, one escalation delivery and one escalated alert on the officers' MQTT topic.
+    No job ever started on the follower before the leader died."""
     app, database_url = _own_database(workdir, new_database, "leader_kill")
     now = utcnow()
     with app.app_context():
@@ -272,8 +298,11 @@ def test_killing_the_leader_during_a_lease_end_and_an_escalation(
         alert.created_at = now - timedelta(minutes=2)  # unacknowledged for two periods of 1 min
         db.session.commit()
         lease_id, alert_id, tenant_id = lease.id, alert.id, tenant.id
+        community_id = world.a.id
         db.session.remove()
 
+    officers = Listener(broker.port)
+    officers.listen(alerts_topic(community_id))
     workers: list[WorkerProcess] = []
     try:
         with _writes_held(database_url, ("leases", lease_id), ("alerts", alert_id)):
@@ -301,13 +330,17 @@ def test_killing_the_leader_during_a_lease_end_and_an_escalation(
                 assert eventually(lambda: _waiting_on_locks(database_url) >= 2)
             assert follower.wait_for("another worker runs the scheduled jobs"), follower.output
             killed_at = leading.kill()
-            assert "job close_leases starts" not in follower.output  # never twice
         took_over = follower.wait_for(_leads(follower), 30)
         assert took_over, follower.output
+        # Tries are one heartbeat interval apart. Counted after the kill: perhaps one made
+        # just before it (its line read after), perhaps one before PostgreSQL saw the dead
+        # session; the next one takes the lock: within two intervals of the kill.
+        tries = _tries_since(follower, killed_at)
         print(
-            f"\nthe follower took over {took_over.at - killed_at:.2f} s after the kill "
-            f"(heartbeat {HEARTBEAT_S} s)"
+            f"\nthe follower took over {took_over.at - killed_at:.2f} s after the kill, "
+            f"{tries} failed tries of the lock after it (heartbeat {HEARTBEAT_S} s)"
         )
+        assert tries <= 2, follower.output
 
         def done() -> bool:
             lease_closed = query(app, select(Lease.closed_at).where(Lease.id == lease_id))[0][0]
@@ -315,8 +348,17 @@ def test_killing_the_leader_during_a_lease_end_and_an_escalation(
             return lease_closed is not None and escalated is not None
 
         assert eventually(done, 30), follower.output
+        # Never twice: no job started on the follower while the leader lived.
+        assert all(line.at > killed_at for line in _job_starts(follower)), follower.output
+        topic, escalated, _qos = officers.next_alert()
+        assert (topic, escalated["alert_id"], escalated["reason"]) == (
+            alerts_topic(community_id),
+            alert_id,
+            "escalated",
+        )
     finally:
         logs = [w.stop() for w in workers]
+        officers.close()
 
     ended = query(
         app,
@@ -330,8 +372,16 @@ def test_killing_the_leader_during_a_lease_end_and_an_escalation(
             AlertHistory.alert_id == alert_id, AlertHistory.action == "escalated"
         ),
     )[0][0]
+    deliveries = query(
+        app,
+        select(AlertDelivery.channel).where(
+            AlertDelivery.alert_id == alert_id, AlertDelivery.reason == "escalated"
+        ),
+    )
     cards = query(app, select(Card.disabled_at).where(Card.person_id == tenant_id))
     assert (ended, escalations) == (1, 1), logs
+    assert [row[0] for row in deliveries] == ["mqtt"], logs
+    assert officers.messages.empty()  # the escalation reached the officers once
     assert all(row[0] is not None for row in cards)  # the cascade ran, once
 
 

@@ -97,11 +97,21 @@ def test_the_worker_checkpoints_sqlite_so_requests_need_not(app, database_url, t
         return
 
     def in_database_file() -> bool:
-        """Whether the community is in the database file alone, without its WAL."""
+        """Whether the community is in the database file alone, without its WAL.
+
+        Copied by another process: closing a file descriptor of the database here would drop
+        every POSIX lock this process's SQLite connections hold on it (fcntl locks are per
+        process), and a later connection of the test session fails with "disk I/O error".
+        """
         copy = tmp_path / "alone.db"
-        copy.write_bytes(Path(database_url.removeprefix("sqlite:///")).read_bytes())
+        subprocess.run(
+            ["cp", database_url.removeprefix("sqlite:///"), str(copy)], check=True, timeout=30
+        )
         connection = sqlite3.connect(copy)
         try:
+            tables = "SELECT count(*) FROM sqlite_master WHERE name = 'communities'"
+            if connection.execute(tables).fetchone()[0] == 0:  # the schema is in the WAL too
+                return False
             query = "SELECT count(*) FROM communities WHERE id = ?"
             return connection.execute(query, (community_id,)).fetchone()[0] == 1
         finally:
