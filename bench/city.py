@@ -70,6 +70,7 @@ from hardware.messages import EventMessage
 from hardware.protocol import EventType
 from hardware.topics import device_topic
 from server import create_app
+from server.access import retention
 from server.core.auth import hash_password
 from server.extensions import db
 from server.models import (
@@ -445,6 +446,14 @@ def load_city(side: Side, sizes: dict[str, int], events_per_day: int, rng: rando
     skeletons = [plates.skeleton(p) for p in vehicle_plates]
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(days=DAYS)
+    with side.app.app_context():
+        # The months loaded get their partitions first, as the worker's retention job keeps
+        # them in a deployment (the migration made this month and the next ones only).
+        month = retention.month_start(start)
+        while month <= now:
+            retention.ensure_partition(month)
+            month = retention.next_month(month)
+        db.session.commit()
     with raw(side) as connection:
         with loading(connection, BIG_TABLES):
             with connection.cursor() as cursor:

@@ -116,15 +116,22 @@ def longest_retention_days() -> int:
 
 
 def create_partitions_ahead(now: datetime, months_ahead: int = MONTHS_AHEAD) -> list[str]:
-    """Create the partitions of this month and the next ``months_ahead`` that are missing.
+    """Create the partitions of this month and the next ``months_ahead`` that are missing,
+    and of any earlier month the default partition holds rows of.
 
     Rows of such a month already in the default partition move into the new one, in the
     same transaction (PostgreSQL refuses a partition whose rows the default holds).
     """
     existing = monthly_partitions()
     created = []
-    month = month_start(now)
-    for _ in range(months_ahead + 1):
+    last = month_start(now)
+    for _ in range(months_ahead):
+        last = next_month(last)
+    # Months before this one whose events sit in the default partition (rows written late:
+    # uploads, imports, a month created too late) get their own partition as well.
+    oldest = db.session.scalar(text(f"SELECT min(occurred_at) FROM {DEFAULT_PARTITION}"))  # noqa: S608
+    month = min(month_start(now), month_start(oldest)) if oldest else month_start(now)
+    while month <= last:
         if partition_name(month) not in existing and ensure_partition(month):
             created.append(partition_name(month))
         month = next_month(month)

@@ -22,7 +22,6 @@ from flask import Flask
 
 from server import create_app, launcher, streams
 from server.core import live
-from server.extensions import db
 from tests.conftest import app_environment
 from tests.factories import Api
 from tests.support.alerts import raise_in
@@ -147,13 +146,6 @@ def test_pages_open_their_streams_on_the_stream_port(
 
 
 @pytest.fixture
-def pg(app: Flask) -> None:
-    with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("table locks are PostgreSQL's")
-
-
-@pytest.fixture
 def stream_process(
     app: Flask, workdir: Path, database_url: str, tmp_path: Path
 ) -> Iterator[tuple[str, Path]]:
@@ -231,8 +223,9 @@ def status_of(url: str) -> int:
 
 
 @pytest.mark.e2e
+@pytest.mark.postgresql  # LOCK TABLE
 def test_the_stream_process_answers_while_a_stream_waits_for_the_database(
-    app: Flask, pg, world: WorldIds, published, stream_process: tuple[str, Path], database_url: str
+    app: Flask, world: WorldIds, published, stream_process: tuple[str, Path], database_url: str
 ) -> None:
     """A stream whose query waits on a lock is one greenlet waiting: psycopg waits through
     gevent's patched ``select``, so the process goes on answering (its C wait would stop it)."""

@@ -34,12 +34,6 @@ def _postgresql(app: Flask) -> bool:
         return db.engine.dialect.name == "postgresql"
 
 
-@pytest.fixture
-def pg(app: Flask) -> None:
-    if not _postgresql(app):
-        pytest.skip("notifications are PostgreSQL's (GK_TEST_DATABASE=postgresql)")
-
-
 class Counted(live.Broadcaster):
     """A broadcaster that counts its feed reads (one per feed read)."""
 
@@ -98,8 +92,9 @@ def _listener_pid(app: Flask) -> int:
     return pids[0]
 
 
+@pytest.mark.postgresql  # notifications
 def test_a_change_arrives_by_notification_and_nothing_is_read_meanwhile(
-    app: Flask, world: WorldIds, published, pg, hubs
+    app: Flask, world: WorldIds, published, hubs
 ) -> None:
     hub = _hub(app, hubs, poll_s=OFF_S, safety_poll_s=OFF_S)
     staff_a = live.Subscriber(frozenset({"commands"}), frozenset({world.a}))
@@ -119,8 +114,9 @@ def test_a_change_arrives_by_notification_and_nothing_is_read_meanwhile(
     assert _nothing(staff_a)
 
 
+@pytest.mark.postgresql  # notifications
 def test_a_burst_of_changes_is_read_a_few_times_not_once_each(
-    app: Flask, world: WorldIds, published, pg, hubs
+    app: Flask, world: WorldIds, published, hubs
 ) -> None:
     hub = _hub(app, hubs, poll_s=OFF_S, safety_poll_s=OFF_S)
     staff_a = live.Subscriber(frozenset({"commands"}), frozenset({world.a}))
@@ -137,8 +133,9 @@ def test_a_burst_of_changes_is_read_a_few_times_not_once_each(
     assert len(hub.reads) - reads < burst  # coalesced (how much depends on the machine)
 
 
+@pytest.mark.postgresql  # notifications
 def test_a_lost_notification_is_caught_by_the_safety_poll(
-    app: Flask, world: WorldIds, published, pg, hubs
+    app: Flask, world: WorldIds, published, hubs
 ) -> None:
     """A change committed with the triggers off (``session_replication_role = replica``)
     notifies nobody: the safety poll still brings it."""
@@ -153,8 +150,9 @@ def test_a_lost_notification_is_caught_by_the_safety_poll(
     assert _next(staff_a).row_id == silent
 
 
+@pytest.mark.postgresql  # notifications
 def test_the_listener_comes_back_after_its_backend_is_ended(
-    app: Flask, world: WorldIds, published, pg, hubs
+    app: Flask, world: WorldIds, published, hubs
 ) -> None:
     hub = _hub(app, hubs, poll_s=OFF_S, safety_poll_s=OFF_S)
     staff_a = live.Subscriber(frozenset({"commands"}), frozenset({world.a}))
@@ -180,8 +178,9 @@ def test_the_listener_comes_back_after_its_backend_is_ended(
     assert hub._thread is not None and hub._thread.is_alive()
 
 
+@pytest.mark.postgresql  # notifications
 def test_the_listening_thread_ends_with_its_last_stream_and_lets_go(
-    app: Flask, world: WorldIds, published, pg, hubs
+    app: Flask, world: WorldIds, published, hubs
 ) -> None:
     hub = _hub(app, hubs, poll_s=OFF_S, safety_poll_s=OFF_S)
     staff_a = live.Subscriber(frozenset({"commands"}), frozenset({world.a}))

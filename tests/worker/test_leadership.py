@@ -37,13 +37,12 @@ def test_one_lock_holder_at_a_time_and_the_next_takes_over(app: Flask, workdir: 
             db.session.remove()
 
 
+@pytest.mark.postgresql  # advisory locks
 def test_a_leader_whose_connection_breaks_notices_and_steps_aside(app: Flask) -> None:
     """PostgreSQL ends the lock's session (as a database restart or a network fault would):
     the holder's next check says the lock is gone, a job's fence refuses, and another
     worker takes it."""
     with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("advisory locks are PostgreSQL's")
         first, second = AdvisoryLock(db.engine), AdvisoryLock(db.engine)
         try:
             assert first.try_acquire()
@@ -60,13 +59,12 @@ def test_a_leader_whose_connection_breaks_notices_and_steps_aside(app: Flask) ->
             db.session.remove()
 
 
+@pytest.mark.postgresql  # the file lock of SQLite is one machine's: nothing to split
 def test_one_job_runs_in_one_transaction_at_a_time(app: Flask) -> None:
     """A job's transaction holds that job's lock until it ends: a second transaction of the
     same job (a new leader's, while a killed leader's is not ended yet) waits for it, then
     runs; another job runs meanwhile."""
     with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("the file lock of SQLite is one machine's: nothing to split")
         lock = AdvisoryLock(db.engine)
         assert lock.try_acquire()
         first, second = Session(db.engine), Session(db.engine)
