@@ -363,9 +363,10 @@ def local_redis(
         stop_children([child])
 
 
-def web_command(host: str, port: int) -> list[str]:
-    """Gunicorn from this interpreter's environment, serving the app factory, with the
-    server's hooks (``server.gunicorn_config``: Prometheus' multiprocess folder, log format)."""
+def gunicorn_command(host: str, port: int, *options: str, app: str) -> list[str]:
+    """Gunicorn from this interpreter's environment on ``host:port``, with the server's hooks
+    (``server.gunicorn_config``: Prometheus' multiprocess folder, log format), serving
+    ``app`` with ``options`` (its workers)."""
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return [
         sys.executable,
@@ -375,16 +376,21 @@ def web_command(host: str, port: int) -> list[str]:
         "python:server.gunicorn_config",
         "--bind",
         bind,
-        "--workers",
-        "2",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "8",
+        *options,
         "--limit-request-line",
         str(REQUEST_LINE_LIMIT),
-        "server:create_app()",
+        app,
     ]
+
+
+def web_command(host: str, port: int) -> list[str]:
+    """The web server: two processes of eight threads, serving the app factory."""
+    return gunicorn_command(
+        host,
+        port,
+        *("--workers", "2", "--worker-class", "gthread", "--threads", "8"),
+        app="server:create_app()",
+    )
 
 
 def metrics_environment(instance_dir: Path) -> dict[str, str]:
@@ -405,27 +411,14 @@ STREAM_WORKER_CONNECTIONS = 2 * STREAM_PROCESS_STREAMS + 100
 
 
 def stream_command(host: str, port: int) -> list[str]:
-    """The stream process (``server.streams``): gunicorn with one gevent process, the same
-    hooks as the web server."""
-    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        "python:server.gunicorn_config",
-        "--bind",
-        bind,
-        "--workers",
-        "1",
-        "--worker-class",
-        "gevent",
-        "--worker-connections",
-        str(STREAM_WORKER_CONNECTIONS),
-        "--limit-request-line",
-        str(REQUEST_LINE_LIMIT),
-        "server.streams:create_app()",
-    ]
+    """The stream process (``server.streams``): gunicorn with one gevent process."""
+    return gunicorn_command(
+        host,
+        port,
+        *("--workers", "1", "--worker-class", "gevent"),
+        *("--worker-connections", str(STREAM_WORKER_CONNECTIONS)),
+        app="server.streams:create_app()",
+    )
 
 
 def stream_port(environ: Mapping[str, str], host: str, web_port: int) -> int:

@@ -61,11 +61,16 @@ class WorkerIdentity:
 
 
 class IdentityLock:
-    """The ``flock`` that makes a worker id one process's own; ``release()`` gives it up."""
+    """The ``flock`` that makes a worker id one process's own; ``release()`` gives it up
+    (and the kernel, when the process dies)."""
 
     def __init__(self, path: Path):
         self.path = path
         self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def try_acquire(self) -> bool:
         if self._fd is not None:

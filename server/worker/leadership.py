@@ -26,9 +26,7 @@ job twice.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import zlib
 from pathlib import Path
 from typing import Protocol
@@ -38,6 +36,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
+
+from server.worker.identity import IdentityLock
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -180,42 +180,19 @@ class AdvisoryLock:
                 connection.close()
 
 
-class FileLock:
-    """An exclusive ``flock`` on a file, for SQLite (one machine)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._fd: int | None = None
+class FileLock(IdentityLock):
+    """An exclusive ``flock`` on a file, for SQLite (one machine): the identity's kind of
+    lock, with what the scheduler asks of a lock."""
 
     @property
     def where(self) -> str:
         return f"file lock {self.path}"
 
-    def try_acquire(self) -> bool:
-        if self._fd is not None:
-            return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-        return True
-
     def still_held(self) -> bool:
-        return self._fd is not None  # a flock lasts as long as the open file
+        return self.held  # a flock lasts as long as the open file
 
     def confirm(self, session: Session, job: str) -> bool:
-        return self._fd is not None  # one machine: the kernel's flock cannot be split
-
-    def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
+        return self.held  # one machine: the kernel's flock cannot be split
 
 
 def scheduler_lock(engine: Engine, instance_dir: Path) -> LeaderLock:
