@@ -34,7 +34,7 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -99,8 +99,9 @@ class DeliveryStatus(StrEnum):
 # The payload ----------------------------------------------------------------------------------
 
 
-def alert_payload(alert: Alert, reason: str) -> dict[str, Any]:
-    """The alert as docs/protocol.md section 5 spells it, with ``reason`` and ``updated_at``."""
+def alert_payload(alert: Alert, reason: str, kept: Collection[str] | None = None) -> dict[str, Any]:
+    """The alert as docs/protocol.md section 5 spells it, with ``reason`` and ``updated_at``
+    (``kept``: as ``evidence_of`` takes it)."""
     point = db.session.get(AccessPoint, alert.access_point_id) if alert.access_point_id else None
     return {
         "alert_id": alert.id,
@@ -110,7 +111,7 @@ def alert_payload(alert: Alert, reason: str) -> dict[str, Any]:
         "access_point": point.name if point else None,
         "ts": format_ts(alert.created_at),
         "summary": alert.summary,
-        "evidence": evidence_of(alert),
+        "evidence": evidence_of(alert, kept),
         "status": alert.status.value,
         "reason": str(reason),
         "updated_at": format_ts(alert.updated_at),
@@ -119,23 +120,37 @@ def alert_payload(alert: Alert, reason: str) -> dict[str, Any]:
     }
 
 
-def evidence_of(alert: Alert) -> dict[str, Any]:
-    """``event_ids``, ``snapshots`` (API paths of the pictures still kept with those events),
-    then anything else the rule stored. Alerts store event ids only: the links are made here,
-    so a picture erased by retention is no longer linked."""
-    stored = dict(alert.evidence or {})
-    event_ids = [str(e) for e in stored.pop("event_ids", []) or []]
-    stored.pop("snapshots", None)  # alerts raised before links were made here
-    stored.pop(SUMMARY_KEY, None)  # the summary's text for pages (``alert.summary`` is sent)
-    kept = set()
-    if event_ids:
-        kept = set(
-            db.session.scalars(
-                select(AccessEvent.id).where(
-                    AccessEvent.id.in_(event_ids), AccessEvent.snapshot_path.is_not(None)
-                )
+def _event_ids(alert: Alert) -> list[str]:
+    return [str(e) for e in (alert.evidence or {}).get("event_ids", []) or []]
+
+
+def snapshots_kept(alerts: Iterable[Alert]) -> set[str]:
+    """Which of the events these alerts name still keep a picture: one statement for a page
+    of alerts, rather than one per alert (``evidence_of``'s ``kept``)."""
+    event_ids = {event_id for alert in alerts for event_id in _event_ids(alert)}
+    if not event_ids:
+        return set()
+    return set(
+        db.session.scalars(
+            select(AccessEvent.id).where(
+                AccessEvent.id.in_(event_ids), AccessEvent.snapshot_path.is_not(None)
             )
         )
+    )
+
+
+def evidence_of(alert: Alert, kept: Collection[str] | None = None) -> dict[str, Any]:
+    """``event_ids``, ``snapshots`` (API paths of the pictures still kept with those events),
+    then anything else the rule stored. Alerts store event ids only: the links are made here,
+    so a picture erased by retention is no longer linked. ``kept``: the events that keep a
+    picture, when the caller read them for many alerts at once (``snapshots_kept``)."""
+    stored = dict(alert.evidence or {})
+    event_ids = _event_ids(alert)
+    stored.pop("event_ids", None)
+    stored.pop("snapshots", None)  # alerts raised before links were made here
+    stored.pop(SUMMARY_KEY, None)  # the summary's text for pages (``alert.summary`` is sent)
+    if kept is None:
+        kept = snapshots_kept([alert])
     links = [snapshot_url(event_id) for event_id in event_ids if event_id in kept]
     return {"event_ids": event_ids, "snapshots": links, **stored}
 

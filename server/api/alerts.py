@@ -10,6 +10,7 @@ officers get 403/404).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from marshmallow import fields, validate
 from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
 from server.alerts import service as alerts
 from server.alerts import stream as alert_stream
-from server.alerts.channels import alert_payload
+from server.alerts.channels import alert_payload, snapshots_kept
 from server.api import authenticated_blueprint, scope
 from server.api.pagination import Cursor, keyset_paginated
 from server.core import live
@@ -138,8 +139,10 @@ class WebhookSecretSchema(WebhookSchema):
     )
 
 
-def alert_answer(alert: Alert, *, history: bool = False) -> dict[str, Any]:
-    answer = alert_payload(alert, "")
+def alert_answer(
+    alert: Alert, *, history: bool = False, kept: Collection[str] | None = None
+) -> dict[str, Any]:
+    answer = alert_payload(alert, "", kept)
     answer.pop("reason")
     answer["id"] = alert.id
     answer["escalated_at"] = alert.escalated_at
@@ -174,7 +177,8 @@ def list_alerts(query: dict[str, Any], pagination_parameters: Any) -> Any:
         pagination_parameters,
     )
     alerts.load_access_points(rows)
-    return [alert_answer(row) for row in rows]
+    kept = snapshots_kept(rows)
+    return [alert_answer(row, kept=kept) for row in rows]
 
 
 @blp.get("/alerts/stream")

@@ -201,3 +201,42 @@ def test_events_page_statements_do_not_grow_with_the_page_size(app: Flask, world
     with in_app(app):
         occurred = dict(db.session.query(AccessEvent.id, AccessEvent.occurred_at))
     assert [occurred[i] for i in listed] == sorted(occurred.values(), reverse=True)
+
+
+def test_alerts_with_evidence_cost_the_same_statements_for_any_page_size(
+    app: Flask, world: WorldIds
+) -> None:
+    """Evidence links pictures only for events that still keep one: read for the whole page
+    at once, not once per alert."""
+    with in_app(app):
+        events = [
+            AccessEvent(
+                community_id=world.a,
+                credential_type=CredentialType.FACE,
+                decision=Decision.DENY,
+                reason="unknown_face",
+                occurred_at=T0 + timedelta(seconds=n),
+                snapshot_path=f"crops/{n}.jpg" if n % 2 == 0 else None,
+            )
+            for n in range(30)
+        ]
+        db.session.add_all(events)
+        db.session.flush()
+        alerts = [_alert(world.a, n) for n in range(30)]
+        for alert, event_row in zip(alerts, events, strict=True):
+            alert.evidence = {"event_ids": [event_row.id]}
+        db.session.add_all(alerts)
+        db.session.commit()
+        pictured = {e.id for e in events if e.snapshot_path}
+    officer = Api(app.test_client(), "officer_a")
+    counts = {}
+    for size in (5, 30):
+        with statements(app) as seen:
+            answer = officer.get(f"/alerts?community_id={world.a}&page_size={size}")
+        assert answer.status_code == 200 and len(answer.json) == size
+        counts[size] = len(seen)
+        for row in answer.json:
+            (event_id,) = row["evidence"]["event_ids"]
+            assert bool(row["evidence"]["snapshots"]) == (event_id in pictured), row
+            assert all(event_id in link for link in row["evidence"]["snapshots"])
+    assert counts[5] == counts[30]
