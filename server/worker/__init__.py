@@ -412,8 +412,9 @@ class Worker:
             id=job.__name__,
             seconds=seconds,
             next_run_time=datetime.now(UTC),
-            coalesce=True,
+            coalesce=True,  # runs missed meanwhile are one run
             max_instances=1,
+            misfire_grace_time=None,  # a late run still runs (a busy machine, a slow start)
         )
 
     def subscriptions(self) -> tuple[str, ...]:

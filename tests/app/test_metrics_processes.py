@@ -31,7 +31,7 @@ from tests import factories
 from tests.conftest import app_environment
 from tests.support.e2e import eventually
 from tests.support.mosquitto import Broker
-from tests.support.mqtt_listener import Listener
+from tests.support.mqtt_listener import Listener, stop_client
 from tests.support.net import free_port, wait_for_port
 
 pytestmark = pytest.mark.e2e
@@ -246,7 +246,6 @@ def test_the_worker_serves_its_own_metrics(
         assert _get(url.replace("/metrics", "/other"))[0] == 404
         assert _get(url, {"X-Forwarded-For": "203.0.113.7"})[0] == 404
     finally:
-        device.loop_stop()
-        device.disconnect()
+        stop_client(device)
         process.terminate()
         process.wait(timeout=30)

@@ -50,6 +50,7 @@ from tests.conftest import app_environment
 from tests.factories import Api
 from tests.support.api import WorldIds, assert_problem, build_world, in_app
 from tests.support.mosquitto import Broker
+from tests.support.mqtt_listener import stop_client
 
 WAIT_S = 10.0  # upper bound of every wait; nothing here asserts on timing
 SERVER_USER = "gatekeeper-server"
@@ -292,8 +293,7 @@ class Probe:
                 return seen
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        stop_client(self.client)
 
 
 @pytest.fixture(scope="module")
@@ -402,8 +402,7 @@ def test_anonymous_and_wrong_password_are_refused(
     try:
         assert refused.get(timeout=WAIT_S).is_failure
     finally:
-        anonymous.disconnect()
-        anonymous.loop_stop()
+        stop_client(anonymous)
 
 
 def test_a_device_cannot_read_or_write_another_devices_topics(

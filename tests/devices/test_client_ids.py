@@ -9,7 +9,6 @@ included, is stored.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 from collections.abc import Iterator
 from itertools import count
@@ -34,6 +33,7 @@ from server.worker import Worker
 from tests import factories
 from tests.support.e2e import WAIT_S, eventually, managing_app, query
 from tests.support.mosquitto import Broker
+from tests.support.mqtt_listener import stop_client
 
 # MQTT_CLIENT_ID: the worker's client id is "<MQTT_CLIENT_ID>-<host>-<number>".
 WORKER_CLIENT_ID = "gatekeeper-worker"
@@ -102,15 +102,6 @@ def connect(
     return client, answers.get(timeout=WAIT_S)
 
 
-def stop(client: mqtt.Client) -> None:
-    """End a test client. After a refused CONNACK paho's network thread may end by itself,
-    and paho 2.1 clears ``_thread`` between ``loop_stop``'s check and its join: stopping a
-    client whose thread is already gone is then a no-op, not an error."""
-    client.disconnect()
-    with contextlib.suppress(AttributeError):
-        client.loop_stop()
-
-
 def test_a_device_cannot_take_the_workers_session(
     live_app: Flask, authenticated_broker: Broker, worker: Worker, site: Site
 ) -> None:
@@ -138,14 +129,14 @@ def test_a_device_cannot_take_the_workers_session(
                 site.attacker_secret,
                 worker_client_id,
             )
-            stop(refused)
+            stop_client(refused)
             assert reason.is_failure and reason.getName() == "Not authorized"
             sent += [site.door.emit(EventType.EXIT_REQUEST).seq for _ in range(4)]
         site.button.press()
         site.door.door_forced()
     finally:
         for intruder in intruders:
-            stop(intruder)
+            stop_client(intruder)
 
     def stored() -> list[int]:
         rows = query(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -11,6 +12,16 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 WAIT_S = 15
+
+
+def stop_client(client: mqtt.Client) -> None:
+    """Disconnect a test's paho client and end its network thread. The thread may have ended
+    by itself (a refused CONNACK, a broker that cut the connection), and paho 2.1 clears
+    ``_thread`` between ``loop_stop``'s check and its join: stopping a client whose thread
+    is already gone is then a no-op, not an error."""
+    client.disconnect()
+    with contextlib.suppress(AttributeError):
+        client.loop_stop()
 
 
 class Listener:
@@ -51,5 +62,4 @@ class Listener:
         return topic, json.loads(payload), qos
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        stop_client(self.client)
