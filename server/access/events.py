@@ -19,6 +19,7 @@ from flask_babel import gettext as _
 from sqlalchemy import Integer, Select, cast, func, or_, select
 
 from gatekeeper.identity import mask_name
+from gatekeeper.plates import normalise_plate
 from gatekeeper.vocabulary import AlertType, CredentialType, Decision
 from server.alerts.strangers import similar_events
 from server.core.scope import Scope
@@ -26,6 +27,7 @@ from server.extensions import db
 from server.models import AccessEvent, AccessPoint, Alert, Person, UserRole, VisitorPass
 
 SIMILAR_LIMIT = 50
+MAX_PLATE = 16  # the longest plate a search takes, normalised (``AccessEvent.plate``)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class EventFilters:
     decision: Decision | None = None
     reason: str | None = None
     credential_type: CredentialType | None = None
+    plate: str | None = None  # normalised (``gatekeeper.plates.normalise_plate``)
 
     @classmethod
     def from_query(cls, query: Mapping[str, Any]) -> EventFilters:
@@ -50,6 +53,8 @@ class EventFilters:
             values["decision"] = Decision(values["decision"])
         if "credential_type" in values:
             values["credential_type"] = CredentialType(values["credential_type"])
+        if "plate" in values:
+            values["plate"] = normalise_plate(values["plate"])
         return cls(**values)
 
     def as_query(self) -> dict[str, str]:
@@ -90,6 +95,7 @@ def search(
         "decision",
         "reason",
         "credential_type",
+        "plate",  # the events that have a plate, by plate and time (a partial index)
     ):
         value = getattr(filters, name)
         if value is not None:

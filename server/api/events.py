@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import marshmallow as ma
 from flask import Response, stream_with_context
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
@@ -28,9 +29,10 @@ from flask_babel.speaklater import LazyString
 from marshmallow import fields, validate
 
 from gatekeeper.identity import mask_name
+from gatekeeper.plates import normalise_plate
 from gatekeeper.vocabulary import CredentialType, Reason
 from server.access import events, snapshots
-from server.access.events import EventFilters
+from server.access.events import MAX_PLATE, EventFilters
 from server.api import authenticated_blueprint, scope
 from server.api.pagination import Cursor, keyset_paginated
 from server.api.schemas import AccessEventSchema, EventQuerySchema
@@ -99,11 +101,22 @@ CSV_HEADERS = {
 BOM = "\ufeff"
 
 
+def _searchable_plate(value: str) -> None:
+    """A plate as typed (``浙a 12345``, full-width, with a dot): 1 to 16 characters once
+    normalised as the barrier's decision normalises what it reads."""
+    if not 1 <= len(normalise_plate(value)) <= MAX_PLATE:
+        raise ma.ValidationError(_l("Enter a plate like 浙A12345."))
+
+
 class EventSearchSchema(EventQuerySchema):
     community_id = fields.Str()
     person_id = fields.Str()
     reason = fields.Str(validate=validate.OneOf([reason.value for reason in Reason]))
     credential_type = fields.Str(validate=validate.OneOf([kind.value for kind in CredentialType]))
+    plate = fields.Str(
+        validate=[validate.Length(max=64), _searchable_plate],
+        metadata={"description": "events of this plate at car gates (any spelling of it)"},
+    )
 
 
 class EventListSchema(EventSearchSchema):
@@ -164,7 +177,8 @@ def _not_for_residents(caller: Scope, detail: LazyString) -> None:
 def list_events(query: dict[str, Any], pagination_parameters: Any) -> Any:
     """Access events you may see, newest first (residents: your household's and your
     guests'); filter by time (``since`` included, ``until`` not), community, access point,
-    person, pass, decision, reason and credential type.
+    person, pass, decision, reason, credential type and plate (``浙A12345``, as a car gate read
+    it: any spelling of it, full-width or with separators).
 
     Page with ``after`` (the ``next_after`` of the previous page's ``X-Pagination``): each
     page is then read from an index wherever it is in the history, and events recorded

@@ -198,6 +198,15 @@ class AccessEvent(IdMixin, CommunityOwned, Base):
     # Unknown faces keep their (encrypted) template so strangers can be clustered.
     template_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     snapshot_path: Mapped[str | None] = mapped_column(String(255))
+    # The plate a car gate read, normalised (``details["plate"]``): what a search by plate
+    # finds, through a partial index of the events that have one (migration 0018).
+    plate: Mapped[str | None] = mapped_column(String(16))
+
+    @validates("details")
+    def _keep_plate(self, _key: str, details: dict[str, Any]) -> dict[str, Any]:
+        plate = (details or {}).get("plate")
+        self.plate = str(plate)[:16] if plate else None
+        return details
 
 
 class DeviceEvent(IdMixin, CommunityOwned, Base):

@@ -36,6 +36,7 @@ from flask_babel import lazy_pgettext as _p
 from flask_login import login_required
 from sqlalchemy import select
 
+from gatekeeper.plates import normalise_plate
 from gatekeeper.vocabulary import (
     AccessPointKind,
     AlertStatus,
@@ -47,7 +48,7 @@ from gatekeeper.vocabulary import (
     Zone,
 )
 from server.access import events
-from server.access.events import EventFilters
+from server.access.events import MAX_PLATE, EventFilters
 from server.alerts.summaries import display_summary
 from server.api import API_PREFIX
 from server.core.errors import NotFound
@@ -424,7 +425,7 @@ def _read_search(
     args: Mapping[str, str], community: Community, points: list[AccessPoint]
 ) -> SearchForm:
     zone = zone_of(community)
-    names = ("since", "until", "access_point_id", "person_id", *_CHOICES)
+    names = ("since", "until", "access_point_id", "person_id", "plate", *_CHOICES)
     values = {name: (args.get(name) or "").strip() for name in names}
     errors: dict[str, list[str]] = {}
     chosen: dict[str, Any] = {"community_id": community.id}
@@ -452,6 +453,11 @@ def _read_search(
             chosen["person_id"] = values["person_id"]
         else:
             errors["person_id"] = [_("A person id is at most 40 characters (per_...).")]
+    if values["plate"]:
+        if 1 <= len(normalise_plate(values["plate"])) <= MAX_PLATE:
+            chosen["plate"] = values["plate"]
+        else:
+            errors["plate"] = [_("Enter a plate like 浙A12345.")]
     for name, allowed in _CHOICES.items():
         if values[name]:
             if values[name] in allowed:

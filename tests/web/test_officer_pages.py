@@ -347,6 +347,38 @@ def test_officers_see_masked_names_staff_full_ones(client, site, history) -> Non
     assert "王小明" in page and f"/people/{site.owner}" in page
 
 
+def test_event_search_finds_a_car_by_plate_and_exports_it(client, site, ctx) -> None:
+    seen = [
+        _event(
+            site.a,
+            site.gate,
+            EVENING + timedelta(minutes=n),
+            credential=CredentialType.PLATE,
+            reason=Reason.RESIDENT_VEHICLE,
+            details={"plate": "浙A12345"},
+        )
+        for n in range(2)
+    ]
+    _event(
+        site.a,
+        site.gate,
+        EVENING,
+        credential=CredentialType.PLATE,
+        reason=Reason.RESIDENT_VEHICLE,
+        details={"plate": "浙B99999"},
+    )
+    login(client, "officer_a")
+    page = client.get(f"/events/search?community_id={site.a}&plate=浙a 12345")
+    assert page.status_code == 200
+    assert _found(page.text, dict(enumerate(seen))) == {0, 1}
+    assert page.text.count('data-event="') == 2
+    assert 'value="浙a 12345"' in page.text  # the field keeps what was typed
+    link = re.search(r'id="csv-link" href="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    rows = _rows(client.get(link))
+    assert [row["event_id"] for row in rows] == list(reversed(seen))
+    assert {row["plate"] for row in rows} == {"浙A12345"}
+
+
 def test_event_search_refuses_bad_filters(client, site, history) -> None:
     login(client, "officer_a")
     for query, field in (
@@ -354,6 +386,7 @@ def test_event_search_refuses_bad_filters(client, site, history) -> None:
         ("decision=maybe", "decision-error"),
         (f"access_point_id={site.door_b}", "access_point_id-error"),
         ("since=2026-11-21T10:00&until=2026-11-21T09:00", "until-error"),
+        ("plate=··", "plate-error"),
     ):
         page = client.get(f"/events/search?{query}")
         assert page.status_code == 422, query
