@@ -659,7 +659,9 @@ def main() -> int:
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         _LOGGER.info("received %s", signal.Signals(signum).name)
-        stop.set()
+        # From another thread: this handler runs on the main thread, which may be inside
+        # ``stop.wait`` holding the event's lock, and ``set`` would wait for it forever.
+        threading.Thread(target=stop.set, daemon=True).start()
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)

@@ -284,7 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
+            # ``set`` from another thread: the handler runs on the main thread, which may be
+            # inside ``stop.wait`` holding the event's lock (``set`` would wait for it forever).
+            signal.signal(signum, lambda *_: threading.Thread(target=stop.set).start())
     fleet.start()
     if sys.stdin is not None and sys.stdin.isatty():
         console = Console(fleet.devices, stop, sys.stdout)

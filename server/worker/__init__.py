@@ -405,6 +405,12 @@ class Worker:
     def stop(self, *_args: object) -> None:
         self._stop.set()
 
+    def _on_signal(self, *_args: object) -> None:
+        """SIGTERM, SIGINT: stop, from another thread. The handler runs on the main thread,
+        which may be inside ``self._stop.wait`` holding the event's lock; ``set`` from there
+        would wait for that lock forever (a worker that ignores SIGTERM)."""
+        threading.Thread(target=self.stop, name="worker-stop", daemon=True).start()
+
     def _schedule(self, job: Callable[[], None], seconds: float) -> None:
         self.scheduler.add_job(
             job,
@@ -466,8 +472,8 @@ class Worker:
         Raises ``WorkerIdTaken`` before connecting when ``WORKER_ID`` names a worker that runs.
         """
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.stop)
-            signal.signal(signal.SIGINT, self.stop)
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
         # APScheduler logs each run at INFO: a line a second from the delivery job alone.
         if _LOGGER.getEffectiveLevel() > logging.DEBUG:
             logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from server.extensions import db
 from server.launcher import LaunchError, worker_count, worker_environments
 from server.settings import Settings
+from server.worker import Worker
 from server.worker.identity import WorkerIdTaken, choose_identity, claim_identity, host_name
 from server.worker.leadership import AdvisoryLock, scheduler_lock
 
@@ -129,3 +130,17 @@ def test_the_launcher_starts_one_worker_or_numbers_several() -> None:
     kept = worker_environments({"MQTT_SHARED_SUBSCRIPTIONS": "0", "METRICS_PORT": "9101"}, 2)
     assert all(env["MQTT_SHARED_SUBSCRIPTIONS"] == "0" for _, env in kept)
     assert [env["METRICS_PORT"] for _, env in kept] == ["9101", "9102"]  # a port each
+
+
+def test_a_signal_that_lands_while_the_stop_event_is_locked_still_stops(app: Flask) -> None:
+    """SIGTERM's handler runs on the main thread between two bytecodes, perhaps while that
+    thread, waiting for the stop event, holds the event's lock: the handler must not wait for
+    that lock (the worker then never stopped: a real SIGTERM ignored, seen once in a suite)."""
+    worker = Worker(app)
+    lock = worker._stop._cond  # what ``Event.wait`` holds around its wait
+    with lock:
+        handled = threading.Thread(target=worker._on_signal)
+        handled.start()
+        handled.join(timeout=5)
+        assert not handled.is_alive()  # the handler returned at once, the lock still held
+    assert worker._stop.wait(5)
