@@ -246,7 +246,7 @@ class MqttBus:
     def stop(self) -> None:
         """Disconnect cleanly: the broker keeps the session and does not publish the will."""
         self._client.disconnect()
-        self._client.loop_stop()
+        _end_network_thread(self._client)
         self._connected.clear()
         self._subscribed.clear()
 
@@ -260,7 +260,7 @@ class MqttBus:
         if sock is not None:
             with contextlib.suppress(OSError):  # already closed: the effect we want
                 sock.shutdown(socket.SHUT_RDWR)
-        self._client.loop_stop()
+        _end_network_thread(self._client)
         self._connected.clear()
         self._subscribed.clear()
 
@@ -471,6 +471,12 @@ def drain_session(
                 break
     finally:
         client.disconnect()
-        with contextlib.suppress(AttributeError):  # paho 2.1: a thread that already ended
-            client.loop_stop()
+        _end_network_thread(client)
     return int(state["handled"]) if state["resumed"] else None
+
+
+def _end_network_thread(client: mqtt.Client) -> None:
+    """``loop_stop``, where the thread may have ended by itself (a refused or cut connection):
+    paho 2.1 clears ``_thread`` between its check and its join, so that is no error."""
+    with contextlib.suppress(AttributeError):
+        client.loop_stop()
