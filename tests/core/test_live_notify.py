@@ -79,15 +79,20 @@ def _listening(app: Flask, hub: Counted, subscriber: live.Subscriber) -> int:
     return _listener_pid(app)
 
 
-def _listener_pid(app: Flask) -> int:
+def _listener_pids(app: Flask) -> list[int]:
+    """The backends of this database's live listeners."""
     with in_app(app):
-        pids = db.session.scalars(
+        return db.session.scalars(
             text(
                 "SELECT pid FROM pg_stat_activity "
                 "WHERE application_name = :name AND datname = current_database()"
             ),
             {"name": live.LISTENER_NAME},
         ).all()
+
+
+def _listener_pid(app: Flask) -> int:
+    pids = _listener_pids(app)
     assert len(pids) == 1, pids
     return pids[0]
 
@@ -162,14 +167,7 @@ def test_the_listener_comes_back_after_its_backend_is_ended(
         db.session.commit()
 
     def listening_again() -> bool:
-        with in_app(app):
-            pids = db.session.scalars(
-                text(
-                    "SELECT pid FROM pg_stat_activity "
-                    "WHERE application_name = :name AND datname = current_database()"
-                ),
-                {"name": live.LISTENER_NAME},
-            ).all()
+        pids = _listener_pids(app)
         return hub.listening and len(pids) == 1 and pids[0] != first
 
     assert eventually(listening_again, timeout=WAIT_S)
