@@ -14,11 +14,12 @@ and excludes its last, so a lease ending at 00:00 denies at 00:00:00 exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from gatekeeper.holidays import NO_HOLIDAYS, Calendar, Holiday
 from gatekeeper.schedule import WeeklySchedule, require_aware, zone_info
 from gatekeeper.vocabulary import (
     AccessPointKind,
@@ -68,6 +69,8 @@ class Rule(StrEnum):
     PASS_USED_UP = "pass.used_up"
     PASS_OFFLINE = "pass.offline"  # a door admitted the pass offline and uploaded the use
     VEHICLE_EXIT = "vehicle.exit"  # a known car leaving: always let out
+    HOLIDAY_CLOSED = "holiday.closed"  # a holiday closes the point all day
+    HOLIDAY_HOURS = "holiday.hours"  # outside the hours a holiday gives the point
 
 
 # Roles that live in a unit and pass as residents (grant reason ``resident``).
@@ -124,6 +127,9 @@ class AccessPointView:
     building_id: str | None = None
     schedule: WeeklySchedule | None = None
     time_zone: str = "Asia/Shanghai"
+    # The community's holiday calendar (at least the holidays covering this point today);
+    # on a holiday it takes precedence over ``schedule`` (gatekeeper.holidays).
+    holidays: Calendar = field(default=NO_HOLIDAYS)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", AccessPointKind(self.kind))
@@ -428,6 +434,32 @@ _ROLE_RULES: tuple[Callable[[Subject, AccessPointView, _Clock], AccessDecision |
 )
 
 
+def _holiday_rule(holiday: Holiday, clock: _Clock) -> AccessDecision | None:
+    """The denial of a point a holiday governs at this instant, or ``None`` while it is open."""
+    if holiday.open_at(clock.at, clock.zone):
+        return None
+    if holiday.hours is None:
+        return _deny(
+            Reason.HOLIDAY_CLOSED,
+            Rule.HOLIDAY_CLOSED,
+            f"the access point is closed for {holiday.name} on {clock.local(clock.at)[:10]}",
+        )
+    return _deny(
+        Reason.HOLIDAY_CLOSED,
+        Rule.HOLIDAY_HOURS,
+        f"the access point keeps {holiday.name} hours ({holiday.hours_text()}); "
+        f"closed at {clock.local(clock.at)}",
+    )
+
+
+def _on_holiday(subject: Subject, holiday: Holiday | None) -> Subject:
+    """On a holiday its effect replaces the weekly hours of a worker's permit."""
+    permit = subject.worker_permit
+    if holiday is None or permit is None or permit.schedule is None:
+        return subject
+    return replace(subject, worker_permit=replace(permit, schedule=None))
+
+
 def most_informative(denials: Iterable[AccessDecision]) -> AccessDecision | None:
     """The denial to report when every role denies: earliest in DENIAL_PRECEDENCE, then first."""
     return min(denials, key=lambda d: _RANK.get(d.reason, len(_RANK)), default=None)
@@ -439,9 +471,13 @@ def decide_access(subject: Subject, point: AccessPointView, at: datetime) -> Acc
     In order: the credential's switch and window; the person's status and window; the
     roles (resident, tenant, worker; any grant wins); the point's own schedule, which
     can only turn a grant into ``outside_schedule``. Raises ValueError for a naive ``at``.
+    On a holiday (``point.holidays``) the holiday's effect stands in for the point's
+    schedule and for the weekly hours of a worker's permit (``holiday_closed``).
     """
     require_aware(at, "at")
     clock = _Clock(at, zone_info(point.time_zone))
+    holiday = point.holidays.effect(point.id, at, clock.zone)
+    subject = _on_holiday(subject, holiday)
 
     early = _credential_rule(subject.credential, clock) or _person_rule(subject, clock)
     if early is not None:
@@ -453,6 +489,8 @@ def decide_access(subject: Subject, point: AccessPointView, at: datetime) -> Acc
         if outcome is None:
             continue
         if outcome.granted:
+            if holiday is not None:
+                return _holiday_rule(holiday, clock) or outcome
             # A closed point is closed to everyone; checked after the roles so that
             # someone with no right here hears "not_authorized_here", not "come back later".
             if point.schedule is not None and not point.schedule.contains(at, clock.zone):
@@ -559,7 +597,8 @@ def decide_pass(visitor_pass: PassView, point: AccessPointView, at: datetime) ->
 
     In order: revoked; the issuer gone (moved out, lease over); the window (not yet valid
     reads ``pass_invalid``, after it ``pass_expired``); the point not on the pass; no uses
-    left; the point's own schedule. Counting the use is the caller's (atomic) job.
+    left; the point's own schedule (on a holiday, the holiday's effect instead). Counting
+    the use is the caller's (atomic) job.
 
     The pass's own state comes from ``PassView.status`` and ``pass_window`` (the rule
     ``status_of`` shows), read in this order: the window before the uses, so a spent pass
@@ -597,6 +636,9 @@ def decide_pass(visitor_pass: PassView, point: AccessPointView, at: datetime) ->
             Rule.PASS_USED_UP,
             f"all {visitor_pass.max_uses} use(s) of the pass are spent",
         )
+    holiday = point.holidays.effect(point.id, at, clock.zone)
+    if holiday is not None:
+        return _holiday_rule(holiday, clock) or _grant(Reason.VISITOR_PASS, Rule.PASS_VALID)
     if point.schedule is not None and not point.schedule.contains(at, clock.zone):
         return _deny(
             Reason.OUTSIDE_SCHEDULE,

@@ -97,6 +97,7 @@ class Reason(StrEnum):
     CARD_DISABLED = "card_disabled"
     PERSON_SUSPENDED = "person_suspended"
     WATCHLIST = "watchlist"
+    HOLIDAY_CLOSED = "holiday_closed"
 
 
 class PassStatus(StrEnum):

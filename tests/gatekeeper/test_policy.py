@@ -8,12 +8,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from gatekeeper.holidays import Calendar, Holiday, HolidayEffect, hours_from_json
 from gatekeeper.policy import (
     DENIAL_PRECEDENCE,
     AccessDecision,
@@ -361,6 +362,28 @@ WORKER_CASES = [
     ),
 ]
 
+# A one-day holiday, Friday 20 November: the gate closed, or open 10:00-16:00 only.
+HOLIDAY_GATE = replace(
+    GATE,
+    holidays=Calendar.of(
+        [Holiday(name="h", first_day=date(2026, 11, 20), last_day=date(2026, 11, 20))]
+    ),
+)
+HOLIDAY_HOURS_GATE = replace(
+    NIGHT_GATE,
+    holidays=Calendar.of(
+        [
+            Holiday(
+                name="h",
+                first_day=date(2026, 11, 20),
+                last_day=date(2026, 11, 20),
+                effect=HolidayEffect.HOURS,
+                hours=hours_from_json([{"start": "10:00", "end": "16:00"}]),
+            )
+        ]
+    ),
+)
+
 OTHER_CASES = [
     case(
         "point-schedule",
@@ -384,6 +407,20 @@ OTHER_CASES = [
         (tenant(), DOOR_B1, NOW),
         (Reason.TENANT, Rule.TENANT_LEASE),
     ),
+    case(
+        "holiday-closed",
+        (OWNER, HOLIDAY_GATE, local(20, 0, 0)),
+        (Reason.HOLIDAY_CLOSED, Rule.HOLIDAY_CLOSED),
+        (OWNER, HOLIDAY_GATE, local(20, 0, 0) - SECOND),
+        (Reason.RESIDENT, Rule.RESIDENT_SHARED_POINT),
+    ),
+    case(
+        "holiday-hours",
+        (OWNER, HOLIDAY_HOURS_GATE, local(20, 16, 0)),
+        (Reason.HOLIDAY_CLOSED, Rule.HOLIDAY_HOURS),
+        (OWNER, HOLIDAY_HOURS_GATE, local(20, 15, 59, 59)),
+        (Reason.RESIDENT, Rule.RESIDENT_SHARED_POINT),
+    ),
 ]
 
 ALL_CASES = (
@@ -406,6 +443,7 @@ POSSIBLE_REASONS = {
     Reason.LEASE_EXPIRED,
     Reason.LEASE_NOT_STARTED,
     Reason.OUTSIDE_SCHEDULE,
+    Reason.HOLIDAY_CLOSED,
 }
 
 
