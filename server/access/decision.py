@@ -23,6 +23,7 @@ from gatekeeper.schedule import schedule_from_json
 from gatekeeper.vocabulary import CredentialType, Decision, PersonRole, Reason
 from hardware.protocol import Command
 from server.alerts import rules as alert_rules
+from server.community import holidays
 from server.core import metrics
 from server.devices import commands
 from server.extensions import db
@@ -97,6 +98,7 @@ def point_view(point: AccessPoint, community: Community) -> policy.AccessPointVi
         building_id=point.building_id,
         schedule=schedule_from_json(point.schedule),
         time_zone=community.timezone,
+        holidays=holidays.calendar_for(point, community, utcnow()),
     )
 
 

@@ -42,6 +42,7 @@ from server.models import (
     Consent,
     Device,
     FaceTemplate,
+    Holiday,
     IdCheck,
     Lease,
     Membership,
@@ -102,6 +103,7 @@ _WRITERS[VisitorPass] = frozenset({UserRole.ADMIN, UserRole.STAFF, UserRole.RESI
 _HIDDEN_FROM_OFFICERS: frozenset[type] = frozenset({VisitorPass, Webhook})
 _WRITERS[BlockedPlate] = _STAFF
 _WRITERS[PatrolRoute] = _STAFF  # officers read the routes
+_WRITERS[Holiday] = _STAFF  # the property office keeps the holiday calendar
 # Officers work the alerts of the communities they cover (staff read them); the property
 # office decides where a community's alerts are sent.
 _WRITERS[Alert] = frozenset({UserRole.ADMIN, UserRole.OFFICER})
@@ -322,6 +324,7 @@ _LABELS: dict[type, tuple[LazyString, LazyString]] = {
     WatchlistEntry: (_p("record", "watchlist entry"), _p("records", "watchlist entries")),
     Webhook: (_p("record", "webhook"), _p("records", "webhooks")),
     WorkerPermit: (_p("record", "worker permit"), _p("records", "worker permits")),
+    Holiday: (_p("record", "holiday"), _p("records", "holidays")),
 }
 
 

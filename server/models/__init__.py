@@ -29,6 +29,7 @@ from server.models.activity import (
 )
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, Unit
+from server.models.holidays import Holiday, holiday_access_points
 from server.models.indexes import CITY_INDEXES
 from server.models.onboarding import (
     AccountActivation,
@@ -77,6 +78,7 @@ __all__ = [
     "FaceGallery",
     "FaceGalleryChange",
     "FaceTemplate",
+    "Holiday",
     "IdCheck",
     "Lease",
     "Membership",
@@ -103,6 +105,7 @@ __all__ = [
     "WorkerPermit",
     "WorkerTag",
     "guardianships",
+    "holiday_access_points",
     "pass_access_points",
     "user_communities",
     "utcnow",

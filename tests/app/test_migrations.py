@@ -73,6 +73,7 @@ def test_every_community_owned_table_has_community_id() -> None:
         "guardianships",
         "pass_access_points",
         "worker_permit_access_points",
+        "holiday_access_points",
         "audit_log",
         "signing_keys",  # one key ring signs every community's QR tokens
     }
