@@ -35,7 +35,7 @@ class Holiday(IdMixin, CommunityOwned, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(80))
     first_day: Mapped[date]
     last_day: Mapped[date]
-    effect: Mapped[HolidayEffect] = enum_column(HolidayEffect)
+    effect: Mapped[HolidayEffect] = enum_column(HolidayEffect, default=HolidayEffect.CLOSED)
     hours: Mapped[list[Any] | None]
     all_points: Mapped[bool] = mapped_column(default=False)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -32,11 +32,13 @@ from server.devices.service import set_secret
 from server.extensions import db
 from server.models import (
     AccessEvent,
+    AccessPoint,
     Alert,
     BlockedPlate,
     Consent,
     DeviceCommand,
     FaceTemplate,
+    Holiday,
     PatrolRoute,
     RfidTag,
     StrangerCluster,
@@ -98,6 +100,7 @@ FIELD_VALUES: dict[str, Any] = {
     "url": "https://hooks.example.net/matrix",
     "checkpoint_device_ids": ["dev_01JZZZZZZZZZZZZZZZZZZZZZZZ"],
     "unit_id": "unt_01JZZZZZZZZZZZZZZZZZZZZZZZ",
+    "first_day": "2027-02-05",
 }
 # A photo the upload parsers take as a file (what is in it is judged after scope).
 PHOTO = b"\xff\xd8\xff\xe0 not really a jpeg"
@@ -191,7 +194,12 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
         )
         blocked = BlockedPlate(community_id=b, plate="沪C88888", reason="Stolen")
         consent = Consent(community_id=b, person_id=person.id, purpose="face", granted_at=now)
+        holiday = Holiday(
+            community_id=b, name="B 春节", first_day=date(2027, 2, 5), last_day=date(2027, 2, 11)
+        )
+        holiday.access_points = [db.session.get(AccessPoint, world.door_b)]
         rows = [tag, permit, face, event, alert, cluster, entry, command, route, hook, blocked]
+        rows.append(holiday)
         db.session.add_all([*rows, consent])
         db.session.commit()
         return {
@@ -215,6 +223,7 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             "route_id": route.id,
             "webhook_id": hook.id,
             "blocked_id": blocked.id,
+            "holiday_id": holiday.id,
             "purpose": "face",
             "_vehicle": vehicle.id,
             "_tag": tag.id,
