@@ -17,6 +17,7 @@ from flask_babel import lazy_pgettext as _p
 from flask_babel.speaklater import LazyString
 
 from gatekeeper.faces import ENROLMENT_THRESHOLDS, FaceQualityReason
+from gatekeeper.holidays import HolidayEffect
 from gatekeeper.identity import DocumentType
 from gatekeeper.plates import PlateKind
 from gatekeeper.vocabulary import (
@@ -130,6 +131,7 @@ REASON_WORDS: dict[str, LazyString] = {
     Reason.CARD_DISABLED: _l("Card disabled"),
     Reason.PERSON_SUSPENDED: _l("Access suspended"),
     Reason.WATCHLIST: _l("Refused by security"),
+    Reason.HOLIDAY_CLOSED: _l("Closed for a holiday"),
 }
 CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.FACE: _l("face"),
@@ -285,6 +287,10 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         PlateKind.MACAU: _p("plate kind", "Macao"),
         PlateKind.EMBASSY: _p("plate kind", "embassy"),
         PlateKind.EMERGENCY: _p("plate kind", "emergency"),
+    },
+    HolidayEffect: {
+        HolidayEffect.CLOSED: _p("holiday effect", "closed"),
+        HolidayEffect.HOURS: _p("holiday effect", "other hours"),
     },
 }
 
