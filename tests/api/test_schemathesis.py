@@ -101,6 +101,13 @@ RULES_BEYOND_THE_SCHEMA: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         "must differ from their start, a comparison of two values",
     ),
     ("PATCH", "/api/v1/patrol-routes/{route_id}"): (ROLES, "as for POST patrol-routes"),
+    ("POST", "/api/v1/communities/{cid}/holidays"): (
+        ROLES,
+        _REFERENCES + " (or all_points); the last day not before the first, hours only with "
+        "effect hours and required there, closed never for all_points, no overlap with "
+        "another holiday at one point: comparisons of several values",
+    ),
+    ("PATCH", "/api/v1/holidays/{holiday_id}"): (ROLES, "as for POST holidays"),
     ("POST", "/api/v1/communities/{cid}/access-points"): (
         ROLES,
         "schedule windows' end must differ from their start: a comparison of two values",
