@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from gatekeeper.holidays import HolidayEffect, hours_from_json
 from gatekeeper.plates import normalise_plate
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from server.core.auth import device_secret_hash, hash_password
@@ -21,6 +22,7 @@ from server.models import (
     Card,
     Community,
     Device,
+    Holiday,
     Lease,
     Membership,
     Person,
@@ -128,6 +130,8 @@ class _Loader:
             self._device(community, d, points)
         for person in spec.get("people", []):
             self._person(community, person)
+        for holiday in spec.get("holidays", []):
+            self._holiday(community, holiday, points)
 
     def _device(
         self, community: Community, spec: dict[str, Any], points: dict[str, AccessPoint]
@@ -145,6 +149,27 @@ class _Loader:
         set_secret(device, spec.get("secret"))
         db.session.add(device)
         self.added["devices"] += 1
+
+    def _holiday(
+        self, community: Community, spec: dict[str, Any], points: dict[str, AccessPoint]
+    ) -> None:
+        """A holiday of the calendar (``gatekeeper.holidays``), matched by name and first day."""
+        first = date.fromisoformat(spec["first_day"])
+        match = {"community_id": community.id, "name": spec["name"], "first_day": first}
+        if db.session.scalar(select(Holiday).filter_by(**match)) is not None:
+            return
+        effect = HolidayEffect(spec.get("effect", "closed"))
+        hours = spec.get("hours") if effect is HolidayEffect.HOURS else None
+        holiday = Holiday(
+            **match,
+            last_day=date.fromisoformat(spec.get("last_day", spec["first_day"])),
+            effect=effect,
+            hours=hours_from_json(hours).to_json() if hours is not None else None,
+            all_points=bool(spec.get("all_points", False)),
+        )
+        holiday.access_points = [points[name] for name in spec.get("access_points", [])]
+        db.session.add(holiday)
+        self.added["holidays"] += 1
 
     def _person(self, community: Community, spec: dict[str, Any]) -> None:
         role = PersonRole(spec["role"])

@@ -55,6 +55,15 @@ def test_seed_loads_demo_community_and_is_idempotent(app, ctx) -> None:
     assert permit.tag.value == "repair" and len(permit.access_points) == 2
     kinds = sorted(d.kind.value for d in db.session.scalars(select(Device)))
     assert kinds.count("rfid_reader") == 3 and "panic_button" in kinds and "barrier" in kinds
+    from server.models import Holiday
+
+    holiday = db.session.scalar(select(Holiday))
+    assert (holiday.name, holiday.effect.value, holiday.first_day.isoformat()) == (
+        "春节",
+        "hours",
+        "2027-02-05",
+    )
+    assert [p.name for p in holiday.access_points] == ["南门"]
 
 
 def test_seed_reports_a_broken_file(app, ctx, tmp_path: Path) -> None:
