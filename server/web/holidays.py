@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from gatekeeper.holidays import HolidayEffect, local_day
-from server.api.holidays import HolidaySchema
+from server.api.holidays import HolidayPatchSchema, HolidaySchema
 from server.community import holidays
 from server.core.errors import DomainError
 from server.core.scope import Scope
@@ -72,8 +72,13 @@ def _page(
     ), status
 
 
-def _form_data(form: MultiDict[str, str], errors: dict[str, list[str]]) -> dict[str, Any] | None:
-    """The form as the API's input (one window of hours, every day), or None with messages."""
+def _form_data(
+    form: MultiDict[str, str], errors: dict[str, list[str]], *, creating: bool = True
+) -> dict[str, Any] | None:
+    """The form as the API's input (one window of hours, every day), or None with messages.
+
+    A changed holiday gets every field: an empty last day is the first day again, and a
+    closing holiday loses its hours."""
     name = form.get("name", "").strip()
     if not name:
         add_error(errors, "name", _FRIENDLY["name"])
@@ -86,6 +91,10 @@ def _form_data(form: MultiDict[str, str], errors: dict[str, list[str]]) -> dict[
     }
     if form.get("last_day", "").strip():
         payload["last_day"] = form["last_day"].strip()
+    elif not creating:
+        payload["last_day"] = payload["first_day"]
+    if not creating:
+        payload["hours"] = None
     if payload["effect"] == HolidayEffect.HOURS:
         start = form.get("start", "").strip()[:5]
         end = form.get("end", "").strip()[:5]
@@ -94,7 +103,8 @@ def _form_data(form: MultiDict[str, str], errors: dict[str, list[str]]) -> dict[
         else:
             # A time input cannot say 24:00; an end at midnight means the end of the day.
             payload["hours"] = [{"start": start, "end": "24:00" if end == "00:00" else end}]
-    return load_form(HolidaySchema(), payload, errors, [], _field, _FRIENDLY)
+    schema = HolidaySchema() if creating else HolidayPatchSchema()
+    return load_form(schema, payload, errors, [], _field, _FRIENDLY)
 
 
 @bp.route("/communities/<cid>/holidays", methods=["GET", "POST"])
@@ -124,6 +134,70 @@ def holidays_page(cid: str) -> Any:
 
 def _refused(errors: dict[str, list[str]], error: DomainError) -> None:
     refusal_errors(errors, error, _field, "form")
+
+
+def _values(holiday: Holiday) -> MultiDict[str, str]:
+    """A holiday as the form shows it."""
+    values = MultiDict(
+        {
+            "name": holiday.name,
+            "first_day": holiday.first_day.isoformat(),
+            "last_day": holiday.last_day.isoformat(),
+            "effect": str(holiday.effect),
+        }
+    )
+    if holiday.hours:
+        first = holiday.hours[0]
+        values["start"] = first["start"]
+        values["end"] = "00:00" if first["end"] == "24:00" else first["end"]
+    if holiday.all_points:
+        values["all_points"] = "on"
+    for point in holiday.access_points:
+        values.add("point", point.id)
+    return values
+
+
+def _holiday_page(
+    scope: Scope,
+    holiday: Holiday,
+    values: MultiDict[str, str],
+    errors: dict[str, list[str]],
+    status: int = 200,
+) -> tuple[str, int]:
+    community = db.session.get(Community, holiday.community_id)
+    return render_template(
+        "holiday.html",
+        community=community,
+        holiday=holiday,
+        points=holidays.access_points(scope, community.id),
+        values=values,
+        errors=errors,
+        effects=list(HolidayEffect),
+    ), status
+
+
+@bp.route("/holidays/<hid>", methods=["GET", "POST"])
+@login_required
+def holiday_page(hid: str) -> Any:
+    """Change a holiday: the same form, filled in."""
+    scope = scope_for(UserRole.STAFF, UserRole.ADMIN)
+    holiday = scope.get(Holiday, hid)
+    if request.method == "GET":
+        return _holiday_page(scope, holiday, _values(holiday), {})
+    errors: dict[str, list[str]] = {}
+    data = _form_data(request.form, errors, creating=False)
+    saved = None
+    if data is not None:
+        saved = save_form(
+            lambda: holidays.update(scope, holiday.id, data),
+            errors,
+            lambda error: _refused(errors, error),
+        )
+    if saved is None:
+        holiday = scope.get(Holiday, hid)
+        return _holiday_page(scope, holiday, request.form, errors, 422)
+    flash_ok(_("Saved."))
+    return redirect(url_for("web.holidays_page", cid=saved.community_id), 303)
 
 
 @bp.post("/holidays/<hid>/delete")

@@ -120,6 +120,35 @@ def test_staff_add_and_delete_holidays_on_the_page(app, client, world) -> None:
     )
     assert overlap.status_code == 422 and "overlaps 春节" in overlap.text
 
+    edit = f"/holidays/{spring_id}"
+    form = client.get(edit).text
+    assert 'value="2027-02-05"' in form and 'value="2027-02-11"' in form
+    assert f'value="{world.door_a}" checked' in form
+    refused = _post(
+        client, edit, {"name": "春节", "first_day": "2027-02-05", "effect": "hours"}, edit
+    )
+    assert refused.status_code == 422
+    assert "Give the hours the points keep: a start and an end." in refused.text
+    changed = _post(
+        client,
+        edit,
+        {
+            "name": "春节",
+            "first_day": "2027-02-05",
+            "last_day": "2027-02-07",
+            "effect": "hours",
+            "start": "08:00",
+            "end": "20:00",
+            "point": world.door_a,
+        },
+        edit,
+    )
+    assert changed.status_code == 303, changed.text
+    with in_app(app):
+        spring = db.session.get(Holiday, spring_id)
+        assert (spring.effect.value, spring.last_day.isoformat()) == ("hours", "2027-02-07")
+        assert spring.hours == [{"days": [1, 2, 3, 4, 5, 6, 7], "start": "08:00", "end": "20:00"}]
+
     deleted = _post(client, f"/holidays/{spring_id}/delete", {}, page)
     assert deleted.status_code == 303
     assert "Holiday 春节 deleted." in client.get(page).text
@@ -128,7 +157,12 @@ def test_staff_add_and_delete_holidays_on_the_page(app, client, world) -> None:
         actions = db.session.scalars(
             select(AuditEntry.action).where(AuditEntry.action.like("holiday.%"))
         ).all()
-    assert sorted(actions) == ["holiday.create", "holiday.create", "holiday.delete"]
+    assert sorted(actions) == [
+        "holiday.create",
+        "holiday.create",
+        "holiday.delete",
+        "holiday.update",
+    ]
 
 
 def everywhere_refused(text: str) -> bool:
@@ -159,6 +193,7 @@ def test_officers_read_the_calendar_others_find_nothing(app, client, world) -> N
     assert 'action="/holidays/' not in seen.text  # no delete buttons either
     assert _post(officer, page, {"name": "x", "first_day": "2027-01-01"}, page).status_code == 404
     assert _post(officer, f"/holidays/{hid}/delete", {}, page).status_code == 404
+    assert officer.get(f"/holidays/{hid}").status_code == 404
     for username in ("resident_a", "staff_b"):
         other = app.test_client()
         login(other, username)
