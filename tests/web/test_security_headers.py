@@ -4,6 +4,7 @@ no template holds script the Content-Security-Policy would block."""
 from __future__ import annotations
 
 import re
+from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from server import create_app
 from server.core.headers import content_security_policy
 from server.core.scope import Scope
 from server.extensions import db
-from server.models import Building, PatrolRoute, Unit, User
+from server.models import Building, Holiday, PatrolRoute, Unit, User
 from server.people import onboarding
 from tests import factories
 from tests.factories import Api
@@ -70,6 +71,8 @@ PAGES: dict[str | None, list[str]] = {
         "/communities/{a}/patrol-routes",
         "/communities/{a}/patrol-routes/new",
         "/patrol-routes/{route}",
+        "/communities/{a}/holidays",
+        "/holidays/{holiday}",
     ],
     "officer_a": [
         "/",
@@ -126,6 +129,10 @@ def _ids(app: Flask, client: FlaskClient, site: PassSite) -> dict[str, str]:
         building = db.session.scalar(select(Building.id).where(Building.community_id == site.a))
         route = PatrolRoute(community_id=site.a, name="Night round", checkpoint_device_ids=[])
         db.session.add(route)
+        holiday = Holiday(
+            community_id=site.a, name="春节", first_day=date(2027, 2, 5), last_day=date(2027, 2, 11)
+        )
+        db.session.add(holiday)
         newcomer = factories.person(site.a, "李华")
         factories.membership(newcomer, PersonRole.OWNER, unit_of=unit)
         invitation = onboarding.invite_resident(staff, newcomer.id, "li.hua")
@@ -138,6 +145,7 @@ def _ids(app: Flask, client: FlaskClient, site: PassSite) -> dict[str, str]:
             "activation_token": invitation.token,
             "building": building,
             "route": route.id,
+            "holiday": holiday.id,
         }
     return {
         **onboarding_ids,
