@@ -256,6 +256,22 @@ def test_holiday_hours_are_wall_clock_hours_across_summer_time() -> None:
     assert not decide_access(resident(), gate, datetime(2027, 3, 28, 7, 59, tzinfo=UTC)).granted
 
 
+def test_hours_across_midnight_hold_on_the_holiday_days_only() -> None:
+    evening = Holiday(
+        name="除夕",
+        first_day=date(2027, 2, 6),  # a Saturday
+        last_day=date(2027, 2, 6),
+        effect=HolidayEffect.HOURS,
+        hours=hours_from_json([{"start": "18:00", "end": "02:00"}]),
+    )
+    door = on(replace(DOOR_B1, schedule=OFFICE_HOURS), evening)
+    assert decide_access(resident(), door, sh(2, 6, 1)).granted  # small hours of the day
+    assert decide_access(resident(), door, sh(2, 6, 12)).rule is Rule.HOLIDAY_HOURS
+    assert decide_access(resident(), door, sh(2, 6, 23, 59, 59)).granted
+    # Sunday 01:00 is no holiday: the weekly office hours are back, and they are closed.
+    assert decide_access(resident(), door, sh(2, 7, 1)).rule is Rule.POINT_SCHEDULE
+
+
 def test_points_without_holidays_decide_as_before() -> None:
     assert SIDE_GATE.holidays.effect("ap_side", sh(2, 8, 9), SHANGHAI) is None
     assert decide_access(resident(), SIDE_GATE, sh(2, 8, 9)).granted
