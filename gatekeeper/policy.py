@@ -68,6 +68,8 @@ class Rule(StrEnum):
     PASS_USED_UP = "pass.used_up"
     PASS_OFFLINE = "pass.offline"  # a door admitted the pass offline and uploaded the use
     VEHICLE_EXIT = "vehicle.exit"  # a known car leaving: always let out
+    # entered through a gate pair and not yet out (gatekeeper.antipassback, hard mode)
+    ANTI_PASSBACK = "anti_passback.reentry"
 
 
 # Roles that live in a unit and pass as residents (grant reason ``resident``).

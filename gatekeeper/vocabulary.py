@@ -97,6 +97,7 @@ class Reason(StrEnum):
     CARD_DISABLED = "card_disabled"
     PERSON_SUSPENDED = "person_suspended"
     WATCHLIST = "watchlist"
+    ANTI_PASSBACK = "anti_passback"
 
 
 class PassStatus(StrEnum):

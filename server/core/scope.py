@@ -35,6 +35,8 @@ from server.models import (
     AccessPoint,
     AccountActivation,
     Alert,
+    AntiPassbackPair,
+    AntiPassbackState,
     BlockedPlate,
     Building,
     Card,
@@ -94,6 +96,9 @@ _PERSONAL: frozenset[type] = frozenset(
         RegistrationLink,
         RegistrationRequest,
         AccountActivation,
+        # Anti-passback: the gate pairs and who is inside them.
+        AntiPassbackPair,
+        AntiPassbackState,
     }
 )
 _WRITERS.update(dict.fromkeys(_PERSONAL, _STAFF))
@@ -322,6 +327,14 @@ _LABELS: dict[type, tuple[LazyString, LazyString]] = {
     WatchlistEntry: (_p("record", "watchlist entry"), _p("records", "watchlist entries")),
     Webhook: (_p("record", "webhook"), _p("records", "webhooks")),
     WorkerPermit: (_p("record", "worker permit"), _p("records", "worker permits")),
+    AntiPassbackPair: (
+        _p("record", "anti-passback pair"),
+        _p("records", "anti-passback pairs"),
+    ),
+    AntiPassbackState: (
+        _p("record", "anti-passback state"),
+        _p("records", "anti-passback states"),
+    ),
 }
 
 

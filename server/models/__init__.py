@@ -27,6 +27,7 @@ from server.models.activity import (
     Webhook,
     pass_access_points,
 )
+from server.models.antipassback import AntiPassbackPair, AntiPassbackState
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, Unit
 from server.models.indexes import CITY_INDEXES
@@ -60,6 +61,8 @@ __all__ = [
     "AccessEvent",
     "AccessPoint",
     "AccountActivation",
+    "AntiPassbackPair",
+    "AntiPassbackState",
     "Alert",
     "AlertDelivery",
     "AlertHistory",
