@@ -178,9 +178,7 @@ def _checked(community_id: str, data: dict[str, Any], pair: AntiPassbackPair | N
     )
     for key, ident in (("entry_point_id", entry), ("exit_point_id", exit_)):
         if key in data and ident not in found:
-            errors[key] = [
-                str(_l("No access point %(id)s in this community.", id=repr(ident)))
-            ]
+            errors[key] = [str(_l("No access point %(id)s in this community.", id=repr(ident)))]
     directional = data.get("directional", pair is not None and entry == exit_)
     if entry == exit_ and not directional and "exit_point_id" not in errors:
         errors["exit_point_id"] = [
@@ -216,9 +214,7 @@ def create(scope: Scope, community_id: str, data: dict[str, Any]) -> AntiPassbac
     scope.require_read(AntiPassbackPair)
     scope.require_write(AntiPassbackPair)
     _checked(community.id, data, None)
-    pair = AntiPassbackPair(
-        community_id=community.id, **{k: data[k] for k in _FIELDS if k in data}
-    )
+    pair = AntiPassbackPair(community_id=community.id, **{k: data[k] for k in _FIELDS if k in data})
     db.session.add(pair)
     db.session.flush()
     audit.record(

@@ -38,12 +38,8 @@ class AntiPassbackState(IdMixin, CommunityOwned, Base):
     __table_args__ = (UniqueConstraint("pair_id", "person_id"),)
     ID_PREFIX = "aps"
 
-    pair_id: Mapped[str] = mapped_column(
-        ForeignKey("anti_passback_pairs.id", ondelete="CASCADE")
-    )
-    person_id: Mapped[str] = mapped_column(
-        ForeignKey("people.id", ondelete="CASCADE"), index=True
-    )
+    pair_id: Mapped[str] = mapped_column(ForeignKey("anti_passback_pairs.id", ondelete="CASCADE"))
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     inside: Mapped[bool] = mapped_column(default=False)
     entered_at: Mapped[datetime | None]
     exited_at: Mapped[datetime | None]

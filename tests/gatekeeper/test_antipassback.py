@@ -12,8 +12,8 @@ import pytest
 from gatekeeper.antipassback import (
     OUTSIDE,
     Pair,
-    PassbackMode,
     Passage,
+    PassbackMode,
     Presence,
     forgiven,
     judge,
