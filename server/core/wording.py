@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
 from flask_babel.speaklater import LazyString
 
+from gatekeeper.antipassback import PassbackMode
 from gatekeeper.faces import ENROLMENT_THRESHOLDS, FaceQualityReason
 from gatekeeper.identity import DocumentType
 from gatekeeper.plates import PlateKind
@@ -130,6 +131,7 @@ REASON_WORDS: dict[str, LazyString] = {
     Reason.CARD_DISABLED: _l("Card disabled"),
     Reason.PERSON_SUSPENDED: _l("Access suspended"),
     Reason.WATCHLIST: _l("Refused by security"),
+    Reason.ANTI_PASSBACK: _l("Entered already, not yet out (anti-passback)"),
 }
 CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.FACE: _l("face"),
@@ -285,6 +287,10 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         PlateKind.MACAU: _p("plate kind", "Macao"),
         PlateKind.EMBASSY: _p("plate kind", "embassy"),
         PlateKind.EMERGENCY: _p("plate kind", "emergency"),
+    },
+    PassbackMode: {
+        PassbackMode.SOFT: _p("anti-passback mode", "soft: let in and record"),
+        PassbackMode.HARD: _p("anti-passback mode", "hard: refuse"),
     },
 }
 

@@ -33,6 +33,7 @@ from server.extensions import db
 from server.models import (
     AccessEvent,
     Alert,
+    AntiPassbackPair,
     BlockedPlate,
     Consent,
     DeviceCommand,
@@ -193,6 +194,10 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
         consent = Consent(community_id=b, person_id=person.id, purpose="face", granted_at=now)
         rows = [tag, permit, face, event, alert, cluster, entry, command, route, hook, blocked]
         db.session.add_all([*rows, consent])
+        pair = AntiPassbackPair(
+            community_id=b, name="B gate", entry_point_id=world.door_b, exit_point_id=world.door_b
+        )
+        db.session.add(pair)
         db.session.commit()
         return {
             "cid": b,
@@ -218,6 +223,7 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             "purpose": "face",
             "_vehicle": vehicle.id,
             "_tag": tag.id,
+            "pair_id": pair.id,
         }
 
 
