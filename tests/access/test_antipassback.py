@@ -7,6 +7,7 @@ grants and records; the forgiveness time lets them in at its edge.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -171,3 +172,43 @@ def test_denied_presentations_and_doors_outside_pairs_change_nothing(
     with app.app_context():
         assert db.session.scalar(select(AntiPassbackState)) is None
     assert _card(client, site["gate_in"], CARD_2)["decision"] == "grant"
+
+
+@pytest.mark.parametrize("had_left", [False, True], ids=["first-entry", "after-an-exit"])
+@time_machine.travel(T0, tick=False)
+def test_two_cards_at_once_let_one_in(app, client, site, published, had_left) -> None:
+    """Two simultaneous entries by the resident's two cards at a hard pair: the state row is
+    made once (first entry) and locked (a stored row), so exactly one is granted."""
+    pair_id = _pair(app, site, PassbackMode.HARD)
+    if had_left:
+        with app.app_context():
+            db.session.add(
+                AntiPassbackState(
+                    community_id=site["a"],
+                    pair_id=pair_id,
+                    person_id=site["resident"],
+                    inside=False,
+                    entered_at=T0 - timedelta(hours=2),
+                    exited_at=T0 - timedelta(hours=1),
+                )
+            )
+            db.session.commit()
+    barrier = threading.Barrier(2)
+    answers: dict[str, dict] = {}
+
+    def enter(uid: str) -> None:
+        own = app.test_client()
+        barrier.wait(timeout=30)
+        answers[uid] = _card(own, site["gate_in"], uid)
+
+    threads = [threading.Thread(target=enter, args=(uid,)) for uid in (CARD_1, CARD_2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    reasons = sorted(answer["reason"] for answer in answers.values())
+    assert reasons == ["anti_passback", "resident"]
+    assert len(commands(published)) == 1
+    with app.app_context():
+        assert len(db.session.scalars(select(AntiPassbackState)).all()) == 1

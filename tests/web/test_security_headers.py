@@ -70,6 +70,7 @@ PAGES: dict[str | None, list[str]] = {
         "/communities/{a}/patrol-routes",
         "/communities/{a}/patrol-routes/new",
         "/patrol-routes/{route}",
+        "/communities/{a}/anti-passback",
     ],
     "officer_a": [
         "/",
