@@ -34,6 +34,7 @@ from server.models import (
     AntiPassbackState,
     Community,
     Person,
+    Vehicle,
     utcnow,
 )
 from server.models.ids import new_id
@@ -69,6 +70,19 @@ def presence(state: AntiPassbackState | None) -> rule.Presence:
 
 
 # The verify path ------------------------------------------------------------------------------
+
+
+def car_holder(presented: Any) -> Person | None:
+    """The holder of the known car a plate camera let out (``server.access.plate`` presents
+    such an exit as a decision with the vehicle's id, no person), so that it counts as their
+    exit; None for anything else."""
+    vehicle_id = (presented.details or {}).get("vehicle_id")
+    if presented.person is not None or presented.credential_type is not CredentialType.PLATE:
+        return None
+    if vehicle_id is None or presented.visitor_pass is not None:
+        return None
+    vehicle = db.session.get(Vehicle, vehicle_id)
+    return db.session.get(Person, vehicle.person_id) if vehicle is not None else None
 
 
 def check(

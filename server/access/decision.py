@@ -220,9 +220,10 @@ def decide(
             reason = presented.grant_reasons.get(decision.reason, decision.reason)
             decision = replace(decision, reason=reason)
     details = dict(presented.details or {})
-    if person is not None:  # gate pairs: entered and not yet out (docs/policy.md)
+    holder = person or antipassback.car_holder(presented)  # a known car let out has no person
+    if holder is not None:  # gate pairs: entered and not yet out (docs/policy.md)
         decision = antipassback.check(
-            point, person, presented.credential_type, direction, at, decision, details
+            point, holder, presented.credential_type, direction, at, decision, details
         )
         rule = decision.rule.value if decision.reason is Reason.ANTI_PASSBACK else rule
     if decision.detail:

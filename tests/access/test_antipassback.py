@@ -21,6 +21,7 @@ from server.extensions import db
 from server.models import AccessEvent, AntiPassbackPair, AntiPassbackState, AuditEntry, Card
 from tests import factories
 from tests.factories import Api
+from tests.support.passes import NOW, OWNER_PLATE, add_barrier, build_pass_site
 from tests.support.published import commands
 
 T0 = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
@@ -212,3 +213,39 @@ def test_two_cards_at_once_let_one_in(app, client, site, published, had_left) ->
     assert len(commands(published)) == 1
     with app.app_context():
         assert len(db.session.scalars(select(AntiPassbackState)).all()) == 1
+
+
+@time_machine.travel(NOW, tick=False)
+def test_one_barrier_used_both_ways_counts_by_direction(app, client, published) -> None:
+    """A car barrier is its pair's entry and exit: ``in`` enters, ``out`` leaves, a read
+    without a direction is not counted."""
+    with app.app_context():
+        base = build_pass_site()
+        barrier = add_barrier(base, "barrier-secret-for-anti-passback")
+        db.session.add(
+            AntiPassbackPair(
+                community_id=base.a,
+                name="South barrier",
+                entry_point_id=barrier.point,
+                exit_point_id=barrier.point,
+                mode=PassbackMode.HARD,
+            )
+        )
+        db.session.commit()
+        credential = barrier.credential
+
+    def plate(**fields) -> str:
+        answer = client.post(
+            "/api/v1/verify/plate",
+            json={"plate": OWNER_PLATE, **fields},
+            headers={"Authorization": f"Bearer {credential}"},
+        )
+        assert answer.status_code == 200, answer.json
+        return answer.json["reason"]
+
+    assert plate(direction="in") == "resident_vehicle"
+    assert plate(direction="in") == "anti_passback"
+    assert plate() == "resident_vehicle"  # no direction: neither entry nor exit
+    assert plate(direction="out") == "resident_vehicle"
+    assert plate(direction="in") == "resident_vehicle"
+    assert len(commands(published)) == 4
