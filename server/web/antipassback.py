@@ -20,11 +20,19 @@ from server.access import antipassback
 from server.api.antipassback import AntiPassbackPairSchema
 from server.core.scope import Scope
 from server.extensions import db
-from server.models import AccessPoint, AntiPassbackPair, Community, Person, UserRole
+from server.models import (
+    AccessPoint,
+    AntiPassbackPair,
+    AntiPassbackState,
+    Community,
+    Person,
+    UserRole,
+)
 from server.web import bp
 from server.web.helpers import (
     add_error,
     attempt,
+    current_scope,
     flash_ok,
     load_form,
     refusal_errors,
@@ -162,4 +170,25 @@ def anti_passback_reset(pair_id: str, pid: str) -> Response:
         lambda: antipassback.reset(scope, person.id, pair.id),
         _("%(name)s may enter through %(pair)s again.", name=person.name, pair=pair.name),
     )
+    if request.form.get("back") == "person":
+        return redirect(url_for("web.person_page", pid=person.id, _anchor="anti-passback"), 303)
     return redirect(url_for("web.anti_passback", cid=pair.community_id), 303)
+
+
+@bp.app_template_global()
+def anti_passback_inside(person: Person) -> list[tuple[AntiPassbackPair, Any]]:
+    """For the person's page: the pairs they are inside of, with their state (staff and
+    admins; nothing for others, who may not reset)."""
+    scope = current_scope()
+    if not scope.can_write(AntiPassbackState):
+        return []
+    states = [s for s in antipassback.person_states(scope, person.id) if s.inside]
+    pairs = {
+        pair.id: pair
+        for pair in db.session.scalars(
+            scope.query(AntiPassbackPair).where(
+                AntiPassbackPair.id.in_([s.pair_id for s in states])
+            )
+        )
+    }
+    return [(pairs[s.pair_id], s) for s in states if s.pair_id in pairs]

@@ -104,7 +104,14 @@ def test_staff_add_a_pair_reset_a_person_and_delete_it(app, client, world) -> No
 
     reset = f"/anti-passback-pairs/{pair_id}/reset/{gates['person']}"
     assert f'action="{reset}"' in listing
-    assert _post(client, reset, {}, page).status_code == 303
+    person_page = f"/people/{gates['person']}"
+    assert f'action="{reset}"' in client.get(person_page).text  # the person's page has it too
+    done = _post(client, reset, {"back": "person"}, person_page)
+    assert done.status_code == 303
+    assert done.headers["Location"].endswith(f"{person_page}#anti-passback")
+    back = client.get(person_page).text
+    assert "赵六 may enter through Main gate again." in back
+    assert 'id="anti-passback"' not in back  # nothing left to reset
     with in_app(app):
         state = db.session.scalars(select(AntiPassbackState)).one()
         assert (state.inside, state.violations) == (False, 0)
@@ -114,9 +121,7 @@ def test_staff_add_a_pair_reset_a_person_and_delete_it(app, client, world) -> No
             )
             == "staff_a"
         )
-    after = client.get(page).text
-    assert "赵六 may enter through Main gate again." in after
-    assert "Nobody is inside through this pair." in after
+    assert "Nobody is inside through this pair." in client.get(page).text
 
     assert _post(client, f"/anti-passback-pairs/{pair_id}/delete", {}, page).status_code == 303
     with in_app(app):
