@@ -71,6 +71,8 @@ class Rule(StrEnum):
     VEHICLE_EXIT = "vehicle.exit"  # a known car leaving: always let out
     HOLIDAY_CLOSED = "holiday.closed"  # a holiday closes the point all day
     HOLIDAY_HOURS = "holiday.hours"  # outside the hours a holiday gives the point
+    # entered through a gate pair and not yet out (gatekeeper.antipassback, hard mode)
+    ANTI_PASSBACK = "anti_passback.reentry"
 
 
 # Roles that live in a unit and pass as residents (grant reason ``resident``).

@@ -98,6 +98,7 @@ class Reason(StrEnum):
     PERSON_SUSPENDED = "person_suspended"
     WATCHLIST = "watchlist"
     HOLIDAY_CLOSED = "holiday_closed"
+    ANTI_PASSBACK = "anti_passback"
 
 
 class PassStatus(StrEnum):

@@ -22,6 +22,7 @@ from gatekeeper.identity import mask_name
 from gatekeeper.schedule import schedule_from_json
 from gatekeeper.vocabulary import CredentialType, Decision, PersonRole, Reason
 from hardware.protocol import Command
+from server.access import antipassback
 from server.alerts import rules as alert_rules
 from server.community import holidays
 from server.core import metrics
@@ -221,6 +222,12 @@ def decide(
             reason = presented.grant_reasons.get(decision.reason, decision.reason)
             decision = replace(decision, reason=reason)
     details = dict(presented.details or {})
+    holder = person or antipassback.car_holder(presented)  # a known car let out has no person
+    if holder is not None:  # gate pairs: entered and not yet out (docs/policy.md)
+        decision = antipassback.check(
+            point, holder, presented.credential_type, direction, at, decision, details
+        )
+        rule = decision.rule.value if decision.reason is Reason.ANTI_PASSBACK else rule
     if decision.detail:
         details["detail"] = decision.detail
     event = AccessEvent(

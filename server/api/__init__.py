@@ -188,6 +188,7 @@ def init_app(app: Flask) -> None:
     from server.api import (
         accounts,
         alerts,
+        antipassback,
         auth,
         commands,
         devices,
@@ -235,6 +236,7 @@ def init_app(app: Flask) -> None:
         patrols,
         alerts,
         holidays,
+        antipassback,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

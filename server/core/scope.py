@@ -35,6 +35,8 @@ from server.models import (
     AccessPoint,
     AccountActivation,
     Alert,
+    AntiPassbackPair,
+    AntiPassbackState,
     BlockedPlate,
     Building,
     Card,
@@ -95,6 +97,9 @@ _PERSONAL: frozenset[type] = frozenset(
         RegistrationLink,
         RegistrationRequest,
         AccountActivation,
+        # Anti-passback: the gate pairs and who is inside them.
+        AntiPassbackPair,
+        AntiPassbackState,
     }
 )
 _WRITERS.update(dict.fromkeys(_PERSONAL, _STAFF))
@@ -325,6 +330,14 @@ _LABELS: dict[type, tuple[LazyString, LazyString]] = {
     Webhook: (_p("record", "webhook"), _p("records", "webhooks")),
     WorkerPermit: (_p("record", "worker permit"), _p("records", "worker permits")),
     Holiday: (_p("record", "holiday"), _p("records", "holidays")),
+    AntiPassbackPair: (
+        _p("record", "anti-passback pair"),
+        _p("records", "anti-passback pairs"),
+    ),
+    AntiPassbackState: (
+        _p("record", "anti-passback state"),
+        _p("records", "anti-passback states"),
+    ),
 }
 
 

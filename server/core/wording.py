@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
 from flask_babel.speaklater import LazyString
 
+from gatekeeper.antipassback import PassbackMode
 from gatekeeper.faces import ENROLMENT_THRESHOLDS, FaceQualityReason
 from gatekeeper.holidays import HolidayEffect
 from gatekeeper.identity import DocumentType
@@ -132,6 +133,7 @@ REASON_WORDS: dict[str, LazyString] = {
     Reason.PERSON_SUSPENDED: _l("Access suspended"),
     Reason.WATCHLIST: _l("Refused by security"),
     Reason.HOLIDAY_CLOSED: _l("Closed for a holiday"),
+    Reason.ANTI_PASSBACK: _l("Entered already, not yet out (anti-passback)"),
 }
 CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.FACE: _l("face"),
@@ -291,6 +293,10 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
     HolidayEffect: {
         HolidayEffect.CLOSED: _p("holiday effect", "closed"),
         HolidayEffect.HOURS: _p("holiday effect", "other hours"),
+    },
+    PassbackMode: {
+        PassbackMode.SOFT: _p("anti-passback mode", "soft: let in and record"),
+        PassbackMode.HARD: _p("anti-passback mode", "hard: refuse"),
     },
 }
 

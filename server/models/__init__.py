@@ -27,6 +27,7 @@ from server.models.activity import (
     Webhook,
     pass_access_points,
 )
+from server.models.antipassback import AntiPassbackPair, AntiPassbackState
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, Unit
 from server.models.holidays import Holiday, holiday_access_points
@@ -64,6 +65,8 @@ __all__ = [
     "Alert",
     "AlertDelivery",
     "AlertHistory",
+    "AntiPassbackPair",
+    "AntiPassbackState",
     "ApiToken",
     "AuditEntry",
     "Base",

@@ -269,6 +269,7 @@ def choose_language() -> Response:
 def init_app(app: Flask) -> None:
     from server.web import (  # noqa: F401 - they register routes on bp
         alerting,
+        antipassback,
         cars,
         device_admin,
         devices,

@@ -108,6 +108,15 @@ RULES_BEYOND_THE_SCHEMA: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         "another holiday at one point: comparisons of several values",
     ),
     ("PATCH", "/api/v1/holidays/{holiday_id}"): (ROLES, "as for POST holidays"),
+    ("POST", "/api/v1/communities/{cid}/anti-passback-pairs"): (
+        ROLES,
+        _REFERENCES + " (access points); one point named as entry and exit needs directional, "
+        "and directional needs one point: comparisons of two values",
+    ),
+    ("PATCH", "/api/v1/anti-passback-pairs/{pair_id}"): (
+        ROLES,
+        "as for POST anti-passback-pairs, with the stored pair's points",
+    ),
     ("POST", "/api/v1/communities/{cid}/access-points"): (
         ROLES,
         "schedule windows' end must differ from their start: a comparison of two values",

@@ -34,6 +34,7 @@ from server.models import (
     AccessEvent,
     AccessPoint,
     Alert,
+    AntiPassbackPair,
     BlockedPlate,
     Consent,
     DeviceCommand,
@@ -201,6 +202,10 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
         rows = [tag, permit, face, event, alert, cluster, entry, command, route, hook, blocked]
         rows.append(holiday)
         db.session.add_all([*rows, consent])
+        pair = AntiPassbackPair(
+            community_id=b, name="B gate", entry_point_id=world.door_b, exit_point_id=world.door_b
+        )
+        db.session.add(pair)
         db.session.commit()
         return {
             "cid": b,
@@ -227,6 +232,7 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             "purpose": "face",
             "_vehicle": vehicle.id,
             "_tag": tag.id,
+            "pair_id": pair.id,
         }
 
 

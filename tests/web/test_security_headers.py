@@ -73,6 +73,7 @@ PAGES: dict[str | None, list[str]] = {
         "/patrol-routes/{route}",
         "/communities/{a}/holidays",
         "/holidays/{holiday}",
+        "/communities/{a}/anti-passback",
     ],
     "officer_a": [
         "/",
