@@ -1,7 +1,7 @@
 """anti-passback: gate pairs and each person's state in them
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0020
 Create Date: 2026-12-07 11:00:00.000000
 
 A pair names an entry and an exit access point (the same one, used both ways, when its
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0021'
-down_revision = '0018'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 
