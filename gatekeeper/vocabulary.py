@@ -59,6 +59,7 @@ class CredentialType(StrEnum):
     CARD = "card"
     TAG = "tag"
     REMOTE = "remote"
+    PIN = "pin"  # a one-time courier code typed on a door's keypad
 
 
 class Decision(StrEnum):
@@ -97,6 +98,10 @@ class Reason(StrEnum):
     CARD_DISABLED = "card_disabled"
     PERSON_SUSPENDED = "person_suspended"
     WATCHLIST = "watchlist"
+    # a one-time courier code typed on a door's keypad (server.access.pin)
+    COURIER_CODE = "courier_code"
+    PIN_INVALID = "pin_invalid"
+    KEYPAD_LOCKED = "keypad_locked"
 
 
 class PassStatus(StrEnum):
@@ -124,6 +129,7 @@ class AlertType(StrEnum):
     PLATE_BLOCKED = "plate_blocked"
     OVERSTAY = "overstay"
     PATROL_MISSED = "patrol_missed"
+    KEYPAD_LOCKED = "keypad_locked"
 
 
 class Severity(StrEnum):

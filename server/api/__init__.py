@@ -190,6 +190,7 @@ def init_app(app: Flask) -> None:
         alerts,
         auth,
         commands,
+        couriers,
         devices,
         events,
         faces,
@@ -233,6 +234,7 @@ def init_app(app: Flask) -> None:
         watchlist,
         patrols,
         alerts,
+        couriers,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

@@ -40,6 +40,7 @@ from server.models import (
     Card,
     Community,
     Consent,
+    CourierCode,
     Device,
     FaceTemplate,
     IdCheck,
@@ -101,6 +102,9 @@ _WRITERS.update(dict.fromkeys(_PERSONAL, _STAFF))
 _WRITERS[VisitorPass] = frozenset({UserRole.ADMIN, UserRole.STAFF, UserRole.RESIDENT})
 _HIDDEN_FROM_OFFICERS: frozenset[type] = frozenset({VisitorPass, Webhook})
 _WRITERS[BlockedPlate] = _STAFF
+# Courier codes: residents issue and revoke their unit's, staff any; officers never see them.
+_WRITERS[CourierCode] = frozenset({UserRole.ADMIN, UserRole.STAFF, UserRole.RESIDENT})
+_HIDDEN_FROM_OFFICERS = _HIDDEN_FROM_OFFICERS | {CourierCode}
 _WRITERS[PatrolRoute] = _STAFF  # officers read the routes
 # Officers work the alerts of the communities they cover (staff read them); the property
 # office decides where a community's alerts are sent.
@@ -226,6 +230,8 @@ class Scope:
             return (AccessPoint.building_id == unit.building_id) | AccessPoint.building_id.is_(None)
         if model is VisitorPass:
             return VisitorPass.unit_id == unit.id
+        if model is CourierCode:
+            return CourierCode.unit_id == unit.id
         if model is AccessEvent:  # their household's events and their guests'
             household = select(Membership.person_id).where(Membership.unit_id == unit.id)
             tenants = select(Lease.person_id).where(Lease.unit_id == unit.id)
@@ -302,6 +308,7 @@ _LABELS: dict[type, tuple[LazyString, LazyString]] = {
     Card: (_p("record", "card"), _p("records", "cards")),
     Community: (_p("record", "community"), _p("records", "communities")),
     Consent: (_p("record", "consent"), _p("records", "consents")),
+    CourierCode: (_p("record", "courier code"), _p("records", "courier codes")),
     Device: (_p("record", "device"), _p("records", "devices")),
     FaceTemplate: (_p("record", "face"), _p("records", "faces")),
     IdCheck: (_p("record", "ID check"), _p("records", "ID checks")),

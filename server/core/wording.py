@@ -130,6 +130,9 @@ REASON_WORDS: dict[str, LazyString] = {
     Reason.CARD_DISABLED: _l("Card disabled"),
     Reason.PERSON_SUSPENDED: _l("Access suspended"),
     Reason.WATCHLIST: _l("Refused by security"),
+    Reason.COURIER_CODE: _l("Courier code"),
+    Reason.PIN_INVALID: _l("Wrong code"),
+    Reason.KEYPAD_LOCKED: _l("Keypad locked after wrong codes"),
 }
 CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.FACE: _l("face"),
@@ -138,6 +141,7 @@ CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.CARD: _l("card"),
     CredentialType.TAG: _l("tag"),
     CredentialType.REMOTE: _l("phone"),
+    CredentialType.PIN: _l("keypad code"),
 }
 
 
@@ -213,6 +217,7 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         AlertType.PLATE_BLOCKED: _p("alert type", "blocked plate"),
         AlertType.OVERSTAY: _p("alert type", "car overstaying"),
         AlertType.PATROL_MISSED: _p("alert type", "patrol missed"),
+        AlertType.KEYPAD_LOCKED: _p("alert type", "keypad locked"),
     },
     Severity: {
         Severity.LOW: _p("severity", "low"),

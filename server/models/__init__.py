@@ -29,6 +29,7 @@ from server.models.activity import (
 )
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, Unit
+from server.models.couriers import CourierCode, KeypadLockout
 from server.models.indexes import CITY_INDEXES
 from server.models.onboarding import (
     AccountActivation,
@@ -71,6 +72,7 @@ __all__ = [
     "Card",
     "Community",
     "Consent",
+    "CourierCode",
     "Device",
     "DeviceCommand",
     "DeviceEvent",
@@ -78,6 +80,7 @@ __all__ = [
     "FaceGalleryChange",
     "FaceTemplate",
     "IdCheck",
+    "KeypadLockout",
     "Lease",
     "Membership",
     "PatrolRoute",
