@@ -35,6 +35,7 @@ from server.models import (
     Alert,
     BlockedPlate,
     Consent,
+    CourierCode,
     DeviceCommand,
     FaceTemplate,
     PatrolRoute,
@@ -191,7 +192,9 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
         )
         blocked = BlockedPlate(community_id=b, plate="沪C88888", reason="Stolen")
         consent = Consent(community_id=b, person_id=person.id, purpose="face", granted_at=now)
+        courier = _courier_code(b, world.door_b, world.unit_b)
         rows = [tag, permit, face, event, alert, cluster, entry, command, route, hook, blocked]
+        rows.append(courier)
         db.session.add_all([*rows, consent])
         db.session.commit()
         return {
@@ -216,9 +219,24 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             "webhook_id": hook.id,
             "blocked_id": blocked.id,
             "purpose": "face",
+            "code_id": courier.id,
             "_vehicle": vehicle.id,
             "_tag": tag.id,
         }
+
+
+def _courier_code(community_id: str, access_point_id: str, unit_id: str) -> CourierCode:
+    now = utcnow()
+    return CourierCode(
+        community_id=community_id,
+        access_point_id=access_point_id,
+        unit_id=unit_id,
+        label="Courier",
+        code_hash="0" * 64,
+        hint="00",
+        valid_from=now,
+        valid_until=now + timedelta(hours=1),
+    )
 
 
 def fill(operation: Operation, ids: dict[str, str]) -> str:
@@ -289,7 +307,7 @@ def test_nothing_of_community_b_is_reachable_from_a(
 
 
 # What a resident may name of their own community, and so must not reach for another unit.
-UNIT_PARAMETERS = frozenset({"uid", "pid", "lid", "pass_id", "credential_id", "user_id"})
+UNIT_PARAMETERS = frozenset({"uid", "pid", "lid", "pass_id", "credential_id", "user_id", "code_id"})
 
 
 def neighbour_rows(app: Flask, world: WorldIds) -> dict[str, str]:
@@ -306,8 +324,11 @@ def neighbour_rows(app: Flask, world: WorldIds) -> dict[str, str]:
         visitor = factories.visitor_pass(unit, access_points=[world.door_a])
         account = factories.user(UserRole.RESIDENT, unit_of=unit, username="neighbour")
         account.person_id = person.id
+        courier = _courier_code(world.a, world.door_a, unit.id)
+        db.session.add(courier)
         db.session.commit()
         return {
+            "code_id": courier.id,
             "uid": unit.id,
             "pid": person.id,
             "lid": lease.id,
