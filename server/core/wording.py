@@ -18,6 +18,7 @@ from flask_babel.speaklater import LazyString
 
 from gatekeeper.faces import ENROLMENT_THRESHOLDS, FaceQualityReason
 from gatekeeper.identity import DocumentType
+from gatekeeper.pincodes import CodeStatus
 from gatekeeper.plates import PlateKind
 from gatekeeper.vocabulary import (
     AccessPointKind,
@@ -290,6 +291,12 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         PlateKind.MACAU: _p("plate kind", "Macao"),
         PlateKind.EMBASSY: _p("plate kind", "embassy"),
         PlateKind.EMERGENCY: _p("plate kind", "emergency"),
+    },
+    CodeStatus: {
+        CodeStatus.UNUSED: _p("courier code status", "not used yet"),
+        CodeStatus.USED: _p("courier code status", "used"),
+        CodeStatus.EXPIRED: _p("courier code status", "expired"),
+        CodeStatus.REVOKED: _p("courier code status", "cancelled"),
     },
 }
 

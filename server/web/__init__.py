@@ -270,6 +270,7 @@ def init_app(app: Flask) -> None:
     from server.web import (  # noqa: F401 - they register routes on bp
         alerting,
         cars,
+        couriers,
         device_admin,
         devices,
         guest,

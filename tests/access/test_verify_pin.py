@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import time_machine
 from sqlalchemy import select
 
 from gatekeeper.vocabulary import AlertType, Severity
@@ -42,9 +41,8 @@ def site(app, frozen) -> PassSite:
 
 
 def _type(client, credential: str, digits: str):
-    return client.post(
-        "/api/v1/verify/pin", json={"pin": digits}, headers={"Authorization": f"Bearer {credential}"}
-    )
+    headers = {"Authorization": f"Bearer {credential}"}
+    return client.post("/api/v1/verify/pin", json={"pin": digits}, headers=headers)
 
 
 def _wrong(digits: str, step: int = 1) -> str:
