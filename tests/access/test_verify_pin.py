@@ -6,6 +6,7 @@ perimeter gate, building A2's door and community B's door; the clock stopped at 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -261,3 +262,17 @@ def test_new_codes_never_equal_a_live_code_of_the_door(app, client, site, monkey
     assert (first["pin"], second["pin"]) == ("111111", "222222")
     # Another door may have the same digits.
     assert _issue(client, "resident_a", access_point_id=site.gate)["pin"] == "111111"
+
+
+def test_codes_are_rate_limited_per_device(app, client, site, monkeypatch) -> None:
+    settings = dataclasses.replace(app.config["SETTINGS"], pin_rate_limit="2 per minute")
+    monkeypatch.setitem(app.config, "SETTINGS", settings)
+    answers = [_type(client, site.door_credential, "000000") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].headers["Content-Type"] == "application/problem+json"
+    assert "Retry-After" in answers[2].headers
+    # Another device has its own budget; a bad credential spends nobody's.
+    assert _type(client, "dev_x.nope", "000000").status_code == 401
+    assert _type(client, site.gate_credential, "000000").status_code == 200
+    with app.app_context():  # the refused request stored nothing
+        assert len(db.session.scalars(select(AccessEvent.id)).all()) == 3
