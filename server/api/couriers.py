@@ -129,21 +129,11 @@ def list_courier_codes(query: dict[str, Any], pagination_parameters: Any) -> Any
     if "access_point_id" in query:
         statement = statement.where(CourierCode.access_point_id == query["access_point_id"])
     if "status" in query:
-        statement = statement.where(_status_condition(CodeStatus(query["status"])))
+        statement = statement.where(
+            couriers.status_condition(CodeStatus(query["status"]), utcnow())
+        )
     statement = statement.order_by(CourierCode.created_at.desc(), CourierCode.id.desc())
     return [code_answer(code) for code in paginated(statement, pagination_parameters)]
-
-
-def _status_condition(status: CodeStatus) -> Any:
-    now = utcnow()
-    kept = CourierCode.revoked_at.is_(None)
-    left = CourierCode.uses < CourierCode.max_uses
-    return {
-        CodeStatus.REVOKED: CourierCode.revoked_at.is_not(None),
-        CodeStatus.USED: kept & ~left,
-        CodeStatus.EXPIRED: kept & left & (CourierCode.valid_until <= now),
-        CodeStatus.UNUSED: couriers.live_condition(now),
-    }[status]
 
 
 @blp.get("/courier-codes/<code_id>")

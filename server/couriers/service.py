@@ -31,6 +31,7 @@ from server.extensions import db
 from server.models import (
     AccessEvent,
     AccessPoint,
+    Building,
     Community,
     CourierCode,
     Person,
@@ -67,6 +68,58 @@ def live_condition(now: datetime) -> Any:
         CourierCode.revoked_at.is_(None)
         & (CourierCode.uses < CourierCode.max_uses)
         & (CourierCode.valid_until > now)
+    )
+
+
+def status_condition(status: CodeStatus, now: datetime) -> Any:
+    """SQL: codes in ``status`` at ``now`` (the mirror of ``status_of``, in the same order)."""
+    kept = CourierCode.revoked_at.is_(None)
+    left = CourierCode.uses < CourierCode.max_uses
+    return {
+        CodeStatus.REVOKED: CourierCode.revoked_at.is_not(None),
+        CodeStatus.USED: kept & ~left,
+        CodeStatus.EXPIRED: kept & left & (CourierCode.valid_until <= now),
+        CodeStatus.UNUSED: live_condition(now),
+    }[status]
+
+
+def building_points(scope: Scope, building: Building) -> list[AccessPoint]:
+    """Keypad points of ``building`` and the community's shared ones with a keypad: where
+    the property office gives the building's delivery codes."""
+    return list(
+        db.session.scalars(
+            scope.query(AccessPoint)
+            .where(
+                AccessPoint.community_id == building.community_id,
+                AccessPoint.has_keypad.is_(True),
+                (AccessPoint.building_id == building.id) | AccessPoint.building_id.is_(None),
+            )
+            .order_by(AccessPoint.name)
+        )
+    )
+
+
+def delivery_codes(scope: Scope, building: Building, limit: int) -> list[CourierCode]:
+    """The property office's codes (no unit) for ``building``'s keypad points, newest first."""
+    points = [point.id for point in building_points(scope, building)]
+    return list(
+        db.session.scalars(
+            scope.query(CourierCode)
+            .where(CourierCode.access_point_id.in_(points), CourierCode.unit_id.is_(None))
+            .order_by(CourierCode.created_at.desc(), CourierCode.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def unit_codes(scope: Scope, limit: int) -> list[CourierCode]:
+    """The codes the caller sees (a resident: their unit's), newest first."""
+    return list(
+        db.session.scalars(
+            scope.query(CourierCode)
+            .order_by(CourierCode.created_at.desc(), CourierCode.id.desc())
+            .limit(limit)
+        )
     )
 
 

@@ -24,7 +24,7 @@ from server.core.errors import DomainError
 from server.core.scope import Scope
 from server.couriers import service as couriers
 from server.extensions import db
-from server.models import AccessPoint, Building, Community, CourierCode, UserRole
+from server.models import Building, Community, CourierCode, UserRole
 from server.web import bp
 from server.web.helpers import add_error, flash_ok, point_names, scope_for
 from server.web.portal import Resident, _resident
@@ -92,14 +92,7 @@ def _issue(scope: Scope, data: dict[str, Any], errors: dict[str, list[str]]) -> 
     return issued, 200
 
 
-def _rows(scope: Scope, statement: Any) -> list[tuple[CourierCode, str, Any]]:
-    codes = list(
-        db.session.scalars(
-            statement.order_by(CourierCode.created_at.desc(), CourierCode.id.desc()).limit(
-                LIST_SIZE
-            )
-        )
-    )
+def _rows(codes: list[CourierCode]) -> list[tuple[CourierCode, str, Any]]:
     return [(code, masked(code.hint), couriers.status_of(code)) for code in codes]
 
 
@@ -113,7 +106,7 @@ def _portal_page(
     status: int = 200,
 ) -> tuple[str, int, dict[str, str]]:
     doors = couriers.keypad_points(resident.unit)
-    rows = _rows(resident.scope, resident.scope.query(CourierCode))
+    rows = _rows(couriers.unit_codes(resident.scope, LIST_SIZE))
     return (
         render_template(
             "portal_codes.html",
@@ -169,21 +162,6 @@ def portal_code_revoke(code_id: str) -> Response:
 # --- staff: a building's delivery codes ---------------------------------------------------------
 
 
-def _building_points(scope: Scope, building: Building) -> list[AccessPoint]:
-    """The building's keypad points, and the community's shared ones with a keypad."""
-    return list(
-        db.session.scalars(
-            scope.query(AccessPoint)
-            .where(
-                AccessPoint.community_id == building.community_id,
-                AccessPoint.has_keypad.is_(True),
-                (AccessPoint.building_id == building.id) | AccessPoint.building_id.is_(None),
-            )
-            .order_by(AccessPoint.name)
-        )
-    )
-
-
 def _delivery_page(
     scope: Scope,
     building: Building,
@@ -192,14 +170,8 @@ def _delivery_page(
     status: int = 200,
 ) -> tuple[str, int, dict[str, str]]:
     community = db.session.get(Community, building.community_id)
-    doors = _building_points(scope, building)
-    rows = _rows(
-        scope,
-        scope.query(CourierCode).where(
-            CourierCode.access_point_id.in_([door.id for door in doors]),
-            CourierCode.unit_id.is_(None),
-        ),
-    )
+    doors = couriers.building_points(scope, building)
+    rows = _rows(couriers.delivery_codes(scope, building, LIST_SIZE))
     return (
         render_template(
             "delivery_codes.html",
@@ -241,7 +213,7 @@ def delivery_code_new(bid: str) -> Any:
     community = db.session.get(Community, building.community_id)
     data = _read_form(_durations(community, STAFF_MINUTES), errors, with_uses=True)
     if data["access_point_id"] and data["access_point_id"] not in {
-        door.id for door in _building_points(scope, building)
+        door.id for door in couriers.building_points(scope, building)
     }:
         add_error(errors, "access_point_id", _("Choose the keypad door."))
     if errors:

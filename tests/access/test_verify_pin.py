@@ -111,6 +111,11 @@ def test_a_revoked_code_is_refused(app, client, site, published) -> None:
     answer = _type(client, site.door_credential, made["pin"]).json
     assert (answer["decision"], answer["reason"]) == ("deny", "pass_revoked")
     assert commands(published) == []
+    live = _issue(client, "resident_a", access_point_id=site.door)
+    resident = Api(client, "resident_a")
+    for status, ids in (("revoked", [made["id"]]), ("unused", [live["id"]]), ("used", [])):
+        listed = resident.get(f"/courier-codes?status={status}").json
+        assert [code["id"] for code in listed] == ids, status
 
 
 def test_wrong_digits_and_another_doors_device_are_refused(app, client, site, published) -> None:
