@@ -37,6 +37,7 @@ def _type(client, credential: str, digits: str) -> dict:
 
 def test_a_resident_makes_a_code_sees_it_once_and_cancels_it(app, client, site) -> None:
     login(client, "resident_a")
+    assert 'href="/my/codes"' in client.get("/").text
     page = client.get("/my/codes")
     assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
     assert site.door in page.text and site.gate in page.text
