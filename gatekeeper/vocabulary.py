@@ -59,6 +59,7 @@ class CredentialType(StrEnum):
     CARD = "card"
     TAG = "tag"
     REMOTE = "remote"
+    PIN = "pin"  # a one-time courier code typed on a door's keypad
 
 
 class Decision(StrEnum):
@@ -99,6 +100,10 @@ class Reason(StrEnum):
     WATCHLIST = "watchlist"
     HOLIDAY_CLOSED = "holiday_closed"
     ANTI_PASSBACK = "anti_passback"
+    # a one-time courier code typed on a door's keypad (server.access.pin)
+    COURIER_CODE = "courier_code"
+    PIN_INVALID = "pin_invalid"
+    KEYPAD_LOCKED = "keypad_locked"
 
 
 class PassStatus(StrEnum):
@@ -126,6 +131,7 @@ class AlertType(StrEnum):
     PLATE_BLOCKED = "plate_blocked"
     OVERSTAY = "overstay"
     PATROL_MISSED = "patrol_missed"
+    KEYPAD_LOCKED = "keypad_locked"
 
 
 class Severity(StrEnum):

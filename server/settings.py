@@ -143,6 +143,12 @@ VARIABLES: tuple[Variable, ...] = (
         "Remote opens one account may send (`POST /api/v1/access-points/{id}/open`).",
     ),
     Variable(
+        "PIN_RATE_LIMIT",
+        "30 per minute",
+        "Keypad codes one device may send (`POST /api/v1/verify/pin`); the keypad's own "
+        "lockout after wrong codes is a community setting.",
+    ),
+    Variable(
         "PASS_KEY_ROTATION_DAYS",
         "30",
         "Days a pass-signing key signs before the worker makes a new one; old keys keep "
@@ -274,6 +280,7 @@ class Settings:
     metrics_port: int | None = None
     proxy_hops: int = 0
     stream_port: int | None = None  # None: pages open their streams on their own origin
+    pin_rate_limit: str = "30 per minute"
 
     @property
     def is_production(self) -> bool:
@@ -324,6 +331,7 @@ class Settings:
             "pass_rate_limit": parser.text("PASS_RATE_LIMIT", "30 per hour"),
             "remote_open_rate_limit": parser.text("REMOTE_OPEN_RATE_LIMIT", "10 per minute"),
             "registration_rate_limit": parser.text("REGISTRATION_RATE_LIMIT", "10 per hour"),
+            "pin_rate_limit": parser.text("PIN_RATE_LIMIT", "30 per minute"),
             "pass_key_rotation_days": parser.integer("PASS_KEY_ROTATION_DAYS", 30, low=1, high=365),
             "alert_streams_per_process": parser.integer(
                 "ALERT_STREAMS_PER_PROCESS", 4, low=1, high=100_000
@@ -377,6 +385,7 @@ class Settings:
             "PASS_RATE_LIMIT",
             "REMOTE_OPEN_RATE_LIMIT",
             "REGISTRATION_RATE_LIMIT",
+            "PIN_RATE_LIMIT",
         ):
             parser.check(
                 name,

@@ -175,6 +175,17 @@ class AccessPointDevice(SimulatedDevice):
         """Someone held an IC card to the reader: ask the server."""
         return self._verify().card(uid)
 
+    def enter_pin(self, digits: str) -> dict[str, Any]:
+        """Someone typed a code on the keypad: ask the server (never decided offline).
+
+        The lock opens on the ``open`` command a grant brings, not on the answer.
+        """
+        answer = self._verify().pin(digits)
+        _LOGGER.info(
+            "%s keypad: %s %s", self.device_id, answer.get("decision"), answer.get("reason")
+        )
+        return answer
+
     def present_qr_token(self, token: str) -> dict[str, Any]:
         """The scanner decoded a QR code itself: ask the server, or decide offline.
 

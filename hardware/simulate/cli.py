@@ -99,6 +99,7 @@ CONSOLE_COMMANDS: dict[str, ConsoleCommand] = {
         ),
         ConsoleCommand("card UID", "present an IC card", "present_card", _first, 1),
         ConsoleCommand("qr TOKEN", "present a decoded QR token", "present_qr_token", _first, 1),
+        ConsoleCommand("pin CODE", "type a six-digit code on the keypad", "enter_pin", _first, 1),
         ConsoleCommand(
             "qr-offline TOKEN",
             "check a QR token without the server",

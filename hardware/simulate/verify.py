@@ -106,6 +106,10 @@ class VerifyClient:
         """POST /verify/card with an IC card UID (hex)."""
         return self.post_json("card", {"uid": uid})
 
+    def pin(self, digits: str) -> dict[str, Any]:
+        """POST /verify/pin with the six digits typed on the keypad."""
+        return self.post_json("pin", {"pin": digits})
+
     def qr_token(self, token: str) -> dict[str, Any]:
         """POST /verify/qr with a token the terminal decoded itself."""
         return self.post_json("qr", {"token": token})

@@ -191,6 +191,7 @@ def init_app(app: Flask) -> None:
         antipassback,
         auth,
         commands,
+        couriers,
         devices,
         events,
         faces,
@@ -237,6 +238,7 @@ def init_app(app: Flask) -> None:
         alerts,
         holidays,
         antipassback,
+        couriers,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

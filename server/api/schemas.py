@@ -150,6 +150,7 @@ class _AccessPointFields(ma.Schema):
     building_id = fields.Str(allow_none=True)
     open_ms = fields.Int(validate=validate.Range(min=500, max=60_000))
     requires_depth = JsonBool()
+    has_keypad = JsonBool(metadata={"description": "a keypad for courier codes (verify/pin)"})
     schedule = fields.List(
         fields.Nested(ScheduleWindowSchema),
         allow_none=True,

@@ -20,11 +20,11 @@ from marshmallow import fields, validate
 from werkzeug.exceptions import BadRequest
 
 from gatekeeper import faces, passtokens, qrcodes
-from server.access import card, face, plate, qr
+from server.access import card, face, pin, plate, qr
 from server.access.decision import Door
 from server.api import multipart_body, public_blueprint, require_body
 from server.api.schemas import HEX_8_TO_32
-from server.core import metrics
+from server.core import metrics, ratelimits
 from server.core.auth import authenticate_device
 from server.core.errors import Forbidden, Invalid
 from server.extensions import db
@@ -62,6 +62,7 @@ _BODIES = {
     "verify.verify_face": ("multipart/form-data",),
     "verify.verify_qr": ("application/json", "multipart/form-data"),
     "verify.verify_plate": ("application/json", "multipart/form-data"),
+    "verify.verify_pin": ("application/json",),
 }
 
 
@@ -289,5 +290,33 @@ def verify_plate() -> Any:
         snapshot=snapshot,
     )
     verdict = plate.verify(g.door, read)
+    db.session.commit()
+    return verdict.body
+
+
+class PinRequestSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    pin = fields.Str(
+        required=True,
+        validate=validate.Regexp(r"^[0-9]{6}$", error=_l("Six digits.")),
+        metadata={"description": "the six digits typed on the keypad", "example": "042917"},
+    )
+
+
+@blp.post("/verify/pin")
+@blp.arguments(PinRequestSchema)
+@blp.response(200, DecisionSchema)
+@blp.doc(security=[{"deviceAuth": []}])
+@metrics.timed_verify("pin")
+def verify_pin(data: dict[str, Any]) -> Any:
+    """A one-time courier code typed on the keypad of the device's door (rate-limited per
+    device); ``open`` follows a grant. Wrong codes lock the keypad for a while
+    (``keypad_locked``, docs/protocol.md)."""
+    if not g.door.point.has_keypad:
+        raise Forbidden(_l("This device's access point has no keypad."))
+    ratelimits.spend_pin_entry()
+    verdict = pin.verify(g.door, data["pin"])
     db.session.commit()
     return verdict.body

@@ -125,6 +125,7 @@ class _Loader:
                 building_id=building.id if building else None,
                 open_ms=p.get("open_ms", 5000),
                 requires_depth=p.get("requires_depth", False),
+                has_keypad=p.get("has_keypad", False),
             )
         for d in spec.get("devices", []):
             self._device(community, d, points)

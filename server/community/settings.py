@@ -64,6 +64,14 @@ class CommunitySettings:
     # The pages' language for people who chose none and whose browser asks for none
     # (server.core.i18n): zh_CN (Simplified Chinese) or en.
     default_locale: str = DEFAULT_LOCALE
+    # Courier codes (server.couriers): this many wrong codes at one keypad within the
+    # minutes lock it for keypad_lock_minutes (keypad_locked, an alert to staff); a
+    # resident's code lasts courier_code_minutes unless they choose (at most the max).
+    keypad_max_failures: int = 5
+    keypad_failure_window_minutes: int = 10
+    keypad_lock_minutes: int = 15
+    courier_code_minutes: int = 30
+    courier_code_max_minutes: int = 24 * 60
 
 
 DEFAULTS = CommunitySettings()
@@ -101,6 +109,11 @@ class CommunitySettingsSchema(ma.Schema):
     spoof_window_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
     alert_ack_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
     default_locale = ma.fields.Str(validate=validate.OneOf(LOCALES))
+    keypad_max_failures = ma.fields.Int(validate=validate.Range(min=2, max=50))
+    keypad_failure_window_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
+    keypad_lock_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
+    courier_code_minutes = ma.fields.Int(validate=validate.Range(min=5, max=7 * 24 * 60))
+    courier_code_max_minutes = ma.fields.Int(validate=validate.Range(min=5, max=7 * 24 * 60))
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

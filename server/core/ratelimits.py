@@ -12,7 +12,7 @@ process and is for tests of a single process only.
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 
 from server.core.auth import current_principal
@@ -50,6 +50,14 @@ def _registration_limit() -> str:
     return current_app.config["SETTINGS"].registration_rate_limit
 
 
+def _pin_limit() -> str:
+    return current_app.config["SETTINGS"].pin_rate_limit
+
+
+def _per_device() -> str:
+    return f"device:{g.door.device.id}"
+
+
 def _remote_open_limit() -> str:
     return current_app.config["SETTINGS"].remote_open_rate_limit
 
@@ -77,4 +85,16 @@ def spend_remote_open() -> None:
     Called by the remote-open service after it has found the door in the caller's scope,
     not as a view decorator: a decorator runs before the view, so a door the caller cannot
     see would spend their budget and answer 429 where the scope rule says 404.
+    """
+
+
+_pin_entries = limiter.shared_limit(_pin_limit, scope="pin", key_func=_per_device, methods=["POST"])
+
+
+@_pin_entries
+def spend_pin_entry() -> None:
+    """Count one keypad code against the calling device's budget; 429 once it is spent.
+
+    Called by ``POST /api/v1/verify/pin`` once the device is authenticated (``g.door``), so
+    requests with a bad credential spend no device's budget.
     """

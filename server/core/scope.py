@@ -42,6 +42,7 @@ from server.models import (
     Card,
     Community,
     Consent,
+    CourierCode,
     Device,
     FaceTemplate,
     Holiday,
@@ -107,6 +108,9 @@ _WRITERS.update(dict.fromkeys(_PERSONAL, _STAFF))
 _WRITERS[VisitorPass] = frozenset({UserRole.ADMIN, UserRole.STAFF, UserRole.RESIDENT})
 _HIDDEN_FROM_OFFICERS: frozenset[type] = frozenset({VisitorPass, Webhook})
 _WRITERS[BlockedPlate] = _STAFF
+# Courier codes: residents issue and revoke their unit's, staff any; officers never see them.
+_WRITERS[CourierCode] = frozenset({UserRole.ADMIN, UserRole.STAFF, UserRole.RESIDENT})
+_HIDDEN_FROM_OFFICERS = _HIDDEN_FROM_OFFICERS | {CourierCode}
 _WRITERS[PatrolRoute] = _STAFF  # officers read the routes
 _WRITERS[Holiday] = _STAFF  # the property office keeps the holiday calendar
 # Officers work the alerts of the communities they cover (staff read them); the property
@@ -233,6 +237,8 @@ class Scope:
             return (AccessPoint.building_id == unit.building_id) | AccessPoint.building_id.is_(None)
         if model is VisitorPass:
             return VisitorPass.unit_id == unit.id
+        if model is CourierCode:
+            return CourierCode.unit_id == unit.id
         if model is AccessEvent:  # their household's events and their guests'
             household = select(Membership.person_id).where(Membership.unit_id == unit.id)
             tenants = select(Lease.person_id).where(Lease.unit_id == unit.id)
@@ -309,6 +315,7 @@ _LABELS: dict[type, tuple[LazyString, LazyString]] = {
     Card: (_p("record", "card"), _p("records", "cards")),
     Community: (_p("record", "community"), _p("records", "communities")),
     Consent: (_p("record", "consent"), _p("records", "consents")),
+    CourierCode: (_p("record", "courier code"), _p("records", "courier codes")),
     Device: (_p("record", "device"), _p("records", "devices")),
     FaceTemplate: (_p("record", "face"), _p("records", "faces")),
     IdCheck: (_p("record", "ID check"), _p("records", "ID checks")),

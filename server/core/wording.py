@@ -20,6 +20,7 @@ from gatekeeper.antipassback import PassbackMode
 from gatekeeper.faces import ENROLMENT_THRESHOLDS, FaceQualityReason
 from gatekeeper.holidays import HolidayEffect
 from gatekeeper.identity import DocumentType
+from gatekeeper.pincodes import CodeStatus
 from gatekeeper.plates import PlateKind
 from gatekeeper.vocabulary import (
     AccessPointKind,
@@ -134,6 +135,9 @@ REASON_WORDS: dict[str, LazyString] = {
     Reason.WATCHLIST: _l("Refused by security"),
     Reason.HOLIDAY_CLOSED: _l("Closed for a holiday"),
     Reason.ANTI_PASSBACK: _l("Entered already, not yet out (anti-passback)"),
+    Reason.COURIER_CODE: _l("Courier code"),
+    Reason.PIN_INVALID: _l("Wrong code"),
+    Reason.KEYPAD_LOCKED: _l("Keypad locked after wrong codes"),
 }
 CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.FACE: _l("face"),
@@ -142,6 +146,7 @@ CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.CARD: _l("card"),
     CredentialType.TAG: _l("tag"),
     CredentialType.REMOTE: _l("phone"),
+    CredentialType.PIN: _l("keypad code"),
 }
 
 
@@ -217,6 +222,7 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         AlertType.PLATE_BLOCKED: _p("alert type", "blocked plate"),
         AlertType.OVERSTAY: _p("alert type", "car overstaying"),
         AlertType.PATROL_MISSED: _p("alert type", "patrol missed"),
+        AlertType.KEYPAD_LOCKED: _p("alert type", "keypad locked"),
     },
     Severity: {
         Severity.LOW: _p("severity", "low"),
@@ -297,6 +303,12 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
     PassbackMode: {
         PassbackMode.SOFT: _p("anti-passback mode", "soft: let in and record"),
         PassbackMode.HARD: _p("anti-passback mode", "hard: refuse"),
+    },
+    CodeStatus: {
+        CodeStatus.UNUSED: _p("courier code status", "not used yet"),
+        CodeStatus.USED: _p("courier code status", "used"),
+        CodeStatus.EXPIRED: _p("courier code status", "expired"),
+        CodeStatus.REVOKED: _p("courier code status", "cancelled"),
     },
 }
 

@@ -30,6 +30,7 @@ from server.models.activity import (
 from server.models.antipassback import AntiPassbackPair, AntiPassbackState
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, Unit
+from server.models.couriers import CourierCode, KeypadLockout
 from server.models.holidays import Holiday, holiday_access_points
 from server.models.indexes import CITY_INDEXES
 from server.models.onboarding import (
@@ -75,6 +76,7 @@ __all__ = [
     "Card",
     "Community",
     "Consent",
+    "CourierCode",
     "Device",
     "DeviceCommand",
     "DeviceEvent",
@@ -83,6 +85,7 @@ __all__ = [
     "FaceTemplate",
     "Holiday",
     "IdCheck",
+    "KeypadLockout",
     "Lease",
     "Membership",
     "PatrolRoute",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
@@ -73,6 +73,8 @@ class AccessPoint(IdMixin, CommunityOwned, TimestampMixin, Base):
     # Weekly windows in the community's zone: [{"days": [1..7], "start": "HH:MM", "end": "HH:MM"}];
     # null means always open to whoever the policy admits.
     schedule: Mapped[list[Any] | None]
+    # A keypad for one-time courier codes (POST /api/v1/verify/pin, server.access.pin).
+    has_keypad: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     building: Mapped[Building | None] = relationship()
 

@@ -271,6 +271,7 @@ def init_app(app: Flask) -> None:
         alerting,
         antipassback,
         cars,
+        couriers,
         device_admin,
         devices,
         guest,

@@ -290,6 +290,7 @@ def _point_values(point: AccessPoint | None) -> MultiDict[str, str]:
             "building_id": point.building_id or "",
             "open_seconds": _seconds(point.open_ms),
             "requires_depth": "yes" if point.requires_depth else "no",
+            **({"has_keypad": "yes"} if point.has_keypad else {}),
         }
     )
 
@@ -323,6 +324,7 @@ def _point_data(
     depth = form.get("requires_depth", "auto")
     if depth in ("yes", "no"):
         payload["requires_depth"] = depth == "yes"
+    payload["has_keypad"] = form.get("has_keypad") == "yes"  # a checkbox: absent is no
     windows, kept = schedule_windows(form, errors)
     payload["schedule"] = windows or None
     schema = AccessPointSchema() if creating else AccessPointPatchSchema()

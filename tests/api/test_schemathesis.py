@@ -89,6 +89,11 @@ RULES_BEYOND_THE_SCHEMA: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         "staff and admins must name the pass's unit_id, residents get their own unit: the "
         "rule depends on the caller, and one document serves every caller",
     ),
+    ("POST", "/api/v1/courier-codes"): (
+        ROLES,
+        "staff and admins must name the keypad door (access_point_id), a resident's code opens "
+        "once, and minutes are bounded by the community's courier_code_max_minutes",
+    ),
     ("POST", "/api/v1/communities/{cid}/units"): (ROLES, _REFERENCES),
     ("POST", "/api/v1/communities/{cid}/devices"): (
         ROLES,

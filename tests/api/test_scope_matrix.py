@@ -37,6 +37,7 @@ from server.models import (
     AntiPassbackPair,
     BlockedPlate,
     Consent,
+    CourierCode,
     DeviceCommand,
     FaceTemplate,
     Holiday,
@@ -201,6 +202,8 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
         holiday.access_points = [db.session.get(AccessPoint, world.door_b)]
         rows = [tag, permit, face, event, alert, cluster, entry, command, route, hook, blocked]
         rows.append(holiday)
+        courier = _courier_code(b, world.door_b, world.unit_b)
+        rows.append(courier)
         db.session.add_all([*rows, consent])
         pair = AntiPassbackPair(
             community_id=b, name="B gate", entry_point_id=world.door_b, exit_point_id=world.door_b
@@ -230,10 +233,25 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             "blocked_id": blocked.id,
             "holiday_id": holiday.id,
             "purpose": "face",
+            "code_id": courier.id,
             "_vehicle": vehicle.id,
             "_tag": tag.id,
             "pair_id": pair.id,
         }
+
+
+def _courier_code(community_id: str, access_point_id: str, unit_id: str) -> CourierCode:
+    now = utcnow()
+    return CourierCode(
+        community_id=community_id,
+        access_point_id=access_point_id,
+        unit_id=unit_id,
+        label="Courier",
+        code_hash="0" * 64,
+        hint="00",
+        valid_from=now,
+        valid_until=now + timedelta(hours=1),
+    )
 
 
 def fill(operation: Operation, ids: dict[str, str]) -> str:
@@ -304,7 +322,7 @@ def test_nothing_of_community_b_is_reachable_from_a(
 
 
 # What a resident may name of their own community, and so must not reach for another unit.
-UNIT_PARAMETERS = frozenset({"uid", "pid", "lid", "pass_id", "credential_id", "user_id"})
+UNIT_PARAMETERS = frozenset({"uid", "pid", "lid", "pass_id", "credential_id", "user_id", "code_id"})
 
 
 def neighbour_rows(app: Flask, world: WorldIds) -> dict[str, str]:
@@ -321,8 +339,11 @@ def neighbour_rows(app: Flask, world: WorldIds) -> dict[str, str]:
         visitor = factories.visitor_pass(unit, access_points=[world.door_a])
         account = factories.user(UserRole.RESIDENT, unit_of=unit, username="neighbour")
         account.person_id = person.id
+        courier = _courier_code(world.a, world.door_a, unit.id)
+        db.session.add(courier)
         db.session.commit()
         return {
+            "code_id": courier.id,
             "uid": unit.id,
             "pid": person.id,
             "lid": lease.id,

@@ -38,6 +38,9 @@ def test_seed_loads_demo_community_and_is_idempotent(app, ctx) -> None:
     assert second.exit_code == 0, second.output
     assert "nothing new added" in second.output
     assert _counts() == counts
+    # The keypad door of the courier codes (docs/couriers.md).
+    keypads = db.session.scalars(select(AccessPoint.name).where(AccessPoint.has_keypad)).all()
+    assert keypads == ["1号楼单元门"]
 
     demo = json.loads((SEEDS_DIR / "demo.json").read_text())
     for spec in demo["users"]:
