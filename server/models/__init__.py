@@ -30,6 +30,13 @@ from server.models.activity import (
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, Unit
 from server.models.indexes import CITY_INDEXES
+from server.models.notifications import (
+    Notification,
+    NotificationDelivery,
+    NotificationGateway,
+    NotificationPreference,
+    PushSubscription,
+)
 from server.models.onboarding import (
     AccountActivation,
     RegistrationLink,
@@ -80,9 +87,14 @@ __all__ = [
     "IdCheck",
     "Lease",
     "Membership",
+    "Notification",
+    "NotificationDelivery",
+    "NotificationGateway",
+    "NotificationPreference",
     "PatrolRoute",
     "Person",
     "PersonStatus",
+    "PushSubscription",
     "RegistrationLink",
     "RegistrationRequest",
     "RegistrationStatus",
