@@ -251,6 +251,12 @@ def listed(user_id: str, limit: int = PAGE) -> list[Notification]:
     )
 
 
+def owns(user_id: str, notification_id: str) -> bool:
+    """Whether this notification is this account's."""
+    row = db.session.get(Notification, notification_id)
+    return row is not None and row.user_id == user_id
+
+
 def unread_count(user_id: str) -> int:
     return (
         db.session.scalar(

@@ -278,6 +278,7 @@ def init_app(app: Flask) -> None:
         onboarding,
         people,
         portal,
+        portal_notifications,
         site,
     )
 
