@@ -115,7 +115,7 @@ class PushService:
 
     def _take(self, path: str, headers: dict[str, str], body: bytes) -> int:
         name = path.removeprefix("/push/")
-        push = Push(name, headers)
+        push = Push(name, {key.lower(): value for key, value in headers.items()})
         self.pushes.append(push)
         subscriber = self._subscribers.get(name)
         if subscriber is None:
