@@ -32,7 +32,6 @@ blp = authenticated_blueprint(
 )
 
 _KINDS = [kind.value for kind in Kind]
-_CHANNELS = [channel.value for channel in Channel]
 
 
 class NotificationSchema(ma.Schema):
@@ -53,16 +52,26 @@ class MarkedSchema(ma.Schema):
     marked = fields.Int(metadata={"description": "how many were unread"})
 
 
-def _channels() -> fields.Dict:
-    return fields.Dict(keys=fields.Str(validate=validate.OneOf(_CHANNELS)), values=fields.Bool())
+class ChannelsSchema(ma.Schema):
+    """Whether a kind reaches the account on each channel."""
+
+    portal = fields.Bool()
+    push = fields.Bool()
+    sms = fields.Bool()
+
+
+class KindsSchema(ma.Schema):
+    pass_used = fields.Nested(ChannelsSchema)
+    courier_code_used = fields.Nested(ChannelsSchema)
+    intercom_call = fields.Nested(ChannelsSchema)
+    tag_left_perimeter = fields.Nested(ChannelsSchema)
+    lease_ending = fields.Nested(ChannelsSchema)
 
 
 class PreferencesSchema(ma.Schema):
     """``{kind: {channel: on}}``; a PUT may name only what it changes."""
 
-    preferences = fields.Dict(
-        keys=fields.Str(validate=validate.OneOf(_KINDS)), values=_channels(), required=True
-    )
+    preferences = fields.Nested(KindsSchema, required=True)
 
 
 class PushKeysSchema(ma.Schema):
@@ -199,7 +208,8 @@ def push_key() -> Any:
 @blp.response(201, PushSubscriptionSchema)
 def subscribe(data: dict[str, Any]) -> Any:
     """Receive pushes in this browser (its subscription, made with ``push-key``). An endpoint
-    already subscribed moves to the caller."""
+    already subscribed moves to the caller. 422 while Web Push is not set up on the server,
+    or when the push service's host does not resolve to public addresses only (as webhooks)."""
     if public_key() is None:
         raise Invalid(_l("Phone notifications are not set up on this server."))
     endpoint = data["endpoint"].strip()
@@ -263,7 +273,8 @@ def get_gateway(cid: str) -> Any:
 @blp.arguments(GatewayInputSchema)
 @blp.response(200, GatewaySecretSchema)
 def put_gateway(data: dict[str, Any], cid: str) -> Any:
-    """Set the SMS (or WeChat) gateway; the answer holds a new signing secret, shown this once."""
+    """Set the SMS (or WeChat) gateway; the answer holds a new signing secret, shown this once.
+    The URL's host must resolve to public addresses only (422), as a webhook's."""
     community = _office(cid)
     url = data["url"].strip()
     try:

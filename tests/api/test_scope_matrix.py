@@ -37,7 +37,9 @@ from server.models import (
     Consent,
     DeviceCommand,
     FaceTemplate,
+    Notification,
     PatrolRoute,
+    PushSubscription,
     RfidTag,
     StrangerCluster,
     UserRole,
@@ -193,6 +195,13 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
         consent = Consent(community_id=b, person_id=person.id, purpose="face", granted_at=now)
         rows = [tag, permit, face, event, alert, cluster, entry, command, route, hook, blocked]
         db.session.add_all([*rows, consent])
+        told = Notification(
+            community_id=b, user_id=world.resident_b, kind="lease_ending", params={"date": "x"}
+        )
+        browser = PushSubscription(
+            user_id=world.resident_b, endpoint="https://push.example.net/b", p256dh="k", auth="a"
+        )
+        db.session.add_all([told, browser])
         db.session.commit()
         return {
             "cid": b,
@@ -218,6 +227,8 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             "purpose": "face",
             "_vehicle": vehicle.id,
             "_tag": tag.id,
+            "notification_id": told.id,
+            "subscription_id": browser.id,
         }
 
 
