@@ -10,9 +10,17 @@
   const texts = JSON.parse(list.dataset.texts || "{}");
   const zone = list.dataset.zone || undefined;
   const unread = new Set(Array.from(list.querySelectorAll("li.unread")).map(function (li) { return li.dataset.notification; }));
-  const clock = new Intl.DateTimeFormat(undefined, {
-    timeZone: zone, month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
   });
+
+  // "YYYY-MM-DD HH:MM" in the community's zone, as the server writes it (or "MM-DD HH:MM").
+  function local(iso, withYear) {
+    const at = {};
+    parts.formatToParts(new Date(iso)).forEach(function (part) { at[part.type] = part.value; });
+    const day = `${at.month}-${at.day} ${at.hour}:${at.minute}`;
+    return withYear ? `${at.year}-${day}` : day;
+  }
 
   function showCount() {
     if (!count) return;
@@ -25,7 +33,7 @@
     const params = notification.params || {};
     const template = texts[notification.kind] || notification.kind;
     return template.replace(/%\((\w+)\)s/g, function (_all, key) {
-      if (key === "time" && params.at) return clock.format(new Date(params.at));
+      if (key === "time" && params.at) return local(params.at, false);
       return params[key] === undefined ? "—" : String(params[key]);
     });
   }
@@ -42,7 +50,7 @@
       item.dataset.notification = notification.id;
       const when = document.createElement("span");
       when.className = "muted";
-      when.textContent = clock.format(new Date(notification.created_at));
+      when.textContent = local(notification.created_at, true);
       const text = document.createElement("span");
       text.className = "notification-text";
       text.textContent = words(notification);

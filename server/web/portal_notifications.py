@@ -10,7 +10,9 @@ has a VAPID key).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -36,6 +38,12 @@ def notifications_unread() -> int:
     if user.role is not UserRole.RESIDENT:
         return 0
     return notifications.unread_count(user.id)
+
+
+@bp.app_template_filter("notification_time")
+def notification_time(value: datetime, zone: str) -> str:
+    """When a notification was made, as the list's script writes it: ``YYYY-MM-DD HH:MM``."""
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
 
 
 @bp.get("/my/notifications")
