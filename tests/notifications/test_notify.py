@@ -202,6 +202,23 @@ def test_a_used_pass_tells_its_issuer(app, client, site) -> None:
     assert len(told(app)) == 1
 
 
+@time_machine.travel(NOW, tick=False)
+def test_a_pass_used_offline_tells_its_issuer_when_the_door_uploads_it(app, client, site) -> None:
+    issued = Api(client, "resident_a").post(
+        "/passes", json={"guest_name": "王小二", "access_point_ids": [site.door]}
+    )
+    assert issued.status_code == 201, issued.json
+    at = NOW - timedelta(minutes=3)  # the door was offline then
+    message = EventMessage(
+        EventType.PASS_USED, next(_seq), at, {"token": issued.json["token"], "direction": "in"}
+    )
+    ingest = DeviceIngest(app)
+    ingest.handle(device_topic(site.a, site.door_device, "evt"), message.encode())
+    [row] = told(app)
+    assert (row.user_id, row.kind) == (user_id(app, "resident_a"), "pass_used")
+    assert row.params["at"] == at.isoformat() and row.params["door"] == "A door"
+
+
 def test_a_wandering_elder_tells_the_guardians(app) -> None:
     site = build_wandering_elder(app, guardian_window_minutes=0)
     with app.app_context():
