@@ -16,13 +16,25 @@
     return Uint8Array.from(raw, function (c) { return c.charCodeAt(0); });
   }
 
+  // The worker's scope is /static/, not the page's: serviceWorker.ready would wait for one of
+  // the page's scope forever, so wait for this registration's worker to be active.
+  function active(registration) {
+    const worker = registration.installing || registration.waiting;
+    if (registration.active || !worker) return Promise.resolve(registration);
+    return new Promise(function (resolve) {
+      if (worker.state === "activated") resolve(registration);
+      worker.addEventListener("statechange", function () {
+        if (worker.state === "activated") resolve(registration);
+      });
+    });
+  }
+
   button.addEventListener("click", async function () {
     button.disabled = true;
     try {
       const permission = await Notification.requestPermission();
       if (permission !== "granted") throw new Error("refused");
-      const registration = await navigator.serviceWorker.register(button.dataset.worker);
-      await navigator.serviceWorker.ready;
+      const registration = await active(await navigator.serviceWorker.register(button.dataset.worker));
       const subscription = await registration.pushManager.subscribe({
         userVisibleOnly: true,
         applicationServerKey: keyBytes(button.dataset.key),

@@ -71,3 +71,65 @@ def test_a_used_pass_appears_in_the_portal_live(
     expect(first).not_to_have_class("unread")
     assert page.evaluate("window.loadedOnce") is True
     page.close()
+
+
+# The browser's push service is Google's, out of reach here: the page's PushManager.subscribe
+# answers the loopback push service's subscription instead, and keeps the key it was given.
+_STAND_IN = """
+(subscription) => {
+  if (!window.PushManager) return;
+  PushManager.prototype.subscribe = async function (options) {
+    const key = new Uint8Array(options.applicationServerKey);
+    window.subscribedWith = btoa(String.fromCharCode.apply(null, key))
+      .replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
+    return { toJSON: function () { return subscription; } };
+  };
+}
+"""
+
+
+def test_the_button_subscribes_this_browser_and_a_push_reaches_it(
+    app: Flask, browser: Browser, live_server: LiveServer, monkeypatch
+) -> None:
+    import dataclasses
+    import json
+
+    from server.notifications.push import public_key
+    from server.worker import notifications as delivery
+    from tests.notifications.keys import VAPID_PEM
+    from tests.support.alerts import allow_webhook_hosts
+    from tests.support.pushservice import PushService
+
+    settings = dataclasses.replace(
+        app.config["SETTINGS"], vapid_private_key=VAPID_PEM, vapid_contact="mailto:ops@example.cn"
+    )
+    monkeypatch.setitem(app.config, "SETTINGS", settings)
+    allow_webhook_hosts(app, monkeypatch, ["127.0.0.1"])
+    site = pass_site(app)
+    service = PushService().start()
+    try:
+        subscription = service.subscribe()
+        context = browser.new_context(viewport=PHONE)
+        context.grant_permissions(["notifications"], origin=live_server.url)
+        context.add_init_script(f"({_STAND_IN})({json.dumps(subscription)})")
+        page = context.new_page()
+        page.set_default_timeout(8000)
+        sign_in(page, live_server.url, "resident_a")
+        page.goto(f"{live_server.url}/my/notifications/settings")
+        page.click("#push-subscribe")
+        expect(page.locator("#push-state")).to_have_text(
+            "Phone notifications are on in this browser."
+        )
+        with app.app_context():
+            assert page.evaluate("window.subscribedWith") == public_key()
+        assert page.evaluate(
+            "navigator.serviceWorker.getRegistration('/static/').then(r => !!(r && r.active))"
+        )
+        context.close()
+        _tell(app, site.resident_person, site.a, "王小二")
+        with app.app_context():
+            assert delivery.deliver_due() == 1
+        [push] = service.pushes
+        assert push.json()["url"] == "/my/notifications" and push.json()["tag"] == "pass_used"
+    finally:
+        service.stop()
