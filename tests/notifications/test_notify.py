@@ -275,3 +275,14 @@ def test_a_renewed_lease_is_not_told(app, site) -> None:
         assert notifications.notify_leases_ending() == 1
         db.session.commit()
     assert told(app) == []
+
+
+def test_a_used_courier_code_tells_whoever_issued_it(app, site) -> None:
+    resident, tenant = user_id(app, "resident_a"), user_id(app, "tenant_a")
+    with app.app_context():
+        made = notifications.courier_code_used(
+            [resident], community_id=site.a, door_name="A door", at=NOW
+        )
+        assert [(row.user_id, row.kind) for row in made] == [(resident, "courier_code_used")]
+        db.session.commit()
+    assert told(app, tenant) == []
