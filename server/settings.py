@@ -237,6 +237,19 @@ VARIABLES: tuple[Variable, ...] = (
         "`-Port` the server believes (1 behind one nginx). 0: the peer's address is the "
         "client's, and forwarded headers are ignored.",
     ),
+    Variable(
+        "VAPID_PRIVATE_KEY",
+        "(unset)",
+        "The Web Push (VAPID, RFC 8292) private key: a PEM file's path, or the key itself "
+        "(base64url of its 32 bytes, or PEM text). Unset: no Web Push; the portal offers no "
+        "subscription (`docs/notifications.md`).",
+    ),
+    Variable(
+        "VAPID_CONTACT",
+        "(unset)",
+        "The contact push services may reach about our pushes (`mailto:ops@example.cn` or an "
+        "https URL): the VAPID `sub` claim. Required with `VAPID_PRIVATE_KEY`.",
+    ),
 )
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -281,6 +294,8 @@ class Settings:
     proxy_hops: int = 0
     stream_port: int | None = None  # None: pages open their streams on their own origin
     pin_rate_limit: str = "30 per minute"
+    vapid_private_key: str | None = None  # the key's PEM text; None: Web Push off
+    vapid_contact: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -359,6 +374,7 @@ class Settings:
             "metrics_token": parser.optional_text("METRICS_TOKEN"),
             "metrics_port": parser.optional_integer("METRICS_PORT", low=1, high=65535),
             "proxy_hops": parser.integer("PROXY_HOPS", 0, low=0, high=5),
+            **_vapid(parser),
         }
         parser.check(
             "MQTT_URL",
@@ -397,6 +413,54 @@ class Settings:
         if parser.problems:
             raise SettingsError(parser.problems)
         return cls(**values)
+
+
+def _vapid(parser: _Parser) -> dict[str, Any]:
+    """``vapid_private_key`` (PEM text) and ``vapid_contact``: both or neither."""
+    raw = parser.optional_text("VAPID_PRIVATE_KEY")
+    contact = parser.optional_text("VAPID_CONTACT")
+    if raw is None:
+        return {}
+    try:
+        pem = vapid_pem(raw)
+    except ValueError as error:
+        parser.problems.append(f"VAPID_PRIVATE_KEY: {error}")
+        return {}
+    if contact is None or not contact.startswith(("mailto:", "https://")):
+        parser.problems.append("VAPID_CONTACT: must be a mailto: or https:// URL")
+        return {}
+    return {"vapid_private_key": pem, "vapid_contact": contact}
+
+
+def vapid_pem(raw: str) -> str:
+    """The P-256 private key ``raw`` names (a PEM file's path, PEM text, or base64url of the
+    32-byte scalar) as PKCS#8 PEM text; ``ValueError`` saying why not."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    text = raw
+    if "-----BEGIN" not in raw and len(raw) != 43:  # 43: 32 bytes in unpadded base64url
+        path = Path(raw)
+        if not path.is_file():
+            raise ValueError("no such file, and not a key")
+        text = path.read_text(encoding="ascii", errors="replace")
+    try:
+        if "-----BEGIN" in text:
+            key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
+        else:
+            scalar = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            key = ec.derive_private_key(int.from_bytes(scalar, "big"), ec.SECP256R1())
+    except (ValueError, TypeError) as error:
+        raise ValueError("not a readable private key") from error
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ValueError("must be a P-256 (prime256v1) key")
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
 
 
 def is_time_zone(name: str) -> bool:

@@ -30,6 +30,7 @@ from gatekeeper.vocabulary import CredentialType, Decision, Reason
 from server.access.decision import Door, Presented, Verdict, decide, subject_of
 from server.extensions import db
 from server.models import Person, VisitorPass, utcnow
+from server.notifications import service as notifications
 from server.passes import keys as passkeys
 
 # A resident's code changes every RESIDENT_CODE_STEP_S; a code shown just before the change
@@ -111,6 +112,8 @@ def pass_decision(
             policy.Rule.PASS_USED_UP,
             "the last use was spent at another door a moment ago",
         )
+    if decision.granted and spend:  # a use was counted: the issuer is told (queued, not sent)
+        notifications.pass_used(visitor_pass, door.point.name, at)
     return decision
 
 

@@ -57,6 +57,7 @@ from server.models import (
     guardianships,
     utcnow,
 )
+from server.notifications import service as notifications
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -259,7 +260,7 @@ def _judge_read(
             else N_("Child %(name)s went out through %(place)s without a guardian at %(time)s")
         )
     when = local_time(read.at, settings.time_zone)
-    return raise_alert(
+    alert = raise_alert(
         community_id=community.id,
         type=verdict.alert_type,
         severity=verdict.severity or Severity.MEDIUM,
@@ -274,6 +275,8 @@ def _judge_read(
         },
         dedup_key=_wandering_key(person.id),
     )
+    notifications.tag_left_perimeter(person, place, read.at)  # the guardians (queued)
+    return alert
 
 
 def _tag_of(row: DeviceEvent) -> str | None:

@@ -196,6 +196,7 @@ def init_app(app: Flask) -> None:
         events,
         faces,
         holidays,
+        notifications,
         passes,
         patrols,
         people,
@@ -239,6 +240,7 @@ def init_app(app: Flask) -> None:
         holidays,
         antipassback,
         couriers,
+        notifications,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

@@ -33,6 +33,13 @@ from server.models.community import AccessPoint, Building, Community, Device, Un
 from server.models.couriers import CourierCode, KeypadLockout
 from server.models.holidays import Holiday, holiday_access_points
 from server.models.indexes import CITY_INDEXES
+from server.models.notifications import (
+    Notification,
+    NotificationDelivery,
+    NotificationGateway,
+    NotificationPreference,
+    PushSubscription,
+)
 from server.models.onboarding import (
     AccountActivation,
     RegistrationLink,
@@ -88,9 +95,14 @@ __all__ = [
     "KeypadLockout",
     "Lease",
     "Membership",
+    "Notification",
+    "NotificationDelivery",
+    "NotificationGateway",
+    "NotificationPreference",
     "PatrolRoute",
     "Person",
     "PersonStatus",
+    "PushSubscription",
     "RegistrationLink",
     "RegistrationRequest",
     "RegistrationStatus",

@@ -83,6 +83,8 @@ class Lease(IdMixin, CommunityOwned, TimestampMixin, Base):
     ended_early_at: Mapped[datetime | None]
     # Set when the lease-end job has carried out the cascade, so it runs once.
     closed_at: Mapped[datetime | None]
+    # Set when the tenant was told the lease ends soon (server.notifications), so once.
+    ending_notified_at: Mapped[datetime | None]
 
 
 class Consent(IdMixin, CommunityOwned, Base):

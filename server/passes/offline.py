@@ -20,7 +20,8 @@ from gatekeeper import passtokens
 from gatekeeper.policy import Rule, pass_window
 from gatekeeper.vocabulary import CredentialType, Decision, PassStatus, Reason
 from server.extensions import db
-from server.models import AccessEvent, Device, DeviceEvent, VisitorPass
+from server.models import AccessEvent, AccessPoint, Device, DeviceEvent, VisitorPass
+from server.notifications import service as notifications
 from server.passes import keys as passkeys
 
 _LOGGER = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ def record_offline_use(device: Device, uploaded: DeviceEvent) -> AccessEvent:
         ).scalar_one()
         details.update(serial=claims.serial.hex(), uses=uses)
         details.update(_what_online_would_refuse(visitor_pass, device, uploaded, uses))
+        point = db.session.get(AccessPoint, device.access_point_id)
+        notifications.pass_used(visitor_pass, point.name, uploaded.occurred_at)  # the issuer
     db.session.add(event)
     db.session.flush()
     return event

@@ -281,6 +281,7 @@ def init_app(app: Flask) -> None:
         onboarding,
         people,
         portal,
+        portal_notifications,
         site,
     )
 

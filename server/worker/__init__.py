@@ -39,10 +39,12 @@ from server.core.health import stale_after_s
 from server.devices import commands
 from server.extensions import db
 from server.models import ServiceHeartbeat, utcnow
+from server.notifications import service as notification_service
 from server.passes import keys as passkeys
 from server.passes import keyset
 from server.people import service as people
 from server.worker import ingest
+from server.worker import notifications as notification_delivery
 from server.worker.identity import (
     HEARTBEAT_PREFIX,
     IdentityLock,
@@ -81,6 +83,10 @@ PATROL_CHECK_S = 60
 ALERT_DELIVERY_CHECK_S = 1
 # How often open alerts are checked against their community's alert_ack_minutes.
 ALERT_ESCALATION_CHECK_S = 30
+# How often residents' notifications that are due (Web Push, SMS gateway) are sent.
+NOTIFICATION_DELIVERY_CHECK_S = 1
+# How often leases ending within a week are looked for (each tenant told once per lease).
+LEASE_ENDING_CHECK_S = 3600
 
 
 def checkpoint_sqlite(app: Flask) -> tuple[int, int] | None:
@@ -328,6 +334,14 @@ class Worker:
         """Open alerts nobody acknowledged in time go up one severity and are sent again."""
         self._in_transaction(alerts.escalate_overdue)
 
+    def deliver_notifications(self) -> None:
+        """Send the due notification deliveries (push, SMS); failures are retried later."""
+        self._in_transaction(notification_delivery.deliver_due)
+
+    def notify_leases_ending(self) -> None:
+        """Tell tenants whose lease ends within a week, once per lease."""
+        self._in_transaction(notification_service.notify_leases_ending)
+
     def rotate_pass_keys(self) -> None:
         """Rotate the pass-signing keys when due; publish the key sets when they changed.
 
@@ -446,6 +460,8 @@ class Worker:
             (self.judge_patrol_rounds, PATROL_CHECK_S),
             (self.deliver_alerts, ALERT_DELIVERY_CHECK_S),
             (self.escalate_alerts, ALERT_ESCALATION_CHECK_S),
+            (self.deliver_notifications, NOTIFICATION_DELIVERY_CHECK_S),
+            (self.notify_leases_ending, LEASE_ENDING_CHECK_S),
             *(
                 [(self.adopt_gone_workers, self.settings.worker_heartbeat_seconds)]
                 if self.settings.mqtt_shared_subscriptions

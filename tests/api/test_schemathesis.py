@@ -174,6 +174,12 @@ RULES_BEYOND_THE_SCHEMA: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         ROLES,
         "the URL's host must resolve to public addresses only, checked by resolving it",
     ),
+    ("PUT", "/api/v1/communities/{cid}/notification-gateway"): (ROLES, "as for webhooks"),
+    ("POST", "/api/v1/notifications/push-subscriptions"): (
+        ROLES,
+        "Web Push must be set up on the server (VAPID_PRIVATE_KEY), and the push service's "
+        "host must resolve to public addresses only, as for webhooks",
+    ),
 }
 
 

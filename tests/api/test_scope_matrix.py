@@ -41,7 +41,9 @@ from server.models import (
     DeviceCommand,
     FaceTemplate,
     Holiday,
+    Notification,
     PatrolRoute,
+    PushSubscription,
     RfidTag,
     StrangerCluster,
     UserRole,
@@ -209,6 +211,13 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             community_id=b, name="B gate", entry_point_id=world.door_b, exit_point_id=world.door_b
         )
         db.session.add(pair)
+        told = Notification(
+            community_id=b, user_id=world.resident_b, kind="lease_ending", params={"date": "x"}
+        )
+        browser = PushSubscription(
+            user_id=world.resident_b, endpoint="https://push.example.net/b", p256dh="k", auth="a"
+        )
+        db.session.add_all([told, browser])
         db.session.commit()
         return {
             "cid": b,
@@ -237,6 +246,8 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             "_vehicle": vehicle.id,
             "_tag": tag.id,
             "pair_id": pair.id,
+            "notification_id": told.id,
+            "subscription_id": browser.id,
         }
 
 

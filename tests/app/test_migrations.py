@@ -76,6 +76,8 @@ def test_every_community_owned_table_has_community_id() -> None:
         "holiday_access_points",
         "audit_log",
         "signing_keys",  # one key ring signs every community's QR tokens
+        "push_subscriptions",  # like web_sessions: an account's browsers
+        "notification_preferences",  # an account's choices
     }
     for name, table in Base.metadata.tables.items():
         if name in global_tables:

@@ -91,6 +91,8 @@ PAGES: dict[str | None, list[str]] = {
         "/my/code",
         "/my/doors",
         "/my/history",
+        "/my/notifications",
+        "/my/notifications/settings",
     ],
 }
 # Not a page: its answer never ends (the checks of the stream's headers are the API's).
