@@ -68,6 +68,7 @@ class Rule(StrEnum):
     PASS_USED_UP = "pass.used_up"
     PASS_OFFLINE = "pass.offline"  # a door admitted the pass offline and uploaded the use
     VEHICLE_EXIT = "vehicle.exit"  # a known car leaving: always let out
+    LOCKDOWN = "door_mode.lockdown"  # a lockdown holds over the point (gatekeeper.doormodes)
 
 
 # Roles that live in a unit and pass as residents (grant reason ``resident``).

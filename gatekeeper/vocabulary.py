@@ -97,6 +97,7 @@ class Reason(StrEnum):
     CARD_DISABLED = "card_disabled"
     PERSON_SUSPENDED = "person_suspended"
     WATCHLIST = "watchlist"
+    LOCKDOWN = "lockdown"  # a lockdown holds over the access point (gatekeeper.doormodes)
 
 
 class PassStatus(StrEnum):
@@ -124,6 +125,7 @@ class AlertType(StrEnum):
     PLATE_BLOCKED = "plate_blocked"
     OVERSTAY = "overstay"
     PATROL_MISSED = "patrol_missed"
+    EMERGENCY_RELEASE = "emergency_release"
 
 
 class Severity(StrEnum):

@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext as _p
 from flask_babel.speaklater import LazyString
 
+from gatekeeper.doormodes import DoorModeKind, ModeScope
 from gatekeeper.faces import ENROLMENT_THRESHOLDS, FaceQualityReason
 from gatekeeper.identity import DocumentType
 from gatekeeper.plates import PlateKind
@@ -130,6 +131,7 @@ REASON_WORDS: dict[str, LazyString] = {
     Reason.CARD_DISABLED: _l("Card disabled"),
     Reason.PERSON_SUSPENDED: _l("Access suspended"),
     Reason.WATCHLIST: _l("Refused by security"),
+    Reason.LOCKDOWN: _l("The door is locked down"),
 }
 CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.FACE: _l("face"),
@@ -213,6 +215,7 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         AlertType.PLATE_BLOCKED: _p("alert type", "blocked plate"),
         AlertType.OVERSTAY: _p("alert type", "car overstaying"),
         AlertType.PATROL_MISSED: _p("alert type", "patrol missed"),
+        AlertType.EMERGENCY_RELEASE: _p("alert type", "emergency release"),
     },
     Severity: {
         Severity.LOW: _p("severity", "low"),
@@ -285,6 +288,15 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         PlateKind.MACAU: _p("plate kind", "Macao"),
         PlateKind.EMBASSY: _p("plate kind", "embassy"),
         PlateKind.EMERGENCY: _p("plate kind", "emergency"),
+    },
+    DoorModeKind: {
+        DoorModeKind.LOCKDOWN: _p("door mode", "lockdown"),
+        DoorModeKind.EMERGENCY_RELEASE: _p("door mode", "emergency release"),
+    },
+    ModeScope: {
+        ModeScope.ACCESS_POINT: _p("door mode scope", "access point"),
+        ModeScope.BUILDING: _p("door mode scope", "building"),
+        ModeScope.COMMUNITY: _p("door mode scope", "whole community"),
     },
 }
 

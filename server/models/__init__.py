@@ -29,6 +29,7 @@ from server.models.activity import (
 )
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, Unit
+from server.models.doormodes import DoorMode
 from server.models.indexes import CITY_INDEXES
 from server.models.onboarding import (
     AccountActivation,
@@ -74,6 +75,7 @@ __all__ = [
     "Device",
     "DeviceCommand",
     "DeviceEvent",
+    "DoorMode",
     "FaceGallery",
     "FaceGalleryChange",
     "FaceTemplate",
