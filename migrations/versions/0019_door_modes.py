@@ -7,7 +7,8 @@ Create Date: 2026-12-07 10:50:00.000000
 A lockdown (every credential denied ``lockdown`` but the roles it names, doors sent ``lock``)
 or an emergency release (doors held open with ``unlock_hold``) of an access point, a building
 or a whole community, from ``started_at`` until ``lifted_at``. The active ones of a community
-are read on every decision: an index on (community, lifted_at).
+are read on every decision: an index on (community, lifted_at). Alerts gain the type
+``emergency_release`` (the CHECK of ``alerts.type`` is replaced, as 0010 did for commands).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -18,6 +19,30 @@ revision = '0019'
 down_revision = '0018'
 branch_labels = None
 depends_on = None
+
+ALERT_TYPES = (
+    'stranger', 'watchlist_hit', 'elder_wandering', 'child_wandering', 'elder_inactive',
+    'panic', 'door_forced', 'door_held_open', 'tamper', 'device_offline', 'spoof_attempt',
+    'plate_blocked', 'overstay', 'patrol_missed',
+)
+WITH_RELEASE = (*ALERT_TYPES, 'emergency_release')
+
+
+def _alert_types(values):
+    return sa.Enum(*values, name='alerttype', native_enum=False, create_constraint=True, length=32)
+
+
+def _change_alert_types(old, new):
+    """SQLite rebuilds the table with the new CHECK (batch mode); PostgreSQL swaps it."""
+    constraint = op.f('ck_alerts_alerttype')
+    if op.get_bind().dialect.name == 'sqlite':
+        with op.batch_alter_table('alerts', schema=None) as batch_op:
+            batch_op.drop_constraint(constraint, type_='check')
+            batch_op.alter_column('type', existing_type=_alert_types(old), type_=_alert_types(new))
+        return
+    op.drop_constraint(constraint, 'alerts', type_='check')
+    listed = ', '.join(f"'{value}'" for value in new)
+    op.create_check_constraint(constraint, 'alerts', sa.text(f'type IN ({listed})'))
 
 
 def upgrade():
@@ -47,8 +72,12 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_door_modes_community_id'), ['community_id'], unique=False)
         batch_op.create_index('ix_door_modes_community_id_lifted_at', ['community_id', 'lifted_at'], unique=False)
 
+    _change_alert_types(ALERT_TYPES, WITH_RELEASE)
+
 
 def downgrade():
+    op.execute("DELETE FROM alerts WHERE type = 'emergency_release'")
+    _change_alert_types(WITH_RELEASE, ALERT_TYPES)
     with op.batch_alter_table('door_modes', schema=None) as batch_op:
         batch_op.drop_index('ix_door_modes_community_id_lifted_at')
         batch_op.drop_index(batch_op.f('ix_door_modes_community_id'))

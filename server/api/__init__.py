@@ -191,6 +191,7 @@ def init_app(app: Flask) -> None:
         auth,
         commands,
         devices,
+        doormodes,
         events,
         faces,
         passes,
@@ -233,6 +234,7 @@ def init_app(app: Flask) -> None:
         watchlist,
         patrols,
         alerts,
+        doormodes,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)
