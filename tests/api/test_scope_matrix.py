@@ -36,6 +36,7 @@ from server.models import (
     BlockedPlate,
     Consent,
     DeviceCommand,
+    DoorMode,
     FaceTemplate,
     PatrolRoute,
     RfidTag,
@@ -191,7 +192,11 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
         )
         blocked = BlockedPlate(community_id=b, plate="沪C88888", reason="Stolen")
         consent = Consent(community_id=b, person_id=person.id, purpose="face", granted_at=now)
+        lockdown = DoorMode(
+            community_id=b, kind="lockdown", scope="community", reason="B lockdown", started_at=now
+        )
         rows = [tag, permit, face, event, alert, cluster, entry, command, route, hook, blocked]
+        rows.append(lockdown)
         db.session.add_all([*rows, consent])
         db.session.commit()
         return {
@@ -215,6 +220,7 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             "route_id": route.id,
             "webhook_id": hook.id,
             "blocked_id": blocked.id,
+            "mode_id": lockdown.id,
             "purpose": "face",
             "_vehicle": vehicle.id,
             "_tag": tag.id,
