@@ -272,6 +272,7 @@ def init_app(app: Flask) -> None:
         cars,
         device_admin,
         devices,
+        doormodes,
         guest,
         live,
         officer,
