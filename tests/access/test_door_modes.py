@@ -3,6 +3,7 @@ who may start them, and that they outlive the app."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -293,3 +294,47 @@ def test_a_worker_named_by_the_lockdown_passes(app, client, site, published):
     )
     assert card_at(client, site.door_credential, "04BEEF01")["reason"] == "worker"
     assert card_at(client, site.door_credential)["reason"] == "lockdown"
+
+
+def test_a_face_is_denied_lockdown_and_no_open_is_sent(app, client, published) -> None:
+    from tests.support.faces import enrol, frame
+
+    secret = "face-door-secret-for-lockdowns"
+    with app.app_context():
+        w = factories.world(door_secret=secret)
+        db.session.get(AccessPoint, w.door_a.id).requires_depth = False
+        obama = factories.person(w.a, "奥巴马")
+        factories.membership(obama, PersonRole.RESIDENT, unit_of=w.unit_a)
+        enrol(w.a.id, obama.id, "obama.jpg")
+        db.session.commit()
+        a, door, device = w.a.id, w.door_a.id, w.device_a.id
+        db.session.remove()
+
+    def face() -> dict:
+        answer = client.post(
+            "/api/v1/verify/face",
+            data={"image": (io.BytesIO(frame("obama2.jpg")), "frame.jpg")},
+            content_type="multipart/form-data",
+            headers={"Authorization": f"Bearer {device}.{secret}"},
+        )
+        assert answer.status_code == 200, answer.json
+        return answer.json
+
+    with time_machine.travel(NOW, tick=False):
+        started = start(
+            client,
+            "staff_a",
+            a,
+            kind="lockdown",
+            scope="access_point",
+            access_point_id=door,
+            reason="Intruder",
+        )
+        assert started.status_code == 201, started.json
+        published.clear()
+        answer = face()
+        assert (answer["decision"], answer["reason"]) == ("deny", "lockdown")
+        assert answer["subject"]["kind"] == "resident"  # who it was is still recorded
+        assert published == []
+        Api(client, "staff_a").post(f"/door-modes/{started.json['id']}/lift")
+        assert face()["reason"] == "resident"
