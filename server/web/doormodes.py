@@ -15,6 +15,7 @@ from flask import redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
@@ -148,8 +149,11 @@ def banner_modes() -> list[dict[str, Any]]:
     admins and officers; nothing for anyone else or nobody signed in)."""
     if not current_user.is_authenticated or current_user.role not in _DESK:
         return []
-    scope = current_scope()
-    rows = doormodes.active_in_scope(scope)
+    try:
+        rows = doormodes.active_in_scope(current_scope())
+    except SQLAlchemyError:  # an error page while the database is away: no banner, no 2nd error
+        db.session.rollback()
+        return []
     communities = (
         {
             c.id: c
