@@ -73,6 +73,7 @@ class Rule(StrEnum):
     HOLIDAY_HOURS = "holiday.hours"  # outside the hours a holiday gives the point
     # entered through a gate pair and not yet out (gatekeeper.antipassback, hard mode)
     ANTI_PASSBACK = "anti_passback.reentry"
+    LOCKDOWN = "door_mode.lockdown"  # a lockdown holds over the point (gatekeeper.doormodes)
 
 
 # Roles that live in a unit and pass as residents (grant reason ``resident``).

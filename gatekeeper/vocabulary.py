@@ -104,6 +104,7 @@ class Reason(StrEnum):
     COURIER_CODE = "courier_code"
     PIN_INVALID = "pin_invalid"
     KEYPAD_LOCKED = "keypad_locked"
+    LOCKDOWN = "lockdown"  # a lockdown holds over the access point (gatekeeper.doormodes)
 
 
 class PassStatus(StrEnum):
@@ -132,6 +133,7 @@ class AlertType(StrEnum):
     OVERSTAY = "overstay"
     PATROL_MISSED = "patrol_missed"
     KEYPAD_LOCKED = "keypad_locked"
+    EMERGENCY_RELEASE = "emergency_release"
 
 
 class Severity(StrEnum):

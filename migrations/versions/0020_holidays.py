@@ -2,7 +2,7 @@
 gives other hours
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-07 10:45:00.000000
 
 A holiday is a local date or a period ``[first_day, last_day]`` (the community's zone),
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0020'
-down_revision = '0018'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 

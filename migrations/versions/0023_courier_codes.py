@@ -25,7 +25,7 @@ CREDENTIALS_AFTER = (*CREDENTIALS_BEFORE, 'pin')
 ALERTS_BEFORE = (
     'stranger', 'watchlist_hit', 'elder_wandering', 'child_wandering', 'elder_inactive',
     'panic', 'door_forced', 'door_held_open', 'tamper', 'device_offline', 'spoof_attempt',
-    'plate_blocked', 'overstay', 'patrol_missed',
+    'plate_blocked', 'overstay', 'patrol_missed', 'emergency_release',
 )
 ALERTS_AFTER = (*ALERTS_BEFORE, 'keypad_locked')
 

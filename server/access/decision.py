@@ -23,6 +23,7 @@ from gatekeeper.schedule import schedule_from_json
 from gatekeeper.vocabulary import CredentialType, Decision, PersonRole, Reason
 from hardware.protocol import Command
 from server.access import antipassback
+from server.access import doormodes as door_modes
 from server.alerts import rules as alert_rules
 from server.community import holidays
 from server.core import metrics
@@ -191,6 +192,20 @@ def held_credential(kind: CredentialType, row: Card | Vehicle, **more: Any) -> P
     )
 
 
+def _door_modes_hold(
+    door: Door, presented: Presented, at: datetime
+) -> policy.AccessDecision | None:
+    """The ``lockdown`` denial of a known presenter (a person, a visitor's pass) while a
+    lockdown that does not exempt them holds over the door (``gatekeeper.doormodes``);
+    unidentified presentations keep their own reason (``unknown_face`` ...)."""
+    if presented.person is None and presented.visitor_pass is None:
+        return None
+    if presented.person is None:  # a visitor's pass has no role
+        return door_modes.lockdown_for(door, frozenset(), at)
+    person = presented.person
+    return door_modes.lockdown_for(door, None, at, subject=lambda: subject_of(person, None)[0])
+
+
 def decide(
     door: Door,
     presented: Presented,
@@ -221,6 +236,9 @@ def decide(
         if decision.granted and presented.grant_reasons:
             reason = presented.grant_reasons.get(decision.reason, decision.reason)
             decision = replace(decision, reason=reason)
+    held = _door_modes_hold(door, presented, at)
+    if held is not None:
+        decision, rule = held, held.rule.value
     details = dict(presented.details or {})
     holder = person or antipassback.car_holder(presented)  # a known car let out has no person
     if holder is not None:  # gate pairs: entered and not yet out (docs/policy.md)

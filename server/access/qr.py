@@ -27,6 +27,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from gatekeeper import passtokens, policy
 from gatekeeper.vocabulary import CredentialType, Decision, Reason
+from server.access import doormodes as door_modes
 from server.access.decision import Door, Presented, Verdict, decide, subject_of
 from server.extensions import db
 from server.models import Person, VisitorPass, utcnow
@@ -87,8 +88,12 @@ def pass_decision(
 ) -> policy.AccessDecision:
     """``decide_pass`` for the pass at the door's point; a grant spends a use if ``spend``.
 
-    Shared by QR codes and barrier plates.
+    Shared by QR codes and barrier plates. A lockdown over the door denies first
+    (``lockdown``), and spends nothing.
     """
+    held = door_modes.lockdown_for(door, frozenset(), at)
+    if held is not None:
+        return held
     issuer = None
     if visitor_pass.issued_by_person_id is not None:
         person = db.session.get(Person, visitor_pass.issued_by_person_id)

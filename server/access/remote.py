@@ -19,6 +19,7 @@ from sqlalchemy import select
 from gatekeeper import policy
 from gatekeeper.vocabulary import CredentialType, Decision, Reason
 from hardware.protocol import Command, CommandStatus
+from server.access import doormodes as door_modes
 from server.access.decision import point_view, subject_of
 from server.core import audit, ratelimits
 from server.core.errors import Conflict, Forbidden
@@ -72,6 +73,8 @@ def open_access_point(scope: Scope, access_point_id: str) -> list[DeviceCommand]
         raise Forbidden(
             _l("This %(role)s account cannot open doors remotely.", role=word(scope.role))
         )
+    subject = subject_of(person, None)[0] if person is not None else None
+    door_modes.refuse_remote_open(scope, point, subject, utcnow())  # 403 lockdown
     devices = commands.actuators(point)
     if not devices:
         raise Conflict(_l("No enabled door or barrier device serves '%(name)s'.", name=point.name))

@@ -193,6 +193,7 @@ def init_app(app: Flask) -> None:
         commands,
         couriers,
         devices,
+        doormodes,
         events,
         faces,
         holidays,
@@ -241,6 +242,7 @@ def init_app(app: Flask) -> None:
         antipassback,
         couriers,
         notifications,
+        doormodes,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from hardware.protocol import Command
+from server.access import doormodes as door_modes
 from server.access import remote
 from server.api import authenticated_blueprint, scope
 from server.api.pagination import paginated
@@ -16,7 +17,6 @@ from server.api.schemas import (
     DeviceCommandRequestSchema,
     DeviceEventSchema,
 )
-from server.devices import commands
 from server.extensions import db
 from server.models import Device, DeviceCommand, DeviceEvent
 
@@ -31,7 +31,7 @@ def command_access_point(data: dict[str, Any], apid: str) -> Any:
 
     The commands are published after they are stored; follow them with ``GET /commands/{id}``.
     """
-    rows = commands.command_access_point(scope(), apid, Command(data["command"]))
+    rows = door_modes.command_access_point(scope(), apid, Command(data["command"]))
     db.session.commit()
     return rows
 
@@ -52,7 +52,7 @@ def open_access_point(apid: str) -> Any:
 @blp.response(202, CommandSchema)
 def command_device(data: dict[str, Any], device_id: str) -> Any:
     """Send any command to one device, e.g. ``display`` with a ``text`` or ``reboot``."""
-    row = commands.command_device(scope(), device_id, data["command"], data.get("text"))
+    row = door_modes.command_device(scope(), device_id, data["command"], data.get("text"))
     db.session.commit()
     return row
 

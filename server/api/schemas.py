@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 
+from gatekeeper.doormodes import EXEMPT_CHOICES, DoorModeKind, ModeScope
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from hardware.protocol import Command, CommandStatus
 from server.community.settings import CommunitySettingsSchema
@@ -577,3 +578,47 @@ class VehiclePresenceSchema(ma.Schema):
     entered_at = fields.AwareDateTime()
     entry_event_id = fields.Str(allow_none=True)
     overstay_alerted_at = fields.AwareDateTime(allow_none=True)
+
+
+class DoorModeInputSchema(ma.Schema):
+    """A lockdown or an emergency release to start (docs/policy.md, "Door modes")."""
+
+    kind = fields.Str(required=True, validate=validate.OneOf([k.value for k in DoorModeKind]))
+    scope = fields.Str(
+        required=True,
+        validate=validate.OneOf([s.value for s in ModeScope]),
+        metadata={"description": "what it covers: one access point, a building, the community"},
+    )
+    access_point_id = fields.Str(metadata={"description": "the point, for scope access_point"})
+    building_id = fields.Str(metadata={"description": "the building, for scope building"})
+    reason = _name(200)
+    exempt_roles = fields.List(
+        fields.Str(validate=validate.OneOf(EXEMPT_CHOICES)),
+        validate=validate.Length(max=len(EXEMPT_CHOICES)),
+        metadata={
+            "description": "lockdowns only: the roles that still pass (person roles; staff "
+            "and officer for their remote opens); default staff and officer"
+        },
+    )
+
+
+class DoorModeQuerySchema(ma.Schema):
+    active = fields.Boolean(
+        metadata={"description": "true: the modes that hold now; false: the lifted ones"}
+    )
+
+
+class DoorModeSchema(ma.Schema):
+    id = fields.Str()
+    community_id = fields.Str()
+    kind = fields.Str()
+    scope = fields.Str()
+    access_point_id = fields.Str(allow_none=True)
+    building_id = fields.Str(allow_none=True)
+    reason = fields.Str()
+    exempt_roles = fields.List(fields.Str())
+    active = fields.Boolean()
+    started_by_user_id = fields.Str(allow_none=True)
+    started_at = fields.AwareDateTime()
+    lifted_by_user_id = fields.Str(allow_none=True)
+    lifted_at = fields.AwareDateTime(allow_none=True)

@@ -44,6 +44,7 @@ from server.models import (
     Consent,
     CourierCode,
     Device,
+    DoorMode,
     FaceTemplate,
     Holiday,
     IdCheck,
@@ -123,11 +124,13 @@ _OFFICERS_ONLY: frozenset[type] = frozenset({WatchlistEntry, StrangerCluster, St
 # Alerts only the police see: the property office must not learn who is watched for.
 POLICE_ALERT_TYPES: frozenset[str] = frozenset({AlertType.STRANGER, AlertType.WATCHLIST_HIT})
 _WRITERS.update(dict.fromkeys(_OFFICERS_ONLY, frozenset({UserRole.ADMIN, UserRole.OFFICER})))
+# Lockdowns and emergency releases: staff, officers (and admins) start, lift and read them.
+_WRITERS[DoorMode] = frozenset({UserRole.ADMIN, UserRole.STAFF, UserRole.OFFICER})
 # Families a role never sees at all: their collections answer 404, as an id would, so a
 # resident does not even learn that alerts exist (they are the officers' and staff's).
 _UNSEEN: dict[UserRole, frozenset[type]] = {
     UserRole.STAFF: _OFFICERS_ONLY,
-    UserRole.RESIDENT: _OFFICERS_ONLY | {Alert},
+    UserRole.RESIDENT: _OFFICERS_ONLY | {Alert, DoorMode},
 }
 
 
@@ -317,6 +320,7 @@ _LABELS: dict[type, tuple[LazyString, LazyString]] = {
     Consent: (_p("record", "consent"), _p("records", "consents")),
     CourierCode: (_p("record", "courier code"), _p("records", "courier codes")),
     Device: (_p("record", "device"), _p("records", "devices")),
+    DoorMode: (_p("record", "lockdown or release"), _p("records", "lockdowns and releases")),
     FaceTemplate: (_p("record", "face"), _p("records", "faces")),
     IdCheck: (_p("record", "ID check"), _p("records", "ID checks")),
     Lease: (_p("record", "lease"), _p("records", "leases")),

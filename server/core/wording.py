@@ -17,6 +17,7 @@ from flask_babel import lazy_pgettext as _p
 from flask_babel.speaklater import LazyString
 
 from gatekeeper.antipassback import PassbackMode
+from gatekeeper.doormodes import DoorModeKind, ModeScope
 from gatekeeper.faces import ENROLMENT_THRESHOLDS, FaceQualityReason
 from gatekeeper.holidays import HolidayEffect
 from gatekeeper.identity import DocumentType
@@ -138,6 +139,7 @@ REASON_WORDS: dict[str, LazyString] = {
     Reason.COURIER_CODE: _l("Courier code"),
     Reason.PIN_INVALID: _l("Wrong code"),
     Reason.KEYPAD_LOCKED: _l("Keypad locked after wrong codes"),
+    Reason.LOCKDOWN: _l("The door is locked down"),
 }
 CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.FACE: _l("face"),
@@ -223,6 +225,7 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         AlertType.OVERSTAY: _p("alert type", "car overstaying"),
         AlertType.PATROL_MISSED: _p("alert type", "patrol missed"),
         AlertType.KEYPAD_LOCKED: _p("alert type", "keypad locked"),
+        AlertType.EMERGENCY_RELEASE: _p("alert type", "emergency release"),
     },
     Severity: {
         Severity.LOW: _p("severity", "low"),
@@ -309,6 +312,15 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         CodeStatus.USED: _p("courier code status", "used"),
         CodeStatus.EXPIRED: _p("courier code status", "expired"),
         CodeStatus.REVOKED: _p("courier code status", "cancelled"),
+    },
+    DoorModeKind: {
+        DoorModeKind.LOCKDOWN: _p("door mode", "lockdown"),
+        DoorModeKind.EMERGENCY_RELEASE: _p("door mode", "emergency release"),
+    },
+    ModeScope: {
+        ModeScope.ACCESS_POINT: _p("door mode scope", "access point"),
+        ModeScope.BUILDING: _p("door mode scope", "building"),
+        ModeScope.COMMUNITY: _p("door mode scope", "whole community"),
     },
 }
 

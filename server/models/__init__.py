@@ -31,6 +31,7 @@ from server.models.antipassback import AntiPassbackPair, AntiPassbackState
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, Unit
 from server.models.couriers import CourierCode, KeypadLockout
+from server.models.doormodes import DoorMode
 from server.models.holidays import Holiday, holiday_access_points
 from server.models.indexes import CITY_INDEXES
 from server.models.notifications import (
@@ -87,6 +88,7 @@ __all__ = [
     "Device",
     "DeviceCommand",
     "DeviceEvent",
+    "DoorMode",
     "FaceGallery",
     "FaceGalleryChange",
     "FaceTemplate",

@@ -14,6 +14,7 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from hardware.protocol import Command, CommandStatus, EventType
+from server.access import doormodes as door_modes
 from server.core.errors import DomainError
 from server.core.wording import word
 from server.devices import commands
@@ -84,7 +85,7 @@ def command_access_point(apid: str) -> Response:
     point = scope.get(AccessPoint, apid)
     try:
         command = Command(request.form.get("command", ""))
-        rows = commands.command_access_point(scope, point.id, command)
+        rows = door_modes.command_access_point(scope, point.id, command)
         db.session.commit()
         flash_ok(
             _(

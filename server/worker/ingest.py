@@ -31,6 +31,7 @@ from gatekeeper.vocabulary import AlertType, Severity
 from hardware.messages import AckMessage, EventMessage, PayloadError, StatusMessage
 from hardware.protocol import EventType
 from hardware.topics import DeviceTopic, parse_device_topic
+from server.access import doormodes as door_modes
 from server.alerts import rules as alert_rules
 from server.alerts import summaries
 from server.alerts.service import raise_alert
@@ -185,6 +186,8 @@ class DeviceIngest:
         # one worker gets them in the broker's order, so a quick reconnect's "online" always
         # outranks the will the broker published for the connection it replaced.
         if status.online:
+            # A lockdown or release holding over its door: ``lock`` / ``unlock_hold`` again.
+            door_modes.on_device_online(device)
             return Presence(online=True, at=received_at, firmware=status.fw or None)
         _LOGGER.info("device %s reports offline", device.id)
         return Presence(online=False, at=received_at, seen=False)

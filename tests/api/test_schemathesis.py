@@ -145,6 +145,11 @@ RULES_BEYOND_THE_SCHEMA: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         "written in any of the forms a person types",
     ),
     ("POST", "/api/v1/communities/{cid}/blocked-plates"): (ROLES, "as for vehicles"),
+    ("POST", "/api/v1/communities/{cid}/door-modes"): (
+        ROLES,
+        "the access point or building must be the community's and match the scope; the "
+        "reason must not be blank; only a lockdown takes exempt_roles",
+    ),
     ("POST", "/api/v1/users"): (
         ROLES,
         "a role's required fields (unit_id for residents, community_ids for staff and "

@@ -39,6 +39,7 @@ from server.models import (
     Consent,
     CourierCode,
     DeviceCommand,
+    DoorMode,
     FaceTemplate,
     Holiday,
     Notification,
@@ -206,6 +207,10 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
         rows.append(holiday)
         courier = _courier_code(b, world.door_b, world.unit_b)
         rows.append(courier)
+        lockdown = DoorMode(
+            community_id=b, kind="lockdown", scope="community", reason="B lockdown", started_at=now
+        )
+        rows.append(lockdown)
         db.session.add_all([*rows, consent])
         pair = AntiPassbackPair(
             community_id=b, name="B gate", entry_point_id=world.door_b, exit_point_id=world.door_b
@@ -241,6 +246,7 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             "webhook_id": hook.id,
             "blocked_id": blocked.id,
             "holiday_id": holiday.id,
+            "mode_id": lockdown.id,
             "purpose": "face",
             "code_id": courier.id,
             "_vehicle": vehicle.id,

@@ -469,9 +469,12 @@ def test_the_near_case_does_not(c: Case) -> None:
 
 # Rules of visitor passes and cars: decided by ``decide_pass`` and the plate path
 # (tests/gatekeeper/test_policy_passes.py), not by ``decide_access``; anti-passback's by
-# ``gatekeeper.antipassback`` after it (tests/gatekeeper/test_antipassback.py).
+# ``gatekeeper.antipassback`` after it (tests/gatekeeper/test_antipassback.py), door modes' by
+# ``gatekeeper.doormodes`` (tests/gatekeeper/test_doormodes.py).
 NOT_ACCESS_RULES = {
-    rule for rule in Rule if rule.value.startswith(("pass.", "vehicle.", "anti_passback."))
+    rule
+    for rule in Rule
+    if rule.value.startswith(("pass.", "vehicle.", "anti_passback.", "door_mode."))
 }
 
 

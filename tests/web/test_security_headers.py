@@ -58,6 +58,7 @@ PAGES: dict[str | None, list[str]] = {
         "/communities/{a}/devices",
         "/communities/{a}/cars",
         "/communities/{a}/blocked-plates",
+        "/communities/{a}/door-modes",
         "/communities/{a}/registrations",
         "/registration-links/{link}/poster",
         "/registrations/{registration}",

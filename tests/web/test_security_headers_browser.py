@@ -125,6 +125,7 @@ def test_staff_pages_and_api_docs_run_under_the_policy(
         f"/communities/{site.a}/devices",
         f"/communities/{site.a}/cars",
         f"/communities/{site.a}/blocked-plates",
+        f"/communities/{site.a}/door-modes",
     ):
         watched.goto(path)
     page = watched.goto("/api/v1/docs")

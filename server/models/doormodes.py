@@ -1,0 +1,58 @@
+"""Door modes: a lockdown or an emergency release, stored until lifted (gatekeeper.doormodes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gatekeeper.doormodes import DoorModeKind, ModeScope
+from server.models.base import Base, CommunityOwned, IdMixin, enum_column, utcnow
+
+
+class DoorMode(IdMixin, CommunityOwned, Base):
+    """A lockdown or an emergency release of an access point, a building or a community.
+
+    It holds from ``started_at`` until ``lifted_at`` (null: it holds now). Doors read it on
+    every decision, so it survives restarts; a device coming back online is sent ``lock`` or
+    ``unlock_hold`` again while it holds.
+    """
+
+    __tablename__ = "door_modes"
+    __table_args__ = (Index("ix_door_modes_community_id_lifted_at", "community_id", "lifted_at"),)
+    ID_PREFIX = "dmd"
+
+    kind: Mapped[DoorModeKind] = enum_column(DoorModeKind)
+    scope: Mapped[ModeScope] = enum_column(ModeScope)
+    access_point_id: Mapped[str | None] = mapped_column(
+        ForeignKey("access_points.id", ondelete="CASCADE"), index=True
+    )
+    building_id: Mapped[str | None] = mapped_column(
+        ForeignKey("buildings.id", ondelete="CASCADE"), index=True
+    )
+    reason: Mapped[str] = mapped_column(String(200))
+    # Lockdowns: the roles that still pass (person roles, ``staff``, ``officer``).
+    exempt_roles: Mapped[list[Any]] = mapped_column(default=list)
+    started_by_user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lifted_by_user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    lifted_at: Mapped[datetime | None]
+
+    @property
+    def target_id(self) -> str | None:
+        """The access point's or building's id; ``None`` for the whole community."""
+        if self.scope is ModeScope.ACCESS_POINT:
+            return self.access_point_id
+        if self.scope is ModeScope.BUILDING:
+            return self.building_id
+        return None
+
+    @property
+    def active(self) -> bool:
+        return self.lifted_at is None
