@@ -27,6 +27,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from gatekeeper import pincodes, policy
 from gatekeeper.vocabulary import AlertType, CredentialType, Decision, Reason, Severity
+from server.access import doormodes as door_modes
 from server.access.decision import Door, Presented, Verdict, decide, subject_of
 from server.alerts.service import raise_alert
 from server.alerts.summaries import N_, summary
@@ -118,6 +119,10 @@ def _code_decision(code: CourierCode, door: Door, at: datetime) -> policy.Access
     decision = policy.decide_pass(view, door.view, at)
     if not decision.granted:
         return decision
+    # A courier has no role: any lockdown over the door refuses the code, which keeps its use.
+    held = door_modes.lockdown_for(door, frozenset(), at)
+    if held is not None:
+        return held
     if not _spend_use(code, at):
         return policy.AccessDecision(
             Decision.DENY,
@@ -143,7 +148,8 @@ def _failures(door: Door, rules: pincodes.KeypadRules, at: datetime) -> int:
                 AccessEvent.access_point_id == door.point.id,
                 AccessEvent.credential_type == CredentialType.PIN,
                 AccessEvent.decision == Decision.DENY,
-                AccessEvent.reason != Reason.KEYPAD_LOCKED.value,
+                # a locked keypad and a lockdown refuse right codes too: not guesses
+                AccessEvent.reason.not_in((Reason.KEYPAD_LOCKED.value, Reason.LOCKDOWN.value)),
                 AccessEvent.occurred_at > since,
                 AccessEvent.occurred_at <= at,
             )

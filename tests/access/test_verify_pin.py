@@ -283,3 +283,30 @@ def test_codes_are_rate_limited_per_device(app, client, site, monkeypatch) -> No
     assert _type(client, site.gate_credential, "000000").status_code == 200
     with app.app_context():  # the refused request stored nothing
         assert len(db.session.scalars(select(AccessEvent.id)).all()) == 3
+
+
+def test_a_lockdown_refuses_a_right_code_without_spending_it_or_counting_a_guess(
+    app, client, site, published
+) -> None:
+    made = _issue(client, "resident_a", access_point_id=site.door)
+    started = Api(client, "staff_a").post(
+        f"/communities/{site.a}/door-modes",
+        json={
+            "kind": "lockdown",
+            "scope": "access_point",
+            "access_point_id": site.door,
+            "reason": "Fire drill",
+        },
+    )
+    assert started.status_code == 201, started.json
+    published.clear()
+    for _ in range(6):  # more than the keypad's wrong-code limit
+        answer = _type(client, site.door_credential, made["pin"]).json
+        assert (answer["decision"], answer["reason"]) == ("deny", "lockdown")
+    assert commands(published) == []
+    with app.app_context():
+        assert db.session.get(CourierCode, made["id"]).uses == 0
+        assert db.session.scalar(select(KeypadLockout.id)) is None
+    Api(client, "staff_a").post(f"/door-modes/{started.json['id']}/lift")
+    answer = _type(client, site.door_credential, made["pin"]).json
+    assert (answer["decision"], answer["reason"]) == ("grant", "courier_code")
