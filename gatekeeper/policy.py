@@ -68,6 +68,11 @@ class Rule(StrEnum):
     PASS_USED_UP = "pass.used_up"
     PASS_OFFLINE = "pass.offline"  # a door admitted the pass offline and uploaded the use
     VEHICLE_EXIT = "vehicle.exit"  # a known car leaving: always let out
+    # Temporary cars (gatekeeper.tariff, server.access.parking).
+    PARKING_ENTRY = "parking.entry"  # an unknown plate let in on a ticket
+    PARKING_FREE = "parking.free"  # its exit with nothing to pay
+    PARKING_UNPAID = "parking.unpaid"  # its exit with a fee not yet paid
+    PARKING_PAID = "parking.paid"  # its exit after the fee was paid
 
 
 # Roles that live in a unit and pass as residents (grant reason ``resident``).

@@ -97,6 +97,10 @@ class Reason(StrEnum):
     CARD_DISABLED = "card_disabled"
     PERSON_SUSPENDED = "person_suspended"
     WATCHLIST = "watchlist"
+    # temporary cars (server.access.parking): an unknown plate let in on a ticket (grant),
+    # and a temporary car's exit until its fee is paid (deny)
+    TEMPORARY_VEHICLE = "temporary_vehicle"
+    PAYMENT_REQUIRED = "payment_required"
 
 
 class PassStatus(StrEnum):

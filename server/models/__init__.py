@@ -36,6 +36,7 @@ from server.models.onboarding import (
     RegistrationRequest,
     RegistrationStatus,
 )
+from server.models.parking import ParkingTicket, PaymentMethod, TicketStatus
 from server.models.people import (
     Card,
     Consent,
@@ -80,7 +81,9 @@ __all__ = [
     "IdCheck",
     "Lease",
     "Membership",
+    "ParkingTicket",
     "PatrolRoute",
+    "PaymentMethod",
     "Person",
     "PersonStatus",
     "RegistrationLink",
@@ -91,6 +94,7 @@ __all__ = [
     "SigningKey",
     "StrangerCluster",
     "StrangerSighting",
+    "TicketStatus",
     "Unit",
     "User",
     "UserRole",
