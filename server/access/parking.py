@@ -254,7 +254,7 @@ def pay(
     if ticket.status is not TicketStatus.DUE or ticket.fee_fen is None:
         raise Conflict(
             _l("Ticket %(id)s is not waiting for a payment.", id=ticket.id),
-            status=ticket.status.value,
+            ticket_status=ticket.status.value,
         )
     due = ticket.fee_fen
     if amount_fen is not None and amount_fen != due:

@@ -193,6 +193,7 @@ def init_app(app: Flask) -> None:
         devices,
         events,
         faces,
+        parking,
         passes,
         patrols,
         people,
@@ -233,6 +234,7 @@ def init_app(app: Flask) -> None:
         watchlist,
         patrols,
         alerts,
+        parking,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

@@ -45,6 +45,7 @@ from server.models import (
     IdCheck,
     Lease,
     Membership,
+    ParkingTicket,
     PatrolRoute,
     Person,
     RegistrationLink,
@@ -118,6 +119,9 @@ _UNSEEN: dict[UserRole, frozenset[type]] = {
     UserRole.STAFF: _OFFICERS_ONLY,
     UserRole.RESIDENT: _OFFICERS_ONLY | {Alert},
 }
+# Temporary cars' tickets: staff take the payments, officers read; residents find none.
+_WRITERS[ParkingTicket] = _STAFF
+_UNSEEN[UserRole.RESIDENT] = _UNSEEN[UserRole.RESIDENT] | {ParkingTicket}
 
 
 class Scope:
@@ -322,6 +326,7 @@ _LABELS: dict[type, tuple[LazyString, LazyString]] = {
     WatchlistEntry: (_p("record", "watchlist entry"), _p("records", "watchlist entries")),
     Webhook: (_p("record", "webhook"), _p("records", "webhooks")),
     WorkerPermit: (_p("record", "worker permit"), _p("records", "worker permits")),
+    ParkingTicket: (_p("record", "parking ticket"), _p("records", "parking tickets")),
 }
 
 
