@@ -276,6 +276,7 @@ def init_app(app: Flask) -> None:
         live,
         officer,
         onboarding,
+        parking,
         people,
         portal,
         site,

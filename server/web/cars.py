@@ -211,9 +211,16 @@ def cars(cid: str) -> Any:
         "cars.html",
         **shown,
         barriers=_barriers(scope, community),
+        parking=parking_card(scope, community, now),
         can_open=scope.can_write(AccessPoint),
         stream=stream_url(scope, community.id, "cars"),
     )
+
+
+def parking_card(scope: Scope, community: Community, now: datetime) -> dict[str, Any]:
+    from server.web.parking import parking_card as card  # it imports this module
+
+    return card(scope, community, now)
 
 
 @bp.post("/barriers/<apid>/open")
