@@ -136,10 +136,11 @@ def fee(tariff: Tariff, entered_at: datetime, exited_at: datetime, zone: ZoneInf
     require_aware(entered_at, "entered_at")
     require_aware(exited_at, "exited_at")
     tz = zone_info(zone)
-    seconds = max(0, int((exited_at - entered_at).total_seconds()))
-    if seconds <= tariff.free_minutes * 60:
+    stay = max(timedelta(0), exited_at - entered_at)
+    seconds = int(stay.total_seconds())
+    if stay <= timedelta(minutes=tariff.free_minutes):
         return Fee(0, seconds, True, 0, ())
-    hours = -(-seconds // 3600)  # started hours
+    hours = -(-stay // HOUR)  # started hours (a microsecond into an hour starts it)
     by_day: dict[date, list[int]] = {}  # date -> [day hours, night hours, fen]
     for k in range(hours):
         local = (entered_at + k * HOUR).astimezone(tz)

@@ -179,3 +179,11 @@ def test_fen_are_shown_as_yuan() -> None:
         "¥1,234.56",
         "-¥1.00",
     ]
+
+
+def test_a_fraction_of_a_second_counts() -> None:
+    tariff = Tariff(free_minutes=0, hour_fen=300)
+    entered = local(10, 9)
+    assert charged(entered, entered + timedelta(microseconds=1), tariff) == 300
+    assert charged(entered, entered + timedelta(hours=1, microseconds=1), tariff) == 600
+    assert charged(entered, entered + timedelta(minutes=15, microseconds=1)) == 500
