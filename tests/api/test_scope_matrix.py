@@ -37,6 +37,7 @@ from server.models import (
     Consent,
     DeviceCommand,
     FaceTemplate,
+    ParkingTicket,
     PatrolRoute,
     RfidTag,
     StrangerCluster,
@@ -192,6 +193,10 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
         blocked = BlockedPlate(community_id=b, plate="沪C88888", reason="Stolen")
         consent = Consent(community_id=b, person_id=person.id, purpose="face", granted_at=now)
         rows = [tag, permit, face, event, alert, cluster, entry, command, route, hook, blocked]
+        ticket = ParkingTicket(  # a temporary car waiting to pay at B's exit
+            community_id=b, plate="沪C12345", status="due", entered_at=now, fee_fen=500
+        )
+        rows.append(ticket)
         db.session.add_all([*rows, consent])
         db.session.commit()
         return {
@@ -215,6 +220,7 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             "route_id": route.id,
             "webhook_id": hook.id,
             "blocked_id": blocked.id,
+            "ticket_id": ticket.id,
             "purpose": "face",
             "_vehicle": vehicle.id,
             "_tag": tag.id,
