@@ -209,6 +209,17 @@ def answer(ticket: ParkingTicket, at: datetime) -> dict[str, Any]:
 # Staff and the guard ----------------------------------------------------------------------------
 
 
+def temporary_presences(presence_ids: set[str]) -> set[str]:
+    """Which of these presences are temporary cars' (they have a ticket)."""
+    if not presence_ids:
+        return set()
+    return set(
+        db.session.scalars(
+            select(ParkingTicket.presence_id).where(ParkingTicket.presence_id.in_(presence_ids))
+        )
+    )
+
+
 def waiting(scope: Scope, community_id: str) -> list[ParkingTicket]:
     """The cars at an exit barrier waiting to pay, longest waiting first."""
     community = scope.get(Community, community_id)

@@ -24,7 +24,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from gatekeeper.vocabulary import AccessPointKind, CredentialType, Decision
-from server.access import remote, vehicles
+from server.access import parking, remote, vehicles
 from server.api.schemas import BlockedPlateInputSchema
 from server.core.errors import DomainError, Forbidden, NotFound
 from server.core.links import snapshot_url
@@ -85,6 +85,7 @@ def _cars_inside(scope: Scope, community: Community, now: datetime) -> list[dict
     cars = rows_by_id(scope, Vehicle, (p.vehicle_id for p in presences))
     owners = rows_by_id(scope, Person, (v.person_id for v in cars.values()))
     passes = rows_by_id(scope, VisitorPass, (p.pass_id for p in presences))
+    temporary = parking.temporary_presences({p.id for p in presences})
     rows = []
     for presence in presences:
         car = cars.get(presence.vehicle_id or "")
@@ -93,7 +94,7 @@ def _cars_inside(scope: Scope, community: Community, now: datetime) -> list[dict
         rows.append(
             {
                 "presence": presence,
-                "kind": vehicles.kind_of(presence),
+                "kind": "temporary" if presence.id in temporary else vehicles.kind_of(presence),
                 "owner": owners.get(car.person_id) if car else None,
                 "guest": visitor_pass.guest_name if visitor_pass else None,
                 "pass_until": ended,

@@ -76,6 +76,8 @@ def test_the_guard_sees_who_waits_to_pay_and_confirms_the_payment(
         login(client, "staff_a")
         page = client.get(f"/communities/{site.a}/cars")
         assert page.status_code == 200
+        inside = _section(page.text, "inside")
+        assert "temporary" in inside[inside.index(f'data-plate="{GUEST}"') :].split("</tr>")[0]
         card = _section(page.text, "parking")
         assert 'id="parking-count">1<' in card
         assert "¥5.00 per started hour" in card and "at most ¥30.00 a day" in card
