@@ -6,7 +6,8 @@ Create Date: 2026-12-07 11:00:00.000000
 
 An unknown plate let in at a barrier where the community allows temporary cars gets a
 ticket (``server.access.parking``); its exit reads the fee from the community's tariff
-(``gatekeeper.tariff``, in fen), and staff or the guard record the payment.
+(``gatekeeper.tariff``, in fen), and staff or the guard record the payment. The cars page
+follows the tickets live (the ``parking`` feed: a ``gk_live`` trigger on PostgreSQL).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -54,10 +55,25 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_parking_tickets_community_id'), ['community_id'], unique=False)
         batch_op.create_index('ix_parking_tickets_community_id_plate', ['community_id', 'plate'], unique=False)
         batch_op.create_index('ix_parking_tickets_community_id_status', ['community_id', 'status'], unique=False)
+        batch_op.create_index('ix_parking_tickets_updated_at', ['updated_at'], unique=False)
+    if op.get_bind().dialect.name == 'postgresql':  # the parking feed (0015's gk_live_notify)
+        op.execute(
+            "CREATE TRIGGER parking_tickets_live_insert AFTER INSERT ON parking_tickets "
+            "FOR EACH ROW EXECUTE FUNCTION gk_live_notify('parking')"
+        )
+        op.execute(
+            "CREATE TRIGGER parking_tickets_live_update AFTER UPDATE ON parking_tickets "
+            "FOR EACH ROW WHEN (NEW.updated_at IS DISTINCT FROM OLD.updated_at) "
+            "EXECUTE FUNCTION gk_live_notify('parking')"
+        )
 
 
 def downgrade():
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute("DROP TRIGGER IF EXISTS parking_tickets_live_update ON parking_tickets")
+        op.execute("DROP TRIGGER IF EXISTS parking_tickets_live_insert ON parking_tickets")
     with op.batch_alter_table('parking_tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_parking_tickets_updated_at')
         batch_op.drop_index('ix_parking_tickets_community_id_status')
         batch_op.drop_index('ix_parking_tickets_community_id_plate')
         batch_op.drop_index(batch_op.f('ix_parking_tickets_community_id'))

@@ -47,6 +47,8 @@ class ParkingTicket(IdMixin, CommunityOwned, TimestampMixin, Base):
     __table_args__ = (
         Index("ix_parking_tickets_community_id_plate", "community_id", "plate"),
         Index("ix_parking_tickets_community_id_status", "community_id", "status"),
+        # The parking feed of the cars page reads changes by time (server.core.live).
+        Index("ix_parking_tickets_updated_at", "updated_at"),
     )
     ID_PREFIX = "pkt"
 

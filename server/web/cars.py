@@ -208,13 +208,17 @@ def cars(cid: str) -> Any:
     }
     if request.args.get("part") == "inside":
         return render_template("_cars_inside.html", **shown), 200, {"Cache-Control": "no-store"}
+    if request.args.get("part") == "parking":  # static/parking.js: the temporary cars' card
+        card = parking_card(scope, community, now)
+        page = render_template("_parking_waiting.html", community=community, parking=card)
+        return page, 200, {"Cache-Control": "no-store"}
     return render_template(
         "cars.html",
         **shown,
         barriers=_barriers(scope, community),
         parking=parking_card(scope, community, now),
         can_open=scope.can_write(AccessPoint),
-        stream=stream_url(scope, community.id, "cars"),
+        stream=stream_url(scope, community.id, "cars", "parking"),
     )
 
 
