@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from hardware.messages import CommandMessage
 from hardware.protocol import Command
+from server.access import retention
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -330,3 +331,16 @@ def test_the_tariff_is_validated_when_staff_change_it(app, client, site, frozen)
     decided(client, site, GUEST, direction="in")
     frozen.shift(timedelta(minutes=16))
     assert decided(client, site, GUEST, direction="out")["parking"]["fee_fen"] == 800
+
+
+def test_a_ticket_outlives_its_events_past_their_retention(app, client, site, frozen):
+    set_settings(app, site.a, event_retention_days=7)
+    entry = decided(client, site, GUEST, direction="in")
+    frozen.shift(timedelta(hours=1))
+    out = decided(client, site, GUEST, direction="out")
+    with app.app_context():
+        assert retention.delete_expired_events(NOW + timedelta(days=8)) == 2
+        ticket = db.session.get(ParkingTicket, entry["parking"]["ticket_id"])
+        assert (ticket.entry_event_id, ticket.exit_event_id) == (None, None)
+        assert (ticket.fee_fen, ticket.status.value) == (500, "due")
+        assert db.session.get(AccessEvent, out["event_id"]) is None
