@@ -262,6 +262,8 @@ def pay(
     a 409 and nothing is stored. A ticket that is not waiting to pay is a 409 too.
     """
     ticket = scope.writable(ParkingTicket, ticket_id)
+    # Two guards pressing at once: the second waits for the first, then finds it paid.
+    db.session.refresh(ticket, with_for_update=True)
     if ticket.status is not TicketStatus.DUE or ticket.fee_fen is None:
         raise Conflict(
             _l("Ticket %(id)s is not waiting for a payment.", id=ticket.id),
