@@ -154,3 +154,80 @@ def test_officers_read_the_list_without_a_button(app, client, site) -> None:
             data={"csrf_token": token, "method": "cash", "amount_fen": "500"},
         )
         assert hidden.status_code == 404
+
+
+def test_staff_change_the_tariff_on_its_page(app, client, site) -> None:
+    login(client, "staff_a")
+    page = client.get(f"/communities/{site.a}/parking-tariff")
+    assert page.status_code == 200
+    assert 'name="hour" value="5.00"' in page.text
+    assert 'name="night_hour" value="2.50"' in page.text
+    assert 'name="daily_cap" value="30.00"' in page.text
+    assert 'name="temporary_cars" value="on" checked' in page.text
+    form = {
+        "csrf_token": csrf(page.text),
+        "temporary_cars": "on",
+        "free_minutes": "30",
+        "hour": "¥6.5",
+        "night_hour": "",
+        "night_start": "23:00",
+        "night_end": "06:00",
+        "daily_cap": "40",
+    }
+    saved = client.post(f"/communities/{site.a}/parking-tariff", data=form)
+    assert saved.status_code == 303, saved.text
+    with app.app_context():
+        settings = db.session.get(Community, site.a).settings
+        assert (settings["parking_free_minutes"], settings["parking_hour_fen"]) == (30, 650)
+        assert settings["parking_night_hour_fen"] is None
+        assert settings["parking_daily_cap_fen"] == 4000
+        assert settings["parking_night_start"] == "23:00"
+        [entry] = db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "community.update")
+        ).all()
+        assert entry.actor == "staff_a"
+    shown = client.get(f"/communities/{site.a}/parking-tariff").text
+    assert "The tariff is saved" in shown and "¥6.50 per started hour" in shown
+
+    # Bad values: the form again with its messages (422), nothing stored.
+    for field, value in (
+        ("hour", "-1"),
+        ("hour", "5.555"),
+        ("free_minutes", "ten"),
+        ("daily_cap", "abc"),
+        ("night_start", "25:00"),
+        ("free_minutes", "2000"),
+    ):
+        bad = client.post(f"/communities/{site.a}/parking-tariff", data={**form, field: value})
+        assert bad.status_code == 422, (field, value)
+        assert "Nothing was stored" in bad.text
+        assert f'aria-describedby="{field}-error"' in bad.text, (field, bad.text)
+    with app.app_context():
+        assert db.session.get(Community, site.a).settings["parking_hour_fen"] == 650
+    # Turning temporary cars off: the box left unticked.
+    off = {**form}
+    del off["temporary_cars"]
+    assert client.post(f"/communities/{site.a}/parking-tariff", data=off).status_code == 303
+    with app.app_context():
+        assert db.session.get(Community, site.a).settings["temporary_cars"] is False
+
+
+def test_officers_read_the_tariff_and_residents_find_no_page(app, client, site) -> None:
+    login(client, "officer_a")
+    page = client.get(f"/communities/{site.a}/parking-tariff")
+    assert page.status_code == 200 and "¥5.00 per started hour" in page.text
+    assert 'id="tariff"' not in page.text  # no form
+    token = csrf(client.get("/").text)
+    refused = client.post(
+        f"/communities/{site.a}/parking-tariff",
+        data={"csrf_token": token, "free_minutes": "0", "hour": "1"},
+    )
+    assert refused.status_code == 403
+    resident = app.test_client()
+    login(resident, "resident_a")
+    assert resident.get(f"/communities/{site.a}/parking-tariff").status_code == 404
+    staff_b = app.test_client()
+    login(staff_b, "staff_b")
+    assert staff_b.get(f"/communities/{site.a}/parking-tariff").status_code == 404
+    with app.app_context():
+        assert db.session.get(Community, site.a).settings["parking_hour_fen"] == 500
