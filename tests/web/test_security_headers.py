@@ -57,6 +57,7 @@ PAGES: dict[str | None, list[str]] = {
         "/communities/{a}/devices",
         "/communities/{a}/cars",
         "/communities/{a}/blocked-plates",
+        "/communities/{a}/parking-tariff",
         "/communities/{a}/registrations",
         "/registration-links/{link}/poster",
         "/registrations/{registration}",
