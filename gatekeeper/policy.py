@@ -74,6 +74,11 @@ class Rule(StrEnum):
     # entered through a gate pair and not yet out (gatekeeper.antipassback, hard mode)
     ANTI_PASSBACK = "anti_passback.reentry"
     LOCKDOWN = "door_mode.lockdown"  # a lockdown holds over the point (gatekeeper.doormodes)
+    # Temporary cars (gatekeeper.tariff, server.access.parking).
+    PARKING_ENTRY = "parking.entry"  # an unknown plate let in on a ticket
+    PARKING_FREE = "parking.free"  # its exit with nothing to pay
+    PARKING_UNPAID = "parking.unpaid"  # its exit with a fee not yet paid
+    PARKING_PAID = "parking.paid"  # its exit after the fee was paid
 
 
 # Roles that live in a unit and pass as residents (grant reason ``resident``).
@@ -463,6 +468,30 @@ def _on_holiday(subject: Subject, holiday: Holiday | None) -> Subject:
     return replace(subject, worker_permit=replace(permit, schedule=None))
 
 
+def _closed(
+    point: AccessPointView, holiday: Holiday | None, clock: _Clock
+) -> AccessDecision | None:
+    """The denial of a point closed at this instant: on a holiday its effect, otherwise the
+    point's weekly schedule; ``None`` while it is open."""
+    if holiday is not None:
+        return _holiday_rule(holiday, clock)
+    if point.schedule is not None and not point.schedule.contains(clock.at, clock.zone):
+        return _deny(
+            Reason.OUTSIDE_SCHEDULE,
+            Rule.POINT_SCHEDULE,
+            f"the access point is closed at {clock.local(clock.at)}",
+        )
+    return None
+
+
+def point_closed(point: AccessPointView, at: datetime) -> AccessDecision | None:
+    """Whether ``point`` itself is closed at ``at`` (its holiday, then its weekly schedule),
+    for presenters no role rule decides: a temporary car's entry (``server.access.parking``)."""
+    require_aware(at, "at")
+    clock = _Clock(at, zone_info(point.time_zone))
+    return _closed(point, point.holidays.effect(point.id, at, clock.zone), clock)
+
+
 def most_informative(denials: Iterable[AccessDecision]) -> AccessDecision | None:
     """The denial to report when every role denies: earliest in DENIAL_PRECEDENCE, then first."""
     return min(denials, key=lambda d: _RANK.get(d.reason, len(_RANK)), default=None)
@@ -492,17 +521,9 @@ def decide_access(subject: Subject, point: AccessPointView, at: datetime) -> Acc
         if outcome is None:
             continue
         if outcome.granted:
-            if holiday is not None:
-                return _holiday_rule(holiday, clock) or outcome
             # A closed point is closed to everyone; checked after the roles so that
             # someone with no right here hears "not_authorized_here", not "come back later".
-            if point.schedule is not None and not point.schedule.contains(at, clock.zone):
-                return _deny(
-                    Reason.OUTSIDE_SCHEDULE,
-                    Rule.POINT_SCHEDULE,
-                    f"the access point is closed at {clock.local(at)}",
-                )
-            return outcome
+            return _closed(point, holiday, clock) or outcome
         denials.append(outcome)
 
     return most_informative(denials) or _deny(
@@ -640,12 +661,4 @@ def decide_pass(visitor_pass: PassView, point: AccessPointView, at: datetime) ->
             f"all {visitor_pass.max_uses} use(s) of the pass are spent",
         )
     holiday = point.holidays.effect(point.id, at, clock.zone)
-    if holiday is not None:
-        return _holiday_rule(holiday, clock) or _grant(Reason.VISITOR_PASS, Rule.PASS_VALID)
-    if point.schedule is not None and not point.schedule.contains(at, clock.zone):
-        return _deny(
-            Reason.OUTSIDE_SCHEDULE,
-            Rule.POINT_SCHEDULE,
-            f"the access point is closed at {clock.local(at)}",
-        )
-    return _grant(Reason.VISITOR_PASS, Rule.PASS_VALID)
+    return _closed(point, holiday, clock) or _grant(Reason.VISITOR_PASS, Rule.PASS_VALID)

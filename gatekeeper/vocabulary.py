@@ -105,6 +105,10 @@ class Reason(StrEnum):
     PIN_INVALID = "pin_invalid"
     KEYPAD_LOCKED = "keypad_locked"
     LOCKDOWN = "lockdown"  # a lockdown holds over the access point (gatekeeper.doormodes)
+    # temporary cars (server.access.parking): an unknown plate let in on a ticket (grant),
+    # and a temporary car's exit until its fee is paid (deny)
+    TEMPORARY_VEHICLE = "temporary_vehicle"
+    PAYMENT_REQUIRED = "payment_required"
 
 
 class PassStatus(StrEnum):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from gatekeeper import passtokens
+from gatekeeper.tariff import yuan
 from gatekeeper.vocabulary import Reason
 from hardware.messages import CommandMessage, EventMessage, KeySetMessage, PayloadError
 from hardware.protocol import Command, EventType
@@ -256,6 +257,8 @@ class Barrier(AccessPointDevice):
     """A vehicle barrier with a plate camera; ``open`` lifts the arm."""
 
     kind = DeviceKind.BARRIER
+    # What the barrier's screen shows after the last read (a temporary car's fee).
+    screen: str | None = None
 
     @property
     def raised(self) -> bool:
@@ -270,5 +273,29 @@ class Barrier(AccessPointDevice):
         direction: str,
         snapshot_path: str | Path | None = None,
     ) -> dict[str, Any]:
-        """The camera read a plate: ask the server (with the snapshot when given)."""
-        return self._verify().plate(plate, confidence, color, direction, snapshot_path)
+        """The camera read a plate: ask the server (with the snapshot when given). A
+        temporary car's answer carries ``parking``: the barrier shows the stay and the fee
+        (``screen``)."""
+        answer = self._verify().plate(plate, confidence, color, direction, snapshot_path)
+        self.screen = parking_screen(answer)
+        if self.screen:
+            _LOGGER.info("%s shows: %s", self.device_id, self.screen)
+        return answer
+
+
+def parking_screen(answer: dict[str, Any]) -> str | None:
+    """What a barrier's screen shows a temporary car (None for any other answer): the stay
+    and the fee due, ``停车 2小时05分  应缴 ¥12.50  请到岗亭缴费`` (fen shown as yuan), or
+    ``停车 10分  免费放行`` when it leaves free."""
+    parking = answer.get("parking")
+    if not isinstance(parking, dict):
+        return None
+    minutes = max(0, int(parking.get("duration_s") or 0)) // 60
+    hours, minutes = divmod(minutes, 60)
+    stay = f"{hours}小时{minutes:02d}分" if hours else f"{minutes}分"
+    fen = int(parking.get("fee_fen") or 0)
+    if answer.get("reason") == Reason.PAYMENT_REQUIRED:
+        return f"停车 {stay}  应缴 {yuan(fen)}  请到岗亭缴费"
+    if answer.get("reason") == Reason.TEMPORARY_VEHICLE and parking.get("status") == "inside":
+        return f"临时车 欢迎光临  {parking.get('ticket_id', '')}"
+    return f"停车 {stay}  {'已缴 ' + yuan(fen) if parking.get('paid_fen') else '免费放行'}"

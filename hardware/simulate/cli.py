@@ -190,6 +190,9 @@ class Console:
                 self.say(f"sent {result.type.value} seq={result.seq}")
             elif isinstance(result, dict):
                 self.say(json.dumps(result, ensure_ascii=False))
+                screen = getattr(device, "screen", None)  # a barrier: a temporary car's fee
+                if screen and "parking" in result:
+                    self.say(f"screen: {screen}")
 
     def run(self, stream: TextIO) -> None:
         for line in stream:

@@ -1,7 +1,7 @@
 """courier codes: keypads on access points, one-time codes for them, keypad lockouts
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-07 11:00:00.000000
 
 An access point may have a keypad (``has_keypad``); residents and staff issue six-digit codes
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0023'
-down_revision = '0021'
+down_revision = '0022'
 branch_labels = None
 depends_on = None
 

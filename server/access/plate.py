@@ -50,7 +50,7 @@ from gatekeeper.vocabulary import (
     Reason,
     Severity,
 )
-from server.access import snapshots
+from server.access import parking, snapshots
 from server.access.decision import Door, Presented, Verdict, decide, held_credential
 from server.access.qr import pass_decision
 from server.alerts import summaries
@@ -235,6 +235,10 @@ def verify(door: Door, read: PlateRead, at: datetime | None = None) -> Verdict:
         if fuzzy is not None:
             details["fuzzy"] = fuzzy
         presented = _presented(door, read, found.get(plate, []) if plate else [], at)
+    # A plate nobody knows may be a temporary car (server.access.parking).
+    temporary = parking.visit(door, text, read.direction, at) if unknown(presented) else None
+    if temporary is not None:
+        presented = temporary.presented
     presented = replace(presented, details={**details, **(presented.details or {})})
     verdict = decide(door, presented, direction=read.direction, at=at)
     event = verdict.event
@@ -245,7 +249,21 @@ def verify(door: Door, read: PlateRead, at: datetime | None = None) -> Verdict:
         _alert_blocked(door, event, blocked)
     if verdict.granted and read.direction in ("in", "out") and plate is not None:
         _track(event, plate, presented, read.direction, at)
+    if temporary is not None:
+        if verdict.granted and temporary.rule is not policy.Rule.PARKING_PAID:
+            _track(event, text, presented, read.direction or "", at)
+        if verdict.granted or temporary.ticket is not None:  # a refused entry gets no ticket
+            parking.record(temporary, verdict, door, text, at)
     return verdict
+
+
+def unknown(presented: Presented) -> bool:
+    """Nobody's car: no vehicle, no pass, not blocked (``unknown_plate`` so far)."""
+    return (
+        presented.decision is None
+        and presented.person is None
+        and presented.unknown_reason is Reason.UNKNOWN_PLATE
+    )
 
 
 def _alert_blocked(door: Door, event: AccessEvent, blocked: BlockedPlate) -> None:

@@ -33,6 +33,7 @@ from server.models import (
     AccessEvent,
     Community,
     DeviceCommand,
+    ParkingTicket,
     StrangerSighting,
     VehiclePresence,
     utcnow,
@@ -236,6 +237,8 @@ def _forget_events(ids: Sequence[str] | Select[Any], crops: Select[Any]) -> list
         (VehiclePresence, "entry_event_id"),
         (VehiclePresence, "exit_event_id"),
         (DeviceCommand, "event_id"),
+        (ParkingTicket, "entry_event_id"),
+        (ParkingTicket, "exit_event_id"),
     ):
         reference = getattr(model, name)
         db.session.execute(

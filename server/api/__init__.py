@@ -198,6 +198,7 @@ def init_app(app: Flask) -> None:
         faces,
         holidays,
         notifications,
+        parking,
         passes,
         patrols,
         people,
@@ -243,6 +244,7 @@ def init_app(app: Flask) -> None:
         couriers,
         notifications,
         doormodes,
+        parking,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

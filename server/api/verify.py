@@ -54,6 +54,9 @@ class DecisionSchema(ma.Schema):
     subject = fields.Dict(metadata={"description": "kind and masked display_name"})
     open_ms = fields.Int()
     liveness = fields.Dict()
+    parking = fields.Dict(
+        metadata={"description": "temporary cars: ticket_id, entered_at, duration_s, fee_fen"}
+    )
 
 
 # The body each endpoint reads (docs/protocol.md section 3).

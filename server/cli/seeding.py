@@ -8,11 +8,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import marshmallow as ma
 from sqlalchemy import select
 
 from gatekeeper.holidays import HolidayEffect, hours_from_json
 from gatekeeper.plates import normalise_plate
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
+from server.community import settings as community_settings
 from server.core.auth import device_secret_hash, hash_password
 from server.devices.service import set_secret
 from server.extensions import db
@@ -97,7 +99,7 @@ class _Loader:
             "communities",
             {"name": spec["name"]},
             timezone=spec.get("timezone", "Asia/Shanghai"),
-            settings={},
+            settings=_settings(spec.get("settings") or {}),
         )
         buildings = {}
         for b in spec.get("buildings", []):
@@ -302,3 +304,14 @@ def demo_fleet(path: Path) -> list[dict[str, str]]:
                 }
             )
     return fleet
+
+
+def _settings(changes: dict[str, Any]) -> dict[str, Any]:
+    """A new community's settings from its seed (e.g. the temporary cars' tariff), validated
+    like the settings API's; ``{}`` when the seed names none."""
+    if not changes:
+        return {}
+    try:
+        return community_settings.merged({}, changes)
+    except ma.ValidationError as error:
+        raise SeedError(f"bad community settings: {error.messages}") from error

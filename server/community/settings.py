@@ -9,6 +9,7 @@ import marshmallow as ma
 from flask_babel import lazy_gettext as _l
 from marshmallow import validate
 
+from gatekeeper.tariff import MAX_FEN, MAX_FREE_MINUTES
 from server.core.fields import JsonBool
 from server.core.i18n import DEFAULT_LOCALE, LOCALES
 
@@ -72,6 +73,17 @@ class CommunitySettings:
     keypad_lock_minutes: int = 15
     courier_code_minutes: int = 30
     courier_code_max_minutes: int = 24 * 60
+    # Temporary cars (临时车, server.access.parking): an unknown plate may enter a barrier
+    # with a ticket by plate and pays on exit by this tariff (gatekeeper.tariff; fen, CNY):
+    # free minutes, the price of each started hour, a night price (None: the day price)
+    # within the night window (community time), a cap per calendar day (None: no cap).
+    temporary_cars: bool = False
+    parking_free_minutes: int = 15
+    parking_hour_fen: int = 500
+    parking_night_hour_fen: int | None = None
+    parking_night_start: str = "22:00"
+    parking_night_end: str = "07:00"
+    parking_daily_cap_fen: int | None = None
 
 
 DEFAULTS = CommunitySettings()
@@ -114,6 +126,19 @@ class CommunitySettingsSchema(ma.Schema):
     keypad_lock_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
     courier_code_minutes = ma.fields.Int(validate=validate.Range(min=5, max=7 * 24 * 60))
     courier_code_max_minutes = ma.fields.Int(validate=validate.Range(min=5, max=7 * 24 * 60))
+    temporary_cars = JsonBool()
+    parking_free_minutes = ma.fields.Int(
+        strict=True, validate=validate.Range(min=0, max=MAX_FREE_MINUTES)
+    )
+    parking_hour_fen = ma.fields.Int(strict=True, validate=validate.Range(min=0, max=MAX_FEN))
+    parking_night_hour_fen = ma.fields.Int(
+        strict=True, allow_none=True, validate=validate.Range(min=0, max=MAX_FEN)
+    )
+    parking_night_start = ma.fields.Str(validate=validate.Regexp(_HHMM, error=_HHMM_ERROR))
+    parking_night_end = ma.fields.Str(validate=validate.Regexp(_HHMM, error=_HHMM_ERROR))
+    parking_daily_cap_fen = ma.fields.Int(
+        strict=True, allow_none=True, validate=validate.Range(min=0, max=MAX_FEN)
+    )
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

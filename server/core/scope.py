@@ -50,6 +50,7 @@ from server.models import (
     IdCheck,
     Lease,
     Membership,
+    ParkingTicket,
     PatrolRoute,
     Person,
     RegistrationLink,
@@ -132,6 +133,9 @@ _UNSEEN: dict[UserRole, frozenset[type]] = {
     UserRole.STAFF: _OFFICERS_ONLY,
     UserRole.RESIDENT: _OFFICERS_ONLY | {Alert, DoorMode},
 }
+# Temporary cars' tickets: staff take the payments, officers read; residents find none.
+_WRITERS[ParkingTicket] = _STAFF
+_UNSEEN[UserRole.RESIDENT] = _UNSEEN[UserRole.RESIDENT] | {ParkingTicket}
 
 
 class Scope:
@@ -349,6 +353,7 @@ _LABELS: dict[type, tuple[LazyString, LazyString]] = {
         _p("record", "anti-passback state"),
         _p("records", "anti-passback states"),
     ),
+    ParkingTicket: (_p("record", "parking ticket"), _p("records", "parking tickets")),
 }
 
 

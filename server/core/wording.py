@@ -40,6 +40,7 @@ from gatekeeper.vocabulary import (
 from hardware.protocol import Command, CommandStatus, EventType
 from server.models.accounts import UserRole
 from server.models.onboarding import RegistrationStatus
+from server.models.parking import PaymentMethod, TicketStatus
 from server.models.people import WorkerTag
 
 # The phone rule of PersonSchema, in words (its own message is a bare "does not match").
@@ -140,6 +141,8 @@ REASON_WORDS: dict[str, LazyString] = {
     Reason.PIN_INVALID: _l("Wrong code"),
     Reason.KEYPAD_LOCKED: _l("Keypad locked after wrong codes"),
     Reason.LOCKDOWN: _l("The door is locked down"),
+    Reason.TEMPORARY_VEHICLE: _l("Temporary car"),
+    Reason.PAYMENT_REQUIRED: _l("Parking fee to pay"),
 }
 CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.FACE: _l("face"),
@@ -322,6 +325,20 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         ModeScope.BUILDING: _p("door mode scope", "building"),
         ModeScope.COMMUNITY: _p("door mode scope", "whole community"),
     },
+}
+
+# Temporary cars (server.access.parking).
+VOCABULARY[TicketStatus] = {
+    TicketStatus.INSIDE: _p("parking ticket", "inside"),
+    TicketStatus.DUE: _p("parking ticket", "waiting to pay"),
+    TicketStatus.PAID: _p("parking ticket", "paid"),
+    TicketStatus.FREE: _p("parking ticket", "left free"),
+    TicketStatus.REENTERED: _p("parking ticket", "came in again"),
+}
+VOCABULARY[PaymentMethod] = {
+    PaymentMethod.CASH: _p("payment", "cash"),
+    PaymentMethod.WECHAT: _p("payment", "WeChat Pay"),
+    PaymentMethod.ALIPAY: _p("payment", "Alipay"),
 }
 
 # Values stored as plain text rather than as an enum (a consent's purpose).

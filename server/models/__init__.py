@@ -47,6 +47,7 @@ from server.models.onboarding import (
     RegistrationRequest,
     RegistrationStatus,
 )
+from server.models.parking import ParkingTicket, PaymentMethod, TicketStatus
 from server.models.people import (
     Card,
     Consent,
@@ -101,7 +102,9 @@ __all__ = [
     "NotificationDelivery",
     "NotificationGateway",
     "NotificationPreference",
+    "ParkingTicket",
     "PatrolRoute",
+    "PaymentMethod",
     "Person",
     "PersonStatus",
     "PushSubscription",
@@ -113,6 +116,7 @@ __all__ = [
     "SigningKey",
     "StrangerCluster",
     "StrangerSighting",
+    "TicketStatus",
     "Unit",
     "User",
     "UserRole",

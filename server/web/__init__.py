@@ -280,6 +280,7 @@ def init_app(app: Flask) -> None:
         live,
         officer,
         onboarding,
+        parking,
         people,
         portal,
         portal_notifications,

@@ -24,7 +24,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from gatekeeper.vocabulary import AccessPointKind, CredentialType, Decision
-from server.access import remote, vehicles
+from server.access import parking, remote, vehicles
 from server.api.schemas import BlockedPlateInputSchema
 from server.core.errors import DomainError, Forbidden, NotFound
 from server.core.links import snapshot_url
@@ -85,6 +85,7 @@ def _cars_inside(scope: Scope, community: Community, now: datetime) -> list[dict
     cars = rows_by_id(scope, Vehicle, (p.vehicle_id for p in presences))
     owners = rows_by_id(scope, Person, (v.person_id for v in cars.values()))
     passes = rows_by_id(scope, VisitorPass, (p.pass_id for p in presences))
+    temporary = parking.temporary_presences({p.id for p in presences})
     rows = []
     for presence in presences:
         car = cars.get(presence.vehicle_id or "")
@@ -93,7 +94,7 @@ def _cars_inside(scope: Scope, community: Community, now: datetime) -> list[dict
         rows.append(
             {
                 "presence": presence,
-                "kind": vehicles.kind_of(presence),
+                "kind": "temporary" if presence.id in temporary else vehicles.kind_of(presence),
                 "owner": owners.get(car.person_id) if car else None,
                 "guest": visitor_pass.guest_name if visitor_pass else None,
                 "pass_until": ended,
@@ -207,13 +208,24 @@ def cars(cid: str) -> Any:
     }
     if request.args.get("part") == "inside":
         return render_template("_cars_inside.html", **shown), 200, {"Cache-Control": "no-store"}
+    if request.args.get("part") == "parking":  # static/parking.js: the temporary cars' card
+        card = parking_card(scope, community, now)
+        page = render_template("_parking_waiting.html", community=community, parking=card)
+        return page, 200, {"Cache-Control": "no-store"}
     return render_template(
         "cars.html",
         **shown,
         barriers=_barriers(scope, community),
+        parking=parking_card(scope, community, now),
         can_open=scope.can_write(AccessPoint),
-        stream=stream_url(scope, community.id, "cars"),
+        stream=stream_url(scope, community.id, "cars", "parking"),
     )
+
+
+def parking_card(scope: Scope, community: Community, now: datetime) -> dict[str, Any]:
+    from server.web.parking import parking_card as card  # it imports this module
+
+    return card(scope, community, now)
 
 
 @bp.post("/barriers/<apid>/open")

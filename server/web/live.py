@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 
 # The feeds register themselves on import.
 from server.access import feeds as access_feeds  # noqa: F401
+from server.access import parking_feed  # noqa: F401
 from server.core import live
 from server.core.scope import Scope
 from server.devices import feeds as device_feeds  # noqa: F401

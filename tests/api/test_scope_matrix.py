@@ -43,6 +43,7 @@ from server.models import (
     FaceTemplate,
     Holiday,
     Notification,
+    ParkingTicket,
     PatrolRoute,
     PushSubscription,
     RfidTag,
@@ -211,6 +212,10 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             community_id=b, kind="lockdown", scope="community", reason="B lockdown", started_at=now
         )
         rows.append(lockdown)
+        ticket = ParkingTicket(  # a temporary car waiting to pay at B's exit
+            community_id=b, plate="沪C12345", status="due", entered_at=now, fee_fen=500
+        )
+        rows.append(ticket)
         db.session.add_all([*rows, consent])
         pair = AntiPassbackPair(
             community_id=b, name="B gate", entry_point_id=world.door_b, exit_point_id=world.door_b
@@ -247,6 +252,7 @@ def b_rows(app: Flask, world: WorldIds) -> dict[str, str]:
             "blocked_id": blocked.id,
             "holiday_id": holiday.id,
             "mode_id": lockdown.id,
+            "ticket_id": ticket.id,
             "purpose": "face",
             "code_id": courier.id,
             "_vehicle": vehicle.id,

@@ -67,6 +67,10 @@ def test_seed_loads_demo_community_and_is_idempotent(app, ctx) -> None:
         "2027-02-05",
     )
     assert [p.name for p in holiday.access_points] == ["南门"]
+    # Temporary cars come in at the demo's barrier and pay by its tariff.
+    demo_settings = db.session.scalar(select(Community.settings))
+    assert demo_settings["temporary_cars"] is True
+    assert demo_settings["parking_hour_fen"] == 500
 
 
 def test_seed_reports_a_broken_file(app, ctx, tmp_path: Path) -> None:
@@ -171,3 +175,15 @@ def test_demo_fleet_lists_seeded_devices_with_their_secrets(app, ctx, tmp_path: 
         device = db.session.get(Device, entry["device_id"])
         assert entry["secret"] == demo[device.name]
         assert entry["kind"] == device.kind.value and entry["community_id"] == device.community_id
+
+
+def test_seed_refuses_bad_community_settings(app, ctx, tmp_path: Path) -> None:
+    broken = tmp_path / "tariff.json"
+    broken.write_text(
+        '{"communities": [{"name": "X", "settings": {"parking_hour_fen": -5}}]}',
+        encoding="utf-8",
+    )
+    result = app.test_cli_runner().invoke(args=["seed", "--file", str(broken)])
+    assert result.exit_code == 1
+    assert "bad community settings" in result.output and "parking_hour_fen" in result.output
+    assert _counts()["Community"] == 0

@@ -59,6 +59,7 @@ PAGES: dict[str | None, list[str]] = {
         "/communities/{a}/cars",
         "/communities/{a}/blocked-plates",
         "/communities/{a}/door-modes",
+        "/communities/{a}/parking-tariff",
         "/communities/{a}/registrations",
         "/registration-links/{link}/poster",
         "/registrations/{registration}",
