@@ -39,6 +39,7 @@ from server.models import (
     UserRole,
     utcnow,
 )
+from server.notifications import service as notifications
 from server.passes.service import _issuer_until
 
 _LOGGER = logging.getLogger(__name__)
@@ -281,6 +282,16 @@ def uses_of(code: CourierCode, limit: int = 50) -> list[AccessEvent]:
 
 
 def code_used(event: AccessEvent, code: CourierCode) -> None:
-    """A code just opened its door (``event``, flushed, not committed): the one place the
-    issuer's notifications are to be sent from (issue 16, "telling residents")."""
+    """A code just opened its door (``event``, flushed, not committed): the resident who
+    issued it is told (``courier_code_used``, on the channels they chose; staff's delivery
+    codes tell no one)."""
     _LOGGER.info("courier code %s used at %s (event %s)", code.id, event.access_point_id, event.id)
+    if code.issued_by_person_id is None or code.issued_by_user_id is None:
+        return
+    point = db.session.get(AccessPoint, event.access_point_id)
+    notifications.courier_code_used(
+        [code.issued_by_user_id],
+        community_id=event.community_id,
+        door_name=point.name,
+        at=event.occurred_at,
+    )

@@ -25,6 +25,7 @@ from server.models import (
     CourierCode,
     Device,
     KeypadLockout,
+    Notification,
 )
 from tests.factories import Api
 from tests.support.passes import NOW, PassSite, pass_site
@@ -310,3 +311,25 @@ def test_a_lockdown_refuses_a_right_code_without_spending_it_or_counting_a_guess
     Api(client, "staff_a").post(f"/door-modes/{started.json['id']}/lift")
     answer = _type(client, site.door_credential, made["pin"]).json
     assert (answer["decision"], answer["reason"]) == ("grant", "courier_code")
+
+
+def test_the_resident_who_issued_a_code_is_told_when_it_opens_the_door(
+    app, client, site, published
+) -> None:
+    made = _issue(client, "resident_a", access_point_id=site.door, label="京东")
+    staff_code = _issue(client, "staff_a", access_point_id=site.door, max_uses=2)
+    wrong = _type(client, site.door_credential, _wrong(made["pin"])).json
+    assert wrong["reason"] == "pin_invalid"
+    assert Api(client, "resident_a").get("/notifications").json["notifications"] == []
+
+    assert _type(client, site.door_credential, made["pin"]).json["reason"] == "courier_code"
+    assert _type(client, site.door_credential, staff_code["pin"]).json["reason"] == "courier_code"
+    [told] = Api(client, "resident_a").get("/notifications").json["notifications"]
+    assert told["kind"] == "courier_code_used"
+    with app.app_context():
+        door_name = db.session.get(AccessPoint, site.door).name
+        rows = db.session.scalars(select(Notification)).all()
+        # One notification: the resident's; staff's delivery code tells no one.
+        assert [(row.kind, row.params["door"]) for row in rows] == [
+            ("courier_code_used", door_name)
+        ]
