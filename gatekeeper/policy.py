@@ -68,6 +68,10 @@ class Rule(StrEnum):
     PASS_USED_UP = "pass.used_up"
     PASS_OFFLINE = "pass.offline"  # a door admitted the pass offline and uploaded the use
     VEHICLE_EXIT = "vehicle.exit"  # a known car leaving: always let out
+    # The door intercom: who answered the visitor's call, or that nobody did.
+    INTERCOM_RESIDENT = "intercom.resident"
+    INTERCOM_GUARD = "intercom.guard"
+    INTERCOM_UNANSWERED = "intercom.unanswered"
 
 
 # Roles that live in a unit and pass as residents (grant reason ``resident``).

@@ -193,6 +193,7 @@ def init_app(app: Flask) -> None:
         devices,
         events,
         faces,
+        intercom,
         passes,
         patrols,
         people,
@@ -236,6 +237,9 @@ def init_app(app: Flask) -> None:
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)
+    for blueprint in (intercom.blp, intercom.answers):  # the door intercom: doors, answers
+        csrf.exempt(blueprint)
+        api.register_blueprint(blueprint)
     _serve_docs_assets(app)
 
 

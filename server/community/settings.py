@@ -64,6 +64,13 @@ class CommunitySettings:
     # The pages' language for people who chose none and whose browser asks for none
     # (server.core.i18n): zh_CN (Simplified Chinese) or en.
     default_locale: str = DEFAULT_LOCALE
+    # The door intercom (server.access.intercom): how long the unit's phones ring; whether an
+    # unanswered call then rolls over to the guard booth's console, and for how long it waits
+    # there; how long the visitor's snapshot is kept after the call ended (personal data).
+    intercom_ring_seconds: int = 45
+    intercom_guard_rollover: bool = True
+    intercom_guard_seconds: int = 60
+    intercom_snapshot_minutes: int = 10
 
 
 DEFAULTS = CommunitySettings()
@@ -101,6 +108,10 @@ class CommunitySettingsSchema(ma.Schema):
     spoof_window_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
     alert_ack_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
     default_locale = ma.fields.Str(validate=validate.OneOf(LOCALES))
+    intercom_ring_seconds = ma.fields.Int(validate=validate.Range(min=10, max=300))
+    intercom_guard_rollover = JsonBool()
+    intercom_guard_seconds = ma.fields.Int(validate=validate.Range(min=10, max=600))
+    intercom_snapshot_minutes = ma.fields.Int(validate=validate.Range(min=0, max=24 * 60))
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

@@ -30,6 +30,7 @@ from server.models.activity import (
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, Unit
 from server.models.indexes import CITY_INDEXES
+from server.models.intercom import IntercomCall
 from server.models.onboarding import (
     AccountActivation,
     RegistrationLink,
@@ -78,6 +79,7 @@ __all__ = [
     "FaceGalleryChange",
     "FaceTemplate",
     "IdCheck",
+    "IntercomCall",
     "Lease",
     "Membership",
     "PatrolRoute",
