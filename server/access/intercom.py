@@ -22,6 +22,8 @@ ended, and erased by ``erase_snapshots`` after that (docs/intercom.md).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,11 +35,12 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true, update
 
 from gatekeeper import faces, policy
 from gatekeeper.vocabulary import CredentialType, Decision, IntercomStatus, Reason
+from hardware.messages import MAX_MQTT_SNAPSHOT_BYTES
 from hardware.protocol import Command
 from server.access.decision import Door, Presented, Verdict, decide
 from server.community import settings as community_settings
 from server.core import audit, live
-from server.core.errors import Conflict, Invalid, NotFound
+from server.core.errors import Conflict, DomainError, Invalid, NotFound
 from server.core.scope import Scope
 from server.devices import commands
 from server.extensions import db
@@ -46,6 +49,7 @@ from server.models import (
     Building,
     Community,
     Device,
+    DeviceEvent,
     IntercomCall,
     Unit,
     UserRole,
@@ -152,6 +156,36 @@ def place_call(
     db.session.flush()
     call_started(call)
     return call
+
+
+def call_from_event(device: Device, event: DeviceEvent, snapshot_text: str | None) -> str:
+    """An ``intercom_call`` event a door published (the worker, in the event's transaction):
+    the call placed as over HTTP; what happened, as the ingest counts it. A unit that does
+    not exist, or a door without an access point, places nothing (logged); an unusable
+    snapshot is left out and the call rings without it."""
+    if device.access_point_id is None:
+        _LOGGER.warning("intercom call from %s, which serves no access point", device.id)
+        return "intercom_call_refused"
+    snapshot = None
+    if snapshot_text:
+        try:
+            snapshot = check_snapshot(base64.b64decode(snapshot_text), MAX_MQTT_SNAPSHOT_BYTES)
+        except (faces.ImageError, binascii.Error, ValueError) as error:
+            _LOGGER.warning("intercom call from %s: snapshot left out (%s)", device.id, error)
+    payload = event.payload or {}
+    try:
+        place_call(
+            Door.of(device),
+            payload.get("unit", ""),
+            payload.get("building"),
+            snapshot,
+            source="mqtt",
+            device_event_id=event.id,
+        )
+    except DomainError as error:
+        _LOGGER.warning("intercom call from %s refused: %s", device.id, error)
+        return "intercom_call_refused"
+    return "intercom_call"
 
 
 def call_started(call: IntercomCall) -> None:

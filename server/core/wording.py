@@ -26,6 +26,7 @@ from gatekeeper.vocabulary import (
     CredentialType,
     Decision,
     DeviceKind,
+    IntercomStatus,
     PassStatus,
     PersonRole,
     PersonStatus,
@@ -130,6 +131,9 @@ REASON_WORDS: dict[str, LazyString] = {
     Reason.CARD_DISABLED: _l("Card disabled"),
     Reason.PERSON_SUSPENDED: _l("Access suspended"),
     Reason.WATCHLIST: _l("Refused by security"),
+    Reason.INTERCOM_ANSWERED: _l("Let in over the intercom"),
+    Reason.INTERCOM_REFUSED: _l("Intercom call declined"),
+    Reason.INTERCOM_UNANSWERED: _l("Intercom call not answered"),
 }
 CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.FACE: _l("face"),
@@ -138,6 +142,7 @@ CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.CARD: _l("card"),
     CredentialType.TAG: _l("tag"),
     CredentialType.REMOTE: _l("phone"),
+    CredentialType.INTERCOM: _l("intercom"),
 }
 
 
@@ -250,6 +255,7 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         EventType.TAG_READ: _p("device event", "tag read"),
         EventType.HEARTBEAT: _p("device event", "heartbeat"),
         EventType.PASS_USED: _p("device event", "pass used offline"),
+        EventType.INTERCOM_CALL: _p("device event", "intercom call"),
     },
     WorkerTag: {
         WorkerTag.CLEANER: _p("work", "cleaner"),
@@ -285,6 +291,13 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         PlateKind.MACAU: _p("plate kind", "Macao"),
         PlateKind.EMBASSY: _p("plate kind", "embassy"),
         PlateKind.EMERGENCY: _p("plate kind", "emergency"),
+    },
+    IntercomStatus: {
+        IntercomStatus.RINGING: _p("intercom call", "ringing"),
+        IntercomStatus.ROLLED_OVER: _p("intercom call", "at the guard booth"),
+        IntercomStatus.ANSWERED: _p("intercom call", "opened"),
+        IntercomStatus.REFUSED: _p("intercom call", "declined"),
+        IntercomStatus.TIMED_OUT: _p("intercom call", "not answered"),
     },
 }
 

@@ -273,6 +273,7 @@ def init_app(app: Flask) -> None:
         device_admin,
         devices,
         guest,
+        intercom,
         live,
         officer,
         onboarding,
