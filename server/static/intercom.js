@@ -82,7 +82,8 @@
     data.set("action", event.submitter ? event.submitter.value : "open");
     const outcome = card.querySelector(".intercom-outcome");
     form.querySelectorAll("button").forEach(function (button) { button.disabled = true; });
-    fetch(form.action, {method: "POST", body: data, credentials: "same-origin", headers: {"Accept": "application/json"}})
+    // form.action would be the buttons named "action": read the attribute.
+    fetch(form.getAttribute("action"), {method: "POST", body: data, credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (response) { return response.json(); })
       .then(function (answer) {
         card.dataset.answered = "yes";
