@@ -42,6 +42,7 @@ from server.community import settings as community_settings
 from server.core import audit, live
 from server.core.errors import Conflict, DomainError, Invalid, NotFound
 from server.core.scope import Scope
+from server.core.wording import word
 from server.devices import commands
 from server.extensions import db
 from server.models import (
@@ -402,7 +403,7 @@ def answer(scope: Scope, call_id: str, *, open_door: bool, now: datetime | None 
         raise Conflict(
             _l(
                 "This call has already been answered or has ended (%(status)s).",
-                status=call.status.value,
+                status=word(call.status),
             ),
             status_now=call.status.value,
         )
