@@ -3,6 +3,7 @@ no template holds script the Content-Security-Policy would block."""
 
 from __future__ import annotations
 
+import base64
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -31,6 +32,10 @@ POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
     "object-src 'none'"
+)
+# A visitor's snapshot: a 1x1 JPEG.
+_JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q=="
 )
 TEMPLATES = Path(__file__).parents[2] / "server" / "templates"
 
@@ -70,6 +75,7 @@ PAGES: dict[str | None, list[str]] = {
         "/communities/{a}/patrol-routes",
         "/communities/{a}/patrol-routes/new",
         "/patrol-routes/{route}",
+        "/communities/{a}/intercom",
     ],
     "officer_a": [
         "/",
@@ -87,10 +93,13 @@ PAGES: dict[str | None, list[str]] = {
         "/my/code",
         "/my/doors",
         "/my/history",
+        "/intercom/calls/{call}/snapshot",
     ],
 }
 # Not a page: its answer never ends (the checks of the stream's headers are the API's).
-NOT_PAGES = frozenset({"web.shared_pass_qr", "web.live_stream"})  # /live never ends
+NOT_PAGES = frozenset(
+    {"web.shared_pass_qr", "web.live_stream", "web.portal_intercom_live"}  # streams never end
+)
 
 
 def assert_secured(answer: TestResponse, *, nonce: str | None = None) -> None:
@@ -139,8 +148,15 @@ def _ids(app: Flask, client: FlaskClient, site: PassSite) -> dict[str, str]:
             "building": building,
             "route": route.id,
         }
+    call = client.post(  # a visitor's call from the resident's door, with its snapshot
+        "/api/v1/intercom/calls",
+        json={"unit": "101", "snapshot": base64.b64encode(_JPEG).decode()},
+        headers={"Authorization": f"Bearer {site.door_credential}"},
+    )
+    assert call.status_code == 201, call.json
     return {
         **onboarding_ids,
+        "call": call.json["id"],
         "a": site.a,
         "person": site.resident_person,
         "pass_id": visitor_pass["id"],
