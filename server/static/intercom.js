@@ -81,16 +81,19 @@
     const data = new FormData(form);
     data.set("action", event.submitter ? event.submitter.value : "open");
     const outcome = card.querySelector(".intercom-outcome");
+    // Answered here: the card stays for the answer's words, even when the call's end comes
+    // over the stream before the answer does.
+    card.dataset.answered = "yes";
     form.querySelectorAll("button").forEach(function (button) { button.disabled = true; });
     // form.action would be the buttons named "action": read the attribute.
     fetch(form.getAttribute("action"), {method: "POST", body: data, credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (response) { return response.json(); })
       .then(function (answer) {
-        card.dataset.answered = "yes";
         outcome.textContent = answer.message || text.textEnded;
         form.hidden = true;
       })
       .catch(function () {
+        card.dataset.answered = "";
         outcome.textContent = text.textFailed;
         form.querySelectorAll("button").forEach(function (button) { button.disabled = false; });
       });
