@@ -256,14 +256,15 @@ def _intercom_fields(data: dict[str, Any]) -> dict[str, Any]:
     building = _optional_text(data, "building", 80)
     snapshot = data.get("snapshot")
     if snapshot is not None:
+        too_big = f"snapshot must be base64 of at most {MAX_MQTT_SNAPSHOT_BYTES} bytes"
         if not isinstance(snapshot, str) or len(snapshot) > 4 * MAX_MQTT_SNAPSHOT_BYTES // 3 + 4:
-            raise PayloadError(
-                f"snapshot must be base64 of at most {MAX_MQTT_SNAPSHOT_BYTES} bytes"
-            )
+            raise PayloadError(too_big)
         try:
-            base64.b64decode(snapshot, validate=True)
+            decoded = base64.b64decode(snapshot, validate=True)
         except (binascii.Error, ValueError) as error:
             raise PayloadError("snapshot must be base64") from error
+        if len(decoded) > MAX_MQTT_SNAPSHOT_BYTES:
+            raise PayloadError(too_big)
     return {
         "unit": unit.strip(),
         "building": building.strip() if building else None,

@@ -326,7 +326,11 @@ def settle_due(now: datetime | None = None) -> int:
         )
     )
     for call in due:
-        settle(call, now)
+        try:
+            with db.session.begin_nested():  # one call that cannot end does not stop the rest
+                settle(call, now)
+        except DomainError as error:
+            _LOGGER.warning("intercom call %s cannot be settled: %s", call.id, error)
     return len(due)
 
 
@@ -486,14 +490,14 @@ def _finish(call: IntercomCall, scope: Scope | None, *, at: datetime) -> Verdict
 
 
 def _door_of(call: IntercomCall) -> Door:
+    """The calling door; if its device is gone or moved, another device of the same point."""
+    point = db.session.get(AccessPoint, call.access_point_id)
     device = db.session.get(Device, call.device_id) if call.device_id else None
     if device is None or device.access_point_id != call.access_point_id:
+        device = next(iter(commands.actuators(point)), None)
+    if device is None:
         raise Conflict(_l("The door that placed this call is no longer provisioned."))
-    return Door(
-        device=device,
-        point=db.session.get(AccessPoint, call.access_point_id),
-        community=db.session.get(Community, call.community_id),
-    )
+    return Door(device=device, point=point, community=db.session.get(Community, call.community_id))
 
 
 def _settings(call: IntercomCall) -> community_settings.CommunitySettings:
