@@ -30,8 +30,9 @@ from server.people.faces import image_problem
 blp = public_blueprint("intercom", "Door intercom calls (docs/protocol.md)")
 answers = authenticated_blueprint("intercom_answers", "Answering door intercom calls")
 
-# Base64 of MAX_SNAPSHOT_BYTES, with room for line breaks some encoders add.
-_MAX_SNAPSHOT_CHARS = 4 * intercom.MAX_SNAPSHOT_BYTES // 3 + 1024
+# The text of a snapshot is bounded loosely (twice the bytes): a picture over the limit is
+# answered 413 by the image check, with its ``reason``, rather than as a long string.
+_MAX_SNAPSHOT_CHARS = 2 * intercom.MAX_SNAPSHOT_BYTES
 
 
 @blp.before_request

@@ -249,8 +249,13 @@ def test_a_gate_names_the_building_and_bad_calls_are_refused(app, client, site):
 
 
 @time_machine.travel(NOW, tick=False)
-def test_an_oversized_snapshot_is_refused_413(client, site):
-    big = jpeg((2000, 2000))
-    big += b"\0" * (300 * 1024 - len(big)) if len(big) < 300 * 1024 else b""
+def test_an_oversized_snapshot_is_refused_413(app, client, site):
+    big = jpeg((1200, 1200))
+    big = big[:-2] + b"\0" * (300 * 1024 - len(big)) + big[-2:]  # padding before the end marker
     answer = _call(client, site, snapshot=base64.b64encode(big).decode())
-    assert answer.status_code in (413, 422), answer.json
+    assert answer.status_code == 413, answer.json
+    assert answer.json["reason"] == "too_many_bytes"
+    # Text far longer than any picture is refused before it is decoded.
+    assert _call(client, site, snapshot="A" * (600 * 1024)).status_code == 422
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(IntercomCall)) == 0
