@@ -553,6 +553,10 @@ def call_payload(call: IntercomCall) -> dict[str, Any]:
     }
 
 
+# The residents' ring streams count against a budget of their own (as many per process as
+# the pages'), so that a phone waiting for the door never takes a live page's place.
+RING_STREAMS = "intercom"
+
 INTERCOM = live.register(
     live.Feed(
         name="intercom",
@@ -575,7 +579,7 @@ def unit_subscriber(scope: Scope) -> live.Subscriber:
     return live.Subscriber(
         feeds=frozenset({INTERCOM.name}),
         community_ids=frozenset({unit.community_id}),
-        budget=live.PAGE_STREAMS,
+        budget=RING_STREAMS,
         user_id=scope.user.id,
         keep=lambda change: change.payload.get("unit_id") == unit_id,
     )

@@ -1,6 +1,8 @@
-"""The door intercom's pages: the ring on every resident portal page, and the guard booth.
+"""The door intercom's pages: the ring on the resident's home page, and the guard booth.
 
-A resident's portal pages (``portal_base.html``) carry a ring panel: ``static/intercom.js``
+The resident's home page (the portal's front, ``home_resident.html``) carries a ring panel
+(one stream per open phone: not on every portal page, where each page's own live stream
+would compete with it for the process's streams): ``static/intercom.js``
 follows ``/my/intercom/live`` (their own unit's calls only, ``intercom.unit_subscriber``)
 and, while a call rings, shows the door's name, the visitor's snapshot and two buttons:
 open and refuse (``POST /intercom/calls/<id>/answer``). The guard booth's console

@@ -87,7 +87,7 @@ def test_a_call_rings_the_residents_page_and_the_answer_opens_the_door(
     page = browser.new_page(viewport=PHONE, locale="en-US")
     page.set_default_timeout(5000)
     sign_in(page, site.base_url, "resident_a")
-    page.goto(f"{site.base_url}/my/doors")
+    expect(page.get_by_role("heading", name="My home")).to_be_visible()
     ring = page.locator("#intercom")
     expect(ring).to_have_attribute("data-live", "yes")  # following the unit's calls
     expect(ring).to_be_hidden()
