@@ -200,3 +200,28 @@ def test_the_workers_job_settles_due_calls(app, client, site, published):
         assert call.status.value == "timed_out" and call.ended_at == NOW + timedelta(seconds=105)
         assert intercom.settle_due(NOW + timedelta(seconds=200)) == 0
     assert len(published) == 1  # the display with the outcome, once
+
+
+@pytest.mark.postgresql  # notifications (migration 0024's trigger)
+def test_a_call_rings_by_notification_on_postgresql(app, client, site):
+    """With polling off, only the ``intercom_calls`` trigger can bring the call to the ring."""
+    from server.core import live
+    from tests.support.e2e import eventually
+
+    hub = live.Broadcaster(app, poll_s=3600.0, safety_poll_s=3600.0)
+    try:
+        with app.app_context():
+            user = db.session.scalar(db.select(User).where(User.username == "resident_a"))
+            ring = intercom.unit_subscriber(Scope(user))
+            db.session.remove()
+        hub.subscribe(ring, 10)
+        assert eventually(lambda: hub.listening)
+        call_id = _place(client, site)
+        change = ring.changes.get(timeout=10)
+        assert (change.row_id, change.event, change.payload["status"]) == (
+            call_id,
+            "intercom",
+            "ringing",
+        )
+    finally:
+        hub.stop()
