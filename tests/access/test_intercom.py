@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from datetime import timedelta
 
 import pytest
@@ -259,3 +260,36 @@ def test_an_oversized_snapshot_is_refused_413(app, client, site):
     assert _call(client, site, snapshot="A" * (600 * 1024)).status_code == 422
     with app.app_context():
         assert db.session.scalar(select(db.func.count()).select_from(IntercomCall)) == 0
+
+
+def test_two_phones_answering_at_once_make_one_answer(app, client, site, published):
+    """Both phones of the unit press at the same moment: the conditional update lets one win."""
+    with time_machine.travel(NOW, tick=False):
+        call_id = _call(client, site).json["id"]
+        phones = [Api(app.test_client(), name) for name in ("resident_a", "resident_a_spouse")]
+    start = threading.Barrier(len(phones))
+    answers: list[int] = []
+
+    def press(phone: Api, action: str) -> None:
+        start.wait(timeout=10)
+        answers.append(
+            phone.post(f"/intercom/calls/{call_id}/answer", json={"action": action}).status_code
+        )
+
+    threads = [
+        threading.Thread(target=press, args=(phone, action))
+        for phone, action in zip(phones, ("open", "refuse"), strict=True)
+    ]
+    with time_machine.travel(NOW + timedelta(seconds=5), tick=False):  # the clock: every thread's
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert sorted(answers) == [200, 409], answers
+    with app.app_context():
+        events = db.session.scalars(
+            select(AccessEvent).where(AccessEvent.credential_type == "intercom")
+        ).all()
+        assert len(events) == 1
+        call = db.session.get(IntercomCall, call_id)
+        assert call.event_id == events[0].id
