@@ -81,6 +81,8 @@ def intercom_ring_stream() -> str | None:
 def intercom_snapshot(call_id: str) -> Any:
     """The visitor's picture, for the unit's accounts and the community's staff."""
     call = intercom.get_call(current_scope(), call_id)
+    intercom.settle(call)  # a call whose time is up is over: its picture's time runs
+    db.session.commit()
     if not intercom.snapshot_available(call):
         raise NotFound(_l("This call has no picture (any more)."))
     return call.snapshot, 200, {"Content-Type": "image/jpeg", "Cache-Control": "private, no-store"}

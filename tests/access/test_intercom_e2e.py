@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
+from flask_babel import force_locale
 from PIL import Image
 from sqlalchemy import select
 
@@ -25,6 +26,8 @@ from hardware.simulate.actuators import Door
 from hardware.simulate.device import DeviceIdentity
 from hardware.simulate.intercom import IntercomClient
 from hardware.simulate.verify import VerifyClient
+from server.access import intercom
+from server.community.settings import DEFAULTS
 from server.extensions import db
 from server.models import AccessEvent, DeviceCommand, IntercomCall
 from server.worker import Worker
@@ -139,7 +142,9 @@ def test_a_call_over_mqtt_is_placed_by_the_worker_and_a_refusal_reaches_the_door
     )
     assert answer.status_code == 200, answer.json
     shown = site.door.wait_for_action(Command.DISPLAY, WAIT_S)
-    assert shown is not None and site.door.display_text == "The call was declined."
+    with live_app.test_request_context(), force_locale(DEFAULTS.default_locale):
+        declined = str(intercom.OUTCOME_TEXT[IntercomStatus.REFUSED])
+    assert shown is not None and site.door.display_text == declined
     assert not any(action.cmd is Command.OPEN for action in site.door.actions)
     [(status,)] = query(live_app, select(IntercomCall.status).where(IntercomCall.id == call_id))
     assert status is IntercomStatus.REFUSED
