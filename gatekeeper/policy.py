@@ -79,6 +79,10 @@ class Rule(StrEnum):
     PARKING_FREE = "parking.free"  # its exit with nothing to pay
     PARKING_UNPAID = "parking.unpaid"  # its exit with a fee not yet paid
     PARKING_PAID = "parking.paid"  # its exit after the fee was paid
+    # The door intercom: who answered the visitor's call, or that nobody did.
+    INTERCOM_RESIDENT = "intercom.resident"
+    INTERCOM_GUARD = "intercom.guard"
+    INTERCOM_UNANSWERED = "intercom.unanswered"
 
 
 # Roles that live in a unit and pass as residents (grant reason ``resident``).

@@ -60,6 +60,7 @@ class CredentialType(StrEnum):
     TAG = "tag"
     REMOTE = "remote"
     PIN = "pin"  # a one-time courier code typed on a door's keypad
+    INTERCOM = "intercom"  # a visitor let in (or not) by a resident or guard over the intercom
 
 
 class Decision(StrEnum):
@@ -109,6 +110,11 @@ class Reason(StrEnum):
     # and a temporary car's exit until its fee is paid (deny)
     TEMPORARY_VEHICLE = "temporary_vehicle"
     PAYMENT_REQUIRED = "payment_required"
+    # The door intercom (server.access.intercom): a resident or the guard opened (grant),
+    # refused, or nobody answered in time (denials).
+    INTERCOM_ANSWERED = "intercom_answered"
+    INTERCOM_REFUSED = "intercom_refused"
+    INTERCOM_UNANSWERED = "intercom_unanswered"
 
 
 class PassStatus(StrEnum):
@@ -151,3 +157,18 @@ class AlertStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+
+
+class IntercomStatus(StrEnum):
+    """Where a door intercom call stands (``server.access.intercom``).
+
+    ``ringing`` (the unit's phones ring) -> ``answered`` (opened), ``refused``, or, unanswered,
+    ``rolled_over`` to the guard booth (where the community says so) or ``timed_out``; a
+    rolled-over call ends ``answered``, ``refused`` or ``timed_out`` too.
+    """
+
+    RINGING = "ringing"
+    ROLLED_OVER = "rolled_over"
+    ANSWERED = "answered"
+    REFUSED = "refused"
+    TIMED_OUT = "timed_out"

@@ -186,7 +186,11 @@ _EVENT_FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.DOOR_HELD_OPEN: ("open_ms",),
     EventType.TAG_READ: ("tag", "rssi"),
     EventType.PASS_USED: ("token", "direction"),
+    EventType.INTERCOM_CALL: ("unit", "building", "snapshot"),
 }
+# An intercom call's snapshot over MQTT: base64 of a JPEG of at most this many bytes (the
+# whole payload stays within MAX_PAYLOAD_BYTES). Larger pictures go over HTTP.
+MAX_MQTT_SNAPSHOT_BYTES = 45 * 1024
 
 
 @dataclass(frozen=True)
@@ -234,12 +238,38 @@ class EventMessage:
             if direction is not None and direction not in DIRECTIONS:
                 raise PayloadError("direction must be in or out")
             extra["direction"] = direction
+        if "unit" in wanted:
+            extra.update(_intercom_fields(data))
         return cls(
             type=kind,
             seq=seq,
             ts=parse_ts(data.get("ts")),
             fields={k: v for k, v in extra.items() if v is not None},
         )
+
+
+def _intercom_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """An ``intercom_call``'s unit (required), building and snapshot (base64 JPEG), bounded."""
+    unit = data.get("unit")
+    if not isinstance(unit, str) or not 0 < len(unit.strip()) <= 40:
+        raise PayloadError("unit must be a unit number of 1 to 40 characters")
+    building = _optional_text(data, "building", 80)
+    snapshot = data.get("snapshot")
+    if snapshot is not None:
+        too_big = f"snapshot must be base64 of at most {MAX_MQTT_SNAPSHOT_BYTES} bytes"
+        if not isinstance(snapshot, str) or len(snapshot) > 4 * MAX_MQTT_SNAPSHOT_BYTES // 3 + 4:
+            raise PayloadError(too_big)
+        try:
+            decoded = base64.b64decode(snapshot, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise PayloadError("snapshot must be base64") from error
+        if len(decoded) > MAX_MQTT_SNAPSHOT_BYTES:
+            raise PayloadError(too_big)
+    return {
+        "unit": unit.strip(),
+        "building": building.strip() if building else None,
+        "snapshot": snapshot,
+    }
 
 
 @dataclass(frozen=True)

@@ -38,3 +38,5 @@ class EventType(StrEnum):
     HEARTBEAT = "heartbeat"
     # A QR pass the door admitted offline, uploaded for the server to count (docs/devices.md).
     PASS_USED = "pass_used"  # noqa: S105 (an event name)
+    # A visitor at the door called a unit on the intercom (docs/protocol.md, "The door intercom").
+    INTERCOM_CALL = "intercom_call"

@@ -10,6 +10,7 @@ pass's QR code themselves, open, and upload the use as a ``pass_used`` event.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 from collections import Counter
@@ -22,6 +23,7 @@ from gatekeeper.vocabulary import Reason
 from hardware.messages import CommandMessage, EventMessage, KeySetMessage, PayloadError
 from hardware.protocol import Command, EventType
 from hardware.simulate.device import DeviceKind, SimulatedDevice
+from hardware.simulate.intercom import IntercomClient
 from hardware.simulate.offline import check_pass_offline
 from hardware.simulate.verify import VerifyClient, VerifyError
 from hardware.topics import keys_topic
@@ -245,6 +247,36 @@ class AccessPointDevice(SimulatedDevice):
     ) -> dict[str, Any]:
         """A face in front of the terminal: the colour image and, if any, the depth image."""
         return self._verify().face(image_path, depth_path, direction)
+
+    # the door intercom (docs/protocol.md, "The door intercom") --------------------------------
+
+    # The longest ``call`` waits for an answer (a ring and the guard booth's time, and more).
+    CALL_WAIT_S: ClassVar[float] = 180.0
+
+    def place_call(
+        self, unit: str, building: str | None = None, snapshot_path: str | Path | None = None
+    ) -> dict[str, Any]:
+        """A visitor keyed a unit on the intercom (with the camera's snapshot): the call."""
+        return IntercomClient(self._verify()).call(unit, building, snapshot_path)
+
+    def call(
+        self, unit: str, building: str | None = None, snapshot_path: str | Path | None = None
+    ) -> dict[str, Any]:
+        """Place a call and wait for its outcome (``answered``: the ``open`` comes over MQTT)."""
+        placed = self.place_call(unit, building, snapshot_path)
+        _LOGGER.info("%s intercom call %s to unit %s rings", self.device_id, placed["id"], unit)
+        return IntercomClient(self._verify()).wait_for_outcome(placed["id"], self.CALL_WAIT_S)
+
+    def call_over_mqtt(
+        self, unit: str, building: str | None = None, snapshot_path: str | Path | None = None
+    ) -> EventMessage:
+        """The same call as an ``intercom_call`` event (the outcome comes as ``display``)."""
+        fields: dict[str, Any] = {"unit": unit}
+        if building:
+            fields["building"] = building
+        if snapshot_path is not None:
+            fields["snapshot"] = base64.b64encode(Path(snapshot_path).read_bytes()).decode("ascii")
+        return self.emit(EventType.INTERCOM_CALL, **fields)
 
 
 class Door(AccessPointDevice):

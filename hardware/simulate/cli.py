@@ -58,6 +58,12 @@ def _plate_args(args: list[str]) -> tuple[Any, ...]:
     return args[0], confidence, color, direction, snapshot
 
 
+def _call_args(args: list[str]) -> tuple[Any, ...]:
+    """``UNIT [BUILDING [SNAPSHOT]]``; ``-`` for no building (a building's own door)."""
+    building = args[1] if len(args) > 1 and args[1] != "-" else None
+    return args[0], building, args[2] if len(args) > 2 else None
+
+
 def _first(args: list[str]) -> tuple[Any, ...]:
     return (args[0],)
 
@@ -118,6 +124,20 @@ CONSOLE_COMMANDS: dict[str, ConsoleCommand] = {
             "the camera reads a plate",
             "present_plate",
             _plate_args,
+            1,
+        ),
+        ConsoleCommand(
+            "call UNIT [BUILDING [SNAPSHOT]]",
+            "a visitor calls a unit on the intercom; waits for the answer",
+            "call",
+            _call_args,
+            1,
+        ),
+        ConsoleCommand(
+            "call-mqtt UNIT [BUILDING [SNAPSHOT]]",
+            "the same call as an intercom_call event (the outcome comes as display)",
+            "call_over_mqtt",
+            _call_args,
             1,
         ),
         ConsoleCommand("drop", "lose the connection (the broker publishes the will)", "kill"),

@@ -1,7 +1,7 @@
 """notifications: telling residents in the portal, by Web Push and through an SMS gateway
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 Create Date: 2026-12-07 10:41:33.111994
 
 One notification per account and thing told (``server.notifications``), its deliveries on
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0025'
-down_revision = '0023'
+down_revision = '0024'
 branch_labels = None
 depends_on = None
 

@@ -133,16 +133,27 @@ def _locked_down(point: AccessPoint) -> Forbidden:
     )
 
 
+def remote_open_lockdown(
+    scope: Scope, point: AccessPoint, subject: policy.Subject | None, at: datetime
+) -> policy.AccessDecision | None:
+    """The ``lockdown`` denial of an opening ``scope``'s account asks for from afar (a remote
+    open, an intercom answer), or ``None``: a resident is judged by their person's roles
+    (``subject``; none without a person), staff and officers by their account."""
+    if subject is not None:
+        roles = rules.roles_of(subject, at)
+    elif scope.role is UserRole.RESIDENT:
+        roles = frozenset()
+    else:
+        roles = frozenset({rules.exempt_account(scope.role.value)})
+    return _point_lockdown(point, roles, at)
+
+
 def refuse_remote_open(
     scope: Scope, point: AccessPoint, subject: policy.Subject | None, at: datetime
 ) -> None:
-    """403 ``lockdown`` for a remote open a lockdown does not exempt: a resident by their
-    person's roles (``subject``), staff and officers by their account."""
-    if subject is not None:
-        roles = rules.roles_of(subject, at)
-    else:
-        roles = frozenset({rules.exempt_account(scope.role.value)})
-    if _point_lockdown(point, roles, at) is not None:
+    """403 ``lockdown`` for a remote open a lockdown does not exempt
+    (``remote_open_lockdown``)."""
+    if remote_open_lockdown(scope, point, subject, at) is not None:
         raise _locked_down(point)
 
 

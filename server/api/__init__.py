@@ -197,6 +197,7 @@ def init_app(app: Flask) -> None:
         events,
         faces,
         holidays,
+        intercom,
         notifications,
         parking,
         passes,
@@ -248,6 +249,9 @@ def init_app(app: Flask) -> None:
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)
+    for blueprint in (intercom.blp, intercom.answers):  # the door intercom: doors, answers
+        csrf.exempt(blueprint)
+        api.register_blueprint(blueprint)
     _serve_docs_assets(app)
 
 

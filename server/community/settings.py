@@ -84,6 +84,13 @@ class CommunitySettings:
     parking_night_start: str = "22:00"
     parking_night_end: str = "07:00"
     parking_daily_cap_fen: int | None = None
+    # The door intercom (server.access.intercom): how long the unit's phones ring; whether an
+    # unanswered call then rolls over to the guard booth's console, and for how long it waits
+    # there; how long the visitor's snapshot is kept after the call ended (personal data).
+    intercom_ring_seconds: int = 45
+    intercom_guard_rollover: bool = True
+    intercom_guard_seconds: int = 60
+    intercom_snapshot_minutes: int = 10
 
 
 DEFAULTS = CommunitySettings()
@@ -139,6 +146,10 @@ class CommunitySettingsSchema(ma.Schema):
     parking_daily_cap_fen = ma.fields.Int(
         strict=True, allow_none=True, validate=validate.Range(min=0, max=MAX_FEN)
     )
+    intercom_ring_seconds = ma.fields.Int(validate=validate.Range(min=10, max=300))
+    intercom_guard_rollover = JsonBool()
+    intercom_guard_seconds = ma.fields.Int(validate=validate.Range(min=10, max=600))
+    intercom_snapshot_minutes = ma.fields.Int(validate=validate.Range(min=0, max=24 * 60))
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

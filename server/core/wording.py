@@ -30,6 +30,7 @@ from gatekeeper.vocabulary import (
     CredentialType,
     Decision,
     DeviceKind,
+    IntercomStatus,
     PassStatus,
     PersonRole,
     PersonStatus,
@@ -143,6 +144,9 @@ REASON_WORDS: dict[str, LazyString] = {
     Reason.LOCKDOWN: _l("The door is locked down"),
     Reason.TEMPORARY_VEHICLE: _l("Temporary car"),
     Reason.PAYMENT_REQUIRED: _l("Parking fee to pay"),
+    Reason.INTERCOM_ANSWERED: _l("Let in over the intercom"),
+    Reason.INTERCOM_REFUSED: _l("Intercom call declined"),
+    Reason.INTERCOM_UNANSWERED: _l("Intercom call not answered"),
 }
 CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.FACE: _l("face"),
@@ -152,6 +156,7 @@ CREDENTIAL_WORDS: dict[str, LazyString] = {
     CredentialType.TAG: _l("tag"),
     CredentialType.REMOTE: _l("phone"),
     CredentialType.PIN: _l("keypad code"),
+    CredentialType.INTERCOM: _l("intercom"),
 }
 
 
@@ -266,6 +271,7 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         EventType.TAG_READ: _p("device event", "tag read"),
         EventType.HEARTBEAT: _p("device event", "heartbeat"),
         EventType.PASS_USED: _p("device event", "pass used offline"),
+        EventType.INTERCOM_CALL: _p("device event", "intercom call"),
     },
     WorkerTag: {
         WorkerTag.CLEANER: _p("work", "cleaner"),
@@ -339,6 +345,13 @@ VOCABULARY[PaymentMethod] = {
     PaymentMethod.CASH: _p("payment", "cash"),
     PaymentMethod.WECHAT: _p("payment", "WeChat Pay"),
     PaymentMethod.ALIPAY: _p("payment", "Alipay"),
+}
+VOCABULARY[IntercomStatus] = {
+    IntercomStatus.RINGING: _p("intercom call", "ringing"),
+    IntercomStatus.ROLLED_OVER: _p("intercom call", "at the guard booth"),
+    IntercomStatus.ANSWERED: _p("intercom call", "opened"),
+    IntercomStatus.REFUSED: _p("intercom call", "declined"),
+    IntercomStatus.TIMED_OUT: _p("intercom call", "not answered"),
 }
 
 # Values stored as plain text rather than as an enum (a consent's purpose).

@@ -34,6 +34,7 @@ from server.models.couriers import CourierCode, KeypadLockout
 from server.models.doormodes import DoorMode
 from server.models.holidays import Holiday, holiday_access_points
 from server.models.indexes import CITY_INDEXES
+from server.models.intercom import IntercomCall
 from server.models.notifications import (
     Notification,
     NotificationDelivery,
@@ -95,6 +96,7 @@ __all__ = [
     "FaceTemplate",
     "Holiday",
     "IdCheck",
+    "IntercomCall",
     "KeypadLockout",
     "Lease",
     "Membership",

@@ -277,6 +277,7 @@ def init_app(app: Flask) -> None:
         doormodes,
         guest,
         holidays,
+        intercom,
         live,
         officer,
         onboarding,

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from hardware.bus import BrokerAddress, MqttBus, drain_session
 from hardware.topics import SERVER_SUBSCRIPTIONS, server_subscriptions, share_group
-from server.access import retention, snapshots, vehicles
+from server.access import intercom, retention, snapshots, vehicles
 from server.alerts import channels as alert_channels
 from server.alerts import rules as alert_rules
 from server.alerts import service as alerts
@@ -73,6 +73,8 @@ KEY_ROTATION_CHECK_S = 3600
 SQLITE_CHECKPOINT_S = 5
 # How often visitor cars still inside after their pass are looked for.
 OVERSTAY_CHECK_S = 60
+# Intercom calls: roll over or time out when their time is up; snapshots erased after the call.
+INTERCOM_CHECK_S = 2.0
 # How often exit tag reads whose guardian window has passed are judged (wandering).
 WANDERING_CHECK_S = 15
 # How often elders living alone are checked for being unseen too long.
@@ -314,6 +316,16 @@ class Worker:
         """One ``overstay`` alert per visitor car still inside after its pass ended."""
         self._in_transaction(vehicles.flag_overstays)
 
+    def settle_intercom_calls(self) -> None:
+        """Intercom calls whose ring or guard time is up: rolled over or timed out (with their
+        access event and the door's display); old snapshots erased."""
+
+        def job() -> None:
+            intercom.settle_due()
+            intercom.erase_snapshots()
+
+        self._in_transaction(job)
+
     def judge_wandering(self) -> None:
         """``elder_wandering``/``child_wandering`` once a read's guardian window has passed."""
         self._in_transaction(alert_rules.judge_wandering_reads)
@@ -454,6 +466,7 @@ class Worker:
             (self.apply_retention, RETENTION_CHECK_S),
             (self.rotate_pass_keys, KEY_ROTATION_CHECK_S),
             (self.flag_overstays, OVERSTAY_CHECK_S),
+            (self.settle_intercom_calls, INTERCOM_CHECK_S),
             (self.checkpoint_sqlite, SQLITE_CHECKPOINT_S),
             (self.judge_wandering, WANDERING_CHECK_S),
             (self.flag_inactive_elders, INACTIVE_ELDER_CHECK_S),

@@ -32,6 +32,7 @@ from hardware.messages import AckMessage, EventMessage, PayloadError, StatusMess
 from hardware.protocol import EventType
 from hardware.topics import DeviceTopic, parse_device_topic
 from server.access import doormodes as door_modes
+from server.access import intercom
 from server.alerts import rules as alert_rules
 from server.alerts import summaries
 from server.alerts.service import raise_alert
@@ -221,7 +222,8 @@ class DeviceIngest:
             seq=message.seq,
             type=message.type.value,
             occurred_at=message.ts,
-            payload=message.fields,
+            # An intercom call's snapshot is the call's, kept only briefly (server.access.intercom).
+            payload={k: v for k, v in message.fields.items() if k != "snapshot"},
         )
         db.session.add(row)
         db.session.flush()
@@ -231,6 +233,8 @@ class DeviceIngest:
         if message.type is EventType.PASS_USED:  # a pass the door admitted offline
             access = offline_passes.record_offline_use(device, row)
             self._count(f"pass_used_{access.decision.value}")
+        if message.type is EventType.INTERCOM_CALL:  # a visitor calls a unit
+            self._count(intercom.call_from_event(device, row, message.fields.get("snapshot")))
         if message.type in EVENT_ALERTS:
             alert_type, severity, _english = EVENT_ALERTS[message.type]
             raise_alert(

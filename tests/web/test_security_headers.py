@@ -3,6 +3,7 @@ no template holds script the Content-Security-Policy would block."""
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import date
 from html.parser import HTMLParser
@@ -32,6 +33,10 @@ POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
     "object-src 'none'"
+)
+# A visitor's snapshot: a 1x1 JPEG.
+_JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q=="
 )
 TEMPLATES = Path(__file__).parents[2] / "server" / "templates"
 
@@ -76,6 +81,7 @@ PAGES: dict[str | None, list[str]] = {
         "/communities/{a}/holidays",
         "/holidays/{holiday}",
         "/communities/{a}/anti-passback",
+        "/communities/{a}/intercom",
     ],
     "officer_a": [
         "/",
@@ -95,10 +101,13 @@ PAGES: dict[str | None, list[str]] = {
         "/my/history",
         "/my/notifications",
         "/my/notifications/settings",
+        "/intercom/calls/{call}/snapshot",
     ],
 }
 # Not a page: its answer never ends (the checks of the stream's headers are the API's).
-NOT_PAGES = frozenset({"web.shared_pass_qr", "web.live_stream"})  # /live never ends
+NOT_PAGES = frozenset(
+    {"web.shared_pass_qr", "web.live_stream", "web.portal_intercom_live"}  # streams never end
+)
 
 
 def assert_secured(answer: TestResponse, *, nonce: str | None = None) -> None:
@@ -152,8 +161,15 @@ def _ids(app: Flask, client: FlaskClient, site: PassSite) -> dict[str, str]:
             "route": route.id,
             "holiday": holiday.id,
         }
+    call = client.post(  # a visitor's call from the resident's door, with its snapshot
+        "/api/v1/intercom/calls",
+        json={"unit": "101", "snapshot": base64.b64encode(_JPEG).decode()},
+        headers={"Authorization": f"Bearer {site.door_credential}"},
+    )
+    assert call.status_code == 201, call.json
     return {
         **onboarding_ids,
+        "call": call.json["id"],
         "a": site.a,
         "person": site.resident_person,
         "pass_id": visitor_pass["id"],
