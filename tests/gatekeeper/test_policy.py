@@ -478,6 +478,8 @@ NOT_ACCESS_RULES = {
 }
 # Temporary cars' rules are the server's (server.access.parking; the fee: test_tariff.py).
 NOT_ACCESS_RULES |= {rule for rule in Rule if rule.value.startswith("parking.")}
+# The intercom's outcomes are the server's (server.access.intercom; tests/access/test_intercom.py).
+NOT_ACCESS_RULES |= {rule for rule in Rule if rule.value.startswith("intercom.")}
 
 
 def test_every_reason_and_every_rule_has_a_case() -> None:
