@@ -40,7 +40,7 @@ from server.models import (
     utcnow,
 )
 from server.notifications import service as notifications
-from server.passes.service import _issuer_until
+from server.passes.service import issuer_until
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def issue(
         )
     valid_until = now + timedelta(minutes=minutes)
     if unit is not None:
-        lives_until = _issuer_until(issuer, unit, now)  # Conflict when they live here no more
+        lives_until = issuer_until(issuer, unit, now)  # Conflict when they live here no more
         if lives_until is not None:
             valid_until = min(valid_until, lives_until)
     pin, digest = _unique_pin(point, now)

@@ -206,7 +206,7 @@ def _chosen_access_points(
     return [allowed[ident] for ident in unique]
 
 
-def _issuer_until(person: Person | None, unit: Unit, now: datetime) -> datetime | None:
+def issuer_until(person: Person | None, unit: Unit, now: datetime) -> datetime | None:
     """Until when the issuing resident lives in ``unit`` (``None``: open-ended, or staff).
 
     Raises ``Conflict`` when they do not live there now.
@@ -279,7 +279,7 @@ def create(scope: Scope, data: dict[str, Any], now: datetime | None = None) -> V
                 settings.pass_max_days,
             ),
         )
-    lives_until = _issuer_until(issuer, unit, now)
+    lives_until = issuer_until(issuer, unit, now)
     if lives_until is not None and valid_until > lives_until:
         if valid_from >= lives_until:
             raise _field_error("valid_from", _l("The pass would start after your lease ends."))

@@ -176,6 +176,24 @@ def _holiday_page(
     ), status
 
 
+def _keep_finer_hours(holiday: Holiday, data: dict[str, Any]) -> dict[str, Any]:
+    """The form shows one window of hours, every day; hours set through the API may be finer
+    (several windows, some weekdays). Saved with that first window untouched, they are kept
+    as they are, rather than widened to the form's every-day window."""
+    stored = holiday.hours or []
+    shown = data.get("hours") or []
+    every_day = list(range(1, 8))
+    finer = len(stored) > 1 or any(
+        sorted(window.get("days", every_day)) != every_day for window in stored
+    )
+    if not finer or len(shown) != 1:
+        return data
+    first = stored[0]
+    if (shown[0]["start"], shown[0]["end"]) != (first["start"], first["end"]):
+        return data
+    return {**data, "hours": stored}
+
+
 @bp.route("/holidays/<hid>", methods=["GET", "POST"])
 @login_required
 def holiday_page(hid: str) -> Any:
@@ -188,6 +206,7 @@ def holiday_page(hid: str) -> Any:
     data = _form_data(request.form, errors, creating=False)
     saved = None
     if data is not None:
+        data = _keep_finer_hours(holiday, data)
         saved = save_form(
             lambda: holidays.update(scope, holiday.id, data),
             errors,

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from server.extensions import db
 from server.models import AuditEntry, Holiday
+from tests.factories import Api
 from tests.support.api import in_app
 from tests.support.pages import csrf, login
 
@@ -199,3 +200,60 @@ def test_officers_read_the_calendar_others_find_nothing(app, client, world) -> N
         login(other, username)
         assert other.get(page).status_code == 404, username
     assert _count(app) == 1 and hid
+
+
+@time_machine.travel(FIRST_NIGHT, tick=False)
+def test_saving_a_holiday_on_the_page_keeps_hours_finer_than_the_form(app, client, world) -> None:
+    weekend = [{"days": [6, 7], "start": "09:00", "end": "12:00"}]
+    made = Api(client, "staff_a").post(
+        f"/communities/{world.a}/holidays",
+        json={
+            "name": "国庆",
+            "first_day": "2027-10-01",
+            "last_day": "2027-10-07",
+            "effect": "hours",
+            "hours": weekend,
+            "access_point_ids": [world.door_a],
+        },
+    )
+    assert made.status_code == 201, made.json
+    login(client, "staff_a")
+    page = f"/holidays/{made.json['id']}"
+    shown = client.get(page).text
+    assert 'value="09:00"' in shown and 'value="12:00"' in shown
+    renamed = _post(
+        client,
+        page,
+        {
+            "name": "国庆节",
+            "first_day": "2027-10-01",
+            "last_day": "2027-10-07",
+            "effect": "hours",
+            "start": "09:00",
+            "end": "12:00",
+            "point": world.door_a,
+        },
+        page,
+    )
+    assert renamed.status_code == 303, renamed.text
+    with in_app(app):
+        holiday = db.session.get(Holiday, made.json["id"])
+        assert (holiday.name, holiday.hours) == ("国庆节", weekend)
+    widened = _post(
+        client,
+        page,
+        {
+            "name": "国庆节",
+            "first_day": "2027-10-01",
+            "last_day": "2027-10-07",
+            "effect": "hours",
+            "start": "08:00",
+            "end": "12:00",
+            "point": world.door_a,
+        },
+        page,
+    )
+    assert widened.status_code == 303, widened.text
+    with in_app(app):
+        hours = db.session.get(Holiday, made.json["id"]).hours
+        assert hours == [{"days": [1, 2, 3, 4, 5, 6, 7], "start": "08:00", "end": "12:00"}]
