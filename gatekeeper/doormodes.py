@@ -1,5 +1,5 @@
-"""Door modes: a lockdown or an emergency release over an access point, a building or a whole
-community, and what they mean at a door (``docs/policy.md``, "Door modes").
+"""Door modes: a lockdown or an emergency release over chosen access points, a building or a
+whole community, and what they mean at a door (``docs/policy.md``, "Door modes").
 
 Pure: the server reads the modes from its database and passes them here as
 :class:`DoorModeView`. A **lockdown** denies every known presenter (a person by any
@@ -37,7 +37,7 @@ class DoorModeKind(StrEnum):
 class ModeScope(StrEnum):
     """What a door mode covers."""
 
-    ACCESS_POINT = "access_point"
+    ACCESS_POINT = "access_point"  # chosen access points (one or several)
     BUILDING = "building"
     COMMUNITY = "community"
 
@@ -50,15 +50,18 @@ ACCOUNT_ROLES = (STAFF, OFFICER)
 EXEMPT_CHOICES: tuple[str, ...] = (*(role.value for role in PersonRole), *ACCOUNT_ROLES)
 # What a lockdown exempts when its starter names nothing.
 DEFAULT_EXEMPT: tuple[str, ...] = ACCOUNT_ROLES
+# The most access points one mode of scope ``access_point`` may choose.
+POINTS_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
 class DoorModeView:
     """A door mode as the policy needs it.
 
-    ``target_id`` is the access point's id (scope ``access_point``), the building's id
-    (``building``) or ``None`` (``community``). A building's modes cover the points of that
-    building only, not the shared gates and barriers.
+    ``target_id`` is the building's id (scope ``building``), else ``None``;
+    ``access_point_ids`` are the chosen access points (scope ``access_point``, at least one),
+    else empty. A building's modes cover the points of that building only, not the shared
+    gates and barriers.
     """
 
     id: str
@@ -69,6 +72,7 @@ class DoorModeView:
     lifted_at: datetime | None = None
     exempt_roles: frozenset[str] = frozenset()
     reason: str = ""
+    access_point_ids: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", DoorModeKind(self.kind))
@@ -76,11 +80,16 @@ class DoorModeView:
         if isinstance(self.exempt_roles, str):
             raise TypeError("exempt_roles is a collection of roles, not one string")
         object.__setattr__(self, "exempt_roles", frozenset(self.exempt_roles))
+        if isinstance(self.access_point_ids, str):
+            raise TypeError("access_point_ids is a collection of ids, not one string")
+        object.__setattr__(self, "access_point_ids", frozenset(self.access_point_ids))
         require_aware(self.started_at, "door mode started_at")
         if self.lifted_at is not None:
             require_aware(self.lifted_at, "door mode lifted_at")
-        if (self.scope is ModeScope.COMMUNITY) != (self.target_id is None):
-            raise ValueError("a community's mode has no target; the others name one")
+        if (self.scope is ModeScope.BUILDING) != (self.target_id is not None):
+            raise ValueError("a building's mode names it; the others have no target building")
+        if (self.scope is ModeScope.ACCESS_POINT) != bool(self.access_point_ids):
+            raise ValueError("a mode of access points names them; the others name no point")
 
     def active(self, at: datetime) -> bool:
         """Whether the mode holds at ``at``: ``[started_at, lifted_at)``."""
@@ -92,7 +101,7 @@ class DoorModeView:
             return True
         if self.scope is ModeScope.BUILDING:
             return point.building_id == self.target_id
-        return point.id == self.target_id
+        return point.id in self.access_point_ids
 
 
 def holding(
@@ -172,6 +181,7 @@ __all__ = [
     "DEFAULT_EXEMPT",
     "EXEMPT_CHOICES",
     "OFFICER",
+    "POINTS_MAX",
     "STAFF",
     "DoorModeKind",
     "DoorModeView",

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from gatekeeper import doormodes as rules
 from gatekeeper import policy
@@ -71,6 +72,7 @@ def view_of(row: DoorMode) -> DoorModeView:
         kind=row.kind,
         scope=row.scope,
         target_id=row.target_id,
+        access_point_ids=frozenset(row.access_point_ids),
         started_at=row.started_at,
         lifted_at=row.lifted_at,
         exempt_roles=frozenset(row.exempt_roles or ()),
@@ -84,6 +86,7 @@ def active_rows(community_id: str) -> list[DoorMode]:
         db.session.scalars(
             select(DoorMode)
             .where(DoorMode.community_id == community_id, DoorMode.lifted_at.is_(None))
+            .options(selectinload(DoorMode.access_points))
             .order_by(DoorMode.started_at, DoorMode.id)
         )
     )
@@ -187,26 +190,39 @@ def _invalid(field: str, message: Any, detail: Any = None) -> Invalid:
 
 
 def _target(community: Community, scope_kind: ModeScope, data: dict[str, Any]) -> dict[str, Any]:
-    """The access point or building the mode covers, checked to be the community's (422)."""
-    point_id, building_id = data.get("access_point_id"), data.get("building_id")
+    """The access points or building the mode covers, checked to be the community's (422):
+    scope ``access_point`` takes 1 to 100 points, each once."""
+    point_ids, building_id = list(data.get("access_point_ids") or ()), data.get("building_id")
     if scope_kind is ModeScope.ACCESS_POINT:
         if building_id:
-            raise _invalid("building_id", _l("Give an access point only."))
-        point = db.session.scalar(
-            select(AccessPoint).where(
-                AccessPoint.id == (point_id or ""), AccessPoint.community_id == community.id
-            )
-        )
-        if point is None:
+            raise _invalid("building_id", _l("Give access points only."))
+        if not 1 <= len(point_ids) <= rules.POINTS_MAX:
             raise _invalid(
-                "access_point_id",
-                _l("No access point with this id in the community."),
-                _l("Choose an access point of this community."),
+                "access_point_ids",
+                _l("Choose 1 to 100 access points."),
+                _l("Choose the access points of this community."),
             )
-        return {"access_point_id": point.id}
+        if len(set(point_ids)) != len(point_ids):
+            raise _invalid("access_point_ids", _l("An access point is listed twice."))
+        found = {
+            point.id: point
+            for point in db.session.scalars(
+                select(AccessPoint).where(
+                    AccessPoint.id.in_(point_ids), AccessPoint.community_id == community.id
+                )
+            )
+        }
+        unknown = [i for i in point_ids if i not in found]
+        if unknown:
+            raise _invalid(
+                "access_point_ids",
+                _l("Not an access point of this community: %(points)s", points=", ".join(unknown)),
+                _l("Choose the access points of this community."),
+            )
+        return {"access_points": [found[i] for i in point_ids]}
     if scope_kind is ModeScope.BUILDING:
-        if point_id:
-            raise _invalid("access_point_id", _l("Give a building only."))
+        if point_ids:
+            raise _invalid("access_point_ids", _l("Give a building only."))
         building = db.session.scalar(
             select(Building).where(
                 Building.id == (building_id or ""), Building.community_id == community.id
@@ -219,8 +235,8 @@ def _target(community: Community, scope_kind: ModeScope, data: dict[str, Any]) -
                 _l("Choose a building of this community."),
             )
         return {"building_id": building.id}
-    if point_id or building_id:
-        field = "access_point_id" if point_id else "building_id"
+    if point_ids or building_id:
+        field = "access_point_ids" if point_ids else "building_id"
         raise _invalid(field, _l("A mode of the whole community names no door or building."))
     return {}
 
@@ -283,6 +299,7 @@ def start(scope: Scope, community_id: str, data: dict[str, Any]) -> DoorMode:
         details={
             "scope": scope_kind.value,
             "target_id": row.target_id,
+            "access_point_ids": row.access_point_ids,
             "reason": reason,
             "exempt_roles": exempt,
             "commands": [c.id for c in sent],
@@ -298,8 +315,13 @@ def start(scope: Scope, community_id: str, data: dict[str, Any]) -> DoorMode:
                 where=target_name(row),
                 reason=reason,
             ),
-            access_point_id=row.access_point_id,
-            evidence={"door_mode_id": row.id, "commands": [c.id for c in sent]},
+            # One chosen door: the alert names it; several: the evidence lists them.
+            access_point_id=ids[0] if len(ids := row.access_point_ids) == 1 else None,
+            evidence={
+                "door_mode_id": row.id,
+                "access_point_ids": ids,
+                "commands": [c.id for c in sent],
+            },
             dedup_key=f"emergency_release:{row.id}",
         )
     return row
@@ -332,7 +354,7 @@ def lift(scope: Scope, mode_id: str) -> DoorMode:
 def _covered_points(row: DoorMode) -> list[AccessPoint]:
     query = select(AccessPoint).where(AccessPoint.community_id == row.community_id)
     if row.scope is ModeScope.ACCESS_POINT:
-        query = query.where(AccessPoint.id == row.access_point_id)
+        query = query.where(AccessPoint.id.in_(row.access_point_ids))
     elif row.scope is ModeScope.BUILDING:
         query = query.where(AccessPoint.building_id == row.building_id)
     return list(db.session.scalars(query.order_by(AccessPoint.id)))
@@ -390,6 +412,7 @@ def listing(scope: Scope, community_id: str, active: bool | None = None) -> list
         query = query.where(DoorMode.lifted_at.is_(None))
     elif active is False:
         query = query.where(DoorMode.lifted_at.is_not(None))
+    query = query.options(selectinload(DoorMode.access_points))
     return list(db.session.scalars(query.order_by(DoorMode.started_at.desc(), DoorMode.id)))
 
 
@@ -408,11 +431,10 @@ def active_in_scope(scope: Scope) -> list[DoorMode]:
 
 
 def target_name(row: DoorMode) -> str:
-    """What the mode covers, in words: the access point's or building's name, or the
-    community's."""
-    if row.scope is ModeScope.ACCESS_POINT and row.access_point_id:
-        point = db.session.get(AccessPoint, row.access_point_id)
-        return point.name if point else row.access_point_id
+    """What the mode covers, in words: the chosen access points' names (by name), the
+    building's, or the community's."""
+    if row.scope is ModeScope.ACCESS_POINT:
+        return "、".join(point.name for point in row.access_points) or "—"
     if row.scope is ModeScope.BUILDING and row.building_id:
         building = db.session.get(Building, row.building_id)
         return building.name if building else row.building_id

@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 
 from gatekeeper.doormodes import EXEMPT_CHOICES, DoorModeKind, ModeScope
+from gatekeeper.doormodes import POINTS_MAX as DOOR_MODE_POINTS_MAX
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from hardware.protocol import Command, CommandStatus
 from server.community.settings import CommunitySettingsSchema
@@ -587,9 +588,18 @@ class DoorModeInputSchema(ma.Schema):
     scope = fields.Str(
         required=True,
         validate=validate.OneOf([s.value for s in ModeScope]),
-        metadata={"description": "what it covers: one access point, a building, the community"},
+        metadata={"description": "what it covers: chosen access points, a building, the community"},
     )
-    access_point_id = fields.Str(metadata={"description": "the point, for scope access_point"})
+    access_point_ids = fields.List(
+        fields.Str(),
+        validate=validate.Length(
+            min=1, max=DOOR_MODE_POINTS_MAX, error=_l("Choose 1 to 100 access points.")
+        ),
+        metadata={
+            "description": "the chosen points (1 to 100, each once, of the community), for "
+            "scope access_point"
+        },
+    )
     building_id = fields.Str(metadata={"description": "the building, for scope building"})
     reason = _name(200)
     exempt_roles = fields.List(
@@ -613,7 +623,7 @@ class DoorModeSchema(ma.Schema):
     community_id = fields.Str()
     kind = fields.Str()
     scope = fields.Str()
-    access_point_id = fields.Str(allow_none=True)
+    access_point_ids = fields.List(fields.Str())
     building_id = fields.Str(allow_none=True)
     reason = fields.Str()
     exempt_roles = fields.List(fields.Str())

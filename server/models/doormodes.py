@@ -5,15 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Column, ForeignKey, Index, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gatekeeper.doormodes import DoorModeKind, ModeScope
 from server.models.base import Base, CommunityOwned, IdMixin, enum_column, utcnow
 
+# The access points a mode of scope ``access_point`` covers (one or several, chosen).
+door_mode_access_points = Table(
+    "door_mode_access_points",
+    Base.metadata,
+    Column("door_mode_id", ForeignKey("door_modes.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "access_point_id",
+        ForeignKey("access_points.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+)
+
 
 class DoorMode(IdMixin, CommunityOwned, Base):
-    """A lockdown or an emergency release of an access point, a building or a community.
+    """A lockdown or an emergency release of chosen access points, a building or a community.
 
     It holds from ``started_at`` until ``lifted_at`` (null: it holds now). Doors read it on
     every decision, so it survives restarts; a device coming back online is sent ``lock`` or
@@ -26,9 +39,6 @@ class DoorMode(IdMixin, CommunityOwned, Base):
 
     kind: Mapped[DoorModeKind] = enum_column(DoorModeKind)
     scope: Mapped[ModeScope] = enum_column(ModeScope)
-    access_point_id: Mapped[str | None] = mapped_column(
-        ForeignKey("access_points.id", ondelete="CASCADE"), index=True
-    )
     building_id: Mapped[str | None] = mapped_column(
         ForeignKey("buildings.id", ondelete="CASCADE"), index=True
     )
@@ -44,11 +54,20 @@ class DoorMode(IdMixin, CommunityOwned, Base):
     )
     lifted_at: Mapped[datetime | None]
 
+    # Scope ``access_point``: the chosen points (by name); empty for the other scopes.
+    access_points: Mapped[list[Any]] = relationship(
+        "AccessPoint", secondary=door_mode_access_points, order_by="AccessPoint.name"
+    )
+
+    @property
+    def access_point_ids(self) -> list[str]:
+        """The ids of the chosen access points (scope ``access_point``), by name."""
+        return [point.id for point in self.access_points]
+
     @property
     def target_id(self) -> str | None:
-        """The access point's or building's id; ``None`` for the whole community."""
-        if self.scope is ModeScope.ACCESS_POINT:
-            return self.access_point_id
+        """The building's id (scope ``building``); ``None`` for the others (the chosen points
+        are ``access_point_ids``)."""
         if self.scope is ModeScope.BUILDING:
             return self.building_id
         return None

@@ -104,7 +104,7 @@ def door_mode_start(cid: str) -> Any:
     }
     mode_scope = payload["scope"]
     if mode_scope == ModeScope.ACCESS_POINT:
-        payload["access_point_id"] = form.get("access_point_id", "")
+        payload["access_point_ids"] = form.getlist("access_point_ids")
     elif mode_scope == ModeScope.BUILDING:
         payload["building_id"] = form.get("building_id", "")
     if payload["kind"] == DoorModeKind.LOCKDOWN:

@@ -157,7 +157,7 @@ def test_a_lockdown_survives_a_restart_of_the_app(app, client, site, workdir, da
             site.a,
             kind="lockdown",
             scope="access_point",
-            access_point_id=site.door,
+            access_point_ids=[site.door],
             reason="Gas leak",
         )
         assert answer.status_code == 201
@@ -177,16 +177,18 @@ def test_an_emergency_release_holds_doors_open_and_alerts(app, client, site, pub
         site.a,
         kind="emergency_release",
         scope="access_point",
-        access_point_id=site.gate,
+        access_point_ids=[site.gate],
         reason="Fire in the car park",
     )
     assert answer.status_code == 201, answer.json
+    assert answer.json["access_point_ids"] == [site.gate]
     assert sent(published) == [(site.gate_device, Command.UNLOCK_HOLD)]
     with app.app_context():
         alert = db.session.scalar(select(Alert).where(Alert.type == AlertType.EMERGENCY_RELEASE))
         assert alert.severity is Severity.CRITICAL
         assert alert.summary == "Emergency release of North gate: Fire in the car park"
         assert alert.evidence["door_mode_id"] == answer.json["id"]
+        assert alert.access_point_id == site.gate  # one chosen door: the alert names it
     # Staff and officers see it among their alerts.
     assert [a["type"] for a in Api(client, "officer_a").get("/alerts").json] == [
         "emergency_release"
@@ -202,6 +204,102 @@ def test_an_emergency_release_holds_doors_open_and_alerts(app, client, site, pub
     lifted = Api(client, "officer_a").post(f"/door-modes/{answer.json['id']}/lift")
     assert lifted.status_code == 200
     assert sent(published) == [(site.gate_device, Command.LOCK)]
+
+
+def other_device(site) -> str:
+    return site.other_credential.split(".")[0]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_an_emergency_release_over_two_chosen_doors_of_two_buildings(app, client, site, published):
+    answer = start(
+        client,
+        "staff_a",
+        site.a,
+        kind="emergency_release",
+        scope="access_point",
+        access_point_ids=[site.other_door, site.door],
+        reason="Fire on the second floor",
+    )
+    assert answer.status_code == 201, answer.json
+    mode = answer.json
+    assert (mode["scope"], sorted(mode["access_point_ids"])) == (
+        "access_point",
+        sorted([site.door, site.other_door]),
+    )
+    # Both doors (of buildings A1 and A2) are held open; the gate is sent nothing.
+    assert sorted(sent(published)) == sorted(
+        [(site.door_device, Command.UNLOCK_HOLD), (other_device(site), Command.UNLOCK_HOLD)]
+    )
+    with app.app_context():
+        from server.access import doormodes
+        from server.models import Device
+
+        building_a1 = db.session.get(AccessPoint, site.door).building_id
+        building_a2 = db.session.get(AccessPoint, site.other_door).building_id
+        assert building_a1 != building_a2
+        alert = db.session.scalar(select(Alert).where(Alert.type == AlertType.EMERGENCY_RELEASE))
+        assert alert.access_point_id is None  # several doors: the evidence lists them
+        assert sorted(alert.evidence["access_point_ids"]) == sorted([site.door, site.other_door])
+        assert "A2 door" in alert.summary
+        audit = db.session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "door_mode.emergency_release.start")
+        )
+        assert sorted(audit.details["access_point_ids"]) == sorted([site.door, site.other_door])
+        # Both are held: each device back online is sent unlock_hold again, the gate nothing.
+        held = {
+            device: doormodes.on_device_online(db.session.get(Device, device))
+            for device in (site.door_device, other_device(site), site.gate_device)
+        }
+        assert {d: c.command if c else None for d, c in held.items()} == {
+            site.door_device: Command.UNLOCK_HOLD,
+            other_device(site): Command.UNLOCK_HOLD,
+            site.gate_device: None,
+        }
+        db.session.rollback()
+    listed = Api(client, "officer_a").get(f"/communities/{site.a}/door-modes?active=true").json
+    assert [(m["id"], sorted(m["access_point_ids"])) for m in listed] == [
+        (mode["id"], sorted([site.door, site.other_door]))
+    ]
+    # One lift locks both doors again.
+    published.clear()
+    lifted = Api(client, "officer_a").post(f"/door-modes/{mode['id']}/lift")
+    assert lifted.status_code == 200, lifted.json
+    assert sorted(lifted.json["access_point_ids"]) == sorted([site.door, site.other_door])
+    assert sorted(sent(published)) == sorted(
+        [(site.door_device, Command.LOCK), (other_device(site), Command.LOCK)]
+    )
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_lockdown_over_two_chosen_points_denies_at_both_and_not_at_a_third(
+    app, client, site, published
+):
+    answer = start(
+        client,
+        "officer_a",
+        site.a,
+        kind="lockdown",
+        scope="access_point",
+        access_point_ids=[site.door, site.gate],
+        reason="Suspect seen",
+        exempt_roles=[],
+    )
+    assert answer.status_code == 201, answer.json
+    assert sorted(sent(published)) == sorted(
+        [(site.door_device, Command.LOCK), (site.gate_device, Command.LOCK)]
+    )
+    assert card_at(client, site.door_credential)["reason"] == "lockdown"
+    assert card_at(client, site.gate_credential)["reason"] == "lockdown"
+    # The third point, building A2's door, is not locked down: its tenant opens it.
+    tenant = Api(client, "tenant_a")
+    assert tenant.post(f"/access-points/{site.other_door}/open").status_code == 202
+    refused = tenant.post(f"/access-points/{site.gate}/open")
+    assert refused.status_code == 403 and refused.json["reason"] == "lockdown"
+    published.clear()
+    assert Api(client, "staff_a").post(f"/door-modes/{answer.json['id']}/lift").status_code == 200
+    assert sent(published) == []  # lifting a lockdown sends nothing
+    assert card_at(client, site.gate_credential)["reason"] == "resident"
 
 
 @time_machine.travel(NOW, tick=False)
@@ -228,17 +326,45 @@ def test_bad_input_is_a_problem_and_stores_nothing(app, client, site, published)
         b_building = db.session.get(AccessPoint, site.door_b).building_id
     cases = [
         (
-            {"kind": "lockdown", "scope": "access_point", "access_point_id": "apt_nope"},
-            "access_point_id",
+            {"kind": "lockdown", "scope": "access_point", "access_point_ids": ["apt_nope"]},
+            "access_point_ids",
+        ),
+        # One of another community among the community's own: nothing is started.
+        (
+            {
+                "kind": "emergency_release",
+                "scope": "access_point",
+                "access_point_ids": [site.door, site.door_b],
+            },
+            "access_point_ids",
+        ),
+        ({"kind": "lockdown", "scope": "access_point", "access_point_ids": []}, "access_point_ids"),
+        ({"kind": "lockdown", "scope": "access_point"}, "access_point_ids"),
+        (
+            {"kind": "lockdown", "scope": "access_point", "access_point_ids": [site.door] * 2},
+            "access_point_ids",
         ),
         (
-            {"kind": "lockdown", "scope": "access_point", "access_point_id": site.door_b},
-            "access_point_id",
+            {
+                "kind": "lockdown",
+                "scope": "access_point",
+                "access_point_ids": [f"apt_{n}" for n in range(101)],
+            },
+            "access_point_ids",
+        ),
+        (
+            {
+                "kind": "lockdown",
+                "scope": "access_point",
+                "access_point_ids": [site.door],
+                "building_id": b_building,
+            },
+            "building_id",
         ),
         ({"kind": "lockdown", "scope": "building", "building_id": b_building}, "building_id"),
         (
-            {"kind": "lockdown", "scope": "community", "access_point_id": site.door},
-            "access_point_id",
+            {"kind": "lockdown", "scope": "community", "access_point_ids": [site.door]},
+            "access_point_ids",
         ),
         ({"kind": "lockdown", "scope": "community", "reason": "   "}, "reason"),
         (
@@ -246,10 +372,12 @@ def test_bad_input_is_a_problem_and_stores_nothing(app, client, site, published)
             "exempt_roles",
         ),
     ]
+    staff = Api(client, "staff_a")  # one token: the token endpoint is rate-limited
     for body, field in cases:
-        answer = start(client, "staff_a", site.a, **{"reason": "Test", **body})
+        answer = staff.post(f"/communities/{site.a}/door-modes", json={"reason": "Test", **body})
         assert answer.status_code == 422, (body, answer.json)
         assert field in answer.json["errors"], (body, answer.json)
+        assert answer.headers["Content-Type"] == "application/problem+json"
     wrong_role = start(
         client,
         "staff_a",
@@ -327,7 +455,7 @@ def test_a_face_is_denied_lockdown_and_no_open_is_sent(app, client, published) -
             a,
             kind="lockdown",
             scope="access_point",
-            access_point_id=door,
+            access_point_ids=[door],
             reason="Intruder",
         )
         assert started.status_code == 201, started.json

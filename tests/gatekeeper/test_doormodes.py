@@ -52,12 +52,14 @@ def mode(
     lifted_at: datetime | None = None,
     started_at: datetime = START,
     ident: str = "dmd_1",
+    points: tuple[str, ...] = (),
 ) -> DoorModeView:
     return DoorModeView(
         id=ident,
         kind=kind,
         scope=scope,
         target_id=target,
+        access_point_ids=frozenset(points),
         started_at=started_at,
         lifted_at=lifted_at,
         exempt_roles=frozenset(exempt),
@@ -70,11 +72,15 @@ def mode(
     [
         (ModeScope.COMMUNITY, None, {"ap_b1", "ap_b2", "ap_gate"}),
         (ModeScope.BUILDING, "b1", {"ap_b1"}),  # not the shared gate
-        (ModeScope.ACCESS_POINT, "ap_gate", {"ap_gate"}),
+        (ModeScope.ACCESS_POINT, ("ap_gate",), {"ap_gate"}),
+        (ModeScope.ACCESS_POINT, ("ap_gate", "ap_b2"), {"ap_gate", "ap_b2"}),  # chosen doors
     ],
 )
-def test_what_a_mode_covers(scope: ModeScope, target: str | None, covered: set[str]) -> None:
-    lockdown = mode(scope, target)
+def test_what_a_mode_covers(
+    scope: ModeScope, target: str | tuple[str, ...] | None, covered: set[str]
+) -> None:
+    chosen = isinstance(target, tuple)
+    lockdown = mode(scope, points=target) if chosen else mode(scope, target)  # type: ignore[arg-type]
     denied = {
         p.id
         for p in (DOOR_B1, DOOR_B2, GATE)
@@ -117,7 +123,10 @@ def test_a_release_is_no_lockdown() -> None:
 def test_a_release_wins_at_the_door_over_a_lockdown() -> None:
     lockdown = mode()
     release = mode(
-        ModeScope.ACCESS_POINT, "ap_gate", kind=DoorModeKind.EMERGENCY_RELEASE, lifted_at=LIFT
+        ModeScope.ACCESS_POINT,
+        points=("ap_gate",),
+        kind=DoorModeKind.EMERGENCY_RELEASE,
+        lifted_at=LIFT,
     )
     assert door_state([lockdown, release], GATE, START) is DoorModeKind.EMERGENCY_RELEASE
     assert door_state([lockdown, release], DOOR_B1, START) is DoorModeKind.LOCKDOWN
@@ -154,6 +163,19 @@ def test_a_mode_is_checked_when_it_is_made() -> None:
         mode(ModeScope.COMMUNITY, "b1")
     with pytest.raises(ValueError, match="no target"):
         mode(ModeScope.BUILDING, None)
+    with pytest.raises(ValueError, match="names them"):
+        mode(ModeScope.ACCESS_POINT)  # no point chosen
+    with pytest.raises(ValueError, match="names them"):
+        mode(ModeScope.BUILDING, "b1", points=("ap_b1",))
+    with pytest.raises(TypeError):
+        DoorModeView(
+            "d",
+            DoorModeKind.LOCKDOWN,
+            ModeScope.ACCESS_POINT,
+            None,
+            START,
+            access_point_ids="ap_b1",  # type: ignore[arg-type]
+        )
     with pytest.raises(TypeError):
         DoorModeView(
             "d", DoorModeKind.LOCKDOWN, ModeScope.COMMUNITY, None, START, exempt_roles="staff"
