@@ -1,5 +1,5 @@
-"""A lockdown over a real Mosquitto: the door hears ``lock``, a grant attempt during it sends no
-``open``, a door coming back online is locked again, and lifting it opens nothing."""
+"""A lockdown over a real Mosquitto, over two chosen doors: both hear ``lock``, a grant attempt during it sends no
+``open``, each door coming back online is locked again, and lifting it opens nothing."""
 
 from __future__ import annotations
 
@@ -43,10 +43,23 @@ def site(live_app: Flask) -> PassSite:
     return built
 
 
+def other_device(site: PassSite) -> str:
+    return site.other_credential.split(".")[0]
+
+
 @pytest.fixture
 def door_commands(broker: Broker, site: PassSite) -> Iterator[Listener]:
     listener = Listener(broker.port)
     listener.listen(device_topic(site.a, site.door_device, "cmd"))
+    yield listener
+    listener.close()
+
+
+@pytest.fixture
+def other_commands(broker: Broker, site: PassSite) -> Iterator[Listener]:
+    """Building A2's door (the second chosen door)."""
+    listener = Listener(broker.port)
+    listener.listen(device_topic(site.a, other_device(site), "cmd"))
     yield listener
     listener.close()
 
@@ -67,8 +80,12 @@ def commands_until(listener: Listener, marker: str) -> list[Command]:
         heard.append(command.cmd)
 
 
-def test_a_lockdown_locks_the_door_and_nothing_opens_it(
-    live_app: Flask, worker: Worker, site: PassSite, door_commands: Listener
+def test_a_lockdown_locks_the_chosen_doors_and_nothing_opens_them(
+    live_app: Flask,
+    worker: Worker,
+    site: PassSite,
+    door_commands: Listener,
+    other_commands: Listener,
 ) -> None:
     client = live_app.test_client()
     staff = Api(client, "staff_a")
@@ -77,12 +94,13 @@ def test_a_lockdown_locks_the_door_and_nothing_opens_it(
         json={
             "kind": "lockdown",
             "scope": "access_point",
-            "access_point_id": site.door,
+            "access_point_ids": [site.door, site.other_door],
             "reason": "Intruder in the lobby",
         },
     )
     assert started.status_code == 201, started.json
     assert next_command(door_commands).cmd is Command.LOCK
+    assert next_command(other_commands).cmd is Command.LOCK
 
     # The owner's card: a grant on any other day, denied now, and no open is sent.
     answer = client.post(
@@ -99,6 +117,13 @@ def test_a_lockdown_locks_the_door_and_nothing_opens_it(
         qos=1,
     )
     assert next_command(door_commands).cmd is Command.LOCK
+    # So is the second chosen door when it comes back.
+    other_commands.client.publish(
+        device_topic(site.a, other_device(site), "status"),
+        StatusMessage(online=True, fw="1.0").encode(),
+        qos=1,
+    )
+    assert next_command(other_commands).cmd is Command.LOCK
 
     lifted = Api(client, "officer_a").post(f"/door-modes/{started.json['id']}/lift")
     assert lifted.status_code == 200, lifted.json
@@ -111,3 +136,29 @@ def test_a_lockdown_locks_the_door_and_nothing_opens_it(
     with pytest.raises(queue.Empty):
         door_commands.messages.get_nowait()
     assert json.loads(lifted.get_data())["active"] is False
+
+
+def test_an_emergency_release_holds_two_chosen_doors_open_until_one_lift(
+    live_app: Flask,
+    worker: Worker,
+    site: PassSite,
+    door_commands: Listener,
+    other_commands: Listener,
+) -> None:
+    client = live_app.test_client()
+    started = Api(client, "staff_a").post(
+        f"/communities/{site.a}/door-modes",
+        json={
+            "kind": "emergency_release",
+            "scope": "access_point",
+            "access_point_ids": [site.door, site.other_door],  # buildings A1 and A2
+            "reason": "Fire on the stairs",
+        },
+    )
+    assert started.status_code == 201, started.json
+    assert next_command(door_commands).cmd is Command.UNLOCK_HOLD
+    assert next_command(other_commands).cmd is Command.UNLOCK_HOLD
+    lifted = Api(client, "officer_a").post(f"/door-modes/{started.json['id']}/lift")
+    assert lifted.status_code == 200, lifted.json
+    assert next_command(door_commands).cmd is Command.LOCK
+    assert next_command(other_commands).cmd is Command.LOCK

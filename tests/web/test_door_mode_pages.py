@@ -29,13 +29,16 @@ def test_staff_start_a_lockdown_on_the_page_and_every_console_shows_it(
     page = client.get(f"/communities/{site.a}/door-modes")
     assert page.status_code == 200
     assert banner(page.text) == ""
+    # Every door of the community is a checkbox: several are chosen for one mode.
+    for point in (site.door, site.other_door, site.gate):
+        assert f'name="access_point_ids" value="{point}"' in page.text
     answer = client.post(
         f"/communities/{site.a}/door-modes",
         data={
             "csrf_token": csrf(page.text),
             "kind": "lockdown",
             "scope": "access_point",
-            "access_point_id": site.door,
+            "access_point_ids": [site.door, site.other_door],
             "building_id": "ignored for an access point",
             "reason": "Intruder in the lobby",
             "exempt_roles": ["worker", "staff"],
@@ -44,20 +47,26 @@ def test_staff_start_a_lockdown_on_the_page_and_every_console_shows_it(
     assert answer.status_code == 303, answer.text
     with app.app_context():
         row = db.session.scalar(select(DoorMode))
-        assert (row.kind.value, row.access_point_id, row.exempt_roles) == (
+        assert (row.kind.value, sorted(row.access_point_ids), row.exempt_roles) == (
             "lockdown",
-            site.door,
+            sorted([site.door, site.other_door]),
             ["worker", "staff"],
         )
         assert db.session.scalar(
             select(AuditEntry.actor).where(AuditEntry.action == "door_mode.lockdown.start")
         ) == ("staff_a")
-    assert [m.topic.split("/")[-2] for m in commands(published)] == [site.door_device]
+    other_device = site.other_credential.split(".")[0]
+    assert sorted(m.topic.split("/")[-2] for m in commands(published)) == sorted(
+        [site.door_device, other_device]
+    )
+    listed = client.get(f"/communities/{site.a}/door-modes").text
+    held = listed[listed.index('id="active-door-modes"') : listed.index('id="past-door-modes"')]
+    assert "A door、A2 door" in held and "North gate" not in held
 
     for path in ("/", f"/communities/{site.a}/devices", f"/communities/{site.a}/cars"):
         shown = banner(client.get(path).text)
         assert "<strong>lockdown</strong>" in shown and "Intruder in the lobby" in shown, path
-        assert "A door" in shown and "2026-11-21 16:30 CST" in shown, path
+        assert "A door、A2 door" in shown and "2026-11-21 16:30 CST" in shown, path
         assert "still passing: worker" in shown, path
     logout(client)
     login(client, "officer_a")
@@ -98,6 +107,35 @@ def test_a_refused_start_shows_the_form_again_and_stores_nothing(app, client, pu
     assert answer.status_code == 422
     assert "Nothing was started" in answer.text
     assert "No building with this id in the community." in answer.text
+    with app.app_context():
+        assert db.session.scalars(select(DoorMode)).all() == []
+    assert published == []
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_start_over_no_chosen_door_or_a_door_of_another_community_is_refused(
+    app, client, published
+) -> None:
+    site = pass_site(app)
+    login(client, "staff_a")
+    page = client.get(f"/communities/{site.a}/door-modes")
+    base = {
+        "csrf_token": csrf(page.text),
+        "kind": "emergency_release",
+        "scope": "access_point",
+        "reason": "Fire",
+    }
+    none_chosen = client.post(f"/communities/{site.a}/door-modes", data=base)
+    assert none_chosen.status_code == 422
+    assert "Choose 1 to 100 access points." in none_chosen.text
+    foreign = client.post(
+        f"/communities/{site.a}/door-modes",
+        data={**base, "access_point_ids": [site.door, site.door_b]},
+    )
+    assert foreign.status_code == 422
+    assert f"Not an access point of this community: {site.door_b}" in foreign.text
+    # The choice is kept on the form shown again.
+    assert f'name="access_point_ids" value="{site.door}" checked' in foreign.text
     with app.app_context():
         assert db.session.scalars(select(DoorMode)).all() == []
     assert published == []
