@@ -321,7 +321,7 @@ def test_a_call_tells_the_units_accounts_and_a_lockdown_refuses_a_residents_open
         json={
             "kind": "lockdown",
             "scope": "access_point",
-            "access_point_id": site.door,
+            "access_point_ids": [site.door],
             "reason": "Police operation",
         },
     )

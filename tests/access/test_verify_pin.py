@@ -295,7 +295,7 @@ def test_a_lockdown_refuses_a_right_code_without_spending_it_or_counting_a_guess
         json={
             "kind": "lockdown",
             "scope": "access_point",
-            "access_point_id": site.door,
+            "access_point_ids": [site.door],
             "reason": "Fire drill",
         },
     )

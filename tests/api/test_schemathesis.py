@@ -147,8 +147,8 @@ RULES_BEYOND_THE_SCHEMA: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("POST", "/api/v1/communities/{cid}/blocked-plates"): (ROLES, "as for vehicles"),
     ("POST", "/api/v1/communities/{cid}/door-modes"): (
         ROLES,
-        "the access point or building must be the community's and match the scope; the "
-        "reason must not be blank; only a lockdown takes exempt_roles",
+        "the access points (each once) or building must be the community's and match the "
+        "scope; the reason must not be blank; only a lockdown takes exempt_roles",
     ),
     ("POST", "/api/v1/users"): (
         ROLES,

@@ -74,6 +74,7 @@ def test_every_community_owned_table_has_community_id() -> None:
         "pass_access_points",
         "worker_permit_access_points",
         "holiday_access_points",
+        "door_mode_access_points",
         "audit_log",
         "signing_keys",  # one key ring signs every community's QR tokens
         "push_subscriptions",  # like web_sessions: an account's browsers
