@@ -1,5 +1,6 @@
-"""A lockdown over a real Mosquitto, over two chosen doors: both hear ``lock``, a grant attempt during it sends no
-``open``, each door coming back online is locked again, and lifting it opens nothing."""
+"""Door modes over a real Mosquitto, over two chosen doors: a lockdown sends both ``lock``, a
+grant attempt during it sends no ``open``, each door coming back online is locked again, and
+lifting it opens nothing; a release holds both open until one lift locks both."""
 
 from __future__ import annotations
 
