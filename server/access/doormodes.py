@@ -93,7 +93,12 @@ def active_rows(community_id: str) -> list[DoorMode]:
 
 
 def active_views(community_id: str) -> list[DoorModeView]:
-    return [view_of(row) for row in active_rows(community_id)]
+    # A mode whose chosen points are all gone (deleted: their rows cascade) covers nothing.
+    return [
+        view_of(row)
+        for row in active_rows(community_id)
+        if row.scope is not ModeScope.ACCESS_POINT or row.access_points
+    ]
 
 
 def lockdown_for(

@@ -303,6 +303,29 @@ def test_a_lockdown_over_two_chosen_points_denies_at_both_and_not_at_a_third(
 
 
 @time_machine.travel(NOW, tick=False)
+def test_a_mode_whose_chosen_points_are_all_gone_covers_nothing(app, client, site, published):
+    answer = start(
+        client,
+        "staff_a",
+        site.a,
+        kind="lockdown",
+        scope="access_point",
+        access_point_ids=[site.gate],
+        reason="Suspect seen",
+    )
+    assert answer.status_code == 201, answer.json
+    with app.app_context():
+        from server.models.doormodes import door_mode_access_points
+
+        # What deleting the gate's row cascades to (its devices are kept here).
+        db.session.execute(door_mode_access_points.delete())
+        db.session.commit()
+    assert card_at(client, site.door_credential)["reason"] == "resident"
+    listed = Api(client, "staff_a").get(f"/communities/{site.a}/door-modes").json
+    assert [(m["id"], m["access_point_ids"]) for m in listed] == [(answer.json["id"], [])]
+
+
+@time_machine.travel(NOW, tick=False)
 def test_who_may_start_and_lift(app, client, site, published):
     release = {"kind": "emergency_release", "scope": "community", "reason": "Fire"}
     refused = start(client, "resident_a", site.a, **release)
