@@ -122,8 +122,9 @@
     if (stream) stream.close();
     const target = new URL(text.stream, window.location.href);
     if (lastEventId) target.searchParams.set("last_event_id", lastEventId);
-    stream = new EventSource(target.toString(), {withCredentials: true});
-    stream.addEventListener("intercom", function (event) {
+    const source = new EventSource(target.toString(), {withCredentials: true});
+    stream = source;
+    source.addEventListener("intercom", function (event) {
       if (event.lastEventId) lastEventId = event.lastEventId;
       try {
         update(JSON.parse(event.data));
@@ -131,15 +132,25 @@
         // a malformed message: skip it
       }
     });
-    stream.addEventListener("open", function () { panel.dataset.live = "yes"; });
-    stream.addEventListener("error", function () {
+    // A newer page of the same account rings now (a page left behind, another tab): this
+    // one follows again when it is looked at.
+    source.addEventListener("replaced", function () {
+      source.close();
+      if (stream === source) stream = null;
+      panel.dataset.live = "replaced";
+    });
+    source.addEventListener("open", function () { panel.dataset.live = "yes"; });
+    source.addEventListener("error", function () {
       panel.dataset.live = "no";
-      if (stream.readyState === EventSource.CLOSED) setTimeout(connect, 15000);
+      if (source.readyState === EventSource.CLOSED && stream === source) setTimeout(connect, 15000);
     });
   }
 
   window.addEventListener("pagehide", function () { if (stream) stream.close(); stream = null; });
   window.addEventListener("pageshow", function (event) { if (event.persisted && !stream) connect(); });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && !stream) connect();
+  });
   refresh();
   connect();
 })();
