@@ -34,7 +34,9 @@ every ``HEARTBEAT_S`` so that a client that went away is noticed, and ends after
 and the caller's rights are checked again). Each kind of stream has a budget per process
 (``Subscriber.budget``): one more answers 503 with ``Retry-After``, and the page says to
 reload. A web process under gunicorn's threads spends a thread on each stream; the stream
-process (``server.streams``, gevent) a greenlet.
+process (``server.streams``, gevent) a greenlet. A kind of stream may be one per account
+(``Subscriber.one_per_account``, the door intercom's ring): a newer stream of the account
+replaces the older one, which ends with ``event: replaced`` (``REPLACED``).
 
 Pages open their streams on their own origin, or, where the stream process listens on
 another port of the same host and no proxy routes the streams to it (``make run``), on
