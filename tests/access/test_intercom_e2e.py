@@ -93,11 +93,16 @@ def test_a_call_rings_the_residents_passes_page_and_the_answer_opens_the_door(
     page.set_default_timeout(5000)
     sign_in(page, site.base_url, "resident_a")
     expect(page.get_by_role("heading", name="My home")).to_be_visible()
+    other_tab = page.context.new_page()
+    other_tab.goto(f"{site.base_url}/my/code")
+    expect(other_tab.locator("#intercom")).to_have_attribute("data-live", "yes")
     page.goto(f"{site.base_url}/my/passes")
     title = page.title()
     ring = page.locator("#intercom")
     expect(ring).to_have_attribute("data-live", "yes")  # following the unit's calls
     expect(ring).to_be_hidden()
+    # One ring stream per account: the newest page's; the other tab follows when looked at.
+    expect(other_tab.locator("#intercom")).to_have_attribute("data-live", "replaced")
     page.mouse.wheel(0, 2000)  # read further down: the ring still shows at the top
 
     placed = site.door.place_call("101", None, site.snapshot)  # a building's door: its own
