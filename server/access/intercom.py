@@ -568,7 +568,9 @@ def call_payload(call: IntercomCall) -> dict[str, Any]:
 
 
 # The residents' ring streams count against a budget of their own (as many per process as
-# the pages'), so that a phone waiting for the door never takes a live page's place.
+# the pages'), so that a phone waiting for the door never takes a live page's place; and an
+# account holds one: every portal page rings, and the newest page's stream replaces the page
+# left behind (whose stream would otherwise hold its place until its next heartbeat).
 RING_STREAMS = "intercom"
 
 INTERCOM = live.register(
@@ -595,5 +597,6 @@ def unit_subscriber(scope: Scope) -> live.Subscriber:
         community_ids=frozenset({unit.community_id}),
         budget=RING_STREAMS,
         user_id=scope.user.id,
+        one_per_account=True,
         keep=lambda change: change.payload.get("unit_id") == unit_id,
     )

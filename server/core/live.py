@@ -34,7 +34,9 @@ every ``HEARTBEAT_S`` so that a client that went away is noticed, and ends after
 and the caller's rights are checked again). Each kind of stream has a budget per process
 (``Subscriber.budget``): one more answers 503 with ``Retry-After``, and the page says to
 reload. A web process under gunicorn's threads spends a thread on each stream; the stream
-process (``server.streams``, gevent) a greenlet.
+process (``server.streams``, gevent) a greenlet. A kind of stream may be one per account
+(``Subscriber.one_per_account``, the door intercom's ring): a newer stream of the account
+replaces the older one, which ends with ``event: replaced`` (``REPLACED``).
 
 Pages open their streams on their own origin, or, where the stream process listens on
 another port of the same host and no proxy routes the streams to it (``make run``), on
@@ -250,6 +252,8 @@ class Subscriber:
     keep: Callable[[Change], bool] | None = None
     changes: queue.Queue[Change] = field(default_factory=lambda: queue.Queue(QUEUE_SIZE))
     overflowed: bool = False
+    # One stream of this budget per account: a newer one replaces it (``REPLACED``).
+    one_per_account: bool = False
 
     def wants(self, change: Change) -> bool:
         if change.feed not in self.feeds:
@@ -331,6 +335,9 @@ class Broadcaster:
         for name in subscriber.feeds:
             self.feed(name)  # KeyError for a feed nobody registered
         with self._lock:
+            if subscriber.one_per_account:
+                _replace_own(self._subscribers, subscriber)
+                self._count_streams()
             if sum(1 for s in self._subscribers if s.budget == subscriber.budget) >= limit:
                 raise TooManyStreams
             with self._poll_lock:
@@ -848,8 +855,39 @@ def event_stream(
             except queue.Empty:
                 yield b": keepalive\n\n"
                 continue
+            if change is REPLACED:
+                yield REPLACED.frame()  # the page stops following, and does not reconnect
+                return
             if change.row_id in sent and sent[change.row_id] >= change.changed_at:
                 continue  # already sent while resuming
             yield change.frame()
     finally:
         hub.unsubscribe(subscriber)
+
+
+# One stream per account ------------------------------------------------------------------------
+
+# What a stream of a ``one_per_account`` subscriber receives when a newer stream of the same
+# account and budget replaced it (a page left behind, another tab): its last message,
+# ``event: replaced``, after which the stream ends.
+REPLACED = Change(
+    row_id="replaced", community_id="", changed_at=_EPOCH, payload={}, event="replaced"
+)
+
+
+def _replace_own(subscribers: set[Subscriber], newer: Subscriber) -> None:
+    """Take the streams ``newer`` replaces out of ``subscribers`` and end them (under the
+    broadcaster's lock)."""
+    for older in [
+        s
+        for s in subscribers
+        if s.one_per_account
+        and s.budget == newer.budget
+        and newer.user_id is not None
+        and s.user_id == newer.user_id
+    ]:
+        subscribers.discard(older)
+        try:
+            older.changes.put_nowait(REPLACED)
+        except queue.Full:
+            older.overflowed = True

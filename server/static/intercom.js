@@ -1,4 +1,5 @@
-/* The door intercom (templates/_intercom_ring.html on a resident's pages, intercom_console.html
+/* The door intercom (templates/_intercom_ring.html on every page of a resident's portal, a
+ * banner at the top of the screen and the tab's title while a call rings; intercom_console.html
  * at the guard booth): one EventSource on the panel's data-stream brings each state of a call
  * ("intercom" events). A resident's panel shows the calls that ring for their unit, the guard's
  * the community's live calls (ringing or rolled over to it); each with the door's name, the
@@ -18,13 +19,20 @@
     return guard ? call.live : call.status === "ringing";
   }
 
+  const title = document.title;
+
   function refresh() {
     const any = panel.querySelector("[data-call]") !== null;
     if (guard) {
       if (empty) empty.hidden = any;
-    } else {
-      panel.hidden = !any;
+      return;
     }
+    panel.hidden = !any;
+    // A phone shows the ring in its tab's title too: the door of the newest call still ringing.
+    const ringing = panel.querySelectorAll('[data-call][data-status="ringing"]:not([data-answered="yes"])');
+    document.title = ringing.length
+      ? `${text.textTitle.replace("DOOR", ringing[ringing.length - 1].dataset.door)} · ${title}`
+      : title;
   }
 
   function element(tag, attributes, content) {
@@ -35,7 +43,7 @@
   }
 
   function build(call) {
-    const card = element("article", {"class": "card intercom-call", "data-call": call.id});
+    const card = element("article", {"class": "card intercom-call", "data-call": call.id, "data-door": call.door});
     card.append(element("h2", {}, text.textTitle.replace("DOOR", call.door)));
     const unit = element("p", {"class": "muted"}, text.textUnit.replace("UNIT", call.unit) + " · ");
     unit.append(element("span", {"class": "pill call-status"}, statuses[call.status] || call.status));
@@ -65,6 +73,7 @@
       if (!shown(call)) return;
       card = build(call);
       panel.append(card);
+      if (!guard && navigator.vibrate) navigator.vibrate([400, 200, 400]);
     }
     card.dataset.status = call.status;
     const pill = card.querySelector(".call-status");
@@ -84,6 +93,7 @@
     // Answered here: the card stays for the answer's words, even when the call's end comes
     // over the stream before the answer does.
     card.dataset.answered = "yes";
+    refresh();
     form.querySelectorAll("button").forEach(function (button) { button.disabled = true; });
     // form.action would be the buttons named "action": read the attribute.
     fetch(form.getAttribute("action"), {method: "POST", body: data, credentials: "same-origin", headers: {"Accept": "application/json"}})
@@ -91,11 +101,19 @@
       .then(function (answer) {
         outcome.textContent = answer.message || text.textEnded;
         form.hidden = true;
+        // On a resident's page the banner leaves the top of the screen once its answer was read.
+        if (!guard) {
+          setTimeout(function () {
+            card.remove();
+            refresh();
+          }, 10000);
+        }
       })
       .catch(function () {
         card.dataset.answered = "";
         outcome.textContent = text.textFailed;
         form.querySelectorAll("button").forEach(function (button) { button.disabled = false; });
+        refresh();
       });
   });
 
@@ -104,8 +122,9 @@
     if (stream) stream.close();
     const target = new URL(text.stream, window.location.href);
     if (lastEventId) target.searchParams.set("last_event_id", lastEventId);
-    stream = new EventSource(target.toString(), {withCredentials: true});
-    stream.addEventListener("intercom", function (event) {
+    const source = new EventSource(target.toString(), {withCredentials: true});
+    stream = source;
+    source.addEventListener("intercom", function (event) {
       if (event.lastEventId) lastEventId = event.lastEventId;
       try {
         update(JSON.parse(event.data));
@@ -113,15 +132,25 @@
         // a malformed message: skip it
       }
     });
-    stream.addEventListener("open", function () { panel.dataset.live = "yes"; });
-    stream.addEventListener("error", function () {
+    // A newer page of the same account rings now (a page left behind, another tab): this
+    // one follows again when it is looked at.
+    source.addEventListener("replaced", function () {
+      source.close();
+      if (stream === source) stream = null;
+      panel.dataset.live = "replaced";
+    });
+    source.addEventListener("open", function () { panel.dataset.live = "yes"; });
+    source.addEventListener("error", function () {
       panel.dataset.live = "no";
-      if (stream.readyState === EventSource.CLOSED) setTimeout(connect, 15000);
+      if (source.readyState === EventSource.CLOSED && stream === source) setTimeout(connect, 15000);
     });
   }
 
   window.addEventListener("pagehide", function () { if (stream) stream.close(); stream = null; });
   window.addEventListener("pageshow", function (event) { if (event.persisted && !stream) connect(); });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && !stream) connect();
+  });
   refresh();
   connect();
 })();

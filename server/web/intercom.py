@@ -1,10 +1,12 @@
-"""The door intercom's pages: the ring on the resident's home page, and the guard booth.
+"""The door intercom's pages: the ring on every page of the resident's portal, and the guard
+booth.
 
-The resident's home page (the portal's front, ``home_resident.html``) carries a ring panel
-(one stream per open phone: not on every portal page, where each page's own live stream
-would compete with it for the process's streams): ``static/intercom.js``
-follows ``/my/intercom/live`` (their own unit's calls only, ``intercom.unit_subscriber``)
-and, while a call rings, shows the door's name, the visitor's snapshot and two buttons:
+Every page of the resident's portal (the home page ``home_resident.html`` and every page on
+``portal_base.html``) carries a ring panel, one stream per open page, counted against the
+ring's own budget (``intercom.RING_STREAMS``) so it never takes a live page's place:
+``static/intercom.js`` follows ``/my/intercom/live`` (their own unit's calls only,
+``intercom.unit_subscriber``) and, while a call rings, shows a banner at the top of the
+screen (and in the tab's title) with the door's name, the visitor's snapshot and two buttons:
 open and refuse (``POST /intercom/calls/<id>/answer``). The guard booth's console
 (``/communities/<cid>/intercom``, staff and admins) lists the community's live calls, rung
 or rolled over to it, with the same buttons, and follows the ``intercom`` feed. Pictures

@@ -1,7 +1,8 @@
 """The door intercom end to end: a real Mosquitto, the app over loopback HTTP, a simulated door.
 
-A visitor's call from the simulated door rings the resident's page in a real Chromium (with the
-snapshot); the resident's click on "Open the door" sends ``open`` to the door over Mosquitto.
+A visitor's call from the simulated door rings a resident's portal page (their passes, not the
+home page) in a real Chromium (with the snapshot, at the top of the screen and in the title);
+the resident's click on "Open the door" sends ``open`` to the door over Mosquitto.
 Over MQTT, an ``intercom_call`` event the worker ingests places the same call, and a refusal
 reaches the door as a ``display``.
 """
@@ -84,23 +85,34 @@ def site(live_app: Flask, broker: Broker, http_server: str, tmp_path: Path) -> I
     door.stop()
 
 
-def test_a_call_rings_the_residents_page_and_the_answer_opens_the_door(
+def test_a_call_rings_the_residents_passes_page_and_the_answer_opens_the_door(
     live_app: Flask, browser: Browser, site: DoorSite
 ) -> None:
+    """The ring is on every portal page, not the home page only: here the list of passes."""
     page = browser.new_page(viewport=PHONE, locale="en-US")
     page.set_default_timeout(5000)
     sign_in(page, site.base_url, "resident_a")
     expect(page.get_by_role("heading", name="My home")).to_be_visible()
+    other_tab = page.context.new_page()
+    other_tab.goto(f"{site.base_url}/my/code")
+    expect(other_tab.locator("#intercom")).to_have_attribute("data-live", "yes")
+    page.goto(f"{site.base_url}/my/passes")
+    title = page.title()
     ring = page.locator("#intercom")
     expect(ring).to_have_attribute("data-live", "yes")  # following the unit's calls
     expect(ring).to_be_hidden()
+    # One ring stream per account: the newest page's; the other tab follows when looked at.
+    expect(other_tab.locator("#intercom")).to_have_attribute("data-live", "replaced")
+    page.mouse.wheel(0, 2000)  # read further down: the ring still shows at the top
 
     placed = site.door.place_call("101", None, site.snapshot)  # a building's door: its own
     assert placed["status"] == "ringing", placed
     call = ring.locator(f'[data-call="{placed["id"]}"]')
     expect(call).to_be_visible()
+    expect(call).to_be_in_viewport()
     expect(call.get_by_role("heading")).to_have_text("Visitor at A door")
     expect(call).to_contain_text("For unit A1-101")
+    expect(page).to_have_title(f"Visitor at A door · {title}")
     picture = call.locator("img.intercom-snapshot")
     page.wait_for_function(
         "image => image.complete && image.naturalWidth === 160", arg=picture.element_handle()
@@ -108,6 +120,7 @@ def test_a_call_rings_the_residents_page_and_the_answer_opens_the_door(
 
     call.get_by_role("button", name="Open the door").click()
     expect(call.locator(".intercom-outcome")).to_have_text("The door is opening for your visitor.")
+    expect(page).to_have_title(title)
     opened = site.door.wait_for_action(Command.OPEN, WAIT_S)
     assert opened is not None, "the door never got open"
     assert site.door.wait_for(lambda: site.door.unlocked, WAIT_S)

@@ -208,3 +208,29 @@ def test_page_feeds_say_who_reads_them() -> None:
     assert COMMANDS.readers == DEVICES.readers == CARS.readers
     assert COMMANDS.owners and not DEVICES.owners and not CARS.owners
     assert not live.FEEDS["alerts"].readers  # the officers' console has its own endpoint
+
+
+def test_a_newer_stream_of_an_account_replaces_its_older_one(app: Flask, world: WorldIds) -> None:
+    """The ring of the door intercom: one stream per account, the newest page's."""
+    hub = live.broadcaster(app)
+
+    def ring(user_id: str) -> live.Subscriber:
+        return live.Subscriber(
+            frozenset({"devices"}), None, budget="ring", user_id=user_id, one_per_account=True
+        )
+
+    older, page = ring("usr_1"), live.Subscriber(frozenset({"devices"}), None, user_id="usr_1")
+    hub.subscribe(older, 1)
+    hub.subscribe(page, 1)  # another budget, and not one per account: it stays
+    newer = ring("usr_1")
+    hub.subscribe(newer, 1)  # the budget of one is not spent: the older stream made room
+    assert hub.subscriber_count == 2
+    frames = list(live.event_stream(hub, older, [], heartbeat_s=WAIT_S, max_s=WAIT_S))
+    assert frames[-1].startswith(b"id: ") and b"event: replaced\n" in frames[-1]
+    assert len(frames) == 2  # "connected", then the end: the page does not reconnect
+    with pytest.raises(live.TooManyStreams):
+        hub.subscribe(ring("usr_2"), 1)  # another account's stream replaces nobody's
+    assert _nothing(newer, 0.1) and _nothing(page, 0.1)
+    hub.unsubscribe(newer)
+    hub.unsubscribe(page)
+    assert hub.subscriber_count == 0

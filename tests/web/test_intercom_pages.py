@@ -50,15 +50,37 @@ def _place(client, site) -> str:
     return answer.json["id"]
 
 
+# Every page of the resident's portal: the home page and each page on portal_base.html.
+PORTAL_PAGES = (
+    "/",
+    "/my/passes",
+    "/my/passes/new",
+    "/my/code",
+    "/my/codes",
+    "/my/doors",
+    "/my/history",
+    "/my/notifications",
+    "/my/notifications/settings",
+)
+RING = 'data-mode="resident"'
+
+
 @time_machine.travel(NOW, tick=False)
-def test_the_ring_panel_is_on_the_residents_home_only(client, site):
+def test_the_ring_panel_is_on_every_portal_page_of_a_resident_and_on_no_staff_page(client, site):
     login(client, "resident_a")
-    page = client.get("/").text
-    assert 'id="intercom"' in page and "/my/intercom/live" in page
-    assert 'id="intercom"' not in client.get("/my/doors").text  # one ring stream per phone
+    for path in PORTAL_PAGES:
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        page = answer.text
+        assert page.count(RING) == 1 and page.count("/my/intercom/live") == 1, path
+        assert page.count("intercom.js") == 1, path  # one ring stream per page
+        if path != "/":  # on top of the page, above the portal's own links
+            assert page.index(RING) < page.index('class="portal-nav"'), path
     logout(client)
     login(client, "staff_a")
-    assert 'id="intercom"' not in client.get("/").text
+    for path in ("/", f"/communities/{site.a}/intercom", *PORTAL_PAGES[1:]):
+        answer = client.get(path)
+        assert RING not in answer.text and "/my/intercom/live" not in answer.text, path
     assert client.get("/my/intercom/live").status_code == 404
 
 
