@@ -14,6 +14,12 @@ No table holds a foreign key to an event (a partitioned table's ``id`` is not un
 own); what named an event is cleared first, as ON DELETE did: the cars' entry and exit
 events and the commands' events become null, stranger sightings are deleted with their
 event, and the events' face crops are erased.
+
+Held evidence stays (``server.alerts.evidence.held_event_ids``: the events an open or
+recently resolved alert names, and the sightings of a stranger an officer holds): those
+rows are never deleted, and a month that holds one is not dropped but kept as a table;
+its other rows go row by row (every one is past its community's retention), so the
+partition is dropped by the first run after its last hold ends.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 from sqlalchemy import Select, column, delete, select, table, text, update
 
 from server.access import snapshots
+from server.alerts.evidence import held_event_ids
 from server.community import settings as community_settings
 from server.extensions import db
 from server.models import (
@@ -171,11 +178,15 @@ def drop_expired_partitions(now: datetime) -> list[str]:
     Each in its own transaction (what named its events is cleared in it), then its crops.
     """
     cutoff = now - timedelta(days=longest_retention_days())
+    held = held_event_ids(now)
     dropped = []
     for name, month in sorted(monthly_partitions().items(), key=lambda item: item[1]):
         if next_month(month) > cutoff:
             continue
         events = table(name, column("id"), column("snapshot_path"))
+        if held and db.session.scalar(select(events.c.id).where(events.c.id.in_(held)).limit(1)):
+            # Kept: its unheld rows are deleted row by row (``delete_expired_events``).
+            continue
         paths = _forget_events(
             select(events.c.id),
             select(events.c.snapshot_path).where(events.c.snapshot_path.is_not(None)),
@@ -195,17 +206,23 @@ def drop_expired_partitions(now: datetime) -> list[str]:
 
 
 def delete_expired_events(now: datetime, batch: int = BATCH) -> int:
-    """Delete each community's events older than its ``event_retention_days``; how many.
+    """Delete each community's events older than its ``event_retention_days``, held
+    evidence excepted; how many.
 
     In batches of ``batch`` rows, each committed (then their crops erased), so no long
     transaction holds the rows.
     """
     deleted = 0
+    held = held_event_ids(now)
     communities = db.session.execute(select(Community.id, Community.settings)).all()
     for community_id, stored in communities:
         days = community_settings.effective(stored).event_retention_days
         cutoff = now - timedelta(days=days)
-        old = (AccessEvent.community_id == community_id) & (AccessEvent.occurred_at < cutoff)
+        old = (
+            (AccessEvent.community_id == community_id)
+            & (AccessEvent.occurred_at < cutoff)
+            & AccessEvent.id.not_in(held)
+        )
         while True:
             ids = db.session.scalars(select(AccessEvent.id).where(old).limit(batch)).all()
             if not ids:

@@ -13,6 +13,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from gatekeeper.faces import FaceBox
+from server.alerts.evidence import held_event_ids
 from server.community import settings as community_settings
 from server.core import crypto
 from server.extensions import db
@@ -60,9 +61,11 @@ def discard(snapshot_path: str) -> None:
 
 
 def erase_expired() -> int:
-    """Erase crops older than each community's retention; return how many."""
+    """Erase crops older than each community's retention, held evidence excepted
+    (``server.alerts.evidence``); return how many."""
     erased = 0
     now = utcnow()
+    held = held_event_ids(now)
     for community in db.session.scalars(select(Community)):
         days = community_settings.effective(community.settings).snapshot_retention_days
         old = db.session.scalars(
@@ -70,6 +73,7 @@ def erase_expired() -> int:
                 AccessEvent.community_id == community.id,
                 AccessEvent.snapshot_path.is_not(None),
                 AccessEvent.occurred_at < now - timedelta(days=days),
+                AccessEvent.id.not_in(held),
             )
         )
         for event in old:

@@ -10,6 +10,7 @@ officers get 403/404).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
@@ -19,14 +20,16 @@ from flask import Response, current_app
 from marshmallow import fields, validate
 
 from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
+from server.access import bundle as evidence_bundle
 from server.alerts import service as alerts
 from server.alerts import stream as alert_stream
-from server.alerts.channels import alert_payload, snapshots_kept
+from server.alerts.channels import alert_payload, evidence_of, snapshots_kept
 from server.api import authenticated_blueprint, scope
 from server.api.pagination import Cursor, keyset_paginated
-from server.core import live
+from server.core import audit, live
 from server.extensions import db
 from server.models import Alert
+from server.passes import keys as passkeys
 
 blp = authenticated_blueprint(
     "alerts", "Officers' alerts: list, workflow, live stream, delivery log, webhooks"
@@ -282,3 +285,60 @@ def delete_webhook(webhook_id: str) -> None:
     """Stop sending to it (the delivery log keeps its URL)."""
     alerts.delete_webhook(scope(), webhook_id)
     db.session.commit()
+
+
+# Evidence bundles -----------------------------------------------------------------------------
+
+
+class BundleKeySchema(ma.Schema):
+    key_id = fields.Int()
+    algorithm = fields.Str(metadata={"description": "Ed25519"})
+    public_key = fields.Str(metadata={"description": "the raw 32-byte public key, base64"})
+    signs_until = fields.AwareDateTime()
+    verifies_until = fields.AwareDateTime()
+
+
+@blp.get("/alerts/<alert_id>/bundle")
+@blp.response(200, content_type="application/zip")
+def alert_bundle(alert_id: str) -> Response:
+    """The alert's evidence as a signed ZIP (events, crops, history, site, manifest,
+    signature); officers and staff of its community. Audited as a read of personal data.
+    docs/alerts.md says how a receiver verifies it."""
+    caller = scope()
+    alerts.readable(caller)
+    alert = caller.get(Alert, alert_id)
+    data = evidence_bundle.build(alert)
+    audit.record(
+        caller.user,
+        "alert.bundle",
+        community_id=alert.community_id,
+        target=alert,
+        details={"read": "personal_data", "event_ids": evidence_of(alert)["event_ids"]},
+    )
+    db.session.commit()
+    return Response(
+        data,
+        mimetype="application/zip",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="evidence-{alert.id}.zip"',
+        },
+    )
+
+
+@blp.get("/alerts/bundle-keys")
+@blp.response(200, BundleKeySchema(many=True))
+def bundle_keys() -> Any:
+    """The public keys that sign evidence bundles (and QR passes), by key id: what a
+    receiver records to verify a bundle later."""
+    alerts.readable(scope())
+    return [
+        {
+            "key_id": key.key_id,
+            "algorithm": "Ed25519",
+            "public_key": base64.b64encode(key.public_key).decode(),
+            "signs_until": key.signs_until,
+            "verifies_until": key.verifies_until,
+        }
+        for key in passkeys.public_keys()
+    ]

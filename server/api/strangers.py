@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from server.alerts import strangers, watchlist
+from server.alerts import evidence, strangers, watchlist
 from server.api import authenticated_blueprint, scope
 from server.api.pagination import paginated
 from server.api.schemas import NamedRefSchema
@@ -39,6 +39,10 @@ class StrangerSchema(ma.Schema):
     alert_id = fields.Str(allow_none=True)
     note = fields.Str(allow_none=True)
     marked_by_user_id = fields.Str(allow_none=True)
+    held_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": "since when an officer holds its sightings' evidence"},
+    )
     sightings = fields.List(fields.Nested(SightingSchema), metadata={"description": "newest first"})
 
 
@@ -70,6 +74,7 @@ def _answer(cluster: StrangerCluster, sightings: list[dict[str, Any]]) -> dict[s
                 "alert_id",
                 "note",
                 "marked_by_user_id",
+                "held_at",
             )
         },
         "sighting_count": cluster.sightings,
@@ -116,3 +121,22 @@ def promote(data: dict[str, Any], cluster_id: str) -> WatchlistEntry:
     entry = strangers.promote(scope(), cluster_id, **data)
     db.session.commit()
     return entry
+
+
+@blp.put("/strangers/<cluster_id>/hold")
+@blp.response(200, StrangerSchema)
+def hold_stranger(cluster_id: str) -> Any:
+    """Hold this stranger's evidence: retention keeps its sightings' events and crops until
+    the hold is released (officers; audited)."""
+    cluster = evidence.hold_cluster(scope(), cluster_id)
+    db.session.commit()
+    return _answer(cluster, strangers.sightings_of([cluster.id])[cluster.id])
+
+
+@blp.delete("/strangers/<cluster_id>/hold")
+@blp.response(200, StrangerSchema)
+def release_stranger(cluster_id: str) -> Any:
+    """Release the hold: the sightings' events and crops follow their retention again."""
+    cluster = evidence.release_cluster(scope(), cluster_id)
+    db.session.commit()
+    return _answer(cluster, strangers.sightings_of([cluster.id])[cluster.id])

@@ -91,6 +91,10 @@ class CommunitySettings:
     intercom_guard_rollover: bool = True
     intercom_guard_seconds: int = 60
     intercom_snapshot_minutes: int = 10
+    # Evidence (server.alerts.evidence): the events (and crops) an alert names are kept while
+    # it is open or acknowledged and this many days after it was resolved, whatever the
+    # retention above says.
+    evidence_hold_days: int = 30
 
 
 DEFAULTS = CommunitySettings()
@@ -150,6 +154,7 @@ class CommunitySettingsSchema(ma.Schema):
     intercom_guard_rollover = JsonBool()
     intercom_guard_seconds = ma.fields.Int(validate=validate.Range(min=10, max=600))
     intercom_snapshot_minutes = ma.fields.Int(validate=validate.Range(min=0, max=24 * 60))
+    evidence_hold_days = ma.fields.Int(validate=validate.Range(min=0, max=3650))
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

@@ -348,6 +348,9 @@ class StrangerCluster(IdMixin, CommunityOwned, TimestampMixin, Base):
     marked_by_user_id: Mapped[str | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    # An officer's hold (server.alerts.evidence): while set, retention keeps the events and
+    # crops of this stranger's sightings. Who put it and released it is in the audit log.
+    held_at: Mapped[datetime | None]
 
 
 class StrangerSighting(IdMixin, CommunityOwned, Base):
