@@ -275,6 +275,7 @@ def init_app(app: Flask) -> None:
         device_admin,
         devices,
         doormodes,
+        evidence,
         guest,
         holidays,
         intercom,

@@ -32,6 +32,7 @@ from server.models import (
 from tests import factories
 from tests.factories import Api
 from tests.support.api import WorldIds, assert_problem, in_app
+from tests.support.pages import csrf, login
 
 NOW = datetime(2026, 11, 21, 13, 0, tzinfo=UTC)
 
@@ -326,6 +327,43 @@ def test_an_officer_holds_a_strangers_evidence_and_releases_it(
     with in_app(app):
         retention.enforce()
         assert db.session.get(AccessEvent, event_id) is None
+        actions = db.session.scalars(
+            select(AuditEntry.action).where(AuditEntry.target_id == cluster_id)
+        ).all()
+        assert sorted(actions) == ["stranger.hold", "stranger.release"]
+
+
+def test_the_alert_page_offers_the_bundle_and_holds_the_stranger(app, world, client) -> None:
+    with in_app(app):
+        event = _event(world.a, NOW - timedelta(days=2), access_point_id=world.door_a)
+        cluster = _cluster(world.a, event, held=False)
+        alert = _alert(world.a, [event.id])
+        alert.evidence = {"event_ids": [event.id], "cluster_id": cluster.id}
+        db.session.commit()
+        alert_id, cluster_id = alert.id, cluster.id
+    login(client, "officer_a")
+    page = client.get(f"/alerts/{alert_id}")
+    assert page.status_code == 200
+    assert f'href="/api/v1/alerts/{alert_id}/bundle"' in page.text
+    assert 'id="evidence-hold"' in page.text and 'id="evidence-held"' not in page.text
+    bundle_answer = client.get(f"/api/v1/alerts/{alert_id}/bundle")  # the page's session
+    assert bundle_answer.status_code == 200 and bundle_answer.mimetype == "application/zip"
+
+    held = client.post(
+        f"/alerts/{alert_id}/evidence-hold", data={"csrf_token": csrf(page.text), "action": "hold"}
+    )
+    assert held.status_code == 303
+    page = client.get(f"/alerts/{alert_id}")
+    assert 'id="evidence-held"' in page.text
+    with in_app(app):
+        assert db.session.get(StrangerCluster, cluster_id).held_at is not None
+    released = client.post(
+        f"/alerts/{alert_id}/evidence-hold",
+        data={"csrf_token": csrf(page.text), "action": "release"},
+    )
+    assert released.status_code == 303
+    with in_app(app):
+        assert db.session.get(StrangerCluster, cluster_id).held_at is None
         actions = db.session.scalars(
             select(AuditEntry.action).where(AuditEntry.target_id == cluster_id)
         ).all()
