@@ -11,6 +11,7 @@ the hold is released. ``held_event_ids`` is the one set the retention jobs leave
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -22,8 +23,9 @@ from server.extensions import db
 from server.models import Alert, Community, StrangerCluster, StrangerSighting, utcnow
 
 
-def hold_days(community_settings_stored: dict | None) -> int:
-    return community_settings.effective(community_settings_stored).evidence_hold_days
+def hold_days(stored: dict[str, Any] | None) -> int:
+    """How many days a resolved alert still holds its evidence in this community."""
+    return community_settings.effective(stored).evidence_hold_days
 
 
 def held_event_ids(now: datetime | None = None) -> set[str]:
