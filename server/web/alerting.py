@@ -8,7 +8,9 @@ room's (``server.alerts.service``, ``server.alerts.patrols``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 from flask import redirect, render_template, request, url_for
@@ -18,7 +20,7 @@ from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from server.alerts import patrols
+from server.alerts import patrol_rounds, patrols
 from server.alerts import service as alerts
 from server.api.alerts import WebhookInputSchema
 from server.api.patrols import PatrolRoutePatchSchema, PatrolRouteSchema
@@ -164,6 +166,8 @@ def _route_values(route: PatrolRoute | None) -> MultiDict[str, str]:
     if route is None:
         return MultiDict({"round_minutes": "60"})
     values = MultiDict({"name": route.name, "round_minutes": str(route.round_minutes)})
+    if route.ordered:
+        values["ordered"] = "on"
     for place, ident in enumerate(route.checkpoint_device_ids, start=1):
         values[f"cp_{ident}"] = str(place)
     return values
@@ -213,6 +217,7 @@ def _route_data(
             _("Give at least one checkpoint a place in the round."),
         )
     payload["checkpoint_device_ids"] = [ident for _place, _order, ident in sorted(places)]
+    payload["ordered"] = form.get("ordered") == "on"
     windows, kept = schedule_windows(form, errors)
     payload["schedule"] = windows or None
     schema = PatrolRouteSchema() if creating else PatrolRoutePatchSchema()
@@ -308,3 +313,29 @@ def patrol_route_delete(rid: str) -> Response:
         _("Patrol route %(name)s deleted.", name=name),
     )
     return redirect(url_for("web.patrol_routes", cid=community_id), 303)
+
+
+@bp.app_template_filter("patrol_clock")
+def patrol_clock(value: datetime, zone: str) -> str:
+    """A time in a round: the 24-hour clock in the community's zone."""
+    return value.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+
+
+@bp.get("/patrol-routes/<rid>/rounds")
+@login_required
+def patrol_route_rounds(rid: str) -> str:
+    """A route's rounds of the last day and the one under way: each checkpoint read (when,
+    by which guard) and those missed, in the community's zone (officers read it too)."""
+    scope = desk_scope()
+    route = scope.get(PatrolRoute, rid)
+    community = db.session.get(Community, route.community_id)
+    names = names_by_id(Device.id, Device.name, route.checkpoint_device_ids)
+    return render_template(
+        "patrol_rounds.html",
+        community=community,
+        route=route,
+        names=names,
+        rounds=patrol_rounds.recent(scope, route.id),
+        hours=patrol_rounds.RECENT_HOURS,
+        can_change=scope.can_write(PatrolRoute),
+    )
