@@ -27,11 +27,13 @@ from server.api.patrols import PatrolRoutePatchSchema, PatrolRouteSchema
 from server.core.errors import DomainError
 from server.core.scope import Scope
 from server.extensions import db
-from server.models import Community, Device, PatrolRoute, UserRole, Webhook
+from server.models import Community, Device, PatrolRoute, RfidTag, UserRole, Webhook
+from server.people import service as people
 from server.web import bp
 from server.web.helpers import (
     add_error,
     attempt,
+    current_scope,
     desk_scope,
     flash_ok,
     load_form,
@@ -339,3 +341,19 @@ def patrol_route_rounds(rid: str) -> str:
         hours=patrol_rounds.RECENT_HOURS,
         can_change=scope.can_write(PatrolRoute),
     )
+
+
+@bp.post("/tags/<crid>/guard")
+@login_required
+def tag_guard(crid: str) -> Response:
+    """Mark an RFID tag a guard's (only those count at patrol checkpoints), or no longer."""
+    scope = current_scope()
+    tag = scope.get(RfidTag, crid)
+    guard = request.form.get("guard") == "1"
+    attempt(
+        lambda: people.update_credential(scope, RfidTag, tag.id, {"guard": guard}),
+        _("Tag %(value)s is a guard's: it counts at patrol checkpoints.", value=tag.epc)
+        if guard
+        else _("Tag %(value)s is no longer a guard's.", value=tag.epc),
+    )
+    return redirect(url_for("web.person_page", pid=tag.person_id, _anchor="credentials"), 303)

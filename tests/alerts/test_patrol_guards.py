@@ -15,7 +15,7 @@ from tests.alerts import test_alert_rules as rules_tests
 from tests.alerts.test_alert_rules import DAY, ELDER_TAG, GUARD_TAG, patrol, read_tag
 from tests.factories import Api
 from tests.support.alerts import alerts
-from tests.support.pages import login
+from tests.support.pages import csrf, login
 
 # The community, its readers and people, and the guard with two checkpoints: the rules' own.
 site = rules_tests.site
@@ -132,3 +132,32 @@ def test_the_rounds_page_lists_who_read_what_in_community_time(
     assert "10:00 UTC" not in text and "02:10" not in text
     # The elder's read at 11:15 is nobody's visit.
     assert "11:15" not in text
+
+
+def test_staff_mark_a_guards_tag_on_the_person_page(app, client, site) -> None:
+    with app.app_context():
+        tag = db.session.query(RfidTag).filter_by(person_id=site.other).one()
+        tag_id = tag.id
+    login(client, "staff_a")
+    page = client.get(f"/people/{site.other}")
+    assert f"Tag {rules_tests.OTHER_TAG} is a guard's" in page.text
+    marked = client.post(
+        f"/tags/{tag_id}/guard", data={"guard": "1", "csrf_token": csrf(page.text)}
+    )
+    assert marked.status_code == 303
+    page = client.get(f"/people/{site.other}")
+    assert "guard's tag" in page.text and f"Tag {rules_tests.OTHER_TAG} is no longer" in page.text
+    with app.app_context():
+        assert db.session.get(RfidTag, tag_id).guard is True
+    client.post(f"/tags/{tag_id}/guard", data={"guard": "0", "csrf_token": csrf(page.text)})
+    with app.app_context():
+        assert db.session.get(RfidTag, tag_id).guard is False
+    # An officer changes no tag (the API's rule: staff write credentials).
+    client.post("/logout", data={"csrf_token": csrf(page.text)})
+    login(client, "officer_a")
+    token = csrf(client.get("/").text)
+    assert client.post(
+        f"/tags/{tag_id}/guard", data={"guard": "1", "csrf_token": token}
+    ).status_code in (403, 404)
+    with app.app_context():
+        assert db.session.get(RfidTag, tag_id).guard is False
