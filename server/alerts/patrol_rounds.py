@@ -8,6 +8,7 @@ that the route's page and ``GET /patrol-routes/{id}/rounds`` show.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -63,22 +64,33 @@ def judge(
     turn when the route is ordered."""
     if not rounds or not checkpoints:
         return []
-    reads = [
-        (device_id, at, str(payload.get("tag", "")).upper() or None)
-        for device_id, at, payload in db.session.execute(
-            select(DeviceEvent.device_id, DeviceEvent.occurred_at, DeviceEvent.payload).where(
-                DeviceEvent.device_id.in_(list(checkpoints)),
-                DeviceEvent.type == EventType.TAG_READ.value,
-                DeviceEvent.occurred_at >= rounds[0].start,
-                DeviceEvent.occurred_at < rounds[-1].end,
-            )
-        ).all()
-    ]
+    reads = sorted(
+        (
+            (at, device_id, str(payload.get("tag", "")).upper() or None)
+            for device_id, at, payload in db.session.execute(
+                select(DeviceEvent.device_id, DeviceEvent.occurred_at, DeviceEvent.payload).where(
+                    DeviceEvent.device_id.in_(list(checkpoints)),
+                    DeviceEvent.type == EventType.TAG_READ.value,
+                    DeviceEvent.occurred_at >= rounds[0].start,
+                    DeviceEvent.occurred_at < rounds[-1].end,
+                )
+            ).all()
+        ),
+        key=lambda read: read[0],
+    )
+    instants = [at for at, _device, _tag in reads]
     guards = guard_tags(route.community_id)
-    return [
-        rules.judge_round(r, checkpoints, reads, guard_tags=guards, ordered=route.ordered)
-        for r in rounds
-    ]
+    results = []
+    for patrol_round in rounds:  # each round is given only its own reads (a week of them)
+        first = bisect_left(instants, patrol_round.start)
+        last = bisect_left(instants, patrol_round.end)
+        mine = [(device, at, tag) for at, device, tag in reads[first:last]]
+        results.append(
+            rules.judge_round(
+                patrol_round, checkpoints, mine, guard_tags=guards, ordered=route.ordered
+            )
+        )
+    return results
 
 
 @dataclass(frozen=True)
