@@ -12,7 +12,7 @@ read in the community's zone. Night, school hours and rounds are half-open,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -223,9 +223,20 @@ class Round:
 
 
 @dataclass(frozen=True)
+class Visit:
+    """A read that counted: a guard's tag at a checkpoint, in its turn on an ordered route."""
+
+    checkpoint: str
+    at: datetime
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
 class RoundResult:
     round: Round
     missed: tuple[str, ...]  # checkpoint reader ids that saw no tag, in route order
+    # The reads that counted, oldest first: one per checkpoint visited (the first).
+    visits: tuple[Visit, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -284,11 +295,47 @@ def patrol_rounds(
 
 
 def judge_round(
-    patrol_round: Round, checkpoints: Sequence[str], reads: Iterable[tuple[str, datetime]]
+    patrol_round: Round,
+    checkpoints: Sequence[str],
+    reads: Iterable[tuple[str, datetime] | tuple[str, datetime, str | None]],
+    guard_tags: Collection[str] | None = None,
+    ordered: bool = False,
 ) -> RoundResult:
-    """Which ``checkpoints`` saw no tag in the round; ``reads`` are ``(reader_id, at)``."""
-    seen = {reader for reader, at in reads if patrol_round.start <= at < patrol_round.end}
-    return RoundResult(patrol_round, tuple(c for c in checkpoints if c not in seen))
+    """Which ``checkpoints`` saw no guard's tag in the round, and the reads that counted.
+
+    ``reads`` are ``(reader_id, at)`` or ``(reader_id, at, tag)``. With ``guard_tags`` (EPCs,
+    upper-case), only a read of one of them counts: anyone else's tag (an elder's, a child's)
+    or a read without a tag visits nothing; ``None`` counts every tag. ``ordered``: the reads
+    are taken oldest first and one counts only at the next checkpoint not yet visited, in
+    route order, whichever guard makes it; a read at any other checkpoint (ahead of its turn,
+    or one visited already) counts for nothing and leaves the round where it was, so that
+    checkpoint must be read again in its turn. A checkpoint listed on the route after the
+    one the round stopped at is missed.
+    """
+    guards = None if guard_tags is None else {t.upper() for t in guard_tags}
+    listed = set(checkpoints)
+    in_round: list[tuple[datetime, str, str | None]] = []
+    for read in reads:
+        reader, at = read[0], read[1]
+        tag = read[2] if len(read) > 2 else None  # type: ignore[misc]
+        if reader not in listed or not patrol_round.start <= at < patrol_round.end:
+            continue
+        if guards is not None and (tag is None or tag.upper() not in guards):
+            continue
+        in_round.append((at, reader, tag))
+    in_round.sort(key=lambda read: read[0])
+    visits: dict[str, Visit] = {}
+    for at, reader, tag in in_round:
+        if reader in visits:
+            continue
+        if ordered and reader != checkpoints[len(visits)]:
+            continue  # out of turn: counts for nothing
+        visits[reader] = Visit(reader, at, tag)
+    return RoundResult(
+        patrol_round,
+        tuple(c for c in checkpoints if c not in visits),
+        tuple(visits.values()),
+    )
 
 
 # Spoofing -----------------------------------------------------------------------------------

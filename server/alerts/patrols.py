@@ -20,7 +20,7 @@ from server.core.wording import word
 from server.extensions import db
 from server.models import Community, Device, PatrolRoute
 
-_FIELDS = ("name", "checkpoint_device_ids", "round_minutes", "schedule")
+_FIELDS = ("name", "checkpoint_device_ids", "round_minutes", "schedule", "ordered")
 
 
 def _checked(community_id: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from gatekeeper.vocabulary import (
     Zone,
 )
 from hardware.protocol import EventType
+from server.alerts import patrol_rounds
 from server.alerts.service import raise_alert
 from server.alerts.summaries import N_, summary
 from server.community import settings as community_settings
@@ -452,7 +453,8 @@ def flag_inactive_elders(now: datetime | None = None) -> int:
 
 def judge_patrol_rounds(now: datetime | None = None) -> int:
     """The worker's job: judge each route's rounds that ended since its ``checked_until``
-    (less a grace for late reads); one ``patrol_missed`` per route while it is open,
+    (less a grace for late reads); a checkpoint counts only a guard's tag, and on an ordered
+    route only in its turn; one ``patrol_missed`` per route while it is open,
     updated with every further missed round. Returns the number of missed rounds."""
     now = now or utcnow()
     until = now - PATROL_GRACE
@@ -471,30 +473,9 @@ def judge_patrol_rounds(now: datetime | None = None) -> int:
         if not rounds:
             continue
         route.checked_until = rounds[-1].end
-        devices = {
-            d.id: d
-            for d in db.session.scalars(
-                select(Device).where(
-                    Device.community_id == route.community_id,
-                    Device.id.in_(list(route.checkpoint_device_ids)),
-                    Device.disabled_at.is_(None),
-                )
-            )
-        }
-        # A checkpoint removed or disabled since cannot be visited: it is not judged.
-        checkpoints = [d for d in route.checkpoint_device_ids if d in devices]
-        if not checkpoints:
-            continue
-        reads = db.session.execute(
-            select(DeviceEvent.device_id, DeviceEvent.occurred_at).where(
-                DeviceEvent.device_id.in_(checkpoints),
-                DeviceEvent.type == EventType.TAG_READ.value,
-                DeviceEvent.occurred_at >= rounds[0].start,
-                DeviceEvent.occurred_at < rounds[-1].end,
-            )
-        ).all()
-        for patrol_round in rounds:
-            result = rules.judge_round(patrol_round, checkpoints, reads)
+        # Only guards' tags count, in turn on an ordered route (server.alerts.patrol_rounds).
+        checkpoints, devices = patrol_rounds.checkpoint_devices(route)
+        for result in patrol_rounds.judge(route, checkpoints, rounds):
             if result.complete:
                 continue
             missed_rounds += 1

@@ -1,6 +1,7 @@
 """Patrol routes: checkpoint readers a guard visits every round (staff change; officers read).
 
-A round in which a checkpoint saw no tag raises ``patrol_missed`` (``docs/alert_rules.md``).
+A round in which a checkpoint saw no guard's tag (in its turn, on an ordered route) raises
+``patrol_missed`` (``docs/alert_rules.md``); a route's recent rounds say who read what, when.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from server.alerts import patrols
+from server.alerts import patrol_rounds, patrols
 from server.api import authenticated_blueprint, scope
 from server.api.schemas import PatchSchema, ScheduleWindowSchema
+from server.core.fields import JsonBool
 from server.extensions import db
 from server.models import PatrolRoute
 
@@ -35,6 +37,12 @@ class _PatrolRouteFields(ma.Schema):
     round_minutes = fields.Int(
         validate=validate.Range(min=5, max=24 * 60),
         metadata={"description": "A round's length (default 60); each checkpoint must see a tag"},
+    )
+    ordered = JsonBool(
+        metadata={
+            "description": "True: a guard's read counts only at the next checkpoint in route "
+            "order; a read out of turn counts for nothing (default false: any order)"
+        },
     )
     schedule = fields.List(
         fields.Nested(ScheduleWindowSchema),
@@ -100,3 +108,46 @@ def update_patrol_route(changes: dict[str, Any], route_id: str) -> Any:
 def delete_patrol_route(route_id: str) -> None:
     patrols.delete(scope(), route_id)
     db.session.commit()
+
+
+class PatrolVisitSchema(ma.Schema):
+    device_id = fields.Str(metadata={"description": "The checkpoint reader"})
+    at = fields.AwareDateTime(metadata={"description": "When the guard's tag was read there"})
+    tag = fields.Str(allow_none=True, metadata={"description": "The guard tag's EPC"})
+    person_id = fields.Str(allow_none=True, metadata={"description": "The tag's wearer"})
+    person_name = fields.Str(
+        allow_none=True,
+        metadata={"description": "The wearer's name; masked for a role that reads no people"},
+    )
+
+
+class PatrolRoundSchema(ma.Schema):
+    start = fields.AwareDateTime()
+    end = fields.AwareDateTime()
+    status = fields.Str(
+        metadata={"description": "complete, missed, or in_progress (the round under way)"}
+    )
+    missed_device_ids = fields.List(
+        fields.Str(), metadata={"description": "Checkpoints not visited (so far), route order"}
+    )
+    visits = fields.List(
+        fields.Nested(PatrolVisitSchema),
+        metadata={"description": "The reads that counted, oldest first"},
+    )
+
+
+class PatrolRoundsQuerySchema(ma.Schema):
+    hours = fields.Int(
+        load_default=patrol_rounds.RECENT_HOURS,
+        validate=validate.Range(min=1, max=patrol_rounds.MAX_HOURS),
+        metadata={"description": "How far back: rounds that ended in the last so many hours"},
+    )
+
+
+@blp.get("/patrol-routes/<route_id>/rounds")
+@blp.arguments(PatrolRoundsQuerySchema, location="query")
+@blp.response(200, PatrolRoundSchema(many=True))
+def list_patrol_rounds(query: dict[str, Any], route_id: str) -> Any:
+    """The route's recent rounds, newest first, the one under way included: each
+    checkpoint a guard's tag visited (when, whose) and those missed."""
+    return patrol_rounds.recent(scope(), route_id, hours=query["hours"])

@@ -20,6 +20,7 @@ from server.api.schemas import (
     PersonPatchSchema,
     PersonQuerySchema,
     PersonSchema,
+    RfidTagPatchSchema,
     RfidTagSchema,
     VehicleSchema,
     WorkerPermitPatchSchema,
@@ -201,7 +202,9 @@ def withdraw_consent(pid: str, purpose: str) -> None:
 # Credentials -----------------------------------------------------------------------------------
 
 
-def _credential_routes(kind: str, model: type, schema: type, normalise: Any) -> None:
+def _credential_routes(
+    kind: str, model: type, schema: type, normalise: Any, patch: type = CredentialPatchSchema
+) -> None:
     key = {Card: "uid", Vehicle: "plate", RfidTag: "epc"}[model]
 
     @blp.post(f"/people/<pid>/{kind}", endpoint=f"add_{kind}")
@@ -220,7 +223,7 @@ def _credential_routes(kind: str, model: type, schema: type, normalise: Any) -> 
         return db.session.scalars(select(model).where(model.person_id == person.id))
 
     @blp.patch(f"/{kind}/<credential_id>", endpoint=f"update_{kind}")
-    @blp.arguments(CredentialPatchSchema)
+    @blp.arguments(patch)
     @blp.response(200, schema)
     def update_(changes: dict[str, Any], credential_id: str) -> Any:
         row = people.update_credential(scope(), model, credential_id, changes)
@@ -234,4 +237,4 @@ def _credential_routes(kind: str, model: type, schema: type, normalise: Any) -> 
 
 _credential_routes("cards", Card, CardSchema, str.upper)
 _credential_routes("vehicles", Vehicle, VehicleSchema, checked_plate)
-_credential_routes("tags", RfidTag, RfidTagSchema, str.upper)
+_credential_routes("tags", RfidTag, RfidTagSchema, str.upper, RfidTagPatchSchema)

@@ -447,6 +447,10 @@ class RfidTagSchema(_CredentialFields):
         required=True,
         validate=validate.Regexp(r"^[0-9A-Fa-f]{8,64}$", error=HEX_8_TO_64),
     )
+    guard = JsonBool(
+        load_default=False,
+        metadata={"description": "A guard's tag: only these count at patrol checkpoints"},
+    )
 
 
 class CredentialPatchSchema(PatchSchema):
@@ -632,3 +636,9 @@ class DoorModeSchema(ma.Schema):
     started_at = fields.AwareDateTime()
     lifted_by_user_id = fields.Str(allow_none=True)
     lifted_at = fields.AwareDateTime(allow_none=True)
+
+
+class RfidTagPatchSchema(CredentialPatchSchema):
+    guard = JsonBool(
+        metadata={"description": "A guard's tag: only these count at patrol checkpoints"}
+    )

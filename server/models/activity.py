@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -404,6 +405,8 @@ class PatrolRoute(IdMixin, CommunityOwned, TimestampMixin, Base):
     schedule: Mapped[list[Any] | None]
     # The end of the last round checked, so each round is judged once.
     checked_until: Mapped[datetime | None]
+    # True: a read counts only at the next checkpoint in route order (docs/alert_rules.md).
+    ordered: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Webhook(IdMixin, CommunityOwned, TimestampMixin, Base):

@@ -6,7 +6,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, LargeBinary, String, Table, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Table,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship, validates
 
 from gatekeeper.plates import skeleton
@@ -158,13 +167,18 @@ class Vehicle(CredentialMixin, Base):
 
 
 class RfidTag(CredentialMixin, Base):
-    """An RFID tag worn by an elder or a child (EPC in upper-case hex)."""
+    """An RFID tag worn by an elder or a child (EPC in upper-case hex), or a guard's.
+
+    ``guard``: staff set it on a guard's tag; only guards' tags count at patrol checkpoints
+    (``server.alerts.patrol_rounds``).
+    """
 
     __tablename__ = "rfid_tags"
     __table_args__ = (UniqueConstraint("community_id", "epc"),)
     ID_PREFIX = "tag"
 
     epc: Mapped[str] = mapped_column(String(64))
+    guard: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class WorkerTag(StrEnum):

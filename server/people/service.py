@@ -618,7 +618,8 @@ def add_credential(scope: Scope, person_id: str, model: type, data: dict[str, An
         f"{model.__tablename__}.create",
         community_id=person.community_id,
         target=row,
-        details={key: data[key], "person_id": person.id},
+        details={key: data[key], "person_id": person.id}
+        | ({"guard": True} if data.get("guard") else {}),
     )
     return row
 
@@ -632,6 +633,8 @@ def update_credential(
     for field in ("valid_from", "valid_until"):
         if field in changes:
             setattr(row, field, changes[field])
+    if "guard" in changes:  # RfidTag only (its patch schema): counts at patrol checkpoints
+        row.guard = changes["guard"]
     _check_window(row.valid_from, row.valid_until, "valid_until")
     audit.record(
         scope.user,

@@ -8,7 +8,9 @@ room's (``server.alerts.service``, ``server.alerts.patrols``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 from flask import redirect, render_template, request, url_for
@@ -18,18 +20,20 @@ from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from server.alerts import patrols
+from server.alerts import patrol_rounds, patrols
 from server.alerts import service as alerts
 from server.api.alerts import WebhookInputSchema
 from server.api.patrols import PatrolRoutePatchSchema, PatrolRouteSchema
 from server.core.errors import DomainError
 from server.core.scope import Scope
 from server.extensions import db
-from server.models import Community, Device, PatrolRoute, UserRole, Webhook
+from server.models import Community, Device, PatrolRoute, RfidTag, UserRole, Webhook
+from server.people import service as people
 from server.web import bp
 from server.web.helpers import (
     add_error,
     attempt,
+    current_scope,
     desk_scope,
     flash_ok,
     load_form,
@@ -164,6 +168,8 @@ def _route_values(route: PatrolRoute | None) -> MultiDict[str, str]:
     if route is None:
         return MultiDict({"round_minutes": "60"})
     values = MultiDict({"name": route.name, "round_minutes": str(route.round_minutes)})
+    if route.ordered:
+        values["ordered"] = "on"
     for place, ident in enumerate(route.checkpoint_device_ids, start=1):
         values[f"cp_{ident}"] = str(place)
     return values
@@ -213,6 +219,7 @@ def _route_data(
             _("Give at least one checkpoint a place in the round."),
         )
     payload["checkpoint_device_ids"] = [ident for _place, _order, ident in sorted(places)]
+    payload["ordered"] = form.get("ordered") == "on"
     windows, kept = schedule_windows(form, errors)
     payload["schedule"] = windows or None
     schema = PatrolRouteSchema() if creating else PatrolRoutePatchSchema()
@@ -308,3 +315,45 @@ def patrol_route_delete(rid: str) -> Response:
         _("Patrol route %(name)s deleted.", name=name),
     )
     return redirect(url_for("web.patrol_routes", cid=community_id), 303)
+
+
+@bp.app_template_filter("patrol_clock")
+def patrol_clock(value: datetime, zone: str) -> str:
+    """A time in a round: the 24-hour clock in the community's zone."""
+    return value.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+
+
+@bp.get("/patrol-routes/<rid>/rounds")
+@login_required
+def patrol_route_rounds(rid: str) -> str:
+    """A route's rounds of the last day and the one under way: each checkpoint read (when,
+    by which guard) and those missed, in the community's zone (officers read it too)."""
+    scope = desk_scope()
+    route = scope.get(PatrolRoute, rid)
+    community = db.session.get(Community, route.community_id)
+    names = names_by_id(Device.id, Device.name, route.checkpoint_device_ids)
+    return render_template(
+        "patrol_rounds.html",
+        community=community,
+        route=route,
+        names=names,
+        rounds=patrol_rounds.recent(scope, route.id),
+        hours=patrol_rounds.RECENT_HOURS,
+        can_change=scope.can_write(PatrolRoute),
+    )
+
+
+@bp.post("/tags/<crid>/guard")
+@login_required
+def tag_guard(crid: str) -> Response:
+    """Mark an RFID tag a guard's (only those count at patrol checkpoints), or no longer."""
+    scope = current_scope()
+    tag = scope.get(RfidTag, crid)
+    guard = request.form.get("guard") == "1"
+    attempt(
+        lambda: people.update_credential(scope, RfidTag, tag.id, {"guard": guard}),
+        _("Tag %(value)s is a guard's: it counts at patrol checkpoints.", value=tag.epc)
+        if guard
+        else _("Tag %(value)s is no longer a guard's.", value=tag.epc),
+    )
+    return redirect(url_for("web.person_page", pid=tag.person_id, _anchor="credentials"), 303)

@@ -54,6 +54,7 @@ DAY = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 NIGHT = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=5)  # guardian_window_minutes' default
 ELDER_TAG, CHILD_TAG, MUM_TAG, OTHER_TAG = "E1DE5001", "C41D0001", "0A0A0001", "FFFF0001"
+GUARD_TAG = "9A4D0001"  # the patrol guard's (the ``checkpoints`` fixture)
 _seq = itertools.count(1)
 
 
@@ -405,6 +406,12 @@ def checkpoints(app, site) -> list[str]:
             reader = factories.device(point, kind=DeviceKind.RFID_READER)[0]
             reader.name = name
             ids.append(reader.id)
+        # The guard who walks the rounds: only a guard's tag counts at a checkpoint.
+        guard = factories.person(community, "保安老张")
+        factories.membership(guard, PersonRole.WORKER)
+        db.session.add(
+            RfidTag(community_id=community.id, person_id=guard.id, epc=GUARD_TAG, guard=True)
+        )
         db.session.commit()
         return ids
 

@@ -222,6 +222,83 @@ def test_a_round_is_complete_only_when_every_checkpoint_saw_a_tag() -> None:
     assert judge_round(patrol_round, ["dev_a", "dev_b", "dev_c"], reads).complete
 
 
+GUARD, OTHER_GUARD, ELDER_TAG = "6A4D0001", "6A4D0002", "E1DE5001"
+ROUTE = ["dev_a", "dev_b", "dev_c"]
+
+
+def test_a_guards_reads_complete_a_round_and_say_who_and_when() -> None:
+    patrol_round = Round(local(24, 9), local(24, 10))
+    reads = [
+        ("dev_a", local(24, 9, 5), GUARD),
+        ("dev_a", local(24, 9, 6), GUARD),  # read twice: the first read counts
+        ("dev_b", local(24, 9, 20), OTHER_GUARD),
+        ("dev_c", local(24, 9, 40), GUARD.lower()),  # EPCs compare in upper case
+    ]
+    result = judge_round(patrol_round, ROUTE, reads, guard_tags={GUARD, OTHER_GUARD})
+    assert result.complete
+    assert [(v.checkpoint, v.at, v.tag) for v in result.visits] == [
+        ("dev_a", local(24, 9, 5), GUARD),
+        ("dev_b", local(24, 9, 20), OTHER_GUARD),
+        ("dev_c", local(24, 9, 40), GUARD.lower()),
+    ]
+
+
+def test_an_elders_tag_at_a_checkpoint_visits_nothing() -> None:
+    patrol_round = Round(local(24, 9), local(24, 10))
+    reads = [
+        ("dev_a", local(24, 9, 5), GUARD),
+        ("dev_b", local(24, 9, 20), ELDER_TAG),
+        ("dev_c", local(24, 9, 40), GUARD),
+        ("dev_b", local(24, 9, 41)),  # a read without a tag
+    ]
+    result = judge_round(patrol_round, ROUTE, reads, guard_tags={GUARD})
+    assert result.missed == ("dev_b",)
+    assert [v.checkpoint for v in result.visits] == ["dev_a", "dev_c"]
+    # Without the guard filter the same reads complete it (the old rule).
+    assert judge_round(patrol_round, ROUTE, reads).complete
+    # No guard at all: nothing counts.
+    assert judge_round(patrol_round, ROUTE, reads, guard_tags=set()).missed == tuple(ROUTE)
+
+
+def test_on_an_ordered_route_a_read_out_of_turn_does_not_advance() -> None:
+    patrol_round = Round(local(24, 9), local(24, 10))
+    # C before B: C is out of turn and counts for nothing; B then counts; C is missed.
+    reads = [
+        ("dev_c", local(24, 9, 30), GUARD),
+        ("dev_a", local(24, 9, 5), GUARD),
+        ("dev_b", local(24, 9, 45), GUARD),
+    ]
+    result = judge_round(patrol_round, ROUTE, reads, guard_tags={GUARD}, ordered=True)
+    assert result.missed == ("dev_c",)
+    assert [v.checkpoint for v in result.visits] == ["dev_a", "dev_b"]
+    # C read again in its turn completes the round; any guard may carry it on.
+    reads.append(("dev_c", local(24, 9, 50), OTHER_GUARD))
+    result = judge_round(patrol_round, ROUTE, reads, guard_tags={GUARD, OTHER_GUARD}, ordered=True)
+    assert result.complete
+    assert result.visits[-1].at == local(24, 9, 50)
+    # Nothing at A: B and C in order still miss everything (A's turn never came).
+    late = [("dev_b", local(24, 9, 10), GUARD), ("dev_c", local(24, 9, 20), GUARD)]
+    assert judge_round(patrol_round, ROUTE, late, guard_tags={GUARD}, ordered=True).missed == (
+        tuple(ROUTE)
+    )
+
+
+def test_an_unordered_route_takes_its_checkpoints_in_any_order() -> None:
+    patrol_round = Round(local(24, 9), local(24, 10))
+    reads = [
+        ("dev_c", local(24, 9, 5), GUARD),
+        ("dev_b", local(24, 9, 20), GUARD),
+        ("dev_a", local(24, 9, 40), GUARD),
+    ]
+    result = judge_round(patrol_round, ROUTE, reads, guard_tags={GUARD})
+    assert result.complete
+    assert [v.checkpoint for v in result.visits] == ["dev_c", "dev_b", "dev_a"]
+    assert judge_round(patrol_round, ROUTE, reads, guard_tags={GUARD}, ordered=True).missed == (
+        "dev_b",
+        "dev_c",
+    )
+
+
 # Spoofing -----------------------------------------------------------------------------------
 
 

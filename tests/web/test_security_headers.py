@@ -79,6 +79,7 @@ PAGES: dict[str | None, list[str]] = {
         "/communities/{a}/patrol-routes",
         "/communities/{a}/patrol-routes/new",
         "/patrol-routes/{route}",
+        "/patrol-routes/{route}/rounds",
         "/communities/{a}/holidays",
         "/holidays/{holiday}",
         "/communities/{a}/anti-passback",

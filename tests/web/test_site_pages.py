@@ -462,7 +462,13 @@ def test_patrol_routes_are_made_changed_and_deleted(app, client, world) -> None:
     saved = _post(
         client,
         edit,
-        {"name": "Night round", "round_minutes": "30", f"cp_{north}": "1", "windows": "1"},
+        {
+            "name": "Night round",
+            "round_minutes": "30",
+            f"cp_{north}": "1",
+            "windows": "1",
+            "ordered": "on",
+        },
         edit,
     )
     assert saved.status_code == 303
@@ -473,6 +479,9 @@ def test_patrol_routes_are_made_changed_and_deleted(app, client, world) -> None:
             30,
             None,
         )
+        assert route.ordered is True
+    assert 'name="ordered" checked' in client.get(edit).text
+    assert "(in this order only)" in client.get(listing).text
     chinese = client.get(listing, headers=ZH).text
     assert "巡更路线 · Community A" in chinese
 
