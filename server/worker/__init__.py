@@ -328,7 +328,8 @@ class Worker:
         self._in_transaction(job)
 
     def judge_wandering(self) -> None:
-        """``elder_wandering``/``child_wandering`` once a read's guardian window has passed."""
+        """``elder_wandering``/``child_wandering`` once a read's guardian window has passed;
+        ``tag_exit_without_face`` once its face window has (``server.alerts.cross_checks``)."""
         self._in_transaction(alert_rules.judge_wandering_reads)
         self._in_transaction(cross_checks.judge_tag_exits)  # tag_exit_without_face
 
