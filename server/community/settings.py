@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import marshmallow as ma
@@ -98,11 +98,11 @@ class CommunitySettings:
     # many seconds either side: tag_exit_without_face; one card at two points sooner than the
     # walk between them (walk_seconds: [{"from", "to", "seconds"}], else min_gate_seconds
     # between two perimeter gates; 0: none) allows: impossible_travel.
-    gate_groups: tuple[tuple[str, ...], ...] = ()
+    gate_groups: list[list[str]] = field(default_factory=list)
     plate_face_window_seconds: int = 60
     tag_face_window_seconds: int = 120
     min_gate_seconds: int = 60
-    walk_seconds: tuple[dict[str, Any], ...] = ()
+    walk_seconds: list[dict[str, Any]] = field(default_factory=list)
 
 
 DEFAULTS = CommunitySettings()
