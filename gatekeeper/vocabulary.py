@@ -144,6 +144,9 @@ class AlertType(StrEnum):
     PATROL_MISSED = "patrol_missed"
     KEYPAD_LOCKED = "keypad_locked"
     EMERGENCY_RELEASE = "emergency_release"
+    PLATE_FACE_MISMATCH = "plate_face_mismatch"
+    TAG_EXIT_WITHOUT_FACE = "tag_exit_without_face"
+    IMPOSSIBLE_TRAVEL = "impossible_travel"
 
 
 class Severity(StrEnum):

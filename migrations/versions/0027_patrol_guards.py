@@ -1,7 +1,7 @@
 """patrol guards: only guards' tags count at checkpoints; routes may demand their order
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-12-07 12:30:00.000000
 
 ``rfid_tags.guard`` marks a guard's tag (staff set it); only such tags count at a patrol
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0027'
-down_revision = '0025'
+down_revision = '0026'
 branch_labels = None
 depends_on = None
 

@@ -24,6 +24,7 @@ from gatekeeper.vocabulary import CredentialType, Decision, PersonRole, Reason
 from hardware.protocol import Command
 from server.access import antipassback
 from server.access import doormodes as door_modes
+from server.alerts import cross_checks
 from server.alerts import rules as alert_rules
 from server.community import holidays
 from server.core import metrics
@@ -269,6 +270,7 @@ def decide(
         presented.credential_type.value, decision.decision.value, decision.reason.value
     )
     alert_rules.after_access_event(event)  # repeated spoofing at this door
+    cross_checks.after_access_event(event)  # plate against face, card against the walk
     if decision.granted:
         commands.issue(device, Command.OPEN, event_id=event.id, open_ms=point.open_ms)
     body: dict[str, Any] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import marshmallow as ma
@@ -95,6 +95,18 @@ class CommunitySettings:
     # it is open or acknowledged and this many days after it was resolved, whatever the
     # retention above says.
     evidence_hold_days: int = 30
+    # Cross-checks (server.alerts.cross_checks, docs/alert_rules.md): access points that are
+    # one gate (lists of access point ids, e.g. a barrier and the pedestrian gate beside it);
+    # a stranger's face this many seconds before or after a known car's plate at that gate:
+    # plate_face_mismatch; an elder's tag at an exit with no face of theirs at that gate this
+    # many seconds either side: tag_exit_without_face; one card at two points sooner than the
+    # walk between them (walk_seconds: [{"from", "to", "seconds"}], else min_gate_seconds
+    # between two perimeter gates; 0: none) allows: impossible_travel.
+    gate_groups: list[list[str]] = field(default_factory=list)
+    plate_face_window_seconds: int = 60
+    tag_face_window_seconds: int = 120
+    min_gate_seconds: int = 60
+    walk_seconds: list[dict[str, Any]] = field(default_factory=list)
 
 
 DEFAULTS = CommunitySettings()
@@ -103,6 +115,14 @@ DEFAULTS = CommunitySettings()
 _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 # Formatted by marshmallow when a value fails (a LazyString: in the request's language).
 _HHMM_ERROR = _l("HH:MM")
+
+
+class WalkSecondsSchema(ma.Schema):
+    """One row of ``walk_seconds``: the least seconds between two access points."""
+
+    from_ = ma.fields.Str(data_key="from", required=True, validate=validate.Length(min=1, max=40))
+    to = ma.fields.Str(required=True, validate=validate.Length(min=1, max=40))
+    seconds = ma.fields.Int(strict=True, required=True, validate=validate.Range(min=1, max=3600))
 
 
 class CommunitySettingsSchema(ma.Schema):
@@ -155,6 +175,19 @@ class CommunitySettingsSchema(ma.Schema):
     intercom_guard_seconds = ma.fields.Int(validate=validate.Range(min=10, max=600))
     intercom_snapshot_minutes = ma.fields.Int(validate=validate.Range(min=0, max=24 * 60))
     evidence_hold_days = ma.fields.Int(validate=validate.Range(min=0, max=3650))
+    gate_groups = ma.fields.List(
+        ma.fields.List(
+            ma.fields.Str(validate=validate.Length(min=1, max=40)),
+            validate=validate.Length(min=2, max=20),
+        ),
+        validate=validate.Length(max=50),
+    )
+    plate_face_window_seconds = ma.fields.Int(validate=validate.Range(min=5, max=600))
+    tag_face_window_seconds = ma.fields.Int(validate=validate.Range(min=10, max=1800))
+    min_gate_seconds = ma.fields.Int(validate=validate.Range(min=0, max=3600))
+    walk_seconds = ma.fields.List(
+        ma.fields.Nested(WalkSecondsSchema), validate=validate.Length(max=200)
+    )
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

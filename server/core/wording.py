@@ -234,6 +234,9 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         AlertType.PATROL_MISSED: _p("alert type", "patrol missed"),
         AlertType.KEYPAD_LOCKED: _p("alert type", "keypad locked"),
         AlertType.EMERGENCY_RELEASE: _p("alert type", "emergency release"),
+        AlertType.PLATE_FACE_MISMATCH: _p("alert type", "known car, stranger's face"),
+        AlertType.TAG_EXIT_WITHOUT_FACE: _p("alert type", "tag out, no face"),
+        AlertType.IMPOSSIBLE_TRAVEL: _p("alert type", "card in two places"),
     },
     Severity: {
         Severity.LOW: _p("severity", "low"),

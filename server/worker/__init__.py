@@ -32,6 +32,7 @@ from hardware.bus import BrokerAddress, MqttBus, drain_session
 from hardware.topics import SERVER_SUBSCRIPTIONS, server_subscriptions, share_group
 from server.access import intercom, retention, snapshots, vehicles
 from server.alerts import channels as alert_channels
+from server.alerts import cross_checks
 from server.alerts import rules as alert_rules
 from server.alerts import service as alerts
 from server.core import messaging
@@ -327,8 +328,10 @@ class Worker:
         self._in_transaction(job)
 
     def judge_wandering(self) -> None:
-        """``elder_wandering``/``child_wandering`` once a read's guardian window has passed."""
+        """``elder_wandering``/``child_wandering`` once a read's guardian window has passed;
+        ``tag_exit_without_face`` once its face window has (``server.alerts.cross_checks``)."""
         self._in_transaction(alert_rules.judge_wandering_reads)
+        self._in_transaction(cross_checks.judge_tag_exits)  # tag_exit_without_face
 
     def flag_inactive_elders(self) -> None:
         """One ``elder_inactive`` per absence of an elder living alone."""

@@ -1,0 +1,357 @@
+"""The cross-checks, fed from the database: plate against face, tag against face, card
+against the walk.
+
+``gatekeeper.cross_checks`` decides; this module gathers the passes and raises what it
+returns through ``server.alerts.service.raise_alert``. Callers:
+
+- ``server.access.decision.decide``, for every stored access event (``after_access_event``):
+  ``plate_face_mismatch`` (a granted plate, or an unknown face) and ``impossible_travel``
+  (a granted card);
+- the worker's wandering job (``judge_tag_exits``): ``tag_exit_without_face``, once the
+  window after an elder's tag read at an exit has passed.
+
+Every function leaves the commit to its caller. ``docs/alert_rules.md`` has the rules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from gatekeeper import cross_checks as checks
+from gatekeeper.identity import mask_name
+from gatekeeper.vocabulary import (
+    AlertType,
+    CredentialType,
+    Decision,
+    DeviceKind,
+    PersonRole,
+    Reason,
+    Severity,
+    Zone,
+)
+from hardware.protocol import EventType
+from server.alerts import rules as alert_rules
+from server.alerts.service import raise_alert
+from server.alerts.summaries import N_, summary
+from server.community import settings as community_settings
+from server.core.localtime import local_time
+from server.extensions import db
+from server.models import (
+    AccessEvent,
+    AccessPoint,
+    Alert,
+    Community,
+    Device,
+    DeviceEvent,
+    Person,
+    utcnow,
+)
+
+# How far back the tag-exit job looks for reads still to judge (as the wandering job).
+TAG_EXIT_HORIZON = timedelta(hours=1)
+
+
+def gates(settings: community_settings.CommunitySettings) -> checks.Gates:
+    return checks.Gates.of(settings.gate_groups)
+
+
+def walking(community_id: str, settings: community_settings.CommunitySettings) -> checks.Walking:
+    perimeter = frozenset(
+        db.session.scalars(
+            select(AccessPoint.id).where(
+                AccessPoint.community_id == community_id, AccessPoint.zone == Zone.PERIMETER
+            )
+        )
+    )
+    pairs = {
+        frozenset({row["from"], row["to"]}): int(row["seconds"]) for row in settings.walk_seconds
+    }
+    return checks.Walking(gates(settings), pairs, perimeter, settings.min_gate_seconds)
+
+
+def _pass(event: AccessEvent) -> checks.Pass:
+    return checks.Pass(event.id, event.access_point_id, event.occurred_at)
+
+
+def _place(access_point_id: str) -> str:
+    point = db.session.get(AccessPoint, access_point_id)
+    return point.name if point is not None else access_point_id
+
+
+def after_access_event(event: AccessEvent) -> Alert | None:
+    """Called by ``server.access.decision.decide`` for each stored access event."""
+    if event.access_point_id is None:
+        return None
+    is_plate_grant = (
+        event.credential_type is CredentialType.PLATE
+        and event.decision is Decision.GRANT
+        and event.person_id is not None
+    )
+    is_stranger = (
+        event.credential_type is CredentialType.FACE and event.reason == Reason.UNKNOWN_FACE.value
+    )
+    is_card_grant = (
+        event.credential_type is CredentialType.CARD
+        and event.decision is Decision.GRANT
+        and event.person_id is not None
+    )
+    if not (is_plate_grant or is_stranger or is_card_grant):
+        return None
+    community = db.session.get(Community, event.community_id)
+    settings = community_settings.effective(community.settings)
+    if is_card_grant:
+        return _impossible_travel(event, community, settings)
+    return _plate_face(event, community, settings, plate_first=is_plate_grant)
+
+
+# Plate against face -------------------------------------------------------------------------
+
+
+def _plate_face(
+    event: AccessEvent,
+    community: Community,
+    settings: community_settings.CommunitySettings,
+    *,
+    plate_first: bool,
+) -> Alert | None:
+    """A known car's grant and the unknown faces around it at its gate: one alert per car
+    grant, which later faces add to."""
+    gate = gates(settings)
+    window = timedelta(seconds=settings.plate_face_window_seconds)
+    members = list(gate.members(event.access_point_id))
+    around = (
+        AccessEvent.community_id == event.community_id,
+        AccessEvent.access_point_id.in_(members),
+        AccessEvent.occurred_at >= event.occurred_at - window,
+        AccessEvent.occurred_at <= event.occurred_at + window,
+        AccessEvent.id != event.id,
+    )
+    if plate_first:
+        plates = [event]
+        faces = db.session.scalars(
+            select(AccessEvent).where(
+                *around,
+                AccessEvent.credential_type == CredentialType.FACE,
+                AccessEvent.reason == Reason.UNKNOWN_FACE.value,
+            )
+        ).all()
+    else:
+        faces = [event]
+        plates = db.session.scalars(
+            select(AccessEvent).where(
+                *around,
+                AccessEvent.credential_type == CredentialType.PLATE,
+                AccessEvent.decision == Decision.GRANT,
+                AccessEvent.person_id.is_not(None),
+            )
+        ).all()
+    alert = None
+    for plate in plates:
+        found = checks.plate_face_mismatch(_pass(plate), map(_pass, faces), gate, window)
+        if not found:
+            continue
+        alert = raise_alert(
+            community_id=event.community_id,
+            type=AlertType.PLATE_FACE_MISMATCH,
+            severity=Severity.MEDIUM,
+            summary=summary(
+                N_(
+                    "Known car %(plate)s let in at %(place)s at %(time)s with a stranger's face "
+                    "at the same gate"
+                ),
+                plate=plate.plate or "",
+                place=_place(plate.access_point_id),
+                time=local_time(plate.occurred_at, community.timezone),
+            ),
+            access_point_id=plate.access_point_id,
+            device_id=plate.device_id,
+            evidence={
+                "event_ids": [plate.id, *(face.event_id for face in found)],
+                "plate_event_id": plate.id,
+                "face_event_ids": [face.event_id for face in found],
+                "person_id": plate.person_id,
+                "plate": plate.plate,
+            },
+            dedup_key=f"plate_face_mismatch:{plate.id}",
+        )
+    return alert
+
+
+# Card against the walk ----------------------------------------------------------------------
+
+
+def _impossible_travel(
+    event: AccessEvent, community: Community, settings: community_settings.CommunitySettings
+) -> Alert | None:
+    """The person's other card grants close enough in time that the walk between the two
+    points cannot be made: one open alert per person."""
+    walk = walking(community.id, settings)
+    longest = walk.longest
+    if longest <= timedelta(0):
+        return None
+    others = db.session.scalars(
+        select(AccessEvent)
+        .where(
+            AccessEvent.community_id == event.community_id,
+            AccessEvent.person_id == event.person_id,
+            AccessEvent.credential_type == CredentialType.CARD,
+            AccessEvent.decision == Decision.GRANT,
+            AccessEvent.access_point_id.is_not(None),
+            AccessEvent.occurred_at > event.occurred_at - longest,
+            AccessEvent.occurred_at < event.occurred_at + longest,
+            AccessEvent.id != event.id,
+        )
+        .order_by(AccessEvent.occurred_at.desc())
+    ).all()
+    for other in others:
+        need = checks.impossible_travel(_pass(other), _pass(event), walk)
+        if need is None:
+            continue
+        first, second = sorted([other, event], key=lambda row: row.occurred_at)
+        seconds = int(abs((event.occurred_at - other.occurred_at).total_seconds()))
+        person = db.session.get(Person, event.person_id)
+        return raise_alert(
+            community_id=event.community_id,
+            type=AlertType.IMPOSSIBLE_TRAVEL,
+            severity=Severity.HIGH,
+            summary=summary(
+                N_(
+                    "Card of %(name)s used at %(first)s and %(second)s %(seconds)s s apart; "
+                    "the walk takes at least %(need)s s (a copied card?)"
+                ),
+                name=mask_name(person.name) if person is not None else "",
+                first=_place(first.access_point_id),
+                second=_place(second.access_point_id),
+                seconds=seconds,
+                need=need,
+            ),
+            access_point_id=event.access_point_id,
+            device_id=event.device_id,
+            evidence={
+                "event_ids": [first.id, second.id],
+                "person_id": event.person_id,
+                "access_point_ids": [first.access_point_id, second.access_point_id],
+            },
+            dedup_key=f"impossible_travel:{event.person_id}",
+        )
+    return None
+
+
+# Tag against face ---------------------------------------------------------------------------
+
+
+def _tag_exit_key(person_id: str) -> str:
+    return f"tag_exit_without_face:{person_id}"
+
+
+def _judged(community_id: str, person_id: str, row: DeviceEvent) -> bool:
+    """Whether a tag-exit alert (open or not) already holds this read as evidence."""
+    held = db.session.scalars(
+        select(Alert.evidence).where(
+            Alert.community_id == community_id,
+            Alert.dedup_key == _tag_exit_key(person_id),
+            Alert.updated_at >= row.received_at,
+        )
+    )
+    return any(row.id in (evidence or {}).get("device_event_ids", []) for evidence in held)
+
+
+def judge_tag_exits(now: datetime | None = None) -> int:
+    """The worker's job: an elder's tag read by a perimeter reader that belongs to an access
+    point, with no face event of that elder at the access point's gate within
+    ``tag_face_window_seconds`` either side, raises ``tag_exit_without_face`` once the
+    window after the read has passed. Returns the number of alerts raised or updated."""
+    now = now or utcnow()
+    readers = db.session.scalars(
+        select(Device).where(
+            Device.kind == DeviceKind.RFID_READER,
+            Device.zone == Zone.PERIMETER,
+            Device.access_point_id.is_not(None),
+            Device.disabled_at.is_(None),
+        )
+    ).all()
+    by_community: dict[str, dict[str, Device]] = {}
+    for reader in readers:
+        by_community.setdefault(reader.community_id, {})[reader.id] = reader
+    raised = 0
+    for community_id, community_readers in sorted(by_community.items()):
+        community = db.session.get(Community, community_id)
+        settings = community_settings.effective(community.settings)
+        window = timedelta(seconds=settings.tag_face_window_seconds)
+        gate = gates(settings)
+        rows = db.session.scalars(
+            select(DeviceEvent)
+            .where(
+                DeviceEvent.device_id.in_(list(community_readers)),
+                DeviceEvent.type == EventType.TAG_READ.value,
+                DeviceEvent.received_at > now - window - TAG_EXIT_HORIZON,
+            )
+            .order_by(DeviceEvent.received_at)
+        ).all()
+        tags = {t for row in rows if (t := alert_rules._tag_of(row))}
+        wearers = alert_rules._tagged(community_id, tags) if tags else {}
+        for row in rows:
+            tag = alert_rules._tag_of(row)
+            tagged = wearers.get(tag) if tag else None
+            if tagged is None or PersonRole.ELDER not in tagged.wearer(row.occurred_at).roles:
+                continue
+            reader = community_readers[row.device_id]
+            if _judge_exit(community, window, gate, reader, row, tagged.person, now):
+                raised += 1
+    return raised
+
+
+def _judge_exit(
+    community: Community,
+    window: timedelta,
+    gate: checks.Gates,
+    reader: Device,
+    row: DeviceEvent,
+    person: Person,
+    now: datetime,
+) -> Alert | None:
+    read = checks.Pass(row.id, reader.access_point_id, row.occurred_at)
+    if now < checks.settles(read, window, row.received_at):
+        return None  # the face may still come; most reads end here, before any query
+    members = list(gate.members(reader.access_point_id))
+    faces = db.session.execute(
+        select(AccessEvent.id, AccessEvent.access_point_id, AccessEvent.occurred_at).where(
+            AccessEvent.community_id == community.id,
+            AccessEvent.person_id == person.id,
+            AccessEvent.credential_type == CredentialType.FACE,
+            AccessEvent.access_point_id.in_(members),
+            AccessEvent.occurred_at >= row.occurred_at - window,
+            AccessEvent.occurred_at <= row.occurred_at + window,
+        )
+    ).all()
+    outcome = checks.tag_exit_without_face(
+        read, [checks.Pass(*face) for face in faces], gate, window, now, row.received_at
+    )
+    if outcome is not checks.ExitOutcome.ALERT or _judged(community.id, person.id, row):
+        return None
+    place = _place(reader.access_point_id)
+    return raise_alert(
+        community_id=community.id,
+        type=AlertType.TAG_EXIT_WITHOUT_FACE,
+        severity=Severity.MEDIUM,
+        summary=summary(
+            N_(
+                "Elder %(name)s's tag went out through %(place)s at %(time)s "
+                "with no face of theirs seen there"
+            ),
+            name=mask_name(person.name),
+            place=place,
+            time=local_time(row.occurred_at, community.timezone),
+        ),
+        access_point_id=reader.access_point_id,
+        device_id=reader.id,
+        evidence={
+            "device_event_ids": [row.id],
+            "person_id": person.id,
+            "tag": row.payload.get("tag"),
+            "reader_device_ids": [reader.id],
+        },
+        dedup_key=_tag_exit_key(person.id),
+    )
