@@ -35,7 +35,6 @@ from sqlalchemy import select
 from gatekeeper import policy
 from gatekeeper.tariff import Fee, Tariff, fee, yuan
 from gatekeeper.vocabulary import CredentialType, Decision, Reason
-from hardware.protocol import Command
 from server.access import doormodes as door_modes
 from server.access.decision import Door, Presented, Verdict
 from server.community import settings as community_settings
@@ -286,6 +285,7 @@ def pay(
     if not devices:
         raise Conflict(_l("No enabled barrier device serves this exit."))
     now = utcnow()
+    door_modes.refuse_remote_open(scope, point, None, now)  # the payment opens: 403 lockdown
     event = AccessEvent(
         community_id=ticket.community_id,
         occurred_at=now,
@@ -315,16 +315,7 @@ def pay(
     presence = db.session.get(VehiclePresence, ticket.presence_id or "")
     if presence is not None and presence.exited_at is None:
         presence.exited_at, presence.exit_event_id, presence.closed_reason = now, event.id, "exit"
-    rows = [
-        commands.issue(
-            device,
-            Command.OPEN,
-            issued_by_user_id=scope.user.id,
-            event_id=event.id,
-            open_ms=point.open_ms,
-        )
-        for device in devices
-    ]
+    rows = commands.open_for(devices, event.id, point.open_ms, scope.user.id)
     audit.record(
         scope.user,
         "parking.payment",

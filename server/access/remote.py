@@ -93,16 +93,7 @@ def open_access_point(scope: Scope, access_point_id: str) -> list[DeviceCommand]
     )
     db.session.add(event)
     db.session.flush()
-    rows = [
-        commands.issue(
-            device,
-            Command.OPEN,
-            issued_by_user_id=scope.user.id,
-            event_id=event.id,
-            open_ms=point.open_ms,
-        )
-        for device in devices
-    ]
+    rows = commands.open_for(devices, event.id, point.open_ms, scope.user.id)
     audit.record(
         scope.user,
         "access_point.open",

@@ -246,18 +246,6 @@ def _tag_exit_key(person_id: str) -> str:
     return f"tag_exit_without_face:{person_id}"
 
 
-def _judged(community_id: str, person_id: str, row: DeviceEvent) -> bool:
-    """Whether a tag-exit alert (open or not) already holds this read as evidence."""
-    held = db.session.scalars(
-        select(Alert.evidence).where(
-            Alert.community_id == community_id,
-            Alert.dedup_key == _tag_exit_key(person_id),
-            Alert.updated_at >= row.received_at,
-        )
-    )
-    return any(row.id in (evidence or {}).get("device_event_ids", []) for evidence in held)
-
-
 def judge_tag_exits(now: datetime | None = None) -> int:
     """The worker's job: an elder's tag read by a perimeter reader that belongs to an access
     point, with no face event of that elder at the access point's gate within
@@ -290,10 +278,10 @@ def judge_tag_exits(now: datetime | None = None) -> int:
             )
             .order_by(DeviceEvent.received_at)
         ).all()
-        tags = {t for row in rows if (t := alert_rules._tag_of(row))}
-        wearers = alert_rules._tagged(community_id, tags) if tags else {}
+        tags = {t for row in rows if (t := alert_rules.tag_of(row))}
+        wearers = alert_rules.tag_wearers(community_id, tags) if tags else {}
         for row in rows:
-            tag = alert_rules._tag_of(row)
+            tag = alert_rules.tag_of(row)
             tagged = wearers.get(tag) if tag else None
             if tagged is None or PersonRole.ELDER not in tagged.wearer(row.occurred_at).roles:
                 continue
@@ -329,7 +317,9 @@ def _judge_exit(
     outcome = checks.tag_exit_without_face(
         read, [checks.Pass(*face) for face in faces], gate, window, now, row.received_at
     )
-    if outcome is not checks.ExitOutcome.ALERT or _judged(community.id, person.id, row):
+    if outcome is not checks.ExitOutcome.ALERT:
+        return None
+    if alert_rules.already_judged(community.id, _tag_exit_key(person.id), row):
         return None
     place = _place(reader.access_point_id)
     return raise_alert(

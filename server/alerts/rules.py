@@ -121,7 +121,7 @@ class _Tagged:
         return rules.Wearer(self.person.id, roles, self.person.wander_risk)
 
 
-def _tagged(community_id: str, epcs: Iterable[str]) -> dict[str, _Tagged]:
+def tag_wearers(community_id: str, epcs: Iterable[str]) -> dict[str, _Tagged]:
     """The wearers of these tags (enabled tags of people who have not moved out)."""
     epcs = {e.upper() for e in epcs}
     if not epcs:
@@ -206,12 +206,12 @@ def _wandering_key(person_id: str) -> str:
     return f"wandering:{person_id}"
 
 
-def _already_judged(community_id: str, person_id: str, row: DeviceEvent) -> bool:
-    """Whether a wandering alert (open or not) already holds this read as evidence."""
+def already_judged(community_id: str, dedup_key: str, row: DeviceEvent) -> bool:
+    """Whether an alert of ``dedup_key`` (open or not) already holds this read as evidence."""
     alerts = db.session.scalars(
         select(Alert.evidence).where(
             Alert.community_id == community_id,
-            Alert.dedup_key == _wandering_key(person_id),
+            Alert.dedup_key == dedup_key,
             Alert.updated_at >= row.received_at,
         )
     )
@@ -238,7 +238,7 @@ def _judge_read(
     verdict = rules.judge_wandering(read, wearer, guardians, settings, now)
     if verdict.outcome is not rules.Outcome.ALERT or verdict.alert_type is None:
         return None
-    if _already_judged(community.id, person.id, row):
+    if already_judged(community.id, _wandering_key(person.id), row):
         return None
     place = device.access_point.name if device.access_point else device.name
     elder = verdict.alert_type is AlertType.ELDER_WANDERING
@@ -280,7 +280,7 @@ def _judge_read(
     return alert
 
 
-def _tag_of(row: DeviceEvent) -> str | None:
+def tag_of(row: DeviceEvent) -> str | None:
     tag = (row.payload or {}).get("tag")
     return tag.upper() if isinstance(tag, str) else None
 
@@ -296,10 +296,10 @@ def on_tag_read(device: Device, row: DeviceEvent, now: datetime | None = None) -
         return None
     community = db.session.get(Community, device.community_id)
     settings = wandering_settings(community)
-    tag = _tag_of(row)
+    tag = tag_of(row)
     if settings.guardian_window > timedelta(0) or tag is None:
         return None
-    tagged = _tagged(community.id, [tag]).get(tag)
+    tagged = tag_wearers(community.id, [tag]).get(tag)
     return _judge_read(community, settings, device, row, tagged, now or utcnow())
 
 
@@ -335,9 +335,9 @@ def judge_wandering_reads(now: datetime | None = None) -> int:
             )
             .order_by(DeviceEvent.received_at)
         ).all()
-        wearers = _tagged(community.id, {t for row in rows if (t := _tag_of(row))})
+        wearers = tag_wearers(community.id, {t for row in rows if (t := tag_of(row))})
         for row in rows:
-            tag = _tag_of(row)
+            tag = tag_of(row)
             reader = community_readers[row.device_id]
             tagged = wearers.get(tag) if tag else None
             if _judge_read(community, settings, reader, row, tagged, now):

@@ -119,6 +119,17 @@ def actuators(point: AccessPoint) -> list[Device]:
     )
 
 
+def open_for(
+    devices: list[Device], event_id: str, open_ms: int, user_id: str | None
+) -> list[DeviceCommand]:
+    """``open`` to each of ``devices`` for an access event a person caused from afar (a remote
+    open, a paid parking ticket)."""
+    return [
+        issue(device, Command.OPEN, issued_by_user_id=user_id, event_id=event_id, open_ms=open_ms)
+        for device in devices
+    ]
+
+
 def command_access_point(
     scope: Scope, access_point_id: str, command: Command
 ) -> list[DeviceCommand]:

@@ -372,3 +372,20 @@ def test_a_lockdown_or_a_closed_barrier_keeps_a_temporary_car_out_without_a_tick
     assert opens(published) == [] and inside(app, site.a) == []
     with app.app_context():
         assert db.session.scalar(select(ParkingTicket.id)) is None
+
+
+def test_a_lockdown_naming_no_one_refuses_the_payments_open(app, client, site, frozen, published):
+    decided(client, site, GUEST, direction="in")
+    frozen.shift(timedelta(hours=1))
+    ticket_id = decided(client, site, GUEST, direction="out")["parking"]["ticket_id"]
+    staff = Api(client, "staff_a")
+    started = staff.post(
+        f"/communities/{site.a}/door-modes",
+        json={"kind": "lockdown", "scope": "community", "reason": "Manhunt", "exempt_roles": []},
+    )
+    assert started.status_code == 201, started.json
+    published.clear()
+    paid = staff.post(f"/parking-tickets/{ticket_id}/payments", json={"method": "cash"})
+    assert paid.status_code == 403 and paid.json["reason"] == "lockdown"
+    assert opens(published) == []
+    assert ticket_of(app, ticket_id).status.value == "due"  # nothing stored half-way
