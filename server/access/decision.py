@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
@@ -74,9 +75,10 @@ class Door:
             community=db.session.get(Community, device.community_id),
         )
 
-    @property
+    @cached_property
     def view(self) -> policy.AccessPointView:
-        """The access point as the policy needs it."""
+        """The access point as the policy needs it, read once per request (its holidays are
+        a query; a decision asks for it several times: the roles, a lockdown, a pass)."""
         return point_view(self.point, self.community)
 
 
