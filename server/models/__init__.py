@@ -29,7 +29,7 @@ from server.models.activity import (
 )
 from server.models.antipassback import AntiPassbackPair, AntiPassbackState
 from server.models.base import Base, utcnow
-from server.models.community import AccessPoint, Building, Community, Device, Unit
+from server.models.community import AccessPoint, Building, Community, Device, SitePlan, Unit
 from server.models.couriers import CourierCode, KeypadLockout
 from server.models.doormodes import DoorMode
 from server.models.holidays import Holiday, holiday_access_points
@@ -116,6 +116,7 @@ __all__ = [
     "RfidTag",
     "ServiceHeartbeat",
     "SigningKey",
+    "SitePlan",
     "StrangerCluster",
     "StrangerSighting",
     "TicketStatus",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, false
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
@@ -26,6 +26,22 @@ class Community(IdMixin, TimestampMixin, Base):
     buildings: Mapped[list[Building]] = relationship(
         back_populates="community", passive_deletes=True
     )
+
+
+class SitePlan(TimestampMixin, Base):
+    """The community's site plan: a picture staff upload, on which access points and
+    devices are placed (their ``plan_x``/``plan_y``)."""
+
+    __tablename__ = "site_plans"
+
+    community_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("communities.id", ondelete="CASCADE"), primary_key=True
+    )
+    content_type: Mapped[str] = mapped_column(String(40))
+    image: Mapped[bytes] = mapped_column(LargeBinary)
+    width: Mapped[int]
+    height: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 class Building(IdMixin, CommunityOwned, TimestampMixin, Base):
@@ -75,6 +91,10 @@ class AccessPoint(IdMixin, CommunityOwned, TimestampMixin, Base):
     schedule: Mapped[list[Any] | None]
     # A keypad for one-time courier codes (POST /api/v1/verify/pin, server.access.pin).
     has_keypad: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Where it is on the community's site plan (SitePlan), as fractions of the picture's
+    # width and height from the top left; null: not placed.
+    plan_x: Mapped[float | None]
+    plan_y: Mapped[float | None]
 
     building: Mapped[Building | None] = relationship()
 
@@ -108,6 +128,9 @@ class Device(IdMixin, CommunityOwned, TimestampMixin, Base):
     # older one applied later by another worker does not change it.
     last_status_at: Mapped[datetime | None]
     firmware: Mapped[str | None] = mapped_column(String(40))
+    # Where it is on the site plan, as AccessPoint's; null: at its access point's spot.
+    plan_x: Mapped[float | None]
+    plan_y: Mapped[float | None]
 
     access_point: Mapped[AccessPoint | None] = relationship()
 
