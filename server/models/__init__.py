@@ -67,6 +67,7 @@ from server.models.people import (
     guardianships,
     worker_permit_access_points,
 )
+from server.models.privacy import DataRead
 
 __all__ = [
     "CITY_INDEXES",
@@ -87,6 +88,7 @@ __all__ = [
     "Community",
     "Consent",
     "CourierCode",
+    "DataRead",
     "Device",
     "DeviceCommand",
     "DeviceEvent",

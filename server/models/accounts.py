@@ -55,6 +55,9 @@ class User(IdMixin, TimestampMixin, Base):
     last_login_at: Mapped[datetime | None]
     # Officers: their MQTT password in the broker's password-file format (devices.broker_sync).
     mqtt_password_hash: Mapped[str | None] = mapped_column(String(255))
+    # Staff: a supervisor, who reads the audit log (changes and reads of personal data) of
+    # their communities.
+    supervisor: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     # Staff: the communities they run; officers: the communities they cover.
     communities: Mapped[list[Community]] = relationship(
