@@ -250,6 +250,14 @@ VARIABLES: tuple[Variable, ...] = (
         "The contact push services may reach about our pushes (`mailto:ops@example.cn` or an "
         "https URL): the VAPID `sub` claim. Required with `VAPID_PRIVATE_KEY`.",
     ),
+    Variable(
+        "DATA_KEYS_RETIRED",
+        "(unset)",
+        "Comma-separated keys that still decrypt but never encrypt: the keys `DATA_KEY` "
+        "replaced, until `flask rotate-data-key` has re-encrypted everything under `DATA_KEY` "
+        '(`docs/deploy.md`, "Rotating DATA_KEY"). Keep them with `DATA_KEY`, outside the '
+        "backups.",
+    ),
 )
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -296,6 +304,7 @@ class Settings:
     pin_rate_limit: str = "30 per minute"
     vapid_private_key: str | None = None  # the key's PEM text; None: Web Push off
     vapid_contact: str | None = None
+    data_keys_retired: tuple[str, ...] = ()  # decrypt only (server.core.crypto)
 
     @property
     def is_production(self) -> bool:
@@ -375,6 +384,7 @@ class Settings:
             "metrics_port": parser.optional_integer("METRICS_PORT", low=1, high=65535),
             "proxy_hops": parser.integer("PROXY_HOPS", 0, low=0, high=5),
             **_vapid(parser),
+            "data_keys_retired": _retired_data_keys(parser),
         }
         parser.check(
             "MQTT_URL",
@@ -413,6 +423,16 @@ class Settings:
         if parser.problems:
             raise SettingsError(parser.problems)
         return cls(**values)
+
+
+def _retired_data_keys(parser: _Parser) -> tuple[str, ...]:
+    """DATA_KEYS_RETIRED: keys that only decrypt (never echoed in a problem)."""
+    raw = parser.optional_text("DATA_KEYS_RETIRED") or ""
+    keys = tuple(key.strip() for key in raw.split(",") if key.strip())
+    for number, key in enumerate(keys, 1):
+        if not _check_data_key(key):
+            parser.problems.append(f"DATA_KEYS_RETIRED: key {number} is too short or malformed")
+    return keys
 
 
 def _vapid(parser: _Parser) -> dict[str, Any]:

@@ -71,10 +71,11 @@ def _wrong(rule: str, detail: str) -> Presented:
 
 def _code_of(door: Door, pin: str, at: datetime) -> CourierCode | None:
     """The door's code with these digits: a live one first, else the newest."""
-    digest = pincodes.pin_hash(couriers.code_key(), door.point.id, pin)
+    # Under DATA_KEY and each retired key: codes issued before a rotation keep working.
+    digests = [pincodes.pin_hash(key, door.point.id, pin) for key in couriers.code_keys()]
     codes = db.session.scalars(
         select(CourierCode)
-        .where(CourierCode.access_point_id == door.point.id, CourierCode.code_hash == digest)
+        .where(CourierCode.access_point_id == door.point.id, CourierCode.code_hash.in_(digests))
         .order_by(CourierCode.created_at.desc())
     ).all()
     live = [c for c in codes if couriers.status_of(c, at) is pincodes.CodeStatus.UNUSED]

@@ -1,7 +1,8 @@
 """Command-line entry points (``flask --app server COMMAND``).
 
 ``seed``, ``create-user``, ``worker``, ``broker-files`` (server/devices/broker_sync.py),
-``demo-fleet`` and ``enrol-csv`` (server/cli/bulk.py). Errors are one-line messages with a
+``demo-fleet`` and ``enrol-csv`` (server/cli/bulk.py), ``rotate-data-key`` and ``data-key``
+(server/cli/datakey.py). Errors are one-line messages with a
 non-zero exit status, never tracebacks.
 """
 
@@ -29,6 +30,10 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(demo_fleet)
     app.cli.add_command(broker_sync.broker_files)  # flask broker-files
     app.cli.add_command(enrol_csv)  # flask enrol-csv
+    from server.cli import datakey
+
+    app.cli.add_command(datakey.rotate_data_key)  # flask rotate-data-key
+    app.cli.add_command(datakey.data_key)  # flask data-key new|status
 
 
 def _fail(message: str) -> None:

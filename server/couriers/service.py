@@ -53,6 +53,12 @@ def code_key() -> bytes:
     return crypto.derived_key("courier codes")
 
 
+def code_keys() -> list[bytes]:
+    """``code_key`` under DATA_KEY and every retired key (DATA_KEYS_RETIRED): a code issued
+    before a rotation opens until its key is dropped."""
+    return crypto.derived_keys("courier codes")
+
+
 def status_of(code: CourierCode, now: datetime | None = None) -> CodeStatus:
     return pincodes.code_status(
         revoked=code.revoked_at is not None,

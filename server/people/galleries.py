@@ -158,9 +158,12 @@ class GalleryFiles:
     (``locked``); readers need none.
     """
 
-    def __init__(self, directory: Path, key: bytes):
+    def __init__(self, directory: Path, key: bytes, also: tuple[bytes, ...] = ()):
         self.directory = directory
         self._key = key
+        # Keys whose files are still good (derived from DATA_KEYS_RETIRED): processes with
+        # the old and the new DATA_KEY share files during a rotation instead of deleting them.
+        self._also = also
 
     def folder(self, community_id: str) -> Path:
         if not _SAFE_NAME.fullmatch(community_id):
@@ -277,14 +280,18 @@ class GalleryFiles:
             path.unlink(missing_ok=True)
         return arrays
 
+    @staticmethod
+    def _signed(mapped: mmap.mmap, size: int, key: bytes) -> bool:
+        mac = hmac.new(key, digestmod=hashlib.sha256)
+        with memoryview(mapped) as whole, whole[: size - _MAC_BYTES] as signed:
+            mac.update(signed)
+        return hmac.compare_digest(mac.digest(), mapped[size - _MAC_BYTES :])
+
     def _read(
         self, mapped: mmap.mmap, community_id: str, version: int, fingerprint: str | None
     ) -> tuple[GalleryArrays | None, str | None]:
         size = len(mapped)
-        mac = hmac.new(self._key, digestmod=hashlib.sha256)
-        with memoryview(mapped) as whole, whole[: size - _MAC_BYTES] as signed:
-            mac.update(signed)
-        if not hmac.compare_digest(mac.digest(), mapped[size - _MAC_BYTES :]):
+        if not any(self._signed(mapped, size, key) for key in (self._key, *self._also)):
             return None, "wrong signature (changed, torn, or written under another DATA_KEY)"
         if mapped[: len(FILE_MAGIC)] != FILE_MAGIC:
             return None, "not a gallery file"
@@ -651,9 +658,8 @@ def _new_cache(app: Flask) -> GalleryCache:
     settings = app.config["SETTINGS"]
     files = None
     if settings.face_gallery_dir is not None:
-        files = GalleryFiles(
-            settings.face_gallery_dir, crypto.derived_key("face gallery files", app)
-        )
+        current, *retired = crypto.derived_keys("face gallery files", app)
+        files = GalleryFiles(settings.face_gallery_dir, current, tuple(retired))
     return GalleryCache(settings.face_gallery_memory_mb * MIB, files)
 
 
