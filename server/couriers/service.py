@@ -176,14 +176,16 @@ def _staff_point(scope: Scope, access_point_id: str | None) -> AccessPoint:
 
 def _unique_pin(point: AccessPoint, now: datetime) -> tuple[str, str]:
     """Digits no live code of ``point`` has, and their hash."""
-    key = code_key()
+    key, *retired = code_keys()
     for _try in range(_DRAWS):
         pin = pincodes.new_pin()
         digest = pincodes.pin_hash(key, point.id, pin)
+        # Nor the digits of a live code issued under a retired key (before a rotation).
+        digests = [digest, *(pincodes.pin_hash(old, point.id, pin) for old in retired)]
         taken = db.session.scalar(
             select(CourierCode.id).where(
                 CourierCode.access_point_id == point.id,
-                CourierCode.code_hash == digest,
+                CourierCode.code_hash.in_(digests),
                 live_condition(now),
             )
         )

@@ -34,7 +34,7 @@ from server.models import (
     SigningKey,
 )
 from server.passes import keys as pass_keys
-from server.people.galleries import record_change
+from server.people.galleries import GalleryCache, GalleryFiles, record_change
 from tests import factories
 from tests.conftest import TEST_DATA_KEY, Recorder, app_environment
 from tests.factories import Api
@@ -285,3 +285,54 @@ def test_data_key_new_prints_a_usable_key_and_status_names_ids_only(
         assert f"DATA_KEY: {NEW_ID}" in shown.output
         assert f"DATA_KEYS_RETIRED: {crypto.key_id(TEST_DATA_KEY)}" in shown.output
         assert NEW_KEY not in shown.output and TEST_DATA_KEY not in shown.output
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_courier_code_opens_while_the_old_key_is_retired_and_voids_once_dropped(
+    app, client, workdir: Path, database_url: str
+) -> None:
+    site = pass_site(app)
+    with app.app_context():
+        db.session.get(AccessPoint, site.door).has_keypad = True
+        db.session.commit()
+    codes = []
+    for _ in range(2):
+        made = Api(client, "resident_a").post("/courier-codes", json={"access_point_id": site.door})
+        assert made.status_code == 201, made.json
+        codes.append(made.json["pin"])
+    headers = {"Authorization": f"Bearer {site.door_credential}"}
+
+    def typed(door, digits: str) -> str:
+        answer = door.post("/api/v1/verify/pin", json={"pin": digits}, headers=headers)
+        assert answer.status_code == 200, answer.json
+        return answer.json["reason"]
+
+    with rotating(workdir, database_url) as rotator:
+        assert typed(rotator.test_client(), codes[0]) == "courier_code"
+    with only_new(workdir, database_url) as restarted:
+        assert typed(restarted.test_client(), codes[1]) == "pin_invalid"
+
+
+def test_gallery_files_of_the_retired_key_are_shared_not_deleted(
+    app, faces_site, workdir: Path, database_url: str, tmp_path: Path
+) -> None:
+    """A process with the new key and one still on the old key share one machine's gallery
+    files during the rolling restart; once the old key is dropped, its files are refused
+    and rebuilt from the database."""
+    with rotating(workdir, database_url) as rotator:
+        new, old = crypto.derived_keys("face gallery files", rotator)
+    with only_new(workdir, database_url) as restarted:
+        assert crypto.derived_keys("face gallery files", restarted) == [new]
+    with app.app_context():
+        assert crypto.derived_keys("face gallery files") == [old]
+        folder = tmp_path / "galleries"
+        first = GalleryCache(files=GalleryFiles(folder, old))
+        first.gallery(faces_site["a"])
+        assert first.stats().files_written == 1
+        both = GalleryCache(files=GalleryFiles(folder, new, (old,)))
+        both.gallery(faces_site["a"])
+        assert both.stats().loads_from_file == 1 and both.stats().files_written == 0
+        dropped = GalleryCache(files=GalleryFiles(folder, new))
+        dropped.gallery(faces_site["a"])
+        assert dropped.stats().loads_from_file == 0 and dropped.stats().files_written == 1
+        db.session.remove()
