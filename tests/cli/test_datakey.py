@@ -35,6 +35,7 @@ from server.models import (
 )
 from server.passes import keys as pass_keys
 from server.people.galleries import GalleryCache, GalleryFiles, record_change
+from server.settings import Settings, SettingsError
 from tests import factories
 from tests.conftest import TEST_DATA_KEY, Recorder, app_environment
 from tests.factories import Api
@@ -336,3 +337,49 @@ def test_gallery_files_of_the_retired_key_are_shared_not_deleted(
         dropped.gallery(faces_site["a"])
         assert dropped.stats().loads_from_file == 0 and dropped.stats().files_written == 1
         db.session.remove()
+
+
+def test_every_encrypted_column_is_rotated() -> None:
+    """A new ``*_encrypted`` column must join ``ENCRYPTED`` (or the rotation would leave it
+    under the old key, unreadable once that key is dropped)."""
+    columns = {
+        (table.name, column.name)
+        for table in db.metadata.sorted_tables
+        for column in table.columns
+        if column.name.endswith("_encrypted")
+    }
+    assert columns == {(model.__tablename__, column) for model, column in ENCRYPTED}
+
+
+def test_backups_never_hold_the_keys(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    unit = (root / "docs" / "deploy" / "gatekeeper-backup.service").read_text()
+    assert "EnvironmentFile" not in unit and "/etc/gatekeeper" not in unit
+    assert "/var/lib/gatekeeper" not in unit  # INSTANCE_DIR
+    [command] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert "pg_dump -Fc -d gatekeeper" in command
+    env = (root / "docs" / "deploy" / "gatekeeper.env").read_text()
+    assert "INSTANCE_DIR=/var/lib/gatekeeper" in env and "/var/backups" not in env
+    deploy = (root / "docs" / "deploy.md").read_text()
+    section = deploy[deploy.index("## Rotating DATA_KEY") :].split("\n## ", 1)[0]
+    for step in ("data-key new", "DATA_KEYS_RETIRED", "rotate-data-key --dry-run", "Drop"):
+        assert step in section, step
+    # A development key generated into the instance folder is never taken in production.
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "data_key").write_text(Fernet.generate_key().decode() + "\n")
+    environ = {
+        "GK_ENV": "production",
+        "INSTANCE_DIR": str(instance),
+        "SECRET_KEY": "s" * 40,
+        "DATABASE_URL": "postgresql://gk@127.0.0.1/gk",
+    }
+    with pytest.raises(SettingsError, match="DATA_KEY: is required"):
+        Settings.from_env(environ)
+    with pytest.raises(SettingsError, match="DATA_KEYS_RETIRED: key 2 is too short") as error:
+        Settings.from_env({**environ, "DATA_KEY": NEW_KEY, "DATA_KEYS_RETIRED": f"{NEW_KEY},x1"})
+    assert "x1" not in str(error.value)
+    settings = Settings.from_env(
+        {**environ, "DATA_KEY": NEW_KEY, "DATA_KEYS_RETIRED": f" {TEST_DATA_KEY} ,"}
+    )
+    assert settings.data_keys_retired == (TEST_DATA_KEY,)
