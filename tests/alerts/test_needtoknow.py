@@ -313,3 +313,42 @@ def test_an_admin_makes_a_staff_member_a_supervisor(client, site, ctx) -> None:
         },
     )
     assert made.status_code == 201 and made.json["supervisor"] is True
+
+
+def test_a_watchlist_hit_reveals_the_entry_to_officers_only(client, site, ctx) -> None:
+    from server.models import WatchlistEntry
+
+    entry = WatchlistEntry(
+        community_id=site.a,
+        name="周某某",
+        category="missing",
+        note="穿红色外套",
+        template_encrypted=crypto.encrypt(b"\0" * 512),
+    )
+    db.session.add(entry)
+    db.session.flush()
+    row = alerts.raise_alert(
+        community_id=site.a,
+        type=AlertType.WATCHLIST_HIT,
+        severity=Severity.HIGH,
+        summary="Missing person 周某某 at A door",
+        evidence={"watchlist_entry_id": entry.id, "event_ids": []},
+    )
+    db.session.commit()
+    officer = Api(client, "officer_a")
+    answer = officer.post(f"/alerts/{row.id}/identity", json={"purpose": "investigation"})
+    assert answer.status_code == 200, answer.json
+    assert (answer.json["subject"], answer.json["name"], answer.json["category"]) == (
+        "watchlist_entry",
+        "周某某",
+        "missing",
+    )
+    assert answer.json["note"] == "穿红色外套" and answer.json["photo"] is None
+    # The property office never learns who is watched for.
+    staff = Api(client, "staff_a")
+    assert (
+        staff.post(f"/alerts/{row.id}/identity", json={"purpose": "investigation"}).status_code
+        == 404
+    )
+    (read,) = _reads(what="welfare_view")
+    assert (read.person_id, read.purpose, read.alert_id) == (entry.id, "investigation", row.id)
