@@ -352,3 +352,34 @@ def test_a_watchlist_hit_reveals_the_entry_to_officers_only(client, site, ctx) -
     )
     (read,) = _reads(what="welfare_view")
     assert (read.person_id, read.purpose, read.alert_id) == (entry.id, "investigation", row.id)
+
+
+def test_the_picture_of_a_known_persons_event_is_a_recorded_read(client, site, ctx) -> None:
+    from gatekeeper.vocabulary import CredentialType, Decision, Reason
+    from server.access import snapshots
+    from server.models import AccessEvent, utcnow
+
+    known, unknown = (
+        AccessEvent(
+            community_id=site.a,
+            occurred_at=utcnow(),
+            credential_type=CredentialType.FACE,
+            decision=decision,
+            reason=reason,
+            person_id=person_id,
+        )
+        for decision, reason, person_id in (
+            (Decision.GRANT, Reason.RESIDENT, site.elder),
+            (Decision.DENY, Reason.UNKNOWN_FACE, None),
+        )
+    )
+    db.session.add_all([known, unknown])
+    db.session.flush()
+    for event in (known, unknown):
+        snapshots.store(event, b"\xff\xd8 not really a jpeg")
+    db.session.commit()
+    officer = Api(client, "officer_a")
+    assert officer.get(f"/events/{known.id}/snapshot").status_code == 200
+    assert officer.get(f"/events/{unknown.id}/snapshot").status_code == 200
+    (read,) = _reads()
+    assert (read.what, read.person_id, read.actor) == ("event_snapshot", site.elder, "officer_a")
