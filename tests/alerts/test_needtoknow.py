@@ -383,3 +383,21 @@ def test_the_picture_of_a_known_persons_event_is_a_recorded_read(client, site, c
     assert officer.get(f"/events/{unknown.id}/snapshot").status_code == 200
     (read,) = _reads()
     assert (read.what, read.person_id, read.actor) == ("event_snapshot", site.elder, "officer_a")
+
+
+def test_the_command_line_creates_a_supervisor(app, site, ctx) -> None:
+    def create(username: str, role: str) -> object:
+        return app.test_cli_runner().invoke(
+            args=[
+                *("create-user", "--username", username, "--role", role),
+                *("--community", site.a, "--supervisor", "--password-stdin"),
+            ],
+            input="a-long-password\n",
+        )
+
+    made = create("chief", "staff")
+    assert made.exit_code == 0, made.output
+    chief = db.session.scalar(select(User).where(User.username == "chief"))
+    assert chief.supervisor is True
+    refused = create("chief_officer", "officer")
+    assert refused.exit_code != 0 and "Only staff accounts can be supervisors." in refused.output
