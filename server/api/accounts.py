@@ -33,6 +33,7 @@ def user_answer(user: User) -> dict[str, Any]:
         "disabled": user.disabled,
         "created_at": user.created_at,
         "last_login_at": user.last_login_at,
+        "supervisor": user.supervisor,
     }
 
 

@@ -36,6 +36,7 @@ from server.access.events import MAX_PLATE, EventFilters
 from server.api import authenticated_blueprint, scope
 from server.api.pagination import Cursor, keyset_paginated
 from server.api.schemas import AccessEventSchema, EventQuerySchema
+from server.core import audit
 from server.core.errors import NotFound
 from server.core.i18n import ENGLISH, current_locale
 from server.core.scope import Scope
@@ -329,6 +330,11 @@ def event_snapshot(event_id: str) -> Response:
     picture = snapshots.load(event)
     if picture is None:
         raise NotFound(no_snapshot)
+    if event.person_id:  # a known person's face: a read of their personal data
+        audit.record_read(
+            caller.user, event.person_id, "event_snapshot", community_id=event.community_id
+        )
+        db.session.commit()
     return Response(picture, mimetype="image/jpeg", headers=_NO_STORE)
 
 

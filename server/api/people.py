@@ -26,6 +26,7 @@ from server.api.schemas import (
     WorkerPermitPatchSchema,
     WorkerPermitSchema,
 )
+from server.core import audit
 from server.core.plates import checked_plate
 from server.extensions import db
 from server.models import (
@@ -85,7 +86,17 @@ def list_people(filters: dict[str, Any], cid: str, pagination_parameters: Any) -
         unit_id=filters.get("unit_id"),
     )
     rows = paginated(query, pagination_parameters)
-    return [person_answer(p) for p in rows]
+    answer = [person_answer(p) for p in rows]
+    if rows:  # one record for the page, naming whom it showed (docs/audit.md)
+        audit.record_read(
+            scope().user,
+            audit.LISTED,
+            "person_list",
+            community_id=community.id,
+            person_ids=[p.id for p in rows],
+        )
+        db.session.commit()
+    return answer
 
 
 @blp.post("/communities/<cid>/people")
@@ -101,7 +112,11 @@ def create_person(data: dict[str, Any], cid: str) -> Any:
 @blp.get("/people/<pid>")
 @blp.response(200, PersonSchema)
 def get_person(pid: str) -> Any:
-    return person_answer(scope().get(Person, pid))
+    person = scope().get(Person, pid)
+    answer = person_answer(person)
+    audit.record_read(scope().user, person, "person_api", community_id=person.community_id)
+    db.session.commit()
+    return answer
 
 
 @blp.patch("/people/<pid>")

@@ -233,6 +233,10 @@ class UserSchema(ma.Schema):
     disabled = fields.Bool(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
     last_login_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+    supervisor = fields.Bool(
+        load_default=False,
+        metadata={"description": "staff: reads the audit log of their communities (admins set it)"},
+    )
 
 
 class MqttCredentialsSchema(ma.Schema):
@@ -248,6 +252,7 @@ class UserPatchSchema(PatchSchema):
     password = fields.Str(load_only=True, validate=validate.Length(min=10, max=256))
     disabled = JsonBool()
     community_ids = fields.List(fields.Str())
+    supervisor = JsonBool(metadata={"description": "staff only; administrators set it"})
 
 
 # Commands and device events -------------------------------------------------------------------

@@ -89,6 +89,9 @@ def seed(seed_file: Path) -> None:
 @click.option("--unit", "unit_id", help="Unit id, for residents.")
 @click.option("--display-name", help="Name shown on pages.")
 @click.option(
+    "--supervisor", is_flag=True, help="Staff: may read the audit log of their communities."
+)
+@click.option(
     "--password-stdin", is_flag=True, help="Read the password from standard input (for automation)."
 )
 def create_user(
@@ -97,6 +100,7 @@ def create_user(
     communities: tuple[str, ...],
     unit_id: str | None,
     display_name: str | None,
+    supervisor: bool,
     password_stdin: bool,
 ) -> None:
     """Create a user account; prompts for the password unless --password-stdin."""
@@ -116,6 +120,7 @@ def create_user(
         "community_ids": list(communities),
         "unit_id": unit_id,
         "display_name": display_name,
+        "supervisor": supervisor,
     }
     from server.api.schemas import UserSchema
 

@@ -362,6 +362,20 @@ CONSENT_PURPOSES: dict[str, LazyString] = {
     "face_recognition": _p("consent purpose", "face recognition"),
 }
 
+# Reads of personal data (``DataRead``, docs/audit.md): why an officer opened an identity,
+# and what was read. Plain text in the table, like a consent's purpose.
+READ_WORDS: dict[str, LazyString] = {
+    "welfare_check": _p("read purpose", "welfare check"),
+    "investigation": _p("read purpose", "investigation"),
+    "welfare_view": _p("data read", "identity behind an alert"),
+    "person_page": _p("data read", "person page"),
+    "person_api": _p("data read", "person (API)"),
+    "person_list": _p("data read", "list of people"),
+    "event_snapshot": _p("data read", "picture of a known person"),
+    "wanted": _p("watchlist category", "wanted"),
+    "missing": _p("watchlist category", "missing"),
+}
+
 
 def word(value: Any) -> str:
     """A domain value in words in the request's language (``—`` for none).
@@ -379,7 +393,7 @@ def word(value: Any) -> str:
         text = value.value
     else:
         text = str(value)
-        for table in (*VOCABULARY.values(), CONSENT_PURPOSES):
+        for table in (*VOCABULARY.values(), CONSENT_PURPOSES, READ_WORDS):
             if text in table:
                 return str(table[text])
     return text.replace("_", " ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -39,3 +40,6 @@ class DataRead(IdMixin, Base):
     purpose: Mapped[str | None] = mapped_column(String(40))
     alert_id: Mapped[str | None] = mapped_column(String(40))
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+    # A list's read (``person_id`` ``*``, ``what`` ``person_list``): the ids of the people it
+    # showed, one page (migration 0032).
+    person_ids: Mapped[list[Any] | None]

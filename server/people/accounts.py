@@ -59,6 +59,11 @@ def create_user(scope: Scope, data: dict[str, Any]) -> User:
         errors["community_ids"] = [
             _("An account of the role %(role)s has no community list.", role=word(role))
         ]
+    if data.get("supervisor"):
+        if role is UserRole.STAFF:
+            user.supervisor = True
+        else:
+            errors["supervisor"] = [_("Only staff accounts can be supervisors.")]
     if role is UserRole.RESIDENT:
         _bind_resident(scope, user, data, errors)
     elif data.get("unit_id") or data.get("person_id"):
@@ -79,6 +84,7 @@ def create_user(scope: Scope, data: dict[str, Any]) -> User:
             "username": user.username,
             "role": role.value,
             "community_ids": [c.id for c in user.communities],
+            "supervisor": user.supervisor,
         },
     )
     return user
@@ -148,6 +154,14 @@ def update_user(scope: Scope, user_id: str, changes: dict[str, Any]) -> User:
             )
         user.communities = _communities(changes["community_ids"])
         details["community_ids"] = [c.id for c in user.communities]
+    if "supervisor" in changes:
+        scope.require_admin()
+        if user.role is not UserRole.STAFF:
+            raise Invalid(
+                _l("Only staff accounts can be supervisors."),
+                errors={"supervisor": [_("Only staff accounts can be supervisors.")]},
+            )
+        user.supervisor = details["supervisor"] = changes["supervisor"]
     if "display_name" in changes:
         user.display_name = details["display_name"] = changes["display_name"]
     if "password" in changes:

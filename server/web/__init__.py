@@ -280,6 +280,7 @@ def init_app(app: Flask) -> None:
         holidays,
         intercom,
         live,
+        needtoknow,
         officer,
         onboarding,
         parking,

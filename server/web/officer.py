@@ -82,6 +82,7 @@ from server.web.helpers import (
     user_names,
     zone_of,
 )
+from server.web.needtoknow import identity_panel
 
 # Alerts the console loads with the page (the stream adds the rest).
 CONSOLE_OPEN = 200
@@ -399,6 +400,7 @@ def alert_page(alert_id: str) -> str:
         sees_names=events.sees_names(scope),
         flashing=alert.status is AlertStatus.OPEN and alert.severity in LOUD,
         api=f"{API_PREFIX}/alerts",
+        identity=identity_panel(scope, alert),
     )
 
 

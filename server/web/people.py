@@ -41,7 +41,7 @@ from server.api.schemas import (
     WorkerPermitPatchSchema,
 )
 from server.community import settings as community_settings
-from server.core import crypto
+from server.core import audit, crypto
 from server.core.crypto import DecryptionError
 from server.core.errors import DomainError, NotFound
 from server.core.plates import checked_plate
@@ -280,6 +280,10 @@ def people_list(cid: str) -> str:
     page = min(page, pages)
     rows = list(db.session.scalars(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
     ids = [p.id for p in rows]
+    if ids:  # one record for the page, naming whom it showed (docs/audit.md)
+        audit.record_read(
+            scope.user, audit.LISTED, "person_list", community_id=community.id, person_ids=ids
+        )
     now = utcnow()
     leases: dict[str, dict[str, str]] = {}
     for lease in db.session.scalars(
@@ -307,7 +311,7 @@ def people_list(cid: str) -> str:
             ngettext("%(num)d face", "%(num)d faces", count)
         )
     link_args = {k: v for k, v in filters.items() if v}
-    return render_template(
+    page_html = render_template(
         "people.html",
         community=community,
         people=rows,
@@ -323,6 +327,8 @@ def people_list(cid: str) -> str:
         total=total,
         link_args=link_args,
     )
+    db.session.commit()  # the record of this read (docs/audit.md)
+    return page_html
 
 
 def _credential_count(model: type, count: int) -> str:
@@ -399,7 +405,8 @@ def person_page(pid: str) -> str:
         face_result = None
     window = (permit.schedule or [None])[0] if permit else None
     buildings = _buildings_with_units(scope, community)
-    return render_template(
+    audit.record_read(scope.user, person, "person_page", community_id=person.community_id)
+    page = render_template(
         "person.html",
         community=community,
         person=person,
@@ -445,6 +452,8 @@ def person_page(pid: str) -> str:
         local_input=lambda value: local_input(value, zone),
         **account_context(person),
     )
+    db.session.commit()  # the record of this read (docs/audit.md)
+    return page
 
 
 def _document_words(value: str | None) -> str:

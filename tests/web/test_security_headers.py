@@ -54,7 +54,7 @@ PAGES: dict[str | None, list[str]] = {
         "/static/site.css",
         "/g/{secret}",
     ],
-    "admin": ["/"],
+    "admin": ["/", "/audit", "/audit.csv"],
     "staff_a": [
         "/",
         "/communities/{a}/people",
