@@ -1,8 +1,9 @@
 """Command-line entry points (``flask --app server COMMAND``).
 
 ``seed``, ``create-user``, ``worker``, ``broker-files`` (server/devices/broker_sync.py),
-``demo-fleet`` and ``enrol-csv`` (server/cli/bulk.py). Errors are one-line messages with a
-non-zero exit status, never tracebacks.
+``demo-fleet``, ``enrol-csv`` (server/cli/bulk.py) and ``retention run``
+(server/cli/retention.py). Errors are one-line messages with a non-zero exit status, never
+tracebacks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import click
 from flask import Flask, current_app
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from server.cli.retention import retention_group
 from server.core.errors import DomainError
 from server.devices import broker_sync
 from server.extensions import db
@@ -29,6 +31,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(demo_fleet)
     app.cli.add_command(broker_sync.broker_files)  # flask broker-files
     app.cli.add_command(enrol_csv)  # flask enrol-csv
+    app.cli.add_command(retention_group)  # flask retention run (server/cli/retention.py)
 
 
 def _fail(message: str) -> None:
