@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import click
+from flask.cli import AppGroup
 
 from server.privacy import retention
 
-
-@click.group("retention")
-def retention_group() -> None:
-    """Retention of personal data (docs/privacy.md)."""
+# AppGroup: each command of the group runs inside the application context.
+retention_group = AppGroup("retention", help="Retention of personal data (docs/privacy.md).")
 
 
 @retention_group.command("run")
