@@ -286,6 +286,7 @@ def init_app(app: Flask) -> None:
         people,
         portal,
         portal_notifications,
+        privacy,
         site,
     )
 
