@@ -279,3 +279,24 @@ def test_flask_retention_run_prints_the_counts(app) -> None:
     assert "device_events: 2" in lines and "audit_log: 1" in lines
     assert "unknown_face_templates: 2" in lines and "access_events: 0" in lines
     assert lines[-1] == "total: 19"
+
+
+def test_retention_settings_are_checked_and_stored(app, client, world) -> None:
+    from tests.factories import Api
+    from tests.support.api import assert_problem
+
+    staff = Api(client, "staff_a")
+    for name, bad in (
+        ("audit_retention_days", 30),  # the audit log is kept at least 180 days
+        ("unknown_template_retention_days", 0),
+        ("data_read_retention_days", 4000),
+        ("device_event_retention_days", "long"),
+    ):
+        answer = staff.patch(f"/communities/{world.a}", json={"settings": {name: bad}})
+        assert name in assert_problem(answer, 422)["errors"]["settings"], name
+    done = staff.patch(
+        f"/communities/{world.a}", json={"settings": {"unknown_template_retention_days": 7}}
+    )
+    assert done.status_code == 200, done.json
+    assert done.json["settings"]["unknown_template_retention_days"] == 7
+    assert done.json["settings"]["audit_retention_days"] == 1095
