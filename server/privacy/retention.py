@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, select, update
 
+from gatekeeper.vocabulary import AlertStatus
 from server.access import retention as event_retention
 from server.access import snapshots
 from server.alerts.evidence import held_event_ids
@@ -27,6 +28,7 @@ from server.community import settings as community_settings
 from server.extensions import db
 from server.models import (
     AccessEvent,
+    Alert,
     AlertDelivery,
     AuditEntry,
     Community,
@@ -98,13 +100,39 @@ def _logged(what: str, count: int) -> int:
     return count
 
 
+def held_device_event_ids(now: datetime) -> set[str]:
+    """The device events (tag reads) held alerts name in ``evidence["device_event_ids"]``:
+    held while the alert is open or acknowledged and ``evidence_hold_days`` after it was
+    resolved, as ``server.alerts.evidence.held_event_ids`` holds access events."""
+    days = {
+        community_id: community_settings.effective(stored).evidence_hold_days
+        for community_id, stored in db.session.execute(select(Community.id, Community.settings))
+    }
+    default = community_settings.DEFAULTS.evidence_hold_days
+    longest = max(days.values(), default=default)
+    held: set[str] = set()
+    rows = db.session.execute(
+        select(Alert.community_id, Alert.status, Alert.updated_at, Alert.evidence).where(
+            (Alert.status != AlertStatus.RESOLVED)
+            | (Alert.updated_at >= now - timedelta(days=longest))
+        )
+    )
+    for community_id, status, updated_at, evidence in rows:
+        hold = timedelta(days=days.get(community_id, default))
+        if status == AlertStatus.RESOLVED and updated_at < now - hold:
+            continue
+        held.update(str(e) for e in (evidence or {}).get("device_event_ids", []) or [])
+    return held
+
+
 def delete_device_events(now: datetime, batch: int = BATCH) -> int:
     """Events devices published (tag reads, door states, panic presses) past
-    ``device_event_retention_days``."""
+    ``device_event_retention_days``; those a held alert names stay."""
+    held = held_device_event_ids(now)
     count = _per_community(
         DeviceEvent,
         "device_event_retention_days",
-        lambda cutoff: DeviceEvent.occurred_at < cutoff,
+        lambda cutoff: (DeviceEvent.occurred_at < cutoff) & DeviceEvent.id.not_in(held),
         now,
         batch,
     )

@@ -220,9 +220,23 @@ def _world() -> dict[str, str]:
     ):
         _rows(place, age, n)
     held = _unknown_face(short, OLD)
-    db.session.get(Alert, short.alert).evidence = {"event_ids": [held.id]}  # open: held
+    held_read = DeviceEvent(
+        community_id=short.community.id,
+        device_id=short.device,
+        seq=99,
+        type="tag_read",
+        occurred_at=NOW - timedelta(days=OLD),
+    )
+    db.session.add(held_read)
+    db.session.flush()
+    # The alert is open: the event and the tag read it names are held.
+    db.session.get(Alert, short.alert).evidence = {
+        "event_ids": [held.id],
+        "device_event_ids": [held_read.id],
+    }
     events = {
         "held": held.id,
+        "held_read": held_read.id,
         "short_old": _unknown_face(short, OLD).id,
         "short_young": _unknown_face(short, YOUNG).id,
         "default_old": _unknown_face(default, OLD).id,
@@ -243,7 +257,9 @@ def test_each_table_loses_its_old_rows_and_held_evidence_keeps_its_template(ctx)
         **expected,
     }
     for name, model in TABLES.items():
-        assert _count(model) == 4 - expected[name], name
+        held = 1 if model is DeviceEvent else 0
+        assert _count(model) == 4 - expected[name] + held, name
+    assert db.session.get(DeviceEvent, events["held_read"]) is not None
     assert _template_kept(events["held"])
     assert not _template_kept(events["short_old"]) and not _template_kept(events["default_old"])
     assert _template_kept(events["short_young"]) and _template_kept(events["default_young"])
