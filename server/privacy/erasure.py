@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import String, cast, delete, or_, select, update
 
 from gatekeeper.identity import mask_name
+from gatekeeper.vocabulary import CredentialType
 from server.access import snapshots
 from server.alerts.evidence import held_event_ids
 from server.core import audit
@@ -48,6 +49,7 @@ from server.models import (
     VehiclePresence,
     utcnow,
 )
+from server.models.privacy import DataRead
 from server.people import service as people
 
 PSEUDONYM_PREFIX = "已删除-"
@@ -85,7 +87,7 @@ def erase_person(scope: Scope, person_id: str) -> Erasure:
     counts["credentials"] = len(credential_ids)
     old_name = person.name
     new_name = pseudonym(person.id)
-    counts["accounts"] = _pseudonymise_accounts(person.id)
+    counts["accounts"] = _pseudonymise_accounts(person.id, person.community_id)
     counts["registration_requests"] = _pseudonymise_requests(person.id, new_name)
     counts["audit_entries"] = _scrub_audit(person.id, credential_ids)
     counts["notifications"] = _scrub_notifications(person.community_id, old_name, new_name)
@@ -160,19 +162,36 @@ def _delete_credentials(person_id: str) -> list[str]:
     return ids
 
 
-def _pseudonymise_accounts(person_id: str) -> int:
+def _pseudonymise_accounts(person_id: str, community_id: str) -> int:
     """Accounts acting as the person: a username that says nothing, no display name; the
-    audit log names the account by it too."""
+    audit log, the records of reads and the intercom calls they answered name it too."""
     users = list(db.session.scalars(select(User).where(User.person_id == person_id)))
+    renamed: dict[str, str] = {}
+    quick = {"synchronize_session": False}
     for user in users:
-        user.username = f"erased-{user.id[-10:]}".lower()
+        renamed[user.username] = f"erased-{user.id[-10:]}".lower()
+        user.username = renamed[user.username]
         user.display_name = None
-        db.session.execute(
-            update(AuditEntry)
-            .where(AuditEntry.actor_user_id == user.id)
-            .values(actor=user.username),
-            execution_options={"synchronize_session": False},
-        )
+        for model in (AuditEntry, DataRead):
+            db.session.execute(
+                update(model).where(model.actor_user_id == user.id).values(actor=user.username),
+                execution_options=quick,
+            )
+    if renamed:
+        answered = db.session.execute(
+            select(AccessEvent.id, AccessEvent.details).where(
+                AccessEvent.community_id == community_id,
+                AccessEvent.credential_type == CredentialType.INTERCOM,
+            )
+        ).all()
+        for event_id, details in answered:
+            if (details or {}).get("answered_by") in renamed:
+                db.session.execute(
+                    update(AccessEvent)
+                    .where(AccessEvent.id == event_id)
+                    .values(details={**details, "answered_by": renamed[details["answered_by"]]}),
+                    execution_options=quick,
+                )
     return len(users)
 
 
@@ -218,14 +237,19 @@ def _scrub_notifications(community_id: str, old_name: str, new_name: str) -> int
     pseudonym."""
     changed = 0
     # Read through: a JSON column's text may hold the name escaped (\\uXXXX).
-    for note in db.session.scalars(
-        select(Notification)
-        .where(Notification.community_id == community_id)
-        .execution_options(yield_per=500)
-    ):
-        params = dict(note.params or {})
-        if params.get("name") == old_name:
-            note.params = params | {"name": new_name}
+    notes = db.session.execute(
+        select(Notification.id, Notification.params).where(
+            Notification.community_id == community_id
+        )
+    ).all()
+    for note_id, params in notes:
+        if (params or {}).get("name") == old_name:
+            db.session.execute(
+                update(Notification)
+                .where(Notification.id == note_id)
+                .values(params={**params, "name": new_name}),
+                execution_options={"synchronize_session": False},
+            )
             changed += 1
     return changed
 

@@ -23,9 +23,12 @@ from server.models import (
     Consent,
     FaceTemplate,
     IdCheck,
+    Notification,
     Person,
     PersonStatus,
+    Unit,
     User,
+    UserRole,
     Vehicle,
 )
 from server.privacy.erasure import PSEUDONYM_PREFIX
@@ -98,6 +101,25 @@ def _site(app) -> tuple[PassSite, dict[str, str]]:
         factories.card(owner, "04C0FFEE11")
         factories.vehicle(owner, PLATE)
         plain = _event(owner, site.door, 30, details={"plate": PLATE})
+        answered = AccessEvent(
+            community_id=site.a,
+            occurred_at=NOW - timedelta(minutes=20),
+            access_point_id=site.door,
+            credential_type=CredentialType.INTERCOM,
+            decision=Decision.GRANT,
+            reason="intercom_answered",
+            details={"answered_by": "resident_a", "call_id": "icl_1"},
+        )
+        db.session.add(answered)
+        guardian_user = factories.user(UserRole.RESIDENT, unit_of=db.session.get(Unit, site.unit_a))
+        db.session.add(
+            Notification(
+                community_id=site.a,
+                user_id=guardian_user.id,
+                kind="tag_left_perimeter",
+                params={"name": "王小明", "place": "North gate"},
+            )
+        )
         held = _event(owner, site.door, 60)
         db.session.add(
             Alert(
@@ -110,6 +132,7 @@ def _site(app) -> tuple[PassSite, dict[str, str]]:
         )
         db.session.commit()
         ids = {
+            "answered": answered.id,
             "plain": plain.id,
             "plain_crop": plain.snapshot_path,
             "held": held.id,
@@ -161,6 +184,10 @@ def test_erasure_removes_biometrics_and_identity_and_keeps_history_pseudonymised
         assert alert.summary == f"{person.name} left through the North gate"
         account = db.session.scalar(select(User).where(User.person_id == pid))
         assert account.disabled_at is not None and account.username.startswith("erased-")
+        answered = db.session.get(AccessEvent, ids["answered"]).details
+        assert answered == {"answered_by": account.username, "call_id": "icl_1"}
+        note = db.session.scalar(select(Notification))
+        assert note.params == {"name": person.name, "place": "North gate"}
         entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "person.erasure"))
         assert entry.target_id == pid and entry.actor == "staff_a"
         everything_audited = json.dumps(
