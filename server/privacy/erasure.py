@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, cast, delete, or_, select, update
+from sqlalchemy import event as sa_event
 
 from gatekeeper.identity import mask_name
 from gatekeeper.vocabulary import CredentialType
@@ -121,6 +122,7 @@ def _erase_event_biometrics(person_id: str, now: datetime) -> dict[str, int]:
     held evidence keeps its crop (the law's exception, said in the answer)."""
     held = held_event_ids(now)
     crops = kept = plates = 0
+    paths: list[str] = []
     for event in db.session.scalars(
         select(AccessEvent).where(
             AccessEvent.person_id == person_id,
@@ -135,7 +137,7 @@ def _erase_event_biometrics(person_id: str, now: datetime) -> dict[str, int]:
             kept += 1
             continue
         if event.snapshot_path:
-            snapshots.discard(event.snapshot_path)
+            paths.append(event.snapshot_path)
             event.snapshot_path = None
             crops += 1
         event.template_encrypted = None
@@ -143,7 +145,21 @@ def _erase_event_biometrics(person_id: str, now: datetime) -> dict[str, int]:
             event.details = {k: v for k, v in (event.details or {}).items() if k != "plate"}
             event.plate = None
             plates += 1
+    _discard_after_commit(paths)
     return {"event_crops": crops, "event_plates": plates, "held_events_kept": kept}
+
+
+def _discard_after_commit(paths: list[str]) -> None:
+    """Erase the crops' files once the rows no longer name them (a failed erasure keeps
+    both)."""
+    if not paths:
+        return
+
+    def discard(_session: Any) -> None:
+        for path in paths:
+            snapshots.discard(path)
+
+    sa_event.listen(db.session(), "after_commit", discard, once=True)
 
 
 def _delete_credentials(person_id: str) -> list[str]:
