@@ -162,3 +162,16 @@ def test_who_may_export(client, household) -> None:
         assert refused.status_code == 404, username
         assert refused.headers["Content-Type"] == "application/problem+json"
     assert Api(client, "resident_a").get(f"/people/{marks['other'][0]}/export").status_code == 404
+
+
+def test_a_long_history_is_cut_at_the_newest_rows_and_says_so(
+    client, household, monkeypatch
+) -> None:
+    from server.privacy import export
+
+    site, marks = household
+    monkeypatch.setattr(export, "MAX_ROWS", 2)
+    document = Api(client, "staff_a").get(f"/people/{site.resident_person}/export").json
+    # The owner's three events (5, 50 and 500 minutes ago): the newest two.
+    assert [e["id"] for e in document["access_events"]] == marks["owner"][1:3]
+    assert document["truncated"] == ["access_events"]

@@ -316,3 +316,17 @@ def test_retention_settings_are_checked_and_stored(app, client, world) -> None:
     assert done.status_code == 200, done.json
     assert done.json["settings"]["unknown_template_retention_days"] == 7
     assert done.json["settings"]["audit_retention_days"] == 1095
+
+
+def test_the_workers_retention_job_runs_them_and_logs_the_counts(app, caplog) -> None:
+    from server.worker import Worker
+
+    with app.app_context():
+        _world()
+    caplog.set_level("INFO", logger="server.privacy.retention")
+    with time_machine.travel(NOW, tick=False):
+        Worker(app).apply_retention()
+    assert "retention: deleted 2 rows of device_events" in caplog.messages
+    assert "retention: deleted 1 rows of audit_log" in caplog.messages
+    with app.app_context():
+        assert _count(DeviceEvent) == 3 and _count(AuditEntry) == 3
