@@ -4,7 +4,7 @@ after its retention days."""
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -60,11 +60,11 @@ def discard(snapshot_path: str) -> None:
     (_root() / snapshot_path).unlink(missing_ok=True)
 
 
-def erase_expired() -> int:
+def erase_expired(now: datetime | None = None) -> int:
     """Erase crops older than each community's retention, held evidence excepted
     (``server.alerts.evidence``); return how many."""
     erased = 0
-    now = utcnow()
+    now = now or utcnow()
     held = held_event_ids(now)
     for community in db.session.scalars(select(Community)):
         days = community_settings.effective(community.settings).snapshot_retention_days

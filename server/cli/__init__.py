@@ -2,8 +2,8 @@
 
 ``seed``, ``create-user``, ``worker``, ``broker-files`` (server/devices/broker_sync.py),
 ``demo-fleet`` and ``enrol-csv`` (server/cli/bulk.py), ``rotate-data-key`` and ``data-key``
-(server/cli/datakey.py). Errors are one-line messages with a
-non-zero exit status, never tracebacks.
+(server/cli/datakey.py), ``retention run`` (server/cli/retention.py). Errors are one-line
+messages with a non-zero exit status, never tracebacks.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import click
 from flask import Flask, current_app
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from server.cli.retention import retention_group
 from server.core.errors import DomainError
 from server.devices import broker_sync
 from server.extensions import db
@@ -34,6 +35,7 @@ def init_app(app: Flask) -> None:
 
     app.cli.add_command(datakey.rotate_data_key)  # flask rotate-data-key
     app.cli.add_command(datakey.data_key)  # flask data-key new|status
+    app.cli.add_command(retention_group)  # flask retention run (server/cli/retention.py)
 
 
 def _fail(message: str) -> None:

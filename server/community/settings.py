@@ -107,6 +107,19 @@ class CommunitySettings:
     tag_face_window_seconds: int = 120
     min_gate_seconds: int = 60
     walk_seconds: list[dict[str, Any]] = field(default_factory=list)
+    # Retention of what else is personal (server.privacy.retention, docs/privacy.md): rows
+    # older than this many days are deleted by the worker's retention job (held evidence
+    # stays); unknown faces' templates on access events are stripped (the event stays).
+    device_event_retention_days: int = 90
+    unknown_template_retention_days: int = 30
+    delivery_retention_days: int = 90
+    notification_retention_days: int = 180
+    intercom_call_retention_days: int = 90
+    courier_code_retention_days: int = 30
+    registration_retention_days: int = 90
+    id_check_retention_days: int = 365
+    audit_retention_days: int = 1095
+    data_read_retention_days: int = 1095
 
 
 DEFAULTS = CommunitySettings()
@@ -188,6 +201,16 @@ class CommunitySettingsSchema(ma.Schema):
     walk_seconds = ma.fields.List(
         ma.fields.Nested(WalkSecondsSchema), validate=validate.Length(max=200)
     )
+    device_event_retention_days = ma.fields.Int(validate=validate.Range(min=1, max=3650))
+    unknown_template_retention_days = ma.fields.Int(validate=validate.Range(min=1, max=3650))
+    delivery_retention_days = ma.fields.Int(validate=validate.Range(min=1, max=3650))
+    notification_retention_days = ma.fields.Int(validate=validate.Range(min=1, max=3650))
+    intercom_call_retention_days = ma.fields.Int(validate=validate.Range(min=1, max=3650))
+    courier_code_retention_days = ma.fields.Int(validate=validate.Range(min=1, max=3650))
+    registration_retention_days = ma.fields.Int(validate=validate.Range(min=7, max=3650))
+    id_check_retention_days = ma.fields.Int(validate=validate.Range(min=30, max=3650))
+    audit_retention_days = ma.fields.Int(validate=validate.Range(min=180, max=3650))
+    data_read_retention_days = ma.fields.Int(validate=validate.Range(min=180, max=3650))
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

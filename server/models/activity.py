@@ -427,6 +427,7 @@ class AlertDelivery(IdMixin, CommunityOwned, Base):
     __tablename__ = "alert_deliveries"
     __table_args__ = (
         Index("ix_alert_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_alert_deliveries_community_id_created_at", "community_id", "created_at"),
     )
     ID_PREFIX = "dlv"
 

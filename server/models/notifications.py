@@ -20,7 +20,11 @@ class Notification(IdMixin, CommunityOwned, Base):
     """
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_user_id_created_at", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_notifications_user_id_created_at", "user_id", "created_at"),
+        # Retention deletes each community's old notifications (server.privacy.retention).
+        Index("ix_notifications_community_id_created_at", "community_id", "created_at"),
+    )
     ID_PREFIX = "ntf"
 
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -41,6 +45,7 @@ class NotificationDelivery(IdMixin, CommunityOwned, Base):
     __tablename__ = "notification_deliveries"
     __table_args__ = (
         Index("ix_notification_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_notification_deliveries_community_id_created_at", "community_id", "created_at"),
     )
     ID_PREFIX = "ndl"
 

@@ -50,6 +50,8 @@ class Person(IdMixin, CommunityOwned, TimestampMixin, Base):
     moved_out_at: Mapped[datetime | None]
     # Serial of the person's rotating "scan to open" code (16 hex digits), made on first use.
     code_serial: Mapped[str | None] = mapped_column(String(16), unique=True)
+    # When their data was erased on request (server.privacy.erasure): name a pseudonym since.
+    erased_at: Mapped[datetime | None]
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="person", passive_deletes=True

@@ -287,6 +287,7 @@ def init_app(app: Flask) -> None:
         people,
         portal,
         portal_notifications,
+        privacy,
         site,
     )
 

@@ -44,6 +44,7 @@ from server.notifications import service as notification_service
 from server.passes import keys as passkeys
 from server.passes import keyset
 from server.people import service as people
+from server.privacy import retention as privacy_retention
 from server.worker import ingest
 from server.worker import notifications as notification_delivery
 from server.worker.identity import (
@@ -305,6 +306,8 @@ class Worker:
         (events: whole months on PostgreSQL, whose months ahead are created here too)."""
         self._in_transaction(snapshots.erase_expired)
         self._in_transaction(retention.enforce)
+        # Everything else personal (server.privacy.retention, docs/privacy.md).
+        self._in_transaction(privacy_retention.run_personal)
 
     def close_leases(self) -> None:
         """The lease-end cascade (access already ended: the policy checks leases itself)."""
