@@ -18,12 +18,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from flask import has_request_context, request
 from flask_babel import gettext as _
 from sqlalchemy import Select, or_, select
 
 from gatekeeper.identity import mask_name
-from server.core import audit
+from server.core import audit, audit_log
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -49,7 +48,6 @@ from server.models import (
     WorkerPermit,
     utcnow,
 )
-from server.models.privacy import DataRead
 
 FORMAT = "gatekeeper.person-export/1"
 # The most rows of one list in one export (newest first).
@@ -158,7 +156,7 @@ def build(person: Person) -> dict[str, Any]:
         truncated,
     )
     reads = _scalars(
-        select(DataRead).where(DataRead.person_id == pid).order_by(DataRead.at.desc()),
+        audit_log.reads_query(audit_log.AuditFilters(community_ids=None, person_id=pid)),
         "data_reads",
         truncated,
     )
@@ -357,27 +355,10 @@ def build(person: Person) -> dict[str, Any]:
     }
 
 
-def record_read(actor: User, person: Person, what: str) -> DataRead:
-    """A ``DataRead`` row for this read of ``person``'s data (committed with the caller's
-    transaction). Part B builds ``server.core.audit.record_read``; this one serves the export
-    until the lead merges them."""
-    read = DataRead(
-        community_id=person.community_id,
-        actor_user_id=actor.id,
-        actor=actor.username,
-        actor_role=actor.role.value,
-        person_id=person.id,
-        what=what,
-        remote_addr=request.remote_addr if has_request_context() else None,
-    )
-    db.session.add(read)
-    return read
-
-
 def export_person(actor: User, person: Person) -> dict[str, Any]:
     """The export of ``person`` for ``actor``, recorded as a read (``export``) and audited."""
     document = build(person)
-    record_read(actor, person, "export")
+    audit.record_read(actor, person, "export", community_id=person.community_id)
     audit.record(
         actor,
         "person.export",
