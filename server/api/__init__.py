@@ -193,6 +193,7 @@ def init_app(app: Flask) -> None:
         commands,
         couriers,
         devices,
+        dispatch,
         doormodes,
         events,
         faces,
@@ -246,6 +247,7 @@ def init_app(app: Flask) -> None:
         notifications,
         doormodes,
         parking,
+        dispatch,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

@@ -107,6 +107,9 @@ class CommunitySettings:
     tag_face_window_seconds: int = 120
     min_gate_seconds: int = 60
     walk_seconds: list[dict[str, Any]] = field(default_factory=list)
+    # Dispatch (server.alerts.dispatch, docs/alerts.md): an alert dispatched to an officer
+    # who has not acknowledged it within this many minutes is escalated to the station.
+    dispatch_ack_minutes: int = 3
 
 
 DEFAULTS = CommunitySettings()
@@ -188,6 +191,7 @@ class CommunitySettingsSchema(ma.Schema):
     walk_seconds = ma.fields.List(
         ma.fields.Nested(WalkSecondsSchema), validate=validate.Length(max=200)
     )
+    dispatch_ack_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

@@ -289,6 +289,16 @@ class Alert(IdMixin, CommunityOwned, TimestampMixin, Base):
     history: Mapped[list[AlertHistory]] = relationship(
         back_populates="alert", order_by="AlertHistory.at", passive_deletes=True
     )
+    # Dispatch (server.alerts.dispatch, migration 0031): the officer on duty it was assigned
+    # to, when and by whom; when the officer acknowledged the assignment, and when it was
+    # escalated to the station for want of that.
+    assignee_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    assigned_at: Mapped[datetime | None]
+    assigned_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    assignment_acknowledged_at: Mapped[datetime | None]
+    dispatch_escalated_at: Mapped[datetime | None]
 
 
 class AlertHistory(IdMixin, CommunityOwned, Base):
