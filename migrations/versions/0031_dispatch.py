@@ -58,9 +58,22 @@ def upgrade():
             ondelete="SET NULL",
         )
         batch_op.create_index(batch_op.f("ix_alerts_assignee_id"), ["assignee_id"], unique=False)
+    # The dispatch reasons (dispatch_escalated: 18 characters) are longer than 16.
+    with op.batch_alter_table("alert_deliveries", schema=None) as batch_op:
+        batch_op.alter_column(
+            "reason", existing_type=sa.String(length=16), type_=sa.String(length=32)
+        )
 
 
 def downgrade():
+    op.execute(
+        "DELETE FROM alert_deliveries WHERE reason IN "
+        "('dispatched', 'dispatch_accepted', 'dispatch_escalated')"
+    )
+    with op.batch_alter_table("alert_deliveries", schema=None) as batch_op:
+        batch_op.alter_column(
+            "reason", existing_type=sa.String(length=32), type_=sa.String(length=16)
+        )
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alerts_assignee_id"))
         batch_op.drop_constraint(batch_op.f("fk_alerts_assigned_by_id_users"), type_="foreignkey")

@@ -443,8 +443,9 @@ class AlertDelivery(IdMixin, CommunityOwned, Base):
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(32))  # mqtt | webhook | ...
     target: Mapped[str] = mapped_column(String(500))  # topic, URL ...
-    # Why it was sent: raised, updated, escalated, acknowledged, resolved.
-    reason: Mapped[str] = mapped_column(String(16))
+    # Why it was sent: raised, updated, escalated, acknowledged, resolved; dispatched,
+    # dispatch_accepted, dispatch_escalated (32 characters since migration 0031).
+    reason: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
