@@ -31,6 +31,7 @@ from server.models import (
     UserRole,
     Webhook,
 )
+from server.worker import Worker
 from tests import factories
 from tests.factories import Api
 from tests.support.alerts import raise_in
@@ -308,3 +309,26 @@ def test_acknowledging_stops_the_escalation_and_moves_the_officer(
         assert escalate_unacknowledged() == 0
     reasons = [m["reason"] for m in messages(published, alerts_topic(world.a))]
     assert "dispatch_accepted" in reasons and "dispatch_escalated" not in reasons
+
+
+def test_the_workers_escalation_job_escalates_dispatches(
+    app: Flask, team: Team, published: list[OutgoingMessage]
+) -> None:
+    with time_machine.travel(NOW, tick=False):
+        on_duty(app, "wang", team.north)
+        alert_id = raise_in(app, team.world.a, access_point_id=team.east)
+        assert (
+            Api(app.test_client(), "staff_a")
+            .post(f"/alerts/{alert_id}/dispatch", json={})
+            .status_code
+            == 200
+        )
+    worker = Worker(app)
+    with time_machine.travel(NOW + timedelta(minutes=2), tick=False):
+        worker.escalate_alerts()
+    with in_app(app):
+        assert db.session.get(Alert, alert_id).dispatch_escalated_at is None
+    with time_machine.travel(NOW + timedelta(minutes=3), tick=False):
+        worker.escalate_alerts()
+    with in_app(app):
+        assert db.session.get(Alert, alert_id).dispatch_escalated_at == NOW + timedelta(minutes=3)
