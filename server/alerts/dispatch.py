@@ -418,7 +418,3 @@ def escalate_unacknowledged(now: datetime | None = None) -> int:
         alert_channels.dispatch(alert, DeliveryReason.DISPATCH_ESCALATED, now)
         escalated += 1
     return escalated
-
-
-def assigned_to(alert: Alert) -> User | None:
-    return db.session.get(User, alert.assignee_id) if alert.assignee_id else None
