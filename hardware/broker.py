@@ -13,7 +13,8 @@ Accounts (docs/protocol.md sections 2 and 5):
 - the server reads every device's ``ack``, ``evt`` and ``status``, writes every
   device's ``cmd`` and every community's ``keys``, and reads and writes every
   community's ``alerts``;
-- an officer reads ``gk/v1/{community}/alerts`` of each community they cover.
+- an officer reads ``gk/v1/{community}/alerts`` of each community they cover, and their own
+  ``gk/v1/{community}/officers/{username}/dispatch`` there (the server writes it).
 
 A disabled device is simply absent from the files.
 
@@ -43,7 +44,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from hardware.topics import DEVICE_SUFFIXES, ROOT, alerts_topic, device_topic, keys_topic
+from hardware.topics import (
+    ALL_OFFICER_DISPATCH,
+    DEVICE_SUFFIXES,
+    ROOT,
+    alerts_topic,
+    device_topic,
+    keys_topic,
+    officer_dispatch_topic,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -146,8 +155,12 @@ class BrokerAccount:
                 (Access.WRITE, f"{ROOT}/+/+/cmd"),
                 (Access.WRITE, f"{ROOT}/+/keys"),
                 (Access.READWRITE, f"{ROOT}/+/alerts"),
+                (Access.READWRITE, ALL_OFFICER_DISPATCH),
             ]
-        return [(Access.READ, alerts_topic(c)) for c in self.community_ids]
+        return [
+            *((Access.READ, alerts_topic(c)) for c in self.community_ids),
+            *((Access.READ, officer_dispatch_topic(c, self.username)) for c in self.community_ids),
+        ]
 
 
 def _check_level(value: str) -> None:

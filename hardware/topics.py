@@ -40,6 +40,16 @@ def keys_topic(community_id: str) -> str:
     return f"{ROOT}/{community_id}/keys"
 
 
+def officer_dispatch_topic(community_id: str, username: str) -> str:
+    """``gk/v1/{community}/officers/{username}/dispatch``: alerts dispatched to one officer
+    (docs/protocol.md section 5, "Dispatch"); only that officer and the server read it."""
+    return f"{ROOT}/{community_id}/officers/{username}/dispatch"
+
+
+# Every officer's dispatch topic of every community (the server's ACL pattern).
+ALL_OFFICER_DISPATCH = f"{ROOT}/+/officers/+/dispatch"
+
+
 # What the server subscribes to: every device's uplink topics. Community topics (``alerts``,
 # ``keys``) have one level less, so these filters never match them.
 SERVER_SUBSCRIPTIONS = tuple(f"{ROOT}/+/+/{suffix}" for suffix in ("ack", "evt", "status"))

@@ -1,7 +1,7 @@
 """need to know: a list's read of personal data names the people it showed
 
 Revision ID: 0032
-Revises: 0030
+Revises: 0031
 Create Date: 2026-12-07 14:20:00.000000
 
 A read of a list of people (``what`` ``person_list``) is one ``data_reads`` row, not one
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "0032"
-down_revision = "0030"
+down_revision = "0031"
 branch_labels = None
 depends_on = None
 

@@ -54,7 +54,7 @@ from server.core import crypto, metrics
 from server.core.links import snapshot_url
 from server.core.messaging import OutgoingMessage, queue_message, when_acked
 from server.extensions import db
-from server.models import AccessEvent, AccessPoint, Alert, AlertDelivery, Webhook, utcnow
+from server.models import AccessEvent, AccessPoint, Alert, AlertDelivery, User, Webhook, utcnow
 from server.models.ids import new_id
 
 _LOGGER = logging.getLogger(__name__)
@@ -87,6 +87,11 @@ class DeliveryReason(StrEnum):
     ESCALATED = "escalated"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    # Dispatch (server.alerts.dispatch): assigned to an officer, accepted by them, escalated
+    # to the station for want of an acceptance.
+    DISPATCHED = "dispatched"
+    DISPATCH_ACCEPTED = "dispatch_accepted"
+    DISPATCH_ESCALATED = "dispatch_escalated"
 
 
 class DeliveryStatus(StrEnum):
@@ -117,6 +122,30 @@ def alert_payload(alert: Alert, reason: str, kept: Collection[str] | None = None
         "updated_at": format_ts(alert.updated_at),
         "access_point_id": alert.access_point_id,
         "device_id": alert.device_id,
+        "dispatch": dispatch_of(alert),
+    }
+
+
+def dispatch_of(alert: Alert) -> dict[str, Any] | None:
+    """The alert's assignment (docs/protocol.md section 5, "Dispatch"), or None."""
+    if alert.assignee_id is None or alert.assigned_at is None:
+        return None
+    names = dict(
+        db.session.execute(
+            select(User.id, User.username).where(
+                User.id.in_({alert.assignee_id, alert.assigned_by_id or alert.assignee_id})
+            )
+        ).all()
+    )
+    acknowledged = alert.assignment_acknowledged_at
+    escalated = alert.dispatch_escalated_at
+    return {
+        "assignee_id": alert.assignee_id,
+        "assignee": names.get(alert.assignee_id),
+        "assigned_at": format_ts(alert.assigned_at),
+        "assigned_by": names.get(alert.assigned_by_id) if alert.assigned_by_id else None,
+        "acknowledged_at": format_ts(acknowledged) if acknowledged else None,
+        "escalated_at": format_ts(escalated) if escalated else None,
     }
 
 

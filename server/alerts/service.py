@@ -20,6 +20,7 @@ from sqlalchemy import Select, and_, case, literal_column, or_, select
 
 from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
 from server.alerts import channels as alert_channels
+from server.alerts import dispatch as alert_dispatch
 from server.alerts.channels import DeliveryReason
 from server.alerts.summaries import SUMMARY_KEY, Summary
 from server.alerts.targets import TargetRefused
@@ -170,6 +171,7 @@ def _transition(scope: Scope, alert_id: str, action: str, note: str | None) -> A
             note=note,
         )
     )
+    alert_dispatch.after_transition(scope.user, alert, action, now)  # the assignee, the position
     audit.record(scope.user, f"alert.{action}", community_id=alert.community_id, target=alert)
     alert_channels.dispatch(alert, DeliveryReason(action), now)
     return alert

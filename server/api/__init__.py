@@ -193,6 +193,7 @@ def init_app(app: Flask) -> None:
         commands,
         couriers,
         devices,
+        dispatch,
         doormodes,
         events,
         faces,
@@ -248,6 +249,7 @@ def init_app(app: Flask) -> None:
         doormodes,
         parking,
         privacy,
+        dispatch,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

@@ -74,10 +74,31 @@ class AlertSchema(ma.Schema):
     escalated_at = fields.AwareDateTime(allow_none=True)
     summary = fields.Str()
     evidence = fields.Nested(EvidenceSchema)
+    dispatch = fields.Nested(
+        "AlertDispatchSchema",
+        allow_none=True,
+        metadata={"description": "the officer it was dispatched to (docs/alerts.md, Dispatch)"},
+    )
+
+
+class AlertDispatchSchema(ma.Schema):
+    assignee_id = fields.Str()
+    assignee = fields.Str(allow_none=True, metadata={"description": "the officer's username"})
+    assigned_at = fields.Str(metadata={"description": "when it was dispatched (ISO 8601)"})
+    assigned_by = fields.Str(allow_none=True)
+    acknowledged_at = fields.Str(allow_none=True)
+    escalated_at = fields.Str(
+        allow_none=True, metadata={"description": "escalated to the station (ISO 8601)"}
+    )
 
 
 class AlertStepSchema(ma.Schema):
-    action = fields.Str(metadata={"description": "raised, acknowledged, resolved, escalated"})
+    action = fields.Str(
+        metadata={
+            "description": "raised, acknowledged, resolved, escalated, dispatched, "
+            "dispatch_accepted, dispatch_escalated"
+        }
+    )
     status = fields.Str()
     at = fields.AwareDateTime()
     by_user_id = fields.Str(allow_none=True)

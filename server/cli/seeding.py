@@ -27,6 +27,7 @@ from server.models import (
     Holiday,
     Lease,
     Membership,
+    OfficerDuty,
     Person,
     RfidTag,
     Unit,
@@ -265,6 +266,32 @@ class _Loader:
                 user.person_id = person.id
         db.session.add(user)
         self.added["users"] += 1
+        if spec.get("duty"):
+            self._duty(user, spec["duty"])
+
+    def _duty(self, user: User, spec: dict[str, Any]) -> None:
+        """An officer on duty at an access point of a community they cover (dispatch)."""
+        db.session.flush()
+        point = None
+        if spec.get("access_point"):
+            point = db.session.scalar(
+                select(AccessPoint).where(
+                    AccessPoint.name == spec["access_point"],
+                    AccessPoint.community_id.in_([c.id for c in user.communities]),
+                )
+            )
+            if point is None:
+                raise SeedError(f"unknown access point {spec['access_point']!r}")
+        now = utcnow()
+        db.session.add(
+            OfficerDuty(
+                user_id=user.id,
+                on_duty=spec.get("on_duty", True),
+                changed_at=now,
+                access_point_id=point.id if point else None,
+                position_at=now if point else None,
+            )
+        )
 
 
 def demo_fleet(path: Path) -> list[dict[str, str]]:

@@ -120,6 +120,9 @@ class CommunitySettings:
     id_check_retention_days: int = 365
     audit_retention_days: int = 1095
     data_read_retention_days: int = 1095
+    # Dispatch (server.alerts.dispatch, docs/alerts.md): an alert dispatched to an officer
+    # who has not acknowledged it within this many minutes is escalated to the station.
+    dispatch_ack_minutes: int = 3
 
 
 DEFAULTS = CommunitySettings()
@@ -211,6 +214,7 @@ class CommunitySettingsSchema(ma.Schema):
     id_check_retention_days = ma.fields.Int(validate=validate.Range(min=30, max=3650))
     audit_retention_days = ma.fields.Int(validate=validate.Range(min=180, max=3650))
     data_read_retention_days = ma.fields.Int(validate=validate.Range(min=180, max=3650))
+    dispatch_ack_minutes = ma.fields.Int(validate=validate.Range(min=1, max=24 * 60))
 
     @ma.validates_schema
     def _pass_default_within_max(self, data: dict[str, Any], **_kwargs: Any) -> None:

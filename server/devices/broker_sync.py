@@ -37,7 +37,7 @@ from hardware.broker import (
     write_broker_files,
 )
 from hardware.bus import BrokerAddress
-from hardware.topics import alerts_topic
+from hardware.topics import alerts_topic, officer_dispatch_topic
 from server.core import audit
 from server.core.errors import Conflict, Forbidden, Invalid
 from server.core.messaging import WEB_CLIENT_PREFIX
@@ -160,7 +160,8 @@ class OfficerCredentials:
 def issue_officer_credentials(scope: Scope, user_id: str) -> OfficerCredentials:
     """A new MQTT password for an officer (themself or by an admin); the old one stops working.
 
-    The officer may then read ``gk/v1/{community}/alerts`` of each community they cover.
+    The officer may then read ``gk/v1/{community}/alerts`` of each community they cover, and
+    their own ``gk/v1/{community}/officers/{username}/dispatch`` there.
     """
     user = scope.get(User, user_id)  # 404 for anyone the caller cannot see
     if user.id != scope.user.id and not scope.is_admin:
@@ -187,7 +188,10 @@ def issue_officer_credentials(scope: Scope, user_id: str) -> OfficerCredentials:
     user.mqtt_password_hash = password_hash
     audit.record(scope.user, "user.mqtt_credentials", community_id=None, target=user)
     return OfficerCredentials(
-        user.username, password, [alerts_topic(c.id) for c in user.communities]
+        user.username,
+        password,
+        [alerts_topic(c.id) for c in user.communities]
+        + [officer_dispatch_topic(c.id, user.username) for c in user.communities],
     )
 
 

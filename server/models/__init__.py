@@ -31,6 +31,7 @@ from server.models.antipassback import AntiPassbackPair, AntiPassbackState
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, SitePlan, Unit
 from server.models.couriers import CourierCode, KeypadLockout
+from server.models.dispatch import OfficerDuty
 from server.models.doormodes import DoorMode
 from server.models.holidays import Holiday, holiday_access_points
 from server.models.indexes import CITY_INDEXES
@@ -106,6 +107,7 @@ __all__ = [
     "NotificationDelivery",
     "NotificationGateway",
     "NotificationPreference",
+    "OfficerDuty",
     "ParkingTicket",
     "PatrolRoute",
     "PaymentMethod",

@@ -289,6 +289,16 @@ class Alert(IdMixin, CommunityOwned, TimestampMixin, Base):
     history: Mapped[list[AlertHistory]] = relationship(
         back_populates="alert", order_by="AlertHistory.at", passive_deletes=True
     )
+    # Dispatch (server.alerts.dispatch, migration 0031): the officer on duty it was assigned
+    # to, when and by whom; when the officer acknowledged the assignment, and when it was
+    # escalated to the station for want of that.
+    assignee_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    assigned_at: Mapped[datetime | None]
+    assigned_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    assignment_acknowledged_at: Mapped[datetime | None]
+    dispatch_escalated_at: Mapped[datetime | None]
 
 
 class AlertHistory(IdMixin, CommunityOwned, Base):
@@ -434,8 +444,9 @@ class AlertDelivery(IdMixin, CommunityOwned, Base):
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(32))  # mqtt | webhook | ...
     target: Mapped[str] = mapped_column(String(500))  # topic, URL ...
-    # Why it was sent: raised, updated, escalated, acknowledged, resolved.
-    reason: Mapped[str] = mapped_column(String(16))
+    # Why it was sent: raised, updated, escalated, acknowledged, resolved; dispatched,
+    # dispatch_accepted, dispatch_escalated (32 characters since migration 0031).
+    reason: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]

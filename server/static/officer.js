@@ -388,7 +388,10 @@
     stream.addEventListener("alert", function (event) {
       if (event.lastEventId) lastEventId = event.lastEventId;
       try {
-        upsert(JSON.parse(event.data), true);
+        var raw = JSON.parse(event.data);
+        upsert(raw, true);
+        // static/dispatch.js hears every change too (a dispatch's banner and tone).
+        document.dispatchEvent(new CustomEvent("gk:alert", { detail: raw }));
       } catch (error) {
         /* a malformed message: skip it */
       }

@@ -274,6 +274,7 @@ def init_app(app: Flask) -> None:
         couriers,
         device_admin,
         devices,
+        dispatch,
         doormodes,
         evidence,
         guest,

@@ -101,6 +101,9 @@ STEP_WORDS = {
     "acknowledged": _p("alert step", "acknowledged"),
     "resolved": _p("alert step", "resolved"),
     "escalated": _p("alert step", "escalated"),
+    "dispatched": _p("alert step", "dispatched"),
+    "dispatch_accepted": _p("alert step", "dispatch acknowledged"),
+    "dispatch_escalated": _p("alert step", "dispatch escalated to the station"),
 }
 # How far either side of now the console looks for a zone's abbreviations (summer and winter).
 ZONE_LABEL_SPAN = timedelta(days=400)

@@ -33,6 +33,7 @@ from hardware.topics import SERVER_SUBSCRIPTIONS, server_subscriptions, share_gr
 from server.access import intercom, retention, snapshots, vehicles
 from server.alerts import channels as alert_channels
 from server.alerts import cross_checks
+from server.alerts import dispatch as alert_dispatch
 from server.alerts import rules as alert_rules
 from server.alerts import service as alerts
 from server.core import messaging
@@ -349,8 +350,10 @@ class Worker:
         self._in_transaction(alert_channels.deliver_due)
 
     def escalate_alerts(self) -> None:
-        """Open alerts nobody acknowledged in time go up one severity and are sent again."""
+        """Open alerts nobody acknowledged in time go up one severity and are sent again;
+        dispatches their officer did not acknowledge in time go to the station."""
         self._in_transaction(alerts.escalate_overdue)
+        self._in_transaction(alert_dispatch.escalate_unacknowledged)
 
     def deliver_notifications(self) -> None:
         """Send the due notification deliveries (push, SMS); failures are retried later."""

@@ -96,6 +96,7 @@ def test_payload_follows_the_protocol(app, world, published) -> None:
         "updated_at": payload["ts"],
         "access_point_id": world.door_a,
         "device_id": None,
+        "dispatch": None,
     }
     assert datetime.fromisoformat(payload["ts"]).utcoffset() == timedelta(0)
     assert payload["ts"].endswith("+00:00") and "." in payload["ts"]  # milliseconds

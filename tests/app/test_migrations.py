@@ -79,6 +79,7 @@ def test_every_community_owned_table_has_community_id() -> None:
         "signing_keys",  # one key ring signs every community's QR tokens
         "push_subscriptions",  # like web_sessions: an account's browsers
         "notification_preferences",  # an account's choices
+        "officer_duties",  # an officer's, who covers several communities
     }
     for name, table in Base.metadata.tables.items():
         if name in global_tables:

@@ -32,7 +32,7 @@ def test_seed_loads_demo_community_and_is_idempotent(app, ctx) -> None:
         "Unit": 8,
         "AccessPoint": 4,
         "Device": 9,  # with the gate's intercom terminal
-        "User": 5,
+        "User": 7,  # with two patrol officers on duty (dispatch)
     }
     second = runner.invoke(args=["seed"])
     assert second.exit_code == 0, second.output
@@ -71,6 +71,17 @@ def test_seed_loads_demo_community_and_is_idempotent(app, ctx) -> None:
     demo_settings = db.session.scalar(select(Community.settings))
     assert demo_settings["temporary_cars"] is True
     assert demo_settings["parking_hour_fen"] == 500
+    # Officers on duty at their posts: one-click dispatch has someone to send.
+    from server.models import OfficerDuty
+
+    posts = {
+        (
+            db.session.get(User, d.user_id).username,
+            db.session.get(AccessPoint, d.access_point_id).name,
+        )
+        for d in db.session.scalars(select(OfficerDuty).where(OfficerDuty.on_duty.is_(True)))
+    }
+    assert posts == {("patrol1", "南门"), ("patrol2", "2号楼单元门")}
 
 
 def test_seed_reports_a_broken_file(app, ctx, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ from hardware.broker import (
     render_password_file,
     write_broker_files,
 )
-from hardware.topics import alerts_topic, device_topic, keys_topic
+from hardware.topics import alerts_topic, device_topic, keys_topic, officer_dispatch_topic
 from server import create_app, launcher
 from server.devices.broker_sync import accounts_from_db, sync_broker
 from server.extensions import db
@@ -96,9 +96,15 @@ def test_server_and_officer_acl() -> None:
         "topic write gk/v1/+/+/cmd",
         "topic write gk/v1/+/keys",
         "topic readwrite gk/v1/+/alerts",
+        "topic readwrite gk/v1/+/officers/+/dispatch",
     ]
     officer_block = acl[acl.index("user officer_a") :].strip().splitlines()
-    assert officer_block[1:] == ["topic read gk/v1/com_a/alerts", "topic read gk/v1/com_b/alerts"]
+    assert officer_block[1:] == [
+        "topic read gk/v1/com_a/alerts",
+        "topic read gk/v1/com_b/alerts",
+        "topic read gk/v1/com_a/officers/officer_a/dispatch",
+        "topic read gk/v1/com_b/officers/officer_a/dispatch",
+    ]
 
 
 def test_password_file_lines() -> None:
@@ -555,7 +561,10 @@ def test_officer_reads_only_its_communities_alerts(
     assert answer.status_code == 200, answer.json
     credentials = answer.json
     assert credentials["username"] == "officer_a"
-    assert credentials["topics"] == [alerts_topic(synced_world.a)]
+    assert credentials["topics"] == [
+        alerts_topic(synced_world.a),
+        officer_dispatch_topic(synced_world.a, "officer_a"),
+    ]
     officer = probes(credentials["username"], credentials["password"])
     assert not officer.connect().is_failure
     officer.subscribe(alerts_topic(synced_world.a), alerts_topic(synced_world.b), "gk/v1/#")
