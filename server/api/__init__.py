@@ -203,6 +203,7 @@ def init_app(app: Flask) -> None:
         passes,
         patrols,
         people,
+        siteplan,
         strangers,
         structure,
         vehicles,
@@ -246,6 +247,7 @@ def init_app(app: Flask) -> None:
         notifications,
         doormodes,
         parking,
+        siteplan,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)
