@@ -182,20 +182,11 @@ def data_uri(community_id: str) -> str | None:
 
 
 def plan_picture(
-    community: Community,
-    href: str,
-    alerts: Sequence[Alert] = (),
-    *,
-    size: tuple[int, int] | None = None,
-) -> PlanPicture | None:
-    """What the plan drawing shows: every placed access point and device of ``community``,
-    the spots of ``alerts`` (the caller has checked they are the community's) in red, and
-    the names of their places not on the plan. None when the community has no plan."""
-    if size is None:
-        meta = plan_meta(community.id)
-        if meta is None:
-            return None
-        size = meta[0], meta[1]
+    community: Community, href: str, size: tuple[int, int], alerts: Sequence[Alert] = ()
+) -> PlanPicture:
+    """What the plan drawing shows (the picture at ``href``, ``size`` pixels): every placed
+    access point and device of ``community``, the spots of ``alerts`` (the caller has
+    checked they are the community's) in red, and the names of their places not on it."""
     points = list(
         db.session.scalars(
             select(AccessPoint)

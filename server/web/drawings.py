@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from markupsafe import Markup, escape
 
+from server.community.plan_drawing import PlanPicture, plan_svg
 from server.core.wording import word
 
 FONT = 'font-family="system-ui, sans-serif"'
@@ -396,3 +397,13 @@ def bar_chart(
         "%(title)s: %(num)s alert", "%(title)s: %(num)s alerts", sum(totals), title=title
     )
     return _svg(width, height, label, body, "bar-chart")
+
+
+# The site plan -------------------------------------------------------------------------------
+
+
+def site_plan(picture: PlanPicture) -> Markup:
+    """The community's uploaded site plan with its access points and devices, the alerts'
+    spots in red (``server.community.plan_drawing``, which the evidence bundle draws too)."""
+    # Every text in it went through ``escape``: safe to mark.
+    return Markup(plan_svg(picture))  # noqa: S704
