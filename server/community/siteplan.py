@@ -125,9 +125,14 @@ def store(scope: Scope, community_id: str, data: bytes) -> SitePlan:
         "site_plan.replace" if replaced else "site_plan.upload",
         community_id=community.id,
         target=community,
-        details={"content_type": content_type, "width": width, "height": height,
-                 "sha256": plan.sha256, "bytes": len(data)},
-    )  # fmt: skip
+        details={
+            "content_type": content_type,
+            "width": width,
+            "height": height,
+            "sha256": plan.sha256,
+            "bytes": len(data),
+        },
+    )
     return plan
 
 
@@ -215,12 +220,19 @@ def plan_picture(
         elif (named := point or device) is not None:
             unplaced.append(named.name)
     marks = [
-        PlanMark(id=row.id, name=row.name, kind=row.kind, x=x, y=y, device=isinstance(row, Device),
-                 hit=row.id in hits)
+        PlanMark(
+            id=row.id,
+            name=row.name,
+            kind=row.kind,
+            x=x,
+            y=y,
+            device=isinstance(row, Device),
+            hit=row.id in hits,
+        )
         for row in [*points, *devices]
         if (where := placed(row)) is not None
         for x, y in [where]
-    ]  # fmt: skip
+    ]
     return PlanPicture(
         title=community.name,
         href=href,

@@ -81,10 +81,18 @@ def open_alert_plans(
 def site_page_context(scope: Scope, community: Community) -> dict[str, Any]:
     """What the site page's plan section shows: the drawing, the rows to place, what is not
     placed yet."""
-    points = list(db.session.scalars(scope.query(AccessPoint).where(
-        AccessPoint.community_id == community.id).order_by(AccessPoint.name)))  # fmt: skip
-    rows = list(db.session.scalars(scope.query(Device).where(
-        Device.community_id == community.id).order_by(Device.name)))  # fmt: skip
+    points = list(
+        db.session.scalars(
+            scope.query(AccessPoint)
+            .where(AccessPoint.community_id == community.id)
+            .order_by(AccessPoint.name)
+        )
+    )
+    rows = list(
+        db.session.scalars(
+            scope.query(Device).where(Device.community_id == community.id).order_by(Device.name)
+        )
+    )
     meta = siteplan.plan_meta(community.id)
     drawn = drawing(community) if meta else None
     placeable = [("access_point", p) for p in points] + [("device", d) for d in rows]

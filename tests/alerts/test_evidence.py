@@ -385,9 +385,15 @@ def test_the_bundle_holds_the_site_plan_with_the_spot_listed_in_the_manifest(
         door = db.session.get(AccessPoint, world.door_a)
         door.plan_x, door.plan_y = 0.25, 0.5
         db.session.add(
-            SitePlan(community_id=world.a, content_type="image/png", image=plan.getvalue(),
-                     width=400, height=200, sha256=hashlib.sha256(plan.getvalue()).hexdigest())
-        )  # fmt: skip
+            SitePlan(
+                community_id=world.a,
+                content_type="image/png",
+                image=plan.getvalue(),
+                width=400,
+                height=200,
+                sha256=hashlib.sha256(plan.getvalue()).hexdigest(),
+            )
+        )
         db.session.commit()
     officer = Api(client, "officer_a")
     with time_machine.travel(NOW, tick=False):

@@ -173,9 +173,14 @@ def test_access_points_and_devices_take_positions_and_null_clears(
     assert (answer.json["plan_x"], answer.json["plan_y"]) == (1.0, 0.0)
     created = staff.post(
         f"/communities/{world.a}/access-points",
-        json={"name": "North gate", "kind": "gate", "zone": "perimeter", "plan_x": 0.5,
-              "plan_y": 0.1},
-    )  # fmt: skip
+        json={
+            "name": "North gate",
+            "kind": "gate",
+            "zone": "perimeter",
+            "plan_x": 0.5,
+            "plan_y": 0.1,
+        },
+    )
     assert (created.json["plan_x"], created.json["plan_y"]) == (0.5, 0.1)
     listed = staff.get(f"/communities/{world.a}/devices").json
     assert [(d["plan_x"], d["plan_y"]) for d in listed] == [(1.0, 0.0)]
