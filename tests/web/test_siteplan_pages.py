@@ -154,6 +154,8 @@ def test_staff_upload_the_plan_and_place_a_door_with_the_form(
     )
     circle = mark.find("svg:circle", SVG)
     assert (float(circle.get("cx")), float(circle.get("cy"))) == (100.0, 100.0)
+    assert "x 0.25, y 0.50" in client.get(f"/access-points/{world.door_a}").text
+    assert "not placed" in client.get(f"/devices/{world.device_a}").text
     with in_app(app):
         door = db.session.get(AccessPoint, world.door_a)
         assert (door.plan_x, door.plan_y) == (0.25, 0.5)
