@@ -401,7 +401,11 @@ def alert_page(alert_id: str) -> str:
         missing=len(ids) - len(evidence_events),
         site_map=draw_site_map(community_plan(scope, community, marked)),
         marked_on_map=any(marked),
-        site_plan=siteplan_pages.drawing(community, [alert]),
+        # The plan where the alert has a place of its own; else the schematic marks the
+        # doors of its evidence.
+        site_plan=siteplan_pages.drawing(community, [alert])
+        if alert.access_point_id or alert.device_id
+        else None,
         around=around,
         at_door={**around, "access_point_id": point.id} if point else None,
         sees_names=events.sees_names(scope),

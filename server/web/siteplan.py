@@ -45,8 +45,8 @@ def plan_url(community_id: str, sha256: str) -> str:
 
 
 def drawing(community: Community, alerts: Sequence[Alert] = ()) -> tuple[Markup, bool] | None:
-    """The community's plan with ``alerts``' spots in red, and whether every one of them
-    is on it; None when the community has no plan."""
+    """The community's plan with ``alerts``' spots in red, and whether it marks any and
+    says none is not placed; None when the community has no plan."""
     meta = siteplan.plan_meta(community.id)
     if meta is None:
         return None
@@ -54,7 +54,8 @@ def drawing(community: Community, alerts: Sequence[Alert] = ()) -> tuple[Markup,
     picture = siteplan.plan_picture(
         community, plan_url(community.id, sha256), (width, height), alerts
     )
-    return site_plan(picture), not picture.unplaced
+    spotted = any(mark.hit for mark in picture.marks) and not picture.unplaced
+    return site_plan(picture), spotted
 
 
 def open_alert_plans(

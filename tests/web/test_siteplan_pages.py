@@ -359,3 +359,23 @@ def test_home_page_shows_one_plan_per_covered_community(
     section = html[html.index('id="site-plans"') :]
     assert section.count('<svg class="site-plan"') == 2
     assert "Community A" in section and "Community B" in section
+
+
+def test_an_alert_with_no_place_of_its_own_keeps_the_schematic(
+    app: Flask, client: FlaskClient, world: WorldIds
+) -> None:
+    _plan_for(app, world.a)
+    with in_app(app):
+        alert = alerts.raise_alert(
+            community_id=world.a,
+            type=AlertType.STRANGER,
+            severity=Severity.MEDIUM,
+            summary="Unknown person seen 3 times",
+        )
+        db.session.commit()
+        alert_id = alert.id
+    login(client, "officer_a")
+    html = client.get(f"/alerts/{alert_id}").text
+    assert 'class="site-map"' in html and 'class="site-plan"' not in html
+    assert "This point is not placed on the site plan." in html
+    assert "Marked in red" not in html
