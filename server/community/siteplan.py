@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -54,13 +53,15 @@ def read_picture(data: bytes) -> tuple[str, int, int]:
             reason="too_many_bytes",
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as picture:
-                kind, (width, height) = picture.format, picture.size
-                if kind in MEDIA_TYPES and max(width, height) <= MAX_SIDE:
-                    picture.verify()  # damaged or cut-short files fail here
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Only the header is read here (the size), and ``verify`` walks the chunks without
+        # decoding the pixels: a picture too large is refused before anything is decoded.
+        with Image.open(io.BytesIO(data)) as picture:
+            kind, (width, height) = picture.format, picture.size
+            if kind in MEDIA_TYPES and max(width, height) <= MAX_SIDE:
+                picture.verify()  # damaged or cut-short files fail here
+    except Image.DecompressionBombError:
+        kind, width, height = None, MAX_SIDE + 1, MAX_SIDE + 1
+    except UnidentifiedImageError:
         kind, width, height = None, 0, 0
     except (OSError, SyntaxError, ValueError):
         raise Invalid(
@@ -68,16 +69,16 @@ def read_picture(data: bytes) -> tuple[str, int, int]:
             errors={"image": [_l("Upload a PNG or JPEG picture.")]},
             reason="unreadable",
         ) from None
+    if max(width, height) > MAX_SIDE:
+        raise PayloadTooLarge(
+            _l("A site plan may be at most %(side)s pixels wide and high.", side=MAX_SIDE),
+            reason="too_many_pixels",
+        )
     if kind not in MEDIA_TYPES:
         raise Invalid(
             _l("A site plan must be a PNG or JPEG picture."),
             errors={"image": [_l("Upload a PNG or JPEG picture.")]},
             reason="unsupported_format",
-        )
-    if max(width, height) > MAX_SIDE:
-        raise PayloadTooLarge(
-            _l("A site plan may be at most %(side)s pixels wide and high.", side=MAX_SIDE),
-            reason="too_many_pixels",
         )
     if min(width, height) < MIN_SIDE:
         raise Invalid(
@@ -176,6 +177,17 @@ def plan_meta(community_id: str) -> tuple[int, int, str] | None:
         )
     ).first()
     return (row[0], row[1], row[2]) if row else None
+
+
+def plan_metas(community_ids: Iterable[str]) -> dict[str, tuple[int, int, str]]:
+    """``plan_meta`` of each of these communities that has a plan (one query)."""
+    ids = list(community_ids)
+    rows = db.session.execute(
+        select(SitePlan.community_id, SitePlan.width, SitePlan.height, SitePlan.sha256).where(
+            SitePlan.community_id.in_(ids)
+        )
+    ).all()
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 def data_uri(community_id: str) -> str | None:

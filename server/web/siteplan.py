@@ -44,10 +44,15 @@ def plan_url(community_id: str, sha256: str) -> str:
     return url_for("siteplan.get_site_plan", cid=community_id, v=sha256[:16])
 
 
-def drawing(community: Community, alerts: Sequence[Alert] = ()) -> tuple[Markup, bool] | None:
+def drawing(
+    community: Community,
+    alerts: Sequence[Alert] = (),
+    meta: tuple[int, int, str] | None = None,
+) -> tuple[Markup, bool] | None:
     """The community's plan with ``alerts``' spots in red, and whether it marks any and
-    says none is not placed; None when the community has no plan."""
-    meta = siteplan.plan_meta(community.id)
+    says none is not placed; None when the community has no plan. ``meta``: its
+    ``plan_meta``, when the caller has it."""
+    meta = meta or siteplan.plan_meta(community.id)
     if meta is None:
         return None
     width, height, sha256 = meta
@@ -67,13 +72,15 @@ def open_alert_plans(
     for alert in alerts:
         if alert.status is not AlertStatus.RESOLVED:
             open_by.setdefault(alert.community_id, []).append(alert)
-    ordered = sorted(communities, key=lambda c: (c.id not in open_by, c.name))
+    by_id = {c.id: c for c in communities}
+    metas = siteplan.plan_metas(by_id)
+    ordered = sorted(
+        (by_id[cid] for cid in metas), key=lambda c: (c.id not in open_by, c.name, c.id)
+    )
     plans = []
-    for community in ordered:
-        if len(plans) >= limit:
-            break
+    for community in ordered[:limit]:
         spots = open_by.get(community.id, [])
-        drawn = drawing(community, spots)
+        drawn = drawing(community, spots, metas[community.id])
         if drawn is not None:
             plans.append({"community": community, "drawing": drawn[0], "open": len(spots)})
     return plans

@@ -354,11 +354,25 @@ def test_home_page_shows_one_plan_per_covered_community(
         assert officer.id
     _plan_for(app, world.a)
     _plan_for(app, world.b)
+    with in_app(app):
+        door = db.session.get(AccessPoint, world.door_b)
+        door.plan_x, door.plan_y = 0.5, 0.5
+        alerts.raise_alert(
+            community_id=world.b,
+            type=AlertType.DOOR_FORCED,
+            severity=Severity.HIGH,
+            summary="Door forced open",
+            access_point_id=world.door_b,
+        )
+        db.session.commit()
     login(client, "city_officer")
     html = client.get("/").text
     section = html[html.index('id="site-plans"') :]
     assert section.count('<svg class="site-plan"') == 2
-    assert "Community A" in section and "Community B" in section
+    # The community with an open alert comes first, its door marked; the other has none.
+    assert section.index("Community B · 1 open alert") < section.index("Community A · No open")
+    spot = _parse(_svg_of(section, "site-plan")).find(".//svg:g[@class='plan-mark spot']", SVG)
+    assert spot.get("data-access-point") == world.door_b
 
 
 def test_an_alert_with_no_place_of_its_own_keeps_the_schematic(
