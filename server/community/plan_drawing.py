@@ -151,7 +151,7 @@ def plan_svg(picture: PlanPicture, css_class: str = "site-plan") -> str:
         fill = HIT if key == "hit" else MARK
         body.append(_shape(sample, x + unit, y - size / 3, unit, fill))
         body.append(_text(x + unit * 3, y, words, size, fill=INK))
-        x += unit * 4 + len(words) * size * (0.6 if words.isascii() else 1.0)
+        x += unit * 6 + len(words) * size * (0.6 if words.isascii() else 1.0)
     for n, note in enumerate(notes):
         body.append(_text(unit * 2, y + line * (n + 1), note, size, fill=HIT, class_="unplaced"))
     body.append("</g>")
