@@ -3,7 +3,9 @@
 ``build`` writes ``alert.json`` (the alert as docs/protocol.md section 5 sends it),
 ``events.json`` and ``events.csv`` (the events it names, oldest first), ``crops/<event>.jpg``
 (the face crops still kept with them, decrypted), ``history.json`` (its steps), ``site.json``
-(the community and the access point) and ``manifest.json`` (every other file's name, size
+(the community and the access point), ``site_plan.svg`` (when the community has a site plan:
+the plan with the alert's spot in red, the picture inside it as a ``data:`` URI, so the file
+stands alone) and ``manifest.json`` (every other file's name, size
 and SHA-256, the alert, the community and when the bundle was made), then
 ``signature.json``: an Ed25519 signature of the manifest's exact bytes by the server's
 signing key (the QR pass key ring, ``server.passes.keys``), with the key's id and public
@@ -32,6 +34,8 @@ from hardware.messages import format_ts
 from server.access import snapshots
 from server.alerts.channels import alert_payload
 from server.alerts.service import history_of
+from server.community import siteplan
+from server.community.plan_drawing import plan_svg
 from server.core.crypto import DecryptionError
 from server.extensions import db
 from server.models import AccessEvent, AccessPoint, Alert, Building, Community, utcnow
@@ -114,6 +118,15 @@ def _site(alert: Alert, community: Community) -> dict[str, Any]:
     }
 
 
+def _site_plan(alert: Alert, community: Community) -> bytes | None:
+    """The site plan with the alert's spot, standing alone (None without a plan)."""
+    meta, href = siteplan.plan_meta(community.id), siteplan.data_uri(community.id)
+    if meta is None or href is None:
+        return None
+    picture = siteplan.plan_picture(community, href, (meta[0], meta[1]), [alert])
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + plan_svg(picture)).encode("utf-8")
+
+
 def build(alert: Alert, now: datetime | None = None) -> bytes:
     """The ZIP of ``alert``'s evidence, signed (the caller has checked the scope)."""
     now = now or utcnow()
@@ -150,6 +163,8 @@ def build(alert: Alert, now: datetime | None = None) -> bytes:
         "site.json": _json(_site(alert, community)),
         **files,
     }
+    if (plan := _site_plan(alert, community)) is not None:
+        files["site_plan.svg"] = plan
     manifest = _json(
         {
             "format": FORMAT,

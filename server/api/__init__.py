@@ -205,6 +205,7 @@ def init_app(app: Flask) -> None:
         patrols,
         people,
         privacy,
+        siteplan,
         strangers,
         structure,
         vehicles,
@@ -250,6 +251,7 @@ def init_app(app: Flask) -> None:
         parking,
         privacy,
         dispatch,
+        siteplan,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

@@ -147,7 +147,33 @@ class ScheduleWindowSchema(ma.Schema):
             raise ma.ValidationError(_("start and end must differ."), "end")
 
 
-class _AccessPointFields(ma.Schema):
+class PlanPositionFields(ma.Schema):
+    """Where a row is on the community's site plan: fractions of the picture's width and
+    height from the top left, both or neither; null for both clears (issue 17, "Where")."""
+
+    plan_x = fields.Float(
+        allow_none=True,
+        validate=validate.Range(min=0, max=1),
+        metadata={"description": "0..1 of the site plan's width from the left; with plan_y"},
+    )
+    plan_y = fields.Float(
+        allow_none=True,
+        validate=validate.Range(min=0, max=1),
+        metadata={"description": "0..1 of the site plan's height from the top; with plan_x"},
+    )
+
+    @ma.validates_schema
+    def _both_or_neither(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if ("plan_x" in data) != ("plan_y" in data):
+            missing = "plan_y" if "plan_x" in data else "plan_x"
+            raise ma.ValidationError(_("Send plan_x and plan_y together."), missing)
+        if (data.get("plan_x") is None) != (data.get("plan_y") is None):
+            raise ma.ValidationError(
+                _("Both plan_x and plan_y are numbers, or both are null."), "plan_x"
+            )
+
+
+class _AccessPointFields(PlanPositionFields):
     zone = fields.Enum(Zone, by_value=True)
     building_id = fields.Str(allow_none=True)
     open_ms = fields.Int(validate=validate.Range(min=500, max=60_000))
@@ -177,7 +203,7 @@ class AccessPointPatchSchema(PatchSchema, _AccessPointFields):
 # Devices -------------------------------------------------------------------------------------
 
 
-class DeviceSchema(ma.Schema):
+class DeviceSchema(PlanPositionFields):
     id = fields.Str(dump_only=True)
     community_id = fields.Str(dump_only=True)
     name = _name()
@@ -192,7 +218,7 @@ class DeviceSchema(ma.Schema):
     created_at = fields.AwareDateTime(dump_only=True)
 
 
-class DevicePatchSchema(PatchSchema):
+class DevicePatchSchema(PatchSchema, PlanPositionFields):
     name = fields.Str(validate=validate.Length(min=1, max=80))
     disabled = JsonBool()
     access_point_id = fields.Str(allow_none=True)

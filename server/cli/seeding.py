@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from collections import Counter
 from datetime import date, timedelta
@@ -9,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import marshmallow as ma
+from PIL import Image, ImageDraw
 from sqlalchemy import select
 
 from gatekeeper.holidays import HolidayEffect, hours_from_json
 from gatekeeper.plates import normalise_plate
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
 from server.community import settings as community_settings
+from server.community import siteplan
 from server.core.auth import device_secret_hash, hash_password
 from server.devices.service import set_secret
 from server.extensions import db
@@ -30,6 +34,7 @@ from server.models import (
     OfficerDuty,
     Person,
     RfidTag,
+    SitePlan,
     Unit,
     User,
     UserRole,
@@ -129,7 +134,10 @@ class _Loader:
                 open_ms=p.get("open_ms", 5000),
                 requires_depth=p.get("requires_depth", False),
                 has_keypad=p.get("has_keypad", False),
+                **_plan_position(p),
             )
+        if spec.get("site_plan"):
+            self._site_plan(community, spec["site_plan"])
         for d in spec.get("devices", []):
             self._device(community, d, points)
         for person in spec.get("people", []):
@@ -149,10 +157,31 @@ class _Loader:
             kind=DeviceKind(spec["kind"]),
             access_point_id=point.id if point else None,
             zone=Zone(spec["zone"]) if spec.get("zone") else (point.zone if point else None),
+            **_plan_position(spec),
         )
         set_secret(device, spec.get("secret"))
         db.session.add(device)
         self.added["devices"] += 1
+
+    def _site_plan(self, community: Community, spec: dict[str, Any]) -> None:
+        """A site plan drawn now (``docs/siteplan.md``): its ``size`` in pixels and its
+        ``blocks`` (buildings, the kindergarten ...) as fractions ``[left, top, right,
+        bottom]``; a community that has a plan keeps it."""
+        if db.session.get(SitePlan, community.id) is not None:
+            return
+        png = drawn_site_plan(tuple(spec["size"]), [tuple(b) for b in spec.get("blocks", [])])
+        content_type, width, height = siteplan.read_picture(png)
+        db.session.add(
+            SitePlan(
+                community_id=community.id,
+                content_type=content_type,
+                image=png,
+                width=width,
+                height=height,
+                sha256=hashlib.sha256(png).hexdigest(),
+            )
+        )
+        self.added["site plans"] += 1
 
     def _holiday(
         self, community: Community, spec: dict[str, Any], points: dict[str, AccessPoint]
@@ -292,6 +321,46 @@ class _Loader:
                 position_at=now if point else None,
             )
         )
+
+
+def _plan_position(spec: dict[str, Any]) -> dict[str, float]:
+    """``"plan": [x, y]`` of a seed's access point or device as its columns (none: not placed)."""
+    if not spec.get("plan"):
+        return {}
+    x, y = (float(v) for v in spec["plan"])
+    if not (0 <= x <= 1 and 0 <= y <= 1):
+        raise ValueError(f"plan {spec['plan']!r} of {spec['name']!r}: fractions from 0 to 1")
+    return {"plan_x": x, "plan_y": y}
+
+
+def drawn_site_plan(
+    size: tuple[int, int], blocks: list[tuple[float, float, float, float]]
+) -> bytes:
+    """A plain site plan as PNG: lawn, the boundary, a ring road and grey blocks (no words,
+    so no font is needed), for the demo community."""
+    width, height = size
+    picture = Image.new("RGB", (width, height), (221, 236, 214))
+    pen = ImageDraw.Draw(picture)
+    edge = round(min(width, height) * 0.03)
+    pen.rectangle(
+        (edge, edge, width - edge, height - edge), outline=(120, 130, 140), width=edge // 3
+    )
+    road = (236, 233, 226)
+    pen.rectangle((0, round(height * 0.55), width, round(height * 0.6)), fill=road)
+    pen.rectangle(
+        (round(width * 0.48), round(height * 0.55), round(width * 0.52), height), fill=road
+    )
+    for left, top, right, bottom in blocks:
+        box = (
+            round(left * width),
+            round(top * height),
+            round(right * width),
+            round(bottom * height),
+        )
+        pen.rectangle(box, fill=(200, 204, 210), outline=(90, 98, 110), width=3)
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    return out.getvalue()
 
 
 def demo_fleet(path: Path) -> list[dict[str, str]]:

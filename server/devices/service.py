@@ -130,6 +130,8 @@ def provision(scope: Scope, community_id: str, data: dict[str, Any]) -> Provisio
         kind=kind,
         access_point_id=point.id if point else None,
         zone=data.get("zone") or (point.zone if point else None),
+        plan_x=data.get("plan_x"),
+        plan_y=data.get("plan_y"),
     )
     secret = set_secret(device)
     db.session.add(device)
@@ -173,6 +175,12 @@ def update(scope: Scope, device_id: str, changes: dict[str, Any]) -> Device:
         )
     if "name" in changes and changes["name"] != device.name:
         device.name = details["name"] = changes["name"]
+    if "plan_x" in changes and (changes["plan_x"], changes["plan_y"]) != (
+        device.plan_x,
+        device.plan_y,
+    ):  # the schema sends both or neither
+        device.plan_x = details["plan_x"] = changes["plan_x"]
+        device.plan_y = details["plan_y"] = changes["plan_y"]
     if "disabled" in changes and changes["disabled"] != device.disabled:
         device.disabled_at = utcnow() if changes["disabled"] else None
         details["disabled"] = changes["disabled"]

@@ -27,6 +27,7 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from gatekeeper.vocabulary import AlertStatus
 from server.core import audit, health, i18n
 from server.core.auth import (
     authenticate_user,
@@ -158,10 +159,24 @@ def home() -> str:
                 .group_by(Alert.community_id)
             ).all()
         )
+        context["plans"] = _officer_plans(scope, communities)
     if user.role is UserRole.RESIDENT and user.unit is not None:
         context["unit"] = user.unit
         context["building"] = db.session.get(Building, user.unit.building_id)
     return render_template(f"home_{user.role.value}.html", **context)
+
+
+def _officer_plans(scope: Scope, communities: list[Community]) -> list[dict[str, Any]]:
+    """The city view: one site plan per covered community, its open alerts' spots in red."""
+    from server.web.siteplan import open_alert_plans  # it registers routes on bp
+
+    alerts = db.session.scalars(
+        scope.query(Alert)
+        .where(Alert.status != AlertStatus.RESOLVED)
+        .order_by(Alert.created_at.desc())
+        .limit(500)
+    )
+    return open_alert_plans(communities, alerts)
 
 
 def _recent_lease_ends(scope: Scope) -> list[dict[str, Any]]:
@@ -290,6 +305,7 @@ def init_app(app: Flask) -> None:
         portal_notifications,
         privacy,
         site,
+        siteplan,
     )
 
     app.register_blueprint(bp)

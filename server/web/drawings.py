@@ -1,8 +1,9 @@
 """Pictures the officer pages draw on the server as inline SVG: a schematic map of a
-community, a heat map and a stacked bar chart.
+community, the uploaded site plan with its marks, a heat map and a stacked bar chart.
 
-Pure functions of their inputs (no database), so they are easy to test. There are no
-coordinates of buildings or doors anywhere, so the map is a schematic: the community's
+Pure functions of their inputs (no database), so they are easy to test. The site plan
+(``site_plan``, drawn by ``server.community.plan_drawing``) places access points and devices
+where staff put them; a community without one gets the schematic: the community's
 boundary with its perimeter gates on the edge, one block per building with its doors,
 and one dashed block per other zone. Every mark carries a ``<title>`` (a tooltip and
 what a screen reader says) and the SVG an ``aria-label``. Their words are in the request's
@@ -20,6 +21,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from markupsafe import Markup, escape
 
+from server.community.plan_drawing import PlanPicture, plan_svg
 from server.core.wording import word
 
 FONT = 'font-family="system-ui, sans-serif"'
@@ -396,3 +398,13 @@ def bar_chart(
         "%(title)s: %(num)s alert", "%(title)s: %(num)s alerts", sum(totals), title=title
     )
     return _svg(width, height, label, body, "bar-chart")
+
+
+# The site plan -------------------------------------------------------------------------------
+
+
+def site_plan(picture: PlanPicture) -> Markup:
+    """The community's uploaded site plan with its access points and devices, the alerts'
+    spots in red (``server.community.plan_drawing``, which the evidence bundle draws too)."""
+    # Every text in it went through ``escape``: safe to mark.
+    return Markup(plan_svg(picture))  # noqa: S704

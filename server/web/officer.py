@@ -68,6 +68,7 @@ from server.models import (
     utcnow,
 )
 from server.web import bp
+from server.web import siteplan as siteplan_pages
 from server.web.drawings import SERIES_COLOURS, MapBlock, MapPoint, SiteMap, bar_chart, heat_map
 from server.web.drawings import site_map as draw_site_map
 from server.web.helpers import (
@@ -263,6 +264,11 @@ def officer_console() -> str:
     alerts = sorted([*unresolved, *resolved], key=_console_order)
     return render_template(
         "officer_console.html",
+        plans=[
+            plan
+            for plan in siteplan_pages.open_alert_plans(communities.values(), alerts)
+            if plan["open"]
+        ],
         cards=_cards(scope, alerts, communities),
         communities=list(communities.values()),
         community_info=json.dumps(
@@ -398,6 +404,12 @@ def alert_page(alert_id: str) -> str:
         rows=_event_rows(scope, evidence_events),
         missing=len(ids) - len(evidence_events),
         site_map=draw_site_map(community_plan(scope, community, marked)),
+        marked_on_map=any(marked),
+        # The plan where the alert has a place of its own; else the schematic marks the
+        # doors of its evidence.
+        site_plan=siteplan_pages.drawing(community, [alert])
+        if alert.access_point_id or alert.device_id
+        else None,
         around=around,
         at_door={**around, "access_point_id": point.id} if point else None,
         sees_names=events.sees_names(scope),

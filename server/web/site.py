@@ -45,6 +45,7 @@ from server.web.helpers import (
     window_rows,
 )
 from server.web.people import WEEKDAYS
+from server.web.siteplan import site_page_context
 
 # Plainer sentences than marshmallow's own (which stay English) for the inputs people type.
 _FRIENDLY = {
@@ -96,7 +97,19 @@ def _site_page(
         devices=devices,
         values=values or MultiDict(),
         errors=errors or {},
+        **site_page_context(scope, community),
     ), status
+
+
+def render_site(
+    scope: Scope,
+    community: Community,
+    values: MultiDict[str, str] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    """The site page, with a form's values and messages (the site plan's forms)."""
+    return _site_page(scope, community, values, errors, status)
 
 
 @bp.get("/communities/<cid>/site")

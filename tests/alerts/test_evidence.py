@@ -9,6 +9,7 @@ import io
 import json
 import zipfile
 from datetime import UTC, datetime, timedelta
+from xml.etree import ElementTree
 
 import pytest
 import time_machine
@@ -22,9 +23,11 @@ from server.alerts import evidence
 from server.extensions import db
 from server.models import (
     AccessEvent,
+    AccessPoint,
     Alert,
     AuditEntry,
     Community,
+    SitePlan,
     StrangerCluster,
     StrangerSighting,
     UserRole,
@@ -368,3 +371,48 @@ def test_the_alert_page_offers_the_bundle_and_holds_the_stranger(app, world, cli
             select(AuditEntry.action).where(AuditEntry.target_id == cluster_id)
         ).all()
         assert sorted(actions) == ["stranger.hold", "stranger.release"]
+
+
+def test_the_bundle_holds_the_site_plan_with_the_spot_listed_in_the_manifest(
+    app, world, client, alert_with_evidence
+) -> None:
+    """With a site plan, ``site_plan.svg`` joins the bundle: the picture inside it, the alert's
+    door marked in red where it was placed, its SHA-256 in the signed manifest."""
+    alert_id, _event_ids = alert_with_evidence
+    plan = io.BytesIO()
+    Image.new("RGB", (400, 200), (240, 240, 240)).save(plan, "PNG")
+    with in_app(app):
+        door = db.session.get(AccessPoint, world.door_a)
+        door.plan_x, door.plan_y = 0.25, 0.5
+        db.session.add(
+            SitePlan(
+                community_id=world.a,
+                content_type="image/png",
+                image=plan.getvalue(),
+                width=400,
+                height=200,
+                sha256=hashlib.sha256(plan.getvalue()).hexdigest(),
+            )
+        )
+        db.session.commit()
+    officer = Api(client, "officer_a")
+    with time_machine.travel(NOW, tick=False):
+        data = officer.get(f"/alerts/{alert_id}/bundle").get_data()
+        keys = _keys(officer)
+    manifest = bundle.verify_bundle(data, keys)
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    svg = archive.read("site_plan.svg")
+    listed = {f["name"]: f["sha256"] for f in manifest["files"]}
+    assert listed["site_plan.svg"] == hashlib.sha256(svg).hexdigest()
+    root = ElementTree.fromstring(svg)  # noqa: S314 - the server's own drawing
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    picture = root.find("svg:image", ns)
+    assert picture.get("href") == "data:image/png;base64," + base64.b64encode(
+        plan.getvalue()
+    ).decode("ascii")
+    spot = root.find(".//svg:g[@data-access-point]", ns)
+    assert spot.get("data-access-point") == world.door_a and "spot" in spot.get("class")
+    circle = spot.find("svg:circle[@fill='#cf222e']", ns)
+    assert (float(circle.get("cx")), float(circle.get("cy"))) == (100.0, 100.0)
+    with pytest.raises(bundle.BundleError):
+        bundle.verify_bundle(_changed(data, "site_plan.svg"), keys)

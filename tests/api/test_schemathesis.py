@@ -97,9 +97,13 @@ RULES_BEYOND_THE_SCHEMA: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("POST", "/api/v1/communities/{cid}/units"): (ROLES, _REFERENCES),
     ("POST", "/api/v1/communities/{cid}/devices"): (
         ROLES,
-        _REFERENCES + "; a door or barrier needs an access point of the same zone",
+        _REFERENCES + "; a door or barrier needs an access point of the same zone; plan_x "
+        "comes with plan_y (both numbers or both null)",
     ),
-    ("PATCH", "/api/v1/devices/{device_id}"): (ROLES, _REFERENCES),
+    ("PATCH", "/api/v1/devices/{device_id}"): (
+        ROLES,
+        _REFERENCES + "; plan_x comes with plan_y (both numbers or both null)",
+    ),
     ("POST", "/api/v1/communities/{cid}/patrol-routes"): (
         ROLES,
         _REFERENCES + " (RFID readers in the patrol_checkpoint zone); schedule windows' end "
@@ -124,7 +128,8 @@ RULES_BEYOND_THE_SCHEMA: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ),
     ("POST", "/api/v1/communities/{cid}/access-points"): (
         ROLES,
-        "schedule windows' end must differ from their start: a comparison of two values",
+        "schedule windows' end must differ from their start, and plan_x comes with plan_y "
+        "(both numbers or both null): comparisons of two values",
     ),
     ("PATCH", "/api/v1/access-points/{apid}"): (ROLES, "as for POST access-points"),
     ("PATCH", "/api/v1/worker-permits/{wid}"): (ROLES, "as for POST access-points"),
@@ -169,6 +174,10 @@ RULES_BEYOND_THE_SCHEMA: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ),
     ("POST", "/api/v1/people/{pid}/faces"): (ROLES, "as for the watchlist"),
     ("POST", "/api/v1/people/{pid}/id-check"): (ROLES, "as for the watchlist, for both photos"),
+    ("PUT", "/api/v1/communities/{cid}/site-plan"): (
+        ROLES,
+        "the picture must be a PNG or JPEG of 16 to 8000 pixels a side: a rule of the image",
+    ),
     ("GET", "/api/v1/alerts"): (
         ROLES,
         "after must be a cursor the list gave (next_after): text of the right shape is not "

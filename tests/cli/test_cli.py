@@ -67,6 +67,15 @@ def test_seed_loads_demo_community_and_is_idempotent(app, ctx) -> None:
         "2027-02-05",
     )
     assert [p.name for p in holiday.access_points] == ["南门"]
+    # The demo's site plan, drawn at seed time, and every access point placed on it.
+    from server.models import SitePlan
+
+    plan = db.session.scalar(select(SitePlan))
+    assert (plan.content_type, plan.width, plan.height) == ("image/png", 1200, 800)
+    placed = dict(db.session.execute(select(AccessPoint.name, AccessPoint.plan_x)).all())
+    assert None not in placed.values() and placed["南门"] == 0.5
+    panic = db.session.scalar(select(Device).where(Device.name == "一键报警柱"))
+    assert (panic.plan_x, panic.plan_y) == (0.55, 0.62)
     # Temporary cars come in at the demo's barrier and pay by its tariff.
     demo_settings = db.session.scalar(select(Community.settings))
     assert demo_settings["temporary_cars"] is True
