@@ -133,12 +133,20 @@ _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 _HHMM_ERROR = _l("HH:MM")
 
 
-class WalkSecondsSchema(ma.Schema):
-    """One row of ``walk_seconds``: the least seconds between two access points."""
-
-    from_ = ma.fields.Str(data_key="from", required=True, validate=validate.Length(min=1, max=40))
-    to = ma.fields.Str(required=True, validate=validate.Length(min=1, max=40))
-    seconds = ma.fields.Int(strict=True, required=True, validate=validate.Range(min=1, max=3600))
+# One row of ``walk_seconds``: the least seconds between two access points. Built from a
+# dict because ``from`` is a keyword: a field named ``from_`` with ``data_key="from"`` would
+# load as ``from_``, which the settings' second validation (``merged``) and the cross-checks
+# (``row["from"]``) do not know.
+WalkSecondsSchema = ma.Schema.from_dict(
+    {
+        "from": ma.fields.Str(required=True, validate=validate.Length(min=1, max=40)),
+        "to": ma.fields.Str(required=True, validate=validate.Length(min=1, max=40)),
+        "seconds": ma.fields.Int(
+            strict=True, required=True, validate=validate.Range(min=1, max=3600)
+        ),
+    },
+    name="WalkSecondsSchema",
+)
 
 
 class CommunitySettingsSchema(ma.Schema):

@@ -53,12 +53,16 @@ def read_picture(data: bytes) -> tuple[str, int, int]:
             reason="too_many_bytes",
         )
     try:
-        # Only the header is read here (the size), and ``verify`` walks the chunks without
-        # decoding the pixels: a picture too large is refused before anything is decoded.
+        # The header gives the size first: a picture too large is refused before anything is
+        # decoded. Then ``verify`` walks a PNG's chunks, and decoding the pixels finds what it
+        # cannot (a JPEG cut short).
         with Image.open(io.BytesIO(data)) as picture:
             kind, (width, height) = picture.format, picture.size
             if kind in MEDIA_TYPES and max(width, height) <= MAX_SIDE:
-                picture.verify()  # damaged or cut-short files fail here
+                picture.verify()
+        if kind in MEDIA_TYPES and max(width, height) <= MAX_SIDE:
+            with Image.open(io.BytesIO(data)) as picture:
+                picture.load()
     except Image.DecompressionBombError:
         kind, width, height = None, MAX_SIDE + 1, MAX_SIDE + 1
     except UnidentifiedImageError:

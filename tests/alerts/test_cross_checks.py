@@ -277,6 +277,12 @@ def test_the_settings_are_validated(app, client, site) -> None:
         json={"settings": {"min_gate_seconds": 0, "tag_face_window_seconds": 60}},
     )
     assert answer.status_code == 200, answer.json
+    walk = [{"from": site.south, "to": site.north, "seconds": 300}]
+    answer = staff.patch(
+        f"/communities/{site.community}", json={"settings": {"walk_seconds": walk}}
+    )
+    assert answer.status_code == 200, answer.json
+    assert answer.json["settings"]["walk_seconds"] == walk
 
 
 # Tag against face ---------------------------------------------------------------------------

@@ -60,6 +60,7 @@ PAGES: dict[str | None, list[str]] = {
         "/communities/{a}/people",
         "/communities/{a}/people/new",
         "/people/{person}",
+        "/people/{person}/export.json",
         "/communities/{a}/devices",
         "/communities/{a}/cars",
         "/communities/{a}/blocked-plates",
