@@ -235,6 +235,14 @@ class _Loader:
                     )
                 )
                 self.added["leases"] += 1
+        for name in spec.get("guardians", []):  # people listed before this one
+            guardian = db.session.scalar(
+                select(Person).filter_by(community_id=community.id, name=name)
+            )
+            if guardian is None:
+                raise SeedError(f"{spec['name']}: no person {name!r} seeded before as a guardian")
+            if guardian not in person.guardians:
+                person.guardians.append(guardian)
         for uid in spec.get("cards", []):
             self._get_or_add(
                 Card, "cards", {"community_id": community.id, "uid": uid}, person_id=person.id

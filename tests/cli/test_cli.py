@@ -52,6 +52,14 @@ def test_seed_loads_demo_community_and_is_idempotent(app, ctx) -> None:
 
     assert db.session.scalar(select(func.count()).select_from(Card)) == 3
     assert db.session.scalar(select(func.count()).select_from(RfidTag)) == 2
+    # The elder's and the child's guardians, whom an officer calls (docs/audit.md).
+    from server.models import Person
+
+    guardians = {
+        p.name: sorted(g.name for g in p.guardians)
+        for p in db.session.scalars(select(Person).where(Person.name.in_(["赵阿姨", "王乐乐"])))
+    }
+    assert guardians == {"赵阿姨": ["李华"], "王乐乐": ["李华", "王小明"]}
     assert {v.plate for v in db.session.scalars(select(Vehicle))} == {"浙A12345", "浙AD12345"}
     assert db.session.scalar(select(func.count()).select_from(Lease)) == 1
     permit = db.session.scalar(select(WorkerPermit))
