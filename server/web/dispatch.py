@@ -18,12 +18,12 @@ from werkzeug.wrappers import Response
 
 from gatekeeper.vocabulary import AlertStatus
 from server.alerts import dispatch as alert_dispatch
-from server.core.errors import DomainError, Forbidden, NotFound
+from server.core.errors import Forbidden, NotFound
 from server.core.scope import Scope
 from server.extensions import db
 from server.models import AccessPoint, Alert, User, UserRole
 from server.web import bp
-from server.web.helpers import current_scope, flash_error, flash_ok, scope_for
+from server.web.helpers import attempt, current_scope, flash_error, flash_ok, scope_for
 
 
 def _officer_desk() -> Scope:
@@ -93,19 +93,13 @@ def officer_duty() -> Response:
 def alert_dispatch_form(alert_id: str) -> Response:
     scope = _officer_desk()
     officer_id = (request.form.get("officer_id") or "").strip() or None
-    try:
-        alert = alert_dispatch.dispatch(scope, alert_id, officer_id)
-        db.session.commit()
-    except NotFound:
-        db.session.rollback()
-        raise
-    except DomainError as error:
-        db.session.rollback()
-        flash_error(error.detail)
-        return redirect(url_for("web.alert_page", alert_id=alert_id), 303)
-    officer = db.session.get(User, alert.assignee_id)
-    name = officer.display_name or officer.username if officer else ""
-    flash_ok(_("Dispatched to %(officer)s.", officer=name))
+
+    def done(alert: Alert) -> str:
+        officer = db.session.get(User, alert.assignee_id)
+        name = officer.display_name or officer.username if officer else ""
+        return _("Dispatched to %(officer)s.", officer=name)
+
+    attempt(lambda: alert_dispatch.dispatch(scope, alert_id, officer_id), done)
     return redirect(url_for("web.alert_page", alert_id=alert_id), 303)
 
 
@@ -113,15 +107,8 @@ def alert_dispatch_form(alert_id: str) -> Response:
 @login_required
 def alert_dispatch_accept(alert_id: str) -> Response:
     scope = _officer_desk()
-    try:
-        alert_dispatch.accept(scope, alert_id, request.form.get("note"))
-        db.session.commit()
-    except NotFound:
-        db.session.rollback()
-        raise
-    except DomainError as error:
-        db.session.rollback()
-        flash_error(error.detail)
-        return redirect(url_for("web.alert_page", alert_id=alert_id), 303)
-    flash_ok(_("You acknowledged the dispatch."))
+    attempt(
+        lambda: alert_dispatch.accept(scope, alert_id, request.form.get("note")),
+        _("You acknowledged the dispatch."),
+    )
     return redirect(url_for("web.alert_page", alert_id=alert_id), 303)

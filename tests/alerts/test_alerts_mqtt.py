@@ -4,11 +4,9 @@ panic button's press travels broker -> worker -> alert -> officers' topic and co
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from flask import Flask
 
 from gatekeeper.vocabulary import DeviceKind, Zone
@@ -24,42 +22,15 @@ from tests.support.alerts import raise_in
 from tests.support.api import WorldIds, build_world, in_app
 from tests.support.e2e import (
     WAIT_S,
-    managing_app,
     mqtt_app,
     running_broker,
     running_worker,
     serving,
 )
 from tests.support.mosquitto import Broker
-from tests.support.mqtt_listener import Listener
 from tests.support.sse import SseClient
 
 # An officer's own broker account ------------------------------------------------------------
-
-
-@pytest.fixture
-def broker_app(
-    app: Flask, workdir: Path, database_url: str, authenticated_broker: Broker
-) -> Iterator[Flask]:
-    """A second app on the test database that publishes to and manages the broker."""
-    with managing_app(
-        workdir, database_url, authenticated_broker, "gatekeeper-alert-tests"
-    ) as managed:
-        yield managed
-
-
-@pytest.fixture
-def listeners() -> Iterator[Any]:
-    made: list[Listener] = []
-
-    def make(port: int, *credentials: str) -> Listener:
-        listener = Listener(port, *credentials)
-        made.append(listener)
-        return listener
-
-    yield make
-    for listener in made:
-        listener.close()
 
 
 def test_an_officers_account_receives_its_communities_alerts(

@@ -3,11 +3,8 @@ topic, and the broker's ACL keeps every other officer from reading it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -20,33 +17,7 @@ from tests import factories
 from tests.factories import Api
 from tests.support.alerts import raise_in
 from tests.support.api import build_world, in_app
-from tests.support.e2e import managing_app
 from tests.support.mosquitto import Broker
-from tests.support.mqtt_listener import Listener
-
-
-@pytest.fixture
-def broker_app(
-    app: Flask, workdir: Path, database_url: str, authenticated_broker: Broker
-) -> Iterator[Flask]:
-    with managing_app(
-        workdir, database_url, authenticated_broker, "gatekeeper-dispatch-tests"
-    ) as managed:
-        yield managed
-
-
-@pytest.fixture
-def listeners() -> Iterator[Any]:
-    made: list[Listener] = []
-
-    def make(port: int, *credentials: str) -> Listener:
-        listener = Listener(port, *credentials)
-        made.append(listener)
-        return listener
-
-    yield make
-    for listener in made:
-        listener.close()
 
 
 def test_the_assignee_alone_hears_the_dispatch_on_its_topic(
