@@ -33,6 +33,7 @@ from sqlalchemy import (
 
 from server.core.errors import Forbidden
 from server.core.scope import Scope
+from server.core.wording import audit_action, word
 from server.extensions import db
 from server.models import AuditEntry, Community, DataRead, User, UserRole
 
@@ -243,6 +244,7 @@ CSV_COLUMNS = (
     "actor",
     "actor_role",
     "action",
+    "action_description",
     "subject",
     "purpose",
     "alert_id",
@@ -290,6 +292,7 @@ def csv_chunks(filters: AuditFilters) -> Iterator[str]:
                         row.actor,
                         row.actor_role,
                         row.action,
+                        audit_action(row.action) if row.kind == CHANGE else word(row.action),
                         row.subject,
                         row.purpose,
                         row.alert_id,

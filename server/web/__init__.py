@@ -39,7 +39,7 @@ from server.core.localtime import local_time
 from server.core.problems import PROBLEM_TYPES, problem_type_page
 from server.core.ratelimits import signing_in
 from server.core.scope import Scope
-from server.core.wording import word
+from server.core.wording import audit_action, word
 from server.extensions import db
 from server.models import (
     AccessPoint,
@@ -311,4 +311,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(word, "word")
+    app.add_template_filter(audit_action, "audit_action")
     app.context_processor(lambda: {"now": utcnow()})

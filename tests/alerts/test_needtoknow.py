@@ -279,9 +279,21 @@ def test_the_csv_export_holds_the_rows_and_is_audited(client, site, ctx) -> None
         "welfare_check",
         site.elder,
     )
+    assert read["action_description"] == "identity behind an alert"
     assert read["at"].endswith("+08:00")
     exported = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "audit.export"))
     assert [(e.actor, e.community_id) for e in exported] == [("super_a", site.a)]
+
+    # The second export holds the first: a change's code, then its words in the request's
+    # language (English here; tests/core/test_audit_words.py reads the Chinese), right after.
+    again = client.get("/audit.csv", query_string={"community_id": site.a})
+    header, *lines = list(csv.reader(io.StringIO(again.data.decode("utf-8-sig"))))
+    assert header.index("action_description") == header.index("action") + 1
+    (change,) = [dict(zip(header, line, strict=True)) for line in lines if line[0] == "change"]
+    assert change["action"] == "audit.export"
+    assert change["action_description"] == "audit log exported"
+    page = client.get("/audit", query_string={"kind": "change"})
+    assert 'audit log exported <code class="audit-code">audit.export</code>' in page.text
 
 
 def test_an_admin_makes_a_staff_member_a_supervisor(client, site, ctx) -> None:
