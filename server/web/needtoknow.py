@@ -24,6 +24,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
+from sqlalchemy import select
 
 from server.alerts import identity as identities
 from server.core import audit, audit_log
@@ -31,7 +32,7 @@ from server.core.audit_log import AuditFilters
 from server.core.errors import DomainError, Invalid
 from server.core.scope import Scope
 from server.extensions import db
-from server.models import Alert, Community, UserRole, utcnow
+from server.models import Alert, Community, Person, UserRole, utcnow
 from server.web import bp
 from server.web.helpers import communities_of, current_scope, scope_for, signed_in_user
 
@@ -197,6 +198,7 @@ def audit_viewer() -> str:
     return render_template(
         "audit.html",
         rows=rows,
+        people=_names_of_subjects(scope, rows),
         values=values,
         communities=communities,
         names={c.id: c.name for c in communities},
@@ -208,6 +210,26 @@ def audit_viewer() -> str:
         total=total,
         link_args={k: v for k, v in values.items() if v},
     )
+
+
+def _person_of(row: audit_log.AuditRow) -> str | None:
+    """The person a row is about (a read's subject, a change's ``Person:per_...``)."""
+    subject = row.subject or ""
+    if row.kind == "change":
+        subject = subject.removeprefix("Person:")
+    return subject if subject.startswith("per_") else None
+
+
+def _names_of_subjects(scope: Scope, rows: list[audit_log.AuditRow]) -> dict[str, str]:
+    """The names of the people the page's rows are about, in one query (those still stored
+    in the supervisor's communities)."""
+    ids = {pid for row in rows if (pid := _person_of(row))}
+    if not ids:
+        return {}
+    found = db.session.execute(
+        select(Person.id, Person.name).where(Person.id.in_(ids), scope.visible(Person))
+    )
+    return {pid: name for pid, name in found}
 
 
 @bp.get("/audit.csv")

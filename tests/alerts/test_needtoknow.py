@@ -247,6 +247,8 @@ def test_the_supervisor_sees_the_reads_and_others_are_refused(client, site, ctx)
     assert "officer_a" in page.text and site.wandering in page.text and "staff_a" in page.text
     only = client.get("/audit", query_string={"actor": "officer_a", "person_id": site.elder})
     assert only.text.count('class="audit-read"') == 1 and "officer_a" in only.text
+    # Whose data: the person's name, linked to their page (the supervisor's own community).
+    assert f'<a href="/people/{site.elder}">赵秀英</a>' in only.text
     assert client.get("/audit", query_string={"since": "yesterday"}).status_code == 422
 
     supervisor = Api(client, "super_a")
