@@ -101,9 +101,13 @@ def display_summary(alert: Any) -> str:
     if not isinstance(stored, dict) or not isinstance(stored.get("text"), str):
         return alert.summary
     try:
-        return _(stored["text"]) % _shown(stored)
+        shown = _(stored["text"]) % _shown(stored)
     except (KeyError, TypeError, ValueError):
         return alert.summary
+    offline_at = stored.get("offline_at")  # ``mark_offline``: decided offline, uploaded late
+    if isinstance(offline_at, str):
+        return _(OFFLINE_NOTE) % {"summary": shown, "time": offline_at}
+    return shown
 
 
 # The device events that are alerts in themselves (``server.worker.ingest``).
@@ -143,3 +147,49 @@ def overstay(plate: str, until: str) -> Summary:
         plate=plate,
         time=until,
     )
+
+
+def offline_grant_refused(place: str, name: str | None, time: str, reason: Any) -> Summary:
+    """A door let someone in offline whom the server would have refused (``reason``, a
+    ``Reason``, shown in words)."""
+    if name is None:
+        return summary(
+            N_(
+                "%(place)s opened offline at %(time)s for a credential the server would have "
+                "refused: %(reason)s"
+            ),
+            place=place,
+            time=time,
+            reason=reason,
+        )
+    return summary(
+        N_("%(place)s let %(name)s in offline at %(time)s; the server would have refused: %(reason)s"),
+        place=place,
+        name=name,
+        time=time,
+        reason=reason,
+    )
+
+
+# An alert a rule raised or updated for an event a door decided offline and uploaded late.
+OFFLINE_NOTE = N_("%(summary)s (decided offline at %(time)s, uploaded late)")
+OFFLINE_AT_KEY = "offline_at"  # in ``summary_text``: the local time shown in the note
+
+
+def mark_offline(alert: Any, event: Any, time: str) -> None:
+    """Say on ``alert`` that ``event`` (just stored, ``offline``) was decided offline at
+    ``time`` (community-local) and uploaded late: in its English summary, in the text pages
+    show (``display_summary``), and in its evidence (``offline_event_ids``,
+    ``decided_offline_at``)."""
+    evidence = dict(alert.evidence or {})
+    ids = list(evidence.get("offline_event_ids") or [])
+    if event.id not in ids:
+        ids.append(event.id)
+    evidence["offline_event_ids"] = ids
+    evidence["decided_offline_at"] = event.occurred_at.isoformat()
+    stored = evidence.get(SUMMARY_KEY)
+    if isinstance(stored, dict):
+        evidence[SUMMARY_KEY] = {**stored, OFFLINE_AT_KEY: time}
+    if not (alert.summary or "").endswith(", uploaded late)"):
+        alert.summary = OFFLINE_NOTE % {"summary": alert.summary, "time": time}
+    alert.evidence = evidence  # a new dict: the JSON column sees the change
