@@ -117,9 +117,7 @@ def record_offline_decision(device: Device, uploaded: DeviceEvent) -> AccessEven
         offline=True,
     )
     refused = (
-        decision is Decision.GRANT
-        and judged.decision is not None
-        and not judged.decision.granted
+        decision is Decision.GRANT and judged.decision is not None and not judged.decision.granted
     )
     if refused:
         details["would_refuse"] = judged.decision.reason.value

@@ -163,7 +163,10 @@ def offline_grant_refused(place: str, name: str | None, time: str, reason: Any) 
             reason=reason,
         )
     return summary(
-        N_("%(place)s let %(name)s in offline at %(time)s; the server would have refused: %(reason)s"),
+        N_(
+            "%(place)s let %(name)s in offline at %(time)s; the server would have refused: "
+            "%(reason)s"
+        ),
         place=place,
         name=name,
         time=time,
