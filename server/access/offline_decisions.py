@@ -20,7 +20,7 @@ calls ``record_offline_decision``, which:
    officers get an ``offline_grant_refused`` alert, one per device, person and hour;
 3. runs the alert rules that live events run (spoofing, plate against face, card against
    the walk; the wandering jobs read the stored events themselves), late; an alert they
-   raise or update says it was decided offline and when (``summaries.mark_offline``).
+   raise or update says it was decided offline and when (``summaries.decided_offline``).
 
 The caller commits (the device event and all this are stored together).
 """
@@ -256,6 +256,6 @@ def _alert_refused(
 def _run_rules(event: AccessEvent, community: Community) -> None:
     """The rules a live event runs (``decision.decide``), late; their alerts say offline."""
     when = local_time(event.occurred_at, community.timezone)
-    for alert in (alert_rules.after_access_event(event), cross_checks.after_access_event(event)):
-        if alert is not None:
-            summaries.mark_offline(alert, event, when)
+    with summaries.decided_offline(event.id, event.occurred_at, when):
+        alert_rules.after_access_event(event)  # repeated spoofing at this door
+        cross_checks.after_access_event(event)  # plate against face, card against the walk

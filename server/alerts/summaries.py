@@ -11,8 +11,11 @@ pages show :func:`display_summary`, the text translated and filled in. Alerts ra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -104,7 +107,7 @@ def display_summary(alert: Any) -> str:
         shown = _(stored["text"]) % _shown(stored)
     except (KeyError, TypeError, ValueError):
         return alert.summary
-    offline_at = stored.get("offline_at")  # ``mark_offline``: decided offline, uploaded late
+    offline_at = stored.get(OFFLINE_AT_KEY)  # ``note_offline``: decided offline, uploaded late
     if isinstance(offline_at, str):
         return _(OFFLINE_NOTE) % {"summary": shown, "time": offline_at}
     return shown
@@ -179,20 +182,39 @@ OFFLINE_NOTE = N_("%(summary)s (decided offline at %(time)s, uploaded late)")
 OFFLINE_AT_KEY = "offline_at"  # in ``summary_text``: the local time shown in the note
 
 
-def mark_offline(alert: Any, event: Any, time: str) -> None:
-    """Say on ``alert`` that ``event`` (just stored, ``offline``) was decided offline at
-    ``time`` (community-local) and uploaded late: in its English summary, in the text pages
-    show (``display_summary``), and in its evidence (``offline_event_ids``,
-    ``decided_offline_at``)."""
-    evidence = dict(alert.evidence or {})
-    ids = list(evidence.get("offline_event_ids") or [])
-    if event.id not in ids:
-        ids.append(event.id)
-    evidence["offline_event_ids"] = ids
-    evidence["decided_offline_at"] = event.occurred_at.isoformat()
+@dataclass(frozen=True)
+class OfflineEvent:
+    """The offline access event the alert rules are judging (``decided_offline``)."""
+
+    event_id: str
+    decided_at: datetime  # the door's ``ts``
+    time: str  # the same, community-local, as the note shows it
+
+
+_OFFLINE: ContextVar[OfflineEvent | None] = ContextVar("gk_offline_event", default=None)
+
+
+@contextmanager
+def decided_offline(event_id: str, decided_at: datetime, time: str) -> Iterator[None]:
+    """While the rules judge an offline event: every alert they raise or update says so
+    (``raise_alert`` calls ``note_offline`` before the channels hear of it)."""
+    token = _OFFLINE.set(OfflineEvent(event_id, decided_at, time))
+    try:
+        yield
+    finally:
+        _OFFLINE.reset(token)
+
+
+def note_offline(summary: str, evidence: dict[str, Any]) -> str:
+    """``summary`` (English) with the offline note when an offline event is being judged;
+    ``evidence`` gains ``offline_event_ids``, ``decided_offline_at`` and the note's time in
+    its ``summary_text`` (for ``display_summary``). Unchanged otherwise."""
+    offline = _OFFLINE.get()
+    if offline is None:
+        return summary
+    evidence["offline_event_ids"] = [offline.event_id]  # raise_alert's merge grows the list
+    evidence["decided_offline_at"] = offline.decided_at.isoformat()
     stored = evidence.get(SUMMARY_KEY)
     if isinstance(stored, dict):
-        evidence[SUMMARY_KEY] = {**stored, OFFLINE_AT_KEY: time}
-    if not (alert.summary or "").endswith(", uploaded late)"):
-        alert.summary = OFFLINE_NOTE % {"summary": alert.summary, "time": time}
-    alert.evidence = evidence  # a new dict: the JSON column sees the change
+        evidence[SUMMARY_KEY] = {**stored, OFFLINE_AT_KEY: offline.time}
+    return OFFLINE_NOTE % {"summary": summary, "time": offline.time}

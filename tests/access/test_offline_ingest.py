@@ -22,6 +22,7 @@ from gatekeeper.vocabulary import (
     AlertType,
     CredentialType,
     Decision,
+    DeviceKind,
     PersonRole,
     Severity,
     Zone,
@@ -30,16 +31,19 @@ from hardware.topics import device_topic
 from server.access import qr
 from server.access.decision import Door, held_credential
 from server.access.decision import decide as decide_live
+from server.alerts import cross_checks
 from server.alerts.summaries import display_summary
 from server.extensions import db
 from server.models import (
     AccessEvent,
+    AccessPoint,
     AntiPassbackState,
     Card,
     Community,
     Device,
     DeviceEvent,
     Person,
+    RfidTag,
     VisitorPass,
 )
 from server.passes import service as passes
@@ -312,7 +316,7 @@ def test_malformed_decisions_are_dropped(app, site, broken) -> None:
 
 
 def test_an_offline_card_grant_feeds_impossible_travel_late_and_the_alert_says_so(
-    app, site
+    app, site, published
 ) -> None:
     """A live card grant at the south gate, then the north gate's offline grant 30 s
     earlier arrives: the walk takes 60 s (``min_gate_seconds``), so one card in two places."""
@@ -332,6 +336,43 @@ def test_an_offline_card_grant_feeds_impossible_travel_late_and_the_alert_says_s
     with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
         shown = display_summary(alert)
     assert "2026-11-24 09:40 CST" in shown and shown != alert.summary
+    # The officers' topic heard it with the note (the channels got the noted summary).
+    sent = [json.loads(m.payload) for m in published if m.topic.endswith("/alerts")]
+    assert [p["summary"] for p in sent if p["type"] == "impossible_travel"] == [alert.summary]
+
+
+def test_an_elders_offline_face_at_the_gate_counts_for_the_tag_exit_rule(app, site) -> None:
+    """An elder's tag read at the north gate's reader: with the elder's face granted offline
+    at that gate in the window, no ``tag_exit_without_face``; without it, the alert."""
+    with in_app(app), time_machine.travel(NOW, tick=False):
+        community = db.session.get(Community, site.community)
+        north = db.session.get(AccessPoint, site.north)
+        reader = factories.device(north, kind=DeviceKind.RFID_READER)[0]
+        elders = []
+        for name, tag in (("王老明", "E1DE5001"), ("李老华", "E1DE5002")):
+            elder = factories.person(community, name)
+            factories.membership(
+                elder, PersonRole.ELDER, unit_of=factories.unit(factories.building(community))
+            )
+            db.session.add(RfidTag(community_id=community.id, person_id=elder.id, epc=tag))
+            elders.append((elder.id, tag))
+        db.session.commit()
+        reader_id = reader.id
+    (seen, seen_tag), (unseen, unseen_tag) = elders
+    # Both tags go out at 09:40; only the first elder's face was granted (offline) there.
+    for tag in (seen_tag, unseen_tag):
+        read = {"type": "tag_read", "seq": next(_seq), "ts": decision()["ts"], "tag": tag}
+        assert upload(app, site, read, device=reader_id)["event"] == 1
+    upload(
+        app,
+        site,
+        decision(credential="face", card=None, pid=seen, direction="out", reason="resident"),
+    )
+    with in_app(app), time_machine.travel(NOW, tick=False):  # 20 min later: window passed
+        assert cross_checks.judge_tag_exits() == 1
+        db.session.commit()
+    [alert] = alerts(app, AlertType.TAG_EXIT_WITHOUT_FACE)
+    assert alert.evidence["person_id"] == unseen
 
 
 def test_events_say_offline_in_the_api_and_can_be_filtered(app, client, site) -> None:
