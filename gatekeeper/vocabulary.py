@@ -147,6 +147,7 @@ class AlertType(StrEnum):
     PLATE_FACE_MISMATCH = "plate_face_mismatch"
     TAG_EXIT_WITHOUT_FACE = "tag_exit_without_face"
     IMPOSSIBLE_TRAVEL = "impossible_travel"
+    OFFLINE_GRANT_REFUSED = "offline_grant_refused"
 
 
 class Severity(StrEnum):

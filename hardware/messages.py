@@ -17,11 +17,14 @@ from typing import Any
 
 from gatekeeper.passtokens import MAX_TOKEN_CHARS, TAG_BYTES
 from gatekeeper.text import unstorable_text_at
+from gatekeeper.vocabulary import Reason
 from hardware.protocol import Command, EventType
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _HEX = re.compile(r"^[0-9A-Fa-f]{2,64}$")
+_CARD = re.compile(r"^[0-9A-Fa-f]{8,32}$")  # an IC card UID, as ``/verify/card`` takes it
+_REASONS = frozenset(reason.value for reason in Reason)
 DIRECTIONS = ("in", "out")
 # The one signature algorithm of QR tokens (gatekeeper.passtokens); a key set may one day
 # list others, which a door that does not know them skips.
@@ -187,6 +190,7 @@ _EVENT_FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.TAG_READ: ("tag", "rssi"),
     EventType.PASS_USED: ("token", "direction"),
     EventType.INTERCOM_CALL: ("unit", "building", "snapshot"),
+    EventType.OFFLINE_DECISION: ("credential", "direction"),
 }
 # An intercom call's snapshot over MQTT: base64 of a JPEG of at most this many bytes (the
 # whole payload stays within MAX_PAYLOAD_BYTES). Larger pictures go over HTTP.
@@ -240,12 +244,54 @@ class EventMessage:
             extra["direction"] = direction
         if "unit" in wanted:
             extra.update(_intercom_fields(data))
+        if "credential" in wanted:
+            extra.update(offline_decision_fields(data))
         return cls(
             type=kind,
             seq=seq,
             ts=parse_ts(data.get("ts")),
             fields={k: v for k, v in extra.items() if v is not None},
         )
+
+
+# What an ``offline_decision`` may say (docs/protocol.md section 6, "Offline decisions").
+OFFLINE_CREDENTIALS = ("card", "qr", "face")
+OFFLINE_DECISIONS = ("grant", "deny")
+
+
+def offline_decision_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """An ``offline_decision``'s credential with what was presented (``card`` hex for a card,
+    ``token`` for a code), the ``pid`` the door matched, its decision and reason (a reason
+    code), and ``list_version``; bounded, and nothing else kept."""
+    credential = data.get("credential")
+    if credential not in OFFLINE_CREDENTIALS:
+        raise PayloadError("credential must be card, qr or face")
+    fields: dict[str, Any] = {"credential": credential}
+    if credential == "card":
+        card = data.get("card")
+        if not isinstance(card, str) or not _CARD.match(card):
+            raise PayloadError("card must be 8 to 32 hex digits")
+        fields["card"] = card.upper()
+    if credential == "qr":
+        token = data.get("token")
+        if not isinstance(token, str) or not 0 < len(token.strip()) <= MAX_TOKEN_CHARS:
+            raise PayloadError(f"token must be a code of 1 to {MAX_TOKEN_CHARS} characters")
+        fields["token"] = token.strip()
+    if data.get("pid") is not None:
+        fields["pid"] = _identifier(data, "pid")
+    decision = data.get("decision")
+    if decision not in OFFLINE_DECISIONS:
+        raise PayloadError("decision must be grant or deny")
+    fields["decision"] = decision
+    reason = data.get("reason")
+    if not isinstance(reason, str) or reason not in _REASONS:
+        raise PayloadError("reason must be a reason code")
+    fields["reason"] = reason
+    version = _optional_int(data, "list_version", 0, 2**63 - 1)
+    if version is None:
+        raise PayloadError("list_version missing")
+    fields["list_version"] = version
+    return fields
 
 
 def _intercom_fields(data: dict[str, Any]) -> dict[str, Any]:

@@ -40,3 +40,5 @@ class EventType(StrEnum):
     PASS_USED = "pass_used"  # noqa: S105 (an event name)
     # A visitor at the door called a unit on the intercom (docs/protocol.md, "The door intercom").
     INTERCOM_CALL = "intercom_call"
+    # A decision the door made from its allowlist while offline (docs/protocol.md section 6).
+    OFFLINE_DECISION = "offline_decision"

@@ -44,6 +44,7 @@ class EventFilters:
     reason: str | None = None
     credential_type: CredentialType | None = None
     plate: str | None = None  # normalised (``gatekeeper.plates.normalise_plate``)
+    offline: bool | None = None  # decided by the door offline (``offline_decision``)
 
     @classmethod
     def from_query(cls, query: Mapping[str, Any]) -> EventFilters:
@@ -64,7 +65,10 @@ class EventFilters:
             value = getattr(self, f.name)
             if value is None:
                 continue
-            out[f.name] = value.isoformat() if isinstance(value, datetime) else str(value)
+            if isinstance(value, bool):
+                out[f.name] = "true" if value else "false"
+            else:
+                out[f.name] = value.isoformat() if isinstance(value, datetime) else str(value)
         return out
 
 
@@ -96,6 +100,7 @@ def search(
         "reason",
         "credential_type",
         "plate",  # the events that have a plate, by plate and time (a partial index)
+        "offline",
     ):
         value = getattr(filters, name)
         if value is not None:

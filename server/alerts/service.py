@@ -22,7 +22,7 @@ from gatekeeper.vocabulary import AlertStatus, AlertType, Severity
 from server.alerts import channels as alert_channels
 from server.alerts import dispatch as alert_dispatch
 from server.alerts.channels import DeliveryReason
-from server.alerts.summaries import SUMMARY_KEY, Summary
+from server.alerts.summaries import SUMMARY_KEY, Summary, note_offline
 from server.alerts.targets import TargetRefused
 from server.community import settings as community_settings
 from server.core import audit, crypto
@@ -75,6 +75,7 @@ def raise_alert(
     if isinstance(summary, Summary):
         evidence[SUMMARY_KEY] = summary.as_json()
         summary = summary.english()
+    summary = note_offline(summary, evidence)  # judging a door's offline decision, late
     if dedup_key is not None:
         existing = db.session.scalar(
             select(Alert).where(

@@ -11,8 +11,11 @@ pages show :func:`display_summary`, the text translated and filled in. Alerts ra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -101,9 +104,13 @@ def display_summary(alert: Any) -> str:
     if not isinstance(stored, dict) or not isinstance(stored.get("text"), str):
         return alert.summary
     try:
-        return _(stored["text"]) % _shown(stored)
+        shown = _(stored["text"]) % _shown(stored)
     except (KeyError, TypeError, ValueError):
         return alert.summary
+    offline_at = stored.get(OFFLINE_AT_KEY)  # ``note_offline``: decided offline, uploaded late
+    if isinstance(offline_at, str):
+        return _(OFFLINE_NOTE) % {"summary": shown, "time": offline_at}
+    return shown
 
 
 # The device events that are alerts in themselves (``server.worker.ingest``).
@@ -143,3 +150,71 @@ def overstay(plate: str, until: str) -> Summary:
         plate=plate,
         time=until,
     )
+
+
+def offline_grant_refused(place: str, name: str | None, time: str, reason: Any) -> Summary:
+    """A door let someone in offline whom the server would have refused (``reason``, a
+    ``Reason``, shown in words)."""
+    if name is None:
+        return summary(
+            N_(
+                "%(place)s opened offline at %(time)s for a credential the server would have "
+                "refused: %(reason)s"
+            ),
+            place=place,
+            time=time,
+            reason=reason,
+        )
+    return summary(
+        N_(
+            "%(place)s let %(name)s in offline at %(time)s; the server would have refused: "
+            "%(reason)s"
+        ),
+        place=place,
+        name=name,
+        time=time,
+        reason=reason,
+    )
+
+
+# An alert a rule raised or updated for an event a door decided offline and uploaded late.
+OFFLINE_NOTE = N_("%(summary)s (decided offline at %(time)s, uploaded late)")
+OFFLINE_AT_KEY = "offline_at"  # in ``summary_text``: the local time shown in the note
+
+
+@dataclass(frozen=True)
+class OfflineEvent:
+    """The offline access event the alert rules are judging (``decided_offline``)."""
+
+    event_id: str
+    decided_at: datetime  # the door's ``ts``
+    time: str  # the same, community-local, as the note shows it
+
+
+_OFFLINE: ContextVar[OfflineEvent | None] = ContextVar("gk_offline_event", default=None)
+
+
+@contextmanager
+def decided_offline(event_id: str, decided_at: datetime, time: str) -> Iterator[None]:
+    """While the rules judge an offline event: every alert they raise or update says so
+    (``raise_alert`` calls ``note_offline`` before the channels hear of it)."""
+    token = _OFFLINE.set(OfflineEvent(event_id, decided_at, time))
+    try:
+        yield
+    finally:
+        _OFFLINE.reset(token)
+
+
+def note_offline(summary: str, evidence: dict[str, Any]) -> str:
+    """``summary`` (English) with the offline note when an offline event is being judged;
+    ``evidence`` gains ``offline_event_ids``, ``decided_offline_at`` and the note's time in
+    its ``summary_text`` (for ``display_summary``). Unchanged otherwise."""
+    offline = _OFFLINE.get()
+    if offline is None:
+        return summary
+    evidence["offline_event_ids"] = [offline.event_id]  # raise_alert's merge grows the list
+    evidence["decided_offline_at"] = offline.decided_at.isoformat()
+    stored = evidence.get(SUMMARY_KEY)
+    if isinstance(stored, dict):
+        evidence[SUMMARY_KEY] = {**stored, OFFLINE_AT_KEY: offline.time}
+    return OFFLINE_NOTE % {"summary": summary, "time": offline.time}

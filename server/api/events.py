@@ -118,6 +118,9 @@ class EventSearchSchema(EventQuerySchema):
         validate=[validate.Length(max=64), _searchable_plate],
         metadata={"description": "events of this plate at car gates (any spelling of it)"},
     )
+    offline = fields.Bool(
+        metadata={"description": "true: only decisions doors made offline; false: only live ones"}
+    )
 
 
 class EventListSchema(EventSearchSchema):
@@ -163,6 +166,7 @@ def event_answer(event: AccessEvent, points: dict[str, str]) -> dict[str, Any]:
             {"id": point_id, "name": points[point_id]} if point_id in points else None
         ),
         "detail": (event.details or {}).get("detail"),
+        "offline": bool(event.offline),
     }
 
 
@@ -178,8 +182,9 @@ def _not_for_residents(caller: Scope, detail: LazyString) -> None:
 def list_events(query: dict[str, Any], pagination_parameters: Any) -> Any:
     """Access events you may see, newest first (residents: your household's and your
     guests'); filter by time (``since`` included, ``until`` not), community, access point,
-    person, pass, decision, reason, credential type and plate (``浙A12345``, as a car gate read
-    it: any spelling of it, full-width or with separators).
+    person, pass, decision, reason, credential type, plate (``浙A12345``, as a car gate read
+    it: any spelling of it, full-width or with separators) and ``offline`` (decided by the
+    door from its allowlist and uploaded later).
 
     Page with ``after`` (the ``next_after`` of the previous page's ``X-Pagination``): each
     page is then read from an index wherever it is in the history, and events recorded

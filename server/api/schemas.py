@@ -573,6 +573,9 @@ class AccessEventSchema(ma.Schema):
     person_id = fields.Str(allow_none=True)
     pass_id = fields.Str(allow_none=True)
     detail = fields.Str(allow_none=True)
+    offline = fields.Bool(
+        metadata={"description": "decided by the door from its allowlist while offline"}
+    )
 
 
 class EventQuerySchema(ma.Schema):

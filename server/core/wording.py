@@ -237,6 +237,7 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         AlertType.PLATE_FACE_MISMATCH: _p("alert type", "known car, stranger's face"),
         AlertType.TAG_EXIT_WITHOUT_FACE: _p("alert type", "tag out, no face"),
         AlertType.IMPOSSIBLE_TRAVEL: _p("alert type", "card in two places"),
+        AlertType.OFFLINE_GRANT_REFUSED: _p("alert type", "offline grant refused"),
     },
     Severity: {
         Severity.LOW: _p("severity", "low"),
@@ -275,6 +276,7 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         EventType.HEARTBEAT: _p("device event", "heartbeat"),
         EventType.PASS_USED: _p("device event", "pass used offline"),
         EventType.INTERCOM_CALL: _p("device event", "intercom call"),
+        EventType.OFFLINE_DECISION: _p("device event", "offline decision"),
     },
     WorkerTag: {
         WorkerTag.CLEANER: _p("work", "cleaner"),

@@ -202,6 +202,9 @@ class AccessEvent(IdMixin, CommunityOwned, Base):
     # The plate a car gate read, normalised (``details["plate"]``): what a search by plate
     # finds, through a partial index of the events that have one (migration 0018).
     plate: Mapped[str | None] = mapped_column(String(16))
+    # Decided by the door from its allowlist while offline and uploaded later
+    # (``offline_decision``, ``server.access.offline_decisions``; migration 0035).
+    offline: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     @validates("details")
     def _keep_plate(self, _key: str, details: dict[str, Any]) -> dict[str, Any]:

@@ -442,7 +442,7 @@ def _read_search(
     args: Mapping[str, str], community: Community, points: list[AccessPoint]
 ) -> SearchForm:
     zone = zone_of(community)
-    names = ("since", "until", "access_point_id", "person_id", "plate", *_CHOICES)
+    names = ("since", "until", "access_point_id", "person_id", "plate", "offline", *_CHOICES)
     values = {name: (args.get(name) or "").strip() for name in names}
     errors: dict[str, list[str]] = {}
     chosen: dict[str, Any] = {"community_id": community.id}
@@ -475,6 +475,11 @@ def _read_search(
             chosen["plate"] = values["plate"]
         else:
             errors["plate"] = [_("Enter a plate like 浙A12345.")]
+    if values["offline"]:  # decided by the door offline (true) or by the server (false)
+        if values["offline"] in ("true", "false"):
+            chosen["offline"] = values["offline"] == "true"
+        else:
+            errors["offline"] = [_("Choose one of the list.")]
     for name, allowed in _CHOICES.items():
         if values[name]:
             if values[name] in allowed:

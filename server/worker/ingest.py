@@ -3,7 +3,9 @@
 Events are stored once per device and ``seq``; some do more: alarm events raise alerts,
 ``tag_read`` goes to the wandering rule (``server.alerts.rules``), and ``pass_used`` (a
 visitor pass a door admitted offline) becomes an access event that counts a use of the
-pass (``server.passes.offline``).
+pass (``server.passes.offline``), and ``offline_decision`` (a door's decision from its
+allowlist) an ``offline`` access event that the server judges again
+(``server.access.offline_decisions``).
 
 Every message is handled in its own transaction. A bad payload is logged and
 counted, never raised: one broken device must not stop the consumer.
@@ -32,7 +34,7 @@ from hardware.messages import AckMessage, EventMessage, PayloadError, StatusMess
 from hardware.protocol import EventType
 from hardware.topics import DeviceTopic, parse_device_topic
 from server.access import doormodes as door_modes
-from server.access import intercom
+from server.access import intercom, offline_decisions
 from server.alerts import rules as alert_rules
 from server.alerts import summaries
 from server.alerts.service import raise_alert
@@ -233,6 +235,9 @@ class DeviceIngest:
         if message.type is EventType.PASS_USED:  # a pass the door admitted offline
             access = offline_passes.record_offline_use(device, row)
             self._count(f"pass_used_{access.decision.value}")
+        if message.type is EventType.OFFLINE_DECISION:  # a door decided from its allowlist
+            offline_decisions.record_offline_decision(device, row)
+            self._count("offline_decision")
         if message.type is EventType.INTERCOM_CALL:  # a visitor calls a unit
             self._count(intercom.call_from_event(device, row, message.fields.get("snapshot")))
         if message.type in EVENT_ALERTS:
