@@ -40,3 +40,6 @@ class EventType(StrEnum):
     PASS_USED = "pass_used"  # noqa: S105 (an event name)
     # A visitor at the door called a unit on the intercom (docs/protocol.md, "The door intercom").
     INTERCOM_CALL = "intercom_call"
+    # A decision a door made from its allowlist while the server did not answer (docs/protocol.md
+    # section 6, "Offline decisions").
+    OFFLINE_DECISION = "offline_decision"
