@@ -15,8 +15,10 @@ import pytest
 from gatekeeper import allowlist, passtokens
 from gatekeeper.offline_rules import Outcome
 from hardware.bus import BrokerAddress, MqttBus
+from hardware.memory import MemoryBroker
 from hardware.messages import KeySetMessage, PublishedKey
-from hardware.simulate import Door, VerifyClient
+from hardware.simulate import Door, VerifyClient, build_device
+from hardware.simulate.cli import build_parser
 from hardware.simulate.device import DeviceIdentity
 from hardware.topics import allowlist_delta_topic, allowlist_topic, device_topic, keys_topic
 from tests.hardware.conftest import WAIT_S, Inbox
@@ -301,3 +303,15 @@ def test_a_door_registers_its_key_and_catches_up_over_http_then_decides_on_a_5xx
     finally:
         front.stop()
         http.close()
+
+
+def test_the_command_line_gives_each_door_its_own_state_folder(tmp_path: Path) -> None:
+    where = ["--broker", "mqtt://127.0.0.1:1", "--community", COMMUNITY, "--device-id", DEVICE]
+    args = build_parser().parse_args(["door", *where, "--secret", "s", "--state-dir", str(tmp_path)])
+    assert args.state_dir == str(tmp_path)
+    broker = MemoryBroker()
+    built = build_device("door", IDENTITY, broker, state_dir=args.state_dir)
+    assert isinstance(built, Door) and built.state_dir == tmp_path / DEVICE
+    assert (tmp_path / DEVICE / "allowlist_key").exists()  # the face terminal's key, kept
+    reader = build_device("rfid_reader", IDENTITY, broker, state_dir=args.state_dir)
+    assert not hasattr(reader, "state_dir")
