@@ -307,7 +307,9 @@ def test_a_door_registers_its_key_and_catches_up_over_http_then_decides_on_a_5xx
 
 def test_the_command_line_gives_each_door_its_own_state_folder(tmp_path: Path) -> None:
     where = ["--broker", "mqtt://127.0.0.1:1", "--community", COMMUNITY, "--device-id", DEVICE]
-    args = build_parser().parse_args(["door", *where, "--secret", "s", "--state-dir", str(tmp_path)])
+    args = build_parser().parse_args(
+        ["door", *where, "--secret", "s", "--state-dir", str(tmp_path)]
+    )
     assert args.state_dir == str(tmp_path)
     broker = MemoryBroker()
     built = build_device("door", IDENTITY, broker, state_dir=args.state_dir)
