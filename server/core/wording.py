@@ -275,6 +275,7 @@ VOCABULARY: dict[type[StrEnum], dict[str, LazyString]] = {
         EventType.HEARTBEAT: _p("device event", "heartbeat"),
         EventType.PASS_USED: _p("device event", "pass used offline"),
         EventType.INTERCOM_CALL: _p("device event", "intercom call"),
+        EventType.OFFLINE_DECISION: _p("device event", "offline decision"),
     },
     WorkerTag: {
         WorkerTag.CLEANER: _p("work", "cleaner"),
