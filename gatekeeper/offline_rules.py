@@ -171,7 +171,12 @@ class Entry:
             for sealed in faces:
                 if not isinstance(sealed, dict):
                     raise AllowlistError(f"entry {pid}: a face is not an object")
-                templates.append(allowlist.unpack_template(opener.open(pid, sealed)))
+                try:
+                    templates.append(allowlist.unpack_template(opener.open(pid, sealed)))
+                except AllowlistError:
+                    # Sealed to another key (the door made a new one) or to another entry:
+                    # the face is of no use here, the signed entry still is.
+                    continue
         raw = {key: value for key, value in data.items() if key != "faces"}
         return cls(
             pid=pid,
@@ -277,7 +282,10 @@ def _opener(
         return None
     if not isinstance(enc, dict):
         raise AllowlistError("enc is not an object")
-    return allowlist.FaceOpener(face_key, device_id, enc)
+    try:
+        return allowlist.FaceOpener(face_key, device_id, enc)
+    except (AllowlistError, ValueError):
+        return None  # faces this door cannot open; cards and codes still count
 
 
 def _version(message: Mapping[str, Any], name: str) -> int:

@@ -328,8 +328,16 @@ def test_faces_are_decrypted_with_the_device_key_and_matched_within_the_toleranc
     assert _reason(held, Face(halfway)) is Reason.UNKNOWN_FACE
     # without the device key the faces stay out of reach
     assert _apply(None, message).held.entries["per_alice"].templates == ()
-    # a face sealed under another entry's pid does not open: the list is refused
-    swapped = full_list(43, [entry("per_alice", faces=[face("per_bob", bob)])], enc=sealer.enc)
-    assert _apply(None, swapped, face_key=device_key).outcome is Outcome.REFUSED
+    # a face sealed under another entry's pid, or to another key, does not open: the entry
+    # keeps its card and has no face
+    swapped = full_list(
+        43, [entry("per_alice", cards=["0A"], faces=[face("per_bob", bob)])], enc=sealer.enc
+    )
+    opened = _apply(None, swapped, face_key=device_key).held
+    assert opened.entries["per_alice"].templates == ()
+    assert _reason(opened, Face(bob)) is Reason.UNKNOWN_FACE
+    assert _reason(opened, Card("0A")) is Reason.RESIDENT
+    other_key = _apply(None, message, face_key=X25519PrivateKey.generate()).held
+    assert other_key.entries["per_alice"].templates == () and len(other_key.entries) == 2
     # kept on storage as opened templates
     assert HeldList.from_state(json.loads(json.dumps(held.to_state()))) == held
