@@ -193,6 +193,10 @@ class AllowlistHolder:
                 if message.get("kind") == "full":
                     self._pending_full = None
                 self._store_held()
+            elif result.outcome is Outcome.REFUSED and message.get("kind") == "full":
+                # Perhaps signed by a key this door does not know yet: tried again when a
+                # key set arrives (under the same lock the key set is taken with).
+                self._pending_full = dict(message)
             self._state.notify_all()
         log = _LOGGER.info if result.outcome is Outcome.APPLIED else _LOGGER.warning
         log("%s allowlist: %s (%s)", self.device_id, result.outcome.value, result.detail)
@@ -211,10 +215,7 @@ class AllowlistHolder:
         if message is None:
             _LOGGER.warning("%s: an allowlist that does not decode", self.device_id)
             return
-        result = self.apply_allowlist(message)
-        if result.outcome is Outcome.REFUSED:
-            with self._state:
-                self._pending_full = message  # retried when a key set arrives
+        if self.apply_allowlist(message).outcome is Outcome.REFUSED:
             self._sync_in_background()
 
     def _on_delta(self, _topic: str, payload: bytes) -> None:
