@@ -341,3 +341,21 @@ def test_faces_are_decrypted_with_the_device_key_and_matched_within_the_toleranc
     assert other_key.entries["per_alice"].templates == () and len(other_key.entries) == 2
     # kept on storage as opened templates
     assert HeldList.from_state(json.loads(json.dumps(held.to_state()))) == held
+
+
+def test_two_people_about_as_near_are_told_apart_by_no_one() -> None:
+    device_key = X25519PrivateKey.generate()
+    sealer = allowlist.FaceSealer(device_key.public_key().public_bytes_raw(), DEVICE)
+    alice = _vector(1)
+    twin = [x + 0.05 / (128**0.5) for x in alice]  # 0.05 away: within the 0.06 margin
+    cousin = [x + 0.2 / (128**0.5) for x in alice]  # 0.2 away: beyond it
+    faces = {"per_alice": alice, "per_twin": twin, "per_cousin": cousin}
+    entries = [
+        entry(pid, faces=[sealer.seal(pid, allowlist.pack_template(vector))])
+        for pid, vector in faces.items()
+    ]
+    both = _apply(None, full_list(42, entries[:2], enc=sealer.enc), face_key=device_key).held
+    assert _reason(both, Face(alice)) is Reason.UNKNOWN_FACE
+    apart = full_list(42, [entries[0], entries[2]], enc=sealer.enc)
+    verdict = decide(_apply(None, apart, face_key=device_key).held, Face(alice), AT)
+    assert (verdict.reason, verdict.pid) == (Reason.RESIDENT, "per_alice")
