@@ -40,6 +40,16 @@ def keys_topic(community_id: str) -> str:
     return f"{ROOT}/{community_id}/keys"
 
 
+def allowlist_topic(community_id: str, device_id: str) -> str:
+    """The device's retained, signed full allowlist (docs/protocol.md section 6, "Allowlists")."""
+    return f"{ROOT}/{community_id}/{device_id}/allowlist"
+
+
+def allowlist_delta_topic(community_id: str, device_id: str) -> str:
+    """The device's allowlist deltas, not retained (docs/protocol.md section 6, "Allowlists")."""
+    return f"{ROOT}/{community_id}/{device_id}/allowlist/delta"
+
+
 def officer_dispatch_topic(community_id: str, username: str) -> str:
     """``gk/v1/{community}/officers/{username}/dispatch``: alerts dispatched to one officer
     (docs/protocol.md section 5, "Dispatch"); only that officer and the server read it."""

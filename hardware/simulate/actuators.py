@@ -5,7 +5,9 @@ ending an ``unlock_hold`` too), ``unlock_hold`` (stay unlocked until ``lock``),
 ``display`` and ``reboot``; both raise door-contact events and present credentials
 to the server's HTTP verification endpoints. Both keep their community's key set
 (the retained ``keys`` topic) and, when the server does not answer, check a visitor
-pass's QR code themselves, open, and upload the use as a ``pass_used`` event.
+pass's QR code themselves, open, and upload the use as a ``pass_used`` event; cards,
+resident codes and (on face terminals) faces they decide from the access point's signed
+allowlist (``hardware.simulate.allowlist``) and upload each decision as ``offline_decision``.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import base64
 import logging
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gatekeeper import passtokens
+from gatekeeper import offline_rules, passtokens
 from gatekeeper.tariff import yuan
 from gatekeeper.vocabulary import Reason
 from hardware.messages import CommandMessage, EventMessage, KeySetMessage, PayloadError
 from hardware.protocol import Command, EventType
+from hardware.simulate.allowlist import AllowlistHolder
 from hardware.simulate.device import DeviceKind, SimulatedDevice
 from hardware.simulate.intercom import IntercomClient
 from hardware.simulate.offline import check_pass_offline
@@ -34,12 +38,16 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_OPEN_MS = 5000
 
 
-class AccessPointDevice(SimulatedDevice):
-    """What doors and barriers share: a lock that commands drive, a contact, a reader."""
+class AccessPointDevice(AllowlistHolder, SimulatedDevice):
+    """What doors and barriers share: a lock that commands drive, a contact, a reader.
+
+    ``state_dir``: where the door keeps its allowlist, key set, face key and unsent
+    offline decisions across restarts (None: in memory only).
+    """
 
     supported_commands: ClassVar[frozenset[Command]] = frozenset(Command)
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, state_dir: str | Path | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.unlocked = False
         self.held = False  # unlock_hold in force
@@ -51,6 +59,12 @@ class AccessPointDevice(SimulatedDevice):
         self.key_set: KeySetMessage | None = None
         self.pass_uses: Counter[bytes] = Counter()  # uses this door granted, by pass serial
         self.bus.subscribe(keys_topic(self.identity.community_id), self._on_key_set)
+        self._init_allowlist(state_dir)
+
+    def start(self) -> None:
+        """Connect, then (in the background) register the face key and fetch the allowlist."""
+        super().start()
+        self._sync_in_background(register=self.matches_faces_locally)
 
     def describe(self) -> dict[str, Any]:
         """The common state plus the lock, the door contact and the known key ids."""
@@ -61,6 +75,8 @@ class AccessPointDevice(SimulatedDevice):
                 "held": self.held,
                 "is_open": self.is_open,
                 "key_ids": [key.key_id for key in self.key_set.keys] if self.key_set else [],
+                "allowlist_version": self.held_list.version if self.held_list else None,
+                "offline_decisions_unsent": len(self.outbox),
             }
 
     def _on_key_set(self, _topic: str, payload: bytes) -> None:
@@ -73,6 +89,7 @@ class AccessPointDevice(SimulatedDevice):
             self.key_set = key_set
             self._state.notify_all()
         _LOGGER.info("%s key set: ids %s", self.device_id, [key.key_id for key in key_set.keys])
+        self._key_set_changed(payload)
 
     # commands -------------------------------------------------------------------------------
 
@@ -175,8 +192,14 @@ class AccessPointDevice(SimulatedDevice):
         return self.api
 
     def present_card(self, uid: str) -> dict[str, Any]:
-        """Someone held an IC card to the reader: ask the server."""
-        return self._verify().card(uid)
+        """Someone held an IC card to the reader: ask the server, or decide from the list."""
+        try:
+            return self._verify().card(uid)
+        except VerifyError as error:
+            if error.status is not None and error.status < 500:
+                raise
+            _LOGGER.warning("%s: server unavailable (%s); deciding offline", self.device_id, error)
+        return self.decide_offline(offline_rules.Card(uid), card=uid.strip().upper())
 
     def enter_pin(self, digits: str) -> dict[str, Any]:
         """Someone typed a code on the keypad: ask the server (never decided offline).
@@ -202,6 +225,8 @@ class AccessPointDevice(SimulatedDevice):
             if error.status is not None and error.status < 500:
                 raise
             _LOGGER.warning("%s: server unavailable (%s); checking offline", self.device_id, error)
+            if _is_resident_code(token):
+                return self.present_code_offline(token)
             return self.present_qr_offline(token)
         if answer.get("reason") == Reason.VISITOR_PASS:
             self._count_use(token)
@@ -227,6 +252,16 @@ class AccessPointDevice(SimulatedDevice):
             self.emit(EventType.PASS_USED, token=token.strip())
         return decision.answer(DEFAULT_OPEN_MS)
 
+    def present_code_offline(self, token: str) -> dict[str, Any]:
+        """Decide on a resident code from the allowlist (its serial is listed)."""
+        key_set = self.key_set
+        code = offline_rules.Code(
+            token,
+            key_set.verifying_keys(self.clock()) if key_set else {},
+            key_set.community_tag if key_set else b"",
+        )
+        return self.decide_offline(code, token=token.strip())
+
     def _count_use(self, token: str) -> None:
         try:
             claims, _signed, _signature = passtokens.parse(token)
@@ -244,9 +279,23 @@ class AccessPointDevice(SimulatedDevice):
         image_path: str | Path,
         depth_path: str | Path | None = None,
         direction: str | None = None,
+        *,
+        template: Sequence[float] | None = None,
     ) -> dict[str, Any]:
-        """A face in front of the terminal: the colour image and, if any, the depth image."""
-        return self._verify().face(image_path, depth_path, direction)
+        """A face in front of the terminal: the colour image and, if any, the depth image.
+
+        When the server does not answer, a terminal that matches faces locally decides
+        from the ``template`` its camera computed (128 numbers) and the list's faces.
+        """
+        try:
+            return self._verify().face(image_path, depth_path, direction)
+        except VerifyError as error:
+            if error.status is not None and error.status < 500:
+                raise
+            if template is None or not self.matches_faces_locally:
+                raise
+            _LOGGER.warning("%s: server unavailable (%s); matching offline", self.device_id, error)
+        return self.decide_offline(offline_rules.Face(tuple(template)), direction=direction)
 
     # the door intercom (docs/protocol.md, "The door intercom") --------------------------------
 
@@ -283,6 +332,15 @@ class Door(AccessPointDevice):
     """A unit-door face terminal with a lock relay and a door contact."""
 
     kind = DeviceKind.DOOR
+    matches_faces_locally = True
+
+
+def _is_resident_code(token: str) -> bool:
+    try:
+        claims, _signed, _signature = passtokens.parse(token)
+    except passtokens.TokenError:
+        return False
+    return claims.kind is passtokens.TokenKind.RESIDENT_CODE
 
 
 class Barrier(AccessPointDevice):

@@ -238,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--heartbeat", type=float, default=60.0, help="seconds between heartbeats (60)"
         )
         sub.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (INFO)")
+        sub.add_argument(
+            "--state-dir",
+            help="where doors and barriers keep their allowlist and unsent offline decisions"
+            " across restarts (one folder per device inside; default: memory only)",
+        )
 
     for command, kind in KIND_COMMANDS.items():
         sub = kinds.add_parser(command, help=f"one simulated {kind.value.replace('_', ' ')}")
@@ -253,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--fw", default=None, help="firmware version to report")
         if kind in DEVICE_KINDS_WITH_ACCESS_POINT:
             sub.add_argument(
-                "--access-point", help="access point id, to check QR passes offline against"
+                "--access-point",
+                help="access point id, to check QR passes and its allowlist offline against",
             )
     fleet = kinds.add_parser("fleet", help="every device of a JSON fleet file, in one process")
     common(fleet)
@@ -299,7 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.heartbeat > 0:
         parser.error("--heartbeat must be a positive number of seconds")
     fleet = Fleet.from_entries(
-        _entries(parser, args), broker, api=args.api, heartbeat_s=args.heartbeat
+        _entries(parser, args),
+        broker,
+        api=args.api,
+        heartbeat_s=args.heartbeat,
+        state_dir=args.state_dir,
     )
     if getattr(args, "fw", None):
         for device in fleet.devices.values():

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hardware.simulate.actuators import Barrier, Door
+from hardware.simulate.actuators import AccessPointDevice, Barrier, Door
 from hardware.simulate.device import BrokerTarget, DeviceIdentity, DeviceKind, SimulatedDevice
 from hardware.simulate.sensors import PanicButton, RfidReader
 
@@ -52,9 +52,20 @@ def build_device(
     *,
     api: str | None = None,
     heartbeat_s: float = 60.0,
+    state_dir: str | Path | None = None,
 ) -> SimulatedDevice:
-    """A simulated device of ``kind`` (not started)."""
-    return DEVICE_CLASSES[DeviceKind(kind)](identity, broker, api=api, heartbeat_s=heartbeat_s)
+    """A simulated device of ``kind`` (not started). Doors and barriers keep their allowlist
+    and unsent offline decisions in ``state_dir/<device_id>`` when ``state_dir`` is given."""
+    device_class = DEVICE_CLASSES[DeviceKind(kind)]
+    if state_dir is not None and issubclass(device_class, AccessPointDevice):
+        return device_class(
+            identity,
+            broker,
+            api=api,
+            heartbeat_s=heartbeat_s,
+            state_dir=Path(state_dir) / identity.device_id,
+        )
+    return device_class(identity, broker, api=api, heartbeat_s=heartbeat_s)
 
 
 def parse_fleet(data: object) -> list[FleetEntry]:
@@ -123,10 +134,13 @@ class Fleet:
         *,
         api: str | None = None,
         heartbeat_s: float = 60.0,
+        state_dir: str | Path | None = None,
     ) -> Fleet:
         """Build (not start) one device per entry."""
         return cls(
-            build_device(e.kind, e.identity, broker, api=api, heartbeat_s=heartbeat_s)
+            build_device(
+                e.kind, e.identity, broker, api=api, heartbeat_s=heartbeat_s, state_dir=state_dir
+            )
             for e in entries
         )
 

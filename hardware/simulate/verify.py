@@ -102,6 +102,11 @@ class VerifyClient:
         self._token = f"{device_id}.{secret}"
         self.timeout_s = timeout_s
 
+    @property
+    def authorization(self) -> str:
+        """The ``Authorization`` header of this device's requests (docs/protocol.md section 2)."""
+        return f"Bearer {self._token}"
+
     def card(self, uid: str) -> dict[str, Any]:
         """POST /verify/card with an IC card UID (hex)."""
         return self.post_json("card", {"uid": uid})
