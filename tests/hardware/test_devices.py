@@ -280,6 +280,8 @@ def test_reboot_reconnects_relocked_and_never_replays(
     assert inbox.wait_ack(reboot.cmd_id).ok
     assert door.wait_for(lambda: door.reboots == 1 and door.connected, WAIT_S)
     assert not door.unlocked and not door.held  # fail secure after a power cycle
+    # The online status after the reboot travels the broker after the door reconnected.
+    assert inbox.wait_for(lambda: len(inbox.statuses(door.device_id)) >= 3)
     assert [s.online for s in inbox.statuses(door.device_id)] == [True, False, True]
     marker = command("display", text="after")
     send(memory_server, door.device_id, marker)
