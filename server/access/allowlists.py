@@ -592,6 +592,7 @@ def publish_changes(at: datetime | None = None, *, everything: bool = False) -> 
     refresh (every community, in full, with ``everything``: on start). Returns how many
     lists changed."""
     at = at or utcnow()
+    ensure_signing_key(at)
     if everything:
         communities = set(db.session.scalars(select(Community.id)))
         db.session.execute(delete(AllowlistDirty))
@@ -612,9 +613,16 @@ def publish_changes(at: datetime | None = None, *, everything: bool = False) -> 
     return changed
 
 
+def ensure_signing_key(at: datetime | None = None) -> None:
+    """Make the signing key now if there is none: it is made in its own transaction, which
+    must come before this one writes anything (SQLite has one writer)."""
+    passkeys.signing_key(at or utcnow())
+
+
 def current_list(device: Device, at: datetime | None = None) -> dict[str, Any]:
     """The signed full list of ``device``'s access point now (built first if never built)."""
     at = at or utcnow()
+    ensure_signing_key(at)
     state = db.session.get(AllowlistState, device.access_point_id)
     if state is None:
         rebuild(device.community_id, at)

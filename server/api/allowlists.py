@@ -115,6 +115,7 @@ def put_allowlist_key(data: dict[str, Any]) -> None:
         message = _l("The key is 32 bytes in base64url without padding.")
         raise Invalid(message, {"public_key": [str(message)]})
     device = g.device
+    allowlists.ensure_signing_key()
     device.allowlist_public_key = raw
     db.session.flush()
     allowlists.republish(device)
