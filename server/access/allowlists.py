@@ -34,7 +34,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -115,7 +115,7 @@ _DEVICE_FIELDS = ("access_point_id", "kind", "disabled_at", "allowlist_public_ke
 
 
 def _ts(value: datetime | None) -> str | None:
-    return None if value is None else format_ts(value)
+    return None if value is None else format_ts(value.astimezone(UTC))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ served to devices over HTTP."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 
 from gatekeeper import allowlist as signed
+from gatekeeper.holidays import HolidayEffect
 from gatekeeper.vocabulary import PersonRole
 from hardware.messages import format_ts
 from hardware.topics import allowlist_delta_topic, allowlist_topic
@@ -27,6 +28,7 @@ from server.models import (
     Consent,
     Device,
     FaceTemplate,
+    Holiday,
     Person,
     WorkerPermit,
 )
@@ -372,3 +374,40 @@ def test_a_lockdown_is_the_lists_mode_and_its_lift_a_delta(app, client, site, pu
     run_job(app)
     [change] = deltas(published, app, site.a, site.door_device)
     assert change["header"]["mode"] is None and change["from_version"] == 2
+
+
+def test_holidays_are_closures_of_the_next_sixty_days(app, site, published) -> None:
+    """NOW is Saturday 2026-11-21, 16:30 in Shanghai: the gate closes on the 23rd, keeps
+    09:00-12:00 on the 25th, and a holiday 70 days ahead is beyond the horizon."""
+    with app.app_context():
+        gate = db.session.get(AccessPoint, site.gate)
+        for name, first, effect, hours in (
+            ("Closed", date(2026, 11, 23), HolidayEffect.CLOSED, None),
+            (
+                "Short",
+                date(2026, 11, 25),
+                HolidayEffect.HOURS,
+                [{"start": "09:00", "end": "12:00"}],
+            ),
+            ("Far", date(2027, 1, 30), HolidayEffect.CLOSED, None),
+        ):
+            db.session.add(
+                Holiday(
+                    community_id=site.a,
+                    name=name,
+                    first_day=first,
+                    last_day=first,
+                    effect=effect,
+                    hours=hours,
+                    access_points=[gate],
+                )
+            )
+        db.session.commit()
+    run_job(app, everything=True)
+    closures = full(published, app, site.a, site.gate_device)["closures"]
+    assert closures == [
+        {"from": "2026-11-22T16:00:00.000+00:00", "until": "2026-11-23T16:00:00.000+00:00"},
+        {"from": "2026-11-24T16:00:00.000+00:00", "until": "2026-11-25T01:00:00.000+00:00"},
+        {"from": "2026-11-25T04:00:00.000+00:00", "until": "2026-11-25T16:00:00.000+00:00"},
+    ]
+    assert full(published, app, site.a, site.door_device)["closures"] == []  # not listed
