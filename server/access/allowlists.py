@@ -148,7 +148,7 @@ def _cut(
     return sorted(kept, key=lambda w: (w[0] is not None, w[0] or at))
 
 
-def _valid(row: Card | FaceTemplate, at: datetime) -> bool:
+def _valid(row: Any, at: datetime) -> bool:
     return (
         row.disabled_at is None
         and (row.valid_from is None or row.valid_from <= at)
@@ -156,7 +156,7 @@ def _valid(row: Card | FaceTemplate, at: datetime) -> bool:
     )
 
 
-def _boundaries(rows: Iterable[Card | FaceTemplate], at: datetime) -> list[datetime]:
+def _boundaries(rows: Iterable[Any], at: datetime) -> list[datetime]:
     """The instants after ``at`` at which one of ``rows`` starts or stops working."""
     found = []
     for row in rows:
@@ -172,7 +172,68 @@ def entries_for(point: AccessPoint, at: datetime) -> list[dict[str, Any]]:
     return [built[0][pid] for pid in sorted(built[0])]
 
 
-def _entries(point: AccessPoint, at: datetime) -> tuple[dict[str, dict[str, Any]], list[datetime]]:
+@dataclass(frozen=True)
+class Holders:
+    """What every list of a community reads about people, read once per rebuild: the active
+    people, their cards that are on, their face templates that are on with consent (columns
+    only: never the encrypted templates or photos)."""
+
+    people: dict[str, Any]
+    cards: dict[str, list[Any]]
+    faces: dict[str, list[Any]]
+
+    @classmethod
+    def of(cls, community_id: str) -> Holders:
+        people = {
+            row.id: row
+            for row in db.session.execute(
+                select(
+                    Person.id,
+                    Person.name,
+                    Person.valid_from,
+                    Person.valid_until,
+                    Person.code_serial,
+                ).where(Person.community_id == community_id, Person.status == PersonStatus.ACTIVE)
+            )
+        }
+        cards: dict[str, list[Any]] = defaultdict(list)
+        for row in db.session.execute(
+            select(
+                Card.person_id, Card.uid, Card.valid_from, Card.valid_until, Card.disabled_at
+            ).where(Card.community_id == community_id, Card.disabled_at.is_(None))
+        ):
+            if row.person_id in people:
+                cards[row.person_id].append(row)
+        consenting = set(
+            db.session.scalars(
+                select(Consent.person_id).where(
+                    Consent.community_id == community_id,
+                    Consent.purpose == FACE_PURPOSE,
+                    Consent.withdrawn_at.is_(None),
+                )
+            )
+        )
+        faces: dict[str, list[Any]] = defaultdict(list)
+        for row in db.session.execute(
+            select(
+                FaceTemplate.id,
+                FaceTemplate.person_id,
+                FaceTemplate.updated_at,
+                FaceTemplate.valid_from,
+                FaceTemplate.valid_until,
+                FaceTemplate.disabled_at,
+            )
+            .where(FaceTemplate.community_id == community_id, FaceTemplate.disabled_at.is_(None))
+            .order_by(FaceTemplate.id)
+        ):
+            if row.person_id in people and row.person_id in consenting:
+                faces[row.person_id].append(row)
+        return cls(people=people, cards=cards, faces=faces)
+
+
+def _entries(
+    point: AccessPoint, at: datetime, holders: Holders | None = None
+) -> tuple[dict[str, dict[str, Any]], list[datetime]]:
     """The entries by pid, and the instants at which a listed credential starts or ends."""
     community_id = point.community_id
     shared = point.building_id is None
@@ -224,39 +285,9 @@ def _entries(point: AccessPoint, at: datetime) -> tuple[dict[str, dict[str, Any]
 
     if not roles:
         return {}, []
-    people = {
-        person.id: person
-        for person in db.session.scalars(
-            select(Person).where(
-                Person.community_id == community_id,
-                Person.status == PersonStatus.ACTIVE,
-                Person.id.in_(list(roles)),
-            )
-        )
-    }
-    cards: dict[str, list[Card]] = defaultdict(list)
-    for row in db.session.scalars(
-        select(Card).where(Card.community_id == community_id, Card.disabled_at.is_(None))
-    ):
-        if row.person_id in people:
-            cards[row.person_id].append(row)
-    consenting = set(
-        db.session.scalars(
-            select(Consent.person_id).where(
-                Consent.community_id == community_id,
-                Consent.purpose == FACE_PURPOSE,
-                Consent.withdrawn_at.is_(None),
-            )
-        )
-    )
-    faces: dict[str, list[FaceTemplate]] = defaultdict(list)
-    for row in db.session.scalars(
-        select(FaceTemplate)
-        .where(FaceTemplate.community_id == community_id, FaceTemplate.disabled_at.is_(None))
-        .order_by(FaceTemplate.id)
-    ):
-        if row.person_id in people and row.person_id in consenting:
-            faces[row.person_id].append(row)
+    holders = holders or Holders.of(community_id)
+    people = {pid: holders.people[pid] for pid in roles if pid in holders.people}
+    cards, faces = holders.cards, holders.faces
 
     entries: dict[str, dict[str, Any]] = {}
     boundaries: list[datetime] = []
@@ -375,9 +406,12 @@ def mode_for(point: AccessPoint, community: Community, at: datetime) -> dict[str
     return {"kind": DoorModeKind.LOCKDOWN.value, "exempt_roles": sorted(exempt)}
 
 
-def build(point: AccessPoint, community: Community, at: datetime) -> Built:
-    """``point``'s list at ``at``: header, entries (faces as refs), when it next changes."""
-    entries, boundaries = _entries(point, at)
+def build(
+    point: AccessPoint, community: Community, at: datetime, holders: Holders | None = None
+) -> Built:
+    """``point``'s list at ``at``: header, entries (faces as refs), when it next changes;
+    ``holders``: the community's people, read once for all its points."""
+    entries, boundaries = _entries(point, at, holders)
     header = {
         "timezone": community.timezone,
         "schedule": point.schedule,
@@ -551,8 +585,9 @@ def rebuild(community_id: str, at: datetime | None = None, *, full: bool = False
     points = db.session.scalars(
         select(AccessPoint).where(AccessPoint.community_id == community_id).order_by(AccessPoint.id)
     )
+    holders = Holders.of(community_id)
     for point in points:
-        built = build(point, community, at)
+        built = build(point, community, at, holders)
         state = states.get(point.id)
         if state is None:
             state = AllowlistState(
