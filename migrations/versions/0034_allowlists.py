@@ -31,6 +31,7 @@ def upgrade():
         sa.Column("header", sa.JSON(), nullable=False),
         sa.Column("entries", sa.JSON(), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("devices", sa.JSON(), nullable=False),
         sa.Column("refresh_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["access_point_id"],

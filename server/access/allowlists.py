@@ -593,14 +593,18 @@ def rebuild(community_id: str, at: datetime | None = None, *, full: bool = False
             state = AllowlistState(
                 access_point_id=point.id, community_id=community_id, version=0, header={}
             )
-            state.entries = {}
+            state.entries, state.devices = {}, []
             db.session.add(state)
         old = state.entries or {}
         upsert = [pid for pid in sorted(built.entries) if old.get(pid) != built.entries[pid]]
         remove = sorted(set(old) - set(built.entries))
         moved = state.version == 0 or bool(upsert or remove) or state.header != built.header
         state.refresh_at = built.refresh_at
-        if not moved and not full:
+        current = devices.get(point.id, [])
+        holding = set(state.devices or ())
+        # Every device when the list moved (or all are asked for), else those new here.
+        here = current if moved or full else [d for d in current if d.id not in holding]
+        if not moved and not here:
             continue
         from_version = state.version
         if moved:
@@ -609,8 +613,9 @@ def rebuild(community_id: str, at: datetime | None = None, *, full: bool = False
             state.entries = built.entries
             state.header = built.header
             state.published_at = at
-        for device in devices.get(point.id, []):
-            if moved and from_version > 0:
+        state.devices = sorted({d.id for d in current} & (holding | {d.id for d in here}))
+        for device in here:
+            if moved and from_version > 0 and device.id in holding:
                 queue_message(
                     db.session,
                     OutgoingMessage(

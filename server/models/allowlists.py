@@ -17,7 +17,8 @@ class AllowlistState(Base):
 
     ``entries`` holds each entry by ``pid`` as published but without faces: in their place
     ``face_refs``, the ids and update times of the templates, so a changed face is seen
-    without decrypting anything. ``refresh_at``: the next instant at which the list changes
+    without decrypting anything. ``devices``: the
+    devices that hold this version. ``refresh_at``: the next instant at which the list changes
     by itself (a card or face template starts or ends, the closures' horizon moves on).
     """
 
@@ -33,6 +34,9 @@ class AllowlistState(Base):
     header: Mapped[dict[str, Any]] = mapped_column(default=dict)
     entries: Mapped[dict[str, Any]] = mapped_column(default=dict)
     published_at: Mapped[datetime | None]
+    # The devices that were sent this version's full list: a device new at the point gets it
+    # at the next rebuild even when nothing in the list changed.
+    devices: Mapped[list[Any]] = mapped_column(default=list)
     refresh_at: Mapped[datetime | None] = mapped_column(index=True)
 
 

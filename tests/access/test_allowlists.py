@@ -411,3 +411,22 @@ def test_holidays_are_closures_of_the_next_sixty_days(app, site, published) -> N
         {"from": "2026-11-25T04:00:00.000+00:00", "until": "2026-11-25T16:00:00.000+00:00"},
     ]
     assert full(published, app, site.a, site.door_device)["closures"] == []  # not listed
+
+
+def test_a_new_device_gets_the_full_list_though_nothing_changed(
+    app, client, site, published
+) -> None:
+    run_job(app, everything=True)
+    published.clear()
+    answer = Api(client, "staff_a").post(
+        f"/communities/{site.a}/devices",
+        json={"name": "Second door terminal", "kind": "door", "access_point_id": site.door},
+    )
+    assert answer.status_code == 201, answer.json
+    assert run_job(app) == 0  # no list changed
+    new = full(published, app, site.a, answer.json["id"])
+    assert new["version"] == 1 and entry(new, site.resident_person)["cards"] == [CARD]
+    assert [m.topic for m in published] == [allowlist_topic(site.a, answer.json["id"])]
+    published.clear()
+    assert run_job(app) == 0
+    assert published == []  # sent once
