@@ -39,7 +39,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from sqlalchemy import delete, event, insert, literal, or_, select
+from sqlalchemy import Connection, delete, event, insert, literal, or_, select
 from sqlalchemy import inspect as orm_inspect
 from sqlalchemy.orm import Session
 
@@ -711,11 +711,26 @@ def _touched(session: Session) -> set[str]:
     return found
 
 
+_MIGRATED: set[str] = set()  # the database URLs known to have ``allowlist_dirty``
+
+
+def _has_dirty_table(connection: Connection) -> bool:
+    url = str(connection.engine.url)
+    if url in _MIGRATED:
+        return True
+    if orm_inspect(connection).has_table(AllowlistDirty.__tablename__):
+        _MIGRATED.add(url)
+        return True
+    return False
+
+
 def _mark(session: Session, _context: object) -> None:
     communities = _touched(session)
     if not communities:
         return
     connection = session.connection()
+    if not _has_dirty_table(connection):
+        return  # a database not yet migrated to 0034 (a migration's own data steps)
     dialect = connection.dialect.name
     rows = select(Community.id, literal(utcnow(), AllowlistDirty.marked_at.type)).where(
         Community.id.in_(communities)
