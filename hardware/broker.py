@@ -49,6 +49,8 @@ from hardware.topics import (
     DEVICE_SUFFIXES,
     ROOT,
     alerts_topic,
+    allowlist_delta_topic,
+    allowlist_topic,
     device_topic,
     keys_topic,
     officer_dispatch_topic,
@@ -148,6 +150,8 @@ class BrokerAccount:
                 (Access.READ, own[0]),
                 (Access.READ, keys_topic(community_id)),
                 *((Access.WRITE, topic) for topic in own[1:]),
+                (Access.READ, allowlist_topic(community_id, self.username)),
+                (Access.READ, allowlist_delta_topic(community_id, self.username)),
             ]
         if self.kind is AccountKind.SERVER:
             return [
@@ -156,6 +160,8 @@ class BrokerAccount:
                 (Access.WRITE, f"{ROOT}/+/keys"),
                 (Access.READWRITE, f"{ROOT}/+/alerts"),
                 (Access.READWRITE, ALL_OFFICER_DISPATCH),
+                (Access.WRITE, f"{ROOT}/+/+/allowlist"),
+                (Access.WRITE, f"{ROOT}/+/+/allowlist/delta"),
             ]
         return [
             *((Access.READ, alerts_topic(c)) for c in self.community_ids),

@@ -44,6 +44,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     from server import cli, web
+    from server.access import allowlists
     from server.api import init_app as init_api
     from server.core import auth, bodies, headers, i18n, messaging, metrics, problems
     from server.extensions import csrf, db, limiter, login_manager, migrate
@@ -67,6 +68,7 @@ def create_app(overrides: Mapping[str, str] | None = None) -> Flask:
     problems.init_app(app)
     cli.init_app(app)
     keyset.init_app(app)
+    allowlists.init_app(app)  # lists of the doors a flush touches are rebuilt
     return app
 
 

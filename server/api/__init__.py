@@ -188,6 +188,7 @@ def init_app(app: Flask) -> None:
     from server.api import (
         accounts,
         alerts,
+        allowlists,
         antipassback,
         auth,
         commands,
@@ -252,6 +253,7 @@ def init_app(app: Flask) -> None:
         privacy,
         dispatch,
         siteplan,
+        allowlists,
     ):
         csrf.exempt(module.blp)  # session callers are CSRF-checked in authenticate_api_request
         api.register_blueprint(module.blp)

@@ -27,6 +27,7 @@ from server.models.activity import (
     Webhook,
     pass_access_points,
 )
+from server.models.allowlists import AllowlistDirty, AllowlistState
 from server.models.antipassback import AntiPassbackPair, AntiPassbackState
 from server.models.base import Base, utcnow
 from server.models.community import AccessPoint, Building, Community, Device, SitePlan, Unit
@@ -78,6 +79,8 @@ __all__ = [
     "Alert",
     "AlertDelivery",
     "AlertHistory",
+    "AllowlistDirty",
+    "AllowlistState",
     "AntiPassbackPair",
     "AntiPassbackState",
     "ApiToken",

@@ -131,6 +131,9 @@ class Device(IdMixin, CommunityOwned, TimestampMixin, Base):
     # Where it is on the site plan, as AccessPoint's; null: at its access point's spot.
     plan_x: Mapped[float | None]
     plan_y: Mapped[float | None]
+    # The X25519 public key a face terminal registered for its allowlist's faces (32 bytes;
+    # PUT /api/v1/devices/me/allowlist-key); null: its lists carry no faces.
+    allowlist_public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     access_point: Mapped[AccessPoint | None] = relationship()
 

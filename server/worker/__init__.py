@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from hardware.bus import BrokerAddress, MqttBus, drain_session
 from hardware.topics import SERVER_SUBSCRIPTIONS, server_subscriptions, share_group
-from server.access import intercom, retention, snapshots, vehicles
+from server.access import allowlists, intercom, retention, snapshots, vehicles
 from server.alerts import channels as alert_channels
 from server.alerts import cross_checks
 from server.alerts import dispatch as alert_dispatch
@@ -92,6 +92,8 @@ ALERT_ESCALATION_CHECK_S = 30
 NOTIFICATION_DELIVERY_CHECK_S = 1
 # How often leases ending within a week are looked for (each tenant told once per lease).
 LEASE_ENDING_CHECK_S = 3600
+# How often the offline allowlists a change touched are rebuilt and published.
+ALLOWLIST_CHECK_S = 1
 
 
 def checkpoint_sqlite(app: Flask) -> tuple[int, int] | None:
@@ -131,6 +133,7 @@ class Worker:
         self._leader_jobs: list[str] = []
         self._stop = threading.Event()
         self._keys_published = False
+        self._allowlists_published = False
         self._fence: Callable[[Session, str], bool] | None = None
         self._following = False  # said once that another worker leads
         self._warned_unshared = False
@@ -238,6 +241,7 @@ class Worker:
         self.leading = True
         self.leader_since = utcnow()
         self._keys_published = False  # a new leader publishes the key sets at once
+        self._allowlists_published = False  # and every allowlist in full
         for job, seconds in self._jobs():
             self._schedule(self._while_leading(job), seconds)
             self._leader_jobs.append(job.__name__)
@@ -377,6 +381,14 @@ class Worker:
         self._in_transaction(job)
         self._keys_published = True
 
+    def publish_allowlists(self) -> None:
+        """Rebuild the offline allowlists a change touched and publish their deltas and full
+        lists (server.access.allowlists); the first run publishes every list in full, so a
+        broker that lost its retained messages holds them again."""
+        everything = not self._allowlists_published
+        self._in_transaction(lambda: allowlists.publish_changes(everything=everything))
+        self._allowlists_published = True
+
     def adopt_gone_workers(self) -> None:
         """Drain the broker sessions of workers that stopped beating (shared subscriptions).
 
@@ -484,6 +496,7 @@ class Worker:
             (self.escalate_alerts, ALERT_ESCALATION_CHECK_S),
             (self.deliver_notifications, NOTIFICATION_DELIVERY_CHECK_S),
             (self.notify_leases_ending, LEASE_ENDING_CHECK_S),
+            (self.publish_allowlists, ALLOWLIST_CHECK_S),
             *(
                 [(self.adopt_gone_workers, self.settings.worker_heartbeat_seconds)]
                 if self.settings.mqtt_shared_subscriptions

@@ -40,7 +40,14 @@ from hardware.broker import (
     render_password_file,
     write_broker_files,
 )
-from hardware.topics import alerts_topic, device_topic, keys_topic, officer_dispatch_topic
+from hardware.topics import (
+    alerts_topic,
+    allowlist_delta_topic,
+    allowlist_topic,
+    device_topic,
+    keys_topic,
+    officer_dispatch_topic,
+)
 from server import create_app, launcher
 from server.devices.broker_sync import accounts_from_db, sync_broker
 from server.extensions import db
@@ -76,6 +83,8 @@ def test_device_acl_is_exactly_its_own_topics() -> None:
         "topic write gk/v1/com_a/dev_1/ack",
         "topic write gk/v1/com_a/dev_1/evt",
         "topic write gk/v1/com_a/dev_1/status",
+        "topic read gk/v1/com_a/dev_1/allowlist",
+        "topic read gk/v1/com_a/dev_1/allowlist/delta",
     ]
     assert not any(wildcard in "\n".join(block) for wildcard in "+#")
     # Nothing before the first "user" line: anonymous clients would get no access.
@@ -97,6 +106,8 @@ def test_server_and_officer_acl() -> None:
         "topic write gk/v1/+/keys",
         "topic readwrite gk/v1/+/alerts",
         "topic readwrite gk/v1/+/officers/+/dispatch",
+        "topic write gk/v1/+/+/allowlist",
+        "topic write gk/v1/+/+/allowlist/delta",
     ]
     officer_block = acl[acl.index("user officer_a") :].strip().splitlines()
     assert officer_block[1:] == [
@@ -487,6 +498,40 @@ def test_devices_read_only_their_own_communitys_key_set(
     assert officer.receive_until(alerts_topic(synced_world.a)) == [
         (alerts_topic(synced_world.a), b"sentinel")
     ]
+
+
+def test_a_device_reads_only_its_own_allowlist(
+    synced_world: WorldIds, api_client: FlaskClient, server: Probe, probes: Any
+) -> None:
+    """Each device reads its own retained list and deltas; another device, of the same
+    access point or another community's, reads neither, and no device may write them."""
+    mine = _provision(Api(api_client, "staff_a"), synced_world)
+    neighbour = _provision(Api(api_client, "staff_a"), synced_world)
+    elsewhere = _provision(Api(api_client, "staff_b"), synced_world, "b")
+    full = allowlist_topic(mine["community_id"], mine["id"])
+    delta = allowlist_delta_topic(mine["community_id"], mine["id"])
+    server.client.publish(full, b"list of mine", qos=1, retain=True).wait_for_publish(WAIT_S)
+
+    door = probes(mine["id"], mine["secret"])
+    assert not door.connect().is_failure
+    door.subscribe(full, delta)
+    assert door.receive_until(full) == [(full, b"list of mine")]
+    snoopers = [probes(d["id"], d["secret"]) for d in (neighbour, elsewhere)]
+    for snooper, device in zip(snoopers, (neighbour, elsewhere), strict=True):
+        assert not snooper.connect().is_failure
+        own = allowlist_topic(device["community_id"], device["id"])
+        snooper.subscribe(full, delta, "gk/v1/#")
+        snooper.subscribe(own)
+        server.publish(delta, b"delta of mine")
+        server.publish(own, b"sentinel")
+        assert set(snooper.receive_until(own, b"sentinel")) == {(own, b"sentinel")}
+    # A device cannot forge a list, not even its own.
+    snoopers[0].publish(full, b"forged list")
+    door.publish(delta, b"forged delta")
+    server.publish(delta, b"sentinel")
+    heard = door.receive_until(delta, b"sentinel")
+    assert (full, b"forged list") not in heard and (delta, b"forged delta") not in heard
+    assert (delta, b"delta of mine") in heard
 
 
 def test_rotating_the_secret_retires_the_old_one(
