@@ -1,7 +1,7 @@
 """offline events: access events a door decided from its allowlist while offline
 
 Revision ID: 0035
-Revises: 0033
+Revises: 0034
 Create Date: 2026-12-07 15:00:00.000000
 
 Access events gain ``offline`` (false for every event so far): the door decided from its
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0035'
-down_revision = '0033'
+down_revision = '0034'
 branch_labels = None
 depends_on = None
 
