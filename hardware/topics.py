@@ -124,13 +124,3 @@ def parse_device_topic(topic: str) -> DeviceTopic | None:
         return None
     return DeviceTopic(parts[2], parts[3], parts[4])
 
-
-def allowlist_topic(community_id: str, device_id: str) -> str:
-    """``gk/v1/{community}/{device}/allowlist``: the device's retained full allowlist
-    (docs/protocol.md section 6, "Allowlists"); only the server writes it."""
-    return device_prefix(community_id, device_id) + "allowlist"
-
-
-def allowlist_delta_topic(community_id: str, device_id: str) -> str:
-    """``gk/v1/{community}/{device}/allowlist/delta``: the device's allowlist deltas."""
-    return device_prefix(community_id, device_id) + "allowlist/delta"
