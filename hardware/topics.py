@@ -123,4 +123,3 @@ def parse_device_topic(topic: str) -> DeviceTopic | None:
     if not parts[2] or not parts[3]:
         return None
     return DeviceTopic(parts[2], parts[3], parts[4])
-
