@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
@@ -100,8 +101,12 @@ def test_list_search_and_filters(app, client, world, staff) -> None:
         building = factories.building(db.session.get(Community, world.a), "A2")
         second_unit = factories.unit(building, "201").id
     now = utcnow()
+    # Noon of the community's day ten days ahead: ten calendar days left at any hour the
+    # test runs (the page counts days in the community's zone).
+    local = now.astimezone(ZoneInfo("Asia/Shanghai"))
+    ends = datetime.combine(local.date() + timedelta(days=10), time(12), tzinfo=local.tzinfo)
     _person(client, world, "王小明", "owner", phone="13800000001")
-    _tenant(client, world, "张伟", now - timedelta(days=1), now + timedelta(days=10, hours=1))
+    _tenant(client, world, "张伟", now - timedelta(days=1), ends.astimezone(UTC))
     elder = Api(client, "staff_a").post(
         f"/communities/{world.a}/people",
         {"name": "赵阿姨", "role": "elder", "unit_id": second_unit},
