@@ -18,6 +18,7 @@ under faketime).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,6 +57,13 @@ class Clock:
 def live_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> Iterator[Flask]:
     with mqtt_app(workdir, database_url, broker, "gatekeeper-offline-door-e2e") as live:
         yield live
+
+
+@pytest.fixture
+def doors() -> Iterator[ExitStack]:
+    """Stops every door the test started, whatever happens."""
+    with ExitStack() as stack:
+        yield stack
 
 
 class Site:
@@ -111,7 +119,7 @@ def stored(app: Flask, device_id: str) -> list[AccessEvent]:
 
 
 def test_a_door_decides_offline_while_the_server_is_stopped_and_each_decision_is_stored_once(
-    live_app: Flask, broker: Broker, tmp_path: Path
+    live_app: Flask, broker: Broker, tmp_path: Path, doors: ExitStack
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     lease_end = now + timedelta(minutes=5)
@@ -119,8 +127,7 @@ def test_a_door_decides_offline_while_the_server_is_stopped_and_each_decision_is
     clock = Clock()
     identity = DeviceIdentity(site.device, SECRET, site.community, "A door", site.point)
 
-    # 1. Everything runs: the door holds its list, and a disabled card leaves it (a delta).
-    with running_worker(live_app), serving(live_app) as url:
+    def start_door(url: str) -> Door:
         door = Door(
             identity,
             broker.url,
@@ -129,7 +136,13 @@ def test_a_door_decides_offline_while_the_server_is_stopped_and_each_decision_is
             clock=clock,
             heartbeat_s=300,
         )
+        doors.callback(door.stop)
         door.start()
+        return door
+
+    # 1. Everything runs: the door holds its list, and a disabled card leaves it (a delta).
+    with running_worker(live_app), serving(live_app) as url:
+        door = start_door(url)
         assert door.wait_for(
             lambda: door.held_list is not None and site.tenant in door.held_list.entries, WAIT_S
         ), "the door never held its list"
@@ -151,85 +164,74 @@ def test_a_door_decides_offline_while_the_server_is_stopped_and_each_decision_is
             WAIT_S,
         ), "the delta never reached the door"
         version = door.held_list.version
-        code = code_at(live_app, site.owner, now)  # on the owner's phone before the outage
+        first = now + timedelta(seconds=1)  # the door's instant for the first presentations
+        # the code the owner's phone shows then (its 30-second step), made before the outage
+        code = code_at(live_app, site.owner, first)
 
     # 2. The server is stopped (HTTP and worker); the broker stays.
-    try:
-        presented = []
-        clock.at = now + timedelta(seconds=1)
-        presented.append(("card", door.present_card(OWNER_CARD)))
-        presented.append(("qr", door.present_qr_token(code)))
-        presented.append(("card", door.present_card(NEIGHBOUR_CARD)))
-        clock.at = lease_end - timedelta(seconds=1)
-        presented.append(("card", door.present_card(TENANT_CARD)))
-        clock.at = lease_end
-        presented.append(("card", door.present_card(TENANT_CARD)))
-        clock.at = None
+    clock.at = first
+    presented = [
+        door.present_card(OWNER_CARD),
+        door.present_qr_token(code),
+        door.present_card(NEIGHBOUR_CARD),
+    ]
+    clock.at = lease_end - timedelta(seconds=1)
+    presented.append(door.present_card(TENANT_CARD))
+    clock.at = lease_end
+    presented.append(door.present_card(TENANT_CARD))
+    clock.at = None
 
-        # 3. Decided from the list, to the second at the lease end.
-        assert [(a["decision"], a["reason"], a["offline"]) for _c, a in presented] == [
-            ("grant", "resident", True),
-            ("grant", "resident", True),
-            ("deny", "unknown_card", True),
-            ("grant", "tenant", True),
-            ("deny", "lease_expired", True),
+    # 3. Decided from the list, to the second at the lease end.
+    assert [(a["decision"], a["reason"], a["offline"]) for a in presented] == [
+        ("grant", "resident", True),
+        ("grant", "resident", True),
+        ("deny", "unknown_card", True),
+        ("grant", "tenant", True),
+        ("deny", "lease_expired", True),
+    ]
+    assert all(a["list_version"] == version for a in presented)
+    assert door.wait_for(lambda: door.outbox == [], WAIT_S)  # the broker holds them
+    assert stored(live_app, site.device) == []  # nobody has ingested them yet
+
+    # 4. The server is back: each decision stored once, as the door decided it.
+    with running_worker(live_app) as worker, serving(live_app) as url:
+        rows = eventually(lambda: (got := stored(live_app, site.device)) and len(got) >= 5 and got)
+        assert rows, "the offline decisions were never stored"
+        card, code_, grant, deny = (
+            CredentialType.CARD,
+            CredentialType.QR,
+            Decision.GRANT,
+            Decision.DENY,
+        )
+        assert [
+            (r.credential_type, r.decision, r.reason, r.person_id, r.occurred_at) for r in rows
+        ] == [
+            (card, grant, "resident", site.owner, first),
+            (code_, grant, "resident", site.owner, first),
+            (card, deny, "unknown_card", None, first),
+            (card, grant, "tenant", site.tenant, lease_end - timedelta(seconds=1)),
+            (card, deny, "lease_expired", site.tenant, lease_end),
         ]
-        assert all(a["list_version"] == version for _c, a in presented)
-        assert door.wait_for(lambda: door.outbox == [], WAIT_S)  # the broker holds them
-        assert stored(live_app, site.device) == []  # nobody has ingested them yet
+        assert all(r.details["list_version"] == version for r in rows)
+        assert not any("would_refuse" in r.details for r in rows)  # the server agrees
 
-        # 4. The server is back: each decision stored once, as the door decided it.
-        with running_worker(live_app) as worker, serving(live_app):
-            rows = eventually(
-                lambda: (got := stored(live_app, site.device)) and len(got) >= 5 and got
-            )
-            assert rows, "the offline decisions were never stored"
-            first = now + timedelta(seconds=1)
-            card, code_, grant, deny = (
-                CredentialType.CARD,
-                CredentialType.QR,
-                Decision.GRANT,
-                Decision.DENY,
-            )
-            assert [
-                (r.credential_type, r.decision, r.reason, r.person_id, r.occurred_at) for r in rows
-            ] == [
-                (card, grant, "resident", site.owner, first),
-                (code_, grant, "resident", site.owner, first),
-                (card, deny, "unknown_card", None, first),
-                (card, grant, "tenant", site.tenant, lease_end - timedelta(seconds=1)),
-                (card, deny, "lease_expired", site.tenant, lease_end),
-            ]
-            assert all(r.details["list_version"] == version for r in rows)
-            assert not any("would_refuse" in r.details for r in rows)  # the server agrees
-
-            # The door reconnects and its decisions are published again: nothing doubles.
-            sent = [m.encode() for m in door.events if m.type is EventType.OFFLINE_DECISION]
-            assert len(sent) == 5
-            door.stop()
-            door = Door(
-                identity,
-                broker.url,
-                api=VerifyClient(url, site.device, SECRET, timeout_s=3),
-                state_dir=tmp_path / "door",
-                clock=clock,
-                heartbeat_s=300,
-            )
-            door.start()
-            assert door.wait_ready(WAIT_S)
-            for payload in sent:
-                door.bus.publish(door.topics["evt"], payload, qos=1)
-            marker = door.exit_request()  # after the copies: once it is in, they are
-            assert eventually(
-                lambda: query(
-                    live_app,
-                    select(DeviceEvent.id).where(
-                        DeviceEvent.device_id == site.device, DeviceEvent.seq == marker.seq
-                    ),
-                )
-            ), "the door's next event never arrived"
-            assert len(stored(live_app, site.device)) == 5
-            assert worker.ingest.stats["duplicate_event"] >= 5  # seen again, stored once
-            assert worker.ingest.stats["offline_decision"] == 5
-    finally:
+        # The door reconnects and its decisions are published again: nothing doubles.
+        sent = [m.encode() for m in door.events if m.type is EventType.OFFLINE_DECISION]
+        assert len(sent) == 5
         door.stop()
+        door = start_door(url)  # the same state folder: a restart
+        assert door.wait_ready(WAIT_S)
+        for payload in sent:
+            door.bus.publish(door.topics["evt"], payload, qos=1)
+        marker = door.exit_request()  # after the copies: once it is in, they are
+        assert eventually(
+            lambda: query(
+                live_app,
+                select(DeviceEvent.id).where(
+                    DeviceEvent.device_id == site.device, DeviceEvent.seq == marker.seq
+                ),
+            )
+        ), "the door's next event never arrived"
+        assert len(stored(live_app, site.device)) == 5
+        assert worker.ingest.stats["duplicate_event"] >= 5  # seen again, stored once
+        assert worker.ingest.stats["offline_decision"] == 5
