@@ -77,6 +77,7 @@ CSV_COLUMNS = (
     "detail",
     "plate",
     "person",
+    "offline",
 )
 # The header row in another language than English (the keys are the English header).
 CSV_HEADERS = {
@@ -97,6 +98,7 @@ CSV_HEADERS = {
     "detail": _p("CSV column", "detail"),
     "plate": _p("CSV column", "plate"),
     "person": _p("CSV column", "person"),
+    "offline": _p("CSV column", "offline"),
 }
 # What Excel needs to read the file as UTF-8 rather than the system's code page (GBK).
 BOM = "\ufeff"
@@ -212,7 +214,8 @@ def events_csv(query: dict[str, Any]) -> Response:
 
     UTF-8 with a byte order mark and CRLF line ends (Excel). Times are ISO 8601 in the
     community's time zone with its offset; ``name`` is masked for officers, ``person`` (the
-    person or the guest) for everyone; ``plate`` is the plate read at a car gate. The header
+    person or the guest) for everyone; ``plate`` is the plate read at a car gate; ``offline``
+    is ``true`` for a decision a door made from its allowlist. The header
     row is the column keys, or their Chinese names when ``Accept-Language`` asks for Chinese.
     """
     caller = scope()
@@ -277,6 +280,7 @@ def _csv_rows(caller: Scope, statement: Any) -> Iterator[str]:
                         (event.details or {}).get("detail"),
                         _plate(event),
                         masked.get(event.id),
+                        "true" if event.offline else "false",
                     )
                 ]
             )

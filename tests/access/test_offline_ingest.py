@@ -5,6 +5,8 @@ shown and searchable as offline; and over a real Mosquitto through the worker.""
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import json
 from dataclasses import dataclass
@@ -394,6 +396,9 @@ def test_events_say_offline_in_the_api_and_can_be_filtered(app, client, site) ->
     live = api.get("/events?offline=false")
     assert [row["offline"] for row in live.json] == [False]
     assert api.get("/events?offline=perhaps").status_code == 422
+    # The export says it too, in its last column.
+    rows = list(csv.DictReader(io.StringIO(api.get("/events.csv").text.lstrip("\ufeff"))))
+    assert sorted(row["offline"] for row in rows) == ["false", "true"]
 
 
 def test_the_officers_event_page_shows_the_badge_and_filters(app, client, site) -> None:
