@@ -116,6 +116,9 @@ def running_worker(app: Flask) -> Iterator[Worker]:
     thread.start()
     try:
         assert worker.bus.wait_connected(WAIT_S), "the worker never reached the broker"
+        # Devices' messages published before the broker acknowledged the worker's
+        # subscriptions would be dropped (a first session keeps nothing).
+        assert worker.bus.wait_subscribed(WAIT_S), "the worker never subscribed"
         yield worker
     finally:
         worker.stop()
