@@ -3,7 +3,9 @@ its device, the bare MQTT floor, timing."""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import statistics
 import tempfile
 import threading
@@ -25,6 +27,38 @@ from server.devices.service import set_secret
 from server.extensions import db
 from server.models import AccessPoint, Community, Device
 from server.worker import checkpoint_sqlite
+
+# Figures taken on a busy machine say more about the neighbours than about the code: above this
+# one-minute load average a series is not run unless ``--force`` says so.
+LOAD_LIMIT = 1.5
+
+
+def add_load_flag(parser: argparse.ArgumentParser) -> None:
+    """The ``--force`` flag every benchmark takes: run and print even on a busy machine."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help=f"print figures even when the load average is above {LOAD_LIMIT}",
+    )
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages, as printed beside every series."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def check_load(series: str, force: bool) -> None:
+    """Before each series: print the load average and stop the benchmark when the machine is
+    busier than ``LOAD_LIMIT`` (the figures would be someone else's), unless ``force``."""
+    one = os.getloadavg()[0]
+    print(f"-- {series}: load average {load_average()}", flush=True)
+    if one > LOAD_LIMIT and not force:
+        raise SystemExit(
+            f"load average {one:.2f} is above {LOAD_LIMIT}: the figures would not be this "
+            "code's; wait for a quiet machine or pass --force (and say so beside the figures)"
+        )
+    if one > LOAD_LIMIT:
+        print(f"   (forced: load above {LOAD_LIMIT}, figures are noisy)", flush=True)
 
 
 class NullPublisher(Publisher):
