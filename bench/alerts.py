@@ -43,10 +43,12 @@ from flask_migrate import upgrade
 
 from bench.harness import (
     add_device,
+    add_load_flag,
     bare_mqtt_latency,
     bench_community,
     bench_point,
     bench_settings,
+    check_load,
 )
 from bench.stats import percentile
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
@@ -217,7 +219,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=200)
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
+    add_load_flag(parser)
     args = parser.parse_args()
+    check_load("set-up", args.force)
 
     workdir = Path(tempfile.mkdtemp(prefix="gk-bench-alerts-"))
     broker = Broker()
@@ -267,8 +271,11 @@ def main() -> None:
         )
         reader.start()
 
+        check_load("baseline: bare MQTT", args.force)
         baseline_mqtt = bare_mqtt_latency(broker.url, args.alerts, "bench-alerts-bare")
+        check_load("baseline: bare HTTP", args.force)
         baseline_http = bare_http(base_url, args.alerts)
+        check_load("alerts: press -> arrival, resolve -> arrival", args.force)
         figures = run_rounds(
             args.alerts,
             button.press,

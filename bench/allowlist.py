@@ -33,10 +33,12 @@ from flask_migrate import upgrade
 
 from bench.harness import (
     add_device,
+    add_load_flag,
     bare_mqtt_latency,
     bench_community,
     bench_point,
     bench_settings,
+    check_load,
     line,
 )
 from bench.stats import percentile
@@ -121,7 +123,9 @@ def main() -> None:
     parser.add_argument("--builds", type=int, default=15)
     parser.add_argument("--actions", type=int, default=30)
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
+    add_load_flag(parser)
     args = parser.parse_args()
+    check_load("set-up", args.force)
 
     workdir = Path(tempfile.mkdtemp(prefix="gk-bench-allowlist-"))
     broker = Broker()
@@ -148,9 +152,9 @@ def main() -> None:
 
     print(
         f"{args.residents} residents at one building door, database "
-        f"{app.config['SETTINGS'].database_url.split(':')[0]}; load average "
-        + " ".join(f"{value:.2f}" for value in os.getloadavg())
+        f"{app.config['SETTINGS'].database_url.split(':')[0]}"
     )
+    check_load("list sizes, builds and the online verify baseline", args.force)
     client = app.test_client()
     with app.app_context():
         community = db.session.get(Community, ids[0])
@@ -227,6 +231,7 @@ def main() -> None:
         raise SystemExit("the door did not connect")
     door.wait_subscribed(10)
     staff = Api(client, "bench_staff")
+    check_load("staff action -> delta over the broker", args.force)
     latencies = []
     for n in range(args.actions):
         card_id = cards[(n // 2) % len(cards)]  # disabled, then enabled again
@@ -241,6 +246,7 @@ def main() -> None:
             if not condition.wait_for(lambda pid=pid: pid in arrived, timeout=10):
                 raise SystemExit(f"no delta for {pid} within 10 s")
             latencies.append((arrived[pid] - started) * 1000)
+    check_load("baseline: bare MQTT", args.force)
     bare = bare_mqtt_latency(broker.url, args.actions, "bench-allowlist-bare")
     print(line("staff action -> verified delta", latencies))
     print(line("baseline: bare MQTT round trip", bare, 2))

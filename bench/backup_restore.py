@@ -26,6 +26,7 @@ from pathlib import Path
 import psycopg
 from cryptography.fernet import Fernet
 
+from bench.harness import add_load_flag, check_load, load_average
 from tests.support.postgres import PostgresCluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +104,9 @@ def add_events(url: str, count: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
+    add_load_flag(parser)
     args = parser.parse_args()
+    check_load("set-up", args.force)
     source, target = PostgresCluster(), PostgresCluster()
     workdir = Path(tempfile.mkdtemp(prefix="gk-backup-"))
     try:
@@ -124,6 +127,7 @@ def main() -> int:
         add_events(source_url, args.events)
         dump = workdir / "gatekeeper.dump"
         pg = source.bin
+        check_load("pg_dump, then pg_restore", args.force)
         dump_s = run(
             [str(pg / "pg_dump"), "-Fc", "-d", plain(source_url), "-f", str(dump)],
         )
@@ -145,7 +149,7 @@ def main() -> int:
             name: flask({**env, "DATABASE_URL": url}, "db", "current").splitlines()[-1]
             for name, url in (("source", source_url), ("restored", target_url))
         }
-        print(f"\nPostgreSQL {pg.parent.name}; load average {os.getloadavg()[0]:.2f}")
+        print(f"\nPostgreSQL {pg.parent.name}; load average {load_average()}")
         print(f"database: {database_mib(source_url):.0f} MiB on disk, restored "
               f"{database_mib(target_url):.0f} MiB")  # fmt: skip
         print(f"dump: {dump.stat().st_size / 2**20:.1f} MiB in {dump_s:.2f} s")

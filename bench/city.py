@@ -55,7 +55,14 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import event, insert
 
-from bench.harness import NullPublisher, add_device, bench_settings
+from bench.harness import (
+    NullPublisher,
+    add_device,
+    add_load_flag,
+    bench_settings,
+    check_load,
+    load_average,
+)
 from bench.stats import percentile
 from gatekeeper import plates
 from gatekeeper.vocabulary import (
@@ -978,18 +985,15 @@ def big_tables(side: Side, at_least: int = 50_000) -> set[str]:
 # The run ------------------------------------------------------------------------------------------
 
 
-def load_average() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.02, help="1.0: 2,500 communities ...")
     parser.add_argument("--requests", type=int, default=200, help="per scenario and database")
     parser.add_argument("--events-per-day", type=int, default=133, help="per community")
     parser.add_argument("--ingest", type=int, default=500, help="device events handled")
+    add_load_flag(parser)
     args = parser.parse_args()
+    check_load("set-up", args.force)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     sizes = {name: max(2, round(count * args.scale)) for name, count in CITY.items()}
     rng = random.Random(SEED)  # noqa: S311 (seeded on purpose: the same city every run)
@@ -1020,6 +1024,7 @@ def main() -> None:
         frames = face_frames() if city.probe.face and empty.probe.face else None
         results = []
         for scenario in scenarios(sides, args.requests, frames):
+            check_load(scenario.name, args.force)
             times = measure(sides, scenario)
             results.append((scenario, times, load_average()))
             c50, c99 = percentile(times["city"], 50), percentile(times["city"], 99)
@@ -1031,6 +1036,7 @@ def main() -> None:
                 f" | load {load_average()}",
                 flush=True,
             )
+        check_load("worker ingest", args.force)
         rates = ingest_rates(sides, args.ingest)
         print(
             f"{'worker ingest (events/s)':<46} city {rates['city']:7.0f} | empty "

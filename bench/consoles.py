@@ -45,7 +45,13 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from bench.harness import NullPublisher, bench_community, bench_settings
+from bench.harness import (
+    NullPublisher,
+    add_load_flag,
+    bench_community,
+    bench_settings,
+    check_load,
+)
 from bench.stats import percentile
 from gatekeeper.vocabulary import AlertType, Severity
 from server import create_app, launcher
@@ -366,7 +372,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2.0, help="alerts per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="of alerts per N")
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    add_load_flag(parser)
     args = parser.parse_args()
+    check_load("set-up", args.force)
     counts = [int(n) for n in args.consoles.split(",")]
 
     cluster = PostgresCluster()
@@ -408,6 +416,7 @@ def main() -> None:
         web = start(launcher.web_command("127.0.0.1", port), web_env, port, workdir / "web.log")
         budget = BASELINE_WORKERS * BASELINE_BUDGET
         try:
+            check_load("web (gthread) baseline", args.force)
             baseline, consoles = measure(
                 "web (gthread) baseline",
                 app,
@@ -440,6 +449,7 @@ def main() -> None:
                 workdir / "streams.log",
             )
             try:
+                check_load(f"stream process (gevent), {count} consoles", args.force)
                 figures, consoles = measure(
                     "stream process (gevent)",
                     app,
@@ -488,6 +498,7 @@ def main() -> None:
                 f" {percentile(high.latencies_ms, 99) / percentile(baseline.latencies_ms, 99):.2f};"
                 f" consoles one process holds: {high.consoles} / {BASELINE_BUDGET} (its budget)"
             )
+        check_load("idle statements", args.force)
         polled = polling_statements(app, community_id, args.idle_seconds)
         print(
             f"idle database statements in {args.idle_seconds:g} s: stream process with"

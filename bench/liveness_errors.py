@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from bench.harness import add_load_flag, check_load
 from bench.stats import percentile
 from gatekeeper import faces, liveness
 from gatekeeper.liveness import Landmarks, LivenessResult
@@ -278,7 +279,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=200, help="maps per type (default 200)")
     parser.add_argument("--seed", type=int, default=20250101, help="differs from the tests' seeds")
+    add_load_flag(parser)
     args = parser.parse_args()
+    check_load("error rates and timings", args.force)
     landmarks = depthmaps.photo_landmarks()
     results, timings = run_set(landmarks, args.count, args.seed)
     print(

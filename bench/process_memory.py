@@ -30,6 +30,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from PIL import Image
 
+from bench.harness import add_load_flag, check_load, load_average
 from server import launcher
 from tests.fetch_test_data import test_image
 from tests.support.mosquitto import Broker
@@ -92,7 +93,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    add_load_flag(parser)
     args = parser.parse_args()
+    check_load("memory of each process (sizes, not times)", args.force)
     workdir = Path(tempfile.mkdtemp(prefix="gk-memory-"))
     (workdir / "instance").mkdir()
     broker = Broker()
@@ -169,7 +172,7 @@ def main() -> int:
         worker.wait(timeout=30)
         broker.stop()
     print(f"gunicorn --workers {args.workers} --threads {args.threads}, demo seed, SQLite")
-    print(f"load average {os.getloadavg()[0]:.2f}")
+    print(f"load average {load_average()}")
     print(f"{'step':18} {'process':16} {'RSS MiB':>8} {'PSS MiB':>8}")
     for step, name, rss, pss in rows:
         print(f"{step:18} {name:16} {rss:8.0f} {pss:8.0f}")

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from bench.harness import add_load_flag, check_load, load_average
 from bench.stats import percentile
 from hardware.protocol import EventType
 from hardware.simulate.actuators import Door
@@ -361,7 +362,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--load", type=float, default=0.8, help="share of measured capacity")
     parser.add_argument("--database-url", help="PostgreSQL URL (default: a fresh SQLite file)")
+    add_load_flag(parser)
     args = parser.parse_args()
+    check_load("capacity, then the soak (its own load is printed each minute)", args.force)
 
     stack = Stack(args.database_url)
     try:
@@ -370,7 +373,7 @@ def main() -> None:
         rate = measured * args.load
         print(
             f"capacity {measured:.1f} req/s (mix {dict(MIX)}); soak at {rate:.1f} req/s "
-            f"for {args.minutes:g} min; load average {os.getloadavg()[0]:.2f}",
+            f"for {args.minutes:g} min; load average {load_average()}",
             flush=True,
         )
         soak(stack, traffic, rate, args.minutes)
@@ -441,7 +444,7 @@ def report(stack: Stack, results: dict, consoles: Consoles, minute: int) -> dict
     memory = " ".join(f"{name} {mib:.0f}" for name, mib in sorted(rss.items()))
     print(
         f"minute {minute}: {total} requests, {errors} errors; {text} {alerts}; RSS MiB {memory}; "
-        f"load average {os.getloadavg()[0]:.2f}",
+        f"load average {load_average()}",
         flush=True,
     )
     return {"figures": figures, "rss": rss, "errors": errors, "total": total}
