@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import queue
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,18 +20,12 @@ from server.passes import keys as passkeys
 from server.worker import Worker
 from tests import factories
 from tests.factories import Api
-from tests.support.e2e import WAIT_S, mqtt_app
+from tests.support.e2e import WAIT_S
 from tests.support.mosquitto import Broker
 from tests.support.mqtt_listener import Listener
 from tests.support.passes import PassSite, build_pass_site
 
 CARD = "04C0FFEE"
-
-
-@pytest.fixture
-def live_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> Iterator[Flask]:
-    with mqtt_app(workdir, database_url, broker, "gatekeeper-allowlists-e2e") as live:
-        yield live
 
 
 @pytest.fixture

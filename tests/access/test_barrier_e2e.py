@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -24,7 +23,7 @@ from server.extensions import db
 from server.models import DeviceCommand
 from server.worker import Worker
 from tests.factories import Api
-from tests.support.e2e import WAIT_S, eventually, mqtt_app, query
+from tests.support.e2e import WAIT_S, eventually, query
 from tests.support.mosquitto import Broker
 from tests.support.passes import add_barrier, build_pass_site
 
@@ -34,12 +33,6 @@ BARRIER_SECRET = "barrier-secret-for-e2e-tests"
 RESIDENT_PLATE = "浙B82345"
 VISITOR_PLATE = "苏E6G789"
 UNKNOWN_PLATE = "京N1234学"
-
-
-@pytest.fixture
-def live_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> Iterator[Flask]:
-    with mqtt_app(workdir, database_url, broker, "gatekeeper-worker-barrier-e2e") as live:
-        yield live
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from server.models import AccessEvent, DeviceCommand, IntercomCall
 from server.worker import Worker
 from tests.factories import Api
 from tests.support.browser import expect, sign_in
-from tests.support.e2e import WAIT_S, eventually, mqtt_app, query
+from tests.support.e2e import WAIT_S, eventually, query
 from tests.support.mosquitto import Broker
 from tests.support.passes import DOOR_SECRET, build_pass_site
 
@@ -44,12 +44,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(120)
 
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def live_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> Iterator[Flask]:
-    with mqtt_app(workdir, database_url, broker, "gatekeeper-intercom-e2e") as live:
-        yield live
 
 
 @dataclass(frozen=True)

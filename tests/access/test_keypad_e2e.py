@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -26,17 +25,11 @@ from server.extensions import db
 from server.models import AccessPoint, DeviceCommand
 from server.worker import Worker
 from tests.factories import Api
-from tests.support.e2e import WAIT_S, eventually, mqtt_app, query
+from tests.support.e2e import WAIT_S, eventually, query
 from tests.support.mosquitto import Broker
 from tests.support.passes import DOOR_SECRET, build_pass_site
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def live_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> Iterator[Flask]:
-    with mqtt_app(workdir, database_url, broker, "gatekeeper-worker-keypad-e2e") as live:
-        yield live
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from server.extensions import db
 from server.models import AccessEvent, Card, Device, DeviceEvent, Person
 from tests import factories
 from tests.factories import Api
-from tests.support.e2e import WAIT_S, eventually, mqtt_app, query, running_worker, serving
+from tests.support.e2e import WAIT_S, eventually, query, running_worker, serving
 from tests.support.mosquitto import Broker
 
 SECRET = "offline-door-secret-for-e2e-tests"
@@ -51,12 +51,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.at or datetime.now(UTC)
-
-
-@pytest.fixture
-def live_app(app: Flask, workdir: Path, database_url: str, broker: Broker) -> Iterator[Flask]:
-    with mqtt_app(workdir, database_url, broker, "gatekeeper-offline-door-e2e") as live:
-        yield live
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from server.extensions import db
 from server.models import Community, DeviceCommand, ParkingTicket
 from server.worker import Worker
 from tests.factories import Api
-from tests.support.e2e import WAIT_S, eventually, mqtt_app, query
+from tests.support.e2e import WAIT_S, eventually, query
 from tests.support.mosquitto import Broker
 from tests.support.passes import add_barrier, build_pass_site
 
@@ -31,12 +31,6 @@ pytestmark = pytest.mark.timeout(120)
 
 BARRIER_SECRET = "barrier-secret-for-parking-e2e"
 GUEST = "京N1234学"
-
-
-@pytest.fixture
-def live_app(app: Flask, workdir, database_url: str, broker: Broker) -> Iterator[Flask]:
-    with mqtt_app(workdir, database_url, broker, "gatekeeper-worker-parking-e2e") as live:
-        yield live
 
 
 @pytest.fixture
