@@ -39,22 +39,22 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from sqlalchemy import Connection, delete, event, insert, literal, or_, select
+from sqlalchemy import Connection, delete, event, insert, literal, select
 from sqlalchemy import inspect as orm_inspect
 from sqlalchemy.orm import Session
 
 from gatekeeper import allowlist as signed
 from gatekeeper import doormodes as mode_rules
-from gatekeeper import holidays as calendar
 from gatekeeper import policy
 from gatekeeper.doormodes import DoorModeKind
-from gatekeeper.holidays import HolidayEffect, hours_from_json, local_day
+from gatekeeper.holidays import HolidayEffect, local_day
 from gatekeeper.identity import mask_name
 from gatekeeper.schedule import schedule_from_json
 from gatekeeper.vocabulary import DeviceKind, PersonRole, PersonStatus, Reason
 from hardware.messages import format_ts
 from hardware.topics import allowlist_delta_topic, allowlist_topic
 from server.access import doormodes as door_modes
+from server.community import holidays
 from server.core import crypto
 from server.core.messaging import OutgoingMessage, queue_message
 from server.extensions import db
@@ -74,7 +74,6 @@ from server.models import (
     Person,
     Unit,
     WorkerPermit,
-    holiday_access_points,
     utcnow,
     worker_permit_access_points,
 )
@@ -332,32 +331,9 @@ def closures_for(point: AccessPoint, community: Community, at: datetime) -> list
     zone = ZoneInfo(community.timezone)
     today = local_day(at, zone)
     last = today + timedelta(days=CLOSURE_DAYS - 1)
-    listing = select(holiday_access_points.c.holiday_id).where(
-        holiday_access_points.c.access_point_id == point.id
-    )
-    rows = db.session.scalars(
-        select(Holiday)
-        .where(
-            Holiday.community_id == community.id,
-            Holiday.first_day <= last,
-            Holiday.last_day >= today,
-            or_(Holiday.all_points.is_(True), Holiday.id.in_(listing)),
-        )
-        .order_by(Holiday.first_day, Holiday.id)
-    ).all()
-    if not rows:
+    days = holidays.calendar_between(point, community, today, last)
+    if not days:
         return []
-    days = calendar.Calendar.of(
-        calendar.Holiday(
-            name=row.name,
-            first_day=row.first_day,
-            last_day=row.last_day,
-            effect=row.effect,
-            hours=hours_from_json(row.hours) if row.effect is HolidayEffect.HOURS else None,
-            access_point_ids=None if row.all_points else frozenset({point.id}),
-        )
-        for row in rows
-    )
     ranges: list[list[datetime]] = []
 
     def close(start: datetime, end: datetime) -> None:

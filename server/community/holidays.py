@@ -260,6 +260,13 @@ def calendar_for(point: AccessPoint, community: Community, at: datetime) -> cale
     dates), as the policy reads them: one query, most often answering nothing."""
     today = local_day(at, community.timezone)
     day = timedelta(days=1)
+    return calendar_between(point, community, today - day, today + day)
+
+
+def calendar_between(
+    point: AccessPoint, community: Community, first: date, last: date
+) -> calendar.Calendar:
+    """The holidays covering ``point`` on any local date from ``first`` to ``last``."""
     listing = select(holiday_access_points.c.holiday_id).where(
         holiday_access_points.c.access_point_id == point.id
     )
@@ -274,8 +281,8 @@ def calendar_for(point: AccessPoint, community: Community, at: datetime) -> cale
         )
         .where(
             Holiday.community_id == community.id,
-            Holiday.first_day <= today + day,
-            Holiday.last_day >= today - day,
+            Holiday.first_day <= last,
+            Holiday.last_day >= first,
             or_(Holiday.all_points.is_(True), Holiday.id.in_(listing)),
         )
         .order_by(Holiday.first_day, Holiday.id)
