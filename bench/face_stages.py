@@ -154,14 +154,14 @@ DOOR_STAGE_NOTES = {
 }
 
 
-def door_inputs(face_width: int) -> list[tuple[str, bytes, bytes]]:
-    """720p door frames of the probe photos (face ``face_width`` px) with live depth maps."""
-    engine = faces.engine()
+def door_inputs() -> list[tuple[str, bytes, bytes]]:
+    """The 720p door frames of ``bench.verify_face`` (its probe photos, faces about 340 px wide)
+    with live depth maps, as that benchmark sends them."""
+    from bench import verify_face  # the server's modules: imported only for this series
+
     inputs = []
-    for name in ("obama2.jpg", "obama3.jpg"):
-        _, image = load(name)
-        frame = door_frame(image, engine.detect(image)[0].box, face_width)
-        rgb = faces.load_image(frame)
+    for name in verify_face.PROBES:
+        frame, rgb = verify_face.door_frame(name)
         probe = faces.probe_face(rgb)
         if not probe.ok:
             raise SystemExit(f"no single face in the door frame of {name}")
@@ -201,9 +201,9 @@ def run_door(rounds: int, gallery_size: int, force: bool) -> None:
     """The door's engine stage by stage (see the module docstring)."""
     engine = faces.engine()
     liveness.face_landmarks(np.zeros((8, 8, 3), np.uint8), faces.FaceBox(0, 0, 8, 8))  # load
-    inputs = door_inputs(340)
+    inputs = door_inputs()
     print(
-        f"720p door frames of {', '.join(name for name, _, _ in inputs)}, face 340 px, "
+        f"720p door frames of {', '.join(name for name, _, _ in inputs)} (bench.verify_face), "
         f"640x360 depth maps; {rounds} rounds each"
     )
     stages: dict[str, list[float]] = {}
