@@ -19,7 +19,10 @@ load and the search), then every community once ("touch all": RSS is read after 
 again under a budget: a reload). The parent also times the stages of one community's load.
 
     .venv/bin/python -m bench.galleries [--communities 2500] [--templates 1200]
-        [--budget-mb 256] [--cold 200] [--modes before,unbounded,budget,shared]
+        [--budget-mb 256] [--cold 200] [--modes before,unbounded,budget,shared] [--force]
+
+One search's cost at community gallery sizes (2,000-30,000) beside 100,000 is printed by
+``python -m bench.face_stages door``.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from cryptography.fernet import Fernet
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from bench.harness import bench_settings
+from bench.harness import add_load_flag, bench_settings, check_load
 from bench.stats import percentile
 from gatekeeper.faces import template_from_bytes, template_to_bytes
 from gatekeeper.gallery import Gallery, GalleryArrays
@@ -322,6 +325,7 @@ def main() -> None:
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--data-key", help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
+    add_load_flag(parser)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -333,6 +337,7 @@ def main() -> None:
         data_key = Fernet.generate_key().decode()
         database = workdir / "bench.db"
         total = args.communities * args.templates
+        check_load("database build and one community's load", args.force)
         load_s = build_database(database, data_key, args.communities, args.templates)
         print(
             f"database: {args.communities} communities x {args.templates} templates = {total:,} "
@@ -358,6 +363,7 @@ def main() -> None:
         ]  # fmt: skip
         files = str(workdir / "face-galleries")
         results: list[tuple[str, dict[str, Any]]] = []
+        check_load("searches in fresh processes", args.force)
         for mode in args.modes.split(","):
             if mode == "shared":
                 [first] = run_children([("shared", files)], common)

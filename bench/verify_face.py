@@ -11,7 +11,11 @@ depth map) it measures:
 - the bare face engine (``gatekeeper.faces.probe_face`` + gallery search, no HTTP, no
   database) and the bare descriptor on an already aligned face.
 
-    .venv/bin/python -m bench.verify_face [--gallery 100000] [--requests 200]
+It also runs the endpoint in process (Flask's test client: no HTTP, no socket) and prints
+what the server adds to the bare engine at P50: in process (authentication, the database,
+the policy, the event, the open command) and over HTTP (the loopback server on top).
+
+    .venv/bin/python -m bench.verify_face [--gallery 100000] [--requests 200] [--force]
 """
 
 from __future__ import annotations
@@ -32,7 +36,15 @@ from flask_migrate import upgrade
 from PIL import Image
 from sqlalchemy import insert
 
-from bench.harness import add_device, bench_app, bench_community, line, multipart
+from bench.harness import (
+    add_device,
+    add_load_flag,
+    bench_app,
+    bench_community,
+    check_load,
+    line,
+    multipart,
+)
 from bench.stats import percentile
 from gatekeeper import faces, liveness
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, PersonRole, Zone
@@ -159,6 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gallery", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
+    add_load_flag(parser)
     args = parser.parse_args()
 
     app, publisher = bench_app("face")
@@ -198,6 +211,7 @@ def main() -> None:
     names = [PROBES[i % len(PROBES)] for i in range(args.requests)]
     for name in PROBES:  # warm up: models loaded, gallery in memory
         call(name)
+    check_load("endpoint over HTTP", args.force)
     end_to_end = [call(name) for name in names]
 
     two_clients: list[float] = []
@@ -218,12 +232,31 @@ def main() -> None:
     throughput = len(two_clients) / (time.perf_counter() - started)
     server.stop()
 
+    check_load("endpoint in process", args.force)
+    in_process = []
+    test_client = app.test_client()
+    for name in names:
+        jpeg, _rgb, depth = frames[name]
+        body, content_type = multipart(
+            {"image": ("frame.jpg", jpeg, "image/jpeg"), "depth": ("depth.png", depth, "image/png")}
+        )
+        started = time.perf_counter()
+        answer = test_client.post(
+            "/api/v1/verify/face",
+            data=body,
+            headers={**headers, "Content-Type": content_type},
+        )
+        in_process.append((time.perf_counter() - started) * 1000)
+        if b'"grant"' not in answer.data:
+            raise SystemExit(f"expected a grant, got {answer.data!r}")
+
     with app.app_context():
         gallery = galleries(app).gallery(community_id)
     settings_tolerance, settings_margin = 0.5, 0.06
 
     # The same engine work as a request (decode, probe, depth liveness, 1:N search), without
     # HTTP, the database or the policy: what the server adds is the difference.
+    check_load("bare engine", args.force)
     engine_ms = []
     for name in names:
         jpeg, _rgb, depth = frames[name]
@@ -247,6 +280,8 @@ def main() -> None:
 
     import face_recognition
 
+    check_load("naive face_recognition", args.force)
+
     naive_ms = []
     for name in names[: max(20, args.requests // 10)]:
         _jpeg, rgb, _depth = frames[name]
@@ -262,12 +297,25 @@ def main() -> None:
     print(line("endpoint end to end (1 client)", end_to_end))
     print(line("endpoint end to end (2 clients)", two_clients))
     print(f"{'throughput with 2 clients':<38} {throughput:7.1f} requests/s")
+    print(line("endpoint in process (test client)", in_process))
     print(line("bare engine (decode+probe+3D+search)", engine_ms))
     print(line("bare descriptor on an aligned face", descriptor_ms))
     print(line("naive face_recognition + compare", naive_ms))
     p50 = percentile(end_to_end, 50)
     print(f"{'naive / end to end (P50)':<38} {percentile(naive_ms, 50) / p50:7.1f}x")
-    print(f"{'end to end / bare engine (P50)':<38} {p50 / percentile(engine_ms, 50):7.2f}x")
+    engine_p50 = percentile(engine_ms, 50)
+    print(f"{'end to end / bare engine (P50)':<38} {p50 / engine_p50:7.2f}x")
+    # The server's share: what the endpoint adds to the engine's own work, at P50.
+    server_ms = percentile(in_process, 50) - engine_p50
+    http_ms = p50 - percentile(in_process, 50)
+    print(
+        f"{'server in process (DB, policy, publish)':<38} {server_ms:7.1f} ms"
+        f"  ({100 * server_ms / p50:.0f} % of end to end)"
+    )
+    print(
+        f"{'HTTP over loopback (on top)':<38} {http_ms:7.1f} ms"
+        f"  ({100 * http_ms / p50:.0f} % of end to end)"
+    )
 
 
 if __name__ == "__main__":

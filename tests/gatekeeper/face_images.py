@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 from PIL import Image, ImageFilter
 
+from gatekeeper import faces
 from tests import fetch_test_data
 
 EXIF_ORIENTATION = 0x0112
@@ -136,3 +137,29 @@ def png_header_claiming(
         + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
         + _png_chunk(b"IEND", b"")
     )
+
+
+@functools.cache
+def _photo_and_face(name: str) -> tuple[np.ndarray, faces.FaceBox]:
+    image = faces.load_image(photo_bytes(name))
+    return image, faces.engine().detect(image)[0].box
+
+
+def door_frame(name: str, face_width: int, size: tuple[int, int] = (1280, 720)) -> np.ndarray:
+    """A door camera frame (RGB, as the server decodes it): the photo's face region scaled to
+    ``face_width`` px and pasted into a noisy grey scene of ``size``, JPEG-encoded once."""
+    image, box = _photo_and_face(name)
+    margin = box.width
+    region = Image.fromarray(image).crop(
+        (box.left - margin, box.top - margin, box.right + margin, box.bottom + margin)
+    )
+    scale = face_width / box.width
+    region = region.resize(
+        (max(1, round(region.width * scale)), max(1, round(region.height * scale))),
+        Image.Resampling.LANCZOS,
+    )
+    rng = np.random.default_rng(7)
+    noise = rng.normal(120, 12, (size[1], size[0], 3)).clip(0, 255).astype(np.uint8)
+    scene = Image.fromarray(noise)
+    scene.paste(region, ((size[0] - region.width) // 2, (size[1] - region.height) // 2))
+    return faces.load_image(encode(scene))
