@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import struct
 import threading
 import warnings
 from collections.abc import Sequence
@@ -268,11 +269,19 @@ def check_image(
 
 
 def _is_complete(image_format: str | None, data: bytes) -> bool:
-    """Whether the file ends where its format says it ends (cheap: no pixels decoded)."""
+    """Whether the file ends where its format says it ends (cheap: no pixels decoded).
+
+    Checked from the structure, not by decoding: Pillow pads a cut file with grey instead of
+    failing once any library in the process has set ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``
+    (``face_recognition`` does, on import), and a cut frame must never be described as a face.
+    A JPEG's last scan is followed by its EOI marker (``FF D9`` cannot occur inside
+    entropy-coded data; a thumbnail's EOI comes before the main scan; cameras may pad or append
+    after it); a PNG's chunks run whole to ``IEND``; a WebP is as long as its RIFF header says.
+    """
     if image_format == "JPEG":
-        return data.rstrip(b"\x00").endswith(b"\xff\xd9")  # cameras may pad after EOI
+        return data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda") >= 0
     if image_format == "PNG":
-        return data.endswith(b"IEND\xaeB`\x82")
+        return png_is_complete(data)
     if image_format == "WEBP":
         return len(data) >= 8 and int.from_bytes(data[4:8], "little") + 8 <= len(data)
     return True
@@ -325,6 +334,8 @@ def load_image(
     decompression bomb is refused without allocating its pixels. Raises :class:`ImageError`.
     """
     with _open_checked(data, max_bytes, max_side) as image:
+        if not _is_complete(image.format, data):
+            raise ImageError(ImageProblem.UNREADABLE, "the image file is cut short")
         try:
             image.load()
             upright = ImageOps.exif_transpose(image)
@@ -334,6 +345,19 @@ def load_image(
                 ImageProblem.UNREADABLE, f"the image cannot be decoded ({type(exc).__name__})"
             ) from exc
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+
+def png_is_complete(data: bytes) -> bool:
+    """Whether a PNG's chunks run whole from the signature to ``IEND``."""
+    offset = 8  # after the signature
+    while offset + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, offset)
+        offset += 12 + length  # length, type, data, CRC
+        if offset > len(data):
+            return False
+        if kind == b"IEND":
+            return True
+    return False
 
 
 def _has_supported_signature(data: bytes) -> bool:

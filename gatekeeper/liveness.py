@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import io
 import math
-import struct
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gatekeeper.faces import FaceBox
+from gatekeeper.faces import FaceBox, png_is_complete
 
 # --- limits of the depth upload -------------------------------------------------------------
 
@@ -303,21 +302,10 @@ def load_depth(
 
 
 def _check_complete(png_bytes: bytes) -> None:
-    """Refuse a PNG whose chunks do not run whole from the signature to ``IEND``.
-
-    Pillow pads a cut file with zeros instead of failing once any library in the process has
-    set ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` (``face_recognition`` does, on import), so
-    the structure is checked here, without that global: a cut map must never read as a face.
-    """
-    offset = 8  # after the signature
-    while offset + 8 <= len(png_bytes):
-        length, kind = struct.unpack_from(">I4s", png_bytes, offset)
-        offset += 12 + length  # length, type, data, CRC
-        if offset > len(png_bytes):
-            break
-        if kind == b"IEND":
-            return
-    raise DepthError(DepthProblem.UNREADABLE, "the depth map is cut short (no complete IEND)")
+    """Refuse a PNG whose chunks do not run whole from the signature to ``IEND``, without
+    Pillow's ``LOAD_TRUNCATED_IMAGES`` global (``faces.is_complete`` says why)."""
+    if not png_is_complete(png_bytes):
+        raise DepthError(DepthProblem.UNREADABLE, "the depth map is cut short (no complete IEND)")
 
 
 def _check_aspect(width: int, height: int, expected_aspect: float, tolerance: float) -> None:

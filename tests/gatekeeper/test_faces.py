@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from gatekeeper import faces
 from gatekeeper.faces import (
@@ -260,6 +260,24 @@ def test_a_truncated_jpeg_is_an_image_error() -> None:
         with pytest.raises(ImageError) as caught:
             faces.load_image(data[:cut])
         assert caught.value.reason == ImageProblem.UNREADABLE, cut
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_a_cut_frame_is_refused_even_when_pillow_is_told_to_load_truncated_images(
+    fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``face_recognition`` sets Pillow's global on import; Pillow would then pad a cut frame
+    with grey and the engine would describe half a face. Whole frames, padded or not, load."""
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    data = make.encode(make.upright_rgb("obama.jpg"), fmt)
+    assert faces.load_image(data).shape[:2] == make.upright_rgb("obama.jpg").size[::-1]
+    for cut in (len(data) // 2, len(data) - 2):
+        with pytest.raises(ImageError) as caught:
+            faces.load_image(data[:cut])
+        assert caught.value.reason == ImageProblem.UNREADABLE, (fmt, cut)
+    if fmt == "JPEG":  # padding, or bytes a camera appends after the end marker
+        assert faces.load_image(data + b"\x00" * 64).shape[2] == 3
+        assert faces.load_image(data + b"\r\n").shape[2] == 3
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
