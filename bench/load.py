@@ -171,6 +171,18 @@ def threads_of(pid: int) -> int:
     return 0
 
 
+def memory_mb(pid: int) -> str:
+    """``RSS/PSS`` in MB: PSS counts pages shared with other processes (the master's models
+    in its workers) as a share each."""
+    values = {}
+    with contextlib.suppress(OSError):
+        for row in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key, _, rest = row.partition(":")
+            if key in ("Rss", "Pss"):
+                values[key] = int(rest.split()[0]) / 1024
+    return f"{values.get('Rss', 0):.0f}/{values.get('Pss', 0):.0f}"
+
+
 @dataclass
 class Stack:
     """The processes serving a request, by name."""
@@ -567,8 +579,14 @@ def run(
                 extra = {"mosquitto": mosquitto_pid, "redis": redis_pid, "driver": os.getpid()}
                 web.pids |= {k: v for k, v in extra.items() if v}
                 warm_up(port, face_calls, config)
-                threads = {n: threads_of(p) for n, p in web.pids.items() if "worker" in n}
-                print(f"   OS threads per worker after warm-up: {threads}")
+                gunicorn = {n: p for n, p in web.pids.items() if n.startswith("gunicorn")}
+                print(
+                    "   after warm-up, threads and RSS/PSS MB: "
+                    + ", ".join(
+                        f"{n.removeprefix('gunicorn ')} {threads_of(p)}, {memory_mb(p)}"
+                        for n, p in gunicorn.items()
+                    )
+                )
                 results[config.name] = {}
                 for clients in CLIENT_COUNTS:
                     check_load(f"{config.name} face, {clients} client(s)", args.force)

@@ -1,0 +1,68 @@
+"""gunicorn's hooks for the web server (``server.gunicorn_config``): the face models are loaded
+once, in the master before it forks the workers, and BLAS runs one thread per process."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import server
+from gatekeeper import faces, liveness
+from server import gunicorn_config, launcher
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def arbiter(app_uri: str) -> SimpleNamespace:
+    """What the hooks read of gunicorn's master: the app it serves."""
+    return SimpleNamespace(app=SimpleNamespace(app_uri=app_uri))
+
+
+def test_the_web_master_loads_the_face_models_and_the_stream_process_does_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    loaded = []
+    monkeypatch.setattr(server, "load_face_models", lambda: loaded.append(True))
+    web_app = launcher.web_command("127.0.0.1", 8000)[-1]
+    stream_app = launcher.stream_command("127.0.0.1", 8001)[-1]
+    assert web_app == gunicorn_config.WEB_APP != stream_app
+
+    gunicorn_config.on_starting(arbiter(stream_app))
+    assert loaded == []
+    gunicorn_config.on_starting(arbiter(web_app))
+    assert loaded == [True]
+    unit = (ROOT / "docs" / "deploy" / "gatekeeper-web.service").read_text()
+    assert re.search(rf'^\s*"{re.escape(gunicorn_config.WEB_APP)}"$', unit, re.M)
+
+
+def test_loading_the_face_models_loads_every_model_a_face_request_uses() -> None:
+    server.load_face_models()
+    assert faces._engine is not None  # detector, 5-point predictor, descriptor network
+    assert liveness._predictor is not None  # the 68-point predictor of the depth check
+
+
+def test_gunicorn_processes_run_one_blas_thread() -> None:
+    # gunicorn imports its config module first: the server package, which sets the variable
+    # before numpy (and its OpenBLAS) is loaded by anything.
+    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    code = (
+        "import os, sys; import server.gunicorn_config; "
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=environ,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert result.stdout.split() == ["1", "False"]
