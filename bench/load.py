@@ -8,7 +8,8 @@ community (``bench.verify_face.build_site``: a door asking for depth, Obama enro
 gallery of ``--gallery`` templates) and a card for Obama.
 
 Then, for each gunicorn configuration in ``--configs`` (``2x8`` is 2 processes of 8 gthread
-threads, ``2s`` 2 sync processes; the default is the launcher's own), N clients (1, 2, 4)
+threads, ``2x2c2`` the same with ``--worker-connections 2``, ``2s`` 2 sync processes; the
+default is the launcher's own), N clients (1, 2, 4)
 each POST ``--requests`` face frames (720p JPEG with a live depth map) one after the other
 to ``/api/v1/verify/face``, and one client ``--requests`` card UIDs to ``/api/v1/verify/card``.
 Each series prints requests/s, P50/P99 and the CPU seconds per request of every process of
@@ -83,7 +84,7 @@ REQUEST_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 120.0
 WARMUP_ROUNDS = 8
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-CORES = os.cpu_count() or 1
+CORES = len(os.sched_getaffinity(0))  # what this run may use (taskset -c 0,1 gives 2)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -94,16 +95,21 @@ class WebConfig:
     workers: int
     threads: int
     worker_class: str
+    worker_connections: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> WebConfig:
-        """``2x8`` (2 gthread processes of 8 threads) or ``2s`` (2 sync processes)."""
+        """``2x8`` (2 gthread processes of 8 threads), ``2x2c2`` (and ``--worker-connections
+        2``) or ``2s`` (2 sync processes)."""
         if text.endswith("s") and text[:-1].isdigit():
             return cls(int(text[:-1]), 1, "sync")
-        workers, sep, threads = text.partition("x")
-        if not (sep and workers.isdigit() and threads.isdigit()):
-            raise argparse.ArgumentTypeError(f"expected WxT or Ns, not {text!r}")
-        return cls(int(workers), int(threads), "gthread")
+        shape, _, connections = text.partition("c")
+        workers, sep, threads = shape.partition("x")
+        if not (sep and workers.isdigit() and threads.isdigit()) or not (
+            connections.isdigit() or connections == ""
+        ):
+            raise argparse.ArgumentTypeError(f"expected WxT, WxTcN or Ns, not {text!r}")
+        return cls(int(workers), int(threads), "gthread", int(connections) if connections else None)
 
     @classmethod
     def deployed(cls) -> WebConfig:
@@ -113,27 +119,32 @@ class WebConfig:
         def value(flag: str, default: str) -> str:
             return command[command.index(flag) + 1] if flag in command else default
 
+        connections = value("--worker-connections", "")
         return cls(
             int(value("--workers", "1")),
             int(value("--threads", "1")),
             value("--worker-class", "sync"),
+            int(connections) if connections else None,
         )
 
     @property
     def name(self) -> str:
         if self.worker_class == "sync":
             return f"{self.workers}s"
-        return f"{self.workers}x{self.threads}"
+        connections = f"c{self.worker_connections}" if self.worker_connections else ""
+        return f"{self.workers}x{self.threads}{connections}"
 
     def command(self, host: str, port: int) -> list[str]:
         """The launcher's web command with this configuration's workers, threads and class."""
         command = launcher.web_command(host, port)
-        for flag in ("--workers", "--threads", "--worker-class"):
+        for flag in ("--workers", "--threads", "--worker-class", "--worker-connections"):
             if flag in command:
                 del command[command.index(flag) : command.index(flag) + 2]
         options = ["--workers", str(self.workers), "--worker-class", self.worker_class]
         if self.worker_class != "sync":
             options += ["--threads", str(self.threads)]
+        if self.worker_connections:
+            options += ["--worker-connections", str(self.worker_connections)]
         at = command.index("--bind") + 2
         return command[:at] + options + command[at:]
 

@@ -10,8 +10,8 @@ a door's first request does not wait for them; the stream process (``server.stre
 none. With ``LOG_FORMAT=json`` gunicorn's own
 lines (starting, booting a worker, a worker's exit) are JSON too, like the app's.
 
-gunicorn reads this module's names that are its settings (``on_starting``, ``child_exit``,
-``logger_class``); nothing else here may share a setting's name.
+gunicorn reads this module's names that are its settings (``on_starting``, ``on_reload``,
+``child_exit``, ``logger_class``); nothing else here may share a setting's name.
 """
 
 from __future__ import annotations
@@ -32,6 +32,20 @@ def on_starting(server: Any) -> None:
     if getattr(server.app, "app_uri", None) == WEB_APP:
         from server import load_face_models
 
+        load_face_models()
+
+
+def on_reload(server: Any) -> None:
+    """In the master, on SIGHUP, before it forks the new workers: the face engine's code and
+    models afresh, so the new workers run a release's new ``gatekeeper`` (the rest of the app
+    they import themselves) and still share one copy of the models."""
+    if getattr(server.app, "app_uri", None) == WEB_APP:
+        import sys
+
+        from server import load_face_models
+
+        for name in [n for n in sys.modules if n == "gatekeeper" or n.startswith("gatekeeper.")]:
+            del sys.modules[name]
         load_face_models()
 
 

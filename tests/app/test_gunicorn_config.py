@@ -66,3 +66,29 @@ def test_gunicorn_processes_run_one_blas_thread() -> None:
         timeout=120,
     )
     assert result.stdout.split() == ["1", "False"]
+
+
+def test_a_reload_gives_new_workers_the_face_engine_afresh() -> None:
+    # In a process of its own: the reload drops this interpreter's gatekeeper modules.
+    code = """
+import sys
+from types import SimpleNamespace
+from server import gunicorn_config
+master = SimpleNamespace(app=SimpleNamespace(app_uri=gunicorn_config.WEB_APP))
+gunicorn_config.on_starting(master)
+before = sys.modules["gatekeeper.faces"]
+gunicorn_config.on_reload(master)
+after = sys.modules["gatekeeper.faces"]
+print(before._engine is not None, after is not before, after._engine is not None)
+"""
+    environ = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=environ,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert result.stdout.split() == ["True", "True", "True"]
