@@ -231,6 +231,11 @@ class Series:
     def rate(self) -> float:
         return len(self.latencies_ms) / self.wall_s
 
+    def busiest_worker_share(self) -> float:
+        """The busiest gunicorn worker's share of the workers' CPU (1 / workers is even)."""
+        workers = [s for name, s in self.cpu_s.items() if name.startswith("gunicorn worker")]
+        return max(workers) / sum(workers) if sum(workers) else 0.0
+
     def server_cpu_per_request_ms(self) -> float:
         server = sum(s for name, s in self.cpu_s.items() if name.startswith("gunicorn"))
         return server * 1000 / len(self.latencies_ms)
@@ -298,7 +303,8 @@ def print_series(series: Series) -> None:
     )
     print(
         f"   {series.rate:6.2f} requests/s; CPU ms per request: server "
-        f"{series.server_cpu_per_request_ms():.1f} (= {per_process})",
+        f"{series.server_cpu_per_request_ms():.1f} (= {per_process}); busiest worker "
+        f"{series.busiest_worker_share() * 100:.0f} % of the workers' CPU",
         flush=True,
     )
 
@@ -598,7 +604,10 @@ def run(
                         for n, p in gunicorn.items()
                     )
                 )
-                results[config.name] = {}
+                key = config.name
+                while key in results:  # a configuration measured again later in the run
+                    key += "'"
+                results[key] = {}
                 for clients in CLIENT_COUNTS:
                     check_load(f"{config.name} face, {clients} client(s)", args.force)
                     folder = args.profile if clients == max(CLIENT_COUNTS) else None
@@ -607,7 +616,7 @@ def run(
                             f"face verify, {clients} client(s)",
                             web, port, face_calls, clients, args.requests,
                         )  # fmt: skip
-                    results[config.name][clients] = series
+                    results[key][clients] = series
                     print_series(series)
                 check_load(f"{config.name} card, 1 client", args.force)
                 closed_loop(port, card_calls, 1, 5)  # the card path's first queries
@@ -629,13 +638,15 @@ def run(
     engine_p50 = percentile(bare_ms, 50)
     print(
         f"\n{'config':<8}{'req/s (4 cl.)':>14}{'P50 1 cl.':>11}{'P99 4 cl.':>11}"
-        f"{'CPU/req':>9}  e2e/engine P50 [<=1.15]  CPU/engine [<=1.1]  tput/ceiling [>=90%]"
+        f"{'CPU/req':>9}{'busiest':>9}  e2e/engine P50 [<=1.15]  CPU/engine [<=1.1]"
+        "  tput/ceiling [>=90%]"
     )
     for name, by_clients in results.items():
         one, many = by_clients[1], by_clients[max(CLIENT_COUNTS)]
         print(
             f"{name:<8}{many.rate:>14.2f}{percentile(one.latencies_ms, 50):>9.0f}ms"
             f"{percentile(many.latencies_ms, 99):>9.0f}ms{many.server_cpu_per_request_ms():>7.0f}ms"
+            f"{many.busiest_worker_share() * 100:>8.0f}%"
             f"  {percentile(one.latencies_ms, 50) / engine_p50:>14.2f}x"
             f"  {many.server_cpu_per_request_ms() / bare_cpu:>17.2f}x"
             f"  {many.rate * 100 / ceiling:>18.0f} %"
