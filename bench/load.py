@@ -44,6 +44,7 @@ import contextlib
 import http.client
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -450,7 +451,7 @@ def profiled(folder: Path | None, config: WebConfig, stack: Stack) -> Iterator[N
         yield
     finally:
         for sampler in samplers:
-            sampler.send_signal(2)  # SIGINT: py-spy writes its file and exits
+            sampler.send_signal(signal.SIGINT)  # py-spy writes its file and exits
         for sampler in samplers:
             try:
                 sampler.wait(timeout=30)
@@ -515,6 +516,8 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the workers into DIR")
     add_load_flag(parser)
     args = parser.parse_args()
+    # A SIGTERM ends the run as Ctrl-C does: every process it started is stopped.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     configs = [WebConfig.parse(c) for c in args.configs.split(",") if c] or [WebConfig.deployed()]
 
     workdir = Path(tempfile.mkdtemp(prefix="gk-bench-load-"))
