@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import server
 from gatekeeper import faces, liveness
 from server import gunicorn_config, launcher
+from tests.fetch_test_data import test_image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,3 +94,22 @@ print(before._engine is not None, after is not before, after._engine is not None
         timeout=300,
     )
     assert result.stdout.split() == ["True", "True", "True"]
+
+
+def test_the_face_models_give_the_same_descriptor_in_a_forked_process() -> None:
+    # What loading them in gunicorn's master relies on: its workers are forks of it.
+    server.load_face_models()
+    image = faces.load_image(test_image("obama.jpg").read_bytes())
+    here = faces.probe_face(image).template
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the forked process: its descriptor of the same image, then exit at once
+        try:
+            os.write(writer, faces.probe_face(image).template.astype(np.float32).tobytes())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        there = np.frombuffer(pipe.read(), dtype=np.float32)
+    assert os.waitpid(child, 0)[1] == 0
+    assert np.array_equal(there, here.astype(np.float32))
