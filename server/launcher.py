@@ -383,12 +383,22 @@ def gunicorn_command(host: str, port: int, *options: str, app: str) -> list[str]
     ]
 
 
+# gunicorn's web processes, as measured on 2 cores (docs/deploy.md, "The web server"): one per
+# core, two threads each, and at most as many connections as threads, so that a busy process
+# leaves new connections to an idle one (gthread's default, 1,000, let one process take every
+# door's connection while the other idled) and no connection is kept alive between requests.
+WEB_WORKERS = 2
+WEB_THREADS = 2
+
+
 def web_command(host: str, port: int) -> list[str]:
-    """The web server: two processes of eight threads, serving the app factory."""
+    """The web server: ``WEB_WORKERS`` processes of ``WEB_THREADS`` threads, each holding at
+    most ``WEB_THREADS`` connections, serving the app factory."""
     return gunicorn_command(
         host,
         port,
-        *("--workers", "2", "--worker-class", "gthread", "--threads", "8"),
+        *("--workers", str(WEB_WORKERS), "--worker-class", "gthread"),
+        *("--threads", str(WEB_THREADS), "--worker-connections", str(WEB_THREADS)),
         app="server:create_app()",
     )
 

@@ -31,7 +31,8 @@ def test_the_environment_files_name_only_real_settings() -> None:
 def test_the_web_unit_starts_gunicorn_as_the_launcher_does() -> None:
     unit = (DEPLOY / "gatekeeper-web.service").read_text().replace("\\\n", " ")
     command = launcher.web_command("127.0.0.1", 8000)
-    for flag in ("--config", "--worker-class", "--threads", "--limit-request-line"):
+    flags = ("--config", "--workers", "--worker-class", "--threads", "--worker-connections")
+    for flag in (*flags, "--limit-request-line"):
         value = command[command.index(flag) + 1]
         assert re.search(rf"{flag} +{re.escape(value)}\b", unit), (flag, value)
     assert "PROMETHEUS_MULTIPROC_DIR=" in unit
