@@ -13,15 +13,19 @@ from sqlalchemy import select
 from gatekeeper.vocabulary import CredentialType, Reason
 from server.access.decision import Door, Presented, Verdict, decide, held_credential
 from server.extensions import db
-from server.models import Card
+from server.models import Card, Person
 
 
 def verify(door: Door, uid: str) -> Verdict:
     """Decide on the card ``uid`` (hex) read at ``door``; store the event; the caller commits."""
     uid = uid.upper()
-    card = db.session.scalar(
-        select(Card).where(Card.community_id == door.community.id, Card.uid == uid)
-    )
+    # The holder comes in the same statement (``held_credential`` finds them in the session).
+    row = db.session.execute(
+        select(Card, Person)
+        .outerjoin(Person, Person.id == Card.person_id)
+        .where(Card.community_id == door.community.id, Card.uid == uid)
+    ).first()
+    card = row[0] if row is not None else None
     if card is None:
         presented = Presented(
             CredentialType.CARD, unknown_reason=Reason.UNKNOWN_CARD, details={"uid": uid}

@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 from gatekeeper import policy
 from gatekeeper.identity import mask_name
@@ -45,6 +46,7 @@ from server.models import (
     VisitorPass,
     WorkerPermit,
     utcnow,
+    worker_permit_access_points,
 )
 
 # What terminals show for each role (docs/protocol.md: subject.kind).
@@ -76,10 +78,43 @@ class Door:
         )
 
     @cached_property
+    def lockdowns(self) -> list[Any]:
+        """The lockdowns over the door's community now, read once per request (a pass asks
+        before its use is spent, ``decide`` again before the event)."""
+        return door_modes.active_lockdowns(self.community.id)
+
+    @cached_property
     def view(self) -> policy.AccessPointView:
         """The access point as the policy needs it, read once per request (its holidays are
         a query; a decision asks for it several times: the roles, a lockdown, a pass)."""
         return point_view(self.point, self.community)
+
+
+class DoorReader:
+    """A verify request's device read with its access point and community in one statement
+    (``authenticate_device(header, find=reader.device)``), then its ``door()`` without
+    another."""
+
+    def __init__(self) -> None:
+        self._row: tuple[Device, AccessPoint | None, Community] | None = None
+
+    def device(self, device_id: str) -> Device | None:
+        row = db.session.execute(
+            select(Device, AccessPoint, Community)
+            .join(Community, Community.id == Device.community_id)
+            .outerjoin(AccessPoint, AccessPoint.id == Device.access_point_id)
+            .where(Device.id == device_id)
+        ).first()
+        # Held here: the session's identity map keeps rows only while something refers to them.
+        self._row = (row[0], row[1], row[2]) if row is not None else None
+        return row[0] if row is not None else None
+
+    def door(self) -> Door:
+        """The door of the device read, which serves an access point (the caller checked)."""
+        if self._row is None or self._row[1] is None:
+            raise LookupError("no device with an access point was read")
+        device, point, community = self._row
+        return Door(device=device, point=point, community=community)
 
 
 @dataclass(frozen=True)
@@ -110,31 +145,20 @@ def point_view(point: AccessPoint, community: Community) -> policy.AccessPointVi
 def subject_of(
     person: Person, credential: policy.CredentialView | None, *, with_permit: bool = True
 ) -> tuple[policy.Subject, str]:
-    """What the policy needs about ``person`` (three small queries; two without the worker
-    permit), and the kind a terminal shows (``resident``, ``tenant``, ``worker``)."""
-    memberships = db.session.execute(
-        select(Membership.role, Unit.building_id, Membership.valid_from, Membership.valid_until)
-        .outerjoin(Unit, Unit.id == Membership.unit_id)
-        .where(Membership.person_id == person.id)
-    ).all()
-    leases = db.session.execute(
-        select(Unit.building_id, Lease.starts_at, Lease.ends_at)
-        .join(Unit, Unit.id == Lease.unit_id)
-        .where(Lease.person_id == person.id)
-    ).all()
-    permit_row = None
-    if with_permit:
-        permit_row = db.session.scalar(
-            select(WorkerPermit).where(WorkerPermit.person_id == person.id)
-        )
+    """What the policy needs about ``person`` (one query: memberships, leases and, unless
+    ``with_permit`` is false, the worker permit with its access points), and the kind a
+    terminal shows (``resident``, ``tenant``, ``worker``)."""
+    found = _subject_rows(person.id, with_permit)
     permit = None
-    if permit_row is not None:
+    if found.permit is not None:
+        schedule, valid_from, valid_until = found.permit
         permit = policy.WorkerPermit(
-            access_point_ids=frozenset(p.id for p in permit_row.access_points),
-            schedule=schedule_from_json(permit_row.schedule),
-            valid_from=permit_row.valid_from,
-            valid_until=permit_row.valid_until,
+            access_point_ids=frozenset(found.permit_points),
+            schedule=schedule_from_json(schedule),
+            valid_from=valid_from,
+            valid_until=valid_until,
         )
+    memberships = list(found.memberships.values())
     subject = policy.Subject(
         person_id=person.id,
         status=person.status,
@@ -142,20 +166,87 @@ def subject_of(
         valid_until=person.valid_until,
         memberships=tuple(
             policy.Membership(
-                role=m.role,
-                building_id=m.building_id,
-                valid_from=m.valid_from,
-                valid_until=m.valid_until,
+                role=role,
+                building_id=building_id,
+                valid_from=valid_from,
+                valid_until=valid_until,
             )
-            for m in memberships
-            if m.role is not PersonRole.TENANT
+            for role, building_id, valid_from, valid_until in memberships
+            if role is not PersonRole.TENANT
         ),
-        leases=tuple(policy.LeaseWindow(building, start, end) for building, start, end in leases),
+        leases=tuple(policy.LeaseWindow(*lease) for lease in found.leases.values()),
         worker_permit=permit,
         credential=credential,
     )
-    kinds = [_SUBJECT_KIND[m.role] for m in memberships]
+    kinds = [_SUBJECT_KIND[membership[0]] for membership in memberships]
     return subject, kinds[0] if kinds else "unknown"
+
+
+@dataclass
+class _SubjectRows:
+    """A person's memberships, leases and worker permit, each once (by id, in the order read)."""
+
+    memberships: dict[str, tuple[Any, ...]]
+    leases: dict[str, tuple[Any, ...]]
+    permit: tuple[Any, ...] | None = None
+    permit_points: list[str] | None = None
+
+
+_MEMBERSHIP_UNIT = aliased(Unit)
+_LEASE_UNIT = aliased(Unit)
+
+
+def _subject_rows(person_id: str, with_permit: bool) -> _SubjectRows:
+    """One statement for what three did: the person's memberships, leases and permit joined
+    side by side (a person has a few of each, so the product stays a handful of rows)."""
+    columns: list[Any] = [
+        Membership.id,
+        Membership.role,
+        _MEMBERSHIP_UNIT.building_id,
+        Membership.valid_from,
+        Membership.valid_until,
+        Lease.id,
+        _LEASE_UNIT.building_id,
+        Lease.starts_at,
+        Lease.ends_at,
+    ]
+    query = (
+        select(*columns)
+        .select_from(Person)
+        .outerjoin(Membership, Membership.person_id == Person.id)
+        .outerjoin(_MEMBERSHIP_UNIT, _MEMBERSHIP_UNIT.id == Membership.unit_id)
+        .outerjoin(Lease, Lease.person_id == Person.id)
+        .outerjoin(_LEASE_UNIT, _LEASE_UNIT.id == Lease.unit_id)
+        .where(Person.id == person_id)
+    )
+    if with_permit:
+        query = (
+            query.add_columns(
+                WorkerPermit.id,
+                WorkerPermit.schedule,
+                WorkerPermit.valid_from,
+                WorkerPermit.valid_until,
+                worker_permit_access_points.c.access_point_id,
+            )
+            .outerjoin(WorkerPermit, WorkerPermit.person_id == Person.id)
+            .outerjoin(
+                worker_permit_access_points,
+                worker_permit_access_points.c.permit_id == WorkerPermit.id,
+            )
+        )
+    found = _SubjectRows(memberships={}, leases={})
+    points: dict[str, None] = {}
+    for row in db.session.execute(query):
+        if row[0] is not None:
+            found.memberships.setdefault(row[0], (row[1], row[2], row[3], row[4]))
+        if row[5] is not None:
+            found.leases.setdefault(row[5], (row[6], row[7], row[8]))
+        if with_permit and row[9] is not None:
+            found.permit = found.permit or (row[10], row[11], row[12])
+            if row[13] is not None:
+                points.setdefault(row[13], None)
+    found.permit_points = list(points)
+    return found
 
 
 @dataclass(frozen=True)

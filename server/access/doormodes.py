@@ -92,6 +92,12 @@ def active_rows(community_id: str) -> list[DoorMode]:
     )
 
 
+def active_lockdowns(community_id: str) -> list[DoorModeView]:
+    """The lockdowns that hold now in a community (``Door.lockdowns`` keeps them for a
+    request)."""
+    return [m for m in active_views(community_id) if m.kind is DoorModeKind.LOCKDOWN]
+
+
 def active_views(community_id: str) -> list[DoorModeView]:
     # A mode whose chosen points are all gone (deleted: their rows cascade) covers nothing.
     return [
@@ -113,7 +119,7 @@ def lockdown_for(
     ``roles`` are the presenter's roles; or give ``subject``, which makes the person's
     ``policy.Subject``: it is called (and their roles read) only when a lockdown holds.
     """
-    modes = [m for m in active_views(door.community.id) if m.kind is DoorModeKind.LOCKDOWN]
+    modes = door.lockdowns
     if not modes:
         return None
     if roles is None:
