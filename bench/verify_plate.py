@@ -15,7 +15,7 @@ server and device (the same path with a card instead of a plate) and the bare
 ``gatekeeper.plates`` work (validate + ``PlateIndex.match`` over all the plates, in memory).
 ``--profile`` then runs exact reads through the Flask test client under cProfile.
 
-    .venv/bin/python -m bench.verify_plate [--vehicles 10000] [--requests 300] [--profile]
+    .venv/bin/python -m bench.verify_plate [--vehicles 10000] [--requests 300] [--profile] [--force]
 """
 
 from __future__ import annotations
@@ -39,9 +39,11 @@ from sqlalchemy import insert
 
 from bench.harness import (
     add_device,
+    add_load_flag,
     bench_app,
     bench_community,
     bench_point,
+    check_load,
     checkpointing,
     line,
     timed,
@@ -320,6 +322,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="then cProfile exact reads")
     parser.add_argument("--profile-requests", type=int, default=300)
     parser.add_argument("--top", type=int, default=30, help="functions --profile prints")
+    add_load_flag(parser)
     args = parser.parse_args()
 
     rng = random.Random(SEED)  # noqa: S311 (seeded on purpose: the same plates every run)
@@ -367,6 +370,7 @@ def main() -> None:
             timed(plate_call(unknown[index], EXACT_CONFIDENCE), b'"unknown_plate"')
             timed(card, b'"grant"')
 
+        check_load("plate reads and the card baseline over HTTP, interleaved", args.force)
         exact_ms, fuzzy_ms, unknown_ms, card_ms = [], [], [], []
         for index in range(warmup, warmup + args.requests):  # interleaved: drift hits all alike
             exact_ms.append(
@@ -383,6 +387,7 @@ def main() -> None:
         # The same exact reads in process (Flask test client: no socket, no server thread);
         # each car enters a second time, which is granted and noted as entry without exit.
         client = app.test_client()
+        check_load("exact reads in process", args.force)
         in_process_ms = []
         for plate in exact[warmup : warmup + args.requests]:
             body = {"plate": plate, "confidence": EXACT_CONFIDENCE, "direction": "in"}
@@ -396,6 +401,7 @@ def main() -> None:
             )
 
     index = plates.PlateIndex(registered)
+    check_load("bare validate+match", args.force)
     bare: dict[str, list[float]] = {"exact": [], "fuzzy": [], "unknown": []}
     expected = {
         "exact": plates.MatchKind.EXACT,

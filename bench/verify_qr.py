@@ -10,7 +10,7 @@
   (angles, sizes and blur vary); baseline: decoding the same frames with
   ``gatekeeper.qrcodes`` alone.
 
-    .venv/bin/python -m bench.verify_qr [--passes 10000] [--requests 300]
+    .venv/bin/python -m bench.verify_qr [--passes 10000] [--requests 300] [--force]
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from sqlalchemy import insert
 
 from bench.harness import (
     add_device,
+    add_load_flag,
     bench_app,
     bench_community,
+    check_load,
     checkpointing,
     line,
     multipart,
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--frames", type=int, default=100)
+    add_load_flag(parser)
     args = parser.parse_args()
 
     app, publisher = bench_app("qr")
@@ -179,13 +182,16 @@ def main() -> None:
             timed(token_call(index), b'"grant"')
             timed(card, b'"grant"')
 
+        check_load("tokens and the card baseline over HTTP, interleaved", args.force)
         token_ms, card_ms = [], []
         for index in range(args.requests):  # interleaved, so drift hits both alike
             token_ms.append(timed(token_call(index), b'"visitor_pass"'))
             card_ms.append(timed(card, b'"grant"'))
+        check_load("frames over HTTP", args.force)
         frame_ms = [timed(frame_call(index), b'"visitor_pass"') for index in range(len(frames))]
         # The same app without the socket and the development server's thread per request.
         client = app.test_client()
+        check_load("tokens in process", args.force)
         in_process_ms = []
         for index in range(args.requests):
             token = tokens[index % len(tokens)]
@@ -202,6 +208,7 @@ def main() -> None:
 
         with app.app_context():
             keys = {key.key_id: key.public_key for key in passkeys.public_keys()}
+        check_load("bare signature and bare decode", args.force)
         signature_ms = []
         for index in range(args.requests):
             started = time.perf_counter()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
@@ -268,7 +268,16 @@ class Presented:
     grant_reasons: dict[Reason, Reason] | None = None
 
 
-def held_credential(kind: CredentialType, row: Card | Vehicle, **more: Any) -> Presented:
+class HeldRow(Protocol):
+    """A card or a car as ``held_credential`` reads it (a row, or a plain record of one)."""
+
+    person_id: str
+    disabled_at: datetime | None
+    valid_from: datetime | None
+    valid_until: datetime | None
+
+
+def held_credential(kind: CredentialType, row: Card | Vehicle | HeldRow, **more: Any) -> Presented:
     """A card or a car as its holder's credential, with the row's own window and ``disabled``.
 
     ``more`` is the rest of the ``Presented`` (``details``, ``grant_reasons``).
