@@ -10,7 +10,7 @@
   (angles, sizes and blur vary); baseline: decoding the same frames with
   ``gatekeeper.qrcodes`` alone.
 
-    .venv/bin/python -m bench.verify_qr [--passes 10000] [--requests 300] [--force]
+    .venv/bin/python -m bench.verify_qr [--passes 10000] [--requests 300] [--profile] [--force]
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import cProfile
 import json
+import pstats
 import secrets
 import time
 import urllib.request
@@ -138,11 +140,38 @@ def frames_for(tokens: list[str], count: int) -> list[bytes]:
     return frames
 
 
+def profile(app, credential: str, frames: list[bytes], top: int) -> None:
+    """The frames through the Flask test client under cProfile; the top functions."""
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {credential}"}
+
+    def post(frame: bytes) -> None:
+        body, content_type = multipart({"image": ("frame.jpg", frame, "image/jpeg")})
+        answer = client.post(
+            "/api/v1/verify/qr", data=body, content_type=content_type, headers=headers
+        )
+        if answer.json["reason"] != "visitor_pass":
+            raise SystemExit(f"profile: a frame answered {answer.json}")
+
+    post(frames[0])
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for frame in frames:
+        post(frame)
+    profiler.disable()
+    print(f"\ncProfile: {len(frames)} frames through the Flask test client")
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--profile", action="store_true", help="then cProfile the frames")
+    parser.add_argument("--top", type=int, default=30, help="functions --profile prints")
     add_load_flag(parser)
     args = parser.parse_args()
 
@@ -235,6 +264,9 @@ def main() -> None:
     print(
         f"targets: token P99 <= 5 ms, frame P99 <= 30 ms; open commands queued: {publisher.count}"
     )
+
+    if args.profile:
+        profile(app, credential, frames, args.top)
 
 
 if __name__ == "__main__":

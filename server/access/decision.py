@@ -182,6 +182,30 @@ def subject_of(
     return subject, kinds[0] if kinds else "unknown"
 
 
+def issuer_subject(person_id: str) -> policy.Subject | None:
+    """Whether the issuer of a pass or a courier code still lives here: the person's
+    ``policy.Subject`` from memberships and leases, no permit (one query, the person's row
+    included); None when the person is gone."""
+    found = _subject_rows(person_id, with_permit=False)
+    if found.person is None:
+        return None
+    status, valid_from, valid_until = found.person
+    return policy.Subject(
+        person_id=person_id,
+        status=status,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        memberships=tuple(
+            policy.Membership(role=role, building_id=building_id, valid_from=start, valid_until=end)
+            for role, building_id, start, end in found.memberships.values()
+            if role is not PersonRole.TENANT
+        ),
+        leases=tuple(policy.LeaseWindow(*lease) for lease in found.leases.values()),
+        worker_permit=None,
+        credential=None,
+    )
+
+
 @dataclass
 class _SubjectRows:
     """A person's memberships, leases and worker permit, each once (by id, in the order read)."""
@@ -190,6 +214,7 @@ class _SubjectRows:
     leases: dict[str, tuple[Any, ...]]
     permit: tuple[Any, ...] | None = None
     permit_points: list[str] | None = None
+    person: tuple[Any, ...] | None = None  # status, valid_from, valid_until; None: no person
 
 
 _MEMBERSHIP_UNIT = aliased(Unit)
@@ -209,6 +234,9 @@ def _subject_rows(person_id: str, with_permit: bool) -> _SubjectRows:
         _LEASE_UNIT.building_id,
         Lease.starts_at,
         Lease.ends_at,
+        Person.status,
+        Person.valid_from,
+        Person.valid_until,
     ]
     query = (
         select(*columns)
@@ -237,14 +265,15 @@ def _subject_rows(person_id: str, with_permit: bool) -> _SubjectRows:
     found = _SubjectRows(memberships={}, leases={})
     points: dict[str, None] = {}
     for row in db.session.execute(query):
+        found.person = found.person or (row[9], row[10], row[11])
         if row[0] is not None:
             found.memberships.setdefault(row[0], (row[1], row[2], row[3], row[4]))
         if row[5] is not None:
             found.leases.setdefault(row[5], (row[6], row[7], row[8]))
-        if with_permit and row[9] is not None:
-            found.permit = found.permit or (row[10], row[11], row[12])
-            if row[13] is not None:
-                points.setdefault(row[13], None)
+        if with_permit and row[12] is not None:
+            found.permit = found.permit or (row[13], row[14], row[15])
+            if row[16] is not None:
+                points.setdefault(row[16], None)
     found.permit_points = list(points)
     return found
 

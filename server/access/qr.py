@@ -28,9 +28,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from gatekeeper import passtokens, policy
 from gatekeeper.vocabulary import CredentialType, Decision, Reason
 from server.access import doormodes as door_modes
-from server.access.decision import Door, Presented, Verdict, decide, subject_of
+from server.access.decision import Door, Presented, Verdict, decide, issuer_subject
 from server.extensions import db
-from server.models import Person, VisitorPass, utcnow
+from server.models import Person, VisitorPass, pass_access_points, utcnow
 from server.notifications import service as notifications
 from server.passes import keys as passkeys
 
@@ -67,14 +67,19 @@ def _pass_presented(
     door: Door, claims: passtokens.Claims, at: datetime, direction: str | None
 ) -> Presented:
     serial = claims.serial.hex()
-    visitor_pass = db.session.scalar(
-        select(VisitorPass).where(
-            VisitorPass.community_id == door.community.id, VisitorPass.serial == serial
-        )
-    )
-    if visitor_pass is None:
+    # The pass with the ids of its access points: one row per point, one statement.
+    rows = db.session.execute(
+        select(VisitorPass, pass_access_points.c.access_point_id)
+        .outerjoin(pass_access_points, pass_access_points.c.pass_id == VisitorPass.id)
+        .where(VisitorPass.community_id == door.community.id, VisitorPass.serial == serial)
+    ).all()
+    if not rows:
         return _invalid("no such pass (deleted?)", "pass.unknown", serial=serial)
-    decision = pass_decision(visitor_pass, door, at, spend=direction != "out")
+    visitor_pass = rows[0][0]
+    points = frozenset(point_id for _row, point_id in rows if point_id is not None)
+    decision = pass_decision(
+        visitor_pass, door, at, spend=direction != "out", access_point_ids=points
+    )
     return Presented(
         CredentialType.QR,
         visitor_pass=visitor_pass,
@@ -84,24 +89,30 @@ def _pass_presented(
 
 
 def pass_decision(
-    visitor_pass: VisitorPass, door: Door, at: datetime, *, spend: bool
+    visitor_pass: VisitorPass,
+    door: Door,
+    at: datetime,
+    *,
+    spend: bool,
+    access_point_ids: frozenset[str] | None = None,
 ) -> policy.AccessDecision:
     """``decide_pass`` for the pass at the door's point; a grant spends a use if ``spend``.
 
     Shared by QR codes and barrier plates. A lockdown over the door denies first
-    (``lockdown``), and spends nothing.
+    (``lockdown``), and spends nothing. ``access_point_ids``: the pass's, when the caller
+    read them already (else its ``access_points`` are read).
     """
     held = door_modes.lockdown_for(door, frozenset(), at)
     if held is not None:
         return held
     issuer = None
     if visitor_pass.issued_by_person_id is not None:
-        person = db.session.get(Person, visitor_pass.issued_by_person_id)
-        if person is not None:
-            # Whether the issuer still lives here: memberships and leases, not a permit.
-            issuer, _kind = subject_of(person, None, with_permit=False)
+        # Whether the issuer still lives here: memberships and leases, not a permit.
+        issuer = issuer_subject(visitor_pass.issued_by_person_id)
+    if access_point_ids is None:
+        access_point_ids = frozenset(p.id for p in visitor_pass.access_points)
     view = policy.PassView(
-        access_point_ids=frozenset(p.id for p in visitor_pass.access_points),
+        access_point_ids=access_point_ids,
         valid_from=visitor_pass.valid_from,
         valid_until=visitor_pass.valid_until,
         max_uses=visitor_pass.max_uses,
