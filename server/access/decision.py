@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import aliased
 
 from gatekeeper import policy
@@ -90,6 +90,18 @@ class Door:
         return point_view(self.point, self.community)
 
 
+@cache
+def _door_statement() -> Select[Any]:
+    """Built once: constructing a statement costs more Python than running it on the hot path
+    (its cache key is kept on it too)."""
+    return (
+        select(Device, AccessPoint, Community)
+        .join(Community, Community.id == Device.community_id)
+        .outerjoin(AccessPoint, AccessPoint.id == Device.access_point_id)
+        .where(Device.id == bindparam("device_id"))
+    )
+
+
 class DoorReader:
     """A verify request's device read with its access point and community in one statement
     (``authenticate_device(header, find=reader.device)``), then its ``door()`` without
@@ -99,12 +111,7 @@ class DoorReader:
         self._row: tuple[Device, AccessPoint | None, Community] | None = None
 
     def device(self, device_id: str) -> Device | None:
-        row = db.session.execute(
-            select(Device, AccessPoint, Community)
-            .join(Community, Community.id == Device.community_id)
-            .outerjoin(AccessPoint, AccessPoint.id == Device.access_point_id)
-            .where(Device.id == device_id)
-        ).first()
+        row = db.session.execute(_door_statement(), {"device_id": device_id}).first()
         # Held here: the session's identity map keeps rows only while something refers to them.
         self._row = (row[0], row[1], row[2]) if row is not None else None
         return row[0] if row is not None else None
@@ -217,35 +224,32 @@ class _SubjectRows:
     person: tuple[Any, ...] | None = None  # status, valid_from, valid_until; None: no person
 
 
-_MEMBERSHIP_UNIT = aliased(Unit)
-_LEASE_UNIT = aliased(Unit)
-
-
-def _subject_rows(person_id: str, with_permit: bool) -> _SubjectRows:
-    """One statement for what three did: the person's memberships, leases and permit joined
-    side by side (a person has a few of each, so the product stays a handful of rows)."""
-    columns: list[Any] = [
-        Membership.id,
-        Membership.role,
-        _MEMBERSHIP_UNIT.building_id,
-        Membership.valid_from,
-        Membership.valid_until,
-        Lease.id,
-        _LEASE_UNIT.building_id,
-        Lease.starts_at,
-        Lease.ends_at,
-        Person.status,
-        Person.valid_from,
-        Person.valid_until,
-    ]
+@cache
+def _subject_statement(with_permit: bool) -> Select[Any]:
+    """The person's memberships, leases and (``with_permit``) permit joined side by side (a
+    person has a few of each, so the product stays a handful of rows); built once."""
+    membership_unit, lease_unit = aliased(Unit), aliased(Unit)
     query = (
-        select(*columns)
+        select(
+            Membership.id,
+            Membership.role,
+            membership_unit.building_id,
+            Membership.valid_from,
+            Membership.valid_until,
+            Lease.id,
+            lease_unit.building_id,
+            Lease.starts_at,
+            Lease.ends_at,
+            Person.status,
+            Person.valid_from,
+            Person.valid_until,
+        )
         .select_from(Person)
         .outerjoin(Membership, Membership.person_id == Person.id)
-        .outerjoin(_MEMBERSHIP_UNIT, _MEMBERSHIP_UNIT.id == Membership.unit_id)
+        .outerjoin(membership_unit, membership_unit.id == Membership.unit_id)
         .outerjoin(Lease, Lease.person_id == Person.id)
-        .outerjoin(_LEASE_UNIT, _LEASE_UNIT.id == Lease.unit_id)
-        .where(Person.id == person_id)
+        .outerjoin(lease_unit, lease_unit.id == Lease.unit_id)
+        .where(Person.id == bindparam("person_id"))
     )
     if with_permit:
         query = (
@@ -262,9 +266,16 @@ def _subject_rows(person_id: str, with_permit: bool) -> _SubjectRows:
                 worker_permit_access_points.c.permit_id == WorkerPermit.id,
             )
         )
+    return query
+
+
+def _subject_rows(person_id: str, with_permit: bool) -> _SubjectRows:
+    """One statement for what three did (memberships, leases, permit), the person's own
+    status and window with them."""
+    query = _subject_statement(with_permit)
     found = _SubjectRows(memberships={}, leases={})
     points: dict[str, None] = {}
-    for row in db.session.execute(query):
+    for row in db.session.execute(query, {"person_id": person_id}):
         found.person = found.person or (row[9], row[10], row[11])
         if row[0] is not None:
             found.memberships.setdefault(row[0], (row[1], row[2], row[3], row[4]))

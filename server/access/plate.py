@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import literal, null, select, union_all
+from sqlalchemy import CompoundSelect, bindparam, literal, null, select, union_all
 
 from gatekeeper import policy
 from gatekeeper.plates import (
@@ -116,11 +117,11 @@ class _Candidates:
 _VEHICLE, _PASS, _BLOCKED = "vehicle", "pass", "blocked"
 
 
-def _candidates(community_id: str, read: str, now: datetime) -> _Candidates:
-    """Vehicles, recent visitor passes and blocked plates whose plate is the read or shares its
-    skeleton: one statement (a ``UNION ALL`` of three indexed look-ups) for what were three;
-    the passes of a plate no car has are then read whole (a visitor's car only)."""
-    key = skeleton(read)
+@cache
+def _candidates_statement() -> CompoundSelect:
+    """Cars, recent passes and blocked plates of a community on one skeleton (``key``), as
+    ``UNION ALL`` of three indexed look-ups; built once."""
+    community_id, key = bindparam("community_id"), bindparam("key")
     vehicles = select(
         literal(_VEHICLE).label("source"),
         Vehicle.id,
@@ -143,7 +144,7 @@ def _candidates(community_id: str, read: str, now: datetime) -> _Candidates:
     ).where(
         VisitorPass.community_id == community_id,
         VisitorPass.plate_skeleton == key,
-        VisitorPass.valid_until > now - _RECENT_PASS,
+        VisitorPass.valid_until > bindparam("since", type_=VisitorPass.valid_until.type),
     )
     blocked = select(
         literal(_BLOCKED),
@@ -155,7 +156,17 @@ def _candidates(community_id: str, read: str, now: datetime) -> _Candidates:
         null(),
         BlockedPlate.reason,
     ).where(BlockedPlate.community_id == community_id, BlockedPlate.skeleton == key)
-    rows = db.session.execute(union_all(vehicles, passes, blocked)).all()
+    return union_all(vehicles, passes, blocked)
+
+
+def _candidates(community_id: str, read: str, now: datetime) -> _Candidates:
+    """Vehicles, recent visitor passes and blocked plates whose plate is the read or shares its
+    skeleton: one statement (a ``UNION ALL`` of three indexed look-ups) for what were three;
+    the passes of a plate no car has are then read whole (a visitor's car only)."""
+    rows = db.session.execute(
+        _candidates_statement(),
+        {"community_id": community_id, "key": skeleton(read), "since": now - _RECENT_PASS},
+    ).all()
     found: dict[str, list[Any]] = {}
     pass_rows = []
     for row in rows:

@@ -20,9 +20,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from gatekeeper import passtokens, policy
@@ -63,15 +64,26 @@ def _first_verified(
     return errors[0]
 
 
+@cache
+def _pass_statement() -> Select[Any]:
+    """A community's pass by serial, one row per access point of it; built once."""
+    return (
+        select(VisitorPass, pass_access_points.c.access_point_id)
+        .outerjoin(pass_access_points, pass_access_points.c.pass_id == VisitorPass.id)
+        .where(
+            VisitorPass.community_id == bindparam("community_id"),
+            VisitorPass.serial == bindparam("serial"),
+        )
+    )
+
+
 def _pass_presented(
     door: Door, claims: passtokens.Claims, at: datetime, direction: str | None
 ) -> Presented:
     serial = claims.serial.hex()
     # The pass with the ids of its access points: one row per point, one statement.
     rows = db.session.execute(
-        select(VisitorPass, pass_access_points.c.access_point_id)
-        .outerjoin(pass_access_points, pass_access_points.c.pass_id == VisitorPass.id)
-        .where(VisitorPass.community_id == door.community.id, VisitorPass.serial == serial)
+        _pass_statement(), {"community_id": door.community.id, "serial": serial}
     ).all()
     if not rows:
         return _invalid("no such pass (deleted?)", "pass.unknown", serial=serial)
