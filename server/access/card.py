@@ -16,27 +16,22 @@ from sqlalchemy import Select, bindparam, select
 from gatekeeper.vocabulary import CredentialType, Reason
 from server.access.decision import Door, Presented, Verdict, decide, held_credential
 from server.extensions import db
-from server.models import Card, Person
+from server.models import Card
 
 
 @cache
 def _card_statement() -> Select[Any]:
-    """A community's card by uid with its holder; built once (the verify path's hot read)."""
-    return (
-        select(Card, Person)
-        .outerjoin(Person, Person.id == Card.person_id)
-        .where(Card.community_id == bindparam("community_id"), Card.uid == bindparam("uid"))
+    """A community's card by uid; built once (the verify path's hot read). Its holder comes
+    with their subject in ``held_credential``."""
+    return select(Card).where(
+        Card.community_id == bindparam("community_id"), Card.uid == bindparam("uid")
     )
 
 
 def verify(door: Door, uid: str) -> Verdict:
     """Decide on the card ``uid`` (hex) read at ``door``; store the event; the caller commits."""
     uid = uid.upper()
-    # The holder comes in the same statement (``held_credential`` finds them in the session).
-    row = db.session.execute(
-        _card_statement(), {"community_id": door.community.id, "uid": uid}
-    ).first()
-    card = row[0] if row is not None else None
+    card = db.session.scalar(_card_statement(), {"community_id": door.community.id, "uid": uid})
     if card is None:
         presented = Presented(
             CredentialType.CARD, unknown_reason=Reason.UNKNOWN_CARD, details={"uid": uid}
