@@ -3,7 +3,8 @@
 - **token**: ``POST /api/v1/verify/qr`` with ``{"token": ...}`` over loopback HTTP into the
   real app (device auth, signature, pass lookup among ``--passes`` passes, policy, the
   atomic use count, event stored, open command queued); baselines: ``POST /verify/card``
-  on the same server (the same path with a card instead of a token), and the bare
+  on the same server (the same path with a card instead of a token; 200 residents' cards in
+  turn), and the bare
   signature check; then the same requests in process through the Flask test client
   (no socket, no server thread);
 - **frame**: the same endpoint with a 1280x720 JPEG camera frame holding a pass's QR code
@@ -66,7 +67,12 @@ from server.passes.service import token_for
 from tests.support.live_server import LiveServer
 from tests.support.qrframes import frame_with_codes
 
-CARD_UID = "04A1B2C3D4"
+CARD_HOLDERS = 200
+
+
+def card_uid(index: int) -> str:
+    """The uid of the ``index``-th resident's card."""
+    return f"04{index % CARD_HOLDERS:08X}"
 
 
 def build_site(app, pass_count: int) -> tuple[str, list[str]]:
@@ -88,21 +94,27 @@ def build_site(app, pass_count: int) -> tuple[str, list[str]]:
             zone=Zone.BUILDING,
             building_id=building.id,
         )
-        resident = Person(community_id=community.id, name="王小明")
-        db.session.add_all([unit, point, resident])
+        # Residents with a card each: the baseline shows another card each time, as residents
+        # do (one card shown hundreds of times a minute makes the card-against-the-walk check
+        # read all those grants on every request, which no door sees).
+        residents = [
+            Person(community_id=community.id, name=f"王小明{i}") for i in range(CARD_HOLDERS)
+        ]
+        db.session.add_all([unit, point, *residents])
         db.session.flush()
         device, secret = add_device(point, "Door terminal", DeviceKind.DOOR)
-        db.session.add_all(
-            [
-                Membership(
-                    community_id=community.id,
-                    person_id=resident.id,
-                    unit_id=unit.id,
-                    role=PersonRole.OWNER,
-                ),
-                Card(community_id=community.id, person_id=resident.id, uid=CARD_UID),
-            ]
-        )
+        for index, resident in enumerate(residents):
+            db.session.add_all(
+                [
+                    Membership(
+                        community_id=community.id,
+                        person_id=resident.id,
+                        unit_id=unit.id,
+                        role=PersonRole.OWNER,
+                    ),
+                    Card(community_id=community.id, person_id=resident.id, uid=card_uid(index)),
+                ]
+            )
         now = utcnow().replace(microsecond=0)
         rows = [
             {
@@ -208,16 +220,18 @@ def main() -> None:
             body, content_type = multipart({"image": ("frame.jpg", frames[index], "image/jpeg")})
             return post("qr", body, content_type)
 
-        card = post("card", json.dumps({"uid": CARD_UID}).encode(), "application/json")
+        def card(index: int) -> Callable[[], bytes]:
+            return post("card", json.dumps({"uid": card_uid(index)}).encode(), "application/json")
+
         for index in range(20):  # warm up: connections, caches, the key ring
             timed(token_call(index), b'"grant"')
-            timed(card, b'"grant"')
+            timed(card(index), b'"grant"')
 
         check_load("tokens and the card baseline over HTTP, interleaved", args.force)
         token_ms, card_ms = [], []
         for index in range(args.requests):  # interleaved, so drift hits both alike
             token_ms.append(timed(token_call(index), b'"visitor_pass"'))
-            card_ms.append(timed(card, b'"grant"'))
+            card_ms.append(timed(card(index), b'"grant"'))
         check_load("frames over HTTP and the bare decode of each, interleaved", args.force)
         frame_ms, decode_ms, pyzbar_ms = [], [], []
         for index, frame in enumerate(frames):  # drift hits the endpoint and its baseline alike
