@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import CompoundSelect, bindparam, literal, null, select, union_all
+from sqlalchemy import CompoundSelect, Select, bindparam, literal, null, select, union_all
 
 from gatekeeper import policy
 from gatekeeper.plates import (
@@ -361,19 +361,27 @@ def _alert_blocked(door: Door, event: AccessEvent, blocked: _Blocked) -> None:
     )
 
 
+@cache
+def _inside_statement() -> Select[Any]:
+    """The newest open presence of a plate; built once (every car at a gate asks)."""
+    return (
+        select(VehiclePresence)
+        .where(
+            VehiclePresence.community_id == bindparam("community_id"),
+            VehiclePresence.plate == bindparam("plate"),
+            VehiclePresence.exited_at.is_(None),
+        )
+        .order_by(VehiclePresence.entered_at.desc())
+        .limit(1)
+    )
+
+
 def _track(
     event: AccessEvent, plate: str, presented: Presented, direction: str, at: datetime
 ) -> None:
     """Who is inside: an entry opens a presence (closing a stale one), an exit closes it."""
     inside = db.session.scalar(
-        select(VehiclePresence)
-        .where(
-            VehiclePresence.community_id == event.community_id,
-            VehiclePresence.plate == plate,
-            VehiclePresence.exited_at.is_(None),
-        )
-        .order_by(VehiclePresence.entered_at.desc())
-        .limit(1)
+        _inside_statement(), {"community_id": event.community_id, "plate": plate}
     )
     if direction == "out":
         if inside is None:

@@ -164,10 +164,19 @@ def _spend_use(visitor_pass: VisitorPass) -> bool:
     return True
 
 
+@cache
+def _resident_statement() -> Select[Any]:
+    """A community's resident by code serial; built once."""
+    return select(Person).where(
+        Person.community_id == bindparam("community_id"),
+        Person.code_serial == bindparam("serial"),
+    )
+
+
 def _resident_presented(door: Door, claims: passtokens.Claims, at: datetime) -> Presented:
     serial = claims.serial.hex()
     person = db.session.scalar(
-        select(Person).where(Person.community_id == door.community.id, Person.code_serial == serial)
+        _resident_statement(), {"community_id": door.community.id, "serial": serial}
     )
     if person is None:
         return _invalid("no resident has this code", "resident_code.unknown", serial=serial)
