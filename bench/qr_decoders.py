@@ -11,7 +11,7 @@ read, of frames fully read, and P50/P99 per frame; then ``decode_frame`` end to 
 load, grey, decode) and which pass read each frame.
 
     python -m tests.fetch_test_data
-    .venv/bin/python -m bench.qr_decoders [--frames 200] [--empty 20]
+    .venv/bin/python -m bench.qr_decoders [--frames 200] [--empty 20] [--force]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.harness import add_load_flag, check_load
 from bench.stats import percentile
 from gatekeeper import faces, qrcodes
 from tests.support.qrframes import encode, frame_with_codes, qr_png, scene
@@ -129,6 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--empty", type=int, default=20)
+    add_load_flag(parser)
     args = parser.parse_args()
 
     frames = build_frames(args.frames, args.empty)
@@ -138,6 +140,7 @@ def main() -> None:
         qrcodes.decode_grey(frame.grey)
         qrcodes.read_pyzbar(frame.grey)
 
+    check_load("each decoder on the grey frames", args.force)
     print(
         f"{len(with_codes)} frames 1280x720 JPEG with {codes} codes, "
         f"{len(frames) - len(with_codes)} frames without a code; ms per frame on the grey image"
@@ -165,6 +168,7 @@ def main() -> None:
         f" P99 {percentile(zbar.ms, 99) / percentile(zxing.ms, 99):.1f}x"
     )
 
+    check_load("decode_frame end to end", args.force)
     detailed = [qrcodes.decode_frame_detailed(frame.jpeg) for frame in frames]
     with_code_ms = [d.ms for d, frame in zip(detailed, frames, strict=True) if frame.texts]
     empty_ms = [d.ms for d, frame in zip(detailed, frames, strict=True) if not frame.texts]

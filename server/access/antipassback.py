@@ -13,11 +13,12 @@ a person's state here, every change audited (``docs/policy.md``, Anti-passback).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from prometheus_client import Counter
-from sqlalchemy import or_, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -85,6 +86,23 @@ def car_holder(presented: Any) -> Person | None:
     return db.session.get(Person, vehicle.person_id) if vehicle is not None else None
 
 
+@cache
+def _pairs_statement() -> Select[Any]:
+    """The pairs an access point is the entry or the exit of; built once (every grant asks)."""
+    point_id = bindparam("point_id")
+    return (
+        select(AntiPassbackPair)
+        .where(
+            AntiPassbackPair.community_id == bindparam("community_id"),
+            or_(
+                AntiPassbackPair.entry_point_id == point_id,
+                AntiPassbackPair.exit_point_id == point_id,
+            ),
+        )
+        .order_by(AntiPassbackPair.id)
+    )
+
+
 def check(
     point: AccessPoint,
     person: Person,
@@ -100,15 +118,7 @@ def check(
     if not decision.granted or credential_type in _NOT_COUNTED:
         return decision
     pairs = db.session.scalars(
-        select(AntiPassbackPair)
-        .where(
-            AntiPassbackPair.community_id == point.community_id,
-            or_(
-                AntiPassbackPair.entry_point_id == point.id,
-                AntiPassbackPair.exit_point_id == point.id,
-            ),
-        )
-        .order_by(AntiPassbackPair.id)
+        _pairs_statement(), {"community_id": point.community_id, "point_id": point.id}
     ).all()
     moves = []
     for pair in pairs:

@@ -11,12 +11,14 @@ and the body of docs/protocol.md section 3 that the door gets.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import cached_property
-from typing import Any
+from functools import cache, cached_property
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.orm import aliased
 
 from gatekeeper import policy
 from gatekeeper.identity import mask_name
@@ -45,6 +47,7 @@ from server.models import (
     VisitorPass,
     WorkerPermit,
     utcnow,
+    worker_permit_access_points,
 )
 
 # What terminals show for each role (docs/protocol.md: subject.kind).
@@ -76,10 +79,50 @@ class Door:
         )
 
     @cached_property
+    def lockdowns(self) -> list[Any]:
+        """The lockdowns over the door's community now, read once per request (a pass asks
+        before its use is spent, ``decide`` again before the event)."""
+        return door_modes.active_lockdowns(self.community.id)
+
+    @cached_property
     def view(self) -> policy.AccessPointView:
         """The access point as the policy needs it, read once per request (its holidays are
         a query; a decision asks for it several times: the roles, a lockdown, a pass)."""
         return point_view(self.point, self.community)
+
+
+@cache
+def _door_statement() -> Select[Any]:
+    """Built once: constructing a statement costs more Python than running it on the hot path
+    (its cache key is kept on it too)."""
+    return (
+        select(Device, AccessPoint, Community)
+        .join(Community, Community.id == Device.community_id)
+        .outerjoin(AccessPoint, AccessPoint.id == Device.access_point_id)
+        .where(Device.id == bindparam("device_id"))
+    )
+
+
+class DoorReader:
+    """A verify request's device read with its access point and community in one statement
+    (``authenticate_device(header, find=reader.device)``), then its ``door()`` without
+    another."""
+
+    def __init__(self) -> None:
+        self._row: tuple[Device, AccessPoint | None, Community] | None = None
+
+    def device(self, device_id: str) -> Device | None:
+        row = db.session.execute(_door_statement(), {"device_id": device_id}).first()
+        # Held here: the session's identity map keeps rows only while something refers to them.
+        self._row = (row[0], row[1], row[2]) if row is not None else None
+        return row[0] if row is not None else None
+
+    def door(self) -> Door:
+        """The door of the device read, which serves an access point (the caller checked)."""
+        if self._row is None or self._row[1] is None:
+            raise LookupError("no device with an access point was read")
+        device, point, community = self._row
+        return Door(device=device, point=point, community=community)
 
 
 @dataclass(frozen=True)
@@ -108,33 +151,27 @@ def point_view(point: AccessPoint, community: Community) -> policy.AccessPointVi
 
 
 def subject_of(
-    person: Person, credential: policy.CredentialView | None, *, with_permit: bool = True
+    person: Person,
+    credential: policy.CredentialView | None,
+    *,
+    with_permit: bool = True,
+    rows: SubjectRows | None = None,
 ) -> tuple[policy.Subject, str]:
-    """What the policy needs about ``person`` (three small queries; two without the worker
-    permit), and the kind a terminal shows (``resident``, ``tenant``, ``worker``)."""
-    memberships = db.session.execute(
-        select(Membership.role, Unit.building_id, Membership.valid_from, Membership.valid_until)
-        .outerjoin(Unit, Unit.id == Membership.unit_id)
-        .where(Membership.person_id == person.id)
-    ).all()
-    leases = db.session.execute(
-        select(Unit.building_id, Lease.starts_at, Lease.ends_at)
-        .join(Unit, Unit.id == Lease.unit_id)
-        .where(Lease.person_id == person.id)
-    ).all()
-    permit_row = None
-    if with_permit:
-        permit_row = db.session.scalar(
-            select(WorkerPermit).where(WorkerPermit.person_id == person.id)
-        )
+    """What the policy needs about ``person`` (one query: memberships, leases and, unless
+    ``with_permit`` is false, the worker permit with its access points), and the kind a
+    terminal shows (``resident``, ``tenant``, ``worker``). ``rows``: those read already
+    with the person (``person_with_subject``), with the permit."""
+    found = rows if rows is not None else _subject_rows(person.id, with_permit)
     permit = None
-    if permit_row is not None:
+    if found.permit is not None:
+        schedule, valid_from, valid_until = found.permit
         permit = policy.WorkerPermit(
-            access_point_ids=frozenset(p.id for p in permit_row.access_points),
-            schedule=schedule_from_json(permit_row.schedule),
-            valid_from=permit_row.valid_from,
-            valid_until=permit_row.valid_until,
+            access_point_ids=frozenset(found.permit_points),
+            schedule=schedule_from_json(schedule),
+            valid_from=valid_from,
+            valid_until=valid_until,
         )
+    memberships = list(found.memberships.values())
     subject = policy.Subject(
         person_id=person.id,
         status=person.status,
@@ -142,20 +179,137 @@ def subject_of(
         valid_until=person.valid_until,
         memberships=tuple(
             policy.Membership(
-                role=m.role,
-                building_id=m.building_id,
-                valid_from=m.valid_from,
-                valid_until=m.valid_until,
+                role=role,
+                building_id=building_id,
+                valid_from=valid_from,
+                valid_until=valid_until,
             )
-            for m in memberships
-            if m.role is not PersonRole.TENANT
+            for role, building_id, valid_from, valid_until in memberships
+            if role is not PersonRole.TENANT
         ),
-        leases=tuple(policy.LeaseWindow(building, start, end) for building, start, end in leases),
+        leases=tuple(policy.LeaseWindow(*lease) for lease in found.leases.values()),
         worker_permit=permit,
         credential=credential,
     )
-    kinds = [_SUBJECT_KIND[m.role] for m in memberships]
+    kinds = [_SUBJECT_KIND[membership[0]] for membership in memberships]
     return subject, kinds[0] if kinds else "unknown"
+
+
+def issuer_subject(person_id: str) -> policy.Subject | None:
+    """Whether the issuer of a pass or a courier code still lives here: the person's
+    ``policy.Subject`` from memberships and leases, no permit (one query, the person's row
+    included); None when the person is gone."""
+    found = _subject_rows(person_id, with_permit=False)
+    if found.person is None:
+        return None
+    status, valid_from, valid_until = found.person
+    return policy.Subject(
+        person_id=person_id,
+        status=status,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        memberships=tuple(
+            policy.Membership(role=role, building_id=building_id, valid_from=start, valid_until=end)
+            for role, building_id, start, end in found.memberships.values()
+            if role is not PersonRole.TENANT
+        ),
+        leases=tuple(policy.LeaseWindow(*lease) for lease in found.leases.values()),
+        worker_permit=None,
+        credential=None,
+    )
+
+
+@dataclass
+class SubjectRows:
+    """A person's memberships, leases and worker permit, each once (by id, in the order read)."""
+
+    memberships: dict[str, tuple[Any, ...]]
+    leases: dict[str, tuple[Any, ...]]
+    permit: tuple[Any, ...] | None = None
+    permit_points: list[str] | None = None
+    person: tuple[Any, ...] | None = None  # status, valid_from, valid_until; None: no person
+
+
+@cache
+def _subject_statement(with_permit: bool) -> Select[Any]:
+    """The person's memberships, leases and (``with_permit``) permit joined side by side (a
+    person has a few of each, so the product stays a handful of rows); built once."""
+    membership_unit, lease_unit = aliased(Unit), aliased(Unit)
+    query = (
+        select(
+            Membership.id,
+            Membership.role,
+            membership_unit.building_id,
+            Membership.valid_from,
+            Membership.valid_until,
+            Lease.id,
+            lease_unit.building_id,
+            Lease.starts_at,
+            Lease.ends_at,
+            Person.status,
+            Person.valid_from,
+            Person.valid_until,
+        )
+        .select_from(Person)
+        .outerjoin(Membership, Membership.person_id == Person.id)
+        .outerjoin(membership_unit, membership_unit.id == Membership.unit_id)
+        .outerjoin(Lease, Lease.person_id == Person.id)
+        .outerjoin(lease_unit, lease_unit.id == Lease.unit_id)
+        .where(Person.id == bindparam("person_id"))
+    )
+    if with_permit:
+        query = (
+            query.add_columns(
+                WorkerPermit.id,
+                WorkerPermit.schedule,
+                WorkerPermit.valid_from,
+                WorkerPermit.valid_until,
+                worker_permit_access_points.c.access_point_id,
+            )
+            .outerjoin(WorkerPermit, WorkerPermit.person_id == Person.id)
+            .outerjoin(
+                worker_permit_access_points,
+                worker_permit_access_points.c.permit_id == WorkerPermit.id,
+            )
+        )
+    return query
+
+
+def _subject_rows(person_id: str, with_permit: bool) -> SubjectRows:
+    """One statement for what three did (memberships, leases, permit), the person's own
+    status and window with them."""
+    rows = db.session.execute(_subject_statement(with_permit), {"person_id": person_id})
+    return _collected(rows, with_permit)
+
+
+def person_with_subject(person_id: str) -> tuple[Person | None, SubjectRows]:
+    """The person (a row of the session) and what ``subject_of`` needs about them, with the
+    permit, in one statement: a card's, a car's or a face's holder is read with it."""
+    rows = db.session.execute(_person_statement(), {"person_id": person_id}).all()
+    person = rows[0][-1] if rows else None
+    return person, _collected(rows, with_permit=True)
+
+
+@cache
+def _person_statement() -> Select[Any]:
+    return _subject_statement(True).add_columns(Person)
+
+
+def _collected(rows: Iterable[Any], with_permit: bool) -> SubjectRows:
+    found = SubjectRows(memberships={}, leases={})
+    points: dict[str, None] = {}
+    for row in rows:
+        found.person = found.person or (row[9], row[10], row[11])
+        if row[0] is not None:
+            found.memberships.setdefault(row[0], (row[1], row[2], row[3], row[4]))
+        if row[5] is not None:
+            found.leases.setdefault(row[5], (row[6], row[7], row[8]))
+        if with_permit and row[12] is not None:
+            found.permit = found.permit or (row[13], row[14], row[15])
+            if row[16] is not None:
+                points.setdefault(row[16], None)
+    found.permit_points = list(points)
+    return found
 
 
 @dataclass(frozen=True)
@@ -175,16 +329,29 @@ class Presented:
     decision: policy.AccessDecision | None = None
     # Cars: a person's grant reads ``resident_vehicle`` rather than ``resident``/``tenant``.
     grant_reasons: dict[Reason, Reason] | None = None
+    # The person's memberships, leases and permit, when read with them (person_with_subject).
+    subject_rows: SubjectRows | None = None
 
 
-def held_credential(kind: CredentialType, row: Card | Vehicle, **more: Any) -> Presented:
+class HeldRow(Protocol):
+    """A card or a car as ``held_credential`` reads it (a row, or a plain record of one)."""
+
+    person_id: str
+    disabled_at: datetime | None
+    valid_from: datetime | None
+    valid_until: datetime | None
+
+
+def held_credential(kind: CredentialType, row: Card | Vehicle | HeldRow, **more: Any) -> Presented:
     """A card or a car as its holder's credential, with the row's own window and ``disabled``.
 
     ``more`` is the rest of the ``Presented`` (``details``, ``grant_reasons``).
     """
+    person, rows = person_with_subject(row.person_id)
     return Presented(
         kind,
-        person=db.session.get(Person, row.person_id),
+        person=person,
+        subject_rows=rows,
         credential=policy.CredentialView(
             kind=kind,
             disabled=row.disabled_at is not None,
@@ -205,8 +372,10 @@ def _door_modes_hold(
         return None
     if presented.person is None:  # a visitor's pass has no role
         return door_modes.lockdown_for(door, frozenset(), at)
-    person = presented.person
-    return door_modes.lockdown_for(door, None, at, subject=lambda: subject_of(person, None)[0])
+    person, rows = presented.person, presented.subject_rows
+    return door_modes.lockdown_for(
+        door, None, at, subject=lambda: subject_of(person, None, rows=rows)[0]
+    )
 
 
 def decide(
@@ -233,7 +402,7 @@ def decide(
         )
         rule = presented.unknown_rule
     else:
-        subject, kind = subject_of(person, presented.credential)
+        subject, kind = subject_of(person, presented.credential, rows=presented.subject_rows)
         decision = policy.decide_access(subject, door.view, at)
         rule = decision.rule.value
         if decision.granted and presented.grant_reasons:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import selectinload
 
 from gatekeeper import doormodes as rules
@@ -82,14 +83,24 @@ def view_of(row: DoorMode) -> DoorModeView:
 
 def active_rows(community_id: str) -> list[DoorMode]:
     """The modes that hold now in a community, oldest first (one indexed query)."""
-    return list(
-        db.session.scalars(
-            select(DoorMode)
-            .where(DoorMode.community_id == community_id, DoorMode.lifted_at.is_(None))
-            .options(selectinload(DoorMode.access_points))
-            .order_by(DoorMode.started_at, DoorMode.id)
-        )
+    return list(db.session.scalars(_active_statement(), {"community_id": community_id}))
+
+
+@cache
+def _active_statement() -> Select[Any]:
+    """Built once: every verify asks for the lockdowns."""
+    return (
+        select(DoorMode)
+        .where(DoorMode.community_id == bindparam("community_id"), DoorMode.lifted_at.is_(None))
+        .options(selectinload(DoorMode.access_points))
+        .order_by(DoorMode.started_at, DoorMode.id)
     )
+
+
+def active_lockdowns(community_id: str) -> list[DoorModeView]:
+    """The lockdowns that hold now in a community (``Door.lockdowns`` keeps them for a
+    request)."""
+    return [m for m in active_views(community_id) if m.kind is DoorModeKind.LOCKDOWN]
 
 
 def active_views(community_id: str) -> list[DoorModeView]:
@@ -113,7 +124,7 @@ def lockdown_for(
     ``roles`` are the presenter's roles; or give ``subject``, which makes the person's
     ``policy.Subject``: it is called (and their roles read) only when a lockdown holds.
     """
-    modes = [m for m in active_views(door.community.id) if m.kind is DoorModeKind.LOCKDOWN]
+    modes = door.lockdowns
     if not modes:
         return None
     if roles is None:

@@ -19,13 +19,11 @@ import numpy as np
 from gatekeeper import faces, policy
 from gatekeeper.vocabulary import CredentialType, Reason
 from server.access import snapshots
-from server.access.decision import Door, Presented, Verdict, decide
+from server.access.decision import Door, Presented, Verdict, decide, person_with_subject
 from server.access.liveness import Liveness, check_liveness
 from server.alerts import strangers, watchlist
 from server.community import settings as community_settings
 from server.core import crypto
-from server.extensions import db
-from server.models import Person
 from server.people.galleries import galleries
 
 
@@ -93,9 +91,11 @@ def verify(
         else:
             person_id = match.person_id
             details["template_id"] = match.template_id
+            person, subject_rows = person_with_subject(match.person_id)  # one statement
             presented = Presented(
                 CredentialType.FACE,
-                person=db.session.get(Person, match.person_id),
+                person=person,
+                subject_rows=subject_rows,
                 credential=policy.CredentialView(kind=CredentialType.FACE),
                 details=details,
             )

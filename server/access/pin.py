@@ -28,13 +28,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 from gatekeeper import pincodes, policy
 from gatekeeper.vocabulary import AlertType, CredentialType, Decision, Reason, Severity
 from server.access import doormodes as door_modes
-from server.access.decision import Door, Presented, Verdict, decide, subject_of
+from server.access.decision import Door, Presented, Verdict, decide, issuer_subject
 from server.alerts.service import raise_alert
 from server.alerts.summaries import N_, summary
 from server.community import settings as community_settings
 from server.couriers import service as couriers
 from server.extensions import db
-from server.models import AccessEvent, CourierCode, KeypadLockout, Person, utcnow
+from server.models import AccessEvent, CourierCode, KeypadLockout, utcnow
 
 
 def keypad_rules(door: Door) -> pincodes.KeypadRules:
@@ -105,9 +105,7 @@ def _spend_use(code: CourierCode, at: datetime) -> bool:
 def _code_decision(code: CourierCode, door: Door, at: datetime) -> policy.AccessDecision:
     issuer = None
     if code.issued_by_person_id is not None:
-        person = db.session.get(Person, code.issued_by_person_id)
-        if person is not None:
-            issuer, _kind = subject_of(person, None, with_permit=False)
+        issuer = issuer_subject(code.issued_by_person_id)
     view = policy.PassView(
         access_point_ids=frozenset({code.access_point_id}),
         valid_from=code.valid_from,

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CompoundSelect, Select, bindparam, literal, null, select, union_all
 
 from gatekeeper import policy
 from gatekeeper.plates import (
@@ -85,40 +86,117 @@ class PlateRead:
     snapshot: bytes | None = None
 
 
-def _candidates(community_id: str, read: str, now: datetime) -> dict[str, list[Any]]:
-    """Vehicles and recent visitor passes whose plate is the read or shares its skeleton."""
-    key = skeleton(read)
+@dataclass(frozen=True)
+class _Car:
+    """A registered vehicle, as the decision needs it (``held_credential``'s fields)."""
+
+    id: str
+    plate: str
+    person_id: str
+    valid_from: datetime | None
+    valid_until: datetime | None
+    disabled_at: datetime | None
+
+
+@dataclass(frozen=True, order=True)
+class _Blocked:
+    """A blocked plate: its text and why."""
+
+    plate: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """What shares the read's skeleton: cars and visitor passes by plate, blocked plates."""
+
+    found: dict[str, list[Any]]
+    blocked: list[_Blocked]
+
+
+_VEHICLE, _PASS, _BLOCKED = "vehicle", "pass", "blocked"
+
+
+@cache
+def _candidates_statement() -> CompoundSelect:
+    """Cars, recent passes and blocked plates of a community on one skeleton (``key``), as
+    ``UNION ALL`` of three indexed look-ups; built once."""
+    community_id, key = bindparam("community_id"), bindparam("key")
+    vehicles = select(
+        literal(_VEHICLE).label("source"),
+        Vehicle.id,
+        Vehicle.plate,
+        Vehicle.person_id,
+        Vehicle.valid_from,
+        Vehicle.valid_until,
+        Vehicle.disabled_at,
+        null().label("reason"),
+    ).where(Vehicle.community_id == community_id, Vehicle.skeleton == key)
+    passes = select(
+        literal(_PASS),
+        VisitorPass.id,
+        VisitorPass.plate,
+        null(),
+        null(),
+        VisitorPass.valid_until,
+        null(),
+        null(),
+    ).where(
+        VisitorPass.community_id == community_id,
+        VisitorPass.plate_skeleton == key,
+        VisitorPass.valid_until > bindparam("since", type_=VisitorPass.valid_until.type),
+    )
+    blocked = select(
+        literal(_BLOCKED),
+        BlockedPlate.id,
+        BlockedPlate.plate,
+        null(),
+        null(),
+        null(),
+        null(),
+        BlockedPlate.reason,
+    ).where(BlockedPlate.community_id == community_id, BlockedPlate.skeleton == key)
+    return union_all(vehicles, passes, blocked)
+
+
+def _candidates(community_id: str, read: str, now: datetime) -> _Candidates:
+    """Vehicles, recent visitor passes and blocked plates whose plate is the read or shares its
+    skeleton: one statement (a ``UNION ALL`` of three indexed look-ups) for what were three;
+    the passes of a plate no car has are then read whole (a visitor's car only)."""
+    rows = db.session.execute(
+        _candidates_statement(),
+        {"community_id": community_id, "key": skeleton(read), "since": now - _RECENT_PASS},
+    ).all()
     found: dict[str, list[Any]] = {}
-    vehicles = db.session.scalars(
-        select(Vehicle).where(Vehicle.community_id == community_id, Vehicle.skeleton == key)
+    pass_rows = []
+    for row in rows:
+        if row.source == _VEHICLE:
+            car = _Car(row.id, row.plate, row.person_id, *row[4:7])
+            found.setdefault(car.plate, []).append(car)
+        elif row.source == _PASS:
+            pass_rows.append(row)
+    # The latest pass first (as ``ORDER BY valid_until DESC`` did); whole only where used.
+    pass_rows.sort(key=lambda row: row.valid_until, reverse=True)
+    for row in pass_rows:
+        found.setdefault(row.plate, []).append(row.id)
+    return _Candidates(
+        found=found,
+        blocked=[_Blocked(row.plate, row.reason) for row in rows if row.source == _BLOCKED],
     )
-    for vehicle in vehicles:
-        found.setdefault(vehicle.plate, []).append(vehicle)
-    visitor_passes = db.session.scalars(
-        select(VisitorPass)
-        .where(
-            VisitorPass.community_id == community_id,
-            VisitorPass.plate_skeleton == key,
-            VisitorPass.valid_until > now - _RECENT_PASS,
-        )
-        .order_by(VisitorPass.valid_until.desc())
-    )
-    for visitor_pass in visitor_passes:
-        found.setdefault(visitor_pass.plate, []).append(visitor_pass)
-    return found
 
 
-def _blocked(community_id: str, read: str, registered: set[str]) -> BlockedPlate | None:
+def _passes(ids: list[str]) -> list[VisitorPass]:
+    """The visitor passes ``ids``, in that order."""
+    rows = {p.id: p for p in db.session.scalars(select(VisitorPass).where(VisitorPass.id.in_(ids)))}
+    return [rows[pass_id] for pass_id in ids if pass_id in rows]
+
+
+def _blocked(read: str, blocked: list[_Blocked], registered: set[str]) -> _Blocked | None:
     """A blocked plate the read is, or could be: any near read of one (security errs on
     refusing), unless the read is exactly a registered plate that is not blocked."""
-    rows = db.session.scalars(
-        select(BlockedPlate).where(
-            BlockedPlate.community_id == community_id, BlockedPlate.skeleton == skeleton(read)
-        )
-    )
     near = sorted(
         (differences(read, row.plate), row.plate, row)
-        for row in rows
+        for row in blocked
         if differences(read, row.plate) <= MAX_DIFFERENCES
     )
     if not near or (near[0][0] > 0 and read in registered):
@@ -167,8 +245,9 @@ def _match(
 
 def _presented(door: Door, read: PlateRead, rows: list[Any], at: datetime) -> Presented:
     exit_ = read.direction == "out"
-    vehicles = [row for row in rows if isinstance(row, Vehicle)]
-    visitor_passes = [row for row in rows if isinstance(row, VisitorPass)]
+    vehicles = [row for row in rows if isinstance(row, _Car)]
+    # Passes come as ids; they are read only when no car has the plate.
+    visitor_passes = [] if vehicles else _passes([row for row in rows if isinstance(row, str)])
     if vehicles:
         vehicle = vehicles[0]
         if exit_:  # a known car is always let out
@@ -220,8 +299,9 @@ def verify(door: Door, read: PlateRead, at: datetime | None = None) -> Verdict:
         details["confidence"] = read.confidence
     if read.color:
         details["color"] = read.color
-    found = _candidates(community.id, text, at)
-    blocked = _blocked(community.id, text, set(found))
+    candidates = _candidates(community.id, text, at)
+    found = candidates.found
+    blocked = _blocked(text, candidates.blocked, set(found))
     plate = None
     if blocked is not None:
         presented = Presented(
@@ -266,7 +346,7 @@ def unknown(presented: Presented) -> bool:
     )
 
 
-def _alert_blocked(door: Door, event: AccessEvent, blocked: BlockedPlate) -> None:
+def _alert_blocked(door: Door, event: AccessEvent, blocked: _Blocked) -> None:
     point = door.point
     evidence: dict[str, Any] = {"event_ids": [event.id]}
     raise_alert(
@@ -281,19 +361,27 @@ def _alert_blocked(door: Door, event: AccessEvent, blocked: BlockedPlate) -> Non
     )
 
 
+@cache
+def _inside_statement() -> Select[Any]:
+    """The newest open presence of a plate; built once (every car at a gate asks)."""
+    return (
+        select(VehiclePresence)
+        .where(
+            VehiclePresence.community_id == bindparam("community_id"),
+            VehiclePresence.plate == bindparam("plate"),
+            VehiclePresence.exited_at.is_(None),
+        )
+        .order_by(VehiclePresence.entered_at.desc())
+        .limit(1)
+    )
+
+
 def _track(
     event: AccessEvent, plate: str, presented: Presented, direction: str, at: datetime
 ) -> None:
     """Who is inside: an entry opens a presence (closing a stale one), an exit closes it."""
     inside = db.session.scalar(
-        select(VehiclePresence)
-        .where(
-            VehiclePresence.community_id == event.community_id,
-            VehiclePresence.plate == plate,
-            VehiclePresence.exited_at.is_(None),
-        )
-        .order_by(VehiclePresence.entered_at.desc())
-        .limit(1)
+        _inside_statement(), {"community_id": event.community_id, "plate": plate}
     )
     if direction == "out":
         if inside is None:

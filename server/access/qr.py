@@ -20,17 +20,18 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from gatekeeper import passtokens, policy
 from gatekeeper.vocabulary import CredentialType, Decision, Reason
 from server.access import doormodes as door_modes
-from server.access.decision import Door, Presented, Verdict, decide, subject_of
+from server.access.decision import Door, Presented, Verdict, decide, issuer_subject
 from server.extensions import db
-from server.models import Person, VisitorPass, utcnow
+from server.models import Person, VisitorPass, pass_access_points, utcnow
 from server.notifications import service as notifications
 from server.passes import keys as passkeys
 
@@ -63,18 +64,34 @@ def _first_verified(
     return errors[0]
 
 
+@cache
+def _pass_statement() -> Select[Any]:
+    """A community's pass by serial, one row per access point of it; built once."""
+    return (
+        select(VisitorPass, pass_access_points.c.access_point_id)
+        .outerjoin(pass_access_points, pass_access_points.c.pass_id == VisitorPass.id)
+        .where(
+            VisitorPass.community_id == bindparam("community_id"),
+            VisitorPass.serial == bindparam("serial"),
+        )
+    )
+
+
 def _pass_presented(
     door: Door, claims: passtokens.Claims, at: datetime, direction: str | None
 ) -> Presented:
     serial = claims.serial.hex()
-    visitor_pass = db.session.scalar(
-        select(VisitorPass).where(
-            VisitorPass.community_id == door.community.id, VisitorPass.serial == serial
-        )
-    )
-    if visitor_pass is None:
+    # The pass with the ids of its access points: one row per point, one statement.
+    rows = db.session.execute(
+        _pass_statement(), {"community_id": door.community.id, "serial": serial}
+    ).all()
+    if not rows:
         return _invalid("no such pass (deleted?)", "pass.unknown", serial=serial)
-    decision = pass_decision(visitor_pass, door, at, spend=direction != "out")
+    visitor_pass = rows[0][0]
+    points = frozenset(point_id for _row, point_id in rows if point_id is not None)
+    decision = pass_decision(
+        visitor_pass, door, at, spend=direction != "out", access_point_ids=points
+    )
     return Presented(
         CredentialType.QR,
         visitor_pass=visitor_pass,
@@ -84,24 +101,30 @@ def _pass_presented(
 
 
 def pass_decision(
-    visitor_pass: VisitorPass, door: Door, at: datetime, *, spend: bool
+    visitor_pass: VisitorPass,
+    door: Door,
+    at: datetime,
+    *,
+    spend: bool,
+    access_point_ids: frozenset[str] | None = None,
 ) -> policy.AccessDecision:
     """``decide_pass`` for the pass at the door's point; a grant spends a use if ``spend``.
 
     Shared by QR codes and barrier plates. A lockdown over the door denies first
-    (``lockdown``), and spends nothing.
+    (``lockdown``), and spends nothing. ``access_point_ids``: the pass's, when the caller
+    read them already (else its ``access_points`` are read).
     """
     held = door_modes.lockdown_for(door, frozenset(), at)
     if held is not None:
         return held
     issuer = None
     if visitor_pass.issued_by_person_id is not None:
-        person = db.session.get(Person, visitor_pass.issued_by_person_id)
-        if person is not None:
-            # Whether the issuer still lives here: memberships and leases, not a permit.
-            issuer, _kind = subject_of(person, None, with_permit=False)
+        # Whether the issuer still lives here: memberships and leases, not a permit.
+        issuer = issuer_subject(visitor_pass.issued_by_person_id)
+    if access_point_ids is None:
+        access_point_ids = frozenset(p.id for p in visitor_pass.access_points)
     view = policy.PassView(
-        access_point_ids=frozenset(p.id for p in visitor_pass.access_points),
+        access_point_ids=access_point_ids,
         valid_from=visitor_pass.valid_from,
         valid_until=visitor_pass.valid_until,
         max_uses=visitor_pass.max_uses,
@@ -141,10 +164,19 @@ def _spend_use(visitor_pass: VisitorPass) -> bool:
     return True
 
 
+@cache
+def _resident_statement() -> Select[Any]:
+    """A community's resident by code serial; built once."""
+    return select(Person).where(
+        Person.community_id == bindparam("community_id"),
+        Person.code_serial == bindparam("serial"),
+    )
+
+
 def _resident_presented(door: Door, claims: passtokens.Claims, at: datetime) -> Presented:
     serial = claims.serial.hex()
     person = db.session.scalar(
-        select(Person).where(Person.community_id == door.community.id, Person.code_serial == serial)
+        _resident_statement(), {"community_id": door.community.id, "serial": serial}
     )
     if person is None:
         return _invalid("no resident has this code", "resident_code.unknown", serial=serial)

@@ -21,7 +21,7 @@ from werkzeug.exceptions import BadRequest
 
 from gatekeeper import faces, passtokens, qrcodes
 from server.access import card, face, pin, plate, qr
-from server.access.decision import Door
+from server.access.decision import DoorReader
 from server.api import multipart_body, public_blueprint, require_body
 from server.api.schemas import HEX_8_TO_32
 from server.core import metrics, ratelimits
@@ -73,12 +73,13 @@ _BODIES = {
 def _authenticate_device() -> None:
     """Who is calling and what they send, before any body is parsed (401/403, then 415);
     then the caller's ``Door`` on ``g.door``, for the view."""
-    device = authenticate_device(request.headers.get("Authorization"))
+    reader = DoorReader()  # the device, its access point and community: one statement
+    device = authenticate_device(request.headers.get("Authorization"), find=reader.device)
     if device.access_point_id is None:
         raise Forbidden(_l("This device serves no access point: it cannot verify credentials."))
     if request.endpoint in _BODIES:
         require_body(*_BODIES[request.endpoint])
-    g.door = Door.of(device)
+    g.door = reader.door()
 
 
 @blp.post("/verify/card")

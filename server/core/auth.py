@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -216,17 +217,25 @@ def device_secret_hash(secret: str) -> str:
     return _sha256(secret)
 
 
-def authenticate_device(header: str | None) -> Device:
+def authenticate_device(
+    header: str | None, find: Callable[[str], Device | None] | None = None
+) -> Device:
     """The device behind ``Authorization: Bearer <device_id>.<secret>``.
 
     Wrong or revoked credentials raise 401; a disabled device raises 403 (docs/protocol.md
-    section 2).
+    section 2). ``find`` reads the device by id (default ``session.get``; the verify
+    endpoints read its access point and community in the same statement).
     """
     raw = _bearer(header)
     if raw is None:
         raise Unauthorized(_l("Devices send 'Authorization: Bearer <device_id>.<secret>'."))
     device_id, dot, secret = raw.partition(".")
-    device = db.session.get(Device, device_id) if dot and secret else None
+    if not (dot and secret):
+        device = None
+    elif find is not None:
+        device = find(device_id)
+    else:
+        device = db.session.get(Device, device_id)
     if device is None or not hmac.compare_digest(device.secret_hash, device_secret_hash(secret)):
         raise Unauthorized(_l("Unknown device or wrong secret."))
     if device.disabled:
