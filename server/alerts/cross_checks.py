@@ -199,6 +199,9 @@ def _impossible_travel(
             AccessEvent.credential_type == CredentialType.CARD,
             AccessEvent.decision == Decision.GRANT,
             AccessEvent.access_point_id.is_not(None),
+            # The same point is never a walk: a card used again and again at one door (a
+            # resident coming and going) reads no rows.
+            AccessEvent.access_point_id != event.access_point_id,
             AccessEvent.occurred_at > event.occurred_at - longest,
             AccessEvent.occurred_at < event.occurred_at + longest,
             AccessEvent.id != event.id,
