@@ -21,6 +21,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import aliased
 
 from gatekeeper import policy
+from gatekeeper.holidays import NO_HOLIDAYS
 from gatekeeper.identity import mask_name
 from gatekeeper.schedule import schedule_from_json
 from gatekeeper.vocabulary import CredentialType, Decision, PersonRole, Reason
@@ -68,6 +69,8 @@ class Door:
     device: Device
     point: AccessPoint
     community: Community
+    # False when the door's statement found no holiday near today: the calendar is not read.
+    holidays_near: bool = True
 
     @classmethod
     def of(cls, device: Device) -> Door:
@@ -88,7 +91,7 @@ class Door:
     def view(self) -> policy.AccessPointView:
         """The access point as the policy needs it, read once per request (its holidays are
         a query; a decision asks for it several times: the roles, a lockdown, a pass)."""
-        return point_view(self.point, self.community)
+        return point_view(self.point, self.community, holidays_near=self.holidays_near)
 
 
 @cache
@@ -96,7 +99,12 @@ def _door_statement() -> Select[Any]:
     """Built once: constructing a statement costs more Python than running it on the hot path
     (its cache key is kept on it too)."""
     return (
-        select(Device, AccessPoint, Community)
+        select(
+            Device,
+            AccessPoint,
+            Community,
+            holidays.near_clause(Device.community_id, Device.access_point_id),
+        )
         .join(Community, Community.id == Device.community_id)
         .outerjoin(AccessPoint, AccessPoint.id == Device.access_point_id)
         .where(Device.id == bindparam("device_id"))
@@ -109,20 +117,22 @@ class DoorReader:
     another."""
 
     def __init__(self) -> None:
-        self._row: tuple[Device, AccessPoint | None, Community] | None = None
+        self._row: tuple[Device, AccessPoint | None, Community, bool] | None = None
 
     def device(self, device_id: str) -> Device | None:
-        row = db.session.execute(_door_statement(), {"device_id": device_id}).first()
+        row = db.session.execute(
+            _door_statement(), {"device_id": device_id, **holidays.near_parameters(utcnow())}
+        ).first()
         # Held here: the session's identity map keeps rows only while something refers to them.
-        self._row = (row[0], row[1], row[2]) if row is not None else None
+        self._row = (row[0], row[1], row[2], bool(row[3])) if row is not None else None
         return row[0] if row is not None else None
 
     def door(self) -> Door:
         """The door of the device read, which serves an access point (the caller checked)."""
         if self._row is None or self._row[1] is None:
             raise LookupError("no device with an access point was read")
-        device, point, community = self._row
-        return Door(device=device, point=point, community=community)
+        device, point, community, near = self._row
+        return Door(device=device, point=point, community=community, holidays_near=near)
 
 
 @dataclass(frozen=True)
@@ -138,7 +148,11 @@ class Verdict:
         return self.decision.granted
 
 
-def point_view(point: AccessPoint, community: Community) -> policy.AccessPointView:
+def point_view(
+    point: AccessPoint, community: Community, *, holidays_near: bool = True
+) -> policy.AccessPointView:
+    """The point as the policy reads it; its holidays are read unless ``holidays_near`` says
+    that none is near today (``holidays.near_clause``)."""
     return policy.AccessPointView(
         id=point.id,
         kind=point.kind,
@@ -146,7 +160,9 @@ def point_view(point: AccessPoint, community: Community) -> policy.AccessPointVi
         building_id=point.building_id,
         schedule=schedule_from_json(point.schedule),
         time_zone=community.timezone,
-        holidays=holidays.calendar_for(point, community, utcnow()),
+        holidays=(
+            holidays.calendar_for(point, community, utcnow()) if holidays_near else NO_HOLIDAYS
+        ),
     )
 
 

@@ -14,11 +14,11 @@ and no two holidays on the same point on the same day (409).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, bindparam, or_, select
 
 from gatekeeper import holidays as calendar
 from gatekeeper.holidays import HolidayEffect, hours_from_json, local_day
@@ -261,6 +261,34 @@ def calendar_for(point: AccessPoint, community: Community, at: datetime) -> cale
     today = local_day(at, community.timezone)
     day = timedelta(days=1)
     return calendar_between(point, community, today - day, today + day)
+
+
+def near_clause(
+    community_id: ColumnElement[str], point_id: ColumnElement[str | None]
+) -> ColumnElement[bool]:
+    """Whether any holiday of the community may cover the point within a day of now: a cheap
+    EXISTS a hot statement carries, so that the calendar's own query (``calendar_for``) runs
+    only when it may answer something. The dates are bound by ``near_parameters``."""
+    listing = select(holiday_access_points.c.holiday_id).where(
+        holiday_access_points.c.access_point_id == point_id
+    )
+    return (
+        select(Holiday.id)
+        .where(
+            Holiday.community_id == community_id,
+            Holiday.first_day <= bindparam("holiday_last"),
+            Holiday.last_day >= bindparam("holiday_first"),
+            or_(Holiday.all_points.is_(True), Holiday.id.in_(listing)),
+        )
+        .exists()
+    )
+
+
+def near_parameters(at: datetime) -> dict[str, date]:
+    """``near_clause``'s dates: UTC's date two days either side of ``at``, which holds every
+    zone's yesterday, today and tomorrow (zones are within 14 hours of UTC)."""
+    today = at.astimezone(UTC).date()
+    return {"holiday_first": today - timedelta(days=2), "holiday_last": today + timedelta(days=2)}
 
 
 def calendar_between(
