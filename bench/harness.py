@@ -106,7 +106,11 @@ def bench_settings(workdir: Path, database_url: str | None = None, **more: str) 
 def bench_app(prefix: str) -> tuple[Flask, NullPublisher]:
     """An app on a fresh SQLite file in a temporary folder, publishing nowhere."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = create_app(bench_settings(Path(tempfile.mkdtemp(prefix=f"gk-bench-{prefix}-"))))
+    workdir = Path(tempfile.mkdtemp(prefix=f"gk-bench-{prefix}-"))
+    settings = bench_settings(workdir)
+    app = create_app(settings)
+    # What a server process started beside this one needs to share its database and keys.
+    app.extensions["bench_settings"] = settings
     publisher = app.extensions["mqtt_publisher"] = NullPublisher()
     return app, publisher
 

@@ -339,6 +339,24 @@ def web_server(
         launcher.stop_children([child])
 
 
+@contextlib.contextmanager
+def deployed_stack(workdir: Path, settings: dict[str, str]) -> Iterator[str]:
+    """What ``make run`` starts for a door's request, over the benchmark's database: Mosquitto,
+    Redis and gunicorn in the launcher's own configuration; the web server's base URL until
+    the block ends (then everything is stopped)."""
+    environ = {**os.environ, **settings, "LOG_LEVEL": "WARNING"}
+    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = workdir / "stack.log"
+    with contextlib.ExitStack() as stack:
+        with quiet_children(log):
+            broker = stack.enter_context(launcher.local_broker(workdir, environ))
+            environ.update(broker.environment)
+            environ.update(stack.enter_context(launcher.local_redis(workdir, environ)))
+        environ.update(launcher.metrics_environment(workdir))
+        port, _web = stack.enter_context(web_server(WebConfig.deployed(), environ, log))
+        yield f"http://127.0.0.1:{port}"
+
+
 def answers(port: int) -> bool:
     """True once the server answers ``/healthz`` at all (without a worker process it says 503:
     its heartbeat check; the web server is up)."""

@@ -94,7 +94,7 @@ def build_frames(count: int, empty: int) -> list[Frame]:
 
 
 def grey_of(jpeg: bytes) -> np.ndarray:
-    return qrcodes.to_grey(faces.load_image(jpeg))
+    return faces.load_grey(jpeg)  # as decode_frame loads it
 
 
 @dataclass

@@ -360,6 +360,41 @@ def png_is_complete(data: bytes) -> bool:
     return False
 
 
+def load_grey(
+    data: bytes,
+    *,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_side: int = MAX_IMAGE_SIDE,
+) -> np.ndarray:
+    """Decode uploaded bytes into an ``H x W`` luma ``uint8`` array, as a code reader needs it.
+
+    The same checks as :func:`load_image`, but a colour JPEG is decoded to its luma plane
+    directly (libjpeg skips the chroma and the colour conversion: the Y of a JPEG is ITU-R 601
+    luma already), and no full-size copy is made beyond the one the array needs. EXIF
+    orientation is applied; alpha is flattened onto white. Raises :class:`ImageError`.
+    """
+    with _open_checked(data, max_bytes, max_side) as image:
+        if not _is_complete(image.format, data):
+            raise ImageError(ImageProblem.UNREADABLE, "the image file is cut short")
+        try:
+            if image.format == "JPEG" and image.mode in ("RGB", "YCbCr", "L"):
+                image.draft("L", image.size)
+            image.load()
+            if image.getexif().get(ORIENTATION_TAG, 1) != 1:
+                image = ImageOps.exif_transpose(image)
+            if image.mode != "L":
+                image = _to_rgb(image).convert("L")
+            return np.asarray(image, dtype=np.uint8)
+        except Exception as exc:  # truncated data, bad EXIF, corrupt chunks: all a 422
+            raise ImageError(
+                ImageProblem.UNREADABLE, f"the image cannot be decoded ({type(exc).__name__})"
+            ) from exc
+
+
+# EXIF's orientation tag (274): 1 is upright.
+ORIENTATION_TAG = 0x0112
+
+
 def _has_supported_signature(data: bytes) -> bool:
     """Whether the bytes start like a JPEG, PNG or WebP file (so a failure means damage)."""
     return (

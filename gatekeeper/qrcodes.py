@@ -1,7 +1,8 @@
 """QR codes in door-camera frames: every code's text, zxing-cpp first, pyzbar as the fallback.
 
-A frame is loaded with :func:`gatekeeper.faces.load_image` (same limits and errors as a face
-frame), turned grey, and read by up to three passes, each only when the one before found nothing:
+A frame is loaded grey with :func:`gatekeeper.faces.load_grey` (same limits and errors as a
+face frame; a JPEG is decoded straight to its luma plane), and read by up to three passes,
+each only when the one before found nothing:
 
 1. zxing-cpp (QR only) on the grey frame;
 2. zxing-cpp on the frame sharpened with a 3x3 Laplacian kernel (about 1 ms): slightly blurred or
@@ -46,7 +47,7 @@ import zxingcpp
 from PIL import Image
 from pyzbar import pyzbar
 
-from gatekeeper.faces import load_image
+from gatekeeper.faces import load_grey
 
 
 class Decoder(StrEnum):
@@ -78,7 +79,7 @@ def decode_frame(data: bytes) -> list[str]:
 def decode_frame_detailed(data: bytes) -> Decoded:
     """:func:`decode_frame` with the pass that read the codes and the milliseconds it took."""
     started = time.perf_counter()
-    texts, decoder = _decode(to_grey(load_image(data)))
+    texts, decoder = _decode(load_grey(data))
     return Decoded(tuple(texts), decoder, (time.perf_counter() - started) * 1000)
 
 

@@ -162,3 +162,44 @@ def test_sharpen_keeps_flat_areas_and_boosts_edges() -> None:
     assert sharpened[:, 0].tolist() == [100] * 5
     assert sharpened[:, 2].tolist() == [0] * 5  # 5*100 - 3*100 - 200, clipped
     assert sharpened[:, 3].tolist() == [255] * 5  # 5*200 - 3*200 - 100, clipped
+
+
+# --- frames loaded grey ------------------------------------------------------------------------
+
+
+def test_a_jpeg_frame_is_decoded_straight_to_the_luma_the_rgb_path_gave(basic_frame, text) -> None:
+    """libjpeg's luma plane and Pillow's ITU-R 601 conversion of the decoded RGB agree but for
+    rounding (and a few steps at coloured edges, where chroma was upsampled): the readers see
+    the image they saw before."""
+    direct, via_rgb = faces.load_grey(basic_frame), grey(basic_frame)
+    assert direct.shape == via_rgb.shape == (720, 1280)
+    assert direct.dtype == np.uint8
+    difference = np.abs(direct.astype(np.int16) - via_rgb.astype(np.int16))
+    assert difference.mean() < 1.0, difference.mean()
+    assert difference.max() <= 16, difference.max()
+    assert qrcodes.decode_grey(direct) == qrcodes.decode_grey(via_rgb) == [text]
+
+
+def test_a_grey_frame_keeps_its_exif_turn_and_flattens_alpha_onto_white(text) -> None:
+    picture = Image.open(io.BytesIO(frame_with_codes([qr_png(text)], width=200, angle=0)))
+    turned = picture.rotate(90, expand=True)  # as a sideways camera stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    buffer = io.BytesIO()
+    turned.convert("RGB").save(buffer, "JPEG", quality=90, exif=exif.tobytes())
+    stored = buffer.getvalue()
+    assert faces.load_grey(stored).shape == (720, 1280)
+    assert qrcodes.decode_frame(stored) == [text]
+
+    clear = Image.new("RGBA", (64, 48), (0, 0, 0, 0))
+    buffer = io.BytesIO()
+    clear.save(buffer, "PNG")
+    assert (faces.load_grey(buffer.getvalue()) == 255).all()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_cut_frame_is_refused_before_it_is_read_grey(basic_frame, fmt) -> None:
+    data = basic_frame if fmt == "JPEG" else encode(Image.open(io.BytesIO(basic_frame)), fmt)
+    with pytest.raises(faces.ImageError) as caught:
+        qrcodes.decode_frame(data[: len(data) - 40])
+    assert caught.value.reason == faces.ImageProblem.UNREADABLE
