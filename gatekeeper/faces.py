@@ -338,8 +338,7 @@ def load_image(
             raise ImageError(ImageProblem.UNREADABLE, "the image file is cut short")
         try:
             image.load()
-            upright = ImageOps.exif_transpose(image)
-            rgb = _to_rgb(upright)
+            rgb = _to_rgb(_upright(image))
         except Exception as exc:  # truncated data, bad EXIF, corrupt chunks: all a 422
             raise ImageError(
                 ImageProblem.UNREADABLE, f"the image cannot be decoded ({type(exc).__name__})"
@@ -380,8 +379,7 @@ def load_grey(
             if image.format == "JPEG" and image.mode in ("RGB", "YCbCr", "L"):
                 image.draft("L", image.size)
             image.load()
-            if image.getexif().get(ORIENTATION_TAG, 1) != 1:
-                image = ImageOps.exif_transpose(image)
+            image = _upright(image)
             if image.mode != "L":
                 image = _to_rgb(image).convert("L")
             return np.asarray(image, dtype=np.uint8)
@@ -393,6 +391,14 @@ def load_grey(
 
 # EXIF's orientation tag (274): 1 is upright.
 ORIENTATION_TAG = 0x0112
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; itself when it is upright (Pillow's
+    ``exif_transpose`` would copy a frame's megabytes to say so)."""
+    if image.getexif().get(ORIENTATION_TAG, 1) in (1, None):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _has_supported_signature(data: bytes) -> bool:
