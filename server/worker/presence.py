@@ -78,7 +78,8 @@ class PresenceBuffer:
     def __init__(self, app: Flask, fresh: timedelta):
         self.app = app
         self.fresh = fresh
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[str] = Counter()  # what flushes wrote, for the ingest's counts
+        self.kept = 0  # heartbeats taken into memory, in all
         self._known: dict[str, _Known] = {}
         self._pending: dict[str, Seen] = {}
 
@@ -118,6 +119,7 @@ class PresenceBuffer:
         ):
             return False
         known.seen_at = max(known.seen_at, received_at)
+        self.kept += 1
         pending = self._pending.get(device_id)
         if pending is None:
             self._pending[device_id] = Seen(community_id, at, received_at, 1)
