@@ -4,7 +4,7 @@ A heartbeat only says "still here". When the worker knows its device is online (
 the device's row itself, or took one of its heartbeats, within the last ``fresh``), the
 heartbeat changes nothing anyone must see at once: ``PresenceBuffer.offer`` keeps its
 receive time and ``ts`` in memory, and ``flush`` writes every device's in ONE statement
-(``UPDATE ... FROM (VALUES ...)`` on PostgreSQL, one ``executemany`` on SQLite), with the
+(``UPDATE ... FROM unnest(...)`` on PostgreSQL, one ``executemany`` on SQLite), with the
 same conditions as ``server.worker.ingest.record_presence``: ``last_seen_at`` only moves
 forward and ``online`` changes only for a newer message, so a late write is still right
 whatever another worker stored meanwhile. The worker's pump flushes at most a second after
@@ -23,20 +23,18 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from sqlalchemy import (
     ColumnElement,
-    String,
     bindparam,
     case,
-    column,
     literal,
     or_,
     select,
+    text,
     update,
-    values,
 )
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -199,37 +197,40 @@ def _newer(stored: ColumnElement[datetime], at: ColumnElement[datetime]) -> Colu
     return or_(stored.is_(None), stored < at)
 
 
+# PostgreSQL: every pending presence in one statement of constant text (prepared once), with
+# the conditions of ``record_presence``; it says each written device's ``online``.
+_UPDATE_FROM_ARRAYS = text(
+    "UPDATE devices SET "
+    "online = CASE WHEN devices.last_status_at IS NULL OR devices.last_status_at < seen.at "
+    "THEN true ELSE devices.online END, "
+    "last_status_at = CASE WHEN devices.last_status_at IS NULL "
+    "OR devices.last_status_at < seen.at THEN seen.at ELSE devices.last_status_at END, "
+    "last_seen_at = CASE WHEN devices.last_seen_at IS NULL "
+    "OR devices.last_seen_at < seen.seen_at THEN seen.seen_at ELSE devices.last_seen_at END, "
+    "updated_at = CAST(:now AS timestamptz) "
+    "FROM unnest(CAST(:id AS varchar[]), CAST(:community_id AS varchar[]), "
+    "CAST(:at AS timestamptz[]), CAST(:seen_at AS timestamptz[])) "
+    "AS seen (id, community_id, at, seen_at) "
+    "WHERE devices.id = seen.id AND devices.community_id = seen.community_id "
+    "AND devices.disabled_at IS NULL "
+    "RETURNING devices.id, devices.online"
+)
+
+
 def _write_from_values(pending: dict[str, Seen]) -> dict[str, bool | None]:
-    """PostgreSQL: one ``UPDATE devices ... FROM (VALUES ...)``; each device's ``online``."""
-    table = Device.__table__
-    time_type = Device.last_seen_at.type
-    rows = values(
-        column("id", String),
-        column("community_id", String),
-        column("at", time_type),
-        column("seen_at", time_type),
-        name="seen",
-    ).data([(device_id, p.community_id, p.at, p.seen_at) for device_id, p in pending.items()])
-    wins = _newer(table.c.last_status_at, rows.c.at)
-    statement = (
-        update(table)
-        .where(
-            table.c.id == rows.c.id,
-            table.c.community_id == rows.c.community_id,
-            table.c.disabled_at.is_(None),
-        )
-        .values(
-            online=case((wins, literal(True)), else_=table.c.online),
-            last_status_at=case((wins, rows.c.at), else_=table.c.last_status_at),
-            last_seen_at=case(
-                (_newer(table.c.last_seen_at, rows.c.seen_at), rows.c.seen_at),
-                else_=table.c.last_seen_at,
-            ),
-            updated_at=literal(utcnow(), time_type),
-        )
-        .returning(table.c.id, table.c.online)
+    """PostgreSQL: one ``UPDATE devices ... FROM unnest(...)``; each device's ``online``."""
+    entries = list(pending.items())
+    rows = db.session.execute(
+        _UPDATE_FROM_ARRAYS,
+        {
+            "now": utcnow(),
+            "id": [device_id for device_id, _seen in entries],
+            "community_id": [seen.community_id for _id, seen in entries],
+            "at": [seen.at.astimezone(UTC) for _id, seen in entries],
+            "seen_at": [seen.seen_at.astimezone(UTC) for _id, seen in entries],
+        },
     )
-    return {device_id: online for device_id, online in db.session.execute(statement)}
+    return {device_id: online for device_id, online in rows}
 
 
 def _write_many(pending: dict[str, Seen]) -> dict[str, bool | None]:
