@@ -127,7 +127,10 @@ class IngestPump:
     def _flush(self) -> None:
         if self.presences is None:
             return
-        self.presences.flush()
+        try:
+            self.presences.flush()  # a database error keeps them for the next one
+        except Exception:  # never the end of the ingest thread
+            _LOGGER.exception("writing the heartbeats' last-seen failed")
         for name, count in self.presences.stats.items():
             self.ingest.stats[name] += count  # one by one: the metrics follow each count
         self.presences.stats.clear()

@@ -10,7 +10,7 @@ so the batch is exactly the one the test means.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -391,3 +391,31 @@ def test_heartbeats_over_mqtt_reach_last_seen_within_a_second_and_offline_still_
         ),
     )
     assert len(alerts) == 1
+
+
+def test_a_message_the_handler_did_not_acknowledge_comes_again(broker: Broker) -> None:
+    """``deferred_acks``: the broker gives a message again, after a reconnect, until the
+    handler acknowledges it (what keeps a batch that never committed from being lost)."""
+    address = BrokerAddress.from_url(broker.url)
+    got: list[bytes] = []
+
+    def consume(acknowledge: bool, publish: bytes | None, expected: list[bytes]) -> None:
+        def handler(_topic: str, payload: bytes, ack: Callable[[], None]) -> None:
+            got.append(payload)
+            if acknowledge:
+                ack()
+
+        consumer = MqttBus(address, "test-deferred-acks", deferred_acks=True)
+        consumer.subscribe_deferred("test/deferred", handler)
+        consumer.start()
+        try:
+            assert consumer.wait_subscribed(WAIT_S)
+            if publish is not None:
+                _publish(broker, [("test/deferred", publish)])
+            assert eventually(lambda: got == expected), got
+        finally:
+            consumer.stop()
+
+    consume(False, b"one", [b"one"])  # taken, never acknowledged (a worker killed meanwhile)
+    consume(True, None, [b"one", b"one"])  # given again, acknowledged this time
+    consume(True, b"two", [b"one", b"one", b"two"])  # and not again
