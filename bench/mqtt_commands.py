@@ -8,9 +8,12 @@ database (or ``--database-url``):
 - the same path without the server or simulator (a bare paho publish to a bare
   subscriber) as the baseline, for the ratio;
 - ingest: the door publishes ``--events`` events at once; events stored per second
-  by the worker, against a bare subscriber's receive rate.
+  by the worker, against a bare subscriber's receive rate (``bench.ingest`` compares the
+  worker with the one-transaction-per-message consumer, and on PostgreSQL too).
 
-    .venv/bin/python -m bench.mqtt_commands [--commands 1000] [--events 2000]
+Each series prints the load average first and refuses to run above 1.5 unless ``--force``.
+
+    .venv/bin/python -m bench.mqtt_commands [--commands 1000] [--events 2000] [--force]
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from sqlalchemy import func, select
 
 from bench.harness import (
     add_device,
+    add_load_flag,
     bare_mqtt_latency,
     bench_community,
     bench_point,
     bench_settings,
+    check_load,
 )
 from bench.stats import percentile
 from gatekeeper.vocabulary import AccessPointKind, DeviceKind, Zone
@@ -103,6 +108,7 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=1000)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
+    add_load_flag(parser)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="gk-bench-"))
@@ -134,6 +140,7 @@ def main() -> None:
         f"Mosquitto on loopback, {args.commands} commands, {args.events} events, "
         f"database {app.config['SETTINGS'].database_url.split(':')[0]}"
     )
+    check_load("command latency (bare, then through the server)", args.force)
     baseline = bare_mqtt_latency(broker.url, args.commands, "bench-bare")
     # Like a web process: its own connection, not the worker's (busy with acks).
     web_bus = MqttBus(BrokerAddress.from_url(broker.url), "bench-web")
@@ -163,6 +170,7 @@ def main() -> None:
         f"{percentile(from_publish, 50) / percentile(baseline, 50):.2f}x"
     )
 
+    check_load("ingest rate (bare subscriber, then the worker)", args.force)
     bare_rate = bare_receive_rate(broker.url, args.events)
     start = time.perf_counter()
     for _ in range(args.events):

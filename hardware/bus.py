@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
@@ -27,6 +28,8 @@ from hardware.topics import topic_filter_of
 _LOGGER = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
+# A handler that acknowledges the message itself, later: ``handler(topic, payload, ack)``.
+DeferredHandler = Callable[[str, bytes, Callable[[], None]], None]
 ConnectHook = Callable[[], None]
 
 # Keep the broker-side session (subscriptions and queued QoS 1 messages) for a day.
@@ -127,6 +130,11 @@ class MqttBus:
     handlers run (at most once, for devices: a door must rather miss an unlock than
     repeat one after a power cut, and anything a handler publishes, such as the
     command's ack, then reaches the broker after the PUBACK).
+
+    With ``deferred_acks=True`` a handler subscribed with ``subscribe_deferred`` gets the
+    message's ``ack`` and calls it itself, once the message is safely applied (the worker's
+    ingest: after the commit of the batch that holds it, on a thread of its own); other
+    messages are acknowledged after their handlers ran, as without it.
     """
 
     def __init__(
@@ -139,14 +147,17 @@ class MqttBus:
         session_expiry_s: int = SESSION_EXPIRY_S,
         keepalive_s: int = 30,
         ack_first: bool = False,
+        deferred_acks: bool = False,
     ):
         self.address = address
         self._ack_first = ack_first
+        self._deferred_acks = deferred_acks and not ack_first
         self.client_id = client_id
         self._clean_start = clean_start
         self._session_expiry_s = session_expiry_s
         self._keepalive_s = keepalive_s
         self._handlers: list[tuple[str, Handler]] = []
+        self._deferred_handlers: list[tuple[str, DeferredHandler]] = []
         self._connect_hooks: list[ConnectHook] = []
         self._disconnect_hooks: list[ConnectHook] = []
         self._connected = threading.Event()
@@ -166,7 +177,7 @@ class MqttBus:
             client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         if will is not None:
             client.will_set(will[0], will[1], qos=1, retain=True)
-        if ack_first:
+        if ack_first or deferred_acks:
             client.manual_ack_set(True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
@@ -188,6 +199,17 @@ class MqttBus:
         """
         with self._lock:
             self._handlers.append((topic_filter, handler))
+            if self.connected:
+                self._subscribe_locked(topic_filter)
+
+    def subscribe_deferred(self, topic_filter: str, handler: DeferredHandler) -> None:
+        """Call ``handler(topic, payload, ack)`` for messages matching ``topic_filter``; the
+        broker gets the PUBACK when ``ack()`` is called (from any thread, in the order the
+        messages came). Needs ``deferred_acks=True``; one such handler per message."""
+        if not self._deferred_acks:
+            raise ValueError("subscribe_deferred needs a bus made with deferred_acks=True")
+        with self._lock:
+            self._deferred_handlers.append((topic_filter, handler))
             if self.connected:
                 self._subscribe_locked(topic_filter)
 
@@ -329,6 +351,8 @@ class MqttBus:
             self._pending_subscribes.clear()
             for topic_filter, _handler in self._handlers:
                 self._subscribe_locked(topic_filter)
+            for topic_filter, _deferred in self._deferred_handlers:
+                self._subscribe_locked(topic_filter)
             if not self._pending_subscribes:
                 self._subscribed.set()
             hooks = tuple(self._connect_hooks)
@@ -390,6 +414,7 @@ class MqttBus:
             client.ack(message.mid, message.qos)
         with self._lock:
             handlers = tuple(self._handlers)
+            deferred = tuple(self._deferred_handlers)
         for subscription, handler in handlers:
             # A shared subscription ($share/{group}/...) matches as its filter does.
             if mqtt.topic_matches_sub(topic_filter_of(subscription), message.topic):
@@ -397,6 +422,21 @@ class MqttBus:
                     handler(message.topic, message.payload)
                 except Exception:  # a bad message must never stop the consumer
                     _LOGGER.exception("handler for %s failed", message.topic)
+        if not self._deferred_acks:
+            return
+        for subscription, deferred_handler in deferred:
+            if mqtt.topic_matches_sub(topic_filter_of(subscription), message.topic):
+                try:
+                    deferred_handler(
+                        message.topic,
+                        message.payload,
+                        partial(client.ack, message.mid, message.qos),
+                    )
+                    return  # the handler acknowledges it
+                except Exception:
+                    _LOGGER.exception("handler for %s failed", message.topic)
+                    break
+        client.ack(message.mid, message.qos)  # no deferred handler took it: done here
 
 
 def drain_session(

@@ -57,6 +57,8 @@ from server.worker.identity import (
     claim_identity,
 )
 from server.worker.leadership import LeaderLock, scheduler_lock
+from server.worker.presence import PRESENCE_LAG, PresenceBuffer
+from server.worker.pump import IngestPump
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -124,7 +126,15 @@ class Worker:
         # Chosen now, held from run() on (choose_identity only looks).
         self.identity: WorkerIdentity = choose_identity(self.settings)
         self.bus = self._new_bus()
-        self.ingest = ingest.DeviceIngest(app)
+        # Device messages: applied in batches on the pump's thread, heartbeats of devices
+        # known online kept in memory and written once a second (server.worker.presence).
+        silence = timedelta(
+            seconds=self.settings.device_heartbeat_seconds
+            * self.settings.device_offline_after_misses
+        )
+        self.presences = PresenceBuffer(app, fresh=silence - PRESENCE_LAG)
+        self.ingest = ingest.DeviceIngest(app, self.presences)
+        self.pump = IngestPump(self.ingest, self.presences)
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.leading = False
         self.leader_since: datetime | None = None
@@ -140,7 +150,7 @@ class Worker:
         self._beat_lock = threading.Lock()  # elect() beats at once when it takes the lead
 
     def _new_bus(self) -> MqttBus:
-        return MqttBus(self.address, client_id=self.identity.client_id)
+        return MqttBus(self.address, client_id=self.identity.client_id, deferred_acks=True)
 
     @property
     def worker_id(self) -> str:
@@ -297,9 +307,13 @@ class Worker:
         return self.leading and lock is not None and lock.confirm(session, job)
 
     def detect_offline_devices(self) -> None:
+        """Silence as of ``PRESENCE_LAG`` ago: the workers write heartbeats' last-seen up to
+        a second or so late (server.worker.presence), never a device that beats offline."""
         self._in_transaction(
             lambda: ingest.detect_offline(
-                self.settings.device_heartbeat_seconds, self.settings.device_offline_after_misses
+                self.settings.device_heartbeat_seconds,
+                self.settings.device_offline_after_misses,
+                now=utcnow() - PRESENCE_LAG,
             )
         )
 
@@ -540,8 +554,9 @@ class Worker:
             self.identity.client_id,
         )
         for subscription in self.subscriptions():
-            self.bus.subscribe(subscription, self.ingest.handle)
+            self.bus.subscribe_deferred(subscription, self.pump.submit)
         messaging.use_bus(self.app, self.bus)  # jobs that command devices publish through us
+        self.pump.start()
         self.bus.start()
         self._schedule(self.heartbeat, self.settings.worker_heartbeat_seconds)
         self.scheduler.start()
@@ -552,6 +567,7 @@ class Worker:
             self.scheduler.shutdown(wait=True)  # the jobs still running end here ...
             if self._leader_lock is not None:
                 self._leader_lock.release()  # ... before another worker may lead
+            self.pump.stop()  # what came is applied and acknowledged, last-seen written
             self.bus.stop()
             self._fence = None
             try:

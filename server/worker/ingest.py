@@ -7,8 +7,15 @@ pass (``server.passes.offline``), and ``offline_decision`` (a door's decision fr
 allowlist) an ``offline`` access event that the server judges again
 (``server.access.offline_decisions``).
 
-Every message is handled in its own transaction. A bad payload is logged and
-counted, never raised: one broken device must not stop the consumer.
+``handle`` applies one message in its own transaction. The worker applies what the broker
+hands it in batches instead (``apply_batch``, fed by ``server.worker.pump``): one transaction
+for what came meanwhile, in the order it came, each device's presence written once per batch;
+if anything in a batch fails, the batch is rolled back and its messages applied again one by
+one, each in its own transaction as ``handle`` does, so a bad message costs its neighbours
+nothing. A heartbeat from a device this worker knows to be online costs no transaction at
+all: its last-seen waits in memory (``server.worker.presence``) and is written with every
+other device's in one statement a second. A bad payload is logged and counted, never
+raised: one broken device must not stop the consumer.
 
 Several workers share the device traffic (the broker hands each message to one of them), so
 one device's messages may be applied out of order: a worker still busy with a heartbeat may
@@ -19,14 +26,16 @@ changes only for a message sent after the one that set it last (``devices.last_s
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Flask
-from sqlalchemy import ColumnElement, case, literal, or_, select, update
+from sqlalchemy import ColumnElement, case, insert, literal, or_, select, text, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gatekeeper.vocabulary import AlertType, Severity
@@ -42,7 +51,9 @@ from server.core import metrics
 from server.devices import commands
 from server.extensions import db
 from server.models import Alert, Device, DeviceEvent, utcnow
+from server.models.ids import new_id
 from server.passes import offline as offline_passes
+from server.worker.presence import PresenceBuffer, Seen, write_seen
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,6 +64,26 @@ EVENT_ALERTS: dict[EventType, tuple[AlertType, Severity, str]] = {
     EventType.TAMPER: (AlertType.TAMPER, Severity.HIGH, "Device tampered with"),
     EventType.DOOR_HELD_OPEN: (AlertType.DOOR_HELD_OPEN, Severity.MEDIUM, "Door held open"),
 }
+
+# Events that are only stored: in a batch they are inserted together, at the commit.
+_PLAIN_EVENTS = frozenset(EventType) - {
+    EventType.HEARTBEAT,
+    EventType.TAG_READ,
+    EventType.PASS_USED,
+    EventType.OFFLINE_DECISION,
+    EventType.INTERCOM_CALL,
+    *EVENT_ALERTS,
+}
+
+# PostgreSQL: a batch's plain events in one statement of constant text (prepared once).
+_INSERT_FROM_ARRAYS = text(
+    "INSERT INTO device_events "
+    "(id, community_id, device_id, seq, type, occurred_at, received_at, payload) "
+    "SELECT * FROM unnest(CAST(:id AS varchar[]), CAST(:community_id AS varchar[]), "
+    "CAST(:device_id AS varchar[]), CAST(:seq AS bigint[]), CAST(:type AS varchar[]), "
+    "CAST(:occurred_at AS timestamptz[]), CAST(:received_at AS timestamptz[]), "
+    "CAST(:payload AS json[]))"
+)
 
 # How far a device's clock may lag the server's before an event's ``ts`` is not believed for
 # the order of its messages (docs/devices.md, "Online state"). It also bounds how late an
@@ -78,12 +109,13 @@ def record_presence(
     at: datetime,
     seen_at: datetime | None = None,
     firmware: str | None = None,
-) -> None:
+) -> bool | None:
     """One conditional UPDATE of a device's presence, right in whatever order it comes.
 
     ``online`` (and ``firmware``) change only when ``at`` (``sent_at``) is later than the
     ``last_status_at`` of the message that set them; ``last_seen_at`` becomes ``seen_at``
     only when that is later. Two messages give the same row applied either way round.
+    Returns the device's ``online`` after it (None: no such row).
     """
     wins = _newer(Device.last_status_at, at)
     values: dict[str, object] = {
@@ -99,10 +131,10 @@ def record_presence(
             (_newer(Device.last_seen_at, seen_at), literal(seen_at, Device.last_seen_at.type)),
             else_=Device.last_seen_at,
         )
-    db.session.execute(
-        update(Device).where(Device.id == device_id).values(values),
+    return db.session.execute(
+        update(Device).where(Device.id == device_id).values(values).returning(Device.online),
         execution_options={"synchronize_session": False},
-    )
+    ).scalar()
 
 
 @dataclass(frozen=True)
@@ -116,19 +148,34 @@ class Presence:
     firmware: str | None = None
 
 
-class DeviceIngest:
-    """Handles ``(topic, payload)`` from the bus; ``stats`` counts what happened."""
+Decoded = StatusMessage | AckMessage | EventMessage
 
-    def __init__(self, app: Flask):
+
+class DeviceIngest:
+    """Handles ``(topic, payload)`` from the bus; ``stats`` counts what happened.
+
+    With ``presences`` (the worker's), ``apply_batch`` keeps the heartbeats of devices known
+    to be online in memory; without it every message is written when applied."""
+
+    def __init__(self, app: Flask, presences: PresenceBuffer | None = None):
         self.app = app
+        self.presences = presences
         self.stats: Counter[str] = metrics.IngestCounts()  # also counted for /metrics
         self._uncommitted: list[str] = []  # this message's counts, until it commits
-        # What each topic suffix a device publishes on becomes (``cmd`` is ours: ignored).
-        self._handlers: dict[str, Callable[[Device, bytes, datetime], Presence]] = {
-            "status": self._on_status,
-            "ack": self._on_ack,
-            "evt": self._on_evt,
+        # What each topic suffix a device publishes on becomes (``cmd`` is ours: ignored):
+        # its payload's decoder, and what the decoded message does.
+        self._handlers: dict[
+            str, tuple[Callable[[bytes], Decoded], Callable[[Device, Any, datetime], Presence]]
+        ] = {
+            "status": (StatusMessage.decode, self._on_status),
+            "ack": (AckMessage.decode, self._on_ack),
+            "evt": (EventMessage.decode, self._on_evt),
         }
+        # In a batch: the (device, seq) already stored among the batch's events, and the
+        # rows of plain events not inserted yet.
+        self._stored: set[tuple[str, int]] | None = None
+        self._plain: list[dict[str, object]] = []
+        self.batches_retried = 0  # batches that failed and were applied one by one
 
     def handle(self, topic: str, payload: bytes, received_at: datetime | None = None) -> None:
         """Apply one message in its own transaction; ``received_at`` defaults to now."""
@@ -139,6 +186,7 @@ class DeviceIngest:
         if parsed is None or handler is None:
             self.stats["ignored"] += 1
             return
+        decode, apply = handler
         with self.app.app_context():
             try:
                 device = self._device(parsed)
@@ -146,7 +194,7 @@ class DeviceIngest:
                     self.stats["unknown_device"] += 1
                     _LOGGER.warning("message on %s from an unknown or disabled device", topic)
                     return
-                presence = handler(device, payload, received_at)
+                presence = apply(device, decode(payload), received_at)
                 # Last, so the device's row is locked for as short a time as can be.
                 record_presence(
                     device.id,
@@ -158,6 +206,8 @@ class DeviceIngest:
                 db.session.commit()
                 for name in self._uncommitted:  # counted once the message is stored
                     self.stats[name] += 1
+                if self.presences is not None:  # what this worker knew of it may be stale
+                    self.presences.forget(device.id)
             except PayloadError as error:
                 db.session.rollback()
                 self.stats["bad_payload"] += 1
@@ -172,6 +222,166 @@ class DeviceIngest:
             finally:
                 db.session.remove()
 
+    def apply_batch(self, messages: Sequence[tuple[str, bytes, datetime]]) -> None:
+        """Apply ``(topic, payload, received_at)`` messages in their order: heartbeats of
+        devices known online into memory, the rest in one transaction, each device's
+        presence written once. If that transaction fails, every message of it is applied
+        again alone (``handle``): a poisoned message loses no neighbour, and nothing is
+        counted, published or alerted twice (the failed attempt's outbox and rows are gone)."""
+        batch: list[tuple[str, DeviceTopic, bytes, datetime, Decoded | PayloadError]] = []
+        for topic, payload, received_at in messages:
+            parsed = parse_device_topic(topic)
+            handler = None if parsed is None else self._handlers.get(parsed.suffix)
+            if parsed is None or handler is None:
+                self.stats["ignored"] += 1
+                continue
+            try:
+                decoded: Decoded | PayloadError = handler[0](payload)
+            except PayloadError as error:
+                decoded = error
+            if (
+                self.presences is not None
+                and isinstance(decoded, EventMessage)
+                and decoded.type is EventType.HEARTBEAT
+                and self.presences.offer(
+                    parsed.device_id,
+                    parsed.community_id,
+                    sent_at(decoded.ts, received_at),
+                    received_at,
+                )
+            ):
+                continue  # written with the next flush, counted then
+            batch.append((topic, parsed, payload, received_at, decoded))
+        if not batch:
+            return
+        failed: Exception | None = None
+        with self.app.app_context():
+            try:
+                counts, learnt = self._apply_together(batch)
+                db.session.commit()
+            except Exception as error:  # whatever it was, each message alone says so
+                db.session.rollback()
+                failed = error
+            finally:
+                self._stored = None
+                self._plain = []
+                db.session.remove()
+        if failed is not None:
+            self.batches_retried += 1
+            _LOGGER.warning(
+                "a batch of %d message(s) failed (%s): applied one by one",
+                len(batch),
+                failed.__class__.__name__,
+            )
+            for topic, parsed, payload, received_at, _decoded in batch:
+                if self.presences is not None:
+                    self.presences.forget(parsed.device_id)
+                self.handle(topic, payload, received_at)
+            return
+        for name, count in counts.items():  # one by one: the metrics follow each count
+            self.stats[name] += count
+        if self.presences is not None:
+            for device_id, (community_id, online, seen_at) in learnt.items():
+                self.presences.learn(device_id, community_id, online=online, seen_at=seen_at)
+
+    def _apply_together(
+        self, batch: list[tuple[str, DeviceTopic, bytes, datetime, Decoded | PayloadError]]
+    ) -> tuple[Counter[str], dict[str, tuple[str, bool | None, datetime | None]]]:
+        """The batch's work in the session's transaction (not committed): its counts, and
+        per device its community, ``online`` once written, and the latest receipt."""
+        counts: Counter[str] = Counter()
+        device_ids = {parsed.device_id for _t, parsed, _p, _r, _d in batch}
+        devices = {
+            device.id: device
+            for device in db.session.scalars(select(Device).where(Device.id.in_(device_ids)))
+        }
+        events = [
+            (parsed.device_id, decoded.seq)
+            for _t, parsed, _p, _r, decoded in batch
+            if isinstance(decoded, EventMessage) and decoded.type is not EventType.HEARTBEAT
+        ]
+        self._stored = set()
+        if events:
+            seqs = {seq for _d, seq in events}
+            self._stored = {
+                (device_id, seq)
+                for device_id, seq in db.session.execute(
+                    select(DeviceEvent.device_id, DeviceEvent.seq).where(
+                        DeviceEvent.device_id.in_({device_id for device_id, _s in events}),
+                        DeviceEvent.seq.in_(seqs),
+                    )
+                )
+            } & set(events)
+        self._plain = []
+        merged: dict[str, Seen] = {}
+        learnt: dict[str, tuple[str, bool | None, datetime | None]] = {}
+        for topic, parsed, _payload, received_at, decoded in batch:
+            device = devices.get(parsed.device_id)
+            if device is None or device.community_id != parsed.community_id or device.disabled:
+                counts["unknown_device"] += 1
+                _LOGGER.warning("message on %s from an unknown or disabled device", topic)
+                continue
+            if isinstance(decoded, PayloadError):
+                counts["bad_payload"] += 1
+                _LOGGER.warning("bad payload on %s: %s", topic, decoded.reason)
+                continue
+            self._uncommitted = []
+            presence = self._handlers[parsed.suffix][1](device, decoded, received_at)
+            counts.update(self._uncommitted)
+            seen_at = received_at if presence.seen else None
+            if parsed.suffix == "status":  # a change of state: written now, in its order
+                online = record_presence(
+                    device.id,
+                    online=presence.online,
+                    at=presence.at,
+                    seen_at=seen_at,
+                    firmware=presence.firmware,
+                )
+                learnt[device.id] = (
+                    device.community_id,
+                    online,
+                    seen_at,
+                )
+                continue
+            earlier = merged.get(device.id)
+            if earlier is None:
+                merged[device.id] = Seen(device.community_id, presence.at, received_at, 0)
+            else:  # the first of equal times wins, as applied one by one
+                earlier.at = max(earlier.at, presence.at)
+                earlier.seen_at = max(earlier.seen_at, received_at)
+        self._insert_plain()
+        # Last, so the devices' rows are locked for as short a time as can be: one statement.
+        written = write_seen(merged, know_online=self.presences is not None)
+        for device_id, seen in merged.items():
+            learnt[device_id] = (seen.community_id, written.get(device_id), seen.seen_at)
+        return counts, learnt
+
+    def _insert_plain(self) -> None:
+        """The batch's events that do nothing more than be stored, so far: one INSERT (from
+        arrays on PostgreSQL, a statement it prepares once; an executemany elsewhere)."""
+        if not self._plain:
+            return
+        connection = db.session.connection()
+        if connection.dialect.name == "postgresql":
+            received_at = utcnow()
+            rows = self._plain
+            connection.execute(
+                _INSERT_FROM_ARRAYS,
+                {
+                    "id": [new_id(DeviceEvent.ID_PREFIX) for _row in rows],
+                    "community_id": [row["community_id"] for row in rows],
+                    "device_id": [row["device_id"] for row in rows],
+                    "seq": [row["seq"] for row in rows],
+                    "type": [row["type"] for row in rows],
+                    "occurred_at": [row["occurred_at"].astimezone(UTC) for row in rows],
+                    "received_at": [received_at] * len(rows),
+                    "payload": [json.dumps(row["payload"]) for row in rows],
+                },
+            )
+        else:
+            connection.execute(insert(DeviceEvent.__table__), self._plain)
+        self._plain = []
+
     def _count(self, name: str) -> None:
         """Count ``name`` for this message once its transaction commits."""
         self._uncommitted.append(name)
@@ -182,8 +392,7 @@ class DeviceIngest:
             return None
         return device
 
-    def _on_status(self, device: Device, payload: bytes, received_at: datetime) -> Presence:
-        status = StatusMessage.decode(payload)
+    def _on_status(self, device: Device, status: StatusMessage, received_at: datetime) -> Presence:
         self._count("status")
         # Connects and goodbyes (the last will has no ts) count when the worker got them:
         # one worker gets them in the broker's order, so a quick reconnect's "online" always
@@ -195,8 +404,7 @@ class DeviceIngest:
         _LOGGER.info("device %s reports offline", device.id)
         return Presence(online=False, at=received_at, seen=False)
 
-    def _on_ack(self, device: Device, payload: bytes, received_at: datetime) -> Presence:
-        ack = AckMessage.decode(payload)
+    def _on_ack(self, device: Device, ack: AckMessage, received_at: datetime) -> Presence:
         if commands.record_ack(device, ack) is None:
             self._count("ack_unknown_command")
             _LOGGER.warning("ack from %s for unknown command %s", device.id, ack.cmd_id)
@@ -204,32 +412,42 @@ class DeviceIngest:
             self._count("ack")
         return Presence(online=True, at=sent_at(ack.ts, received_at))
 
-    def _on_evt(self, device: Device, payload: bytes, received_at: datetime) -> Presence:
-        message = EventMessage.decode(payload)
+    def _on_evt(self, device: Device, message: EventMessage, received_at: datetime) -> Presence:
         presence = Presence(online=True, at=sent_at(message.ts, received_at))
         if message.type is EventType.HEARTBEAT:  # liveness only: not worth a row a minute
             self._count("heartbeat")
             return presence
-        duplicate = db.session.scalar(
-            select(DeviceEvent.id).where(
-                DeviceEvent.device_id == device.id, DeviceEvent.seq == message.seq
+        if self._stored is None:  # one message alone: ask
+            duplicate = db.session.scalar(
+                select(DeviceEvent.id).where(
+                    DeviceEvent.device_id == device.id, DeviceEvent.seq == message.seq
+                )
             )
-        )
-        if duplicate is not None:
+            if duplicate is not None:
+                self._count("duplicate_event")
+                return presence
+        elif (device.id, message.seq) in self._stored:  # in a batch: asked once for all
             self._count("duplicate_event")
             return presence
-        row = DeviceEvent(
-            community_id=device.community_id,
-            device_id=device.id,
-            seq=message.seq,
-            type=message.type.value,
-            occurred_at=message.ts,
+        else:
+            self._stored.add((device.id, message.seq))
+        values = {
+            "community_id": device.community_id,
+            "device_id": device.id,
+            "seq": message.seq,
+            "type": message.type.value,
+            "occurred_at": message.ts,
             # An intercom call's snapshot is the call's, kept only briefly (server.access.intercom).
-            payload={k: v for k, v in message.fields.items() if k != "snapshot"},
-        )
+            "payload": {k: v for k, v in message.fields.items() if k != "snapshot"},
+        }
+        self._count("event")
+        if self._stored is not None and message.type in _PLAIN_EVENTS:
+            self._plain.append(values)  # nothing reads it now: inserted with the others
+            return presence
+        self._insert_plain()  # what came before it is stored before it, as one by one
+        row = DeviceEvent(**values)
         db.session.add(row)
         db.session.flush()
-        self._count("event")
         if message.type is EventType.TAG_READ:  # an elder or child at an exit (wandering)
             alert_rules.on_tag_read(device, row)
         if message.type is EventType.PASS_USED:  # a pass the door admitted offline
