@@ -3,8 +3,8 @@
 Issue 19 cut them (``python -m bench.verify_statements`` prints them with the SQL): the device
 with its access point and community in one statement, the subject's memberships, leases and
 permit in one, a pass with its access points in one, a plate's cars, passes and blocked plates
-in one, the holiday calendar only when the door's statement saw a holiday near today. A change that adds a statement to a verify fails here; lower the figure when a change
-removes one.
+in one, the holiday calendar only when the door's statement saw a holiday near today. A change
+that adds a statement to a verify fails here; lower the figure when a change removes one.
 """
 
 from __future__ import annotations
