@@ -31,6 +31,9 @@ from bench.harness import add_load_flag, bench_app, check_load, line
 from server.extensions import db
 from tests.support.verify_kinds import KINDS, Statements, build_verify_site, requests_of
 
+# A keypad may try 30 PINs a minute (the server's limit, a guess at a code's 6 digits is the
+# attack): the warm-up and profiled requests count too.
+AT_MOST = {"pin": 15}
 PROFILED = 5  # requests of each kind whose Python function calls are counted
 
 
@@ -64,7 +67,7 @@ def main() -> None:
     check_load("statements per verify, and time in process", args.force)
     for kind in KINDS:
         ms = []
-        for _ in range(args.requests):
+        for _ in range(min(args.requests, AT_MOST.get(kind, args.requests))):
             started = time.perf_counter()
             calls[kind]()
             ms.append((time.perf_counter() - started) * 1000)
