@@ -59,10 +59,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 from hardware.broker import mosquitto_config
@@ -228,20 +229,37 @@ def without_password(url: str) -> str:
     return f"{scheme}{sep}{user_info.split(':', 1)[0]}:***@{host}"
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: own process group, and SIGTERM when the launcher dies."""
-    os.setpgid(0, 0)
+def _prctl() -> Any:
+    """libc's ``prctl``, looked up in the parent: the forked child must not ``dlopen`` (a
+    thread of the parent may have held the loader's lock at the fork, and the child would wait
+    for it forever; a test process has such threads)."""
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        return ctypes.CDLL(None, use_errno=True).prctl
+    return None
+
+
+def _die_with(prctl: Any) -> Callable[[], None]:
+    """What the child runs before exec: SIGTERM when the launcher dies (Linux), calling only
+    a function resolved before the fork."""
+
+    def die_with_parent() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return die_with_parent
 
 
 def start_child(name: str, command: Sequence[str], environ: Mapping[str, str]) -> Child:
     """Start ``command`` in its own process group; its output goes to ours."""
     _LOGGER.info("starting %s: %s", name, " ".join(command))
-    # preexec_fn is safe here: the launcher starts no threads before its children.
+    # preexec_fn: the launcher starts no threads before its children, and the child calls
+    # nothing but the prctl resolved here.
     process = subprocess.Popen(  # noqa: S603 (the argv is built by this module)
-        list(command), env=dict(environ), stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        list(command),
+        env=dict(environ),
+        stdin=subprocess.DEVNULL,
+        process_group=0,
+        preexec_fn=_die_with(_prctl()),
     )
     return Child(name, process)
 
