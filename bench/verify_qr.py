@@ -187,6 +187,28 @@ def profile(app, credential: str, frames: list[bytes], top: int) -> None:
     stats.sort_stats("tottime").print_stats(top)
 
 
+def verify_poster(
+    base_url: str, headers: dict[str, str]
+) -> Callable[[str, bytes, str], Callable[[], bytes]]:
+    """``post(kind, body, content_type)``: a call that POSTs to ``/api/v1/verify/<kind>`` on
+    ``base_url`` as the device of ``headers`` and returns the answer's body."""
+
+    def post(path: str, body: bytes, content_type: str) -> Callable[[], bytes]:
+        def call() -> bytes:
+            request = urllib.request.Request(  # noqa: S310 (a loopback http URL built here)
+                f"{base_url}/api/v1/verify/{path}",
+                data=body,
+                method="POST",
+                headers={**headers, "Content-Type": content_type},
+            )
+            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+                return answer.read()
+
+        return call
+
+    return post
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=10_000)
@@ -206,19 +228,7 @@ def main() -> None:
         server = LiveServer(app)
         server.start()
         headers = {"Authorization": f"Bearer {credential}"}
-
-        def post(path: str, body: bytes, content_type: str) -> Callable[[], bytes]:
-            def call() -> bytes:
-                request = urllib.request.Request(  # noqa: S310 (a loopback http URL built here)
-                    f"{server.url}/api/v1/verify/{path}",
-                    data=body,
-                    method="POST",
-                    headers={**headers, "Content-Type": content_type},
-                )
-                with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-                    return answer.read()
-
-            return call
+        post = verify_poster(server.url, headers)
 
         def token_call(index: int) -> Callable[[], bytes]:
             body = json.dumps({"token": tokens[index % len(tokens)]}).encode()
@@ -290,27 +300,15 @@ def main() -> None:
         deployed_ms, deployed_decode_ms, deployed_token_ms, rgb_decode_ms = [], [], [], []
         web_dir = Path(tempfile.mkdtemp(prefix="gk-bench-qr-web-"))
         with deployed_stack(web_dir, app.extensions["bench_settings"]) as base_url:
-
-            def deployed_post(body: bytes, content_type: str) -> Callable[[], bytes]:
-                def call() -> bytes:
-                    request = urllib.request.Request(  # noqa: S310 (a loopback URL built here)
-                        f"{base_url}/api/v1/verify/qr",
-                        data=body,
-                        method="POST",
-                        headers={**headers, "Content-Type": content_type},
-                    )
-                    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-                        return answer.read()
-
-                return call
+            deployed_post = verify_poster(base_url, headers)
 
             def deployed_frame(index: int) -> Callable[[], bytes]:
                 image = {"image": ("frame.jpg", frames[index], "image/jpeg")}
-                return deployed_post(*multipart(image))
+                return deployed_post("qr", *multipart(image))
 
             def deployed_token(index: int) -> Callable[[], bytes]:
                 body = json.dumps({"token": tokens[index % len(tokens)]}).encode()
-                return deployed_post(body, "application/json")
+                return deployed_post("qr", body, "application/json")
 
             for index in range(min(10, len(frames))):  # warm up each worker's first requests
                 timed(deployed_frame(index), b'"visitor_pass"')
