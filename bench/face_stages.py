@@ -43,6 +43,7 @@ from gatekeeper import faces, liveness
 from gatekeeper.gallery import Gallery
 from tests.fetch_test_data import FACE_PHOTOS as PHOTOS
 from tests.fetch_test_data import test_image
+from tests.gatekeeper import face_images
 from tests.support import depthmaps
 
 
@@ -65,20 +66,7 @@ def load(name: str) -> tuple[bytes, np.ndarray]:
 
 def door_frame(image: np.ndarray, box: faces.FaceBox, face_width: int, size=(1280, 720)) -> bytes:
     """The photo's face region scaled to ``face_width`` and pasted into a plain grey scene."""
-    margin = box.width
-    region = Image.fromarray(image).crop(
-        (box.left - margin, box.top - margin, box.right + margin, box.bottom + margin)
-    )
-    scale = face_width / box.width
-    region = region.resize(
-        (max(1, round(region.width * scale)), max(1, round(region.height * scale))),
-        Image.Resampling.LANCZOS,
-    )
-    rng = np.random.default_rng(7)
-    scene = rng.normal(120, 12, (size[1], size[0], 3)).clip(0, 255).astype(np.uint8)
-    frame = Image.fromarray(scene)
-    frame.paste(region, ((size[0] - region.width) // 2, (size[1] - region.height) // 2))
-    return jpeg(frame)
+    return jpeg(face_images.door_scene(image, box, face_width, size))
 
 
 def timed(function: Callable[[], object], rounds: int) -> list[float]:

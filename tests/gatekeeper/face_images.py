@@ -149,6 +149,14 @@ def door_frame(name: str, face_width: int, size: tuple[int, int] = (1280, 720)) 
     """A door camera frame (RGB, as the server decodes it): the photo's face region scaled to
     ``face_width`` px and pasted into a noisy grey scene of ``size``, JPEG-encoded once."""
     image, box = _photo_and_face(name)
+    return faces.load_image(encode(door_scene(image, box, face_width, size)))
+
+
+def door_scene(
+    image: np.ndarray, box: faces.FaceBox, face_width: int, size: tuple[int, int] = (1280, 720)
+) -> Image.Image:
+    """``image``'s face region (``box``, with a face's width around it) scaled to
+    ``face_width`` px and pasted into the middle of a noisy grey scene of ``size``."""
     margin = box.width
     region = Image.fromarray(image).crop(
         (box.left - margin, box.top - margin, box.right + margin, box.bottom + margin)
@@ -162,4 +170,4 @@ def door_frame(name: str, face_width: int, size: tuple[int, int] = (1280, 720)) 
     noise = rng.normal(120, 12, (size[1], size[0], 3)).clip(0, 255).astype(np.uint8)
     scene = Image.fromarray(noise)
     scene.paste(region, ((size[0] - region.width) // 2, (size[1] - region.height) // 2))
-    return faces.load_image(encode(scene))
+    return scene
