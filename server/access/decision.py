@@ -17,10 +17,11 @@ from datetime import datetime
 from functools import cache, cached_property
 from typing import Any, Protocol
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from gatekeeper import policy
+from gatekeeper.doormodes import DoorModeKind
 from gatekeeper.holidays import NO_HOLIDAYS
 from gatekeeper.identity import mask_name
 from gatekeeper.schedule import schedule_from_json
@@ -37,15 +38,19 @@ from server.extensions import db
 from server.models import (
     AccessEvent,
     AccessPoint,
+    AntiPassbackPair,
     Card,
     Community,
     Device,
+    DoorMode,
+    FaceGallery,
     Lease,
     Membership,
     Person,
     Unit,
     Vehicle,
     VisitorPass,
+    WatchlistEntry,
     WorkerPermit,
     utcnow,
     worker_permit_access_points,
@@ -71,6 +76,12 @@ class Door:
     community: Community
     # False when the door's statement found no holiday near today: the calendar is not read.
     holidays_near: bool = True
+    # False when it found no lockdown in the community: the lockdowns are not read.
+    lockdown_held: bool = True
+    # False when the point is no gate of an anti-passback pair: the pairs are not read.
+    in_gate_pair: bool = True
+    # A face verify's: the versions of the community's gallery and watchlist, read with it.
+    face_versions: FaceVersions | None = None
 
     @classmethod
     def of(cls, device: Device) -> Door:
@@ -85,6 +96,8 @@ class Door:
     def lockdowns(self) -> list[Any]:
         """The lockdowns over the door's community now, read once per request (a pass asks
         before its use is spent, ``decide`` again before the event)."""
+        if not self.lockdown_held:
+            return []
         return door_modes.active_lockdowns(self.community.id)
 
     @cached_property
@@ -94,17 +107,60 @@ class Door:
         return point_view(self.point, self.community, holidays_near=self.holidays_near)
 
 
+@dataclass(frozen=True)
+class FaceVersions:
+    """What a face verify checks its caches against, read in the door's statement."""
+
+    gallery: int  # ``face_galleries.version`` (0: none yet)
+    watchlist: tuple[int, datetime | None]  # entries and their latest change
+
+
 @cache
-def _door_statement() -> Select[Any]:
+def _door_statement(face: bool) -> Select[Any]:
     """Built once: constructing a statement costs more Python than running it on the hot path
-    (its cache key is kept on it too)."""
-    return (
-        select(
-            Device,
-            AccessPoint,
-            Community,
-            holidays.near_clause(Device.community_id, Device.access_point_id),
+    (its cache key is kept on it too). Beside the rows, EXISTS flags that spare the request
+    the queries of what is rare (a holiday near today, a lockdown, a gate pair); for a face
+    verify also the versions of the gallery and the watchlist."""
+    community_id, point_id = Device.community_id, Device.access_point_id
+    lockdown = (
+        select(DoorMode.id)
+        .where(
+            DoorMode.community_id == community_id,
+            DoorMode.kind == DoorModeKind.LOCKDOWN,
+            DoorMode.lifted_at.is_(None),
         )
+        .exists()
+    )
+    gate_pair = (
+        select(AntiPassbackPair.id)
+        .where(
+            AntiPassbackPair.community_id == community_id,
+            or_(
+                AntiPassbackPair.entry_point_id == point_id,
+                AntiPassbackPair.exit_point_id == point_id,
+            ),
+        )
+        .exists()
+    )
+    columns: list[Any] = [
+        Device,
+        AccessPoint,
+        Community,
+        holidays.near_clause(community_id, point_id),
+        lockdown,
+        gate_pair,
+    ]
+    if face:
+        watchlist = WatchlistEntry.community_id == community_id
+        columns += [
+            select(FaceGallery.version)
+            .where(FaceGallery.community_id == community_id)
+            .scalar_subquery(),
+            select(func.count()).select_from(WatchlistEntry).where(watchlist).scalar_subquery(),
+            select(func.max(WatchlistEntry.updated_at)).where(watchlist).scalar_subquery(),
+        ]
+    return (
+        select(*columns)
         .join(Community, Community.id == Device.community_id)
         .outerjoin(AccessPoint, AccessPoint.id == Device.access_point_id)
         .where(Device.id == bindparam("device_id"))
@@ -114,25 +170,42 @@ def _door_statement() -> Select[Any]:
 class DoorReader:
     """A verify request's device read with its access point and community in one statement
     (``authenticate_device(header, find=reader.device)``), then its ``door()`` without
-    another."""
+    another. ``face``: the statement also reads what a face verify checks its caches by."""
 
-    def __init__(self) -> None:
-        self._row: tuple[Device, AccessPoint | None, Community, bool] | None = None
+    def __init__(self, *, face: bool = False) -> None:
+        self._face = face
+        self._door: Door | None = None
+        self._device: Device | None = None
 
     def device(self, device_id: str) -> Device | None:
         row = db.session.execute(
-            _door_statement(), {"device_id": device_id, **holidays.near_parameters(utcnow())}
+            _door_statement(self._face),
+            {"device_id": device_id, **holidays.near_parameters(utcnow())},
         ).first()
+        if row is None:
+            return None
         # Held here: the session's identity map keeps rows only while something refers to them.
-        self._row = (row[0], row[1], row[2], bool(row[3])) if row is not None else None
-        return row[0] if row is not None else None
+        self._device = row[0]
+        if row[1] is not None:
+            versions = None
+            if self._face:
+                versions = FaceVersions(int(row[6] or 0), (int(row[7]), row[8]))
+            self._door = Door(
+                device=row[0],
+                point=row[1],
+                community=row[2],
+                holidays_near=bool(row[3]),
+                lockdown_held=bool(row[4]),
+                in_gate_pair=bool(row[5]),
+                face_versions=versions,
+            )
+        return row[0]
 
     def door(self) -> Door:
         """The door of the device read, which serves an access point (the caller checked)."""
-        if self._row is None or self._row[1] is None:
+        if self._door is None:
             raise LookupError("no device with an access point was read")
-        device, point, community, near = self._row
-        return Door(device=device, point=point, community=community, holidays_near=near)
+        return self._door
 
 
 @dataclass(frozen=True)
@@ -429,7 +502,7 @@ def decide(
         decision, rule = held, held.rule.value
     details = dict(presented.details or {})
     holder = person or antipassback.car_holder(presented)  # a known car let out has no person
-    if holder is not None:  # gate pairs: entered and not yet out (docs/policy.md)
+    if holder is not None and door.in_gate_pair:  # entered and not yet out (docs/policy.md)
         decision = antipassback.check(
             point, holder, presented.credential_type, direction, at, decision, details
         )

@@ -51,7 +51,13 @@ def verify(
         image, probe.face, depth_png, requires_depth=door.point.requires_depth
     )
     # Every face captured, granted or not, live or not: the officer judges a photo held up.
-    hit = watchlist.check(community.id, probe.template, settings.face_tolerance)
+    versions = door.face_versions  # read with the door (``DoorReader(face=True)``)
+    hit = watchlist.check(
+        community.id,
+        probe.template,
+        settings.face_tolerance,
+        versions.watchlist if versions is not None else None,
+    )
     # The event keeps the measurements behind the verdict; the terminal gets the summary.
     details: dict[str, Any] = {
         "liveness": {**liveness.as_json(), "measurements": liveness.measurements or {}}
@@ -68,7 +74,7 @@ def verify(
     else:
         match = (
             galleries()
-            .gallery(community.id)
+            .gallery(community.id, versions.gallery if versions is not None else None)
             .search(probe.template, tolerance=settings.face_tolerance, margin=settings.face_margin)
         )
         details.update(

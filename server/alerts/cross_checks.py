@@ -15,9 +15,12 @@ Every function leaves the commit to its caller. ``docs/alert_rules.md`` has the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, bindparam, select
 
 from gatekeeper import cross_checks as checks
 from gatekeeper.identity import mask_name
@@ -65,13 +68,19 @@ def walking(community_id: str, settings: community_settings.CommunitySettings) -
             )
         )
     )
+    return replace(_walk_table(settings), perimeter=perimeter)
+
+
+def _walk_table(settings: community_settings.CommunitySettings) -> checks.Walking:
+    """The community's walking times without its perimeter (which ``longest`` does not need)."""
     pairs = {
         frozenset({row["from"], row["to"]}): int(row["seconds"]) for row in settings.walk_seconds
     }
-    return checks.Walking(gates(settings), pairs, perimeter, settings.min_gate_seconds)
+    return checks.Walking(gates(settings), pairs, frozenset(), settings.min_gate_seconds)
 
 
-def _pass(event: AccessEvent) -> checks.Pass:
+def _pass(event: AccessEvent | Row[Any]) -> checks.Pass:
+    """An event, or a row of its id, access point and time, as the checks take it."""
     return checks.Pass(event.id, event.access_point_id, event.occurred_at)
 
 
@@ -182,32 +191,51 @@ def _plate_face(
 # Card against the walk ----------------------------------------------------------------------
 
 
-def _impossible_travel(
-    event: AccessEvent, community: Community, settings: community_settings.CommunitySettings
-) -> Alert | None:
-    """The person's other card grants close enough in time that the walk between the two
-    points cannot be made: one open alert per person."""
-    walk = walking(community.id, settings)
-    longest = walk.longest
-    if longest <= timedelta(0):
-        return None
-    others = db.session.scalars(
-        select(AccessEvent)
+@cache
+def _other_card_grants() -> Select[Any]:
+    """A person's card grants at other points within a window, newest first; built once."""
+    return (
+        select(AccessEvent.id, AccessEvent.access_point_id, AccessEvent.occurred_at)
         .where(
-            AccessEvent.community_id == event.community_id,
-            AccessEvent.person_id == event.person_id,
+            AccessEvent.community_id == bindparam("community_id"),
+            AccessEvent.person_id == bindparam("person_id"),
             AccessEvent.credential_type == CredentialType.CARD,
             AccessEvent.decision == Decision.GRANT,
             AccessEvent.access_point_id.is_not(None),
             # The same point is never a walk: a card used again and again at one door (a
             # resident coming and going) reads no rows.
-            AccessEvent.access_point_id != event.access_point_id,
-            AccessEvent.occurred_at > event.occurred_at - longest,
-            AccessEvent.occurred_at < event.occurred_at + longest,
-            AccessEvent.id != event.id,
+            AccessEvent.access_point_id != bindparam("access_point_id"),
+            AccessEvent.occurred_at > bindparam("since"),
+            AccessEvent.occurred_at < bindparam("until"),
+            AccessEvent.id != bindparam("event_id"),
         )
         .order_by(AccessEvent.occurred_at.desc())
+    )
+
+
+def _impossible_travel(
+    event: AccessEvent, community: Community, settings: community_settings.CommunitySettings
+) -> Alert | None:
+    """The person's other card grants close enough in time that the walk between the two
+    points cannot be made: one open alert per person. The perimeter is read only when there
+    are such grants (a resident's card at one door reads one statement)."""
+    longest = _walk_table(settings).longest
+    if longest <= timedelta(0):
+        return None
+    others = db.session.execute(
+        _other_card_grants(),
+        {
+            "community_id": event.community_id,
+            "person_id": event.person_id,
+            "access_point_id": event.access_point_id,
+            "since": event.occurred_at - longest,
+            "until": event.occurred_at + longest,
+            "event_id": event.id,
+        },
     ).all()
+    if not others:
+        return None
+    walk = walking(community.id, settings)
     for other in others:
         need = checks.impossible_travel(_pass(other), _pass(event), walk)
         if need is None:

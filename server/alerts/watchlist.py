@@ -71,10 +71,15 @@ class WatchlistCache:
         self._lock = threading.Lock()
 
     def check(
-        self, community_id: str, template: np.ndarray, tolerance: float
+        self,
+        community_id: str,
+        template: np.ndarray,
+        tolerance: float,
+        version: tuple[int, datetime | None] | None = None,
     ) -> WatchlistHit | None:
-        """The closest entry within ``tolerance`` of ``template``, if any."""
-        entries = self._current(community_id)
+        """The closest entry within ``tolerance`` of ``template``, if any. ``version``: the
+        list's entries and latest change, when the caller read them already."""
+        entries = self._current(community_id, version)
         if not entries.ids:
             return None
         vector = np.asarray(template, dtype=np.float32).reshape(faces.TEMPLATE_SIZE)
@@ -91,13 +96,14 @@ class WatchlistCache:
             distance,
         )
 
-    def _current(self, community_id: str) -> _Entries:
-        count, latest = db.session.execute(
-            select(func.count(), func.max(WatchlistEntry.updated_at)).where(
-                WatchlistEntry.community_id == community_id
-            )
-        ).one()
-        version = (int(count), latest)
+    def _current(self, community_id: str, version: tuple[int, datetime | None] | None) -> _Entries:
+        if version is None:
+            count, latest = db.session.execute(
+                select(func.count(), func.max(WatchlistEntry.updated_at)).where(
+                    WatchlistEntry.community_id == community_id
+                )
+            ).one()
+            version = (int(count), latest)
         entries = self._lists.get(community_id)
         if entries is not None and entries.version == version:
             return entries
@@ -239,9 +245,15 @@ def remove(scope: Scope, entry_id: str) -> None:
 # At the door ---------------------------------------------------------------------------------
 
 
-def check(community_id: str, template: np.ndarray, tolerance: float) -> WatchlistHit | None:
-    """The watchlist entry this face at a door matches, if any."""
-    return watchlists().check(community_id, template, tolerance)
+def check(
+    community_id: str,
+    template: np.ndarray,
+    tolerance: float,
+    version: tuple[int, datetime | None] | None = None,
+) -> WatchlistHit | None:
+    """The watchlist entry this face at a door matches, if any (``version``: as read with the
+    door, ``server.access.decision.FaceVersions``)."""
+    return watchlists().check(community_id, template, tolerance, version)
 
 
 def alert_hit(event: AccessEvent, hit: WatchlistHit, *, live: bool) -> None:

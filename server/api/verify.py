@@ -73,7 +73,8 @@ _BODIES = {
 def _authenticate_device() -> None:
     """Who is calling and what they send, before any body is parsed (401/403, then 415);
     then the caller's ``Door`` on ``g.door``, for the view."""
-    reader = DoorReader()  # the device, its access point and community: one statement
+    # The device, its access point and community: one statement.
+    reader = DoorReader(face=request.endpoint == "verify.verify_face")
     device = authenticate_device(request.headers.get("Authorization"), find=reader.device)
     if device.access_point_id is None:
         raise Forbidden(_l("This device serves no access point: it cannot verify credentials."))

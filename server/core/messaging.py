@@ -8,14 +8,20 @@ Each process has one lazily started client (``publisher``): web workers start it
 their first publish; the worker process installs its own bus (``use_bus``). Either way the
 client's connection and the messages the broker has not acknowledged yet are counted for
 ``/metrics`` (``gk_mqtt_connected``, ``gk_mqtt_unacknowledged``, client ``web`` or ``worker``).
+
+What a PUBACK records (``when_acked``: a command ``sent``, an alert delivery taken by the
+broker) is written by one thread per process, all that came within ``ACK_FLUSH_S`` in one
+transaction: a door's grant costs one write transaction, not two.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +36,9 @@ _LOGGER = logging.getLogger(__name__)
 # Web processes' MQTT client ids start so (no broker account may be named so: broker_sync).
 WEB_CLIENT_PREFIX = "gatekeeper-web-"
 _OUTBOX = "mqtt_outbox"
+_ACK_WRITER = "mqtt_ack_writer"
+# A PUBACK's record waits at most this long for others to share its transaction.
+ACK_FLUSH_S = 0.2
 _lock = threading.Lock()
 
 
@@ -110,25 +119,96 @@ def _watch(bus: MqttBus, client: str) -> None:
 
 
 def when_acked(statement: Callable[[], Executable]) -> Callable[[], None]:
-    """An ``on_acked`` callback that runs the UPDATE ``statement()`` builds (recording that
-    the broker took the message, at the time it did) in a session of its own, on the
-    client's network thread.
+    """An ``on_acked`` callback that records that the broker took the message: the UPDATE
+    ``statement()`` builds when the PUBACK comes (so at the time it did) is written by this
+    process's ack writer, within ``ACK_FLUSH_S``, in one transaction with the others then.
 
     Write the statement so that it changes only rows still waiting for the broker: the
     PUBACK may come after the row moved on (a device answered, a job expired it)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def record() -> None:
-        with app.app_context():
-            from server.extensions import db
-
-            try:
-                db.session.execute(statement())
-                db.session.commit()
-            finally:
-                db.session.remove()
+        _ack_writer(app).add(statement())
 
     return record
+
+
+def flush_acks(app: Flask) -> int:
+    """Write the PUBACK records waiting now (tests, and a process on its way out); how many."""
+    writer = app.extensions.get(_ACK_WRITER)
+    return writer.flush() if writer is not None else 0
+
+
+def _ack_writer(app: Flask) -> _AckWriter:
+    writer = app.extensions.get(_ACK_WRITER)
+    if writer is None:
+        with _lock:
+            writer = app.extensions.get(_ACK_WRITER)
+            if writer is None:
+                writer = app.extensions[_ACK_WRITER] = _AckWriter(app)
+    return writer
+
+
+class _AckWriter:
+    """PUBACK records of one app, written together by a thread of their own.
+
+    The thread sleeps while nothing waits; the first record wakes it, it lets the records of
+    the next ``ACK_FLUSH_S`` join, and writes them in one transaction (each alone when that
+    transaction fails, so one bad statement loses no other). Records still waiting when the
+    process exits are written then."""
+
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+        self._pending: list[Executable] = []
+        self._ready = threading.Condition()
+        self._writing = threading.Lock()  # one flush at a time: records stay in order
+        self._pid: int | None = None
+
+    def add(self, statement: Executable) -> None:
+        with self._ready:
+            if self._pid != os.getpid():  # first use in this process (or a forked child)
+                self._pending.clear()
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="mqtt-ack-writer", daemon=True).start()
+                atexit.register(self.flush)
+            self._pending.append(statement)
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                self._ready.wait_for(lambda: bool(self._pending))
+            time.sleep(ACK_FLUSH_S)  # the records of the next moment share the transaction
+            self.flush()
+
+    def flush(self) -> int:
+        with self._writing:
+            with self._ready:
+                batch, self._pending = self._pending, []
+            if batch:
+                with self._app.app_context():
+                    self._write(batch)
+            return len(batch)
+
+    def _write(self, batch: list[Executable]) -> None:
+        from server.extensions import db
+
+        try:
+            for statement in batch:
+                db.session.execute(statement)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            _LOGGER.warning("%d PUBACK records failed together; writing each alone", len(batch))
+            for statement in batch:
+                try:
+                    db.session.execute(statement)
+                    db.session.commit()
+                except Exception:
+                    db.session.rollback()
+                    _LOGGER.exception("a PUBACK record could not be written")
+        finally:
+            db.session.remove()
 
 
 def queue_message(session: Session, message: OutgoingMessage) -> None:

@@ -394,14 +394,17 @@ class GalleryCache:
                 evictions=self._counts["evicted"],
             )
 
-    def gallery(self, community_id: str) -> Gallery:
-        """The community's gallery, brought up to date with the database."""
-        current = (
-            db.session.scalar(
-                select(FaceGallery.version).where(FaceGallery.community_id == community_id)
+    def gallery(self, community_id: str, version: int | None = None) -> Gallery:
+        """The community's gallery, brought up to date with the database (``version``: its
+        ``face_galleries.version``, when the caller read it already)."""
+        current = version
+        if current is None:
+            current = (
+                db.session.scalar(
+                    select(FaceGallery.version).where(FaceGallery.community_id == community_id)
+                )
+                or 0
             )
-            or 0
-        )
         with self._lock:
             entry = self._entries.get(community_id)
             if entry is None:

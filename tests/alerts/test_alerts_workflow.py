@@ -20,7 +20,7 @@ from hardware.topics import alerts_topic
 from server.alerts import channels as alert_channels
 from server.alerts.service import escalate_overdue, next_severity, raise_alert
 from server.core import crypto
-from server.core.messaging import OutgoingMessage
+from server.core.messaging import OutgoingMessage, flush_acks
 from server.extensions import db
 from server.models import (
     AccessEvent,
@@ -153,6 +153,7 @@ def test_officer_acknowledges_then_resolves_with_history(app, world, published) 
     ]
     for message in published:
         message.on_acked()  # what the MQTT client calls on the broker's PUBACK
+    flush_acks(app)  # what the process's ack writer does within ACK_FLUSH_S
     log = officer.get(f"/alerts/{alert_id}/deliveries").json
     assert [(d["reason"], d["status"]) for d in log] == [
         ("raised", "sent"),

@@ -22,7 +22,7 @@ from hardware.messages import AckMessage, CommandMessage, EventMessage
 from hardware.protocol import EventType
 from hardware.topics import device_topic
 from server.core import crypto, live, logs
-from server.core.messaging import OutgoingMessage
+from server.core.messaging import OutgoingMessage, flush_acks
 from server.extensions import db
 from server.models import FaceTemplate
 from server.people.galleries import galleries, record_change
@@ -121,6 +121,7 @@ def test_a_verify_an_ingest_and_a_command_show_in_metrics(
     )
     [alert] = [message for message in published if message.topic.endswith("/alerts")]
     alert.on_acked()  # what the MQTT client runs on the broker's PUBACK
+    flush_acks(app)  # what the process's ack writer does within ACK_FLUSH_S
     ingest.handle(
         device_topic(site["a"], site["door"], "ack"), AckMessage(cmd_id, True, now).encode()
     )

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+import time
 from datetime import datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from gatekeeper import passtokens
 from gatekeeper.vocabulary import (
@@ -26,7 +28,7 @@ from gatekeeper.vocabulary import (
 from hardware.messages import AckMessage, CommandMessage, EventMessage, StatusMessage
 from hardware.protocol import Command, CommandStatus, EventType
 from hardware.topics import device_topic
-from server.core.messaging import OutgoingMessage, queue_message
+from server.core.messaging import ACK_FLUSH_S, OutgoingMessage, flush_acks, queue_message
 from server.devices import commands
 from server.extensions import db
 from server.models import (
@@ -60,6 +62,7 @@ def test_open_is_stored_then_published(app, client, world, published) -> None:
     staff = Api(client, "staff_a")
     assert staff.get(f"/commands/{command['id']}").json["status"] == "queued"
     message.on_acked()  # what the MQTT client calls on the broker's PUBACK
+    assert flush_acks(app) == 1  # what the process's ack writer does within ACK_FLUSH_S
     assert staff.get(f"/commands/{command['id']}").json["status"] == "sent"
     assert message.topic == device_topic(world.a, world.device_a, "cmd")
     decoded = CommandMessage.decode(message.payload)
@@ -74,6 +77,36 @@ def test_open_is_stored_then_published(app, client, world, published) -> None:
             select(AuditEntry).where(AuditEntry.action == "access_point.open")
         )
         assert audit.target_id == world.door_a and audit.details == {"commands": [row.id]}
+
+
+def test_pubacks_are_written_together_by_the_ack_writer(app, client, world, published) -> None:
+    """A PUBACK's record costs no transaction of its own: the process's ack writer writes all
+    that came within ``ACK_FLUSH_S`` in one, from its own thread, without being asked."""
+    staff = Api(client, "staff_a")
+    ids = []
+    for _ in range(5):
+        answer = staff.post(f"/access-points/{world.door_a}/commands", {"command": "open"})
+        assert answer.status_code == 202, answer.json
+        ids.append(answer.json[0]["id"])
+    with app.app_context():
+        engine = db.engine
+    committed_by: list[str] = []
+
+    def count(_connection: object) -> None:
+        committed_by.append(threading.current_thread().name)
+
+    event.listen(engine, "commit", count)
+    try:
+        for message in published:  # the broker's PUBACKs, one after another
+            message.on_acked()
+        deadline = time.monotonic() + 10 * ACK_FLUSH_S
+        while time.monotonic() < deadline and "mqtt-ack-writer" not in committed_by:
+            time.sleep(0.01)
+    finally:
+        event.remove(engine, "commit", count)
+    assert [staff.get(f"/commands/{i}").json["status"] for i in ids] == ["sent"] * 5
+    assert committed_by.count("mqtt-ack-writer") == 1
+    assert flush_acks(app) == 0  # nothing left waiting
 
 
 def test_nothing_is_published_when_the_transaction_rolls_back(app, world, published) -> None:
