@@ -188,9 +188,8 @@ class AccessEvent(IdMixin, CommunityOwned, Base):
     decision: Mapped[Decision] = enum_column(Decision)
     reason: Mapped[str] = mapped_column(String(40))
     rule: Mapped[str | None] = mapped_column(String(80))
-    person_id: Mapped[str | None] = mapped_column(
-        ForeignKey("people.id", ondelete="SET NULL"), index=True
-    )
+    # Indexed with occurred_at (``server.models.indexes``): a person's events of a moment.
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     pass_id: Mapped[str | None] = mapped_column(
         ForeignKey("visitor_passes.id", ondelete="SET NULL"), index=True
     )

@@ -9,7 +9,8 @@ each page is a range read of one of these, wherever it is in the list.
   resolved half of the list.
 - access events: by time across communities (an officer's search of every community they
   cover); per community the model's ``(community_id, occurred_at)`` serves; and the events
-  that have a plate, by plate and time (a search by plate, migration 0018).
+  that have a plate, by plate and time (a search by plate, migration 0018); and a person's
+  events by time (the card-against-the-walk check reads the last minutes', migration 0036).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ CITY_INDEXES = (
     Index("ix_alerts_created_at_id", Alert.created_at, Alert.id),
     Index("ix_alerts_community_id_created_at_id", Alert.community_id, Alert.created_at, Alert.id),
     Index("ix_access_events_occurred_at_id", AccessEvent.occurred_at, AccessEvent.id),
+    Index("ix_access_events_person_id_occurred_at", AccessEvent.person_id, AccessEvent.occurred_at),
     # Where has this car been (migration 0018): the events that have a plate, by plate.
     Index(
         "ix_access_events_plate_occurred_at",
