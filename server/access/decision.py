@@ -55,6 +55,7 @@ from server.models import (
     utcnow,
     worker_permit_access_points,
 )
+from server.models.ids import new_id
 
 # What terminals show for each role (docs/protocol.md: subject.kind).
 _SUBJECT_KIND = {
@@ -212,7 +213,7 @@ class DoorReader:
 class Verdict:
     """What ``decide`` made of a presentation at a door."""
 
-    event: AccessEvent  # stored (flushed), not yet committed
+    event: AccessEvent  # added to the session (flushed by its next query), not yet committed
     decision: policy.AccessDecision
     body: dict[str, Any]  # the answer the door gets (docs/protocol.md section 3)
 
@@ -510,6 +511,9 @@ def decide(
     if decision.detail:
         details["detail"] = decision.detail
     event = AccessEvent(
+        # Its id now, so that nothing waits for a flush of its own: the first query that
+        # needs it (the rules below, when they read) or the open command's flushes it.
+        id=new_id(AccessEvent.ID_PREFIX),
         community_id=device.community_id,
         occurred_at=at,
         access_point_id=point.id,
@@ -525,7 +529,6 @@ def decide(
         template_encrypted=presented.template_encrypted,
     )
     db.session.add(event)
-    db.session.flush()
     metrics.access_decided(
         presented.credential_type.value, decision.decision.value, decision.reason.value
     )
