@@ -380,9 +380,11 @@ def _track(
     event: AccessEvent, plate: str, presented: Presented, direction: str, at: datetime
 ) -> None:
     """Who is inside: an entry opens a presence (closing a stale one), an exit closes it."""
-    inside = db.session.scalar(
-        _inside_statement(), {"community_id": event.community_id, "plate": plate}
-    )
+    # Read before the request's flush: the event's details below go into its INSERT.
+    with db.session.no_autoflush:
+        inside = db.session.scalar(
+            _inside_statement(), {"community_id": event.community_id, "plate": plate}
+        )
     if direction == "out":
         if inside is None:
             event.details = {**event.details, "presence": "exit_without_entry"}

@@ -137,25 +137,28 @@ def _plate_face(
         AccessEvent.occurred_at <= event.occurred_at + window,
         AccessEvent.id != event.id,
     )
-    if plate_first:
-        plates = [event]
-        faces = db.session.scalars(
-            select(AccessEvent).where(
-                *around,
-                AccessEvent.credential_type == CredentialType.FACE,
-                AccessEvent.reason == Reason.UNKNOWN_FACE.value,
-            )
-        ).all()
-    else:
-        faces = [event]
-        plates = db.session.scalars(
-            select(AccessEvent).where(
-                *around,
-                AccessEvent.credential_type == CredentialType.PLATE,
-                AccessEvent.decision == Decision.GRANT,
-                AccessEvent.person_id.is_not(None),
-            )
-        ).all()
+    # Neither read needs ``event`` stored (it excludes it): it waits for the request's one
+    # flush, and a change to it before then costs no UPDATE.
+    with db.session.no_autoflush:
+        if plate_first:
+            plates = [event]
+            faces = db.session.scalars(
+                select(AccessEvent).where(
+                    *around,
+                    AccessEvent.credential_type == CredentialType.FACE,
+                    AccessEvent.reason == Reason.UNKNOWN_FACE.value,
+                )
+            ).all()
+        else:
+            faces = [event]
+            plates = db.session.scalars(
+                select(AccessEvent).where(
+                    *around,
+                    AccessEvent.credential_type == CredentialType.PLATE,
+                    AccessEvent.decision == Decision.GRANT,
+                    AccessEvent.person_id.is_not(None),
+                )
+            ).all()
     alert = None
     for plate in plates:
         found = checks.plate_face_mismatch(_pass(plate), map(_pass, faces), gate, window)
@@ -222,7 +225,7 @@ def _impossible_travel(
     longest = _walk_table(settings).longest
     if longest <= timedelta(0):
         return None
-    others = db.session.execute(
+    others = db.session.execute(  # without ``event`` (not flushed for it, as _plate_face)
         _other_card_grants(),
         {
             "community_id": event.community_id,
@@ -232,6 +235,7 @@ def _impossible_travel(
             "until": event.occurred_at + longest,
             "event_id": event.id,
         },
+        execution_options={"autoflush": False},
     ).all()
     if not others:
         return None

@@ -24,6 +24,7 @@ from server.core.messaging import OutgoingMessage, queue_message, when_acked
 from server.core.scope import Scope
 from server.extensions import db
 from server.models import AccessPoint, Device, DeviceCommand, utcnow
+from server.models.ids import new_id
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ def issue(
     request_id = logs.current_request_id()  # the HTTP request that caused it, if one did
     extras = (("open_ms", open_ms), ("text", text), ("request_id", request_id))
     row = DeviceCommand(
+        # Its id now: the row waits for the transaction's next flush (a verify flushes once).
+        id=new_id(DeviceCommand.ID_PREFIX),
         community_id=device.community_id,
         device_id=device.id,
         access_point_id=device.access_point_id,
@@ -67,7 +70,6 @@ def issue(
         status_at=now,
     )
     db.session.add(row)
-    db.session.flush()
     message = CommandMessage(
         cmd_id=row.id,
         cmd=command,

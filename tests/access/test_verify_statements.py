@@ -20,8 +20,8 @@ MOST = {
     "qr_resident": 5,
     "qr_pass": 8,
     "pin": 7,
-    "plate_exact": 10,
-    "plate_fuzzy": 10,
+    "plate_exact": 9,
+    "plate_fuzzy": 9,
 }
 
 
