@@ -15,6 +15,7 @@ Every function leaves the commit to its caller. ``docs/alert_rules.md`` has the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -118,6 +119,31 @@ def after_access_event(event: AccessEvent) -> Alert | None:
 # Plate against face -------------------------------------------------------------------------
 
 
+@cache
+def _around_gate(*, plates: bool) -> Select[Any]:
+    """The events at a gate's points within a window but one: its granted plates of known
+    people, or (``plates`` false) the ids, points and times of its unknown faces; built once."""
+    around = (
+        AccessEvent.community_id == bindparam("community_id"),
+        AccessEvent.access_point_id.in_(bindparam("members", expanding=True)),
+        AccessEvent.occurred_at >= bindparam("since"),
+        AccessEvent.occurred_at <= bindparam("until"),
+        AccessEvent.id != bindparam("event_id"),
+    )
+    if plates:
+        return select(AccessEvent).where(
+            *around,
+            AccessEvent.credential_type == CredentialType.PLATE,
+            AccessEvent.decision == Decision.GRANT,
+            AccessEvent.person_id.is_not(None),
+        )
+    return select(AccessEvent.id, AccessEvent.access_point_id, AccessEvent.occurred_at).where(
+        *around,
+        AccessEvent.credential_type == CredentialType.FACE,
+        AccessEvent.reason == Reason.UNKNOWN_FACE.value,
+    )
+
+
 def _plate_face(
     event: AccessEvent,
     community: Community,
@@ -129,36 +155,27 @@ def _plate_face(
     grant, which later faces add to."""
     gate = gates(settings)
     window = timedelta(seconds=settings.plate_face_window_seconds)
-    members = list(gate.members(event.access_point_id))
-    around = (
-        AccessEvent.community_id == event.community_id,
-        AccessEvent.access_point_id.in_(members),
-        AccessEvent.occurred_at >= event.occurred_at - window,
-        AccessEvent.occurred_at <= event.occurred_at + window,
-        AccessEvent.id != event.id,
-    )
+    parameters = {
+        "community_id": event.community_id,
+        "members": list(gate.members(event.access_point_id)),
+        "since": event.occurred_at - window,
+        "until": event.occurred_at + window,
+        "event_id": event.id,
+    }
     # Neither read needs ``event`` stored (it excludes it): it waits for the request's one
     # flush, and a change to it before then costs no UPDATE.
-    with db.session.no_autoflush:
-        if plate_first:
-            plates = [event]
-            faces = db.session.scalars(
-                select(AccessEvent).where(
-                    *around,
-                    AccessEvent.credential_type == CredentialType.FACE,
-                    AccessEvent.reason == Reason.UNKNOWN_FACE.value,
-                )
-            ).all()
-        else:
-            faces = [event]
-            plates = db.session.scalars(
-                select(AccessEvent).where(
-                    *around,
-                    AccessEvent.credential_type == CredentialType.PLATE,
-                    AccessEvent.decision == Decision.GRANT,
-                    AccessEvent.person_id.is_not(None),
-                )
-            ).all()
+    options = {"autoflush": False}
+    faces: Sequence[AccessEvent | Row[Any]]
+    if plate_first:
+        plates = [event]
+        faces = db.session.execute(
+            _around_gate(plates=False), parameters, execution_options=options
+        ).all()
+    else:
+        faces = [event]
+        plates = db.session.scalars(
+            _around_gate(plates=True), parameters, execution_options=options
+        ).all()
     alert = None
     for plate in plates:
         found = checks.plate_face_mismatch(_pass(plate), map(_pass, faces), gate, window)
