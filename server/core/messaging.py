@@ -22,6 +22,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -139,6 +140,12 @@ def flush_acks(app: Flask) -> int:
     return writer.flush() if writer is not None else 0
 
 
+def _flush_at_exit(writer: weakref.ref[_AckWriter]) -> None:
+    alive = writer()
+    if alive is not None:
+        alive.flush()
+
+
 def _ack_writer(app: Flask) -> _AckWriter:
     writer = app.extensions.get(_ACK_WRITER)
     if writer is None:
@@ -154,8 +161,11 @@ class _AckWriter:
 
     The thread sleeps while nothing waits; the first record wakes it, it lets the records of
     the next ``ACK_FLUSH_S`` join, and writes them in one transaction (each alone when that
-    transaction fails, so one bad statement loses no other). Records still waiting when the
+    transaction fails, so one bad statement loses no other). After ``_IDLE_S`` without a
+    record the thread ends (the next record starts another). Records still waiting when the
     process exits are written then."""
+
+    _IDLE_S = 60.0
 
     def __init__(self, app: Flask) -> None:
         self._app = app
@@ -163,21 +173,28 @@ class _AckWriter:
         self._ready = threading.Condition()
         self._writing = threading.Lock()  # one flush at a time: records stay in order
         self._pid: int | None = None
+        self._thread: threading.Thread | None = None
 
     def add(self, statement: Executable) -> None:
         with self._ready:
             if self._pid != os.getpid():  # first use in this process (or a forked child)
                 self._pending.clear()
-                self._pid = os.getpid()
-                threading.Thread(target=self._run, name="mqtt-ack-writer", daemon=True).start()
-                atexit.register(self.flush)
+                self._pid, self._thread = os.getpid(), None
+                atexit.register(_flush_at_exit, weakref.ref(self))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="mqtt-ack-writer", daemon=True
+                )
+                self._thread.start()
             self._pending.append(statement)
             self._ready.notify()
 
     def _run(self) -> None:
         while True:
             with self._ready:
-                self._ready.wait_for(lambda: bool(self._pending))
+                if not self._ready.wait_for(lambda: bool(self._pending), timeout=self._IDLE_S):
+                    self._thread = None  # idle: ends; add() starts another
+                    return
             time.sleep(ACK_FLUSH_S)  # the records of the next moment share the transaction
             self.flush()
 
