@@ -26,7 +26,8 @@ Printed at the end, per configuration (the issue's targets in brackets):
 - throughput with 4 clients / ceiling                            [>= 90 %]
 
 ``--profile DIR`` samples every gunicorn worker with py-spy during the 4-client face series
-(``DIR/<config>-<pid>.txt``, collapsed stacks) and prints the top functions by own samples.
+(``DIR/<config>-<pid>.txt``, collapsed stacks) and the card series (``DIR/card/...``, which
+then runs ten times as long, for samples enough), and prints the top functions by own samples.
 
     .venv/bin/python -m bench.load [--configs 2x8,2x1,2x2,2x4,3x2,4x1,2s] [--requests 40]
         [--gallery 20000] [--profile /tmp/gk-profile] [--force]
@@ -676,9 +677,11 @@ def run(
                     print_series(series)
                 check_load(f"{config.name} card, 1 client", args.force)
                 closed_loop(port, card_calls, 1, 5)  # the card path's first queries
-                print_series(
-                    measured("card verify, 1 client", web, port, card_calls, 1, args.requests)
-                )
+                folder = args.profile / "card" if args.profile else None
+                count = args.requests * (10 if folder else 1)
+                with profiled(folder, config, web):
+                    series = measured("card verify, 1 client", web, port, card_calls, 1, count)
+                print_series(series)
     check_load("bare engine (after)", args.force)
     after_ms, after_rate, after_cpu = bare_engine(frames, gallery, bare_count)
     check_load(f"bare engine on {CORES} cores at once", args.force)
