@@ -176,7 +176,6 @@ class DoorReader:
     def __init__(self, *, face: bool = False) -> None:
         self._face = face
         self._door: Door | None = None
-        self._device: Device | None = None
 
     def device(self, device_id: str) -> Device | None:
         row = db.session.execute(
@@ -185,8 +184,8 @@ class DoorReader:
         ).first()
         if row is None:
             return None
-        # Held here: the session's identity map keeps rows only while something refers to them.
-        self._device = row[0]
+        # The door holds the rows: the session's identity map keeps them only while something
+        # refers to them.
         if row[1] is not None:
             versions = None
             if self._face:

@@ -61,15 +61,14 @@ def gates(settings: community_settings.CommunitySettings) -> checks.Gates:
     return checks.Gates.of(settings.gate_groups)
 
 
-def walking(community_id: str, settings: community_settings.CommunitySettings) -> checks.Walking:
-    perimeter = frozenset(
+def _perimeter(community_id: str) -> frozenset[str]:
+    return frozenset(
         db.session.scalars(
             select(AccessPoint.id).where(
                 AccessPoint.community_id == community_id, AccessPoint.zone == Zone.PERIMETER
             )
         )
     )
-    return replace(_walk_table(settings), perimeter=perimeter)
 
 
 def _walk_table(settings: community_settings.CommunitySettings) -> checks.Walking:
@@ -239,7 +238,8 @@ def _impossible_travel(
     """The person's other card grants close enough in time that the walk between the two
     points cannot be made: one open alert per person. The perimeter is read only when there
     are such grants (a resident's card at one door reads one statement)."""
-    longest = _walk_table(settings).longest
+    table = _walk_table(settings)
+    longest = table.longest
     if longest <= timedelta(0):
         return None
     others = db.session.execute(  # without ``event`` (not flushed for it, as _plate_face)
@@ -256,7 +256,7 @@ def _impossible_travel(
     ).all()
     if not others:
         return None
-    walk = walking(community.id, settings)
+    walk = replace(table, perimeter=_perimeter(community.id))
     for other in others:
         need = checks.impossible_travel(_pass(other), _pass(event), walk)
         if need is None:
