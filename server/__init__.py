@@ -94,7 +94,7 @@ def _flask_config(settings: Settings) -> dict[str, object]:
         "SECRET_KEY": settings.secret_key,
         "TESTING": settings.env == "test",
         "SQLALCHEMY_DATABASE_URI": settings.database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(settings),
         "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -115,6 +115,16 @@ def _flask_config(settings: Settings) -> dict[str, object]:
     }
 
 
+def _engine_options(settings: Settings) -> dict[str, object]:
+    """SQLite: how long a statement waits for another connection's write lock before it
+    fails with ``database is locked`` (``sqlite3.connect``'s ``timeout`` is SQLite's busy
+    timeout)."""
+    options: dict[str, object] = {"pool_pre_ping": True}
+    if settings.database_url.startswith("sqlite"):
+        options["connect_args"] = {"timeout": float(settings.sqlite_busy_timeout_seconds)}
+    return options
+
+
 def _migrations_dir() -> str:
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
 
@@ -125,7 +135,10 @@ WAL_AUTOCHECKPOINT_PAGES = 20_000
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
-    """SQLite: enforce foreign keys, let readers and a writer overlap, wait on locks.
+    """SQLite: enforce foreign keys, let readers and a writer overlap.
+
+    How long a writer waits on another's lock is the connection's ``timeout``
+    (``SQLITE_BUSY_TIMEOUT_SECONDS``, 5 s by default, as ``sqlite3.connect``'s).
 
     ``synchronous=NORMAL`` is SQLite's advice for WAL: commits no longer wait for an fsync
     each (the WAL is synced at checkpoints), so a power cut can lose the last moments of
@@ -142,5 +155,4 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-        cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()

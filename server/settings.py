@@ -206,6 +206,12 @@ VARIABLES: tuple[Variable, ...] = (
         "`off`: each process keeps its own copy in memory.",
     ),
     Variable("WORKER_HEARTBEAT_SECONDS", "30", "Interval of the worker's heartbeat job."),
+    Variable(
+        "SQLITE_BUSY_TIMEOUT_SECONDS",
+        "5",
+        "SQLite only: how long a write waits for another process's or thread's write "
+        "transaction before it fails with `database is locked` (HTTP 503).",
+    ),
     Variable("DEFAULT_TIMEZONE", "Asia/Shanghai", "Time zone given to new communities."),
     Variable("LOG_LEVEL", "INFO", "Python logging level."),
     Variable(
@@ -294,6 +300,7 @@ class Settings:
     face_gallery_memory_mb: int
     face_gallery_dir: Path | None  # None: no shared files, each process its own copy
     worker_heartbeat_seconds: int
+    sqlite_busy_timeout_seconds: int
     default_timezone: str
     log_level: str
     log_format: str = "text"
@@ -374,6 +381,9 @@ class Settings:
             ),
             "worker_heartbeat_seconds": parser.integer(
                 "WORKER_HEARTBEAT_SECONDS", 30, low=1, high=3600
+            ),
+            "sqlite_busy_timeout_seconds": parser.integer(
+                "SQLITE_BUSY_TIMEOUT_SECONDS", 5, low=1, high=600
             ),
             "default_timezone": parser.text("DEFAULT_TIMEZONE", "Asia/Shanghai"),
             "log_level": parser.choice(

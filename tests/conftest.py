@@ -85,6 +85,10 @@ def app_environment(workdir: Path, database_url: str, **extra: str) -> dict[str,
         "DATA_KEY": TEST_DATA_KEY,
         "MQTT_URL": "mqtt://127.0.0.1:1",
         "LOG_LEVEL": "WARNING",
+        # One test process runs the app, the worker's threads and simulated devices on two
+        # cores, and a slow CI machine can stall it for seconds: a write then waits longer
+        # than a deployment's 5 s before it calls the database locked.
+        "SQLITE_BUSY_TIMEOUT_SECONDS": "30",
         **extra,
     }
 

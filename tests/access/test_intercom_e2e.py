@@ -33,7 +33,7 @@ from server.extensions import db
 from server.models import AccessEvent, DeviceCommand, IntercomCall
 from server.worker import Worker
 from tests.factories import Api
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.e2e import WAIT_S, eventually, query
 from tests.support.mosquitto import Broker
 from tests.support.passes import DOOR_SECRET, build_pass_site
@@ -84,7 +84,7 @@ def test_a_call_rings_the_residents_passes_page_and_the_answer_opens_the_door(
 ) -> None:
     """The ring is on every portal page, not the home page only: here the list of passes."""
     page = browser.new_page(viewport=PHONE, locale="en-US")
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, site.base_url, "resident_a")
     expect(page.get_by_role("heading", name="My home")).to_be_visible()
     other_tab = page.context.new_page()

@@ -18,7 +18,7 @@ from hardware.topics import alerts_topic
 from server.extensions import db
 from server.models import Alert, AlertHistory
 from tests.factories import Api
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.e2e import WAIT_S, mqtt_app, running_broker, running_worker, serving
 from tests.support.elders import ELDER_TAG, build_wandering_elder
 from tests.support.mqtt_listener import Listener
@@ -47,7 +47,7 @@ def test_an_elder_wandering_reaches_every_officer_channel(
             )
             reader.start()
             page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.set_default_timeout(5000)
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
             stream = None
             listener = Listener(broker.port)
             try:

@@ -41,6 +41,7 @@ def test_production_requires_keys(tmp_path: Path) -> None:
         ("TOKEN_TTL_HOURS", "soon", "TOKEN_TTL_HOURS: must be a whole number"),
         ("TOKEN_TTL_HOURS", "0", "TOKEN_TTL_HOURS: must be between 1 and 720"),
         ("WORKER_HEARTBEAT_SECONDS", "-5", "WORKER_HEARTBEAT_SECONDS: must be between 1 and 3600"),
+        ("SQLITE_BUSY_TIMEOUT_SECONDS", "0", "SQLITE_BUSY_TIMEOUT_SECONDS: must be between 1"),
         ("DEFAULT_TIMEZONE", "Mars/Olympus", "DEFAULT_TIMEZONE: must be an IANA time zone"),
         ("LOGIN_RATE_LIMIT", "lots", "LOGIN_RATE_LIMIT: must look like '10 per minute'"),
         ("LOG_LEVEL", "chatty", "LOG_LEVEL: must be one of DEBUG"),
@@ -98,6 +99,23 @@ def test_every_variable_read_is_documented(tmp_path: Path) -> None:
     environ = Recording({"INSTANCE_DIR": str(tmp_path)})
     Settings.from_env(environ)
     assert environ.read == {v.name for v in VARIABLES}
+
+
+@pytest.mark.parametrize(("setting", "expected_ms"), [(None, 5000), ("12", 12000)])
+def test_sqlite_connections_wait_as_long_as_the_setting(
+    tmp_path: Path, setting: str | None, expected_ms: int
+) -> None:
+    from server.extensions import db
+
+    environ = {"INSTANCE_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/busy.db"}
+    if setting is not None:
+        environ["SQLITE_BUSY_TIMEOUT_SECONDS"] = setting
+    app = create_app(environ)
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == expected_ms
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    with app.app_context():
+        db.engine.dispose()
 
 
 def test_create_app_reports_bad_settings(tmp_path: Path) -> None:

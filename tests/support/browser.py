@@ -40,6 +40,10 @@ def chromium_path() -> str:
     return path
 
 
+# How long a page's navigation or action may take before the test fails. Generous: a slow CI
+# machine has stalled a plain page load past 5 s; a broken page still fails, only later.
+PAGE_TIMEOUT_MS = 15_000
+
 # What the browser tests' pages ask for unless a test names another (``locale="zh-CN"``):
 # the assertions read the English source texts; Chinese is tested by naming it.
 DEFAULT_LOCALE = "en-US"

@@ -12,7 +12,7 @@ from hardware.messages import CommandMessage
 from hardware.protocol import Command
 from server.extensions import db
 from server.models import BlockedPlate
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.live_server import LiveServer
 from tests.support.passes import add_barrier, build_pass_site
 
@@ -34,7 +34,7 @@ def barrier(app: Flask, ctx) -> dict[str, str]:
 
 def _staff_page(browser: Browser, live_server: LiveServer) -> Page:
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "staff_a")
     expect(page.get_by_role("heading", name="Property office")).to_be_visible()
     return page

@@ -14,7 +14,7 @@ from server.alerts.service import raise_alert
 from server.extensions import db
 from server.models import OfficerDuty, UserRole, utcnow
 from tests import factories
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.live_server import LiveServer
 
 if TYPE_CHECKING:
@@ -41,14 +41,14 @@ def test_one_click_rings_the_assignees_console_and_escalation_every_console(
         db.session.remove()
 
     assignee = browser.new_page()
-    assignee.set_default_timeout(5000)
+    assignee.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(assignee, live_server.url, "wang")
     assignee.goto(live_server.url + "/officer")
     expect(assignee.locator("#live-state")).to_have_text("live")
     expect(assignee.locator("#duty-state")).to_have_attribute("data-on-duty", "true")
 
     station = browser.new_page()
-    station.set_default_timeout(5000)
+    station.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(station, live_server.url, "officer_a")
     station.goto(f"{live_server.url}/alerts/{alert_id}")
     station.get_by_role("button", name="Dispatch the nearest: wang").click()

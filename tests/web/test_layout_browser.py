@@ -17,7 +17,7 @@ from server.people import faces
 from server.people import service as people
 from tests import factories
 from tests.fetch_test_data import test_image as photo_path
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.live_server import LiveServer
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def test_tables_fit_a_desk_at_1280(
     browser: Browser, live_server: LiveServer, desk, locale: str
 ) -> None:
     page = browser.new_page(viewport=DESK, locale=locale)
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "staff_a")
 
     page.goto(f"{live_server.url}/people/{desk['person']}")
@@ -122,7 +122,7 @@ def test_tables_fit_a_desk_at_1280(
 def test_event_search_fits_for_an_officer(browser: Browser, live_server: LiveServer, desk) -> None:
     """Officers see a masked name with the person's id: a wider column than a link."""
     page = browser.new_page(viewport=DESK, locale="zh-CN")
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "officer_a")
     page.goto(f"{live_server.url}/events/search?community_id={desk['a']}")
     expect(page.locator("#results tbody tr")).to_have_count(4)

@@ -20,7 +20,7 @@ from server.core.wording import word
 from server.extensions import db
 from server.models import DeviceCommand, User
 from tests.support.api import in_app
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.live import ack_in, issue_in, mark_sent
 from tests.support.live_server import LiveServer
 from tests.support.passes import add_barrier, build_pass_site
@@ -67,7 +67,7 @@ def test_the_device_console_shows_a_command_answered_in_chinese(
     command = issue_in(app, site["door_device"], _user_id(app, "staff_a"))
     mark_sent(app, command)
     page = browser.new_page(locale="zh-CN")
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "staff_a")
     page.goto(f"{live_server.url}/communities/{site['a']}/devices")
     outcome = page.locator(f'#commands tr[data-command="{command}"] .outcome')
@@ -87,7 +87,7 @@ def test_a_resident_sees_the_door_open_after_a_remote_open(
     app: Flask, browser: Browser, live_server: LiveServer, site, published
 ) -> None:
     page = browser.new_page(viewport=PHONE)
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "resident_a")
     page.goto(f"{live_server.url}/my/doors")
     expect(page.locator("#live-state")).to_have_count(0)  # nothing to wait for yet
@@ -118,7 +118,7 @@ def test_the_cars_page_gains_and_loses_a_car_as_it_comes_and_goes(
     app: Flask, browser: Browser, live_server: LiveServer, site, published
 ) -> None:
     page = browser.new_page(viewport=PHONE)
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "staff_a")
     page.goto(f"{live_server.url}/communities/{site['a']}/cars")
     inside = page.locator("#inside")

@@ -15,7 +15,7 @@ from server.core import crypto
 from server.extensions import db
 from server.models import FaceTemplate
 from tests import factories
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.live_server import LiveServer
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def test_an_officer_opens_the_identity_in_one_click(
         alert_id = alert.id
         db.session.remove()
     page = browser.new_page()
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "officer_a")
     page.goto(f"{live_server.url}/alerts/{alert_id}")
     expect(page.locator("#identity-masked")).to_have_text("赵*英")

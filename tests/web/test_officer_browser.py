@@ -14,7 +14,7 @@ from server.alerts.service import raise_alert
 from server.extensions import db
 from server.models import Alert, AlertHistory
 from tests import factories
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.live_server import LiveServer
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def test_console_shows_new_alerts_live_and_works_them(
         a, b, door = w.a.id, w.b.id, w.door_a.id
         db.session.remove()
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "officer_a")
     page.get_by_role("link", name="Open the alert console").click()
     expect(page.get_by_role("heading", name="Alert console")).to_be_visible()
@@ -125,7 +125,7 @@ def test_alert_page_acknowledges_in_place(
         db.session.remove()
     alert = _raise(app, a, Severity.CRITICAL, "Door forced open", type=AlertType.DOOR_FORCED)
     page = browser.new_page()
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "officer_a", next_path=f"/alerts/{alert}")
     header = page.locator(f"#alert-{alert}")
     expect(header).to_have_class(FLASHING)
@@ -152,7 +152,7 @@ def test_console_in_chinese(app: Flask, browser: Browser, live_server: LiveServe
         a, door = w.a.id, w.door_a.id
         db.session.remove()
     page = browser.new_page(locale="zh-CN")
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "officer_a", next_path="/officer")
     expect(page.get_by_role("heading", name="告警台")).to_be_visible()
     expect(page.locator("#live-state")).to_have_text("实时")

@@ -13,7 +13,7 @@ from hardware.protocol import Command
 from server.extensions import db
 from server.models import Community
 from tests.support.api import in_app
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.live_server import LiveServer
 from tests.support.passes import add_barrier, build_pass_site
 from tests.support.published import commands
@@ -52,7 +52,7 @@ def test_a_car_held_at_the_exit_appears_live_and_the_guard_lets_it_out(
 
     assert read("in")["reason"] == "temporary_vehicle"
     page = browser.new_page(viewport={"width": 390, "height": 844})
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "staff_a")
     page.goto(f"{live_server.url}/communities/{community_id}/cars")
     card = page.locator("#parking")

@@ -10,7 +10,7 @@ from flask import Flask
 from gatekeeper.vocabulary import AlertType
 from server.extensions import db
 from tests.support.alerts import raise_in
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.live_server import LiveServer
 from tests.support.passes import build_pass_site
 
@@ -32,7 +32,7 @@ class Watched:
     def __init__(self, browser: Browser, base: str) -> None:
         self.base = base
         self.page: Page = browser.new_page()
-        self.page.set_default_timeout(5000)
+        self.page.set_default_timeout(PAGE_TIMEOUT_MS)
         self.problems: list[str] = []
         self.page.add_init_script(_WATCH)
         self.page.on("console", self._console)

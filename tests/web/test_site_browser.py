@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from tests.support.api import WorldIds
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.live_server import LiveServer
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def test_staff_add_an_access_point_and_provision_its_door_terminal(
 ) -> None:
     words = WORDS[locale]
     page = browser.new_page(viewport=DESK, locale=locale)
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     sign_in(page, live_server.url, "staff_a")
     assert page.evaluate("document.documentElement.lang") == (
         "zh-CN" if locale == "zh-CN" else "en"

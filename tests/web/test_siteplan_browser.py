@@ -14,7 +14,7 @@ from PIL import Image
 from server.extensions import db
 from server.models import AccessPoint
 from tests.support.api import WorldIds, in_app
-from tests.support.browser import expect, sign_in
+from tests.support.browser import PAGE_TIMEOUT_MS, expect, sign_in
 from tests.support.live_server import LiveServer
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def test_staff_place_a_door_by_clicking_on_the_plan(
     picture = io.BytesIO()
     Image.new("RGB", (800, 400), (230, 236, 242)).save(picture, "PNG")
     page = browser.new_page(viewport=DESK, locale="en-US")
-    page.set_default_timeout(5000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     problems: list[str] = []
     # The site has no icon: Chromium's own request for one is no page's doing.
     page.on(
