@@ -269,8 +269,12 @@ def near_clause(
     """Whether any holiday of the community may cover the point within a day of now: a cheap
     EXISTS a hot statement carries, so that the calendar's own query (``calendar_for``) runs
     only when it may answer something. The dates are bound by ``near_parameters``."""
-    listing = select(holiday_access_points.c.holiday_id).where(
-        holiday_access_points.c.access_point_id == point_id
+    # Two levels down from the outer statement: auto-correlation stops at the holidays'
+    # SELECT, and would join a second, unrelated copy of the point's table in here.
+    listing = (
+        select(holiday_access_points.c.holiday_id)
+        .where(holiday_access_points.c.access_point_id == point_id)
+        .correlate_except(holiday_access_points)
     )
     return (
         select(Holiday.id)

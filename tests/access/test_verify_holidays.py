@@ -191,3 +191,29 @@ def test_the_verify_path_reads_the_calendar_in_one_query(app, site, calendar) ->
         assert len(statements) == 1, statements
         holiday = view.holidays.effect(point.id, MONDAY_0930, "Asia/Shanghai")
         assert holiday is not None and holiday.name == "春节"
+
+
+def test_only_a_door_a_holiday_names_reads_the_calendar(app, client, site) -> None:
+    """The door's statement flags a holiday near today only for the points it covers: a
+    holiday of the door leaves the gate's verifies without the calendar's query."""
+    from server.access.decision import DoorReader
+
+    staff = Api(client, "staff_a")
+    closed = staff.post(
+        f"/communities/{site['a']}/holidays",
+        {
+            "name": "春节",
+            "first_day": "2027-02-05",
+            "last_day": "2027-02-11",
+            "access_point_ids": [site["door_point"]],
+        },
+    )
+    assert closed.status_code == 201, closed.json
+    with app.app_context(), time_machine.travel(MONDAY_0930, tick=False):
+        near = {}
+        for name in ("door", "gate"):
+            reader = DoorReader()
+            assert reader.device(site[name].split(".")[0]) is not None
+            near[name] = reader.door().holidays_near
+        db.session.remove()
+    assert near == {"door": True, "gate": False}
