@@ -21,6 +21,7 @@ from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from gatekeeper import policy
+from gatekeeper.cross_checks import Pass
 from gatekeeper.doormodes import DoorModeKind
 from gatekeeper.holidays import NO_HOLIDAYS
 from gatekeeper.identity import mask_name
@@ -420,6 +421,9 @@ class Presented:
     grant_reasons: dict[Reason, Reason] | None = None
     # The person's memberships, leases and permit, when read with them (person_with_subject).
     subject_rows: SubjectRows | None = None
+    # Plates: the unknown faces at the barrier's gate around the read, read with its
+    # candidates (the plate-against-face check then reads nothing).
+    strangers_around: tuple[Pass, ...] | None = None
 
 
 class HeldRow(Protocol):
@@ -532,7 +536,8 @@ def decide(
         presented.credential_type.value, decision.decision.value, decision.reason.value
     )
     alert_rules.after_access_event(event)  # repeated spoofing at this door
-    cross_checks.after_access_event(event)  # plate against face, card against the walk
+    # Plate against face, card against the walk.
+    cross_checks.after_access_event(event, strangers_around=presented.strangers_around)
     if decision.granted:
         commands.issue(device, Command.OPEN, event_id=event.id, open_ms=point.open_ms)
     body: dict[str, Any] = {

@@ -33,9 +33,10 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Select, bindparam, literal, null, select, union_all
+from sqlalchemy import CompoundSelect, Select, bindparam, literal, null, select, union_all, update
 
 from gatekeeper import policy
+from gatekeeper.cross_checks import Pass
 from gatekeeper.plates import (
     MAX_DIFFERENCES,
     MatchKind,
@@ -54,7 +55,7 @@ from gatekeeper.vocabulary import (
 from server.access import parking, snapshots
 from server.access.decision import Door, Presented, Verdict, decide, held_credential
 from server.access.qr import pass_decision
-from server.alerts import summaries
+from server.alerts import cross_checks, summaries
 from server.alerts.service import raise_alert
 from server.community import settings as community_settings
 from server.core.plates import checked_plate
@@ -108,19 +109,26 @@ class _Blocked:
 
 @dataclass(frozen=True)
 class _Candidates:
-    """What shares the read's skeleton: cars and visitor passes by plate, blocked plates."""
+    """What shares the read's skeleton: cars and visitor passes by plate, blocked plates; and
+    what the grant of a car with the plate as read (``read``) needs: its newest open
+    presence (``inside``, an id) and the unknown faces at the gate around the read."""
 
     found: dict[str, list[Any]]
     blocked: list[_Blocked]
+    read: str
+    inside: str | None
+    strangers: tuple[Pass, ...]
 
 
-_VEHICLE, _PASS, _BLOCKED = "vehicle", "pass", "blocked"
+_VEHICLE, _PASS, _BLOCKED, _INSIDE, _STRANGER = "vehicle", "pass", "blocked", "inside", "stranger"
 
 
 @cache
 def _candidates_statement() -> CompoundSelect:
-    """Cars, recent passes and blocked plates of a community on one skeleton (``key``), as
-    ``UNION ALL`` of three indexed look-ups; built once."""
+    """Cars, recent passes and blocked plates of a community on one skeleton (``key``), the
+    open presences of the plate as read (``plate``) and the unknown faces at the gate around
+    the read (``server.alerts.cross_checks.strangers_criteria``), as ``UNION ALL`` of five
+    indexed look-ups; built once."""
     community_id, key = bindparam("community_id"), bindparam("key")
     vehicles = select(
         literal(_VEHICLE).label("source"),
@@ -144,7 +152,7 @@ def _candidates_statement() -> CompoundSelect:
     ).where(
         VisitorPass.community_id == community_id,
         VisitorPass.plate_skeleton == key,
-        VisitorPass.valid_until > bindparam("since", type_=VisitorPass.valid_until.type),
+        VisitorPass.valid_until > bindparam("passes_since", type_=VisitorPass.valid_until.type),
     )
     blocked = select(
         literal(_BLOCKED),
@@ -156,25 +164,65 @@ def _candidates_statement() -> CompoundSelect:
         null(),
         BlockedPlate.reason,
     ).where(BlockedPlate.community_id == community_id, BlockedPlate.skeleton == key)
-    return union_all(vehicles, passes, blocked)
+    inside = select(
+        literal(_INSIDE),
+        VehiclePresence.id,
+        VehiclePresence.plate,
+        null(),
+        VehiclePresence.entered_at,
+        null(),
+        null(),
+        null(),
+    ).where(
+        VehiclePresence.community_id == community_id,
+        VehiclePresence.plate == bindparam("plate"),
+        VehiclePresence.exited_at.is_(None),
+    )
+    strangers = select(
+        literal(_STRANGER),
+        AccessEvent.id,
+        null(),
+        null(),
+        AccessEvent.occurred_at,
+        null(),
+        null(),
+        AccessEvent.access_point_id,
+    ).where(*cross_checks.strangers_criteria(community_id))
+    return union_all(vehicles, passes, blocked, inside, strangers)
 
 
-def _candidates(community_id: str, read: str, now: datetime) -> _Candidates:
+def _candidates(door: Door, read: str, now: datetime) -> _Candidates:
     """Vehicles, recent visitor passes and blocked plates whose plate is the read or shares its
-    skeleton: one statement (a ``UNION ALL`` of three indexed look-ups) for what were three;
-    the passes of a plate no car has are then read whole (a visitor's car only)."""
+    skeleton, the read plate's open presences and the strangers at the gate: one statement
+    (a ``UNION ALL`` of five indexed look-ups) for what were five; the passes of a plate no
+    car has are then read whole (a visitor's car only)."""
+    community = door.community
+    settings = community_settings.effective(community.settings)
     rows = db.session.execute(
         _candidates_statement(),
-        {"community_id": community_id, "key": skeleton(read), "since": now - _RECENT_PASS},
+        {
+            "community_id": community.id,
+            "key": skeleton(read),
+            "passes_since": now - _RECENT_PASS,
+            "plate": read,
+            **cross_checks.gate_parameters(door.point.id, now, settings),
+        },
     ).all()
     found: dict[str, list[Any]] = {}
     pass_rows = []
+    inside: tuple[datetime, str] | None = None
+    strangers = []
     for row in rows:
         if row.source == _VEHICLE:
             car = _Car(row.id, row.plate, row.person_id, *row[4:7])
             found.setdefault(car.plate, []).append(car)
         elif row.source == _PASS:
             pass_rows.append(row)
+        elif row.source == _INSIDE:
+            if inside is None or row.valid_from > inside[0]:  # the newest
+                inside = (row.valid_from, row.id)
+        elif row.source == _STRANGER:
+            strangers.append(Pass(row.id, row.reason, row.valid_from))
     # The latest pass first (as ``ORDER BY valid_until DESC`` did); whole only where used.
     pass_rows.sort(key=lambda row: row.valid_until, reverse=True)
     for row in pass_rows:
@@ -182,6 +230,9 @@ def _candidates(community_id: str, read: str, now: datetime) -> _Candidates:
     return _Candidates(
         found=found,
         blocked=[_Blocked(row.plate, row.reason) for row in rows if row.source == _BLOCKED],
+        read=read,
+        inside=inside[1] if inside is not None else None,
+        strangers=tuple(sorted(strangers, key=lambda stranger: stranger.at)),
     )
 
 
@@ -299,7 +350,7 @@ def verify(door: Door, read: PlateRead, at: datetime | None = None) -> Verdict:
         details["confidence"] = read.confidence
     if read.color:
         details["color"] = read.color
-    candidates = _candidates(community.id, text, at)
+    candidates = _candidates(door, text, at)
     found = candidates.found
     blocked = _blocked(text, candidates.blocked, set(found))
     plate = None
@@ -319,7 +370,11 @@ def verify(door: Door, read: PlateRead, at: datetime | None = None) -> Verdict:
     temporary = parking.visit(door, text, read.direction, at) if unknown(presented) else None
     if temporary is not None:
         presented = temporary.presented
-    presented = replace(presented, details={**details, **(presented.details or {})})
+    presented = replace(
+        presented,
+        details={**details, **(presented.details or {})},
+        strangers_around=candidates.strangers,
+    )
     verdict = decide(door, presented, direction=read.direction, at=at)
     event = verdict.event
     settings = community_settings.effective(community.settings)
@@ -328,10 +383,10 @@ def verify(door: Door, read: PlateRead, at: datetime | None = None) -> Verdict:
     if blocked is not None:
         _alert_blocked(door, event, blocked)
     if verdict.granted and read.direction in ("in", "out") and plate is not None:
-        _track(event, plate, presented, read.direction, at)
+        _track(event, plate, presented, read.direction, at, candidates)
     if temporary is not None:
         if verdict.granted and temporary.rule is not policy.Rule.PARKING_PAID:
-            _track(event, text, presented, read.direction or "", at)
+            _track(event, text, presented, read.direction or "", at, candidates)
         if verdict.granted or temporary.ticket is not None:  # a refused entry gets no ticket
             parking.record(temporary, verdict, door, text, at)
     return verdict
@@ -363,9 +418,10 @@ def _alert_blocked(door: Door, event: AccessEvent, blocked: _Blocked) -> None:
 
 @cache
 def _inside_statement() -> Select[Any]:
-    """The newest open presence of a plate; built once (every car at a gate asks)."""
+    """The newest open presence of a plate (its id), for a fuzzy read's registered plate;
+    built once."""
     return (
-        select(VehiclePresence)
+        select(VehiclePresence.id)
         .where(
             VehiclePresence.community_id == bindparam("community_id"),
             VehiclePresence.plate == bindparam("plate"),
@@ -377,23 +433,32 @@ def _inside_statement() -> Select[Any]:
 
 
 def _track(
-    event: AccessEvent, plate: str, presented: Presented, direction: str, at: datetime
+    event: AccessEvent,
+    plate: str,
+    presented: Presented,
+    direction: str,
+    at: datetime,
+    candidates: _Candidates,
 ) -> None:
     """Who is inside: an entry opens a presence (closing a stale one), an exit closes it."""
-    # Read before the request's flush: the event's details below go into its INSERT.
+    # Read and changed before the request's flush: the event's details below go into its
+    # INSERT (a presence refers to the event by id only: no foreign key to access events).
     with db.session.no_autoflush:
-        inside = db.session.scalar(
-            _inside_statement(), {"community_id": event.community_id, "plate": plate}
-        )
-    if direction == "out":
-        if inside is None:
-            event.details = {**event.details, "presence": "exit_without_entry"}
+        if plate == candidates.read:
+            inside = candidates.inside
+        else:  # a fuzzy read: the registered plate's presence
+            inside = db.session.scalar(
+                _inside_statement(), {"community_id": event.community_id, "plate": plate}
+            )
+        if direction == "out":
+            if inside is None:
+                event.details = {**event.details, "presence": "exit_without_entry"}
+                return
+            _close(inside, exited_at=at, exit_event_id=event.id, closed_reason="exit")
             return
-        inside.exited_at, inside.exit_event_id, inside.closed_reason = at, event.id, "exit"
-        return
-    if inside is not None:  # its exit was never seen
-        inside.exited_at, inside.closed_reason = at, "reentered"
-        event.details = {**event.details, "presence": "entry_without_exit"}
+        if inside is not None:  # its exit was never seen
+            _close(inside, exited_at=at, closed_reason="reentered")
+            event.details = {**event.details, "presence": "entry_without_exit"}
     db.session.add(
         VehiclePresence(
             community_id=event.community_id,
@@ -404,3 +469,9 @@ def _track(
             entry_event_id=event.id,
         )
     )
+
+
+def _close(presence_id: str, **values: Any) -> None:
+    """End a presence (read as an id, never loaded: nothing in the session holds it)."""
+    table = VehiclePresence.__table__
+    db.session.execute(update(table).where(table.c.id == presence_id).values(**values))

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import ColumnElement, Row, Select, bindparam, select
 
 from gatekeeper import cross_checks as checks
 from gatekeeper.identity import mask_name
@@ -79,8 +79,10 @@ def _walk_table(settings: community_settings.CommunitySettings) -> checks.Walkin
     return checks.Walking(gates(settings), pairs, frozenset(), settings.min_gate_seconds)
 
 
-def _pass(event: AccessEvent | Row[Any]) -> checks.Pass:
+def _pass(event: checks.Pass | AccessEvent | Row[Any]) -> checks.Pass:
     """An event, or a row of its id, access point and time, as the checks take it."""
+    if isinstance(event, checks.Pass):
+        return event
     return checks.Pass(event.id, event.access_point_id, event.occurred_at)
 
 
@@ -89,8 +91,14 @@ def _place(access_point_id: str) -> str:
     return point.name if point is not None else access_point_id
 
 
-def after_access_event(event: AccessEvent) -> Alert | None:
-    """Called by ``server.access.decision.decide`` for each stored access event."""
+def after_access_event(
+    event: AccessEvent, *, strangers_around: Sequence[checks.Pass] | None = None
+) -> Alert | None:
+    """Called by ``server.access.decision.decide`` for each stored access event.
+
+    ``strangers_around``: for a plate, the unknown faces at its gate within the window, when
+    the barrier's own read fetched them already (``strangers_criteria``); else they are
+    read here."""
     if event.access_point_id is None:
         return None
     is_plate_grant = (
@@ -112,34 +120,65 @@ def after_access_event(event: AccessEvent) -> Alert | None:
     settings = community_settings.effective(community.settings)
     if is_card_grant:
         return _impossible_travel(event, community, settings)
-    return _plate_face(event, community, settings, plate_first=is_plate_grant)
+    return _plate_face(
+        event, community, settings, plate_first=is_plate_grant, strangers=strangers_around
+    )
 
 
 # Plate against face -------------------------------------------------------------------------
+
+
+def _around(community_id: Any) -> tuple[ColumnElement[bool], ...]:
+    """The events at a gate's points (``members``) between ``window_start`` and
+    ``window_end``."""
+    return (
+        AccessEvent.community_id == community_id,
+        AccessEvent.access_point_id.in_(bindparam("members", expanding=True)),
+        AccessEvent.occurred_at >= bindparam("window_start"),
+        AccessEvent.occurred_at <= bindparam("window_end"),
+    )
+
+
+def strangers_criteria(community_id: Any) -> tuple[ColumnElement[bool], ...]:
+    """The unknown faces at a gate within the plate-against-face window, as a ``WHERE`` for a
+    statement that reads them with others (the barrier's candidates,
+    ``server.access.plate``); bound by ``gate_parameters``."""
+    return (
+        *_around(community_id),
+        AccessEvent.credential_type == CredentialType.FACE,
+        AccessEvent.reason == Reason.UNKNOWN_FACE.value,
+    )
+
+
+def gate_parameters(
+    access_point_id: str, at: datetime, settings: community_settings.CommunitySettings
+) -> dict[str, Any]:
+    """The gate of ``access_point_id`` and the window around ``at`` (``members``,
+    ``window_start``, ``window_end``)."""
+    window = timedelta(seconds=settings.plate_face_window_seconds)
+    return {
+        "members": list(gates(settings).members(access_point_id)),
+        "window_start": at - window,
+        "window_end": at + window,
+    }
 
 
 @cache
 def _around_gate(*, plates: bool) -> Select[Any]:
     """The events at a gate's points within a window but one: its granted plates of known
     people, or (``plates`` false) the ids, points and times of its unknown faces; built once."""
-    around = (
-        AccessEvent.community_id == bindparam("community_id"),
-        AccessEvent.access_point_id.in_(bindparam("members", expanding=True)),
-        AccessEvent.occurred_at >= bindparam("since"),
-        AccessEvent.occurred_at <= bindparam("until"),
-        AccessEvent.id != bindparam("event_id"),
-    )
+    community_id = bindparam("community_id")
+    other = AccessEvent.id != bindparam("event_id")
     if plates:
         return select(AccessEvent).where(
-            *around,
+            *_around(community_id),
+            other,
             AccessEvent.credential_type == CredentialType.PLATE,
             AccessEvent.decision == Decision.GRANT,
             AccessEvent.person_id.is_not(None),
         )
     return select(AccessEvent.id, AccessEvent.access_point_id, AccessEvent.occurred_at).where(
-        *around,
-        AccessEvent.credential_type == CredentialType.FACE,
-        AccessEvent.reason == Reason.UNKNOWN_FACE.value,
+        *strangers_criteria(community_id), other
     )
 
 
@@ -149,6 +188,7 @@ def _plate_face(
     settings: community_settings.CommunitySettings,
     *,
     plate_first: bool,
+    strangers: Sequence[checks.Pass] | None = None,
 ) -> Alert | None:
     """A known car's grant and the unknown faces around it at its gate: one alert per car
     grant, which later faces add to."""
@@ -156,20 +196,20 @@ def _plate_face(
     window = timedelta(seconds=settings.plate_face_window_seconds)
     parameters = {
         "community_id": event.community_id,
-        "members": list(gate.members(event.access_point_id)),
-        "since": event.occurred_at - window,
-        "until": event.occurred_at + window,
+        **gate_parameters(event.access_point_id, event.occurred_at, settings),
         "event_id": event.id,
     }
     # Neither read needs ``event`` stored (it excludes it): it waits for the request's one
     # flush, and a change to it before then costs no UPDATE.
     options = {"autoflush": False}
-    faces: Sequence[AccessEvent | Row[Any]]
+    faces: Sequence[checks.Pass | AccessEvent | Row[Any]]
     if plate_first:
         plates = [event]
-        faces = db.session.execute(
-            _around_gate(plates=False), parameters, execution_options=options
-        ).all()
+        faces = strangers
+        if faces is None:
+            faces = db.session.execute(
+                _around_gate(plates=False), parameters, execution_options=options
+            ).all()
     else:
         faces = [event]
         plates = db.session.scalars(

@@ -122,6 +122,29 @@ def test_entry_without_exit_and_exit_without_entry_are_recorded(app, client, sit
     assert inside(app, site.a) == []
 
 
+def test_a_near_read_at_the_exit_closes_the_registered_plates_presence(
+    app, client, site, frozen
+) -> None:
+    """The presence is the registered plate's: an exit read one confusion off (fuzzy) finds
+    it, and the presence keeps how it ended and by which event."""
+    set_settings(app, site.a, fuzzy_plates=True)
+    first = decided(client, site, "浙B82345", direction="in")
+    again = decided(client, site, "浙B82345", direction="in")  # its exit was never seen
+    out = decided(client, site, "浙B8Z345", confidence=0.62, direction="out")
+    assert (first["decision"], again["decision"], out["decision"]) == ("grant",) * 3
+    assert inside(app, site.a) == []
+    with app.app_context():
+        presences = db.session.scalars(
+            select(VehiclePresence).order_by(VehiclePresence.entered_at, VehiclePresence.id)
+        ).all()
+        ended = {p.entry_event_id: (p.closed_reason, p.exit_event_id) for p in presences}
+        assert ended == {
+            first["event_id"]: ("reentered", None),
+            again["event_id"]: ("exit", out["event_id"]),
+        }
+        assert "presence" not in db.session.get(AccessEvent, out["event_id"]).details
+
+
 def test_a_tenants_car_after_the_lease(app, client, site) -> None:
     with time_machine.travel(NOW, tick=False):
         assert decided(client, site, "浙A12345", direction="in")["reason"] == "resident_vehicle"

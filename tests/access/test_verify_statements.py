@@ -2,10 +2,11 @@
 
 Issue 19 cut them (``python -m bench.verify_statements`` prints them with the SQL): the device
 with its access point and community in one statement, the subject's memberships, leases and
-permit in one, a pass with its access points in one, a plate's cars, passes and blocked plates
-in one, the holiday calendar, the lockdowns and the gate pairs only when the door's statement
-saw them (EXISTS), a face's gallery and watchlist versions in the door's statement. A change
-that adds a statement to a verify fails here; lower the figure when a change removes one.
+permit in one, a pass with its access points in one, a plate's cars, passes, blocked plates,
+open presences and the strangers at its gate in one, the holiday calendar, the lockdowns and
+the gate pairs only when the door's statement saw them (EXISTS), a face's gallery and
+watchlist versions in the door's statement. A change that adds a statement to a verify fails
+here; lower the figure when a change removes one.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ MOST = {
     "qr_resident": 5,
     "qr_pass": 8,
     "pin": 7,
-    "plate_exact": 9,
-    "plate_fuzzy": 9,
+    "plate_exact": 7,
+    "plate_fuzzy": 8,  # the registered plate's presence: a fuzzy read is not its text
 }
 
 
