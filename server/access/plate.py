@@ -110,13 +110,14 @@ class _Blocked:
 @dataclass(frozen=True)
 class _Candidates:
     """What shares the read's skeleton: cars and visitor passes by plate, blocked plates; and
-    what the grant of a car with the plate as read (``read``) needs: its newest open
-    presence (``inside``, an id) and the unknown faces at the gate around the read."""
+    what a car's grant needs: the newest open presence (an id) of each plate in
+    ``presences_of`` (the read and the cars' plates), and the unknown faces at the gate
+    around the read."""
 
     found: dict[str, list[Any]]
     blocked: list[_Blocked]
-    read: str
-    inside: str | None
+    presences_of: frozenset[str]
+    inside: dict[str, str]
     strangers: tuple[Pass, ...]
 
 
@@ -126,9 +127,9 @@ _VEHICLE, _PASS, _BLOCKED, _INSIDE, _STRANGER = "vehicle", "pass", "blocked", "i
 @cache
 def _candidates_statement() -> CompoundSelect:
     """Cars, recent passes and blocked plates of a community on one skeleton (``key``), the
-    open presences of the plate as read (``plate``) and the unknown faces at the gate around
-    the read (``server.alerts.cross_checks.strangers_criteria``), as ``UNION ALL`` of five
-    indexed look-ups; built once."""
+    open presences of the plate as read (``plate``) and of those cars, and the unknown faces
+    at the gate around the read (``server.alerts.cross_checks.strangers_criteria``), as
+    ``UNION ALL`` of five indexed look-ups; built once."""
     community_id, key = bindparam("community_id"), bindparam("key")
     vehicles = select(
         literal(_VEHICLE).label("source"),
@@ -175,7 +176,13 @@ def _candidates_statement() -> CompoundSelect:
         null(),
     ).where(
         VehiclePresence.community_id == community_id,
-        VehiclePresence.plate == bindparam("plate"),
+        VehiclePresence.plate.in_(
+            select(bindparam("plate")).union_all(
+                select(Vehicle.plate).where(
+                    Vehicle.community_id == community_id, Vehicle.skeleton == key
+                )
+            )
+        ),
         VehiclePresence.exited_at.is_(None),
     )
     strangers = select(
@@ -210,7 +217,7 @@ def _candidates(door: Door, read: str, now: datetime) -> _Candidates:
     ).all()
     found: dict[str, list[Any]] = {}
     pass_rows = []
-    inside: tuple[datetime, str] | None = None
+    inside: dict[str, tuple[datetime, str]] = {}
     strangers = []
     for row in rows:
         if row.source == _VEHICLE:
@@ -219,8 +226,9 @@ def _candidates(door: Door, read: str, now: datetime) -> _Candidates:
         elif row.source == _PASS:
             pass_rows.append(row)
         elif row.source == _INSIDE:
-            if inside is None or row.valid_from > inside[0]:  # the newest
-                inside = (row.valid_from, row.id)
+            newest = inside.get(row.plate)
+            if newest is None or row.valid_from > newest[0]:
+                inside[row.plate] = (row.valid_from, row.id)
         elif row.source == _STRANGER:
             strangers.append(Pass(row.id, row.reason, row.valid_from))
     # The latest pass first (as ``ORDER BY valid_until DESC`` did); whole only where used.
@@ -230,10 +238,14 @@ def _candidates(door: Door, read: str, now: datetime) -> _Candidates:
     return _Candidates(
         found=found,
         blocked=[_Blocked(row.plate, row.reason) for row in rows if row.source == _BLOCKED],
-        read=read,
-        inside=inside[1] if inside is not None else None,
+        presences_of=frozenset({read, *(plate for plate, held in found.items() if _is_car(held))}),
+        inside={plate: presence_id for plate, (_at, presence_id) in inside.items()},
         strangers=tuple(sorted(strangers, key=lambda stranger: stranger.at)),
     )
+
+
+def _is_car(rows: list[Any]) -> bool:
+    return any(isinstance(row, _Car) for row in rows)
 
 
 def _passes(ids: list[str]) -> list[VisitorPass]:
@@ -418,7 +430,7 @@ def _alert_blocked(door: Door, event: AccessEvent, blocked: _Blocked) -> None:
 
 @cache
 def _inside_statement() -> Select[Any]:
-    """The newest open presence of a plate (its id), for a fuzzy read's registered plate;
+    """The newest open presence of a plate (its id), for a fuzzy read of a pass's plate;
     built once."""
     return (
         select(VehiclePresence.id)
@@ -444,9 +456,9 @@ def _track(
     # Read and changed before the request's flush: the event's details below go into its
     # INSERT (a presence refers to the event by id only: no foreign key to access events).
     with db.session.no_autoflush:
-        if plate == candidates.read:
-            inside = candidates.inside
-        else:  # a fuzzy read: the registered plate's presence
+        if plate in candidates.presences_of:
+            inside = candidates.inside.get(plate)
+        else:  # a visitor's car read fuzzily: its pass's plate
             inside = db.session.scalar(
                 _inside_statement(), {"community_id": event.community_id, "plate": plate}
             )

@@ -145,6 +145,29 @@ def test_a_near_read_at_the_exit_closes_the_registered_plates_presence(
         assert "presence" not in db.session.get(AccessEvent, out["event_id"]).details
 
 
+def test_a_visitor_car_read_near_its_pass_plate_at_the_exit_leaves(app, client, site) -> None:
+    """A pass's plate has no car: its presence is read on its own when the exit read is a
+    confusion away."""
+    set_settings(app, site.a, fuzzy_plates=True)
+    with time_machine.travel(NOW, tick=False):
+        Api(client, "resident_a").post(
+            "/passes",
+            json={
+                "guest_name": "李四",
+                "plate": "苏E6G789",
+                "valid_until": "2026-11-21T12:30:00+00:00",
+            },
+        )
+        entry = decided(client, site, "苏E6G789", direction="in")
+        out = decided(client, site, "苏E6G7B9", confidence=0.62, direction="out")
+    assert (entry["reason"], out["reason"]) == ("visitor_vehicle", "visitor_vehicle")
+    assert inside(app, site.a) == []
+    with app.app_context():
+        [presence] = db.session.scalars(select(VehiclePresence)).all()
+        assert (presence.plate, presence.closed_reason) == ("苏E6G789", "exit")
+        assert presence.exit_event_id == out["event_id"]
+
+
 def test_a_tenants_car_after_the_lease(app, client, site) -> None:
     with time_machine.travel(NOW, tick=False):
         assert decided(client, site, "浙A12345", direction="in")["reason"] == "resident_vehicle"

@@ -22,7 +22,7 @@ MOST = {
     "qr_pass": 8,
     "pin": 7,
     "plate_exact": 7,
-    "plate_fuzzy": 8,  # the registered plate's presence: a fuzzy read is not its text
+    "plate_fuzzy": 7,
 }
 
 
