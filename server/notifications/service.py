@@ -161,7 +161,8 @@ def notify_accounts(
     kind = Kind(kind)
     stored = _check_params(kind, params)
     now = now or utcnow()
-    gateway = _gateway(community_id)
+    gateway: NotificationGateway | None = None
+    gateway_read = False  # read at the first account that wants an SMS, if any does
     made = []
     for user in dict.fromkeys(users):
         wanted = preferences(user.id)[kind]
@@ -176,7 +177,11 @@ def notify_accounts(
             if wanted[Channel.PUSH] and push_enabled()
             else []
         )
-        sms = wanted[Channel.SMS] and gateway is not None and _phone_of(user) is not None
+        sms = False
+        if wanted[Channel.SMS] and _phone_of(user) is not None:
+            if not gateway_read:
+                gateway, gateway_read = _gateway(community_id), True
+            sms = gateway is not None
         if not (wanted[Channel.PORTAL] or subscriptions or sms):
             continue
         row = Notification(

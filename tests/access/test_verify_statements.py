@@ -19,7 +19,7 @@ MOST = {
     "card": 6,
     "face": 4,
     "qr_resident": 5,
-    "qr_pass": 8,
+    "qr_pass": 7,
     "pin": 7,
     "plate_exact": 7,
     "plate_fuzzy": 7,
