@@ -68,9 +68,8 @@ def site(app):
     return ids
 
 
-@pytest.fixture
-def calendar(client, site):
-    staff = Api(client, "staff_a")
+def _close_the_door(staff: Api, site) -> str:
+    """春节 closes A's door (and only it); the holiday's id."""
     closed = staff.post(
         f"/communities/{site['a']}/holidays",
         {
@@ -81,6 +80,13 @@ def calendar(client, site):
         },
     )
     assert closed.status_code == 201, closed.json
+    return closed.json["id"]
+
+
+@pytest.fixture
+def calendar(client, site):
+    staff = Api(client, "staff_a")
+    closed = _close_the_door(staff, site)
     hours = staff.post(
         f"/communities/{site['a']}/holidays",
         {
@@ -93,7 +99,7 @@ def calendar(client, site):
         },
     )
     assert hours.status_code == 201, hours.json
-    return {"closed": closed.json["id"], "hours": hours.json["id"]}
+    return {"closed": closed, "hours": hours.json["id"]}
 
 
 def _card(client, credential: str, uid: str):
@@ -198,17 +204,7 @@ def test_only_a_door_a_holiday_names_reads_the_calendar(app, client, site) -> No
     holiday of the door leaves the gate's verifies without the calendar's query."""
     from server.access.decision import DoorReader
 
-    staff = Api(client, "staff_a")
-    closed = staff.post(
-        f"/communities/{site['a']}/holidays",
-        {
-            "name": "春节",
-            "first_day": "2027-02-05",
-            "last_day": "2027-02-11",
-            "access_point_ids": [site["door_point"]],
-        },
-    )
-    assert closed.status_code == 201, closed.json
+    _close_the_door(Api(client, "staff_a"), site)
     with app.app_context(), time_machine.travel(MONDAY_0930, tick=False):
         near = {}
         for name in ("door", "gate"):
