@@ -63,7 +63,6 @@ from server.extensions import db
 from server.models import (
     AccessEvent,
     BlockedPlate,
-    Community,
     Vehicle,
     VehiclePresence,
     VisitorPass,
@@ -198,13 +197,14 @@ def _candidates_statement() -> CompoundSelect:
     return union_all(vehicles, passes, blocked, inside, strangers)
 
 
-def _candidates(door: Door, read: str, now: datetime) -> _Candidates:
+def _candidates(
+    door: Door, read: str, now: datetime, settings: community_settings.CommunitySettings
+) -> _Candidates:
     """Vehicles, recent visitor passes and blocked plates whose plate is the read or shares its
     skeleton, the read plate's open presences and the strangers at the gate: one statement
     (a ``UNION ALL`` of five indexed look-ups) for what were five; the passes of a plate no
     car has are then read whole (a visitor's car only)."""
     community = door.community
-    settings = community_settings.effective(community.settings)
     rows = db.session.execute(
         _candidates_statement(),
         {
@@ -268,7 +268,10 @@ def _blocked(read: str, blocked: list[_Blocked], registered: set[str]) -> _Block
 
 
 def _match(
-    read: PlateRead, text: str, found: dict[str, list[Any]], community: Community
+    read: PlateRead,
+    text: str,
+    found: dict[str, list[Any]],
+    settings: community_settings.CommunitySettings,
 ) -> tuple[str | None, dict[str, Any] | None]:
     """The registered plate to use (or None) and the fuzzy record (None for an exact read)."""
     if text in found:
@@ -276,7 +279,6 @@ def _match(
     match = PlateIndex(found).match(text)
     if match.kind is MatchKind.NONE:
         return None, None
-    settings = community_settings.effective(community.settings)
     record: dict[str, Any] = {
         "read": text,
         "candidates": list(match.candidates),
@@ -362,7 +364,8 @@ def verify(door: Door, read: PlateRead, at: datetime | None = None) -> Verdict:
         details["confidence"] = read.confidence
     if read.color:
         details["color"] = read.color
-    candidates = _candidates(door, text, at)
+    settings = community_settings.effective(community.settings)
+    candidates = _candidates(door, text, at, settings)
     found = candidates.found
     blocked = _blocked(text, candidates.blocked, set(found))
     plate = None
@@ -374,7 +377,7 @@ def verify(door: Door, read: PlateRead, at: datetime | None = None) -> Verdict:
             details={"blocked_plate": blocked.plate, "detail": blocked.reason},
         )
     else:
-        plate, fuzzy = _match(read, text, found, community)
+        plate, fuzzy = _match(read, text, found, settings)
         if fuzzy is not None:
             details["fuzzy"] = fuzzy
         presented = _presented(door, read, found.get(plate, []) if plate else [], at)
@@ -389,7 +392,6 @@ def verify(door: Door, read: PlateRead, at: datetime | None = None) -> Verdict:
     )
     verdict = decide(door, presented, direction=read.direction, at=at)
     event = verdict.event
-    settings = community_settings.effective(community.settings)
     if read.snapshot and (not verdict.granted or settings.keep_snapshots):
         snapshots.store(event, read.snapshot)
     if blocked is not None:

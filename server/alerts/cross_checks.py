@@ -194,27 +194,27 @@ def _plate_face(
     grant, which later faces add to."""
     gate = gates(settings)
     window = timedelta(seconds=settings.plate_face_window_seconds)
-    parameters = {
-        "community_id": event.community_id,
-        **gate_parameters(event.access_point_id, event.occurred_at, settings),
-        "event_id": event.id,
-    }
-    # Neither read needs ``event`` stored (it excludes it): it waits for the request's one
-    # flush, and a change to it before then costs no UPDATE.
-    options = {"autoflush": False}
+
+    def around(*, plates: bool) -> Sequence[Any]:
+        # Neither read needs ``event`` stored (it excludes it): it waits for the request's
+        # one flush, and a change to it before then costs no UPDATE.
+        parameters = {
+            "community_id": event.community_id,
+            **gate_parameters(event.access_point_id, event.occurred_at, settings),
+            "event_id": event.id,
+        }
+        result = db.session.execute(
+            _around_gate(plates=plates), parameters, execution_options={"autoflush": False}
+        )
+        return result.scalars().all() if plates else result.all()
+
     faces: Sequence[checks.Pass | AccessEvent | Row[Any]]
     if plate_first:
         plates = [event]
-        faces = strangers
-        if faces is None:
-            faces = db.session.execute(
-                _around_gate(plates=False), parameters, execution_options=options
-            ).all()
+        faces = strangers if strangers is not None else around(plates=False)
     else:
         faces = [event]
-        plates = db.session.scalars(
-            _around_gate(plates=True), parameters, execution_options=options
-        ).all()
+        plates = around(plates=True)
     alert = None
     for plate in plates:
         found = checks.plate_face_mismatch(_pass(plate), map(_pass, faces), gate, window)
