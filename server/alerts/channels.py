@@ -44,7 +44,7 @@ from typing import Any, ClassVar, Protocol
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Update, select, update
+from sqlalchemy import bindparam, select, update
 
 from hardware.messages import format_ts
 from hardware.topics import alerts_topic
@@ -308,7 +308,7 @@ class MqttChannel:
         )
         db.session.add(delivery)
         message = encode(alert_payload(alert, reason))
-        on_acked = when_acked(partial(_taken_by_the_broker, delivery.id))
+        on_acked = when_acked(TAKEN_BY_THE_BROKER, delivery_id=delivery.id)
         if reason == DeliveryReason.RAISED:
             on_acked = metrics.after(on_acked, partial(_delivered, self.name, alert.created_at))
         queue_message(db.session, OutgoingMessage(topic, message, on_acked=on_acked))
@@ -319,15 +319,16 @@ def _delivered(channel: str, raised_at: datetime) -> None:
     metrics.alert_delivered(channel, (utcnow() - raised_at).total_seconds())
 
 
-def _taken_by_the_broker(delivery_id: str) -> Update:
-    return (
-        update(AlertDelivery)
-        .where(
-            AlertDelivery.id == delivery_id,
-            AlertDelivery.status == DeliveryStatus.QUEUED.value,
-        )
-        .values(status=DeliveryStatus.SENT.value, sent_at=utcnow())
+_deliveries = AlertDelivery.__table__
+# The broker took a delivery (``when_acked``, with ``delivery_id``): ``queued`` becomes ``sent``.
+TAKEN_BY_THE_BROKER = (
+    update(_deliveries)
+    .where(
+        _deliveries.c.id == bindparam("delivery_id"),
+        _deliveries.c.status == DeliveryStatus.QUEUED.value,
     )
+    .values(status=DeliveryStatus.SENT.value, sent_at=bindparam("acked_at"))
+)
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):

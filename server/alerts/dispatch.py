@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -344,7 +343,7 @@ def _publish_to_officer(alert: Alert, officer: User, now: datetime) -> None:
     )
     db.session.add(delivery)
     payload = alert_channels.encode(alert_channels.alert_payload(alert, DeliveryReason.DISPATCHED))
-    on_acked = when_acked(partial(alert_channels._taken_by_the_broker, delivery.id))
+    on_acked = when_acked(alert_channels.TAKEN_BY_THE_BROKER, delivery_id=delivery.id)
     queue_message(db.session, OutgoingMessage(topic, payload, on_acked=on_acked))
 
 

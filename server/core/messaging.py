@@ -11,7 +11,8 @@ client's connection and the messages the broker has not acknowledged yet are cou
 
 What a PUBACK records (``when_acked``: a command ``sent``, an alert delivery taken by the
 broker) is written by one thread per process, all that came within ``ACK_FLUSH_S`` in one
-transaction: a door's grant costs one write transaction, not two.
+transaction, the records of one kind in one ``executemany``: a door's grant costs one write
+transaction, not two, and a busy door's PUBACKs one statement each ``ACK_FLUSH_S``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import Executable, event
@@ -32,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from hardware.bus import BrokerAddress, MqttBus
 from server.core import metrics
+from server.models import utcnow
 
 _LOGGER = logging.getLogger(__name__)
 # Web processes' MQTT client ids start so (no broker account may be named so: broker_sync).
@@ -41,6 +45,8 @@ _ACK_WRITER = "mqtt_ack_writer"
 # A PUBACK's record waits at most this long for others to share its transaction.
 ACK_FLUSH_S = 0.2
 _lock = threading.Lock()
+# A PUBACK's record: the UPDATE and its parameters.
+_Record = tuple[Executable, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -119,17 +125,19 @@ def _watch(bus: MqttBus, client: str) -> None:
     metrics.mqtt_state(client, connected=bus.connected, unacknowledged=bus.unacknowledged)
 
 
-def when_acked(statement: Callable[[], Executable]) -> Callable[[], None]:
-    """An ``on_acked`` callback that records that the broker took the message: the UPDATE
-    ``statement()`` builds when the PUBACK comes (so at the time it did) is written by this
-    process's ack writer, within ``ACK_FLUSH_S``, in one transaction with the others then.
+def when_acked(statement: Executable, **params: Any) -> Callable[[], None]:
+    """An ``on_acked`` callback that records that the broker took the message: ``statement``
+    (a Core UPDATE with bind parameters, built once) is run with ``params`` and ``acked_at``,
+    the time the PUBACK came, by this process's ack writer within ``ACK_FLUSH_S``, in one
+    transaction with the others then, and in one ``executemany`` with the others of the same
+    statement.
 
     Write the statement so that it changes only rows still waiting for the broker: the
     PUBACK may come after the row moved on (a device answered, a job expired it)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def record() -> None:
-        _ack_writer(app).add(statement())
+        _ack_writer(app).add(statement, {**params, "acked_at": utcnow()})
 
     return record
 
@@ -169,13 +177,13 @@ class _AckWriter:
 
     def __init__(self, app: Flask) -> None:
         self._app = app
-        self._pending: list[Executable] = []
+        self._pending: list[_Record] = []
         self._ready = threading.Condition()
         self._writing = threading.Lock()  # one flush at a time: records stay in order
         self._pid: int | None = None
         self._thread: threading.Thread | None = None
 
-    def add(self, statement: Executable) -> None:
+    def add(self, statement: Executable, params: dict[str, Any]) -> None:
         with self._ready:
             if self._pid != os.getpid():  # first use in this process (or a forked child)
                 self._pending.clear()
@@ -186,7 +194,7 @@ class _AckWriter:
                     target=self._run, name="mqtt-ack-writer", daemon=True
                 )
                 self._thread.start()
-            self._pending.append(statement)
+            self._pending.append((statement, params))
             self._ready.notify()
 
     def _run(self) -> None:
@@ -207,19 +215,20 @@ class _AckWriter:
                     self._write(batch)
             return len(batch)
 
-    def _write(self, batch: list[Executable]) -> None:
+    def _write(self, batch: list[_Record]) -> None:
         from server.extensions import db
 
         try:
-            for statement in batch:
-                db.session.execute(statement)
+            # Runs of one statement: one executemany each, in the order the PUBACKs came.
+            for statement, records in groupby(batch, key=lambda record: record[0]):
+                db.session.execute(statement, [params for _statement, params in records])
             db.session.commit()
         except Exception:
             db.session.rollback()
             _LOGGER.warning("%d PUBACK records failed together; writing each alone", len(batch))
-            for statement in batch:
+            for statement, params in batch:
                 try:
-                    db.session.execute(statement)
+                    db.session.execute(statement, params)
                     db.session.commit()
                 except Exception:
                     db.session.rollback()

@@ -12,7 +12,7 @@ from functools import partial
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Update, select, update
+from sqlalchemy import bindparam, select, update
 
 from gatekeeper.vocabulary import DEVICE_KINDS_WITH_ACCESS_POINT
 from hardware.messages import AckMessage, CommandMessage
@@ -81,7 +81,7 @@ def issue(
         request_id=request_id,
     )
     sent = metrics.after(
-        when_acked(partial(_sent, row.id)), partial(metrics.command_outcome, "sent")
+        when_acked(_SENT, command_id=row.id), partial(metrics.command_outcome, "sent")
     )
     queue_message(
         db.session,
@@ -97,13 +97,17 @@ def issue(
     return row
 
 
-def _sent(command_id: str) -> Update:
-    """The broker took the command: ``queued`` becomes ``sent``; an answer already in stays."""
-    return (
-        update(DeviceCommand)
-        .where(DeviceCommand.id == command_id, DeviceCommand.status == CommandStatus.QUEUED)
-        .values(status=CommandStatus.SENT, status_at=utcnow())
+_commands = DeviceCommand.__table__
+# The broker took a command (``when_acked``): ``queued`` becomes ``sent``; an answer already in
+# stays. Core, with bind parameters: the ack writer runs it for many commands at once.
+_SENT = (
+    update(_commands)
+    .where(
+        _commands.c.id == bindparam("command_id"),
+        _commands.c.status == CommandStatus.QUEUED,
     )
+    .values(status=CommandStatus.SENT, status_at=bindparam("acked_at"))
+)
 
 
 def actuators(point: AccessPoint) -> list[Device]:

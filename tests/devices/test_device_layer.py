@@ -91,26 +91,65 @@ def test_pubacks_are_written_together_by_the_ack_writer(app, client, world, publ
     with app.app_context():
         engine = db.engine
     committed_by: list[str] = []
+    statements_by: list[tuple[str, bool, int]] = []
 
     def count(_connection: object) -> None:
         committed_by.append(threading.current_thread().name)
+
+    def statement(_conn, _cursor, _sql, parameters, _context, executemany) -> None:
+        rows = len(parameters) if executemany else 1
+        statements_by.append((threading.current_thread().name, executemany, rows))
 
     def statuses() -> list[str]:
         return [staff.get(f"/commands/{i}").json["status"] for i in ids]
 
     # The engine's ``commit`` event comes as the commit starts: wait for what it wrote.
     event.listen(engine, "commit", count)
+    event.listen(engine, "before_cursor_execute", statement)
     try:
+        before = utcnow()
         for message in published:  # the broker's PUBACKs, one after another
             message.on_acked()
+        after = utcnow()
         deadline = time.monotonic() + 10 * ACK_FLUSH_S
         while time.monotonic() < deadline and statuses() != ["sent"] * 5:
             time.sleep(0.01)
     finally:
         event.remove(engine, "commit", count)
+        event.remove(engine, "before_cursor_execute", statement)
     assert statuses() == ["sent"] * 5
     assert committed_by.count("mqtt-ack-writer") == 1
+    # The five records are one executemany, not five statements.
+    assert [s for s in statements_by if s[0] == "mqtt-ack-writer"] == [("mqtt-ack-writer", True, 5)]
     assert flush_acks(app) == 0  # nothing left waiting
+    with app.app_context():  # each command's status time is its PUBACK's
+        for command_id in ids:
+            assert before <= db.session.get(DeviceCommand, command_id).status_at <= after
+
+
+def test_a_puback_record_that_fails_loses_no_other(app, client, world, published) -> None:
+    """When the records' transaction fails, each is written alone: the bad one is logged and
+    the others still read ``sent``."""
+    staff = Api(client, "staff_a")
+    ids = []
+    for _ in range(3):
+        answer = staff.post(f"/access-points/{world.door_a}/commands", {"command": "open"})
+        ids.append(answer.json[0]["id"])
+    with app.app_context():
+        engine = db.engine
+
+    def refuse(_conn, _cursor, sql, parameters, _context, _executemany) -> None:
+        if "UPDATE device_commands" in sql and ids[1] in repr(parameters):
+            raise RuntimeError("the database refuses this row")
+
+    event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        for message in published:
+            message.on_acked()
+        assert flush_acks(app) == 3
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse)
+    assert [staff.get(f"/commands/{i}").json["status"] for i in ids] == ["sent", "queued", "sent"]
 
 
 def test_nothing_is_published_when_the_transaction_rolls_back(app, world, published) -> None:
