@@ -11,7 +11,10 @@ depth map) it measures:
 - the bare face engine (``gatekeeper.faces.probe_face`` + gallery search, no HTTP, no
   database) and the bare descriptor on an already aligned face.
 
-It also runs the endpoint in process (Flask's test client: no HTTP, no socket) and prints
+It also runs the endpoint in process (Flask's test client: no HTTP, no socket) and
+deployed (gunicorn as ``make run`` starts it, with Mosquitto and Redis, over the same
+database: ``bench.load.deployed_stack``; the loopback server of the first series runs in this
+process and shares its GIL with the client), and prints
 what the server adds to the bare engine at P50: in process (authentication, the database,
 the policy, the event, the open command) and over HTTP (the loopback server on top).
 
@@ -27,9 +30,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import io
+import tempfile
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 from flask_migrate import upgrade
@@ -189,16 +194,18 @@ def main() -> None:
 
     server = LiveServer(app)
     server.start()
-    url = f"{server.url}/api/v1/verify/face"
     headers = {"Authorization": f"Bearer {device_id}.{secret}"}
 
-    def call(name: str) -> float:
+    def call(name: str, base_url: str = server.url) -> float:
         jpeg, _rgb, depth = frames[name]
         body, content_type = multipart(
             {"image": ("frame.jpg", jpeg, "image/jpeg"), "depth": ("depth.png", depth, "image/png")}
         )
         request = urllib.request.Request(  # noqa: S310 (a loopback http URL built here)
-            url, data=body, method="POST", headers={**headers, "Content-Type": content_type}
+            f"{base_url}/api/v1/verify/face",
+            data=body,
+            method="POST",
+            headers={**headers, "Content-Type": content_type},
         )
         started = time.perf_counter()
         with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (loopback)
@@ -249,6 +256,20 @@ def main() -> None:
         in_process.append((time.perf_counter() - started) * 1000)
         if b'"grant"' not in answer.data:
             raise SystemExit(f"expected a grant, got {answer.data!r}")
+
+    # The same requests to gunicorn as ``make run`` starts it (its own processes, Mosquitto
+    # and Redis; ``bench.load.deployed_stack``) over the same database: the loopback server
+    # above shares this process, and its GIL, with the client.
+    from bench.load import deployed_stack  # bench.load reads this module's site and frames
+
+    deployed = []
+    with deployed_stack(
+        Path(tempfile.mkdtemp(prefix="gk-bench-face-web-")), app.extensions["bench_settings"]
+    ) as base_url:
+        for name in PROBES * 2:  # warm up both processes: the gallery read, the first queries
+            call(name, base_url)
+        check_load("endpoint deployed (gunicorn)", args.force)
+        deployed = [call(name, base_url) for name in names]
 
     with app.app_context():
         gallery = galleries(app).gallery(community_id)
@@ -301,8 +322,14 @@ def main() -> None:
     print(line("bare engine (decode+probe+3D+search)", engine_ms))
     print(line("bare descriptor on an aligned face", descriptor_ms))
     print(line("naive face_recognition + compare", naive_ms))
+    print(line("endpoint deployed (gunicorn, 1 client)", deployed))
     p50 = percentile(end_to_end, 50)
-    print(f"{'naive / end to end (P50)':<38} {percentile(naive_ms, 50) / p50:7.1f}x")
+    naive_p50 = percentile(naive_ms, 50)
+    print(f"{'naive / end to end (P50)':<38} {naive_p50 / p50:7.1f}x")
+    print(
+        f"{'naive / deployed end to end (P50)':<38} "
+        f"{naive_p50 / percentile(deployed, 50):7.1f}x   (target >= 15x)"
+    )
     engine_p50 = percentile(engine_ms, 50)
     print(f"{'end to end / bare engine (P50)':<38} {p50 / engine_p50:7.2f}x")
     # The server's share: what the endpoint adds to the engine's own work, at P50.

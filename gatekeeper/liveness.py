@@ -15,7 +15,8 @@ a tilted plane, and none of them has a nose standing out of the surface around i
   axis), samples the depth robustly and runs the geometric checks; the answer is a
   :class:`LivenessResult` with a score in [0, 1], ``live``, a reason when not live, and every
   measurement behind it.
-- :func:`assess_depth` does all three from the PNG bytes, the RGB frame and the face box.
+- :func:`assess_depth` does all three from the PNG bytes, the RGB frame and the face box
+  (:func:`assess_loaded` the last two, on a map decoded already).
 
 docs/liveness.md explains the geometry, every threshold, the synthetic depth model
 (``tests/support/depthmaps.py``) used to test it, and the measured error rates.
@@ -378,8 +379,19 @@ def assess_depth(
     Raises :class:`DepthError` when the upload is not a usable depth map.
     """
     height, width = image_rgb.shape[:2]
-    depth = load_depth(depth_png, width / height)
-    return check_depth(depth, (width, height), face_landmarks(image_rgb, box), thresholds)
+    return assess_loaded(load_depth(depth_png, width / height), image_rgb, box, thresholds)
+
+
+def assess_loaded(
+    depth_mm: np.ndarray,
+    image_rgb: np.ndarray,
+    box: FaceBox,
+    thresholds: DepthThresholds = DEFAULT_THRESHOLDS,
+) -> LivenessResult:
+    """:func:`assess_depth` on a depth map already decoded by :func:`load_depth` (for the
+    RGB frame's aspect): a caller may decode it beside the face search."""
+    height, width = image_rgb.shape[:2]
+    return check_depth(depth_mm, (width, height), face_landmarks(image_rgb, box), thresholds)
 
 
 def to_depth_pixels(

@@ -20,7 +20,7 @@ from gatekeeper import faces, policy
 from gatekeeper.vocabulary import CredentialType, Reason
 from server.access import snapshots
 from server.access.decision import Door, Presented, Verdict, decide, person_with_subject
-from server.access.liveness import Liveness, check_liveness
+from server.access.liveness import DepthUpload, Liveness, check_liveness
 from server.alerts import strangers, watchlist
 from server.community import settings as community_settings
 from server.core import crypto
@@ -33,8 +33,11 @@ def verify(
     """Decide on one frame from ``door``; the caller commits."""
     community = door.community
     settings = community_settings.effective(community.settings)
-    probe = faces.probe_face(image)
+    depth = DepthUpload(depth_png, image) if depth_png is not None else None
+    probe = faces.probe_face(image)  # the depth map is decoded meanwhile
     if not probe.ok:
+        if depth is not None:
+            depth.drop()
         verdict = decide(
             door,
             Presented(
@@ -47,9 +50,7 @@ def verify(
         )
         return _with_liveness(verdict, Liveness.not_checked("no single face to check"))
 
-    liveness = check_liveness(
-        image, probe.face, depth_png, requires_depth=door.point.requires_depth
-    )
+    liveness = check_liveness(image, probe.face, depth, requires_depth=door.point.requires_depth)
     # Every face captured, granted or not, live or not: the officer judges a photo held up.
     versions = door.face_versions  # read with the door (``DoorReader(face=True)``)
     hit = watchlist.check(

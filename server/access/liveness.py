@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,23 +56,60 @@ class Liveness:
         return cls(False, None, None, "none", False, detail)
 
 
+class DepthUpload:
+    """A depth map upload, decoded on a helper thread from the moment it is made: the PNG
+    decoder lets go of the GIL, so the decode (4 ms of a 720p door's 50) runs beside the face
+    search instead of after it. An unusable upload says so where ``decoded`` is called, so a
+    frame without a face still gets its decision, whatever its depth map."""
+
+    def __init__(self, png: bytes, image: np.ndarray) -> None:
+        height, width = image.shape[:2]
+        self._decoding: Future[np.ndarray] = _decoder().submit(
+            liveness.load_depth, png, width / height
+        )
+
+    def decoded(self) -> np.ndarray:
+        """The ``H x W`` millimetres; raises :class:`gatekeeper.liveness.DepthError`."""
+        return self._decoding.result()
+
+    def drop(self) -> None:
+        """Not needed after all: not decoded if it has not started."""
+        self._decoding.cancel()
+
+
+# The decoding threads of this process (one per gunicorn worker: made on first use, after the
+# fork; two, as a worker serves two requests at once).
+_DECODER_THREADS = 2
+_decoder_lock = threading.Lock()
+_decoder_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _decoder() -> ThreadPoolExecutor:
+    global _decoder_pool
+    with _decoder_lock:
+        if _decoder_pool is None or _decoder_pool[0] != os.getpid():
+            pool = ThreadPoolExecutor(_DECODER_THREADS, thread_name_prefix="depth-decode")
+            _decoder_pool = (os.getpid(), pool)
+        return _decoder_pool[1]
+
+
 def check_liveness(
-    image: np.ndarray, face: AlignedFace, depth_png: bytes | None, *, requires_depth: bool
+    image: np.ndarray, face: AlignedFace, depth: DepthUpload | None, *, requires_depth: bool
 ) -> Liveness:
     """Judge the face from the depth map; without one, refuse at doors that require it."""
-    if depth_png is None:
+    if depth is None:
         if requires_depth:
             return Liveness(
                 False, False, None, "none", False, "depth missing: this door requires a 3D check"
             )
         return Liveness(False, None, None, "2d", True, "no depth sent: checked as 2D only")
-    return _depth_liveness(image, face, depth_png)
+    return _depth_liveness(image, face, depth)
 
 
-def _depth_liveness(image: np.ndarray, face: AlignedFace, depth_png: bytes) -> Liveness:
+def _depth_liveness(image: np.ndarray, face: AlignedFace, depth: DepthUpload) -> Liveness:
     """The 3D check (``gatekeeper.liveness``); an unusable depth upload is a 4xx."""
     try:
-        result = liveness.assess_depth(depth_png, image, face.box)
+        result = liveness.assess_loaded(depth.decoded(), image, face.box)
     except liveness.DepthError as error:
         problem = PayloadTooLarge if error.reason is liveness.DepthProblem.TOO_LARGE else Invalid
         words = DEPTH_PROBLEM_WORDS.get(error.reason, error.reason.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from gatekeeper import faces as engine
+from gatekeeper import liveness
 from gatekeeper.vocabulary import PersonRole
 from server import create_app
 from server.access import snapshots
@@ -254,6 +256,30 @@ def test_garbage_depth_is_a_problem_not_a_crash(app, client, site, published) ->
     assert all_zero.status_code == 200
     assert all_zero.json["reason"] == "spoof_suspected"
     assert all_zero.json["liveness"]["live"] is False
+
+
+def test_the_depth_map_is_decoded_beside_the_face_search(
+    app, client, site, published, monkeypatch
+) -> None:
+    """The depth PNG is decoded on a helper thread while the request's thread looks for the
+    face; a frame without a face gets its decision whatever its depth map holds."""
+    threads: list[str] = []
+    load_depth = liveness.load_depth
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return load_depth(*args, **kwargs)
+
+    monkeypatch.setattr(liveness, "load_depth", recording)
+    image = frame("obama2.jpg")
+    live = verify(client, site, image, depth=depth_for(image, "live")).json
+    assert (live["reason"], live["liveness"]["live"]) == ("resident", True)
+    assert len(threads) == 1 and threads[0].startswith("depth-decode")
+    assert threading.current_thread().name not in threads
+    empty = io.BytesIO()
+    Image.new("RGB", (1280, 720), (90, 90, 90)).save(empty, "JPEG")
+    answer = verify(client, site, empty.getvalue(), depth=b"garbage")
+    assert answer.status_code == 200 and answer.json["reason"] == "no_face"
 
 
 def _reencoded(image: Image.Image, **save: object) -> bytes:
