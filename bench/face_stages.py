@@ -10,7 +10,8 @@ Prints, for the numbers in docs/faces.md:
   map, each stage's P50 and its share of the engine's time, whether it is the floor or what
   would remove it; the detection copy as before (bilinear) and now (reduced first) side by
   side with the templates' drift; gallery searches at community sizes beside 100,000; the
-  whole engine per request before and after, interleaved in the same run;
+  whole engine per request before and after, interleaved in the same run; and with the depth
+  PNG decoded after the probe or beside it on a helper thread (as the server does), interleaved;
 - ``quality``: how face size, blur and darkness move the measurements and the descriptor
   (distance to the same photo's full-quality template), simulated ID-card photos, and the
   same-person / different-person distances behind the person-ID tolerance.
@@ -41,6 +42,7 @@ from bench.harness import add_load_flag, check_load
 from bench.stats import percentile
 from gatekeeper import faces, liveness
 from gatekeeper.gallery import Gallery
+from server.access.liveness import DepthUpload
 from tests.fetch_test_data import FACE_PHOTOS as PHOTOS
 from tests.fetch_test_data import test_image
 from tests.gatekeeper import face_images
@@ -185,6 +187,18 @@ def door_request(frame: bytes, depth: bytes, gallery: Gallery) -> None:
         raise SystemExit("the door's engine did not recognise the live probe")
 
 
+def door_request_overlapped(frame: bytes, depth: bytes, gallery: Gallery) -> None:
+    """:func:`door_request` as the server runs it: the depth PNG decoded on a helper thread
+    (``server.access.liveness.DepthUpload``) while this thread finds and describes the face."""
+    rgb = faces.load_image(frame)
+    upload = DepthUpload(depth, rgb)
+    probe = faces.probe_face(rgb)
+    live = liveness.assess_loaded(upload.decoded(), rgb, probe.face.box)
+    match = gallery.search(probe.template, tolerance=0.5, margin=0.06)
+    if not live.live or match.person_id != "per_probe":
+        raise SystemExit("the door's engine did not recognise the live probe")
+
+
 def run_door(rounds: int, gallery_size: int, force: bool) -> None:
     """The door's engine stage by stage (see the module docstring)."""
     engine = faces.engine()
@@ -288,6 +302,21 @@ def run_door(rounds: int, gallery_size: int, force: bool) -> None:
     report("engine per request, now", after_ms)
     print(
         f"  {'now / before (P50)':<38} {percentile(after_ms, 50) / percentile(before_ms, 50):.3f}x"
+    )
+
+    check_load("door engine per request, the depth map decoded after or beside", force)
+    after_ms, beside_ms = [], []
+    for _ in range(rounds):
+        for _name, frame, depth in inputs:
+            after_ms.extend(timed(lambda f=frame, d=depth: door_request(f, d, gallery), 1))
+            beside_ms.extend(
+                timed(lambda f=frame, d=depth: door_request_overlapped(f, d, gallery), 1)
+            )
+    report("engine, depth decoded after the probe", after_ms)
+    report("engine, depth decoded beside (server)", beside_ms)
+    print(
+        f"  {'beside / after (P50)':<38} "
+        f"{percentile(beside_ms, 50) / percentile(after_ms, 50):.3f}x"
     )
 
 
