@@ -18,8 +18,11 @@ from ``/proc/<pid>/stat`` before and after.
 
 The ceiling comes from the same run: the bare face engine (decode, ``faces.probe_face``,
 depth liveness, gallery search; no HTTP, no database) single-threaded in this process,
-before and after the HTTP series; its rate times the cores is what the machine could serve.
-Printed at the end, per configuration (the issue's targets in brackets):
+before and after the HTTP series, and again right before each configuration's series; its
+rate times the cores is what the machine could serve. Printed at the end, per configuration,
+against the engine measured right before it (the machine's speed drifts by 10-20 % within an
+hour on a shared host, so a row and its baseline are taken together; with several rows, their
+median), and against the run's mean engine (the issue's targets in brackets):
 
 - end to end P50 (1 client) / bare engine P50                    [<= 1.15x]
 - server CPU per request (4 clients) / engine CPU per request    [<= 1.1x]
@@ -46,6 +49,7 @@ import http.client
 import json
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -634,6 +638,7 @@ def run(
     environ = {**os.environ, **settings, "LOG_LEVEL": "WARNING"}
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     results: dict[str, dict[int, Series]] = {}
+    paired: dict[str, tuple[list[float], float, float]] = {}
     with contextlib.ExitStack() as stack, checkpointing(app):
         log = workdir / "stack.log"
         with quiet_children(log):
@@ -665,6 +670,12 @@ def run(
                 while key in results:  # a configuration measured again later in the run
                     key += "'"
                 results[key] = {}
+                # The engine again right before this configuration's series (its processes
+                # idle): the row's ratios are taken against it, so that the machine's drift
+                # over the run (its speed moves by 10-20 % within an hour on a shared host)
+                # hits a row and its baseline alike.
+                check_load(f"bare engine, before {config.name}", args.force)
+                paired[key] = bare_engine(frames, gallery, bare_count)
                 for clients in CLIENT_COUNTS:
                     check_load(f"{config.name} face, {clients} client(s)", args.force)
                     folder = args.profile if clients == max(CLIENT_COUNTS) else None
@@ -701,22 +712,43 @@ def run(
         f"per request ({parallel_rate * 100 / ceiling:.0f} % of the ceiling: the machine's own "
         "scaling, no server in it)"
     )
-    engine_p50 = percentile(bare_ms, 50)
     print(
         f"\n{'config':<8}{'req/s (4 cl.)':>14}{'P50 1 cl.':>11}{'P99 4 cl.':>11}"
-        f"{'CPU/req':>9}{'busiest':>9}  e2e/engine P50 [<=1.15]  CPU/engine [<=1.1]"
+        f"{'CPU/req':>9}{'busiest':>9}{'engine':>8}  e2e/engine P50 [<=1.15]  CPU/engine [<=1.1]"
         "  tput/ceiling [>=90%]"
     )
+    rows = []
     for name, by_clients in results.items():
         one, many = by_clients[1], by_clients[max(CLIENT_COUNTS)]
+        engine_ms, engine_rate, engine_cpu = paired[name]  # measured right before the row
+        row = (
+            percentile(one.latencies_ms, 50) / percentile(engine_ms, 50),
+            many.server_cpu_per_request_ms() / engine_cpu,
+            many.rate * 100 / (engine_rate * CORES),
+        )
+        rows.append(row)
         print(
             f"{name:<8}{many.rate:>14.2f}{percentile(one.latencies_ms, 50):>9.0f}ms"
             f"{percentile(many.latencies_ms, 99):>9.0f}ms{many.server_cpu_per_request_ms():>7.0f}ms"
-            f"{many.busiest_worker_share() * 100:>8.0f}%"
-            f"  {percentile(one.latencies_ms, 50) / engine_p50:>14.2f}x"
-            f"  {many.server_cpu_per_request_ms() / bare_cpu:>17.2f}x"
-            f"  {many.rate * 100 / ceiling:>18.0f} %"
+            f"{many.busiest_worker_share() * 100:>8.0f}%{percentile(engine_ms, 50):>6.0f}ms"
+            f"  {row[0]:>14.2f}x  {row[1]:>17.2f}x  {row[2]:>18.0f} %"
         )
+    if len(rows) > 1:
+        e2e, cpu, tput = (statistics.median(column) for column in zip(*rows, strict=True))
+        print(f"{'median':<8}{'':>62}  {e2e:>14.2f}x  {cpu:>17.2f}x  {tput:>18.0f} %")
+    print(
+        "(each row against the bare engine measured right before it, column 'engine' its P50; "
+        "against the run's mean engine:"
+    )
+    engine_p50 = percentile(bare_ms, 50)
+    for name, by_clients in results.items():
+        one, many = by_clients[1], by_clients[max(CLIENT_COUNTS)]
+        print(
+            f" {name} {percentile(one.latencies_ms, 50) / engine_p50:.2f}x,"
+            f" {many.server_cpu_per_request_ms() / bare_cpu:.2f}x,"
+            f" {many.rate * 100 / ceiling:.0f} %"
+        )
+    print(")")
     print(f"\nagainst the engine on {CORES} cores at once (the same machine, every core busy):")
     for name, by_clients in results.items():
         many = by_clients[max(CLIENT_COUNTS)]
