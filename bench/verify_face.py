@@ -262,7 +262,6 @@ def main() -> None:
     # above shares this process, and its GIL, with the client.
     from bench.load import deployed_stack  # bench.load reads this module's site and frames
 
-    deployed = []
     with deployed_stack(
         Path(tempfile.mkdtemp(prefix="gk-bench-face-web-")), app.extensions["bench_settings"]
     ) as base_url:
